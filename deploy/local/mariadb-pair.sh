@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# MariaDB primary + two GTID replicas on one host, no Docker or systemd (reliability.md §3.4).
+#   mariadb-pair.sh up     start fresh servers (wipes $XINTU_RUN_DIR/mariadb)
+#   mariadb-pair.sh down   stop them
+# The second replica ("lagging") exists so tests can stop its SQL thread without disturbing
+# others. Ports: XINTU_MYSQL_PRIMARY_PORT, XINTU_MYSQL_REPLICA_PORT, XINTU_MYSQL_LAGGING_PORT.
+set -euo pipefail
+RUN_DIR=${XINTU_RUN_DIR:-/tmp/xintu}
+BASE=$RUN_DIR/mariadb
+P_PORT=${XINTU_MYSQL_PRIMARY_PORT:-3316}
+R_PORT=${XINTU_MYSQL_REPLICA_PORT:-3317}
+L_PORT=${XINTU_MYSQL_LAGGING_PORT:-3318}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+write_cnf() { # role port server_id extra
+  cat > "$BASE/$1/my.cnf" <<CNF
+[mariadbd]
+datadir=$BASE/$1/data
+port=$2
+bind-address=127.0.0.1
+socket=$BASE/$1/mysqld.sock
+pid-file=$BASE/$1/mysqld.pid
+log-error=$BASE/$1/log/error.log
+server_id=$3
+log_bin=$BASE/$1/log/bin
+binlog_format=ROW
+gtid_strict_mode=1
+skip-name-resolve
+character-set-server=utf8mb4
+collation-server=utf8mb4_unicode_ci
+innodb_buffer_pool_size=128M
+innodb_flush_log_at_trx_commit=2
+sync_binlog=0
+max_connections=500
+$4
+CNF
+}
+
+down() {
+  for role in l r p; do
+    local pidfile=$BASE/$role/mysqld.pid
+    if [ -f "$pidfile" ]; then
+      local pid; pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  done
+}
+
+sock() { echo "$BASE/$1/mysqld.sock"; }
+
+up() {
+  down
+  rm -rf "$BASE"
+  mkdir -p "$BASE"/{p,r,l}/{data,log}
+  write_cnf p "$P_PORT" 1 ""
+  for role in r l; do
+    port=$R_PORT; id=2
+    [ "$role" = l ] && { port=$L_PORT; id=3; }
+    write_cnf "$role" "$port" "$id" "relay_log=$BASE/$role/log/relay
+log_slave_updates=1
+read_only=1"
+  done
+  chown -R mysql:mysql "$BASE"
+  for role in p r l; do
+    mariadb-install-db --defaults-file="$BASE/$role/my.cnf" --user=mysql --skip-test-db \
+      --auth-root-authentication-method=socket > "$BASE/$role/log/install.log" 2>&1
+    nohup mariadbd --defaults-file="$BASE/$role/my.cnf" --user=mysql \
+      > "$BASE/$role/log/stdout.log" 2>&1 &
+  done
+  for role in p r l; do
+    for _ in $(seq 1 300); do
+      mariadb-admin -S "$(sock $role)" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    mariadb-admin -S "$(sock $role)" ping >/dev/null || { cat "$BASE/$role/log/error.log"; exit 1; }
+  done
+  # Users and schemas are made on the primary and reach the replicas through the binlog.
+  mariadb -S "$(sock p)" < "$HERE/../mysql/init/00-replication.sql"
+  mariadb -S "$(sock p)" < "$HERE/../mysql/init/10-services.sql"
+  mariadb -S "$(sock p)" < "$HERE/local-users.sql"
+  for role in r l; do
+    mariadb -S "$(sock $role)" <<SQL
+SET GLOBAL gtid_slave_pos='';
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$P_PORT, MASTER_USER='repl',
+  MASTER_PASSWORD='replpass', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+START SLAVE;
+SQL
+  done
+  # The lagging replica's controller may stop and start replication there, nothing else.
+  # Made locally without binlogging, so no replica-side GTID is ever created.
+  mariadb -S "$(sock l)" <<SQL
+SET SESSION sql_log_bin=0;
+CREATE USER 'replctl'@'127.0.0.1' IDENTIFIED BY 'replctlpass';
+GRANT REPLICATION SLAVE ADMIN ON *.* TO 'replctl'@'127.0.0.1';
+SQL
+  pos=$(mariadb -S "$(sock p)" -N -e "SELECT @@gtid_binlog_pos")
+  for role in r l; do
+    reached=$(mariadb -S "$(sock $role)" -N -e "SELECT MASTER_GTID_WAIT('$pos', 30)")
+    [ "$reached" = 0 ] || { echo "replica $role did not catch up" >&2; exit 1; }
+  done
+  echo "mariadb primary 127.0.0.1:$P_PORT, replicas 127.0.0.1:$R_PORT and 127.0.0.1:$L_PORT (gtid $pos)"
+}
+
+"${1:-up}"

@@ -1,0 +1,18 @@
+-- One schema and one user per service, with rights on its own schema only (SYSTEM.md §7).
+-- No user here holds SUPER or READ ONLY ADMIN, so the read-only replica refuses their writes.
+-- Passwords are the local defaults; production sets its own through the deploy's secrets.
+CREATE DATABASE IF NOT EXISTS xintu_membership CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS xintu_photo CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS xintu_stats CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+CREATE USER IF NOT EXISTS 'membership'@'%' IDENTIFIED BY 'membership-local';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES
+  ON xintu_membership.* TO 'membership'@'%';
+
+CREATE USER IF NOT EXISTS 'photo'@'%' IDENTIFIED BY 'photo-local';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES
+  ON xintu_photo.* TO 'photo'@'%';
+
+CREATE USER IF NOT EXISTS 'stats'@'%' IDENTIFIED BY 'stats-local';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES
+  ON xintu_stats.* TO 'stats'@'%';

@@ -1,0 +1,23 @@
+//! gRPC contracts of the Xintu services. Each service owns one package; this crate is the only
+//! code shared between the gateway and the services.
+
+pub mod membership {
+    pub mod v1 {
+        tonic::include_proto!("membership.v1");
+    }
+}
+
+pub mod photo {
+    pub mod v1 {
+        tonic::include_proto!("photo.v1");
+    }
+}
+
+pub mod stats {
+    pub mod v1 {
+        tonic::include_proto!("stats.v1");
+    }
+}
+
+/// Descriptor set of every service, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("xintu_descriptor");

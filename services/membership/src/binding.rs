@@ -1,0 +1,275 @@
+//! Use cases of client binding: QR creation, status polls, official-account events and client
+//! authentication. Each owns its transaction and its choice of primary or replica.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use sqlx::{Acquire, MySqlPool};
+
+use platform::db::{Pools, last_gtid};
+
+use crate::domain::binding::{BindingState, ClientId, ClientToken};
+use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
+use crate::error::MembershipError;
+use crate::freshness::Freshness;
+use crate::store::{self, bindings::BindingRow, ledger};
+use crate::wechat::WechatApi;
+
+/// Rules of binding, from config.
+#[derive(Clone, Debug)]
+pub struct BindingRules {
+    pub qrcode_expire_seconds: u32,
+    pub mp_base: String,
+    pub new_follower_credits: i64,
+}
+
+/// A QR code handed to an app, with the app's new bearer token.
+pub struct IssuedQrCode {
+    pub scene_id: u32,
+    pub ticket: String,
+    pub qr_url: String,
+    pub image_url: String,
+    pub expires_at: DateTime<Utc>,
+    pub expire_seconds: u32,
+    pub client_token: ClientToken,
+}
+
+pub struct BindingView {
+    pub state: BindingState,
+    pub openid: Option<String>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct EventResult {
+    pub outcome: EventOutcome,
+    pub new_user: bool,
+    pub remaining_credits: i64,
+    pub detail: &'static str,
+}
+
+pub struct ClientIdentity {
+    pub client_id: String,
+    pub openid: Option<String>,
+    pub user_id: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Bindings {
+    pools: Pools,
+    wechat: WechatApi,
+    freshness: Freshness,
+    rules: BindingRules,
+}
+
+impl Bindings {
+    pub fn new(pools: Pools, wechat: WechatApi, freshness: Freshness, rules: BindingRules) -> Self {
+        Self {
+            pools,
+            wechat,
+            freshness,
+            rules,
+        }
+    }
+
+    /// Creates or refreshes the client's binding (a new token, back to pending) and asks WeChat
+    /// for a temporary QR code whose scene id is the binding's row id.
+    pub async fn create_qrcode(&self, client_id: &ClientId) -> Result<IssuedQrCode, MembershipError> {
+        let client_token = ClientToken::generate();
+        let requested_expiry =
+            Utc::now() + ChronoDuration::seconds(i64::from(self.rules.qrcode_expire_seconds));
+        let scene_id = {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let scene_id = store::bindings::upsert_pending(
+                &mut tx,
+                client_id.as_str(),
+                &client_token.hash(),
+                requested_expiry,
+            )
+            .await?;
+            tx.commit().await?;
+            let gtid = last_gtid(&mut conn).await;
+            self.freshness.wrote(client_id.as_str(), gtid.as_deref()).await;
+            scene_id
+        };
+        // No connection is held while WeChat answers.
+        let qrcode = self
+            .wechat
+            .create_qrcode(scene_id, self.rules.qrcode_expire_seconds)
+            .await?;
+        let expires_at = Utc::now() + ChronoDuration::seconds(i64::from(qrcode.expire_seconds));
+        let mut conn = self.pools.primary.acquire().await?;
+        store::bindings::set_qrcode(&mut *conn, scene_id, &qrcode.ticket, &qrcode.url, expires_at)
+            .await?;
+        let gtid = last_gtid(&mut conn).await;
+        self.freshness.wrote(client_id.as_str(), gtid.as_deref()).await;
+        let image_url = format!(
+            "{}/cgi-bin/showqrcode?ticket={}",
+            self.rules.mp_base.trim_end_matches('/'),
+            url::form_urlencoded::byte_serialize(qrcode.ticket.as_bytes()).collect::<String>()
+        );
+        Ok(IssuedQrCode {
+            scene_id,
+            ticket: qrcode.ticket,
+            qr_url: qrcode.url,
+            image_url,
+            expires_at,
+            expire_seconds: qrcode.expire_seconds,
+            client_token,
+        })
+    }
+
+    /// Returns the binding of a client that proves itself with its token. Reads the replica unless
+    /// the client's last write may not be there yet; any negative answer from the replica is
+    /// checked on the primary before it is believed.
+    pub async fn status(
+        &self,
+        client_id: &ClientId,
+        token: &ClientToken,
+    ) -> Result<BindingView, MembershipError> {
+        let pool = self.freshness.pool_for(&self.pools, client_id.as_str()).await;
+        let mut row = read_binding(pool, client_id).await;
+        let trusted = matches!(&row, Ok(Some(found)) if token.matches(&found.client_token_hash));
+        if !trusted && !std::ptr::eq(pool, &self.pools.primary) {
+            row = read_binding(&self.pools.primary, client_id).await;
+        }
+        let row = row?.ok_or(MembershipError::InvalidClientToken)?;
+        if !token.matches(&row.client_token_hash) {
+            return Err(MembershipError::InvalidClientToken);
+        }
+        Ok(BindingView {
+            state: BindingState::derive(&row.status, row.expire_at),
+            openid: row.openid,
+            completed_at: row.completed_at,
+            expires_at: row.expire_at,
+        })
+    }
+
+    /// Applies a verified official-account event exactly once.
+    pub async fn handle_event(
+        &self,
+        event: &OfficialAccountEvent,
+    ) -> Result<EventResult, MembershipError> {
+        event.validate()?;
+        let dedup_key = event.dedup_key();
+        let mut conn = self.pools.primary.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let claimed = store::events::claim(
+            &mut tx,
+            &dedup_key,
+            &event.openid,
+            event.kind.as_str(),
+            &event.event_key,
+        )
+        .await?;
+        if !claimed {
+            tx.rollback().await?;
+            let remaining = store::users::remaining_credits(&mut conn, &event.openid)
+                .await?
+                .unwrap_or(0);
+            return Ok(EventResult {
+                outcome: EventOutcome::Duplicate,
+                new_user: false,
+                remaining_credits: remaining,
+                detail: "",
+            });
+        }
+        let mut new_user = false;
+        let mut bound_client = None;
+        let (outcome, detail) = match event.kind {
+            EventKind::Unsubscribe => {
+                store::users::mark_unfollowed(&mut tx, &event.openid).await?;
+                (EventOutcome::Unfollowed, "")
+            }
+            EventKind::Subscribe | EventKind::Scan => {
+                let (user_id, created) =
+                    store::users::upsert_follower(&mut tx, &event.openid).await?;
+                new_user = created;
+                if created && self.rules.new_follower_credits > 0 {
+                    ledger::grant_once(
+                        &mut tx,
+                        user_id,
+                        self.rules.new_follower_credits,
+                        ledger::Reason::FollowBonus,
+                        &event.openid,
+                    )
+                    .await?;
+                }
+                let (outcome, detail, client) = self.bind_scene(&mut tx, event, user_id).await?;
+                bound_client = client;
+                (outcome, detail)
+            }
+        };
+        store::events::record_outcome(&mut tx, &dedup_key, outcome.as_str(), detail).await?;
+        let remaining = store::users::remaining_credits(&mut tx, &event.openid)
+            .await?
+            .unwrap_or(0);
+        tx.commit().await?;
+        if let Some(client_id) = bound_client {
+            let gtid = last_gtid(&mut conn).await;
+            self.freshness.wrote(&client_id, gtid.as_deref()).await;
+        }
+        Ok(EventResult {
+            outcome,
+            new_user,
+            remaining_credits: remaining,
+            detail,
+        })
+    }
+
+    /// Binds the event's scene to the user when the scene is a live, pending QR code.
+    async fn bind_scene(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        event: &OfficialAccountEvent,
+        user_id: i64,
+    ) -> Result<(EventOutcome, &'static str, Option<String>), MembershipError> {
+        let Some(scene_id) = event.scene_id() else {
+            return Ok((EventOutcome::Followed, "no_scene", None));
+        };
+        let Some(row) = store::bindings::lock_scene(conn, scene_id).await? else {
+            return Ok((EventOutcome::Followed, "unknown_scene", None));
+        };
+        if row.status == "completed" {
+            return Ok(if row.openid.as_deref() == Some(event.openid.as_str()) {
+                (EventOutcome::Bound, "already_bound", None)
+            } else {
+                (EventOutcome::Followed, "scene_taken", None)
+            });
+        }
+        if row.expire_at <= Utc::now() {
+            return Ok((EventOutcome::Followed, "expired_scene", None));
+        }
+        // A refreshed binding has a new ticket; an event from a superseded QR code binds nothing.
+        if !event.ticket.is_empty() && row.ticket.as_deref() != Some(event.ticket.as_str()) {
+            return Ok((EventOutcome::Followed, "stale_qrcode", None));
+        }
+        store::bindings::complete(conn, row.id, &event.openid, user_id).await?;
+        Ok((EventOutcome::Bound, "", Some(row.client_id)))
+    }
+
+    /// Resolves an app's bearer token. A token is valid from its QR code on; the client is bound
+    /// once its binding completed.
+    pub async fn authenticate(&self, token: &ClientToken) -> Result<ClientIdentity, MembershipError> {
+        let hash = token.hash();
+        let from_replica = store::bindings::find_by_token_hash(&self.pools.replica, &hash).await;
+        let row = match from_replica {
+            Ok(Some(row)) if row.status == "completed" => Some(row),
+            // Unknown, pending or unreadable on the replica: the primary has the last word.
+            _ => store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?,
+        };
+        let row = row.ok_or(MembershipError::InvalidClientToken)?;
+        let bound = row.status == "completed";
+        Ok(ClientIdentity {
+            client_id: row.client_id,
+            openid: if bound { row.openid } else { None },
+            user_id: if bound { row.user_id } else { None },
+        })
+    }
+}
+
+async fn read_binding(
+    pool: &MySqlPool,
+    client_id: &ClientId,
+) -> Result<Option<BindingRow>, MembershipError> {
+    Ok(store::bindings::find_by_client(pool, client_id.as_str()).await?)
+}

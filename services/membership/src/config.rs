@@ -1,0 +1,106 @@
+//! Membership service configuration (defaults and documentation in `config.default.toml`).
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use platform::telemetry::LogFormat;
+
+const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MembershipConfig {
+    pub membership_listen_addr: String,
+    pub database_url: SecretString,
+    pub database_replica_url: Option<SecretString>,
+    pub database_max_connections: u32,
+    pub redis_url: SecretString,
+    pub redis_key_prefix: String,
+    pub wechat_appid: String,
+    pub wechat_secret: SecretString,
+    pub wechat_api_base: String,
+    pub wechat_mp_base: String,
+    pub qrcode_expire_seconds: u32,
+    pub wechat_timeout_ms: u64,
+    pub new_follower_credits: i64,
+    pub xintu_env: String,
+    pub log_format: LogFormat,
+    pub otel_exporter_otlp_endpoint: Option<String>,
+}
+
+/// A setting that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Load(#[from] Box<figment::Error>),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl MembershipConfig {
+    /// Loads the defaults overlaid by the environment, then validates.
+    pub fn load() -> Result<Self, ConfigError> {
+        let cfg: Self = platform::config::load(DEFAULTS).map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Returns the embedded defaults, for tests that start from them.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Ok(platform::config::figment(DEFAULTS)
+            .extract()
+            .map_err(Box::new)?)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(60..=2_592_000).contains(&self.qrcode_expire_seconds) {
+            return Err(ConfigError::Invalid(
+                "qrcode_expire_seconds must be within 60..=2592000".into(),
+            ));
+        }
+        if self.new_follower_credits < 0 {
+            return Err(ConfigError::Invalid("new_follower_credits must be >= 0".into()));
+        }
+        if self.xintu_env == "production" && is_sandbox_url(&self.wechat_api_base) {
+            return Err(ConfigError::Invalid(format!(
+                "wechat_api_base {} is a sandbox address; production refuses it",
+                self.wechat_api_base
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A provider URL that can only be the local sandbox: plain http or a loopback host.
+pub fn is_sandbox_url(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            parsed.scheme() != "https"
+                || matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_the_sandbox() {
+        let mut cfg = MembershipConfig::defaults().unwrap();
+        cfg.validate().unwrap();
+        cfg.xintu_env = "production".into();
+        cfg.wechat_api_base = "http://127.0.0.1:9000".into();
+        assert!(cfg.validate().is_err());
+        cfg.wechat_api_base = "https://api.weixin.qq.com".into();
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let cfg = MembershipConfig::defaults().unwrap();
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("sandbox-app-secret"), "{printed}");
+        assert!(!printed.contains("membership-local"), "{printed}");
+    }
+}

@@ -1,0 +1,4 @@
+//! Domain types and rules of the membership service: no gRPC, no SQL.
+
+pub mod binding;
+pub mod event;

@@ -1,0 +1,69 @@
+//! Read-your-writes on the replica: after a write that a client will read back, the GTID of the
+//! write is kept in Redis for a while. A read for that client waits briefly for the replica to
+//! apply it and otherwise reads the primary; so a poll right after a write never sees old data,
+//! while the polls in between go to the replica.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use sqlx::MySqlPool;
+
+use platform::db::Pools;
+use platform::redis::Keys;
+
+/// How long the replica may take to apply a write before the primary is read instead.
+const REPLICA_WAIT: Duration = Duration::from_millis(50);
+
+#[derive(Clone)]
+pub struct Freshness {
+    redis: ConnectionManager,
+    keys: Keys,
+    /// How long a write's GTID is remembered; longer than any replica lag we accept.
+    remember: Duration,
+}
+
+impl Freshness {
+    pub fn new(redis: ConnectionManager, keys: Keys, remember: Duration) -> Self {
+        Self {
+            redis,
+            keys,
+            remember,
+        }
+    }
+
+    /// Remembers that `subject` was written in transaction `gtid`. Without a GTID (or without
+    /// Redis) the subject is pinned to the primary by a marker instead.
+    pub async fn wrote(&self, subject: &str, gtid: Option<&str>) {
+        let mut redis = self.redis.clone();
+        let key = self.keys.key(&["fresh", subject]);
+        let result: Result<(), redis::RedisError> = redis
+            .set_ex(key, gtid.unwrap_or("primary"), self.remember.as_secs().max(1))
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, subject, "could not record a write's gtid");
+        }
+    }
+
+    /// Picks the pool that returns `subject` as of its last write.
+    pub async fn pool_for<'a>(&self, pools: &'a Pools, subject: &str) -> &'a MySqlPool {
+        let mut redis = self.redis.clone();
+        let key = self.keys.key(&["fresh", subject]);
+        let marker: Result<Option<String>, redis::RedisError> = redis.get(key).await;
+        match marker {
+            Ok(None) => &pools.replica,
+            Ok(Some(gtid)) if gtid != "primary" => {
+                if pools.replica_has(&gtid, REPLICA_WAIT).await {
+                    &pools.replica
+                } else {
+                    &pools.primary
+                }
+            }
+            Ok(Some(_)) => &pools.primary,
+            Err(err) => {
+                tracing::warn!(error = %err, "freshness unknown; reading the primary");
+                &pools.primary
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `membership.v1.BindingService`.
+
+use proto::membership::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::binding::Bindings;
+use crate::domain::binding::{BindingState, ClientId, ClientToken};
+use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
+use crate::error::MembershipError;
+
+pub struct BindingGrpc {
+    bindings: Bindings,
+}
+
+impl BindingGrpc {
+    pub fn new(bindings: Bindings) -> Self {
+        Self { bindings }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::binding_service_server::BindingService for BindingGrpc {
+    #[tracing::instrument(skip_all, fields(client_id = %request.get_ref().client_id))]
+    async fn create_qr_code(
+        &self,
+        request: Request<pb::CreateQrCodeRequest>,
+    ) -> Result<Response<pb::CreateQrCodeResponse>, Status> {
+        let client_id = ClientId::parse(&request.get_ref().client_id)?;
+        let issued = self.bindings.create_qrcode(&client_id).await?;
+        Ok(Response::new(pb::CreateQrCodeResponse {
+            scene_id: issued.scene_id,
+            ticket: issued.ticket,
+            qr_url: issued.qr_url,
+            qrcode_image_url: issued.image_url,
+            expires_at_unix: issued.expires_at.timestamp(),
+            expire_seconds: issued.expire_seconds,
+            client_token: issued.client_token.expose().to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(client_id = %request.get_ref().client_id))]
+    async fn get_binding_status(
+        &self,
+        request: Request<pb::GetBindingStatusRequest>,
+    ) -> Result<Response<pb::GetBindingStatusResponse>, Status> {
+        let request = request.into_inner();
+        let client_id = ClientId::parse(&request.client_id)?;
+        let token = ClientToken::from_presented(&request.client_token);
+        let view = self.bindings.status(&client_id, &token).await?;
+        let status = match view.state {
+            BindingState::Pending => pb::BindingStatus::Pending,
+            BindingState::Completed => pb::BindingStatus::Completed,
+            BindingState::Expired => pb::BindingStatus::Expired,
+        };
+        Ok(Response::new(pb::GetBindingStatusResponse {
+            status: status.into(),
+            openid: view.openid.unwrap_or_default(),
+            completed_at_unix: view.completed_at.map(|at| at.timestamp()).unwrap_or(0),
+            expires_at_unix: view.expires_at.timestamp(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(kind = request.get_ref().kind))]
+    async fn handle_official_account_event(
+        &self,
+        request: Request<pb::OfficialAccountEvent>,
+    ) -> Result<Response<pb::OfficialAccountEventResult>, Status> {
+        let request = request.into_inner();
+        let kind = match pb::EventKind::try_from(request.kind) {
+            Ok(pb::EventKind::Subscribe) => EventKind::Subscribe,
+            Ok(pb::EventKind::Scan) => EventKind::Scan,
+            Ok(pb::EventKind::Unsubscribe) => EventKind::Unsubscribe,
+            _ => return Err(MembershipError::invalid("kind", "unknown event kind").into()),
+        };
+        let event = OfficialAccountEvent {
+            openid: request.openid,
+            create_time: request.create_time,
+            kind,
+            event_key: request.event_key,
+            ticket: request.ticket,
+        };
+        let result = self.bindings.handle_event(&event).await?;
+        tracing::info!(outcome = result.outcome.as_str(), detail = result.detail, "event applied");
+        let outcome = match result.outcome {
+            EventOutcome::Bound => pb::EventOutcome::Bound,
+            EventOutcome::Followed => pb::EventOutcome::Followed,
+            EventOutcome::Unfollowed => pb::EventOutcome::Unfollowed,
+            EventOutcome::Duplicate => pb::EventOutcome::Duplicate,
+        };
+        Ok(Response::new(pb::OfficialAccountEventResult {
+            outcome: outcome.into(),
+            new_user: result.new_user,
+            remaining_credits: result.remaining_credits,
+            detail: result.detail.to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn authenticate_client(
+        &self,
+        request: Request<pb::AuthenticateClientRequest>,
+    ) -> Result<Response<pb::AuthenticateClientResponse>, Status> {
+        let token = ClientToken::from_presented(&request.get_ref().client_token);
+        let identity = self.bindings.authenticate(&token).await?;
+        Ok(Response::new(pb::AuthenticateClientResponse {
+            client_id: identity.client_id,
+            openid: identity.openid.unwrap_or_default(),
+            user_id: identity.user_id.unwrap_or(0),
+        }))
+    }
+}

@@ -1,0 +1,123 @@
+//! `client_bindings`: one row per app install; its id is the QR scene id.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct BindingRow {
+    pub id: u32,
+    pub client_id: String,
+    pub client_token_hash: Vec<u8>,
+    pub status: String,
+    pub openid: Option<String>,
+    pub user_id: Option<i64>,
+    pub ticket: Option<String>,
+    pub expire_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, client_id, client_token_hash, status, openid, user_id, ticket, \
+                       expire_at, completed_at";
+
+/// Creates the client's row, or resets an existing one to pending with a new token and expiry.
+/// Returns the row id (the scene id), which stays the same across refreshes.
+pub async fn upsert_pending(
+    conn: &mut MySqlConnection,
+    client_id: &str,
+    token_hash: &[u8; 32],
+    expire_at: DateTime<Utc>,
+) -> Result<u32, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO client_bindings (client_id, client_token_hash, status, expire_at) \
+         VALUES (?, ?, 'pending', ?) \
+         ON DUPLICATE KEY UPDATE client_token_hash = VALUES(client_token_hash), \
+           status = 'pending', openid = NULL, user_id = NULL, ticket = NULL, qr_url = NULL, \
+           completed_at = NULL, expire_at = VALUES(expire_at), updated_at = CURRENT_TIMESTAMP(3)",
+    )
+    .bind(client_id)
+    .bind(&token_hash[..])
+    .bind(expire_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar("SELECT id FROM client_bindings WHERE client_id = ?")
+        .bind(client_id)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Stores the QR code WeChat made for the row.
+pub async fn set_qrcode(
+    executor: impl MySqlExecutor<'_>,
+    id: u32,
+    ticket: &str,
+    qr_url: &str,
+    expire_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE client_bindings SET ticket = ?, qr_url = ?, expire_at = ?, \
+         updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?",
+    )
+    .bind(ticket)
+    .bind(qr_url)
+    .bind(expire_at)
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+pub async fn find_by_client(
+    executor: impl MySqlExecutor<'_>,
+    client_id: &str,
+) -> Result<Option<BindingRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM client_bindings WHERE client_id = ?"
+    ))
+    .bind(client_id)
+    .fetch_optional(executor)
+    .await
+}
+
+pub async fn find_by_token_hash(
+    executor: impl MySqlExecutor<'_>,
+    token_hash: &[u8; 32],
+) -> Result<Option<BindingRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM client_bindings WHERE client_token_hash = ?"
+    ))
+    .bind(&token_hash[..])
+    .fetch_optional(executor)
+    .await
+}
+
+/// Locks the row of a scene for the rest of the transaction.
+pub async fn lock_scene(
+    conn: &mut MySqlConnection,
+    scene_id: u32,
+) -> Result<Option<BindingRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM client_bindings WHERE id = ? FOR UPDATE"
+    ))
+    .bind(scene_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn complete(
+    conn: &mut MySqlConnection,
+    id: u32,
+    openid: &str,
+    user_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE client_bindings SET status = 'completed', openid = ?, user_id = ?, \
+         completed_at = CURRENT_TIMESTAMP(3), updated_at = CURRENT_TIMESTAMP(3) \
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(openid)
+    .bind(user_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

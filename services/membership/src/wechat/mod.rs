@@ -1,0 +1,159 @@
+//! Client for the WeChat official-account API (base URL from config: WeChat or the sandbox).
+
+mod token;
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use token::AccessTokens;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WechatError {
+    #[error("wechat request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("wechat answered http {0}")]
+    Http(u16),
+    #[error("wechat answered errcode {code}: {message}")]
+    Api { code: i64, message: String },
+    #[error("wechat quota reached (errcode {code})")]
+    QuotaExceeded { code: i64 },
+    #[error("wechat answered an unexpected body: {0}")]
+    Malformed(String),
+}
+
+impl WechatError {
+    /// 40001 / 40014 / 42001: the access token we sent is no longer valid (WxJava's set).
+    pub fn is_token_rejected(&self) -> bool {
+        matches!(self, Self::Api { code: 40001 | 40014 | 42001, .. })
+    }
+
+    /// Worth one more try: transport failures, 5xx and WeChat's "system busy" (-1).
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Http(status) => *status >= 500,
+            Self::Api { code: -1, .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A temporary QR code as WeChat created it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct QrCode {
+    pub ticket: String,
+    pub expire_seconds: u32,
+    pub url: String,
+}
+
+/// Settings of the client.
+#[derive(Clone, Debug)]
+pub struct WechatSettings {
+    pub api_base: String,
+    pub appid: String,
+    pub secret: SecretString,
+    pub timeout: Duration,
+    pub token_key: String,
+    pub token_lock_key: String,
+}
+
+/// The official-account API, with the shared access token handled for the caller.
+#[derive(Clone)]
+pub struct WechatApi {
+    http: reqwest::Client,
+    api_base: String,
+    tokens: AccessTokens,
+}
+
+impl WechatApi {
+    pub fn new(settings: WechatSettings, redis: ConnectionManager) -> Result<Self, WechatError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .build()?;
+        let api_base = settings.api_base.trim_end_matches('/').to_owned();
+        let tokens = AccessTokens::new(http.clone(), settings, redis);
+        Ok(Self {
+            http,
+            api_base,
+            tokens,
+        })
+    }
+
+    /// Creates a temporary QR code (`QR_SCENE`) for `scene_id`.
+    pub async fn create_qrcode(
+        &self,
+        scene_id: u32,
+        expire_seconds: u32,
+    ) -> Result<QrCode, WechatError> {
+        let body = serde_json::json!({
+            "expire_seconds": expire_seconds,
+            "action_name": "QR_SCENE",
+            "action_info": { "scene": { "scene_id": scene_id } },
+        });
+        self.with_token(|token| {
+            let url = format!("{}/cgi-bin/qrcode/create", self.api_base);
+            let request = self
+                .http
+                .post(url)
+                .query(&[("access_token", token)])
+                .json(&body);
+            send_json(request)
+        })
+        .await
+    }
+
+    /// Calls `call` with the shared token. When WeChat rejects that very token, drops it from the
+    /// cache (only if still the cached one), fetches a fresh one and calls once more; a transient
+    /// failure is also tried once more.
+    async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, WechatError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, WechatError>>,
+    {
+        let token = self.tokens.get().await?;
+        match call(token.clone()).await {
+            Err(err) if err.is_token_rejected() => {
+                tracing::warn!(error = %err, "access token rejected; refetching once");
+                self.tokens.invalidate(&token).await;
+                let fresh = self.tokens.get().await?;
+                call(fresh).await
+            }
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, "transient wechat failure; retrying once");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                call(token).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Sends a request and decodes WeChat's JSON answer, turning `errcode != 0` into an error.
+async fn send_json<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, WechatError> {
+    let response = request.send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(WechatError::Http(status.as_u16()));
+    }
+    let value: serde_json::Value = response.json().await?;
+    if let Some(code) = value.get("errcode").and_then(serde_json::Value::as_i64) {
+        if code != 0 {
+            let message = value
+                .get("errmsg")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            return Err(match code {
+                45009 | 45011 => WechatError::QuotaExceeded { code },
+                _ => WechatError::Api { code, message },
+            });
+        }
+    }
+    serde_json::from_value(value).map_err(|err| WechatError::Malformed(err.to_string()))
+}

@@ -1,0 +1,117 @@
+//! MySQL/MariaDB pools: a primary for writes and fresh reads, a read-only replica for the rest.
+//!
+//! Routing is the caller's explicit choice (`pools.primary` or `pools.replica`). Reads that must
+//! see a write just made either go to the primary or wait for the write's GTID on the replica
+//! ([`Pools::replica_has`]), falling back to the primary when the replica lags or is down.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::{Executor, MySqlConnection};
+
+/// The two pools of one service.
+#[derive(Clone, Debug)]
+pub struct Pools {
+    pub primary: MySqlPool,
+    pub replica: MySqlPool,
+}
+
+/// Pool sizing and timeouts.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing fast.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Pools {
+    /// Builds lazily connecting pools, so a service starts (and reports not ready) while its
+    /// database is still coming up. Without a replica URL the replica pool reads the primary.
+    pub fn connect_lazy(
+        primary_url: &SecretString,
+        replica_url: Option<&SecretString>,
+        settings: &PoolSettings,
+    ) -> Result<Self, sqlx::Error> {
+        let primary_options = MySqlConnectOptions::from_str(primary_url.expose_secret())?;
+        let replica_options = match replica_url {
+            Some(url) => MySqlConnectOptions::from_str(url.expose_secret())?,
+            None => primary_options.clone(),
+        };
+        let primary = MySqlPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(primary_options);
+        let replica = read_only_pool_options(settings).connect_lazy_with(replica_options);
+        Ok(Self { primary, replica })
+    }
+
+    /// Returns true when the replica has applied `gtid` within `wait`. Any error, a timeout or a
+    /// NULL answer counts as "not there": the caller then reads the primary.
+    pub async fn replica_has(&self, gtid: &str, wait: Duration) -> bool {
+        let answer: Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, ?)")
+                .bind(gtid)
+                .bind(wait.as_secs_f64())
+                .fetch_one(&self.replica)
+                .await;
+        matches!(answer, Ok(Some(0)))
+    }
+}
+
+/// Options for a replica pool: every session is read-only, so a write routed there by mistake
+/// fails loudly (SQLSTATE 25006) in tests as in production.
+pub fn read_only_pool_options(settings: &PoolSettings) -> MySqlPoolOptions {
+    MySqlPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                Ok(())
+            })
+        })
+}
+
+/// Returns the GTID of the last transaction committed on this connection (MariaDB
+/// `@@last_gtid`), or None where the server does not report one.
+pub async fn last_gtid(conn: &mut MySqlConnection) -> Option<String> {
+    let gtid: Result<Option<String>, sqlx::Error> = sqlx::query_scalar("SELECT @@last_gtid")
+        .fetch_one(&mut *conn)
+        .await;
+    gtid.ok().flatten().filter(|g| !g.is_empty())
+}
+
+/// Returns true for the error a read-only replica session raises on a write.
+pub fn is_read_only_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("25006") || db.message().contains("read-only")
+        }
+        _ => false,
+    }
+}
+
+/// Returns true for a duplicate-key error (MySQL reports no constraint names).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Returns true when the error means the database could not be reached (as opposed to a query
+/// that the database refused), so callers can answer 503 rather than 500.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+    )
+}

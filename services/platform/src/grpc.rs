@@ -1,0 +1,177 @@
+//! gRPC plumbing: a server with health, reflection and a request span per call, and client
+//! channels that carry the request id and W3C trace context into every service.
+
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::service::{Interceptor, Routes};
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Request, Status};
+use tower_http::trace::{MakeSpan, TraceLayer};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::request_id;
+
+/// The status metadata key that carries our stable, snake_case error code (for the gateway).
+pub const ERROR_CODE_KEY: &str = "x-error-code";
+
+/// Builds a status with a stable error code in its metadata.
+pub fn status(code: tonic::Code, error_code: &'static str, message: impl Into<String>) -> Status {
+    let mut status = Status::new(code, message);
+    status
+        .metadata_mut()
+        .insert(ERROR_CODE_KEY, MetadataValue::from_static(error_code));
+    status
+}
+
+/// Returns the stable error code a service put on `status`, if any.
+pub fn error_code(status: &Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Serves `routes` on `listener` with gRPC health (each name in `services` reported serving) and
+/// reflection, until `shutdown` is cancelled; in-flight calls finish first.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    services: &[&str],
+    shutdown: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    for name in services {
+        health_reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    Server::builder()
+        .timeout(Duration::from_secs(30))
+        .layer(TraceLayer::new_for_grpc().make_span_with(GrpcRequestSpan))
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// Makes the server span of one call: its path, the gateway's request id, and the caller's trace
+/// as parent.
+#[derive(Clone, Copy, Debug)]
+struct GrpcRequestSpan;
+
+impl<B> MakeSpan<B> for GrpcRequestSpan {
+    fn make_span(&mut self, request: &http::Request<B>) -> tracing::Span {
+        let request_id = request
+            .headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let span = tracing::info_span!(
+            "grpc",
+            rpc = %request.uri().path(),
+            request_id = %request_id,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(parent);
+        span
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Client interceptor: copies the current request id and trace context into the call metadata.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PropagateContext;
+
+impl Interceptor for PropagateContext {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(id) = request_id::current() {
+            if let Ok(value) = MetadataValue::try_from(id.as_str()) {
+                request.metadata_mut().insert(request_id::HEADER, value);
+            }
+        }
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
+        });
+        Ok(request)
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// A channel to one service. `urls` is a comma-separated list of instances; calls are spread over
+/// all of them. Connections are made lazily, so a client can be built before its peer runs.
+pub fn channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+    let endpoints = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            Endpoint::from_shared(url.to_owned()).map(|endpoint| {
+                endpoint
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(timeout)
+                    .tcp_nodelay(true)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match endpoints.as_slice() {
+        [single] => Ok(single.connect_lazy()),
+        _ => Ok(Channel::balance_list(endpoints.into_iter())),
+    }
+}
+
+/// Exits with an error unless the gRPC server at `addr` reports itself serving.
+pub async fn healthcheck(addr: &str) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(addr.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    if answer.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+        Ok(())
+    } else {
+        anyhow::bail!("not serving: status {}", answer.status)
+    }
+}

@@ -1,0 +1,14 @@
+//! Infrastructure shared by every Xintu binary: configuration loading, telemetry, database pools
+//! (primary and read-only replica), Redis, gRPC server and client plumbing, and shutdown.
+//! No domain types live here.
+
+pub mod config;
+pub mod db;
+pub mod grpc;
+pub mod redis;
+pub mod request_id;
+pub mod shutdown;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,151 @@
+//! Test support (feature `testing`): a fresh database per test on the real primary + replica pair
+//! started by `deploy/local/xintu`, and a random Redis key prefix per test.
+//!
+//! The environment comes from `deploy/local/xintu env`:
+//! `XINTU_TEST_MYSQL_PRIMARY`, `XINTU_TEST_MYSQL_REPLICA`, `XINTU_TEST_MYSQL_LAGGING_REPLICA`,
+//! `XINTU_TEST_MYSQL_LAGGING_CONTROL`, `XINTU_TEST_REDIS_URL` (server URLs without a database).
+
+#![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use sqlx::mysql::MySqlPool;
+
+use crate::db::{PoolSettings, Pools};
+
+/// Which replica a test database is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replica {
+    /// The shared replica; never stopped by tests.
+    Shared,
+    /// A second replica that tests may pause ([`TestDatabase::pause_replica`]); tests that use it
+    /// run one at a time (nextest group `lagging-replica`).
+    Lagging,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through `deploy/local/xintu test`")
+    })
+}
+
+/// Returns the Redis URL of the test server.
+pub fn redis_url() -> SecretString {
+    SecretString::from(env("XINTU_TEST_REDIS_URL"))
+}
+
+/// Returns a fresh, unique Redis key prefix.
+pub fn redis_prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A database made for one test on the primary, replicated to the chosen replica.
+pub struct TestDatabase {
+    pub name: String,
+    pub primary_url: SecretString,
+    pub replica_url: SecretString,
+    admin: MySqlPool,
+    replica: Replica,
+}
+
+impl TestDatabase {
+    /// Creates `t_<label>_<random>` on the primary and waits until the replica has it.
+    pub async fn create(label: &str, replica: Replica) -> Self {
+        let primary_base = env("XINTU_TEST_MYSQL_PRIMARY");
+        let replica_base = match replica {
+            Replica::Shared => env("XINTU_TEST_MYSQL_REPLICA"),
+            Replica::Lagging => env("XINTU_TEST_MYSQL_LAGGING_REPLICA"),
+        };
+        let name = format!("t_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let admin = MySqlPool::connect(&primary_base)
+            .await
+            .expect("connect to the test primary");
+        sqlx::query(&format!("CREATE DATABASE `{name}`"))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        let db = Self {
+            primary_url: SecretString::from(format!("{primary_base}/{name}")),
+            replica_url: SecretString::from(format!("{replica_base}/{name}")),
+            name,
+            admin,
+            replica,
+        };
+        db.wait_for_replica().await;
+        db
+    }
+
+    /// Pools on this database, with the replica pool read-only as in production.
+    pub fn pools(&self) -> Pools {
+        let settings = PoolSettings {
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        Pools::connect_lazy(&self.primary_url, Some(&self.replica_url), &settings)
+            .expect("test database URLs parse")
+    }
+
+    /// Waits until the replica has applied everything the primary has committed so far.
+    pub async fn wait_for_replica(&self) {
+        let position: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+            .fetch_one(&self.admin)
+            .await
+            .expect("read the primary's GTID position");
+        let replica = MySqlPool::connect(&self.replica_base())
+            .await
+            .expect("connect to the test replica");
+        let reached: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
+            .bind(&position)
+            .fetch_one(&replica)
+            .await
+            .expect("wait for the replica");
+        assert_eq!(reached, Some(0), "replica did not reach {position}");
+        replica.close().await;
+    }
+
+    fn replica_base(&self) -> String {
+        match self.replica {
+            Replica::Shared => env("XINTU_TEST_MYSQL_REPLICA"),
+            Replica::Lagging => env("XINTU_TEST_MYSQL_LAGGING_REPLICA"),
+        }
+    }
+
+    /// Stops the lagging replica's SQL thread: it keeps serving reads, ever staler.
+    pub async fn pause_replica(&self) {
+        self.replica_control("STOP SLAVE SQL_THREAD").await;
+    }
+
+    /// Restarts the lagging replica's SQL thread; it catches up by itself.
+    pub async fn resume_replica(&self) {
+        self.replica_control("START SLAVE SQL_THREAD").await;
+    }
+
+    async fn replica_control(&self, statement: &str) {
+        assert_eq!(self.replica, Replica::Lagging, "only the lagging replica may be paused");
+        let control = MySqlPool::connect(&env("XINTU_TEST_MYSQL_LAGGING_CONTROL"))
+            .await
+            .expect("connect to the lagging replica as its controller");
+        sqlx::query(statement)
+            .execute(&control)
+            .await
+            .expect("control the lagging replica");
+        control.close().await;
+    }
+
+    /// Connects to this database on the primary, for assertions on what was written.
+    pub async fn primary(&self) -> MySqlPool {
+        use secrecy::ExposeSecret;
+        MySqlPool::connect(self.primary_url.expose_secret())
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Drops the database (best effort: the whole server is thrown away after the run anyway).
+    pub async fn drop_database(self) {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
+            .execute(&self.admin)
+            .await;
+        self.admin.close().await;
+    }
+}

@@ -1,0 +1,9 @@
+//! WeChat wire formats shared by the gateway (which verifies what WeChat sends) and the sandbox
+//! (which plays WeChat in tests): push signatures, safe-mode (AES) message crypto, and the flat
+//! `<xml>` documents of pushes and replies, parsed without DTDs or entities.
+//!
+//! Checked against the published test vectors in `shared/reference/wechat.md` §4.
+
+pub mod crypto;
+pub mod sign;
+pub mod xml;
