@@ -72,7 +72,10 @@ impl Bindings {
 
     /// Creates or refreshes the client's binding (a new token, back to pending) and asks WeChat
     /// for a temporary QR code whose scene id is the binding's row id.
-    pub async fn create_qrcode(&self, client_id: &ClientId) -> Result<IssuedQrCode, MembershipError> {
+    pub async fn create_qrcode(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<IssuedQrCode, MembershipError> {
         let client_token = ClientToken::generate();
         let requested_expiry =
             Utc::now() + ChronoDuration::seconds(i64::from(self.rules.qrcode_expire_seconds));
@@ -88,7 +91,9 @@ impl Bindings {
             .await?;
             tx.commit().await?;
             let gtid = last_gtid(&mut conn).await;
-            self.freshness.wrote(client_id.as_str(), gtid.as_deref()).await;
+            self.freshness
+                .wrote(client_id.as_str(), gtid.as_deref())
+                .await;
             scene_id
         };
         // No connection is held while WeChat answers.
@@ -98,10 +103,18 @@ impl Bindings {
             .await?;
         let expires_at = Utc::now() + ChronoDuration::seconds(i64::from(qrcode.expire_seconds));
         let mut conn = self.pools.primary.acquire().await?;
-        store::bindings::set_qrcode(&mut *conn, scene_id, &qrcode.ticket, &qrcode.url, expires_at)
-            .await?;
+        store::bindings::set_qrcode(
+            &mut *conn,
+            scene_id,
+            &qrcode.ticket,
+            &qrcode.url,
+            expires_at,
+        )
+        .await?;
         let gtid = last_gtid(&mut conn).await;
-        self.freshness.wrote(client_id.as_str(), gtid.as_deref()).await;
+        self.freshness
+            .wrote(client_id.as_str(), gtid.as_deref())
+            .await;
         let image_url = format!(
             "{}/cgi-bin/showqrcode?ticket={}",
             self.rules.mp_base.trim_end_matches('/'),
@@ -126,7 +139,10 @@ impl Bindings {
         client_id: &ClientId,
         token: &ClientToken,
     ) -> Result<BindingView, MembershipError> {
-        let pool = self.freshness.pool_for(&self.pools, client_id.as_str()).await;
+        let pool = self
+            .freshness
+            .pool_for(&self.pools, client_id.as_str())
+            .await;
         let mut row = read_binding(pool, client_id).await;
         let trusted = matches!(&row, Ok(Some(found)) if token.matches(&found.client_token_hash));
         if !trusted && !std::ptr::eq(pool, &self.pools.primary) {
@@ -249,7 +265,10 @@ impl Bindings {
 
     /// Resolves an app's bearer token. A token is valid from its QR code on; the client is bound
     /// once its binding completed.
-    pub async fn authenticate(&self, token: &ClientToken) -> Result<ClientIdentity, MembershipError> {
+    pub async fn authenticate(
+        &self,
+        token: &ClientToken,
+    ) -> Result<ClientIdentity, MembershipError> {
         let hash = token.hash();
         let from_replica = store::bindings::find_by_token_hash(&self.pools.replica, &hash).await;
         let row = match from_replica {

@@ -46,9 +46,7 @@ impl MembershipConfig {
 
     /// Returns the embedded defaults, for tests that start from them.
     pub fn defaults() -> Result<Self, ConfigError> {
-        Ok(platform::config::figment(DEFAULTS)
-            .extract()
-            .map_err(Box::new)?)
+        Ok(platform::config::defaults_only(DEFAULTS).map_err(Box::new)?)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -58,7 +56,9 @@ impl MembershipConfig {
             ));
         }
         if self.new_follower_credits < 0 {
-            return Err(ConfigError::Invalid("new_follower_credits must be >= 0".into()));
+            return Err(ConfigError::Invalid(
+                "new_follower_credits must be >= 0".into(),
+            ));
         }
         if self.xintu_env == "production" && is_sandbox_url(&self.wechat_api_base) {
             return Err(ConfigError::Invalid(format!(

@@ -32,9 +32,11 @@ impl From<MembershipError> for tonic::Status {
             MembershipError::InvalidArgument { .. } => {
                 status(Code::InvalidArgument, "invalid_argument", err.to_string())
             }
-            MembershipError::InvalidClientToken => {
-                status(Code::Unauthenticated, "invalid_client_token", err.to_string())
-            }
+            MembershipError::InvalidClientToken => status(
+                Code::Unauthenticated,
+                "invalid_client_token",
+                err.to_string(),
+            ),
             MembershipError::Wechat(wechat) => {
                 tracing::warn!(error = %wechat, "wechat call failed");
                 match wechat {
@@ -43,12 +45,20 @@ impl From<MembershipError> for tonic::Status {
                         "wechat_quota_exceeded",
                         "wechat quota reached, try later",
                     ),
-                    _ => status(Code::Unavailable, "wechat_unavailable", "wechat is unavailable"),
+                    _ => status(
+                        Code::Unavailable,
+                        "wechat_unavailable",
+                        "wechat is unavailable",
+                    ),
                 }
             }
             MembershipError::Database(db) if platform::db::is_unavailable(db) => {
                 tracing::error!(error = ?err, "database unavailable");
-                status(Code::Unavailable, "database_unavailable", "database unavailable")
+                status(
+                    Code::Unavailable,
+                    "database_unavailable",
+                    "database unavailable",
+                )
             }
             MembershipError::Database(_) => {
                 tracing::error!(error = ?err, "database error");

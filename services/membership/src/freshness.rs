@@ -38,7 +38,11 @@ impl Freshness {
         let mut redis = self.redis.clone();
         let key = self.keys.key(&["fresh", subject]);
         let result: Result<(), redis::RedisError> = redis
-            .set_ex(key, gtid.unwrap_or("primary"), self.remember.as_secs().max(1))
+            .set_ex(
+                key,
+                gtid.unwrap_or("primary"),
+                self.remember.as_secs().max(1),
+            )
             .await;
         if let Err(err) = result {
             tracing::warn!(error = %err, subject, "could not record a write's gtid");

@@ -42,7 +42,10 @@ pub struct Dependencies {
 pub fn routes(cfg: &MembershipConfig, deps: &Dependencies) -> Result<Routes, wechat::WechatError> {
     let keys = Keys::new(format!("{}:membership", cfg.redis_key_prefix));
     // The token is shared by every service of the deployment, so its key has no service part.
-    let shared = Keys::new(format!("{}:wechat:{}", cfg.redis_key_prefix, cfg.wechat_appid));
+    let shared = Keys::new(format!(
+        "{}:wechat:{}",
+        cfg.redis_key_prefix, cfg.wechat_appid
+    ));
     let wechat = WechatApi::new(
         WechatSettings {
             api_base: cfg.wechat_api_base.clone(),
@@ -69,7 +72,9 @@ pub fn routes(cfg: &MembershipConfig, deps: &Dependencies) -> Result<Routes, wec
             new_follower_credits: cfg.new_follower_credits,
         },
     );
-    Ok(Routes::new(BindingServiceServer::new(BindingGrpc::new(bindings))))
+    Ok(Routes::new(BindingServiceServer::new(BindingGrpc::new(
+        bindings,
+    ))))
 }
 
 /// Serves the service on `listener` until `shutdown` is cancelled.

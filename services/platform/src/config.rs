@@ -13,6 +13,11 @@ pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, figment::Error> {
     figment(defaults).extract()
 }
 
+/// Loads `T` from `defaults` alone, ignoring the environment (tests start from this).
+pub fn defaults_only<T: DeserializeOwned>(defaults: &str) -> Result<T, figment::Error> {
+    Figment::from(Toml::string(defaults)).extract()
+}
+
 /// Returns the layered provider, for callers that add their own overrides (tests).
 pub fn figment(defaults: &str) -> Figment {
     let keys = top_level_keys(defaults);

@@ -57,7 +57,10 @@ impl TestDatabase {
             Replica::Shared => env("XINTU_TEST_MYSQL_REPLICA"),
             Replica::Lagging => env("XINTU_TEST_MYSQL_LAGGING_REPLICA"),
         };
-        let name = format!("t_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "t_{label}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let admin = MySqlPool::connect(&primary_base)
             .await
             .expect("connect to the test primary");
@@ -122,7 +125,11 @@ impl TestDatabase {
     }
 
     async fn replica_control(&self, statement: &str) {
-        assert_eq!(self.replica, Replica::Lagging, "only the lagging replica may be paused");
+        assert_eq!(
+            self.replica,
+            Replica::Lagging,
+            "only the lagging replica may be paused"
+        );
         let control = MySqlPool::connect(&env("XINTU_TEST_MYSQL_LAGGING_CONTROL"))
             .await
             .expect("connect to the lagging replica as its controller");

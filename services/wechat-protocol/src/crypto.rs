@@ -75,7 +75,11 @@ impl MessageCrypto {
         let mut plain = Vec::with_capacity(16 + 4 + message.len() + self.appid.len() + PAD_BLOCK);
         plain.extend_from_slice(prefix);
         // A message is a small XML document; u32 always holds its length.
-        plain.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+        plain.extend_from_slice(
+            &u32::try_from(message.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         plain.extend_from_slice(message.as_bytes());
         plain.extend_from_slice(self.appid.as_bytes());
         let pad = PAD_BLOCK - plain.len() % PAD_BLOCK;
@@ -114,7 +118,9 @@ impl MessageCrypto {
         let pad = usize::from(*plain.last().ok_or(CryptoError::BadPadding)?);
         if !(1..=PAD_BLOCK).contains(&pad)
             || pad > plain.len()
-            || plain[plain.len() - pad..].iter().any(|b| usize::from(*b) != pad)
+            || plain[plain.len() - pad..]
+                .iter()
+                .any(|b| usize::from(*b) != pad)
         {
             return Err(CryptoError::BadPadding);
         }
@@ -122,7 +128,9 @@ impl MessageCrypto {
         if body.len() < 20 {
             return Err(CryptoError::Malformed);
         }
-        let len_bytes: [u8; 4] = body[16..20].try_into().map_err(|_| CryptoError::Malformed)?;
+        let len_bytes: [u8; 4] = body[16..20]
+            .try_into()
+            .map_err(|_| CryptoError::Malformed)?;
         let len = u32::from_be_bytes(len_bytes) as usize;
         let rest = &body[20..];
         if len > rest.len() {
@@ -192,6 +200,9 @@ mod tests {
         let mut tampered = STANDARD.decode(V3_ENCRYPT).unwrap();
         tampered[40] ^= 1;
         assert!(crypto.decrypt(&STANDARD.encode(tampered)).is_err());
-        assert_eq!(MessageCrypto::new("short", V3_APPID).unwrap_err(), CryptoError::BadKey);
+        assert_eq!(
+            MessageCrypto::new("short", V3_APPID).unwrap_err(),
+            CryptoError::BadKey
+        );
     }
 }

@@ -38,9 +38,18 @@ mod tests {
     #[test]
     fn url_signature_v2() {
         let expected = sha1_signature(&["test", "1410685589", "test"]);
-        assert!(signature_matches(&expected, "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff"));
-        assert!(signature_matches(&expected, "F21891DE399B4E33A1A93C9A7B8A8FFFB5A443FF"));
-        assert!(!signature_matches(&expected, "f21891de399b4e33a1a93c9a7b8a8fffb5a443fe"));
+        assert!(signature_matches(
+            &expected,
+            "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff"
+        ));
+        assert!(signature_matches(
+            &expected,
+            "F21891DE399B4E33A1A93C9A7B8A8FFFB5A443FF"
+        ));
+        assert!(!signature_matches(
+            &expected,
+            "f21891de399b4e33a1a93c9a7b8a8fffb5a443fe"
+        ));
         assert!(!signature_matches(&expected, ""));
     }
 

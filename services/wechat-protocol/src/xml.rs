@@ -93,7 +93,9 @@ pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
             Event::Decl(_) | Event::Comment(_) => {}
             Event::DocType(_) => return Err(XmlError::Declaration),
             Event::PI(_) => return Err(XmlError::Malformed("processing instruction".into())),
-            Event::Empty(_) => return Err(XmlError::Malformed("the root element must be <xml>".into())),
+            Event::Empty(_) => {
+                return Err(XmlError::Malformed("the root element must be <xml>".into()));
+            }
             Event::Eof => break,
         }
     }
@@ -112,7 +114,11 @@ fn refuse_declarations(body: &[u8]) -> Result<(), XmlError> {
             return Err(XmlError::Declaration);
         }
         // Skip over the CDATA section or comment: its content is text, not markup.
-        let end: &[u8] = if after.starts_with(b"--") { b"-->" } else { b"]]>" };
+        let end: &[u8] = if after.starts_with(b"--") {
+            b"-->"
+        } else {
+            b"]]>"
+        };
         match after.windows(end.len()).position(|w| w == end) {
             Some(close) => rest = &after[close + end.len()..],
             None => return Err(XmlError::Malformed("unterminated section".into())),
@@ -138,7 +144,11 @@ fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<char
     }
 }
 
-fn push_text(current: &mut Option<(String, String)>, depth: usize, text: &str) -> Result<(), XmlError> {
+fn push_text(
+    current: &mut Option<(String, String)>,
+    depth: usize,
+    text: &str,
+) -> Result<(), XmlError> {
     match (depth, current) {
         (2, Some((_, value))) => {
             value.push_str(text);
@@ -227,7 +237,10 @@ mod tests {
         assert_eq!(parse(laughs), Err(XmlError::Declaration));
         assert_eq!(parse(b"<!doctype xml><xml/>"), Err(XmlError::Declaration));
         // An undeclared entity is refused too, not silently dropped.
-        assert_eq!(parse(b"<xml><A>&lol;</A></xml>"), Err(XmlError::Declaration));
+        assert_eq!(
+            parse(b"<xml><A>&lol;</A></xml>"),
+            Err(XmlError::Declaration)
+        );
         // CDATA may contain the same characters as text.
         let fields = parse(b"<xml><A><![CDATA[<!DOCTYPE x>]]></A></xml>").unwrap();
         assert_eq!(fields["A"], "<!DOCTYPE x>");
@@ -248,13 +261,17 @@ mod tests {
         ] {
             assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
-        assert_eq!(parse(&vec![b' '; MAX_BODY_BYTES + 1]), Err(XmlError::TooLarge));
+        assert_eq!(
+            parse(&vec![b' '; MAX_BODY_BYTES + 1]),
+            Err(XmlError::TooLarge)
+        );
     }
 
     #[test]
     fn skips_nested_fields() {
-        let fields = parse(b"<xml><A>1</A><ScanCodeInfo><ScanType>qr</ScanType></ScanCodeInfo></xml>")
-            .unwrap();
+        let fields =
+            parse(b"<xml><A>1</A><ScanCodeInfo><ScanType>qr</ScanType></ScanCodeInfo></xml>")
+                .unwrap();
         assert_eq!(fields["A"], "1");
         assert_eq!(fields["ScanCodeInfo"], "");
     }

@@ -33,7 +33,10 @@ pub struct OfficialAccountEvent {
 impl OfficialAccountEvent {
     pub fn validate(&self) -> Result<(), MembershipError> {
         if self.openid.is_empty() || self.openid.len() > 64 {
-            return Err(MembershipError::invalid("openid", "must be 1 to 64 characters"));
+            return Err(MembershipError::invalid(
+                "openid",
+                "must be 1 to 64 characters",
+            ));
         }
         if self.event_key.len() > 128 {
             return Err(MembershipError::invalid("event_key", "too long"));
@@ -99,7 +102,10 @@ mod tests {
 
     #[test]
     fn scene_ids_follow_wechat_event_keys() {
-        assert_eq!(event(EventKind::Subscribe, "qrscene_42").scene_id(), Some(42));
+        assert_eq!(
+            event(EventKind::Subscribe, "qrscene_42").scene_id(),
+            Some(42)
+        );
         assert_eq!(event(EventKind::Subscribe, "42").scene_id(), None);
         assert_eq!(event(EventKind::Subscribe, "").scene_id(), None);
         assert_eq!(event(EventKind::Subscribe, "qrscene_0").scene_id(), None);

@@ -80,7 +80,11 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
             ticket: request.ticket,
         };
         let result = self.bindings.handle_event(&event).await?;
-        tracing::info!(outcome = result.outcome.as_str(), detail = result.detail, "event applied");
+        tracing::info!(
+            outcome = result.outcome.as_str(),
+            detail = result.detail,
+            "event applied"
+        );
         let outcome = match result.outcome {
             EventOutcome::Bound => pb::EventOutcome::Bound,
             EventOutcome::Followed => pb::EventOutcome::Followed,

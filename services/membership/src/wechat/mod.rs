@@ -29,7 +29,13 @@ pub enum WechatError {
 impl WechatError {
     /// 40001 / 40014 / 42001: the access token we sent is no longer valid (WxJava's set).
     pub fn is_token_rejected(&self) -> bool {
-        matches!(self, Self::Api { code: 40001 | 40014 | 42001, .. })
+        matches!(
+            self,
+            Self::Api {
+                code: 40001 | 40014 | 42001,
+                ..
+            }
+        )
     }
 
     /// Worth one more try: transport failures, 5xx and WeChat's "system busy" (-1).
@@ -135,7 +141,9 @@ impl WechatApi {
 }
 
 /// Sends a request and decodes WeChat's JSON answer, turning `errcode != 0` into an error.
-async fn send_json<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, WechatError> {
+async fn send_json<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, WechatError> {
     let response = request.send().await?;
     let status = response.status();
     if !status.is_success() {

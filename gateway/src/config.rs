@@ -1,0 +1,36 @@
+//! Gateway configuration (defaults and documentation in `config.default.toml`).
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use platform::telemetry::LogFormat;
+
+const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct GatewayConfig {
+    pub gateway_listen_addr: String,
+    pub membership_grpc_url: String,
+    pub grpc_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub wechat_appid: String,
+    pub wechat_token: SecretString,
+    pub wechat_aes_key: Option<SecretString>,
+    pub max_body_bytes: usize,
+    pub qrcode_per_client_per_minute: u32,
+    pub qrcode_per_ip_per_minute: u32,
+    pub trust_proxy_headers: bool,
+    pub log_format: LogFormat,
+    pub otel_exporter_otlp_endpoint: Option<String>,
+}
+
+impl GatewayConfig {
+    pub fn load() -> Result<Self, Box<figment::Error>> {
+        Ok(platform::config::load(DEFAULTS)?)
+    }
+
+    /// The embedded defaults, for tests that start from them.
+    pub fn defaults() -> Result<Self, Box<figment::Error>> {
+        Ok(platform::config::defaults_only(DEFAULTS)?)
+    }
+}

@@ -1,0 +1,178 @@
+//! The gateway's one error type and the one place that maps gRPC status to HTTP.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tonic::Code;
+
+/// An error answered to an HTTP caller as
+/// `{"error":{"code":"snake_case","message":"...","request_id":"..."}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: Cow::Borrowed(code),
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+}
+
+/// HTTP status for a gRPC code (the grpc-gateway convention), except where a service's stable
+/// error code says more: provider failures are 502, not 503.
+pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
+    match (code, error_code) {
+        (_, Some("wechat_unavailable" | "wechat_quota_exceeded" | "provider_unavailable")) => {
+            StatusCode::BAD_GATEWAY
+        }
+        (Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange, _) => {
+            StatusCode::BAD_REQUEST
+        }
+        (Code::Unauthenticated, _) => StatusCode::UNAUTHORIZED,
+        (Code::PermissionDenied, _) => StatusCode::FORBIDDEN,
+        (Code::NotFound, _) => StatusCode::NOT_FOUND,
+        (Code::AlreadyExists | Code::Aborted, _) => StatusCode::CONFLICT,
+        (Code::ResourceExhausted, _) => StatusCode::TOO_MANY_REQUESTS,
+        (Code::Cancelled, _) => StatusCode::REQUEST_TIMEOUT,
+        (Code::Unimplemented, _) => StatusCode::NOT_IMPLEMENTED,
+        (Code::Unavailable, _) => StatusCode::SERVICE_UNAVAILABLE,
+        (Code::DeadlineExceeded, _) => StatusCode::GATEWAY_TIMEOUT,
+        (Code::Ok | Code::Internal | Code::Unknown | Code::DataLoss, _) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let error_code = platform::grpc::error_code(&status).map(str::to_owned);
+        let http = http_status(status.code(), error_code.as_deref());
+        let code = match error_code {
+            Some(code) => Cow::Owned(code),
+            // No code from a service: the transport failed (service down, deadline).
+            None => Cow::Borrowed(match status.code() {
+                Code::Unavailable => "service_unavailable",
+                Code::DeadlineExceeded => "service_timeout",
+                _ => "internal",
+            }),
+        };
+        let message = if http.is_server_error() && code == "internal" {
+            tracing::error!(grpc_code = ?status.code(), message = status.message(), "service error");
+            "internal error".to_owned()
+        } else {
+            status.message().to_owned()
+        };
+        Self {
+            status: http,
+            code,
+            message,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    request_id: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: &self.code,
+                message: &self.message,
+                request_id: platform::request_id::current().unwrap_or_default(),
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_map_to_http() {
+        let table = [
+            (Code::InvalidArgument, None, 400),
+            (Code::FailedPrecondition, None, 400),
+            (Code::OutOfRange, None, 400),
+            (Code::Unauthenticated, None, 401),
+            (Code::PermissionDenied, None, 403),
+            (Code::NotFound, None, 404),
+            (Code::AlreadyExists, None, 409),
+            (Code::Aborted, None, 409),
+            (Code::ResourceExhausted, None, 429),
+            (Code::Cancelled, None, 408),
+            (Code::Unimplemented, None, 501),
+            (Code::Unavailable, None, 503),
+            (Code::Unavailable, Some("database_unavailable"), 503),
+            (Code::Unavailable, Some("wechat_unavailable"), 502),
+            (Code::Unavailable, Some("wechat_quota_exceeded"), 502),
+            (Code::DeadlineExceeded, None, 504),
+            (Code::Internal, None, 500),
+            (Code::Unknown, None, 500),
+            (Code::DataLoss, None, 500),
+        ];
+        for (code, error_code, expected) in table {
+            assert_eq!(
+                http_status(code, error_code).as_u16(),
+                expected,
+                "{code:?} {error_code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_codes_pass_through_and_internals_stay_hidden() {
+        let status =
+            platform::grpc::status(Code::Unauthenticated, "invalid_client_token", "bad token");
+        let err = ApiError::from(status);
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(err.code, "invalid_client_token");
+        assert_eq!(err.message, "bad token");
+        let err = ApiError::from(tonic::Status::internal("sql: table x missing"));
+        assert_eq!(err.code, "internal");
+        assert_eq!(err.message, "internal error");
+        let err = ApiError::from(tonic::Status::unavailable("connection refused"));
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code, "service_unavailable");
+    }
+}

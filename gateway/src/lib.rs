@@ -1,0 +1,164 @@
+//! The edge gateway: REST and WeChat XML in, gRPC calls to the services out.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod ratelimit;
+pub mod routes;
+pub mod wechat;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use platform::grpc::PropagateContext;
+use proto::membership::v1::binding_service_client::BindingServiceClient;
+
+use crate::config::GatewayConfig;
+use crate::ratelimit::Limits;
+use crate::wechat::PushCodec;
+
+type Intercepted = InterceptedService<Channel, PropagateContext>;
+
+/// gRPC clients, built once; cloning one per request is cheap.
+#[derive(Clone)]
+pub struct Clients {
+    pub binding: BindingServiceClient<Intercepted>,
+    pub membership_channel: Channel,
+}
+
+impl Clients {
+    pub fn connect(cfg: &GatewayConfig) -> Result<Self, tonic::transport::Error> {
+        let timeout = Duration::from_millis(cfg.grpc_timeout_ms);
+        let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout)?;
+        Ok(Self {
+            binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),
+            membership_channel: membership,
+        })
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<GatewayConfig>,
+    pub clients: Clients,
+    pub push: PushCodec,
+    pub limits: Limits,
+}
+
+impl AppState {
+    pub fn new(cfg: GatewayConfig) -> anyhow::Result<Self> {
+        let clients = Clients::connect(&cfg)?;
+        let push = PushCodec::new(
+            cfg.wechat_token.clone(),
+            cfg.wechat_aes_key.as_ref(),
+            &cfg.wechat_appid,
+        )?;
+        let limits = Limits::new(
+            cfg.qrcode_per_client_per_minute,
+            cfg.qrcode_per_ip_per_minute,
+        );
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            clients,
+            push,
+            limits,
+        })
+    }
+}
+
+/// The gateway's router with its middleware.
+pub fn app(state: AppState) -> Router {
+    let request_timeout = Duration::from_millis(state.cfg.request_timeout_ms);
+    let body_limit = state.cfg.max_body_bytes;
+    let api = Router::new()
+        .route(
+            "/api/v1/auth/wechat/qrcode",
+            post(routes::auth::create_qrcode),
+        )
+        .route(
+            "/api/v1/auth/wechat/binding",
+            get(routes::auth::binding_status),
+        )
+        .route(
+            "/api/v1/auth/wechat/verify",
+            get(routes::wechat::verify_url).post(routes::wechat::receive_push),
+        )
+        .route("/api/v1/openapi.json", get(routes::openapi::document))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(not_found)
+        .with_state(state);
+    api.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get(platform::request_id::HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                request_timeout,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+            .layer(middleware::from_fn(scope_request_id)),
+    )
+}
+
+/// Makes the request id visible to error bodies and gRPC calls made for this request.
+async fn scope_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    platform::request_id::scope(id, next.run(request)).await
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    )
+}
+
+/// Serves the gateway on `listener` until `shutdown`; in-flight requests finish first.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    state.limits.spawn_cleanup(shutdown.clone());
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! `gateway serve | healthcheck`.
+
+use clap::{Parser, Subcommand};
+
+use gateway::config::GatewayConfig;
+
+#[derive(Parser)]
+#[command(about = "Xintu edge gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves HTTP until SIGTERM.
+    Serve,
+    /// The gateway has no schema of its own; accepted so every binary has the same commands.
+    Migrate,
+    /// Exits 0 when `GET <url>` answers 200.
+    Healthcheck {
+        #[arg(default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Healthcheck { url } => {
+            let response = reqwest::Client::new()
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{url} answered {}",
+                response.status()
+            );
+            Ok(())
+        }
+        Command::Migrate => Ok(()),
+        Command::Serve => {
+            let cfg = GatewayConfig::load()?;
+            let _telemetry = platform::telemetry::init(
+                "gateway",
+                cfg.log_format,
+                cfg.otel_exporter_otlp_endpoint.as_deref(),
+            )
+            .map_err(|err| anyhow::anyhow!(err))?;
+            let listener = tokio::net::TcpListener::bind(&cfg.gateway_listen_addr).await?;
+            let state = gateway::AppState::new(cfg)?;
+            gateway::run(state, listener, platform::shutdown::on_signal()).await
+        }
+    }
+}

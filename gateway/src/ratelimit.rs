@@ -1,0 +1,64 @@
+//! Per-client and per-IP limits on QR code creation (governor, in-process per gateway).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct Limits {
+    qrcode_per_client: Arc<DefaultKeyedRateLimiter<String>>,
+    qrcode_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl Limits {
+    pub fn new(per_client_per_minute: u32, per_ip_per_minute: u32) -> Self {
+        let quota =
+            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+        Self {
+            qrcode_per_client: Arc::new(RateLimiter::keyed(quota(per_client_per_minute))),
+            qrcode_per_ip: Arc::new(RateLimiter::keyed(quota(per_ip_per_minute))),
+        }
+    }
+
+    pub fn check_qrcode(&self, client_id: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        if let Some(ip) = ip {
+            if self.qrcode_per_ip.check_key(&ip).is_err() {
+                return Err(ApiError::too_many_requests(
+                    "too many QR codes from this address",
+                ));
+            }
+        }
+        if self
+            .qrcode_per_client
+            .check_key(&client_id.to_owned())
+            .is_err()
+        {
+            return Err(ApiError::too_many_requests(
+                "too many QR codes for this client",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets idle keys now and then, so the limiter's memory stays bounded.
+    pub fn spawn_cleanup(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let limits = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        limits.qrcode_per_client.retain_recent();
+                        limits.qrcode_per_ip.retain_recent();
+                    }
+                }
+            }
+        });
+    }
+}

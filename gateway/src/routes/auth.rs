@@ -1,0 +1,115 @@
+//! App binding: QR code creation and binding-status polls (SYSTEM.md flows 1 and 3).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use proto::membership::v1 as pb;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ClientBearer, ClientIp};
+
+#[derive(Deserialize, ToSchema)]
+pub struct QrCodeIn {
+    /// The app install's id: 1–64 of letters, digits, '.', '_', '-'.
+    pub client_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QrCodeOut {
+    /// The QR_SCENE scene id (the binding's id).
+    pub scene_id: u32,
+    pub ticket: String,
+    /// The content to encode in a QR image.
+    pub qrcode_url: String,
+    /// WeChat's ready-made QR image for the ticket.
+    pub qrcode_image_url: String,
+    pub expire_seconds: u32,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Secret bearer token for this client; shown once, send it on every later call.
+    pub client_token: String,
+}
+
+/// Creates (or refreshes) the client's binding and its WeChat QR code.
+#[utoipa::path(post, path = "/api/v1/auth/wechat/qrcode", request_body = QrCodeIn,
+    responses((status = 200, body = QrCodeOut), (status = 400), (status = 429), (status = 502)))]
+pub async fn create_qrcode(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(input): ApiJson<QrCodeIn>,
+) -> Result<Json<QrCodeOut>, ApiError> {
+    state.limits.check_qrcode(&input.client_id, ip)?;
+    let mut client = state.clients.binding.clone();
+    let issued = client
+        .create_qr_code(pb::CreateQrCodeRequest {
+            client_id: input.client_id,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(QrCodeOut {
+        scene_id: issued.scene_id,
+        ticket: issued.ticket,
+        qrcode_url: issued.qr_url,
+        qrcode_image_url: issued.qrcode_image_url,
+        expire_seconds: issued.expire_seconds,
+        expires_at: rfc3339(issued.expires_at_unix),
+        client_token: issued.client_token,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct BindingQuery {
+    pub client_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BindingOut {
+    pub client_id: String,
+    /// `pending`, `completed` or `expired`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    pub expires_at: String,
+}
+
+/// Returns the client's binding status; `completed` carries the WeChat openid.
+#[utoipa::path(get, path = "/api/v1/auth/wechat/binding", params(BindingQuery),
+    security(("client_token" = [])),
+    responses((status = 200, body = BindingOut), (status = 401)))]
+pub async fn binding_status(
+    State(state): State<AppState>,
+    ClientBearer(token): ClientBearer,
+    Query(query): Query<BindingQuery>,
+) -> Result<Json<BindingOut>, ApiError> {
+    let mut client = state.clients.binding.clone();
+    let view = client
+        .get_binding_status(pb::GetBindingStatusRequest {
+            client_id: query.client_id.clone(),
+            client_token: token,
+        })
+        .await?
+        .into_inner();
+    let status = match pb::BindingStatus::try_from(view.status) {
+        Ok(pb::BindingStatus::Completed) => "completed",
+        Ok(pb::BindingStatus::Expired) => "expired",
+        _ => "pending",
+    };
+    Ok(Json(BindingOut {
+        client_id: query.client_id,
+        status,
+        openid: Some(view.openid).filter(|openid| !openid.is_empty()),
+        completed_at: (view.completed_at_unix > 0).then(|| rfc3339(view.completed_at_unix)),
+        expires_at: rfc3339(view.expires_at_unix),
+    }))
+}
+
+fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default()
+}

@@ -1,0 +1,32 @@
+//! The OpenAPI document, generated from the handlers.
+
+use axum::Json;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::auth;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Xintu gateway", description = "REST API of the 芯图相册 backend"),
+    paths(auth::create_qrcode, auth::binding_status),
+    components(schemas(auth::QrCodeIn, auth::QrCodeOut, auth::BindingOut)),
+    modifiers(&ClientTokenScheme)
+)]
+pub struct ApiDoc;
+
+struct ClientTokenScheme;
+
+impl utoipa::Modify for ClientTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,139 @@
+//! WeChat's push endpoint (SYSTEM.md flow 2): URL check on GET, signed events on POST.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use proto::membership::v1 as pb;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::wechat::{OpenedPush, PushError, PushQuery, text_reply};
+
+/// Answers WeChat's server URL check with the echostr when the signature holds.
+pub async fn verify_url(
+    State(state): State<AppState>,
+    Query(query): Query<PushQuery>,
+) -> Result<Response, ApiError> {
+    state.push.verify_url(&query).map_err(push_error)?;
+    let echostr = query.echostr.unwrap_or_default();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        echostr,
+    )
+        .into_response())
+}
+
+/// Receives a push: verifies before anything else, applies subscribe / SCAN / unsubscribe
+/// through the membership service, and answers a passive reply in the push's own mode.
+pub async fn receive_push(
+    State(state): State<AppState>,
+    Query(query): Query<PushQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let limit = state.cfg.max_body_bytes;
+    let body: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit))?;
+    let push = state.push.open(&query, &body).map_err(push_error)?;
+    let reply = handle(&state, &push).await?;
+    let body = match reply {
+        Some(document) => state.push.seal(document, push.encrypted),
+        // "success" tells WeChat the push was handled and needs no reply.
+        None => "success".to_owned(),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response())
+}
+
+async fn handle(state: &AppState, push: &OpenedPush) -> Result<Option<String>, ApiError> {
+    let openid = push.field("FromUserName").map_err(push_error)?;
+    push.field("ToUserName").map_err(push_error)?;
+    let create_time: i64 = push
+        .field("CreateTime")
+        .map_err(push_error)?
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_field", "CreateTime is not a number"))?;
+    if push.field("MsgType").map_err(push_error)? != "event" {
+        // Messages are not for this account's automation: acknowledged, nothing to do.
+        return Ok(None);
+    }
+    let kind = match push.field("Event").map_err(push_error)? {
+        "subscribe" => pb::EventKind::Subscribe,
+        "SCAN" => pb::EventKind::Scan,
+        "unsubscribe" => pb::EventKind::Unsubscribe,
+        other => {
+            tracing::debug!(event = other, "unhandled event acknowledged");
+            return Ok(None);
+        }
+    };
+    let field = |name: &str| push.fields.get(name).cloned().unwrap_or_default();
+    let mut client = state.clients.binding.clone();
+    let result = client
+        .handle_official_account_event(pb::OfficialAccountEvent {
+            openid: openid.to_owned(),
+            create_time,
+            kind: kind.into(),
+            event_key: field("EventKey"),
+            ticket: field("Ticket"),
+        })
+        .await?
+        .into_inner();
+    let content = reply_text(&result);
+    Ok(content.and_then(|content| text_reply(push, &content)))
+}
+
+/// The text a user sees after an event, or None for no reply.
+fn reply_text(result: &pb::OfficialAccountEventResult) -> Option<String> {
+    let outcome =
+        pb::EventOutcome::try_from(result.outcome).unwrap_or(pb::EventOutcome::Unspecified);
+    match outcome {
+        pb::EventOutcome::Bound if result.new_user => Some(format!(
+            "绑定成功！欢迎使用芯图相册，已赠送您 {} 积分。回到应用即可开始整理照片。",
+            result.remaining_credits
+        )),
+        pb::EventOutcome::Bound => Some("绑定成功！回到芯图相册应用即可继续使用。".to_owned()),
+        pb::EventOutcome::Followed if result.detail == "expired_scene" => {
+            Some("二维码已过期，请在芯图相册应用中刷新二维码后重新扫描。".to_owned())
+        }
+        pb::EventOutcome::Followed | pb::EventOutcome::Duplicate => {
+            Some("欢迎关注芯图相册！在应用中扫描二维码即可完成绑定。".to_owned())
+        }
+        pb::EventOutcome::Unfollowed | pb::EventOutcome::Unspecified => None,
+    }
+}
+
+fn push_error(err: PushError) -> ApiError {
+    use wechat_protocol::xml::XmlError;
+    match err {
+        PushError::BadSignature => {
+            tracing::warn!("push with a bad signature refused");
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "signature mismatch",
+            )
+        }
+        PushError::Xml(XmlError::TooLarge) => {
+            ApiError::payload_too_large(wechat_protocol::xml::MAX_BODY_BYTES)
+        }
+        PushError::Xml(XmlError::Declaration) => ApiError::bad_request(
+            "xml_declaration_refused",
+            "DOCTYPE and ENTITY declarations are not accepted",
+        ),
+        PushError::Xml(XmlError::Malformed(detail)) => {
+            ApiError::bad_request("malformed_xml", detail)
+        }
+        PushError::Crypto(err) => ApiError::bad_request("invalid_encryption", err.to_string()),
+        PushError::UnexpectedEncryption | PushError::MissingEncryption => {
+            ApiError::bad_request("encryption_mode_mismatch", err.to_string())
+        }
+        PushError::MissingField(name) => {
+            ApiError::bad_request("missing_field", format!("missing field {name}"))
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The sandbox's own control API, for the demo and for tests in other processes:
+//! faults, counters, and acting as a user.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{Faults, Sandbox};
+
+pub(crate) fn routes() -> Router<Sandbox> {
+    Router::new()
+        .route("/_sandbox/faults", post(set_faults))
+        .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/revoke-token", post(revoke_token))
+        .route("/_sandbox/scan", post(scan))
+}
+
+async fn set_faults(State(sandbox): State<Sandbox>, Json(faults): Json<Faults>) -> StatusCode {
+    sandbox.set_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+async fn stats(State(sandbox): State<Sandbox>) -> Response {
+    Json(sandbox.stats()).into_response()
+}
+
+async fn revoke_token(State(sandbox): State<Sandbox>) -> StatusCode {
+    sandbox.revoke_current_token();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct ScanIn {
+    ticket: String,
+    openid: String,
+    push_url: String,
+}
+
+async fn scan(State(sandbox): State<Sandbox>, Json(input): Json<ScanIn>) -> Response {
+    match sandbox
+        .scan(&input.push_url, &input.ticket, &input.openid)
+        .await
+    {
+        Ok(reply) => Json(json!({
+            "status": reply.status,
+            "reply": reply.content(),
+        }))
+        .into_response(),
+        Err(err) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": err.to_string() })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,205 @@
+//! The sandbox: plays the WeChat official-account API on loopback with its real wire formats,
+//! error codes and injectable faults, and acts as a WeChat user (scan a QR code: a signed
+//! subscribe or SCAN push to the gateway, plain or safe mode). Tests start it in-process; the
+//! local demo runs the `sandbox` binary. Production config refuses its addresses.
+
+mod control;
+mod official_account;
+pub mod user;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+/// Who the sandbox pretends to be: the official account's credentials as WeChat knows them.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    pub appid: String,
+    pub secret: String,
+    /// The push token configured in the official-account console (the gateway's WECHAT_TOKEN).
+    pub push_token: String,
+    /// The EncodingAESKey; pushes are encrypted (safe mode) when set.
+    pub aes_key: Option<String>,
+    /// The account's original id, sent as ToUserName.
+    pub original_id: String,
+    /// Lifetime of an access token, seconds (WeChat: 7200).
+    pub token_ttl_secs: i64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            appid: "wx5a1dbox0000000001".into(),
+            secret: "sandbox-app-secret".into(),
+            push_token: "sandbox-push-token".into(),
+            aes_key: None,
+            original_id: "gh_5a1db0x00001".into(),
+            token_ttl_secs: 7200,
+        }
+    }
+}
+
+/// Faults to inject into the next answers. Each count is used up one answer at a time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Business calls that answer 40001 and revoke the token they were given.
+    #[serde(default)]
+    pub revoke_token: u32,
+    /// Business calls that answer 45009 (daily quota reached).
+    #[serde(default)]
+    pub quota_exceeded: u32,
+    /// Calls (token endpoints included) that answer HTTP 503.
+    #[serde(default)]
+    pub server_errors: u32,
+    /// Delay before every answer, milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// Counters tests assert on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub token_fetches: u64,
+    pub qrcode_creates: u64,
+    pub pushes_sent: u64,
+}
+
+#[derive(Clone, Debug)]
+struct IssuedToken {
+    value: String,
+    expires_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct QrRecord {
+    pub scene_id: u32,
+    pub expires_at: i64,
+}
+
+#[derive(Default)]
+struct Accounts {
+    token: Option<IssuedToken>,
+    revoked: HashSet<String>,
+    qrcodes: HashMap<String, QrRecord>,
+    followers: HashSet<String>,
+}
+
+pub(crate) struct State {
+    cfg: SandboxConfig,
+    faults: Mutex<Faults>,
+    accounts: Mutex<Accounts>,
+    token_fetches: AtomicU64,
+    qrcode_creates: AtomicU64,
+    pushes_sent: AtomicU64,
+    http: reqwest::Client,
+}
+
+/// A running sandbox.
+#[derive(Clone)]
+pub struct Sandbox {
+    state: Arc<State>,
+    addr: SocketAddr,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicked holder leaves plain data behind; the sandbox keeps serving.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Sandbox {
+    /// Starts the sandbox on `listener` in the background.
+    pub fn start(cfg: SandboxConfig, listener: TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let state = Arc::new(State {
+            cfg,
+            faults: Mutex::new(Faults::default()),
+            accounts: Mutex::new(Accounts::default()),
+            token_fetches: AtomicU64::new(0),
+            qrcode_creates: AtomicU64::new(0),
+            pushes_sent: AtomicU64::new(0),
+            http,
+        });
+        let app = Router::new()
+            .merge(official_account::routes())
+            .merge(control::routes())
+            .with_state(Sandbox {
+                state: Arc::clone(&state),
+                addr,
+            });
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(error = %err, "sandbox stopped");
+            }
+        });
+        Ok(Self { state, addr })
+    }
+
+    /// Starts on a free loopback port.
+    pub async fn start_local(cfg: SandboxConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start(cfg, listener)
+    }
+
+    /// The base URL to configure as WECHAT_API_BASE.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.state.cfg
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.state.faults) = faults;
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            token_fetches: self.state.token_fetches.load(Ordering::SeqCst),
+            qrcode_creates: self.state.qrcode_creates.load(Ordering::SeqCst),
+            pushes_sent: self.state.pushes_sent.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Revokes the current access token, as another caller's force refresh would.
+    pub fn revoke_current_token(&self) {
+        let mut accounts = lock(&self.state.accounts);
+        if let Some(token) = accounts.token.take() {
+            accounts.revoked.insert(token.value);
+        }
+    }
+
+    /// Marks a QR ticket expired now (as if its lifetime had passed).
+    pub fn expire_qrcode(&self, ticket: &str) {
+        if let Some(record) = lock(&self.state.accounts).qrcodes.get_mut(ticket) {
+            record.expires_at = chrono::Utc::now().timestamp() - 1;
+        }
+    }
+
+    pub(crate) fn qrcode(&self, ticket: &str) -> Option<QrRecord> {
+        lock(&self.state.accounts).qrcodes.get(ticket).cloned()
+    }
+
+    /// Records the user as a follower; returns true when they were not following before.
+    pub(crate) fn follow(&self, openid: &str) -> bool {
+        lock(&self.state.accounts)
+            .followers
+            .insert(openid.to_owned())
+    }
+
+    pub(crate) fn unfollow(&self, openid: &str) {
+        lock(&self.state.accounts).followers.remove(openid);
+    }
+}

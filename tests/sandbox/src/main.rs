@@ -1,0 +1,85 @@
+//! `sandbox serve` plays WeChat on loopback for the local demo; `sandbox scan` acts as a user.
+
+use clap::{Parser, Subcommand};
+use sandbox::{Sandbox, SandboxConfig};
+
+#[derive(Parser)]
+#[command(about = "Local stand-in for WeChat (official account), for tests and the demo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the WeChat API until Ctrl-C.
+    Serve {
+        #[arg(long, env = "SANDBOX_LISTEN_ADDR", default_value = "127.0.0.1:9900")]
+        listen: String,
+        #[arg(long, env = "WECHAT_APPID", default_value = "wx5a1dbox0000000001")]
+        appid: String,
+        #[arg(long, env = "WECHAT_SECRET", default_value = "sandbox-app-secret")]
+        secret: String,
+        #[arg(long, env = "WECHAT_TOKEN", default_value = "sandbox-push-token")]
+        push_token: String,
+        #[arg(long, env = "WECHAT_AES_KEY")]
+        aes_key: Option<String>,
+    },
+    /// Scans a QR ticket as a WeChat user: the sandbox pushes the signed event to the gateway.
+    Scan {
+        #[arg(long, default_value = "http://127.0.0.1:9900")]
+        sandbox: String,
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080/api/v1/auth/wechat/verify"
+        )]
+        push_url: String,
+        #[arg(long)]
+        ticket: String,
+        #[arg(long, default_value = "o_sandbox_user_1")]
+        openid: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    match Cli::parse().command {
+        Command::Serve {
+            listen,
+            appid,
+            secret,
+            push_token,
+            aes_key,
+        } => {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            let cfg = SandboxConfig {
+                appid,
+                secret,
+                push_token,
+                aes_key,
+                ..SandboxConfig::default()
+            };
+            let sandbox = Sandbox::start(cfg, listener)?;
+            tracing::info!(url = %sandbox.url(), "sandbox playing WeChat");
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Scan {
+            sandbox,
+            push_url,
+            ticket,
+            openid,
+        } => {
+            let answer: serde_json::Value = reqwest::Client::new()
+                .post(format!("{sandbox}/_sandbox/scan"))
+                .json(&serde_json::json!({ "ticket": ticket, "openid": openid, "push_url": push_url }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            println!("{answer}"); // ok: this CLI's output is its result
+            Ok(())
+        }
+    }
+}
