@@ -66,11 +66,12 @@ pub struct AppState {
 impl AppState {
     pub fn new(cfg: GatewayConfig) -> anyhow::Result<Self> {
         let clients = Clients::connect(&cfg)?;
-        let push = PushCodec::new(
-            cfg.wechat_token.clone(),
-            cfg.wechat_aes_key.as_ref(),
-            &cfg.wechat_appid,
-        )?;
+        // An empty WECHAT_AES_KEY (as compose passes an unset one) means plain mode.
+        let aes_key = cfg
+            .wechat_aes_key
+            .as_ref()
+            .filter(|key| !secrecy::ExposeSecret::expose_secret(*key).is_empty());
+        let push = PushCodec::new(cfg.wechat_token.clone(), aes_key, &cfg.wechat_appid)?;
         let limits = Limits::new(
             cfg.qrcode_per_client_per_minute,
             cfg.qrcode_per_ip_per_minute,

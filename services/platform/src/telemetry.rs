@@ -47,7 +47,7 @@ pub fn init(
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
-    let provider = match otlp_endpoint {
+    let provider = match otlp_endpoint.filter(|endpoint| !endpoint.is_empty()) {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
