@@ -26,12 +26,12 @@ impl Limits {
     }
 
     pub fn check_qrcode(&self, client_id: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        if let Some(ip) = ip {
-            if self.qrcode_per_ip.check_key(&ip).is_err() {
-                return Err(ApiError::too_many_requests(
-                    "too many QR codes from this address",
-                ));
-            }
+        if let Some(ip) = ip
+            && self.qrcode_per_ip.check_key(&ip).is_err()
+        {
+            return Err(ApiError::too_many_requests(
+                "too many QR codes from this address",
+            ));
         }
         if self
             .qrcode_per_client

@@ -39,14 +39,14 @@ pub enum ConfigError {
 impl MembershipConfig {
     /// Loads the defaults overlaid by the environment, then validates.
     pub fn load() -> Result<Self, ConfigError> {
-        let cfg: Self = platform::config::load(DEFAULTS).map_err(Box::new)?;
+        let cfg: Self = platform::config::load(DEFAULTS)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Returns the embedded defaults, for tests that start from them.
     pub fn defaults() -> Result<Self, ConfigError> {
-        Ok(platform::config::defaults_only(DEFAULTS).map_err(Box::new)?)
+        Ok(platform::config::defaults_only(DEFAULTS)?)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

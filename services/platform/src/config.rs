@@ -9,13 +9,15 @@ use serde::de::DeserializeOwned;
 
 /// Loads `T` from `defaults` (a TOML document naming every key) overlaid by the environment
 /// variables whose lowercased names are keys of `defaults`.
-pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, figment::Error> {
-    figment(defaults).extract()
+pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, Box<figment::Error>> {
+    figment(defaults).extract().map_err(Box::new)
 }
 
 /// Loads `T` from `defaults` alone, ignoring the environment (tests start from this).
-pub fn defaults_only<T: DeserializeOwned>(defaults: &str) -> Result<T, figment::Error> {
-    Figment::from(Toml::string(defaults)).extract()
+pub fn defaults_only<T: DeserializeOwned>(defaults: &str) -> Result<T, Box<figment::Error>> {
+    Figment::from(Toml::string(defaults))
+        .extract()
+        .map_err(Box::new)
 }
 
 /// Returns the layered provider, for callers that add their own overrides (tests).
@@ -23,7 +25,7 @@ pub fn figment(defaults: &str) -> Figment {
     let keys = top_level_keys(defaults);
     Figment::from(Toml::string(defaults)).merge(Env::raw().filter(move |name| {
         let name = name.as_str().to_ascii_lowercase();
-        keys.iter().any(|key| *key == name)
+        keys.contains(&name)
     }))
 }
 
@@ -64,16 +66,17 @@ database_url = "mysql://default"
 "#;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn env_overrides_defaults_by_lowercased_name() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "mysql://from-env");
             jail.set_env("UNRELATED_VARIABLE", "x");
-            let cfg: Sample = load(DEFAULTS)?;
+            let cfg: Sample = load(DEFAULTS).map_err(|e| *e)?;
             assert_eq!(cfg.listen_addr, "127.0.0.1:1");
             assert_eq!(cfg.database_url, "mysql://from-env");
             assert!(cfg.optional_thing.is_none());
             jail.set_env("OPTIONAL_THING", "set");
-            let cfg: Sample = load(DEFAULTS)?;
+            let cfg: Sample = load(DEFAULTS).map_err(|e| *e)?;
             assert_eq!(cfg.optional_thing.as_deref(), Some("set"));
             Ok(())
         });

@@ -107,10 +107,10 @@ pub struct PropagateContext;
 
 impl Interceptor for PropagateContext {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(id) = request_id::current() {
-            if let Ok(value) = MetadataValue::try_from(id.as_str()) {
-                request.metadata_mut().insert(request_id::HEADER, value);
-            }
+        if let Some(id) = request_id::current()
+            && let Ok(value) = MetadataValue::try_from(id.as_str())
+        {
+            request.metadata_mut().insert(request_id::HEADER, value);
         }
         let context = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|propagator| {

@@ -15,10 +15,10 @@ pub struct TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(err) = provider.shutdown() {
-                tracing::warn!(error = %err, "trace exporter shutdown failed");
-            }
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown()
+        {
+            tracing::warn!(error = %err, "trace exporter shutdown failed");
         }
     }
 }

@@ -64,10 +64,10 @@ pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
             }
             Event::Empty(_) if depth >= 1 => {}
             Event::End(_) => {
-                if depth == 2 {
-                    if let Some((name, value)) = current.take() {
-                        insert(&mut fields, name, value)?;
-                    }
+                if depth == 2
+                    && let Some((name, value)) = current.take()
+                {
+                    insert(&mut fields, name, value)?;
                 }
                 if depth == 0 {
                     return Err(XmlError::Malformed("unbalanced end tag".into()));

@@ -150,18 +150,18 @@ async fn send_json<T: DeserializeOwned>(
         return Err(WechatError::Http(status.as_u16()));
     }
     let value: serde_json::Value = response.json().await?;
-    if let Some(code) = value.get("errcode").and_then(serde_json::Value::as_i64) {
-        if code != 0 {
-            let message = value
-                .get("errmsg")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            return Err(match code {
-                45009 | 45011 => WechatError::QuotaExceeded { code },
-                _ => WechatError::Api { code, message },
-            });
-        }
+    if let Some(code) = value.get("errcode").and_then(serde_json::Value::as_i64)
+        && code != 0
+    {
+        let message = value
+            .get("errmsg")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        return Err(match code {
+            45009 | 45011 => WechatError::QuotaExceeded { code },
+            _ => WechatError::Api { code, message },
+        });
     }
     serde_json::from_value(value).map_err(|err| WechatError::Malformed(err.to_string()))
 }

@@ -1,5 +1,7 @@
 //! End-to-end tests through the gateway: real MariaDB primary + replica, real Redis, the sandbox.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: helpers fail loudly
+
 mod binding;
 mod push_security;
 mod token;
