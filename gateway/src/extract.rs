@@ -91,3 +91,48 @@ impl FromRequestParts<AppState> for ClientIp {
         Ok(Self(peer))
     }
 }
+
+/// An app call's caller: the client its bearer token belongs to, and the WeChat user bound to it
+/// (None while the client is not bound). Resolved by the membership service.
+pub struct AuthenticatedClient {
+    pub client_id: String,
+    pub openid: Option<String>,
+    pub user_id: Option<i64>,
+}
+
+impl AuthenticatedClient {
+    /// The bound WeChat user, or 403 for a client that has not completed binding.
+    pub fn bound_user(&self) -> Result<(i64, &str), ApiError> {
+        match (self.user_id, self.openid.as_deref()) {
+            (Some(user_id), Some(openid)) => Ok((user_id, openid)),
+            _ => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "client_not_bound",
+                "bind this client to WeChat first",
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthenticatedClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientBearer(token) = ClientBearer::from_request_parts(parts, state).await?;
+        let mut binding = state.clients.binding.clone();
+        let identity = binding
+            .authenticate_client(proto::membership::v1::AuthenticateClientRequest {
+                client_token: token,
+            })
+            .await?
+            .into_inner();
+        Ok(Self {
+            client_id: identity.client_id,
+            openid: Some(identity.openid).filter(|openid| !openid.is_empty()),
+            user_id: Some(identity.user_id).filter(|id| *id > 0),
+        })
+    }
+}
