@@ -5,5 +5,6 @@
 //! Checked against the published test vectors in `shared/reference/wechat.md` §4.
 
 pub mod crypto;
+pub mod pay;
 pub mod sign;
 pub mod xml;
