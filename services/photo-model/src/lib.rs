@@ -1,0 +1,27 @@
+//! Local photo classification for the photo service (SYSTEM.md §5):
+//! [`decode`] bounded decoding of untrusted uploads, [`LocalClassifier`] (EfficientNet-Lite0 on
+//! candle, CPU) and the album-category [`rules`] that map ImageNet labels to album categories.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use photo_model::{CategoryRules, DecodeLimits, LocalClassifier, decode};
+//! let classifier = LocalClassifier::load("efficientnet_lite0.safetensors", CategoryRules::embedded()?)?;
+//! let photo = decode(&std::fs::read("coffee.png")?, &DecodeLimits::default())?;
+//! let answer = classifier.classify(&photo)?;
+//! println!("{} {} sure={}", answer.category, answer.label_zh, answer.sure);
+//! # Ok(()) }
+//! ```
+
+pub mod category;
+mod classifier;
+pub mod data_dir;
+pub mod decode;
+pub mod model;
+mod resize;
+pub mod rules;
+
+pub use category::AlbumCategory;
+pub use classifier::{LocalClassification, LocalClassifier, MODEL_ID, TopLabel, top_classes};
+pub use decode::{DecodeError, DecodeLimits, DecodedImage, ImageMetadata, PhotoFormat, decode};
+pub use model::ModelError;
+pub use rules::{CategoryDecision, CategoryRules, RulesError};

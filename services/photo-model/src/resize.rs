@@ -1,0 +1,49 @@
+//! Fast, antialiased downscaling (fast_image_resize: SIMD convolution, like PIL's bilinear filter).
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, RgbImage};
+
+use crate::decode::DecodeError;
+
+fn options() -> ResizeOptions {
+    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+}
+
+/// Converts to RGB and scales down (never up) to fit in `max_side`×`max_side`, keeping the aspect.
+pub fn fit_within(image: DynamicImage, max_side: u32) -> Result<RgbImage, DecodeError> {
+    let rgb = image.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    let long_side = width.max(height);
+    if long_side <= max_side {
+        return Ok(rgb);
+    }
+    let scale = f64::from(max_side) / f64::from(long_side);
+    let target = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, max_side);
+    let mut out = RgbImage::new(target(width), target(height));
+    Resizer::new()
+        .resize(&rgb, &mut out, &options())
+        .map_err(|err| DecodeError::Internal(format!("resize: {err}")))?;
+    Ok(out)
+}
+
+/// Resizes so the short side becomes `short_side`, then cuts the centre `crop`×`crop` square,
+/// in one pass: the crop is taken on the source, scaled by the same factor.
+pub fn resize_short_side_center_crop(
+    image: &RgbImage,
+    short_side: u32,
+    crop: u32,
+) -> Result<RgbImage, fast_image_resize::ResizeError> {
+    let (width, height) = image.dimensions();
+    let scale = f64::from(short_side) / f64::from(width.min(height).max(1));
+    let src_crop_w = (f64::from(crop) / scale).min(f64::from(width));
+    let src_crop_h = (f64::from(crop) / scale).min(f64::from(height));
+    let left = (f64::from(width) - src_crop_w) / 2.0;
+    let top = (f64::from(height) - src_crop_h) / 2.0;
+    let mut out = RgbImage::new(crop, crop);
+    Resizer::new().resize(
+        image,
+        &mut out,
+        &options().crop(left, top, src_crop_w, src_crop_h),
+    )?;
+    Ok(out)
+}
