@@ -1,0 +1,121 @@
+//! `cargo run --release -p photo-svc --bin photo-bench`: location lookups per second on one
+//! thread, over a fixed mixed set of points (Chinese cities, points scattered over China, the rest
+//! of the world, the sea), on the data `deploy/local/fetch-geodata.sh` prepared.
+
+#![allow(clippy::print_stdout)] // a command-line report
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use photo_svc::domain::location::Locator;
+use photo_svc::domain::location::coordinate::Wgs84;
+
+#[derive(Parser)]
+#[command(about = "Location lookups per second on one thread")]
+struct Args {
+    /// Geodata directory (default: $XINTU_DATA_DIR/geo, else ~/.cache/xintu/data/geo).
+    #[arg(long)]
+    geodata_dir: Option<PathBuf>,
+    /// Points in the mixed set.
+    #[arg(long, default_value_t = 20_000)]
+    points: usize,
+    /// Times the whole set is looked up.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+/// Well-known places, most of them in China, as an album's photos are.
+const LANDMARKS: &[(f64, f64)] = &[
+    (39.9087, 116.3975), // 天安门
+    (31.2380, 121.4860), // 外滩
+    (30.2437, 120.1410), // 西湖
+    (23.1064, 113.3245), // 广州塔
+    (30.6598, 104.0633), // 成都
+    (22.2819, 114.1582), // 香港中环
+    (35.6896, 139.6917), // 东京
+    (48.8530, 2.3499),   // 巴黎
+    (40.6892, -74.0445), // 纽约
+    (30.0, -150.0),      // 太平洋
+];
+
+/// A small deterministic generator (64-bit LCG), so every run measures the same points.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn between(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.next_unit()
+    }
+}
+
+/// 40% near landmarks (photos cluster), 40% anywhere over China's box, 20% anywhere on Earth.
+fn mixed_points(count: usize) -> Vec<Wgs84> {
+    let mut random = Lcg(0x5eed_2026);
+    (0..count)
+        .filter_map(|i| {
+            let (lat, lng) = match i % 5 {
+                0 | 1 => {
+                    let (lat, lng) = LANDMARKS[i % LANDMARKS.len()];
+                    (
+                        lat + random.between(-0.05, 0.05),
+                        lng + random.between(-0.05, 0.05),
+                    )
+                }
+                2 | 3 => (random.between(18.0, 53.0), random.between(74.0, 134.0)),
+                _ => (random.between(-60.0, 70.0), random.between(-180.0, 180.0)),
+            };
+            Wgs84::parse(lat, lng).ok()
+        })
+        .collect()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = args
+        .geodata_dir
+        .unwrap_or_else(photo_svc::geodata::default_dir);
+    let started = Instant::now();
+    let locator = photo_svc::geodata::load(&dir)?;
+    let load_time = started.elapsed();
+    let points = mixed_points(args.points);
+
+    // One warm-up round, then the measured ones.
+    let found = run(&locator, &points).0;
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..args.rounds {
+        elapsed += run(&locator, &points).1;
+    }
+    let lookups = points.len() * args.rounds;
+    let per_second = lookups as f64 / elapsed.as_secs_f64();
+    println!(
+        "geodata: {} (loaded in {:.2} s)",
+        dir.display(),
+        load_time.as_secs_f64()
+    );
+    println!(
+        "{lookups} lookups of {} mixed points ({found} placed, {} at sea) on one thread: \
+         {per_second:.0} lookups/s, {:.1} µs each",
+        points.len(),
+        points.len() - found,
+        elapsed.as_secs_f64() * 1e6 / lookups as f64,
+    );
+    Ok(())
+}
+
+fn run(locator: &Locator, points: &[Wgs84]) -> (usize, Duration) {
+    let started = Instant::now();
+    let found = points
+        .iter()
+        .filter(|point| std::hint::black_box(locator.locate(**point)).is_some())
+        .count();
+    (found, started.elapsed())
+}

@@ -1,0 +1,146 @@
+//! Point-in-polygon over many regions: an R-tree of polygon bounding boxes narrows the candidates,
+//! an exact test decides.
+
+use geo::{BoundingRect, Contains, Distance, Euclidean, MultiPolygon, Point, Polygon};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+
+/// Regions (any `T`: names, codes) with their polygons, in the polygons' own degrees.
+pub struct RegionIndex<T> {
+    regions: Vec<T>,
+    /// Each part of every region's multipolygon, with the index of its region. Indexing the parts
+    /// rather than whole regions keeps the boxes tight for regions with far-away islands.
+    parts: Vec<(Polygon<f64>, usize)>,
+    tree: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
+}
+
+impl<T> RegionIndex<T> {
+    /// Builds the index; empty polygons are skipped.
+    pub fn new(regions: impl IntoIterator<Item = (T, MultiPolygon<f64>)>) -> Self {
+        let mut names = Vec::new();
+        let mut parts = Vec::new();
+        for (region, shape) in regions {
+            let region_index = names.len();
+            names.push(region);
+            parts.extend(shape.0.into_iter().map(|polygon| (polygon, region_index)));
+        }
+        let boxes = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(part_index, (polygon, _))| {
+                let rect = polygon.bounding_rect()?;
+                let envelope = Rectangle::from_corners(rect.min().into(), rect.max().into());
+                Some(GeomWithData::new(envelope, part_index))
+            })
+            .collect();
+        Self {
+            regions: names,
+            parts,
+            tree: RTree::bulk_load(boxes),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    /// Returns the region whose polygon contains (x, y).
+    pub fn containing(&self, x: f64, y: f64) -> Option<&T> {
+        let point = Point::new(x, y);
+        self.tree
+            .locate_all_at_point(&[x, y])
+            .map(|candidate| &self.parts[candidate.data])
+            .find(|(polygon, _)| polygon.contains(&point))
+            .map(|(_, region)| &self.regions[*region])
+    }
+
+    /// Returns the region closest to (x, y) within `tolerance` degrees, for points that fall in the
+    /// slivers polygon simplification opens along shared borders and coasts.
+    pub fn nearest_within(&self, x: f64, y: f64, tolerance: f64) -> Option<&T> {
+        let point = Point::new(x, y);
+        let search = AABB::from_corners(
+            [x - tolerance, y - tolerance],
+            [x + tolerance, y + tolerance],
+        );
+        self.tree
+            .locate_in_envelope_intersecting(&search)
+            .map(|candidate| {
+                let (polygon, region) = &self.parts[candidate.data];
+                (Euclidean.distance(&point, polygon), *region)
+            })
+            .filter(|(distance, _)| *distance <= tolerance)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, region)| &self.regions[region])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use geo::{LineString, polygon};
+
+    use super::*;
+
+    fn square(x: f64, y: f64, side: f64) -> MultiPolygon<f64> {
+        MultiPolygon(vec![polygon![
+            (x: x, y: y),
+            (x: x + side, y: y),
+            (x: x + side, y: y + side),
+            (x: x, y: y + side),
+            (x: x, y: y),
+        ]])
+    }
+
+    fn index() -> RegionIndex<&'static str> {
+        // "west" and "east" share no border: a 0.002-wide sliver lies between them, as
+        // simplification leaves. "ring" is a square with a square hole, and an island far away.
+        let mut ring = square(20.0, 0.0, 10.0);
+        ring.0[0].interiors_push(LineString::from(vec![
+            (23.0, 3.0),
+            (27.0, 3.0),
+            (27.0, 7.0),
+            (23.0, 7.0),
+            (23.0, 3.0),
+        ]));
+        ring.0.extend(square(50.0, 50.0, 1.0).0);
+        RegionIndex::new([
+            ("west", square(0.0, 0.0, 1.0)),
+            ("east", square(1.002, 0.0, 1.0)),
+            ("ring", ring),
+        ])
+    }
+
+    #[test]
+    fn finds_the_polygon_that_contains_the_point() {
+        let index = index();
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.containing(0.5, 0.5), Some(&"west"));
+        assert_eq!(index.containing(1.5, 0.5), Some(&"east"));
+        assert_eq!(index.containing(21.0, 1.0), Some(&"ring"));
+        assert_eq!(index.containing(50.5, 50.5), Some(&"ring"), "the island");
+    }
+
+    #[test]
+    fn holes_and_outside_points_find_nothing() {
+        let index = index();
+        assert_eq!(index.containing(25.0, 5.0), None, "inside the hole");
+        assert_eq!(index.containing(5.0, 5.0), None);
+        assert_eq!(index.containing(1.001, 0.5), None, "in the sliver");
+    }
+
+    #[test]
+    fn the_sliver_goes_to_the_closer_neighbour_within_tolerance() {
+        let index = index();
+        assert_eq!(index.nearest_within(1.0005, 0.5, 0.003), Some(&"west"));
+        assert_eq!(index.nearest_within(1.0015, 0.5, 0.003), Some(&"east"));
+        assert_eq!(
+            index.nearest_within(1.5, 0.5, 0.003),
+            Some(&"east"),
+            "inside is distance 0"
+        );
+        assert_eq!(index.nearest_within(3.0, 0.5, 0.003), None, "too far");
+    }
+}

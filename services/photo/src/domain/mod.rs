@@ -1,0 +1,3 @@
+//! The photo service's rules, free of transport and storage.
+
+pub mod location;

@@ -1,0 +1,193 @@
+//! Loads the location data that `deploy/local/fetch-geodata.sh` prepares (never downloaded at run
+//! time): China's county polygons, country polygons and names, GeoNames places.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use geo::MultiPolygon;
+use serde::Deserialize;
+
+use crate::domain::location::places::{CountryCode, NamedPlace, PlaceIndex};
+use crate::domain::location::regions::RegionIndex;
+use crate::domain::location::{Country, District, Locator};
+
+/// The `format` in manifest.json this code reads (deploy/local/prepare_geodata.py `FORMAT`).
+pub const FORMAT: u32 = 1;
+
+/// Data that cannot be used; the message says how to get good data.
+#[derive(Debug, thiserror::Error)]
+pub enum GeodataError {
+    #[error("cannot read {path}: {source} (run deploy/local/fetch-geodata.sh)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is malformed: {reason} (run deploy/local/fetch-geodata.sh)")]
+    Malformed { path: PathBuf, reason: String },
+}
+
+/// Returns where the fetch script writes the data: `$XINTU_DATA_DIR/geo`, else
+/// `~/.cache/xintu/data/geo`.
+pub fn default_dir() -> PathBuf {
+    let data = std::env::var_os("XINTU_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/xintu/data"))
+        })
+        .unwrap_or_else(|| PathBuf::from(".cache/xintu/data"));
+    data.join("geo")
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    format: u32,
+}
+
+#[derive(Deserialize)]
+struct DistrictFeature {
+    #[serde(deserialize_with = "geojson::de::deserialize_geometry")]
+    geometry: MultiPolygon<f64>,
+    province: String,
+    city: String,
+    district: String,
+}
+
+#[derive(Deserialize)]
+struct CountryFeature {
+    #[serde(deserialize_with = "geojson::de::deserialize_geometry")]
+    geometry: MultiPolygon<f64>,
+    iso3: String,
+    name: String,
+}
+
+/// Reads every file in `dir` and builds the lookup indexes (about a second; call it once, off
+/// the async runtime).
+pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
+    let manifest_path = dir.join("manifest.json");
+    let manifest: Manifest = serde_json::from_reader(open(&manifest_path)?)
+        .map_err(|err| malformed(&manifest_path, err))?;
+    if manifest.format != FORMAT {
+        return Err(malformed(
+            &manifest_path,
+            format!("format {}, this build reads {FORMAT}", manifest.format),
+        ));
+    }
+
+    let path = dir.join("china-districts.geojson");
+    let districts: Vec<DistrictFeature> =
+        geojson::de::deserialize_feature_collection_to_vec(open(&path)?)
+            .map_err(|err| malformed(&path, err))?;
+    let china = RegionIndex::new(districts.into_iter().map(|feature| {
+        let district = District {
+            province: feature.province,
+            city: feature.city,
+            district: feature.district,
+        };
+        (district, feature.geometry)
+    }));
+
+    let path = dir.join("countries.geojson");
+    let features: Vec<CountryFeature> =
+        geojson::de::deserialize_feature_collection_to_vec(open(&path)?)
+            .map_err(|err| malformed(&path, err))?;
+    let mut countries = Vec::with_capacity(features.len());
+    for feature in features {
+        countries.push((
+            Country {
+                // Disputed zones have composite codes ("ISR-SYR"): no place belongs to them.
+                code: CountryCode::parse(&feature.iso3),
+                name: feature.name,
+            },
+            feature.geometry,
+        ));
+    }
+    let countries = RegionIndex::new(countries);
+
+    let path = dir.join("countries.tsv");
+    let mut country_names = HashMap::new();
+    for line in read_to_string(&path)?.lines() {
+        let [code, name] = fields(&path, line)?;
+        country_names.insert(country_code(&path, code)?, name.to_owned());
+    }
+
+    let path = dir.join("places.tsv");
+    let text = read_to_string(&path)?;
+    let mut places = Vec::with_capacity(text.len() / 36);
+    for line in text.lines() {
+        let [lat, lng, code, name_zh, name] = fields(&path, line)?;
+        places.push(NamedPlace {
+            lat: number(&path, lat)?,
+            lng: number(&path, lng)?,
+            country: country_code(&path, code)?,
+            name: if name_zh.is_empty() { name } else { name_zh }.to_owned(),
+            has_chinese_name: !name_zh.is_empty(),
+        });
+    }
+    Ok(Locator::new(
+        china,
+        countries,
+        PlaceIndex::new(places),
+        country_names,
+    ))
+}
+
+fn open(path: &Path) -> Result<BufReader<File>, GeodataError> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|source| GeodataError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn read_to_string(path: &Path) -> Result<String, GeodataError> {
+    std::fs::read_to_string(path).map_err(|source| GeodataError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn malformed(path: &Path, reason: impl ToString) -> GeodataError {
+    GeodataError::Malformed {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Splits a tab-separated line into exactly `N` fields.
+fn fields<'a, const N: usize>(path: &Path, line: &'a str) -> Result<[&'a str; N], GeodataError> {
+    let parts: Vec<&str> = line.split('\t').collect();
+    parts
+        .try_into()
+        .map_err(|_| malformed(path, format!("expected {N} tab-separated fields: {line:?}")))
+}
+
+fn number(path: &Path, text: &str) -> Result<f64, GeodataError> {
+    text.parse()
+        .map_err(|_| malformed(path, format!("not a number: {text:?}")))
+}
+
+fn country_code(path: &Path, text: &str) -> Result<CountryCode, GeodataError> {
+    CountryCode::parse(text).ok_or_else(|| malformed(path, format!("bad country code {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_says_how_to_fix_it() {
+        let err = load(Path::new("/nonexistent/geo")).err().unwrap();
+        assert!(err.to_string().contains("fetch-geodata.sh"), "{err}");
+    }
+
+    #[test]
+    fn lines_must_have_every_field() {
+        let path = Path::new("places.tsv");
+        assert!(fields::<3>(path, "a\tb\tc").is_ok());
+        assert!(fields::<3>(path, "a\tb").is_err());
+        assert!(fields::<3>(path, "a\tb\tc\td").is_err());
+    }
+}

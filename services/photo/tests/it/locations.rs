@@ -1,0 +1,57 @@
+//! Known places across China's provinces, municipalities and special regions, abroad and at sea.
+//! One test loads the data once and checks a table, so a failure lists every wrong row.
+
+use std::time::Instant;
+
+use photo_svc::domain::location::Locator;
+use photo_svc::domain::location::coordinate::Wgs84;
+
+fn load() -> Locator {
+    let started = Instant::now();
+    let dir = photo_svc::geodata::default_dir();
+    let locator =
+        photo_svc::geodata::load(&dir).expect("geodata (run deploy/local/fetch-geodata.sh)");
+    eprintln!("geodata loaded in {:?}", started.elapsed());
+    locator
+}
+
+fn display(locator: &Locator, lat: f64, lng: f64) -> String {
+    locator
+        .locate(Wgs84::parse(lat, lng).unwrap())
+        .map(|found| found.place.display())
+        .unwrap_or_default()
+}
+
+#[test]
+fn known_places_get_their_chinese_names() {
+    let locator = load();
+    // WGS-84 as a phone's GPS writes them.
+    let table: &[(f64, f64, &str)] = &[
+        (39.9087, 116.3975, "北京市 东城区"),           // 天安门
+        (31.2380, 121.4860, "上海市 黄浦区"),           // 外滩
+        (30.2437, 120.1410, "浙江省 杭州市 西湖区"),    // 西湖
+        (23.1064, 113.3245, "广东省 广州市 海珠区"),    // 广州塔
+        (22.5431, 114.0579, "广东省 深圳市 福田区"),    // 深圳市民中心
+        (30.6598, 104.0633, "四川省 成都市 青羊区"),    // 成都人民公园
+        (39.1255, 117.1902, "天津市 和平区"),           // 天津
+        (29.5575, 106.5770, "重庆市 渝中区"),           // 解放碑
+        (22.2819, 114.1582, "香港特别行政区 中西区"),   // 中环
+        (22.1987, 113.5439, "澳门特别行政区 花王堂区"), // 澳门
+        (25.0330, 121.5654, "台湾省"),                  // 台北101
+        (30.3724, 113.4540, "湖北省 仙桃市"),           // a city without districts
+        (43.8256, 87.6168, "新疆维吾尔自治区 乌鲁木齐市 水磨沟区"),
+        (29.6525, 91.1721, "西藏自治区 拉萨市 城关区"), // 布达拉宫
+        (35.6896, 139.6917, "日本 东京"),
+        (48.8530, 2.3499, "法国 巴黎"), // 西岱岛
+        (23.0, 5.0, "阿尔及利亚"),      // the Sahara: a country, no town near
+        (30.0, -150.0, ""),             // the Pacific
+        (-45.0, 30.0, ""),              // the Southern Ocean
+    ];
+    let wrong: Vec<String> = table
+        .iter()
+        .map(|(lat, lng, expected)| (lat, lng, expected, display(&locator, *lat, *lng)))
+        .filter(|(_, _, expected, got)| got != *expected)
+        .map(|(lat, lng, expected, got)| format!("({lat}, {lng}): want {expected:?}, got {got:?}"))
+        .collect();
+    assert!(wrong.is_empty(), "wrong places:\n{}", wrong.join("\n"));
+}

@@ -1,0 +1,5 @@
+//! The location rules on the real data that `deploy/local/fetch-geodata.sh` prepares.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
+
+mod locations;
