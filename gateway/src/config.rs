@@ -11,6 +11,7 @@ const DEFAULTS: &str = include_str!("../config.default.toml");
 pub struct GatewayConfig {
     pub gateway_listen_addr: String,
     pub membership_grpc_url: String,
+    pub photo_grpc_url: String,
     pub grpc_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub wechat_appid: String,

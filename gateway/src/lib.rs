@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 
 use platform::grpc::PropagateContext;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
+use proto::photo::v1::location_service_client::LocationServiceClient;
 
 use crate::config::GatewayConfig;
 use crate::ratelimit::Limits;
@@ -41,15 +42,20 @@ type Intercepted = InterceptedService<Channel, PropagateContext>;
 pub struct Clients {
     pub binding: BindingServiceClient<Intercepted>,
     pub membership_channel: Channel,
+    pub location: LocationServiceClient<Intercepted>,
+    pub photo_channel: Channel,
 }
 
 impl Clients {
     pub fn connect(cfg: &GatewayConfig) -> Result<Self, tonic::transport::Error> {
         let timeout = Duration::from_millis(cfg.grpc_timeout_ms);
         let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout)?;
+        let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout)?;
         Ok(Self {
             binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),
             membership_channel: membership,
+            location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
+            photo_channel: photo,
         })
     }
 }
@@ -101,6 +107,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/auth/wechat/verify",
             get(routes::wechat::verify_url).post(routes::wechat::receive_push),
+        )
+        .route("/api/v1/location", get(routes::location::locate))
+        .route(
+            "/api/v1/location/batch",
+            post(routes::location::locate_batch),
         )
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))

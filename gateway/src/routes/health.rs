@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use tonic::transport::Channel;
 
 use crate::AppState;
 
@@ -14,10 +15,30 @@ pub async fn healthz() -> Json<Value> {
 
 /// Every service the gateway calls answers its health check.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let mut health = tonic_health::pb::health_client::HealthClient::new(
-        state.clients.membership_channel.clone(),
+    let (membership, photo) = tokio::join!(
+        serving(state.clients.membership_channel.clone()),
+        serving(state.clients.photo_channel.clone()),
     );
-    let membership = health
+    let ready = membership && photo;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "membership": membership,
+            "photo": photo,
+        })),
+    )
+}
+
+/// Returns true when a service instance behind `channel` reports itself serving.
+async fn serving(channel: Channel) -> bool {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health
         .check(tonic_health::pb::HealthCheckRequest {
             service: String::new(),
         })
@@ -26,17 +47,5 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             answer.into_inner().status
                 == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
         })
-        .unwrap_or(false);
-    let status = if membership {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({
-            "status": if membership { "ready" } else { "not_ready" },
-            "membership": membership,
-        })),
-    )
+        .unwrap_or(false)
 }

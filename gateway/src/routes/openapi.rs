@@ -4,13 +4,19 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::auth;
+use super::{auth, location};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Xintu gateway", description = "REST API of the 芯图相册 backend"),
-    paths(auth::create_qrcode, auth::binding_status),
-    components(schemas(auth::QrCodeIn, auth::QrCodeOut, auth::BindingOut)),
+    paths(auth::create_qrcode, auth::binding_status,
+        location::locate,
+        location::locate_batch),
+    components(schemas(auth::QrCodeIn, auth::QrCodeOut, auth::BindingOut,
+        location::PointIn,
+        location::BatchIn,
+        location::LocationOut,
+        location::BatchOut)),
     modifiers(&ClientTokenScheme)
 )]
 pub struct ApiDoc;

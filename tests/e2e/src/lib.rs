@@ -18,6 +18,8 @@ use sandbox::{Sandbox, SandboxConfig};
 /// A safe-mode EncodingAESKey for tests (43 characters).
 pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
+pub mod photo;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -46,6 +48,8 @@ impl Default for Options {
 pub struct System {
     pub sandbox: Sandbox,
     pub db: TestDatabase,
+    /// The photo service's own database.
+    pub photo_db: TestDatabase,
     pub gateway_urls: Vec<String>,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -77,6 +81,7 @@ impl System {
 
         let shutdown = CancellationToken::new();
         let redis_prefix = platform::testing::redis_prefix();
+        let photo = photo::start(options.replica, &redis_prefix, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
@@ -106,6 +111,7 @@ impl System {
         for index in 0..options.gateways.max(1) {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
+            cfg.photo_grpc_url = photo.url.clone();
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_token = SecretString::from(sandbox_cfg.push_token.clone());
             cfg.wechat_aes_key = sandbox_cfg.aes_key.clone().map(SecretString::from);
@@ -124,6 +130,7 @@ impl System {
         let system = Self {
             sandbox,
             db,
+            photo_db: photo.db,
             gateway_urls,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

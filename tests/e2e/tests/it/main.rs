@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: helpers fail loudly
 
 mod binding;
+mod location;
 mod push_security;
 mod token;

@@ -1,0 +1,145 @@
+//! Photo location: WGS-84 GPS coordinates to Chinese place names, offline (SYSTEM.md §4, §5).
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use proto::photo::v1 as pb;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, AuthenticatedClient};
+
+/// Most points in one batch request.
+pub const BATCH_MAX: usize = 100;
+
+#[derive(Deserialize, IntoParams, ToSchema)]
+pub struct PointIn {
+    /// WGS-84 latitude (EXIF GPSLatitude), -90..=90.
+    pub lat: f64,
+    /// WGS-84 longitude (EXIF GPSLongitude), -180..=180.
+    pub lng: f64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BatchIn {
+    /// 1 to 100 points; answered in the same order.
+    pub points: Vec<PointIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LocationOut {
+    pub lat: f64,
+    pub lng: f64,
+    /// False at sea, far from any place: every name is null and `display` is empty.
+    pub found: bool,
+    /// How the point was placed: `china_region` (China's county polygons), `nearest_place`
+    /// (nearest GeoNames place within 25 km), `country` (a country, no place near), `none`.
+    pub source: &'static str,
+    /// "中国", "日本", ...
+    pub country: Option<String>,
+    /// "浙江省"; null abroad.
+    pub province: Option<String>,
+    /// "杭州市" in China; abroad the nearest place ("东京").
+    pub city: Option<String>,
+    /// "西湖区"; null abroad.
+    pub district: Option<String>,
+    /// The caption to show: "浙江省 杭州市 西湖区", "北京市 东城区", "日本 东京".
+    pub display: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchOut {
+    pub results: Vec<LocationOut>,
+}
+
+/// Names the place of one WGS-84 coordinate in Chinese.
+#[utoipa::path(get, path = "/api/v1/location", params(PointIn),
+    security(("client_token" = [])),
+    responses((status = 200, body = LocationOut), (status = 400), (status = 401)))]
+pub async fn locate(
+    State(state): State<AppState>,
+    _caller: AuthenticatedClient,
+    query: Result<Query<PointIn>, QueryRejection>,
+) -> Result<Json<LocationOut>, ApiError> {
+    let Query(point) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let mut client = state.clients.location.clone();
+    let answer = client
+        .locate(pb::LocateRequest {
+            lat: point.lat,
+            lng: point.lng,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(location_out(&point, answer)))
+}
+
+/// Names the places of 1 to 100 WGS-84 coordinates; one invalid point fails the request.
+#[utoipa::path(post, path = "/api/v1/location/batch", request_body = BatchIn,
+    security(("client_token" = [])),
+    responses((status = 200, body = BatchOut), (status = 400), (status = 401)))]
+pub async fn locate_batch(
+    State(state): State<AppState>,
+    _caller: AuthenticatedClient,
+    ApiJson(input): ApiJson<BatchIn>,
+) -> Result<Json<BatchOut>, ApiError> {
+    if input.points.is_empty() || input.points.len() > BATCH_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_batch_size",
+            format!("send 1 to {BATCH_MAX} points, not {}", input.points.len()),
+        ));
+    }
+    let mut client = state.clients.location.clone();
+    let answer = client
+        .locate_batch(pb::LocateBatchRequest {
+            points: input
+                .points
+                .iter()
+                .map(|point| pb::LocateRequest {
+                    lat: point.lat,
+                    lng: point.lng,
+                })
+                .collect(),
+        })
+        .await?
+        .into_inner();
+    if answer.results.len() != input.points.len() {
+        tracing::error!(
+            sent = input.points.len(),
+            received = answer.results.len(),
+            "photo service answered a batch short"
+        );
+        return Err(ApiError::from(tonic::Status::internal("short batch")));
+    }
+    let results = input
+        .points
+        .iter()
+        .zip(answer.results)
+        .map(|(point, answer)| location_out(point, answer))
+        .collect();
+    Ok(Json(BatchOut { results }))
+}
+
+fn location_out(point: &PointIn, answer: pb::LocateResponse) -> LocationOut {
+    let source = match pb::LocationSource::try_from(answer.source) {
+        Ok(pb::LocationSource::ChinaRegion) => "china_region",
+        Ok(pb::LocationSource::NearestPlace) => "nearest_place",
+        Ok(pb::LocationSource::Country) => "country",
+        _ => "none",
+    };
+    let named = |name: String| Some(name).filter(|name| !name.is_empty());
+    LocationOut {
+        lat: point.lat,
+        lng: point.lng,
+        found: source != "none",
+        source,
+        country: named(answer.country),
+        province: named(answer.province),
+        city: named(answer.city),
+        district: named(answer.district),
+        display: answer.display,
+    }
+}
