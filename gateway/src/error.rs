@@ -51,9 +51,16 @@ impl ApiError {
 /// error code says more: provider failures are 502, not 503.
 pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
     match (code, error_code) {
-        (_, Some("wechat_unavailable" | "wechat_quota_exceeded" | "provider_unavailable")) => {
-            StatusCode::BAD_GATEWAY
-        }
+        (
+            _,
+            Some(
+                "wechat_unavailable"
+                | "wechat_quota_exceeded"
+                | "wechatpay_unavailable"
+                | "provider_unavailable",
+            ),
+        ) => StatusCode::BAD_GATEWAY,
+        (_, Some("insufficient_credits")) => StatusCode::CONFLICT,
         (Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange, _) => {
             StatusCode::BAD_REQUEST
         }
@@ -146,6 +153,9 @@ mod tests {
             (Code::Unavailable, Some("database_unavailable"), 503),
             (Code::Unavailable, Some("wechat_unavailable"), 502),
             (Code::Unavailable, Some("wechat_quota_exceeded"), 502),
+            (Code::Unavailable, Some("wechatpay_unavailable"), 502),
+            (Code::FailedPrecondition, Some("insufficient_credits"), 409),
+            (Code::AlreadyExists, Some("membership_active"), 409),
             (Code::DeadlineExceeded, None, 504),
             (Code::Internal, None, 500),
             (Code::Unknown, None, 500),

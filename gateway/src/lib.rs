@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod ratelimit;
 pub mod routes;
+pub mod session;
 pub mod wechat;
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ use tower_http::trace::TraceLayer;
 
 use platform::grpc::PropagateContext;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
+use proto::membership::v1::member_service_client::MemberServiceClient;
+use proto::membership::v1::order_service_client::OrderServiceClient;
 use proto::photo::v1::location_service_client::LocationServiceClient;
 
 use crate::config::GatewayConfig;
@@ -41,6 +44,8 @@ type Intercepted = InterceptedService<Channel, PropagateContext>;
 #[derive(Clone)]
 pub struct Clients {
     pub binding: BindingServiceClient<Intercepted>,
+    pub member: MemberServiceClient<Intercepted>,
+    pub order: OrderServiceClient<Intercepted>,
     pub membership_channel: Channel,
     pub location: LocationServiceClient<Intercepted>,
     pub photo_channel: Channel,
@@ -53,6 +58,8 @@ impl Clients {
         let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout)?;
         Ok(Self {
             binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),
+            member: MemberServiceClient::with_interceptor(membership.clone(), PropagateContext),
+            order: OrderServiceClient::with_interceptor(membership.clone(), PropagateContext),
             membership_channel: membership,
             location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
             photo_channel: photo,
@@ -67,6 +74,14 @@ pub struct AppState {
     pub clients: Clients,
     pub push: PushCodec,
     pub limits: Limits,
+    /// Signs the member page's session and OAuth-state cookies.
+    pub cookie_key: axum_extra::extract::cookie::Key,
+}
+
+impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.cookie_key.clone()
+    }
 }
 
 impl AppState {
@@ -82,11 +97,18 @@ impl AppState {
             cfg.qrcode_per_client_per_minute,
             cfg.qrcode_per_ip_per_minute,
         );
+        let secret = secrecy::ExposeSecret::expose_secret(&cfg.session_secret).as_bytes();
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "session_secret must be at least 32 bytes"
+        );
+        let cookie_key = axum_extra::extract::cookie::Key::derive_from(secret);
         Ok(Self {
             cfg: Arc::new(cfg),
             clients,
             push,
             limits,
+            cookie_key,
         })
     }
 }
@@ -108,6 +130,24 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/auth/wechat/verify",
             get(routes::wechat::verify_url).post(routes::wechat::receive_push),
         )
+        .route(
+            "/api/v1/member/oauth/authorize",
+            get(routes::member::authorize),
+        )
+        .route(
+            "/api/v1/member/oauth/callback",
+            get(routes::member::callback),
+        )
+        .route("/api/v1/member/profile", get(routes::member::profile))
+        .route(
+            "/api/v1/payment/create-order",
+            post(routes::payment::create_order),
+        )
+        .route(
+            "/api/v1/payment/orders/{order_no}",
+            get(routes::payment::get_order),
+        )
+        .route("/api/v1/payment/notify", post(routes::payment::notify))
         .route("/api/v1/location", get(routes::location::locate))
         .route(
             "/api/v1/location/batch",

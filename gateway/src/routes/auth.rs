@@ -55,7 +55,7 @@ pub async fn create_qrcode(
         qrcode_url: issued.qr_url,
         qrcode_image_url: issued.qrcode_image_url,
         expire_seconds: issued.expire_seconds,
-        expires_at: rfc3339(issued.expires_at_unix),
+        expires_at: super::rfc3339(issued.expires_at_unix),
         client_token: issued.client_token,
     }))
 }
@@ -103,13 +103,7 @@ pub async fn binding_status(
         client_id: query.client_id,
         status,
         openid: Some(view.openid).filter(|openid| !openid.is_empty()),
-        completed_at: (view.completed_at_unix > 0).then(|| rfc3339(view.completed_at_unix)),
-        expires_at: rfc3339(view.expires_at_unix),
+        completed_at: (view.completed_at_unix > 0).then(|| super::rfc3339(view.completed_at_unix)),
+        expires_at: super::rfc3339(view.expires_at_unix),
     }))
-}
-
-fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|at| at.to_rfc3339())
-        .unwrap_or_default()
 }

@@ -3,5 +3,14 @@
 pub mod auth;
 pub mod health;
 pub mod location;
+pub mod member;
 pub mod openapi;
+pub mod payment;
 pub mod wechat;
+
+/// Formats unix seconds as RFC 3339 (empty for an impossible time).
+pub(crate) fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default()
+}

@@ -4,19 +4,37 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{auth, location};
+use super::{auth, location, member, payment};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Xintu gateway", description = "REST API of the 芯图相册 backend"),
-    paths(auth::create_qrcode, auth::binding_status,
+    paths(
+        auth::create_qrcode,
+        auth::binding_status,
         location::locate,
-        location::locate_batch),
-    components(schemas(auth::QrCodeIn, auth::QrCodeOut, auth::BindingOut,
+        location::locate_batch,
+        member::authorize,
+        member::callback,
+        member::profile,
+        payment::create_order,
+        payment::get_order
+    ),
+    components(schemas(
+        auth::QrCodeIn,
+        auth::QrCodeOut,
+        auth::BindingOut,
         location::PointIn,
         location::BatchIn,
         location::LocationOut,
-        location::BatchOut)),
+        location::BatchOut,
+        member::ProfileOut,
+        member::PricesOut,
+        payment::CreateOrderIn,
+        payment::CreateOrderOut,
+        payment::OrderOut,
+        payment::PayParamsOut
+    )),
     modifiers(&ClientTokenScheme)
 )]
 pub struct ApiDoc;

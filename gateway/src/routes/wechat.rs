@@ -92,9 +92,9 @@ fn reply_text(result: &pb::OfficialAccountEventResult) -> Option<String> {
     let outcome =
         pb::EventOutcome::try_from(result.outcome).unwrap_or(pb::EventOutcome::Unspecified);
     match outcome {
-        pb::EventOutcome::Bound if result.new_user => Some(format!(
+        pb::EventOutcome::Bound if result.granted_credits > 0 => Some(format!(
             "绑定成功！欢迎使用芯图相册，已赠送您 {} 积分。回到应用即可开始整理照片。",
-            result.remaining_credits
+            result.granted_credits
         )),
         pb::EventOutcome::Bound => Some("绑定成功！回到芯图相册应用即可继续使用。".to_owned()),
         pb::EventOutcome::Followed if result.detail == "expired_scene" => {

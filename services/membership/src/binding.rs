@@ -42,6 +42,7 @@ pub struct BindingView {
 pub struct EventResult {
     pub outcome: EventOutcome,
     pub new_user: bool,
+    pub granted_credits: i64,
     pub remaining_credits: i64,
     pub detail: &'static str,
 }
@@ -92,7 +93,7 @@ impl Bindings {
             tx.commit().await?;
             let gtid = last_gtid(&mut conn).await;
             self.freshness
-                .wrote(client_id.as_str(), gtid.as_deref())
+                .wrote(&client_subject(client_id.as_str()), gtid.as_deref())
                 .await;
             scene_id
         };
@@ -113,7 +114,7 @@ impl Bindings {
         .await?;
         let gtid = last_gtid(&mut conn).await;
         self.freshness
-            .wrote(client_id.as_str(), gtid.as_deref())
+            .wrote(&client_subject(client_id.as_str()), gtid.as_deref())
             .await;
         let image_url = format!(
             "{}/cgi-bin/showqrcode?ticket={}",
@@ -141,7 +142,7 @@ impl Bindings {
     ) -> Result<BindingView, MembershipError> {
         let pool = self
             .freshness
-            .pool_for(&self.pools, client_id.as_str())
+            .pool_for(&self.pools, &client_subject(client_id.as_str()))
             .await;
         let mut row = read_binding(pool, client_id).await;
         let trusted = matches!(&row, Ok(Some(found)) if token.matches(&found.client_token_hash));
@@ -185,6 +186,7 @@ impl Bindings {
             return Ok(EventResult {
                 outcome: EventOutcome::Duplicate,
                 new_user: false,
+                granted_credits: 0,
                 remaining_credits: remaining,
                 detail: "",
             });
@@ -199,9 +201,10 @@ impl Bindings {
             EventKind::Subscribe | EventKind::Scan => {
                 let (user_id, created) =
                     store::users::upsert_follower(&mut tx, &event.openid).await?;
-                new_user = created;
-                if created && self.rules.new_follower_credits > 0 {
-                    ledger::grant_once(
+                // The welcome credits are keyed by openid in the ledger, so a user first seen as an
+                // H5 buyer still gets them on their first follow, and nobody gets them twice.
+                if self.rules.new_follower_credits > 0 {
+                    new_user = ledger::grant_once(
                         &mut tx,
                         user_id,
                         self.rules.new_follower_credits,
@@ -209,6 +212,8 @@ impl Bindings {
                         &event.openid,
                     )
                     .await?;
+                } else {
+                    new_user = created;
                 }
                 let (outcome, detail, client) = self.bind_scene(&mut tx, event, user_id).await?;
                 bound_client = client;
@@ -222,11 +227,18 @@ impl Bindings {
         tx.commit().await?;
         if let Some(client_id) = bound_client {
             let gtid = last_gtid(&mut conn).await;
-            self.freshness.wrote(&client_id, gtid.as_deref()).await;
+            self.freshness
+                .wrote(&client_subject(&client_id), gtid.as_deref())
+                .await;
         }
         Ok(EventResult {
             outcome,
             new_user,
+            granted_credits: if new_user {
+                self.rules.new_follower_credits
+            } else {
+                0
+            },
             remaining_credits: remaining,
             detail,
         })
@@ -284,6 +296,10 @@ impl Bindings {
             user_id: if bound { row.user_id } else { None },
         })
     }
+}
+
+fn client_subject(client_id: &str) -> String {
+    format!("client:{client_id}")
 }
 
 async fn read_binding(

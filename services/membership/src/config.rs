@@ -1,6 +1,6 @@
 //! Membership service configuration (defaults and documentation in `config.default.toml`).
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use platform::telemetry::LogFormat;
@@ -22,6 +22,25 @@ pub struct MembershipConfig {
     pub qrcode_expire_seconds: u32,
     pub wechat_timeout_ms: u64,
     pub new_follower_credits: i64,
+    pub wechatpay_mch_id: String,
+    pub wechatpay_api_key: SecretString,
+    pub wechatpay_api_base: String,
+    pub wechatpay_notify_url: String,
+    pub wechatpay_sign_type: String,
+    pub wechatpay_timeout_ms: u64,
+    pub member_price_fen: i64,
+    pub member_days: u32,
+    pub member_bonus_credits: i64,
+    pub member_renew_window_days: u32,
+    pub credit_unit_fen: i64,
+    pub credits_min: u32,
+    pub credits_max: u32,
+    pub order_expire_minutes: u32,
+    pub order_close_min_age_secs: u32,
+    pub reconcile_interval_ms: u64,
+    pub reconcile_query_after_secs: u32,
+    pub hold_ttl_secs: u32,
+    pub hold_janitor_interval_ms: u64,
     pub xintu_env: String,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,
@@ -60,11 +79,36 @@ impl MembershipConfig {
                 "new_follower_credits must be >= 0".into(),
             ));
         }
-        if self.xintu_env == "production" && is_sandbox_url(&self.wechat_api_base) {
-            return Err(ConfigError::Invalid(format!(
-                "wechat_api_base {} is a sandbox address; production refuses it",
-                self.wechat_api_base
-            )));
+        if self.xintu_env == "production" {
+            for (key, url) in [
+                ("wechat_api_base", &self.wechat_api_base),
+                ("wechatpay_api_base", &self.wechatpay_api_base),
+                ("wechatpay_notify_url", &self.wechatpay_notify_url),
+            ] {
+                if is_sandbox_url(url) {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} {url} is a sandbox address; production refuses it"
+                    )));
+                }
+            }
+        }
+        if self.member_price_fen <= 0 || self.credit_unit_fen <= 0 {
+            return Err(ConfigError::Invalid("prices must be positive fen".into()));
+        }
+        if self.credits_min == 0 || self.credits_min > self.credits_max {
+            return Err(ConfigError::Invalid(
+                "credits_min must be within 1..=credits_max".into(),
+            ));
+        }
+        if wechat_protocol::pay::SignType::parse(Some(&self.wechatpay_sign_type)).is_none() {
+            return Err(ConfigError::Invalid(
+                "wechatpay_sign_type must be MD5 or HMAC-SHA256".into(),
+            ));
+        }
+        if self.wechatpay_api_key.expose_secret().len() != 32 {
+            return Err(ConfigError::Invalid(
+                "wechatpay_api_key must be 32 characters".into(),
+            ));
         }
         Ok(())
     }
@@ -93,6 +137,9 @@ mod tests {
         cfg.wechat_api_base = "http://127.0.0.1:9000".into();
         assert!(cfg.validate().is_err());
         cfg.wechat_api_base = "https://api.weixin.qq.com".into();
+        assert!(cfg.validate().is_err(), "the pay sandbox is refused too");
+        cfg.wechatpay_api_base = "https://api.mch.weixin.qq.com".into();
+        cfg.wechatpay_notify_url = "https://www.xintuxiangce.top/api/v1/payment/notify".into();
         cfg.validate().unwrap();
     }
 
@@ -102,5 +149,6 @@ mod tests {
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("sandbox-app-secret"), "{printed}");
         assert!(!printed.contains("membership-local"), "{printed}");
+        assert!(!printed.contains("sandboxsandbox"), "{printed}");
     }
 }

@@ -11,6 +11,20 @@ pub enum MembershipError {
     InvalidArgument { field: &'static str, reason: String },
     #[error("invalid client token")]
     InvalidClientToken,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("membership is active for more than {renew_window_days} more days")]
+    MembershipActive { renew_window_days: u32 },
+    #[error("not enough credits")]
+    InsufficientCredits,
+    #[error("the hold {reference} is {status}")]
+    HoldSettled { reference: String, status: String },
+    #[error("reference {0} was used for a different request")]
+    ReferenceConflict(String),
+    #[error("invalid oauth code")]
+    InvalidOAuthCode,
+    #[error(transparent)]
+    WechatPay(#[from] crate::wechatpay::PayError),
     #[error(transparent)]
     Wechat(#[from] WechatError),
     #[error("database error")]
@@ -37,6 +51,28 @@ impl From<MembershipError> for tonic::Status {
                 "invalid_client_token",
                 err.to_string(),
             ),
+            MembershipError::NotFound(_) => status(Code::NotFound, "not_found", err.to_string()),
+            MembershipError::MembershipActive { .. } => {
+                status(Code::AlreadyExists, "membership_active", err.to_string())
+            }
+            MembershipError::InsufficientCredits => status(
+                Code::FailedPrecondition,
+                "insufficient_credits",
+                err.to_string(),
+            ),
+            MembershipError::HoldSettled { .. } => {
+                status(Code::FailedPrecondition, "hold_settled", err.to_string())
+            }
+            MembershipError::ReferenceConflict(_) => {
+                status(Code::AlreadyExists, "reference_conflict", err.to_string())
+            }
+            MembershipError::InvalidOAuthCode => {
+                status(Code::Unauthenticated, "invalid_oauth_code", err.to_string())
+            }
+            MembershipError::WechatPay(pay) => {
+                tracing::warn!(error = %pay, "wechat pay call failed");
+                status(Code::Unavailable, "wechatpay_unavailable", pay.to_string())
+            }
             MembershipError::Wechat(wechat) => {
                 tracing::warn!(error = %wechat, "wechat call failed");
                 match wechat {

@@ -2,12 +2,17 @@
 
 pub mod binding;
 pub mod config;
+pub mod credits;
 pub mod domain;
 pub mod error;
 pub mod freshness;
 pub mod grpc;
+pub mod members;
+pub mod orders;
+pub mod retry;
 pub mod store;
 pub mod wechat;
+pub mod wechatpay;
 
 use std::time::Duration;
 
@@ -19,18 +24,30 @@ use tonic::service::Routes;
 use platform::db::Pools;
 use platform::redis::Keys;
 use proto::membership::v1::binding_service_server::BindingServiceServer;
+use proto::membership::v1::credit_service_server::CreditServiceServer;
+use proto::membership::v1::member_service_server::MemberServiceServer;
+use proto::membership::v1::order_service_server::OrderServiceServer;
 
 use crate::binding::{BindingRules, Bindings};
 use crate::config::MembershipConfig;
+use crate::credits::Credits;
+use crate::domain::pricing::PriceList;
 use crate::freshness::Freshness;
-use crate::grpc::BindingGrpc;
+use crate::members::Members;
+use crate::orders::{OrderRules, Orders};
 use crate::wechat::{WechatApi, WechatSettings};
+use crate::wechatpay::{PayClient, PaySettings};
 
 /// This service's migrations, run only by `membership-svc migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The gRPC service names reported by health checks.
-pub const SERVICE_NAMES: &[&str] = &["membership.v1.BindingService"];
+pub const SERVICE_NAMES: &[&str] = &[
+    "membership.v1.BindingService",
+    "membership.v1.MemberService",
+    "membership.v1.OrderService",
+    "membership.v1.CreditService",
+];
 
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
@@ -38,43 +55,160 @@ pub struct Dependencies {
     pub redis: ConnectionManager,
 }
 
-/// Builds the gRPC routes of this service.
-pub fn routes(cfg: &MembershipConfig, deps: &Dependencies) -> Result<Routes, wechat::WechatError> {
-    let keys = Keys::new(format!("{}:membership", cfg.redis_key_prefix));
-    // The token is shared by every service of the deployment, so its key has no service part.
-    let shared = Keys::new(format!(
-        "{}:wechat:{}",
-        cfg.redis_key_prefix, cfg.wechat_appid
-    ));
-    let wechat = WechatApi::new(
-        WechatSettings {
-            api_base: cfg.wechat_api_base.clone(),
+/// The use cases of one instance.
+#[derive(Clone)]
+pub struct Membership {
+    pub bindings: Bindings,
+    pub members: Members,
+    pub orders: Orders,
+    pub credits: Credits,
+}
+
+impl Membership {
+    pub fn build(cfg: &MembershipConfig, deps: &Dependencies) -> anyhow::Result<Self> {
+        let keys = Keys::new(format!("{}:membership", cfg.redis_key_prefix));
+        // The token is shared by every service of the deployment, so its key has no service part.
+        let shared = Keys::new(format!(
+            "{}:wechat:{}",
+            cfg.redis_key_prefix, cfg.wechat_appid
+        ));
+        let wechat = WechatApi::new(
+            WechatSettings {
+                api_base: cfg.wechat_api_base.clone(),
+                appid: cfg.wechat_appid.clone(),
+                secret: cfg.wechat_secret.clone(),
+                timeout: Duration::from_millis(cfg.wechat_timeout_ms),
+                token_key: shared.key(&["access_token"]),
+                token_lock_key: shared.key(&["access_token", "lock"]),
+            },
+            deps.redis.clone(),
+        )?;
+        let sign_type = wechat_protocol::pay::SignType::parse(Some(&cfg.wechatpay_sign_type))
+            .ok_or_else(|| anyhow::anyhow!("wechatpay_sign_type must be MD5 or HMAC-SHA256"))?;
+        let pay = PayClient::new(PaySettings {
+            api_base: cfg.wechatpay_api_base.clone(),
             appid: cfg.wechat_appid.clone(),
-            secret: cfg.wechat_secret.clone(),
-            timeout: Duration::from_millis(cfg.wechat_timeout_ms),
-            token_key: shared.key(&["access_token"]),
-            token_lock_key: shared.key(&["access_token", "lock"]),
-        },
-        deps.redis.clone(),
-    )?;
-    let freshness = Freshness::new(
-        deps.redis.clone(),
-        keys,
-        Duration::from_secs(u64::from(cfg.qrcode_expire_seconds) + 60),
-    );
-    let bindings = Bindings::new(
-        deps.pools.clone(),
-        wechat,
-        freshness,
-        BindingRules {
-            qrcode_expire_seconds: cfg.qrcode_expire_seconds,
-            mp_base: cfg.wechat_mp_base.clone(),
-            new_follower_credits: cfg.new_follower_credits,
-        },
-    );
-    Ok(Routes::new(BindingServiceServer::new(BindingGrpc::new(
-        bindings,
-    ))))
+            mch_id: cfg.wechatpay_mch_id.clone(),
+            api_key: cfg.wechatpay_api_key.clone(),
+            sign_type,
+            notify_url: cfg.wechatpay_notify_url.clone(),
+            timeout: Duration::from_millis(cfg.wechatpay_timeout_ms),
+        })?;
+        // Remembered longer than any replica lag we accept, and than a QR code lives.
+        let freshness = Freshness::new(
+            deps.redis.clone(),
+            keys,
+            Duration::from_secs(u64::from(cfg.qrcode_expire_seconds).max(600) + 60),
+        );
+        let prices = PriceList {
+            member_price_fen: cfg.member_price_fen,
+            member_days: cfg.member_days,
+            member_bonus_credits: cfg.member_bonus_credits,
+            member_renew_window_days: cfg.member_renew_window_days,
+            credit_unit_fen: cfg.credit_unit_fen,
+            credits_min: cfg.credits_min,
+            credits_max: cfg.credits_max,
+        };
+        let bindings = Bindings::new(
+            deps.pools.clone(),
+            wechat.clone(),
+            freshness.clone(),
+            BindingRules {
+                qrcode_expire_seconds: cfg.qrcode_expire_seconds,
+                mp_base: cfg.wechat_mp_base.clone(),
+                new_follower_credits: cfg.new_follower_credits,
+            },
+        );
+        let members = Members::new(
+            deps.pools.clone(),
+            wechat,
+            freshness.clone(),
+            prices.clone(),
+        );
+        let orders = Orders::new(
+            deps.pools.clone(),
+            pay,
+            prices,
+            freshness,
+            OrderRules {
+                expire_minutes: cfg.order_expire_minutes,
+                close_min_age_secs: cfg.order_close_min_age_secs,
+                query_after_secs: cfg.reconcile_query_after_secs,
+            },
+        );
+        let credits = Credits::new(deps.pools.clone(), cfg.hold_ttl_secs);
+        Ok(Self {
+            bindings,
+            members,
+            orders,
+            credits,
+        })
+    }
+
+    /// The gRPC routes of this service.
+    pub fn routes(&self) -> Routes {
+        Routes::new(BindingServiceServer::new(grpc::BindingGrpc::new(
+            self.bindings.clone(),
+        )))
+        .add_service(MemberServiceServer::new(grpc::MemberGrpc::new(
+            self.members.clone(),
+        )))
+        .add_service(OrderServiceServer::new(grpc::OrderGrpc::new(
+            self.orders.clone(),
+        )))
+        .add_service(CreditServiceServer::new(grpc::CreditGrpc::new(
+            self.credits.clone(),
+        )))
+    }
+
+    /// Starts the reconciler and the hold janitor; both stop with `shutdown`. Every instance
+    /// runs them: each order check is claimed in SQL and each release is guarded, so concurrent
+    /// instances never do the same work twice.
+    pub fn spawn_background(&self, cfg: &MembershipConfig, shutdown: &CancellationToken) {
+        let orders = self.orders.clone();
+        let interval = Duration::from_millis(cfg.reconcile_interval_ms.max(10));
+        let claim_secs = u32::try_from(interval.as_secs()).unwrap_or(u32::MAX);
+        every(interval, shutdown.clone(), move || {
+            let orders = orders.clone();
+            async move {
+                match orders.reconcile_once(claim_secs).await {
+                    Ok(report) if report.checked > 0 => {
+                        tracing::info!(?report, "reconciler round");
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "reconciler round failed"),
+                }
+            }
+        });
+        let credits = self.credits.clone();
+        let interval = Duration::from_millis(cfg.hold_janitor_interval_ms.max(10));
+        every(interval, shutdown.clone(), move || {
+            let credits = credits.clone();
+            async move {
+                if let Err(err) = credits.release_expired().await {
+                    tracing::warn!(error = %err, "hold janitor round failed");
+                }
+            }
+        });
+    }
+}
+
+/// Runs `round` every `interval` until `shutdown`; a round in progress finishes first.
+fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut round: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => round().await,
+            }
+        }
+    });
 }
 
 /// Serves the service on `listener` until `shutdown` is cancelled.
@@ -84,9 +218,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let routes = routes(cfg, &deps)?;
+    let membership = Membership::build(cfg, &deps)?;
+    membership.spawn_background(cfg, &shutdown);
     tracing::info!(addr = %listener.local_addr()?, "membership service listening");
-    platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
+    platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown)
         .await
         .map_err(|err| anyhow::anyhow!(err))
 }

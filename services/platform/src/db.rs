@@ -118,3 +118,14 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
             | sqlx::Error::Tls(_)
     )
 }
+
+/// Returns true for errors after which the whole transaction should be run again: deadlock
+/// (1213) and lock wait timeout (1205). InnoDB rolls back only the statement on 1205, so the
+/// caller must roll back before retrying (dropping the transaction does).
+pub fn is_retryable(err: &sqlx::Error) -> bool {
+    let number = err
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .map(sqlx::mysql::MySqlDatabaseError::number);
+    matches!(number, Some(1213 | 1205))
+}

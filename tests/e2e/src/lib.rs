@@ -20,6 +20,8 @@ pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 pub mod photo;
 
+pub mod proxy;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -29,6 +31,11 @@ pub struct Options {
     pub gateways: usize,
     pub qrcode_expire_seconds: u32,
     pub qrcode_per_client_per_minute: u32,
+    /// Membership instances reach the primary through a proxy the test can cut.
+    pub cuttable_primary: bool,
+    pub reconcile_interval_ms: u64,
+    pub reconcile_query_after_secs: u32,
+    pub hold_janitor_interval_ms: u64,
 }
 
 impl Default for Options {
@@ -40,6 +47,11 @@ impl Default for Options {
             gateways: 1,
             qrcode_expire_seconds: 600,
             qrcode_per_client_per_minute: 1000,
+            cuttable_primary: false,
+            // Out of the way unless a test wants the background loops.
+            reconcile_interval_ms: 3_600_000,
+            reconcile_query_after_secs: 60,
+            hold_janitor_interval_ms: 3_600_000,
         }
     }
 }
@@ -51,6 +63,9 @@ pub struct System {
     /// The photo service's own database.
     pub photo_db: TestDatabase,
     pub gateway_urls: Vec<String>,
+    pub membership_urls: Vec<String>,
+    /// Set with `Options::cuttable_primary`: the membership instances' way to the primary.
+    pub primary_proxy: Option<proxy::CuttableProxy>,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
 }
@@ -59,6 +74,16 @@ impl Drop for System {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+fn with_host(url: &SecretString, addr: std::net::SocketAddr) -> SecretString {
+    use secrecy::ExposeSecret;
+    let mut parsed = reqwest::Url::parse(url.expose_secret()).expect("database url");
+    parsed.set_port(Some(addr.port())).expect("set port");
+    parsed
+        .set_host(Some(&addr.ip().to_string()))
+        .expect("set host");
+    SecretString::from(parsed.to_string())
 }
 
 impl System {
@@ -79,13 +104,40 @@ impl System {
         primary.close().await;
         db.wait_for_replica().await;
 
+        // Gateways listen first: the membership service needs their notify URL.
+        let mut gateway_listeners = Vec::new();
+        for _ in 0..options.gateways.max(1) {
+            gateway_listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        }
+        let gateway_urls: Vec<String> = gateway_listeners
+            .iter()
+            .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+            .collect();
+
+        let primary_proxy = if options.cuttable_primary {
+            use secrecy::ExposeSecret;
+            let parsed = reqwest::Url::parse(db.primary_url.expose_secret()).expect("url");
+            let target = format!(
+                "{}:{}",
+                parsed.host_str().expect("host"),
+                parsed.port().expect("port")
+            );
+            let target = target.parse().expect("primary address");
+            Some(proxy::CuttableProxy::start(target).await)
+        } else {
+            None
+        };
+
         let shutdown = CancellationToken::new();
         let redis_prefix = platform::testing::redis_prefix();
         let photo = photo::start(options.replica, &redis_prefix, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
-            cfg.database_url = db.primary_url.clone();
+            cfg.database_url = match &primary_proxy {
+                Some(proxy) => with_host(&db.primary_url, proxy.addr),
+                None => db.primary_url.clone(),
+            };
             cfg.database_replica_url = Some(db.replica_url.clone());
             cfg.database_max_connections = 10;
             cfg.redis_url = platform::testing::redis_url();
@@ -95,6 +147,13 @@ impl System {
             cfg.wechat_api_base = sandbox.url();
             cfg.wechat_mp_base = sandbox.url();
             cfg.qrcode_expire_seconds = options.qrcode_expire_seconds;
+            cfg.wechatpay_api_base = sandbox.url();
+            cfg.wechatpay_mch_id = sandbox_cfg.mch_id.clone();
+            cfg.wechatpay_api_key = SecretString::from(sandbox_cfg.pay_key.clone());
+            cfg.wechatpay_notify_url = format!("{}/api/v1/payment/notify", gateway_urls[0]);
+            cfg.reconcile_interval_ms = options.reconcile_interval_ms;
+            cfg.reconcile_query_after_secs = options.reconcile_query_after_secs;
+            cfg.hold_janitor_interval_ms = options.hold_janitor_interval_ms;
             let deps = membership_svc::connect(&cfg)
                 .await
                 .expect("membership dependencies");
@@ -107,19 +166,18 @@ impl System {
                 }
             });
         }
-        let mut gateway_urls = Vec::new();
-        for index in 0..options.gateways.max(1) {
+        for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo.url.clone();
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_token = SecretString::from(sandbox_cfg.push_token.clone());
             cfg.wechat_aes_key = sandbox_cfg.aes_key.clone().map(SecretString::from);
+            cfg.wechat_open_base = sandbox.url();
+            cfg.public_base_url = gateway_urls[index].clone();
             cfg.qrcode_per_client_per_minute = options.qrcode_per_client_per_minute;
             cfg.qrcode_per_ip_per_minute = 100_000;
             let state = gateway::AppState::new(cfg).expect("gateway state");
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            gateway_urls.push(format!("http://{}", listener.local_addr().expect("addr")));
             let stop = shutdown.child_token();
             tokio::spawn(async move {
                 if let Err(err) = gateway::run(state, listener, stop).await {
@@ -132,6 +190,8 @@ impl System {
             db,
             photo_db: photo.db,
             gateway_urls,
+            membership_urls,
+            primary_proxy,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -165,7 +225,7 @@ impl System {
                 if ready {
                     break;
                 }
-                assert!(attempt < 200, "gateway {url} never became ready");
+                assert!(attempt < 1200, "gateway {url} never became ready");
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
@@ -272,5 +332,163 @@ impl System {
         .expect("check the ledger invariant");
         pool.close().await;
         assert_eq!(broken, 0, "users whose balance differs from their ledger");
+    }
+}
+
+/// A member-page browser: a cookie jar signed in through the gateway's WeChat OAuth.
+pub struct MemberBrowser {
+    pub http: reqwest::Client,
+    pub gateway: String,
+}
+
+impl System {
+    /// Signs `openid` in the way the H5 page does: authorize → WeChat (the sandbox) → callback.
+    pub async fn sign_in(&self, openid: &str) -> MemberBrowser {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("browser");
+        let gateway = self.gateway().to_owned();
+        let to_wechat = http
+            .get(format!("{gateway}/api/v1/member/oauth/authorize"))
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(to_wechat.status(), 302);
+        let mut wechat_page = reqwest::Url::parse(location(&to_wechat)).expect("wechat url");
+        // The fragment stays in the browser; the sandbox learns who is "in WeChat" from a parameter.
+        wechat_page.set_fragment(None);
+        wechat_page
+            .query_pairs_mut()
+            .append_pair("sandbox_openid", openid);
+        let back = http
+            .get(wechat_page)
+            .send()
+            .await
+            .expect("wechat authorize");
+        assert_eq!(back.status(), 302);
+        let callback = location(&back).to_owned();
+        let signed_in = http.get(callback).send().await.expect("callback");
+        assert_eq!(signed_in.status(), 302, "{:?}", signed_in.text().await);
+        MemberBrowser { http, gateway }
+    }
+}
+
+fn location(response: &reqwest::Response) -> &str {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header")
+}
+
+impl MemberBrowser {
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.gateway))
+            .send()
+            .await
+            .expect("get");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.gateway))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn profile(&self) -> serde_json::Value {
+        let (status, body) = self.get("/api/v1/member/profile").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Creates an order and returns the answer (order and pay parameters).
+    pub async fn create_order(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, answer) = self.post("/api/v1/payment/create-order", body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    /// Polls the order until it is `status` (or gives up after 10 s).
+    pub async fn wait_for_order(&self, order_no: &str, status: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..400 {
+            let (code, order) = self
+                .get(&format!("/api/v1/payment/orders/{order_no}"))
+                .await;
+            assert_eq!(code, 200, "{order}");
+            if order["status"] == status {
+                return order;
+            }
+            last = order;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("order {order_no} never became {status}: {last}");
+    }
+}
+
+impl System {
+    /// Ledger rows of the whole database, for "nothing changed" assertions.
+    pub async fn counts(&self) -> (i64, i64, i64) {
+        let pool = self.db.primary().await;
+        let ledger: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credit_ledger")
+            .fetch_one(&pool)
+            .await
+            .expect("ledger");
+        let paid: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM payment_orders WHERE status = 'paid'")
+                .fetch_one(&pool)
+                .await
+                .expect("paid");
+        let credits: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(remaining_credits), 0) AS SIGNED) FROM wechat_users",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("credits");
+        pool.close().await;
+        (ledger, paid, credits)
+    }
+
+    /// A gRPC client straight to the first membership instance (the credits API of the services).
+    pub async fn credit_client(
+        &self,
+    ) -> proto::membership::v1::credit_service_client::CreditServiceClient<tonic::transport::Channel>
+    {
+        proto::membership::v1::credit_service_client::CreditServiceClient::connect(
+            self.membership_urls[0].clone(),
+        )
+        .await
+        .expect("connect to membership")
+    }
+
+    /// The user id of an openid.
+    pub async fn user_id(&self, openid: &str) -> i64 {
+        let pool = self.db.primary().await;
+        let id = sqlx::query_scalar("SELECT id FROM wechat_users WHERE openid = ?")
+            .bind(openid)
+            .fetch_one(&pool)
+            .await
+            .expect("user id");
+        pool.close().await;
+        id
     }
 }

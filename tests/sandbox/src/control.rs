@@ -17,6 +17,33 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/revoke-token", post(revoke_token))
         .route("/_sandbox/scan", post(scan))
+        .route("/_sandbox/pay", post(pay))
+        .route("/_sandbox/notify-mode", post(notify_mode))
+}
+
+#[derive(Deserialize)]
+struct PayIn {
+    /// out_trade_no or prepay_id.
+    order: String,
+}
+
+async fn pay(State(sandbox): State<Sandbox>, Json(input): Json<PayIn>) -> Response {
+    match sandbox.pay(&input.order).await {
+        Some(transaction_id) => Json(json!({ "transaction_id": transaction_id })).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "unknown order" })),
+        )
+            .into_response(),
+    }
+}
+
+async fn notify_mode(
+    State(sandbox): State<Sandbox>,
+    Json(mode): Json<crate::NotifyMode>,
+) -> StatusCode {
+    sandbox.set_notify_mode(mode);
+    StatusCode::NO_CONTENT
 }
 
 async fn set_faults(State(sandbox): State<Sandbox>, Json(faults): Json<Faults>) -> StatusCode {

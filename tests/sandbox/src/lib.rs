@@ -4,7 +4,9 @@
 //! local demo runs the `sandbox` binary. Production config refuses its addresses.
 
 mod control;
+mod oauth;
 mod official_account;
+pub mod pay;
 pub mod user;
 
 use std::collections::{HashMap, HashSet};
@@ -30,6 +32,15 @@ pub struct SandboxConfig {
     pub original_id: String,
     /// Lifetime of an access token, seconds (WeChat: 7200).
     pub token_ttl_secs: i64,
+    /// The merchant as WeChat Pay knows it: id and 32-character API key.
+    pub mch_id: String,
+    pub pay_key: String,
+    /// The WeChat user whose browser opens the OAuth page (override per request with
+    /// `sandbox_openid=` on the authorize URL).
+    pub oauth_openid: String,
+    /// Pauses between notify deliveries while the merchant does not answer SUCCESS
+    /// (WeChat: 15 s, 15 s, 30 s, 3 min, …; shortened for tests).
+    pub notify_retry_delays_ms: Vec<u64>,
 }
 
 impl Default for SandboxConfig {
@@ -41,6 +52,10 @@ impl Default for SandboxConfig {
             aes_key: None,
             original_id: "gh_5a1db0x00001".into(),
             token_ttl_secs: 7200,
+            mch_id: "1900000109".into(),
+            pay_key: "sandboxsandboxsandboxsandbox0001".into(),
+            oauth_openid: "o_sandbox_user_1".into(),
+            notify_retry_delays_ms: vec![100, 200, 400, 800, 1600, 3200],
         }
     }
 }
@@ -60,6 +75,22 @@ pub struct Faults {
     /// Delay before every answer, milliseconds.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Pay calls that answer result_code FAIL / SYSTEMERROR.
+    #[serde(default)]
+    pub pay_system_errors: u32,
+}
+
+/// What WeChat Pay does with the notify of a paid order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyMode {
+    /// One delivery, retried until the merchant answers SUCCESS.
+    #[default]
+    Normal,
+    /// The notify is lost: never sent.
+    Drop,
+    /// This many copies at once (WeChat's servers racing each other), then retries.
+    Duplicates(u32),
 }
 
 /// Counters tests assert on.
@@ -68,6 +99,11 @@ pub struct Stats {
     pub token_fetches: u64,
     pub qrcode_creates: u64,
     pub pushes_sent: u64,
+    pub unified_orders: u64,
+    pub order_queries: u64,
+    pub close_orders: u64,
+    pub notifies_sent: u64,
+    pub oauth_exchanges: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -88,6 +124,9 @@ struct Accounts {
     revoked: HashSet<String>,
     qrcodes: HashMap<String, QrRecord>,
     followers: HashSet<String>,
+    pay_orders: HashMap<String, pay::PayOrder>,
+    oauth_codes: HashMap<String, (String, i64)>,
+    notify_mode: NotifyMode,
 }
 
 pub(crate) struct State {
@@ -97,6 +136,11 @@ pub(crate) struct State {
     token_fetches: AtomicU64,
     qrcode_creates: AtomicU64,
     pushes_sent: AtomicU64,
+    unified_orders: AtomicU64,
+    order_queries: AtomicU64,
+    close_orders: AtomicU64,
+    notifies_sent: AtomicU64,
+    oauth_exchanges: AtomicU64,
     http: reqwest::Client,
 }
 
@@ -129,10 +173,17 @@ impl Sandbox {
             token_fetches: AtomicU64::new(0),
             qrcode_creates: AtomicU64::new(0),
             pushes_sent: AtomicU64::new(0),
+            unified_orders: AtomicU64::new(0),
+            order_queries: AtomicU64::new(0),
+            close_orders: AtomicU64::new(0),
+            notifies_sent: AtomicU64::new(0),
+            oauth_exchanges: AtomicU64::new(0),
             http,
         });
         let app = Router::new()
             .merge(official_account::routes())
+            .merge(pay::routes())
+            .merge(oauth::routes())
             .merge(control::routes())
             .with_state(Sandbox {
                 state: Arc::clone(&state),
@@ -161,6 +212,11 @@ impl Sandbox {
         &self.state.cfg
     }
 
+    /// Chooses what happens to the notify of the next payments.
+    pub fn set_notify_mode(&self, mode: NotifyMode) {
+        lock(&self.state.accounts).notify_mode = mode;
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.state.faults) = faults;
     }
@@ -170,6 +226,11 @@ impl Sandbox {
             token_fetches: self.state.token_fetches.load(Ordering::SeqCst),
             qrcode_creates: self.state.qrcode_creates.load(Ordering::SeqCst),
             pushes_sent: self.state.pushes_sent.load(Ordering::SeqCst),
+            unified_orders: self.state.unified_orders.load(Ordering::SeqCst),
+            order_queries: self.state.order_queries.load(Ordering::SeqCst),
+            close_orders: self.state.close_orders.load(Ordering::SeqCst),
+            notifies_sent: self.state.notifies_sent.load(Ordering::SeqCst),
+            oauth_exchanges: self.state.oauth_exchanges.load(Ordering::SeqCst),
         }
     }
 

@@ -24,6 +24,14 @@ enum Command {
         push_token: String,
         #[arg(long, env = "WECHAT_AES_KEY")]
         aes_key: Option<String>,
+        #[arg(long, env = "WECHATPAY_MCH_ID", default_value = "1900000109")]
+        mch_id: String,
+        #[arg(
+            long,
+            env = "WECHATPAY_API_KEY",
+            default_value = "sandboxsandboxsandboxsandbox0001"
+        )]
+        pay_key: String,
     },
     /// Scans a QR ticket as a WeChat user: the sandbox pushes the signed event to the gateway.
     Scan {
@@ -39,6 +47,14 @@ enum Command {
         #[arg(long, default_value = "o_sandbox_user_1")]
         openid: String,
     },
+    /// Pays an order as its WeChat user: the sandbox sends the signed notify to the gateway.
+    Pay {
+        #[arg(long, default_value = "http://127.0.0.1:9900")]
+        sandbox: String,
+        /// out_trade_no or prepay_id.
+        #[arg(long)]
+        order: String,
+    },
 }
 
 #[tokio::main]
@@ -51,13 +67,19 @@ async fn main() -> anyhow::Result<()> {
             secret,
             push_token,
             aes_key,
+            mch_id,
+            pay_key,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
+            // An empty WECHAT_AES_KEY (as compose passes an unset one) means plain mode.
+            let aes_key = aes_key.filter(|key| !key.is_empty());
             let cfg = SandboxConfig {
                 appid,
                 secret,
                 push_token,
                 aes_key,
+                mch_id,
+                pay_key,
                 ..SandboxConfig::default()
             };
             let sandbox = Sandbox::start(cfg, listener)?;
@@ -74,6 +96,17 @@ async fn main() -> anyhow::Result<()> {
             let answer: serde_json::Value = reqwest::Client::new()
                 .post(format!("{sandbox}/_sandbox/scan"))
                 .json(&serde_json::json!({ "ticket": ticket, "openid": openid, "push_url": push_url }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            println!("{answer}"); // ok: this CLI's output is its result
+            Ok(())
+        }
+        Command::Pay { sandbox, order } => {
+            let answer: serde_json::Value = reqwest::Client::new()
+                .post(format!("{sandbox}/_sandbox/pay"))
+                .json(&serde_json::json!({ "order": order }))
                 .send()
                 .await?
                 .json()

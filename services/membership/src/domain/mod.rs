@@ -2,3 +2,4 @@
 
 pub mod binding;
 pub mod event;
+pub mod pricing;

@@ -94,6 +94,7 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
         Ok(Response::new(pb::OfficialAccountEventResult {
             outcome: outcome.into(),
             new_user: result.new_user,
+            granted_credits: result.granted_credits,
             remaining_credits: result.remaining_credits,
             detail: result.detail.to_owned(),
         }))

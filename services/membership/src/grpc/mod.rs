@@ -1,5 +1,9 @@
 //! gRPC adapters: proto in, domain call, proto out. No rules live here.
 
 mod binding;
+mod credit;
+mod member;
 
 pub use binding::BindingGrpc;
+pub use credit::CreditGrpc;
+pub use member::{MemberGrpc, OrderGrpc};

@@ -3,17 +3,37 @@
 
 use sqlx::MySqlConnection;
 
-/// Why credits changed. Stored as text; the set grows with payments and photo processing.
+/// Why credits changed; with the reference it is the ledger row's unique key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     /// The welcome credits of a new follower; reference = openid.
     FollowBonus,
+    /// The credits that come with a paid membership; reference = out_trade_no.
+    MembershipBonus,
+    /// Credits bought; reference = out_trade_no.
+    Purchase,
+    /// Credits spent by a service (a held amount committed, or a direct charge).
+    Charge,
+    /// An operator's correction; reference = the audit id.
+    AdminAdjust,
 }
 
 impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::FollowBonus => "follow_bonus",
+            Self::MembershipBonus => "membership_bonus",
+            Self::Purchase => "purchase",
+            Self::Charge => "charge",
+            Self::AdminAdjust => "admin_adjust",
+        }
+    }
+
+    /// The reasons another service may grant with (`CreditService.Grant`).
+    pub fn grantable(name: &str) -> Option<Self> {
+        match name {
+            "admin_adjust" => Some(Self::AdminAdjust),
+            _ => None,
         }
     }
 }
@@ -58,5 +78,54 @@ pub async fn grant_once(
     .bind(user_id)
     .execute(&mut *conn)
     .await?;
+    Ok(true)
+}
+
+/// Spends `amount` (> 0) credits, with its ledger row, when that much is spendable (remaining
+/// minus held, plus `from_held` of the caller's own hold, which is freed at the same time).
+/// Returns false, changing nothing, when the balance is too low. A used reference fails with a
+/// unique violation; the caller rolls back.
+pub async fn spend(
+    conn: &mut MySqlConnection,
+    user_id: i64,
+    amount: i64,
+    from_held: i64,
+    reference: &str,
+) -> Result<bool, sqlx::Error> {
+    // One guarded statement: concurrent spends serialise on the row and re-check the guard.
+    let updated = sqlx::query(
+        "UPDATE wechat_users SET remaining_credits = remaining_credits - ?, \
+         held_credits = held_credits - ? \
+         WHERE id = ? AND remaining_credits - held_credits + ? >= ? AND held_credits >= ?",
+    )
+    .bind(amount)
+    .bind(from_held)
+    .bind(user_id)
+    .bind(from_held)
+    .bind(amount)
+    .bind(from_held)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if amount > 0 {
+        let balance: i64 =
+            sqlx::query_scalar("SELECT remaining_credits FROM wechat_users WHERE id = ?")
+                .bind(user_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        sqlx::query(
+            "INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(-amount)
+        .bind(balance)
+        .bind(Reason::Charge.as_str())
+        .bind(reference)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(true)
 }

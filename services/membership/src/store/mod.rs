@@ -3,5 +3,7 @@
 
 pub mod bindings;
 pub mod events;
+pub mod holds;
 pub mod ledger;
+pub mod orders;
 pub mod users;

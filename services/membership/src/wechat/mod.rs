@@ -165,3 +165,33 @@ async fn send_json<T: DeserializeOwned>(
     }
     serde_json::from_value(value).map_err(|err| WechatError::Malformed(err.to_string()))
 }
+
+#[derive(Deserialize)]
+struct OAuthToken {
+    openid: String,
+    #[serde(default)]
+    is_snapshotuser: Option<i64>,
+}
+
+impl WechatApi {
+    /// Exchanges a web OAuth code (snsapi_base) for the user's openid. Used and invalid codes
+    /// (40163, 40029) and snapshot-page virtual users come back as `Ok(None)`.
+    pub async fn oauth_openid(&self, code: &str) -> Result<Option<String>, WechatError> {
+        let url = format!("{}/sns/oauth2/access_token", self.api_base);
+        let request = self.http.get(url).query(&[
+            ("appid", self.tokens.appid()),
+            ("secret", self.tokens.secret()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ]);
+        match send_json::<OAuthToken>(request).await {
+            Ok(token) if token.is_snapshotuser == Some(1) || token.openid.is_empty() => Ok(None),
+            Ok(token) => Ok(Some(token.openid)),
+            Err(WechatError::Api {
+                code: 40029 | 40163 | 41008,
+                ..
+            }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}

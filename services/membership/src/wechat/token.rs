@@ -46,6 +46,14 @@ impl AccessTokens {
         }
     }
 
+    pub fn appid(&self) -> &str {
+        &self.settings.appid
+    }
+
+    pub fn secret(&self) -> &str {
+        self.settings.secret.expose_secret()
+    }
+
     /// Returns the current token: from the cache, or fetched by exactly one caller.
     pub async fn get(&self) -> Result<String, WechatError> {
         match self.cached().await {

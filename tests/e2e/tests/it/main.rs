@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: helpers fail loudly
 
 mod binding;
+mod credits;
 mod location;
+mod payment;
 mod push_security;
 mod token;

@@ -1,0 +1,221 @@
+//! The member H5 page's sign-in (WeChat web OAuth, snsapi_base) and profile.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::SignedCookieJar;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use proto::membership::v1 as pb;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::session::{MemberSession, OAUTH_STATE_COOKIE, oauth_state_cookie, session_cookie};
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuthorizeQuery {
+    /// A path on this site to return to after sign-in (default: the member page).
+    pub return_to: Option<String>,
+}
+
+/// Only same-site paths: an open redirect would hand the session to anyone's page.
+fn safe_return_path(candidate: Option<&str>, fallback: &str) -> String {
+    match candidate {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.contains('|')
+                && path.len() <= 200 =>
+        {
+            path.to_owned()
+        }
+        _ => fallback.to_owned(),
+    }
+}
+
+/// Starts sign-in: a `state` bound to this browser by a signed cookie, then WeChat's page.
+#[utoipa::path(get, path = "/api/v1/member/oauth/authorize", params(AuthorizeQuery),
+    responses((status = 302, description = "to WeChat's OAuth page")))]
+pub async fn authorize(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Query(query): Query<AuthorizeQuery>,
+) -> Response {
+    let nonce = format!("{:032x}", rand::random::<u128>());
+    let return_to = safe_return_path(query.return_to.as_deref(), &state.cfg.member_page_path);
+    let jar = jar.add(oauth_state_cookie(&state, format!("{nonce}|{return_to}")));
+    let callback = format!(
+        "{}/api/v1/member/oauth/callback",
+        state.cfg.public_base_url.trim_end_matches('/')
+    );
+    let mut target = match reqwest::Url::parse(&format!(
+        "{}/connect/oauth2/authorize",
+        state.cfg.wechat_open_base.trim_end_matches('/')
+    )) {
+        Ok(url) => url,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "bad wechat_open_base",
+            )
+            .into_response();
+        }
+    };
+    // WeChat requires this parameter order and the #wechat_redirect fragment.
+    target
+        .query_pairs_mut()
+        .append_pair("appid", &state.cfg.wechat_appid)
+        .append_pair("redirect_uri", &callback)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "snsapi_base")
+        .append_pair("state", &nonce);
+    target.set_fragment(Some("wechat_redirect"));
+    (
+        jar,
+        (StatusCode::FOUND, [(header::LOCATION, target.to_string())]),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub state: String,
+}
+
+/// WeChat's redirect back: checks `state`, exchanges the code for the openid, and sets our
+/// signed session cookie.
+#[utoipa::path(get, path = "/api/v1/member/oauth/callback", params(CallbackQuery),
+    responses((status = 302, description = "signed in, back to the page"), (status = 401)))]
+pub async fn callback(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Response, ApiError> {
+    let expected = jar.get(OAUTH_STATE_COOKIE).map(|c| c.value().to_owned());
+    let (nonce, return_to) = expected
+        .as_deref()
+        .and_then(|value| value.split_once('|'))
+        .ok_or_else(|| ApiError::unauthorized("oauth_state_mismatch", "start sign-in again"))?;
+    let matches = nonce.len() == query.state.len()
+        && bool::from(subtle_eq(nonce.as_bytes(), query.state.as_bytes()));
+    if query.code.is_empty() || !matches {
+        return Err(ApiError::unauthorized(
+            "oauth_state_mismatch",
+            "start sign-in again",
+        ));
+    }
+    let mut member = state.clients.member.clone();
+    let openid = member
+        .exchange_o_auth_code(pb::ExchangeOAuthCodeRequest { code: query.code })
+        .await?
+        .into_inner()
+        .openid;
+    let return_to = safe_return_path(Some(return_to), &state.cfg.member_page_path);
+    let jar = jar
+        .remove(
+            axum_extra::extract::cookie::Cookie::build(OAUTH_STATE_COOKIE)
+                .path("/api/v1/member/oauth"),
+        )
+        .add(session_cookie(&state, &openid));
+    Ok((jar, (StatusCode::FOUND, [(header::LOCATION, return_to)])).into_response())
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PricesOut {
+    pub member_price_fen: i64,
+    pub member_days: u32,
+    pub member_bonus_credits: i64,
+    pub member_renew_window_days: u32,
+    pub credit_unit_fen: i64,
+    pub credits_min: u32,
+    pub credits_max: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileOut {
+    pub openid: String,
+    /// Follows the official account.
+    pub following: bool,
+    /// Credits that can be spent now.
+    pub available_credits: i64,
+    pub remaining_credits: i64,
+    pub total_credits: i64,
+    pub is_member: bool,
+    /// RFC 3339, when a member (or once was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_expire_at: Option<String>,
+    pub can_buy_membership: bool,
+    pub prices: PricesOut,
+}
+
+/// The signed-in user's credits, membership and the current prices.
+#[utoipa::path(get, path = "/api/v1/member/profile",
+    responses((status = 200, body = ProfileOut), (status = 401)))]
+pub async fn profile(
+    State(state): State<AppState>,
+    session: MemberSession,
+) -> Result<Json<ProfileOut>, ApiError> {
+    let mut member = state.clients.member.clone();
+    let profile = member
+        .get_profile(pb::GetProfileRequest {
+            openid: session.openid,
+        })
+        .await?
+        .into_inner();
+    let prices = profile.prices.unwrap_or_default();
+    Ok(Json(ProfileOut {
+        openid: profile.openid,
+        following: profile.following,
+        available_credits: profile.available_credits,
+        remaining_credits: profile.remaining_credits,
+        total_credits: profile.total_credits,
+        is_member: profile.is_member,
+        member_expire_at: (profile.member_expire_at_unix > 0)
+            .then(|| super::rfc3339(profile.member_expire_at_unix)),
+        can_buy_membership: profile.can_buy_membership,
+        prices: PricesOut {
+            member_price_fen: prices.member_price_fen,
+            member_days: prices.member_days,
+            member_bonus_credits: prices.member_bonus_credits,
+            member_renew_window_days: prices.member_renew_window_days,
+            credit_unit_fen: prices.credit_unit_fen,
+            credits_min: prices.credits_min,
+            credits_max: prices.credits_max,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_path;
+
+    #[test]
+    fn only_same_site_paths_are_return_targets() {
+        assert_eq!(
+            safe_return_path(Some("/member/?x=1"), "/member/"),
+            "/member/?x=1"
+        );
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "member",
+            "/a|b",
+        ] {
+            assert_eq!(safe_return_path(Some(bad), "/member/"), "/member/", "{bad}");
+        }
+        assert_eq!(safe_return_path(None, "/member/"), "/member/");
+    }
+}

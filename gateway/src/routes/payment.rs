@@ -1,0 +1,203 @@
+//! Orders of the member page (SYSTEM.md flows 4 and 5) and WeChat Pay's notify.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use proto::membership::v1 as pb;
+use wechat_protocol::xml::{self, Value};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ClientIp};
+use crate::session::MemberSession;
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateOrderIn {
+    /// `member` or `credits`.
+    pub order_type: String,
+    /// For `credits`: how many (1..=1000).
+    #[serde(default)]
+    pub credits_amount: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderOut {
+    pub order_no: String,
+    /// `member` or `credits`.
+    pub order_type: &'static str,
+    pub credits_amount: u32,
+    pub membership_days: u32,
+    /// Integer fen.
+    pub total_fee: i64,
+    /// `notpay`, `paid`, `closed` or `failed`.
+    pub status: &'static str,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<String>,
+    pub expire_at: String,
+}
+
+/// Exactly the object to pass to `WeixinJSBridge.invoke('getBrandWCPayRequest', ...)`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayParamsOut {
+    pub app_id: String,
+    pub time_stamp: String,
+    pub nonce_str: String,
+    pub package: String,
+    pub sign_type: String,
+    pub pay_sign: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreateOrderOut {
+    pub order: OrderOut,
+    pub pay_params: PayParamsOut,
+}
+
+fn order_out(order: pb::Order) -> OrderOut {
+    let status = match pb::OrderStatus::try_from(order.status) {
+        Ok(pb::OrderStatus::Paid) => "paid",
+        Ok(pb::OrderStatus::Closed) => "closed",
+        Ok(pb::OrderStatus::Failed) => "failed",
+        _ => "notpay",
+    };
+    let order_type = match pb::OrderType::try_from(order.order_type) {
+        Ok(pb::OrderType::Member) => "member",
+        _ => "credits",
+    };
+    OrderOut {
+        order_no: order.order_no,
+        order_type,
+        credits_amount: order.credits_amount,
+        membership_days: order.membership_days,
+        total_fee: order.total_fee,
+        status,
+        created_at: super::rfc3339(order.created_at_unix),
+        paid_at: (order.paid_at_unix > 0).then(|| super::rfc3339(order.paid_at_unix)),
+        expire_at: super::rfc3339(order.expire_at_unix),
+    }
+}
+
+/// Creates an order for the signed-in user; the amount is computed by the server.
+#[utoipa::path(post, path = "/api/v1/payment/create-order", request_body = CreateOrderIn,
+    responses((status = 200, body = CreateOrderOut), (status = 400), (status = 401),
+        (status = 409, description = "membership active for more than the renew window"),
+        (status = 502)))]
+pub async fn create_order(
+    State(state): State<AppState>,
+    session: MemberSession,
+    ClientIp(ip): ClientIp,
+    ApiJson(input): ApiJson<CreateOrderIn>,
+) -> Result<Json<CreateOrderOut>, ApiError> {
+    let (order_type, credits_amount) = match (input.order_type.as_str(), input.credits_amount) {
+        ("member", _) => (pb::OrderType::Member, 0),
+        ("credits", Some(count)) => (pb::OrderType::Credits, count),
+        ("credits", None) => {
+            return Err(ApiError::bad_request(
+                "invalid_argument",
+                "credits_amount is required",
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_argument",
+                "order_type must be member or credits",
+            ));
+        }
+    };
+    let mut orders = state.clients.order.clone();
+    let created = orders
+        .create_order(pb::CreateOrderRequest {
+            openid: session.openid,
+            order_type: order_type.into(),
+            credits_amount,
+            client_ip: ip.map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string()),
+        })
+        .await?
+        .into_inner();
+    let (Some(order), Some(params)) = (created.order, created.pay_params) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "internal",
+            "incomplete order",
+        ));
+    };
+    Ok(Json(CreateOrderOut {
+        order: order_out(order),
+        pay_params: PayParamsOut {
+            app_id: params.app_id,
+            time_stamp: params.time_stamp,
+            nonce_str: params.nonce_str,
+            package: params.package,
+            sign_type: params.sign_type,
+            pay_sign: params.pay_sign,
+        },
+    }))
+}
+
+/// The signed-in user's order, for the page to poll after paying.
+#[utoipa::path(get, path = "/api/v1/payment/orders/{order_no}",
+    params(("order_no" = String, Path)),
+    responses((status = 200, body = OrderOut), (status = 401), (status = 404)))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    session: MemberSession,
+    Path(order_no): Path<String>,
+) -> Result<Json<OrderOut>, ApiError> {
+    let mut orders = state.clients.order.clone();
+    let order = orders
+        .get_order(pb::GetOrderRequest {
+            openid: session.openid,
+            order_no,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(order_out(order)))
+}
+
+fn pay_reply(status: StatusCode, success: bool, message: &str) -> Response {
+    let code = if success { "SUCCESS" } else { "FAIL" };
+    let body = xml::write(&[
+        ("return_code", Value::Text(code)),
+        ("return_msg", Value::Text(message)),
+    ]);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// WeChat Pay's notify: the raw body goes to the membership service, which verifies and applies
+/// it; the reply is the XML WeChat Pay expects. Anything but SUCCESS makes it retry.
+pub async fn notify(State(state): State<AppState>, body: Body) -> Response {
+    let limit = wechat_protocol::xml::MAX_BODY_BYTES;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return pay_reply(StatusCode::PAYLOAD_TOO_LARGE, false, "body too large");
+    };
+    let mut orders = state.clients.order.clone();
+    match orders
+        .handle_pay_notify(pb::HandlePayNotifyRequest {
+            body: body.to_vec(),
+        })
+        .await
+    {
+        Ok(answer) => {
+            let answer = answer.into_inner();
+            pay_reply(StatusCode::OK, answer.success, &answer.message)
+        }
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), "pay notify not processed; wechat pay will retry");
+            let http =
+                crate::error::http_status(status.code(), platform::grpc::error_code(&status));
+            pay_reply(http, false, "try again")
+        }
+    }
+}

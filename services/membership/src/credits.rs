@@ -1,0 +1,257 @@
+//! Credits for the other services: balance, reserve → commit / release, charge, grant, and the
+//! janitor that frees the holds of work that died. Every change is guarded in SQL and idempotent
+//! by its reference; every balance change has its ledger row in the same transaction.
+
+use chrono::{Duration, Utc};
+use sqlx::Acquire;
+
+use platform::db::Pools;
+
+use crate::error::MembershipError;
+use crate::retry;
+use crate::store::{self, holds::HoldRow, ledger, users::UserRow};
+
+#[derive(Clone)]
+pub struct Credits {
+    pools: Pools,
+    default_hold_ttl_secs: u32,
+}
+
+/// A hold and the balance after the call.
+pub struct HoldView {
+    pub hold: HoldRow,
+    pub balance: UserRow,
+}
+
+fn check_reference(reference: &str) -> Result<(), MembershipError> {
+    if reference.is_empty() || reference.len() > 128 {
+        return Err(MembershipError::invalid(
+            "reference",
+            "must be 1 to 128 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_amount(amount: i64) -> Result<(), MembershipError> {
+    if !(1..=1_000_000).contains(&amount) {
+        return Err(MembershipError::invalid(
+            "amount",
+            "must be within 1..=1000000",
+        ));
+    }
+    Ok(())
+}
+
+impl Credits {
+    pub fn new(pools: Pools, default_hold_ttl_secs: u32) -> Self {
+        Self {
+            pools,
+            default_hold_ttl_secs,
+        }
+    }
+
+    /// The balance that decides spending: read from the primary.
+    pub async fn balance(&self, user_id: i64) -> Result<UserRow, MembershipError> {
+        store::users::find_by_id(&self.pools.primary, user_id)
+            .await?
+            .ok_or(MembershipError::NotFound("user"))
+    }
+
+    /// Holds `amount` under `reference`. Repeating the same reservation returns the same hold.
+    pub async fn reserve(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reference: &str,
+        ttl_secs: u32,
+    ) -> Result<HoldView, MembershipError> {
+        check_reference(reference)?;
+        check_amount(amount)?;
+        let ttl = if ttl_secs == 0 {
+            self.default_hold_ttl_secs
+        } else {
+            ttl_secs.min(86_400)
+        };
+        retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            store::users::lock(&mut tx, user_id)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            let expires_at = Utc::now() + Duration::seconds(i64::from(ttl));
+            match store::holds::insert(&mut tx, reference, user_id, amount, expires_at).await {
+                Ok(()) => {}
+                Err(err) if platform::db::is_unique_violation(&err) => {
+                    let hold = store::holds::find(&mut *tx, reference)
+                        .await?
+                        .ok_or(MembershipError::NotFound("hold"))?;
+                    if hold.user_id != user_id || hold.amount != amount {
+                        return Err(MembershipError::ReferenceConflict(reference.to_owned()));
+                    }
+                    let balance = store::users::lock(&mut tx, user_id)
+                        .await?
+                        .ok_or(MembershipError::NotFound("user"))?;
+                    return Ok(HoldView { hold, balance });
+                }
+                Err(err) => return Err(err.into()),
+            }
+            if !store::holds::hold_on_user(&mut tx, user_id, amount).await? {
+                return Err(MembershipError::InsufficientCredits);
+            }
+            let view = self.view(&mut tx, reference, user_id).await?;
+            tx.commit().await?;
+            Ok(view)
+        })
+        .await
+    }
+
+    /// Spends `used` of the hold (up to its amount) and frees the rest, once.
+    pub async fn commit(&self, reference: &str, used: i64) -> Result<HoldView, MembershipError> {
+        check_reference(reference)?;
+        retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let hold = store::holds::lock(&mut tx, reference)
+                .await?
+                .ok_or(MembershipError::NotFound("hold"))?;
+            if !(0..=hold.amount).contains(&used) {
+                return Err(MembershipError::invalid(
+                    "used",
+                    "must be within 0..=held amount",
+                ));
+            }
+            match hold.status.as_str() {
+                "held" => {}
+                "captured" if hold.captured == used => {
+                    return self.view(&mut tx, reference, hold.user_id).await;
+                }
+                status => {
+                    return Err(MembershipError::HoldSettled {
+                        reference: reference.to_owned(),
+                        status: status.to_owned(),
+                    });
+                }
+            }
+            store::users::lock(&mut tx, hold.user_id).await?;
+            store::holds::settle(&mut tx, reference, "captured", used).await?;
+            // The hold guarantees the credits; a refusal here means the books are wrong.
+            if !ledger::spend(&mut tx, hold.user_id, used, hold.amount, reference).await? {
+                tracing::error!(reference, "held credits could not be spent");
+                return Err(MembershipError::InsufficientCredits);
+            }
+            let view = self.view(&mut tx, reference, hold.user_id).await?;
+            tx.commit().await?;
+            Ok(view)
+        })
+        .await
+    }
+
+    /// Frees the hold, once; a settled hold is returned as it is.
+    pub async fn release(&self, reference: &str) -> Result<HoldView, MembershipError> {
+        check_reference(reference)?;
+        retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let hold = store::holds::lock(&mut tx, reference)
+                .await?
+                .ok_or(MembershipError::NotFound("hold"))?;
+            if hold.status == "held" {
+                store::users::lock(&mut tx, hold.user_id).await?;
+                store::holds::settle(&mut tx, reference, "released", 0).await?;
+                store::holds::unhold_on_user(&mut tx, hold.user_id, hold.amount).await?;
+            }
+            let view = self.view(&mut tx, reference, hold.user_id).await?;
+            tx.commit().await?;
+            Ok(view)
+        })
+        .await
+    }
+
+    /// Spends `amount` at once. The same reference charges once; a repeat returns the balance.
+    pub async fn charge(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reference: &str,
+    ) -> Result<UserRow, MembershipError> {
+        check_reference(reference)?;
+        check_amount(amount)?;
+        retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            match ledger::spend(&mut tx, user_id, amount, 0, reference).await {
+                Ok(true) => {}
+                Ok(false) => return Err(MembershipError::InsufficientCredits),
+                Err(err) if platform::db::is_unique_violation(&err) => {
+                    // Charged before: the rollback undoes this attempt's balance change.
+                    tx.rollback().await?;
+                    return self.balance(user_id).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+            let balance = store::users::lock(&mut tx, user_id)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            tx.commit().await?;
+            Ok(balance)
+        })
+        .await
+    }
+
+    /// Adds credits once per (reason, reference).
+    pub async fn grant(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reason: ledger::Reason,
+        reference: &str,
+    ) -> Result<UserRow, MembershipError> {
+        check_reference(reference)?;
+        check_amount(amount)?;
+        retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            store::users::lock(&mut tx, user_id)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            ledger::grant_once(&mut tx, user_id, amount, reason, reference).await?;
+            let balance = store::users::lock(&mut tx, user_id)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            tx.commit().await?;
+            Ok(balance)
+        })
+        .await
+    }
+
+    /// Releases holds past their expiry; returns how many this call released. Safe to run on
+    /// every instance at once: each release is the guarded, idempotent one above.
+    pub async fn release_expired(&self) -> Result<usize, MembershipError> {
+        let expired = store::holds::expired(&self.pools.primary, 100).await?;
+        let mut released = 0;
+        for reference in expired {
+            let view = self.release(&reference).await?;
+            if view.hold.status == "released" {
+                released += 1;
+                tracing::info!(reference, "expired hold released");
+            }
+        }
+        Ok(released)
+    }
+
+    async fn view(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        reference: &str,
+        user_id: i64,
+    ) -> Result<HoldView, MembershipError> {
+        let hold = store::holds::find(&mut *conn, reference)
+            .await?
+            .ok_or(MembershipError::NotFound("hold"))?;
+        let balance = store::users::find_by_id(&mut *conn, user_id)
+            .await?
+            .ok_or(MembershipError::NotFound("user"))?;
+        Ok(HoldView { hold, balance })
+    }
+}

@@ -1,0 +1,69 @@
+//! The member H5 page's user: OAuth code exchange and the profile.
+
+use chrono::Utc;
+
+use platform::db::Pools;
+
+use crate::domain::pricing::PriceList;
+use crate::error::MembershipError;
+use crate::freshness::Freshness;
+use crate::orders::user_subject;
+use crate::store;
+use crate::store::users::UserRow;
+use crate::wechat::WechatApi;
+
+#[derive(Clone)]
+pub struct Members {
+    pools: Pools,
+    wechat: WechatApi,
+    freshness: Freshness,
+    prices: PriceList,
+}
+
+/// A profile: the user's row (zeros for a user we have never seen) and what they may buy.
+pub struct ProfileView {
+    pub user: Option<UserRow>,
+    pub can_buy_membership: bool,
+    pub prices: PriceList,
+}
+
+impl Members {
+    pub fn new(pools: Pools, wechat: WechatApi, freshness: Freshness, prices: PriceList) -> Self {
+        Self {
+            pools,
+            wechat,
+            freshness,
+            prices,
+        }
+    }
+
+    /// The openid behind a web OAuth code; the code is single-use at WeChat.
+    pub async fn exchange_code(&self, code: &str) -> Result<String, MembershipError> {
+        if code.is_empty() || code.len() > 128 {
+            return Err(MembershipError::InvalidOAuthCode);
+        }
+        self.wechat
+            .oauth_openid(code)
+            .await?
+            .ok_or(MembershipError::InvalidOAuthCode)
+    }
+
+    /// The user's credits and membership as of their last change.
+    pub async fn profile(&self, openid: &str) -> Result<ProfileView, MembershipError> {
+        let pool = self
+            .freshness
+            .pool_for(&self.pools, &user_subject(openid))
+            .await;
+        let user = match store::users::find_by_openid(pool, openid).await {
+            Ok(user) => user,
+            // The replica is down: the primary answers.
+            Err(_) => store::users::find_by_openid(&self.pools.primary, openid).await?,
+        };
+        let member_until = user.as_ref().and_then(UserRow::member_until);
+        Ok(ProfileView {
+            can_buy_membership: self.prices.can_buy_membership(member_until, Utc::now()),
+            user,
+            prices: self.prices.clone(),
+        })
+    }
+}

@@ -1,0 +1,472 @@
+//! Orders paid with WeChat Pay: creation (server-side price, unified order, JSAPI parameters),
+//! status reads, the notify, and the reconciler that settles lost notifies and closes stale
+//! orders. A payment is applied by exactly one guarded transition, whoever reports it first.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
+use rand::Rng;
+use sqlx::Acquire;
+
+use platform::db::{Pools, last_gtid};
+
+use crate::domain::pricing::{PriceList, Product, extend_membership};
+use crate::error::MembershipError;
+use crate::freshness::Freshness;
+use crate::retry;
+use crate::store::{self, ledger, orders::OrderRow};
+use crate::wechatpay::{JsapiParams, PayClient, PayError, UnifiedOrder};
+
+/// Timing rules of orders, from config.
+#[derive(Clone, Debug)]
+pub struct OrderRules {
+    pub expire_minutes: u32,
+    pub close_min_age_secs: u32,
+    pub query_after_secs: u32,
+}
+
+/// What became of a reported payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Applied,
+    Duplicate,
+    UnknownOrder,
+    AmountMismatch,
+    Conflict,
+}
+
+/// What the reconciler did in one round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub checked: usize,
+    pub paid: usize,
+    pub closed: usize,
+}
+
+#[derive(Clone)]
+pub struct Orders {
+    pools: Pools,
+    pay: PayClient,
+    prices: PriceList,
+    freshness: Freshness,
+    rules: OrderRules,
+}
+
+fn order_subject(out_trade_no: &str) -> String {
+    format!("order:{out_trade_no}")
+}
+
+pub fn user_subject(openid: &str) -> String {
+    format!("user:{openid}")
+}
+
+/// `XT` + China-time timestamp + 12 random digits: 28 characters, unique and unguessable enough
+/// to not leak order counts.
+fn new_order_no(now: DateTime<Utc>) -> String {
+    let china = now.with_timezone(&china_time());
+    let random: u64 = rand::rng().random_range(0..1_000_000_000_000);
+    format!("XT{}{random:012}", china.format("%Y%m%d%H%M%S"))
+}
+
+fn china_time() -> FixedOffset {
+    // UTC+8 is within chrono's ±24 h range, so the UTC fallback is never taken.
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+impl Orders {
+    pub fn new(
+        pools: Pools,
+        pay: PayClient,
+        prices: PriceList,
+        freshness: Freshness,
+        rules: OrderRules,
+    ) -> Self {
+        Self {
+            pools,
+            pay,
+            prices,
+            freshness,
+            rules,
+        }
+    }
+
+    pub fn prices(&self) -> &PriceList {
+        &self.prices
+    }
+
+    /// Creates an order priced here, places it with WeChat Pay and signs the page's parameters.
+    pub async fn create(
+        &self,
+        openid: &str,
+        product: Product,
+        client_ip: &str,
+    ) -> Result<(OrderRow, JsapiParams), MembershipError> {
+        if openid.is_empty() || openid.len() > 64 {
+            return Err(MembershipError::invalid("openid", "missing"));
+        }
+        let client_ip: std::net::IpAddr = client_ip
+            .parse()
+            .map_err(|_| MembershipError::invalid("client_ip", "not an IP address"))?;
+        let now = Utc::now();
+        let out_trade_no = new_order_no(now);
+        let expire_at = now + Duration::minutes(i64::from(self.rules.expire_minutes));
+        let quote = retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let user_id = store::users::ensure(&mut tx, openid).await?;
+            let user = store::users::lock(&mut tx, user_id)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            let quote = self.prices.quote(product, user.member_until(), now)?;
+            let order_type = match quote.product {
+                Product::Membership => "member",
+                Product::Credits(_) => "credits",
+            };
+            store::orders::insert(
+                &mut tx,
+                &store::orders::NewOrder {
+                    out_trade_no: &out_trade_no,
+                    user_id,
+                    openid,
+                    order_type,
+                    credits_amount: quote.credits,
+                    membership_days: quote.membership_days,
+                    total_fee: quote.total_fee,
+                    client_ip: &client_ip.to_string(),
+                    expire_at,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(quote)
+        })
+        .await?;
+        let time_expire = expire_at
+            .with_timezone(&china_time())
+            .format("%Y%m%d%H%M%S")
+            .to_string();
+        let placed = self
+            .pay
+            .unified_order(&UnifiedOrder {
+                out_trade_no: &out_trade_no,
+                description: &quote.description,
+                total_fee: quote.total_fee,
+                openid,
+                client_ip: &client_ip.to_string(),
+                time_expire: &time_expire,
+            })
+            .await;
+        let prepay_id = match placed {
+            Ok(prepay_id) => prepay_id,
+            Err(err) => {
+                // A refusal means WeChat has no order to pay; an unknown outcome stays unpaid
+                // for the reconciler to settle with orderquery.
+                if !err.outcome_unknown() {
+                    let failure = err
+                        .code()
+                        .unwrap_or("refused")
+                        .chars()
+                        .take(120)
+                        .collect::<String>();
+                    store::orders::mark_failed(&self.pools.primary, &out_trade_no, &failure)
+                        .await?;
+                }
+                return Err(err.into());
+            }
+        };
+        store::orders::set_prepay(&self.pools.primary, &out_trade_no, &prepay_id).await?;
+        let order = store::orders::find(&self.pools.primary, &out_trade_no)
+            .await?
+            .ok_or(MembershipError::NotFound("order"))?;
+        Ok((order, self.pay.jsapi_params(&prepay_id)))
+    }
+
+    /// The user's own order, as of its last change (a poll right after the notify sees it paid).
+    pub async fn get(&self, openid: &str, out_trade_no: &str) -> Result<OrderRow, MembershipError> {
+        let pool = self
+            .freshness
+            .pool_for(&self.pools, &order_subject(out_trade_no))
+            .await;
+        let mut found = store::orders::find(pool, out_trade_no).await;
+        if !matches!(found, Ok(Some(_))) && !std::ptr::eq(pool, &self.pools.primary) {
+            found = store::orders::find(&self.pools.primary, out_trade_no).await;
+        }
+        // Another user's order does not exist for this caller.
+        found?
+            .filter(|order| order.openid == openid)
+            .ok_or(MembershipError::NotFound("order"))
+    }
+
+    /// Verifies a pay notify and applies it. Returns (acknowledge, message): acknowledging tells
+    /// WeChat Pay to stop; anything that fails verification changes nothing.
+    pub async fn handle_notify(
+        &self,
+        body: &[u8],
+    ) -> Result<(bool, &'static str), MembershipError> {
+        let fields = match wechat_protocol::xml::parse(body) {
+            Ok(fields) => fields,
+            Err(err) => {
+                tracing::warn!(error = %err, "pay notify refused: bad XML");
+                return Ok((false, "malformed XML"));
+            }
+        };
+        if let Some(reason) = self.refusal(&fields) {
+            tracing::warn!(reason, "pay notify refused");
+            return Ok((false, reason));
+        }
+        let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+        if get("result_code") != "SUCCESS" {
+            // A verified report of a failed payment: nothing to apply, nothing to retry.
+            tracing::info!(
+                out_trade_no = get("out_trade_no"),
+                "payment failed at wechat"
+            );
+            return Ok((true, "OK"));
+        }
+        let Ok(total_fee) = get("total_fee").parse::<i64>() else {
+            return Ok((false, "bad total_fee"));
+        };
+        let transaction_id = get("transaction_id");
+        if transaction_id.is_empty() || transaction_id.len() > 32 {
+            return Ok((false, "bad transaction_id"));
+        }
+        let outcome = self
+            .apply_payment(get("out_trade_no"), transaction_id, total_fee)
+            .await?;
+        Ok(match outcome {
+            PaymentOutcome::Applied | PaymentOutcome::Duplicate => (true, "OK"),
+            PaymentOutcome::UnknownOrder => (false, "unknown order"),
+            PaymentOutcome::AmountMismatch => (false, "amount mismatch"),
+            PaymentOutcome::Conflict => (false, "conflicting transaction"),
+        })
+    }
+
+    /// Why a notify is not to be believed, if it is not.
+    fn refusal(&self, fields: &BTreeMap<String, String>) -> Option<&'static str> {
+        if !self.pay.verify(fields) {
+            return Some("bad or missing signature");
+        }
+        if fields.get("return_code").map(String::as_str) != Some("SUCCESS") {
+            return Some("return_code is not SUCCESS");
+        }
+        if fields.get("appid").map(String::as_str) != Some(self.pay.appid()) {
+            return Some("appid mismatch");
+        }
+        if fields.get("mch_id").map(String::as_str) != Some(self.pay.mch_id()) {
+            return Some("mch_id mismatch");
+        }
+        if !matches!(
+            fields.get("fee_type").map(String::as_str),
+            None | Some("CNY")
+        ) {
+            return Some("fee_type is not CNY");
+        }
+        None
+    }
+
+    /// Marks the order paid and applies what it bought, in one transaction, exactly once.
+    pub async fn apply_payment(
+        &self,
+        out_trade_no: &str,
+        transaction_id: &str,
+        total_fee: i64,
+    ) -> Result<PaymentOutcome, MembershipError> {
+        let (outcome, openid) = retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = (&mut *conn).begin().await?;
+            let Some(order) = store::orders::lock(&mut tx, out_trade_no).await? else {
+                tracing::warn!(out_trade_no, alert = true, "payment for an unknown order");
+                return Ok((PaymentOutcome::UnknownOrder, None));
+            };
+            if order.status == "paid" {
+                return Ok(if order.transaction_id.as_deref() == Some(transaction_id) {
+                    (PaymentOutcome::Duplicate, None)
+                } else {
+                    tracing::error!(
+                        out_trade_no,
+                        alert = true,
+                        "second transaction for a paid order"
+                    );
+                    (PaymentOutcome::Conflict, None)
+                });
+            }
+            if order.total_fee != total_fee {
+                tracing::warn!(
+                    out_trade_no,
+                    expected = order.total_fee,
+                    reported = total_fee,
+                    alert = true,
+                    "payment amount differs from the order; nothing applied"
+                );
+                return Ok((PaymentOutcome::AmountMismatch, None));
+            }
+            if order.status == "failed" {
+                tracing::error!(
+                    out_trade_no,
+                    alert = true,
+                    "payment for an order wechat refused"
+                );
+                return Ok((PaymentOutcome::Conflict, None));
+            }
+            if order.status == "closed" {
+                tracing::warn!(
+                    out_trade_no,
+                    alert = true,
+                    "payment after close: applying it"
+                );
+            }
+            if !store::orders::mark_paid(&mut tx, out_trade_no, transaction_id, total_fee).await? {
+                return Ok((PaymentOutcome::Conflict, None));
+            }
+            let user = store::users::lock(&mut tx, order.user_id)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            let credits = i64::from(order.credits_amount);
+            let reason = if order.order_type == "member" {
+                let until = extend_membership(
+                    user.member_until(),
+                    Utc::now(),
+                    u32::try_from(order.membership_days).unwrap_or(0),
+                );
+                store::users::set_membership(&mut tx, user.id, until).await?;
+                ledger::Reason::MembershipBonus
+            } else {
+                ledger::Reason::Purchase
+            };
+            if credits > 0 {
+                ledger::grant_once(&mut tx, user.id, credits, reason, out_trade_no).await?;
+            }
+            tx.commit().await?;
+            let gtid = last_gtid(&mut conn).await;
+            self.freshness
+                .wrote(&order_subject(out_trade_no), gtid.as_deref())
+                .await;
+            self.freshness
+                .wrote(&user_subject(&order.openid), gtid.as_deref())
+                .await;
+            Ok((PaymentOutcome::Applied, Some(order.openid)))
+        })
+        .await?;
+        if let Some(openid) = openid {
+            tracing::info!(out_trade_no, openid, "payment applied");
+        }
+        Ok(outcome)
+    }
+
+    /// One reconciler round: asks WeChat about unpaid orders older than the query delay, applies
+    /// payments whose notify was lost, and closes orders past their lifetime once WeChat confirms.
+    pub async fn reconcile_once(
+        &self,
+        interval_secs: u32,
+    ) -> Result<ReconcileReport, MembershipError> {
+        let due =
+            store::orders::due_for_check(&self.pools.primary, self.rules.query_after_secs, 100)
+                .await?;
+        let mut report = ReconcileReport::default();
+        for out_trade_no in due {
+            // Several instances may run this loop; one claim per order per interval.
+            if !store::orders::claim_check(&self.pools.primary, &out_trade_no, interval_secs.max(1))
+                .await?
+            {
+                continue;
+            }
+            report.checked += 1;
+            match self.settle(&out_trade_no).await {
+                Ok(Settled::Paid) => report.paid += 1,
+                Ok(Settled::Closed) => report.closed += 1,
+                Ok(Settled::Open) => {}
+                Err(err) => tracing::warn!(out_trade_no, error = %err, "order check failed"),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn settle(&self, out_trade_no: &str) -> Result<Settled, MembershipError> {
+        let Some(order) = store::orders::find(&self.pools.primary, out_trade_no).await? else {
+            return Ok(Settled::Open);
+        };
+        match self.pay.order_query(out_trade_no).await {
+            Ok(queried) => match queried.trade_state.as_str() {
+                "SUCCESS" => self.apply_queried(out_trade_no, &queried).await,
+                "CLOSED" | "REVOKED" | "PAYERROR" => self.mark_closed(out_trade_no).await,
+                _ if self.closable(&order) => self.close(out_trade_no).await,
+                _ => Ok(Settled::Open),
+            },
+            // WeChat never created it (the unified order failed in flight).
+            Err(err) if err.code() == Some("ORDERNOTEXIST") && self.closable(&order) => {
+                self.mark_closed(out_trade_no).await
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn closable(&self, order: &OrderRow) -> bool {
+        let now = Utc::now();
+        let old_enough =
+            now - order.created_at >= Duration::seconds(i64::from(self.rules.close_min_age_secs));
+        old_enough && now >= order.expire_at
+    }
+
+    async fn close(&self, out_trade_no: &str) -> Result<Settled, MembershipError> {
+        match self.pay.close_order(out_trade_no).await {
+            Ok(()) => self.mark_closed(out_trade_no).await,
+            Err(err) if err.code() == Some("ORDERCLOSED") => self.mark_closed(out_trade_no).await,
+            Err(err) if err.code() == Some("ORDERPAID") => {
+                let queried = self.pay.order_query(out_trade_no).await?;
+                self.apply_queried(out_trade_no, &queried).await
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn apply_queried(
+        &self,
+        out_trade_no: &str,
+        queried: &crate::wechatpay::QueriedOrder,
+    ) -> Result<Settled, MembershipError> {
+        if queried.trade_state != "SUCCESS" {
+            return Ok(Settled::Open);
+        }
+        let fee = queried.total_fee.ok_or_else(|| {
+            MembershipError::WechatPay(PayError::Malformed("orderquery without total_fee".into()))
+        })?;
+        match self
+            .apply_payment(out_trade_no, &queried.transaction_id, fee)
+            .await?
+        {
+            PaymentOutcome::Applied => Ok(Settled::Paid),
+            _ => Ok(Settled::Open),
+        }
+    }
+
+    async fn mark_closed(&self, out_trade_no: &str) -> Result<Settled, MembershipError> {
+        if store::orders::mark_closed(&self.pools.primary, out_trade_no).await? {
+            tracing::info!(out_trade_no, "order closed");
+            self.freshness
+                .wrote(&order_subject(out_trade_no), None)
+                .await;
+            Ok(Settled::Closed)
+        } else {
+            Ok(Settled::Open)
+        }
+    }
+}
+
+enum Settled {
+    Paid,
+    Closed,
+    Open,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_fit_wechat_rules() {
+        let no = new_order_no(Utc::now());
+        assert_eq!(no.len(), 28);
+        assert!(no.len() <= 32 && no.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(no, new_order_no(Utc::now()));
+    }
+}

@@ -1,0 +1,124 @@
+//! `credit_holds`: credits reserved under a reference until committed, released or expired.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct HoldRow {
+    pub reference: String,
+    pub user_id: i64,
+    pub amount: i64,
+    pub captured: i64,
+    pub status: String,
+}
+
+const COLUMNS: &str = "reference, user_id, amount, captured, CAST(status AS CHAR) AS status";
+
+/// Inserts a hold; a unique violation means the reference exists (the caller reads it).
+pub async fn insert(
+    conn: &mut MySqlConnection,
+    reference: &str,
+    user_id: i64,
+    amount: i64,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credit_holds (reference, user_id, amount, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(reference)
+    .bind(user_id)
+    .bind(amount)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn lock(
+    conn: &mut MySqlConnection,
+    reference: &str,
+) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM credit_holds WHERE reference = ? FOR UPDATE"
+    ))
+    .bind(reference)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn find(
+    executor: impl MySqlExecutor<'_>,
+    reference: &str,
+) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM credit_holds WHERE reference = ?"
+    ))
+    .bind(reference)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Reserves `amount` on the user's row when that much is spendable. Returns false otherwise.
+pub async fn hold_on_user(
+    conn: &mut MySqlConnection,
+    user_id: i64,
+    amount: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE wechat_users SET held_credits = held_credits + ? \
+         WHERE id = ? AND remaining_credits - held_credits >= ?",
+    )
+    .bind(amount)
+    .bind(user_id)
+    .bind(amount)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The guarded settle: only a `held` hold moves, once.
+pub async fn settle(
+    conn: &mut MySqlConnection,
+    reference: &str,
+    status: &str,
+    captured: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE credit_holds SET status = ?, captured = ?, updated_at = CURRENT_TIMESTAMP(3) \
+         WHERE reference = ? AND status = 'held'",
+    )
+    .bind(status)
+    .bind(captured)
+    .bind(reference)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Frees `amount` held credits on the user's row.
+pub async fn unhold_on_user(
+    conn: &mut MySqlConnection,
+    user_id: i64,
+    amount: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE wechat_users SET held_credits = held_credits - ? WHERE id = ?")
+        .bind(amount)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Holds past their expiry (a plain read; each is then released with the guarded settle).
+pub async fn expired(
+    executor: impl MySqlExecutor<'_>,
+    limit: u32,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT reference FROM credit_holds WHERE status = 'held' \
+         AND expires_at <= CURRENT_TIMESTAMP(3) ORDER BY expires_at LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}

@@ -1,0 +1,186 @@
+//! `payment_orders`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct OrderRow {
+    pub out_trade_no: String,
+    pub user_id: i64,
+    pub openid: String,
+    pub order_type: String,
+    pub credits_amount: i32,
+    pub membership_days: i32,
+    pub total_fee: i64,
+    pub status: String,
+    pub prepay_id: Option<String>,
+    pub transaction_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expire_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "out_trade_no, user_id, openid, CAST(order_type AS CHAR) AS order_type, \
+                       credits_amount, membership_days, total_fee, CAST(status AS CHAR) AS status, \
+                       prepay_id, transaction_id, created_at, expire_at, paid_at";
+
+pub struct NewOrder<'a> {
+    pub out_trade_no: &'a str,
+    pub user_id: i64,
+    pub openid: &'a str,
+    pub order_type: &'a str,
+    pub credits_amount: i64,
+    pub membership_days: u32,
+    pub total_fee: i64,
+    pub client_ip: &'a str,
+    pub expire_at: DateTime<Utc>,
+}
+
+pub async fn insert(conn: &mut MySqlConnection, order: &NewOrder<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payment_orders (out_trade_no, user_id, openid, order_type, credits_amount, \
+         membership_days, total_fee, client_ip, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(order.out_trade_no)
+    .bind(order.user_id)
+    .bind(order.openid)
+    .bind(order.order_type)
+    .bind(order.credits_amount)
+    .bind(order.membership_days)
+    .bind(order.total_fee)
+    .bind(order.client_ip)
+    .bind(order.expire_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find(
+    executor: impl MySqlExecutor<'_>,
+    out_trade_no: &str,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM payment_orders WHERE out_trade_no = ?"
+    ))
+    .bind(out_trade_no)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Locks the order row for the rest of the transaction (always before the user's row).
+pub async fn lock(
+    conn: &mut MySqlConnection,
+    out_trade_no: &str,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM payment_orders WHERE out_trade_no = ? FOR UPDATE"
+    ))
+    .bind(out_trade_no)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn set_prepay(
+    executor: impl MySqlExecutor<'_>,
+    out_trade_no: &str,
+    prepay_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payment_orders SET prepay_id = ? WHERE out_trade_no = ? AND status = 'notpay'",
+    )
+    .bind(prepay_id)
+    .bind(out_trade_no)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// WeChat refused to create the order: nothing can be paid on it.
+pub async fn mark_failed(
+    executor: impl MySqlExecutor<'_>,
+    out_trade_no: &str,
+    failure: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payment_orders SET status = 'failed', failure = ? \
+         WHERE out_trade_no = ? AND status = 'notpay'",
+    )
+    .bind(failure)
+    .bind(out_trade_no)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The one guarded transition to paid: only an unpaid (or closed, if WeChat took the money after
+/// all) order with exactly this amount. Returns whether this call made it.
+pub async fn mark_paid(
+    conn: &mut MySqlConnection,
+    out_trade_no: &str,
+    transaction_id: &str,
+    total_fee: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE payment_orders SET status = 'paid', transaction_id = ?, paid_at = CURRENT_TIMESTAMP(3) \
+         WHERE out_trade_no = ? AND status IN ('notpay', 'closed') AND total_fee = ?",
+    )
+    .bind(transaction_id)
+    .bind(out_trade_no)
+    .bind(total_fee)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Marks an unpaid order closed (WeChat confirmed it). Returns whether this call closed it.
+pub async fn mark_closed(
+    executor: impl MySqlExecutor<'_>,
+    out_trade_no: &str,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE payment_orders SET status = 'closed', closed_at = CURRENT_TIMESTAMP(3) \
+         WHERE out_trade_no = ? AND status = 'notpay'",
+    )
+    .bind(out_trade_no)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Unpaid orders older than `older_than_secs` not checked for as long: a plain (non-locking) read.
+pub async fn due_for_check(
+    executor: impl MySqlExecutor<'_>,
+    older_than_secs: u32,
+    limit: u32,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT out_trade_no FROM payment_orders WHERE status = 'notpay' \
+         AND created_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND \
+         AND (checked_at IS NULL OR checked_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND) \
+         ORDER BY created_at LIMIT ?",
+    )
+    .bind(older_than_secs)
+    .bind(older_than_secs)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Claims an order for one check by this instance; another instance's claim within
+/// `interval_secs` wins. Returns whether this instance got it.
+pub async fn claim_check(
+    executor: impl MySqlExecutor<'_>,
+    out_trade_no: &str,
+    interval_secs: u32,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE payment_orders SET checked_at = CURRENT_TIMESTAMP(3) \
+         WHERE out_trade_no = ? AND status = 'notpay' \
+         AND (checked_at IS NULL OR checked_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND)",
+    )
+    .bind(out_trade_no)
+    .bind(interval_secs)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -1,0 +1,280 @@
+//! The credits API other services use (membership gRPC): guarded, idempotent, never negative.
+
+use e2e::{Options, System};
+use proto::membership::v1 as pb;
+
+/// A user with `credits` credits, bought through the real flow.
+async fn user_with_credits(system: &System, openid: &str, credits: u32) -> i64 {
+    let browser = system.sign_in(openid).await;
+    let created = browser
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
+        .await;
+    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    system.sandbox.pay(&no).await.unwrap();
+    browser.wait_for_order(&no, "paid").await;
+    system.user_id(openid).await
+}
+
+#[tokio::test]
+async fn hundred_concurrent_charges_on_fifty_credits_spend_exactly_fifty() {
+    let system = System::start(Options::default()).await;
+    let user_id = user_with_credits(&system, "o_spender", 50).await;
+    let client = system.credit_client().await;
+    let charges = (0..100).map(|i| {
+        let mut client = client.clone();
+        async move {
+            client
+                .charge(pb::ChargeRequest {
+                    user_id,
+                    amount: 1,
+                    reference: format!("task-{i}"),
+                })
+                .await
+        }
+    });
+    let results = futures::future::join_all(charges).await;
+    let succeeded = results.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(succeeded, 50);
+    assert_eq!(refused.len(), 50);
+    for status in refused {
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            platform::grpc::error_code(status),
+            Some("insufficient_credits")
+        );
+    }
+    let mut client = client.clone();
+    let balance = client
+        .get_balance(pb::GetBalanceRequest { user_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((balance.remaining, balance.available), (0, 0));
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn a_retried_charge_is_charged_once() {
+    let system = System::start(Options::default()).await;
+    let user_id = user_with_credits(&system, "o_retry", 10).await;
+    let mut client = system.credit_client().await;
+    for _ in 0..10 {
+        let balance = client
+            .charge(pb::ChargeRequest {
+                user_id,
+                amount: 3,
+                reference: "task-same".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(balance.remaining, 7);
+    }
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn reserve_commit_and_release_are_exact_and_idempotent() {
+    let system = System::start(Options::default()).await;
+    let user_id = user_with_credits(&system, "o_holder", 10).await;
+    let mut client = system.credit_client().await;
+    let reserve = |reference: &str, amount: i64| pb::ReserveRequest {
+        user_id,
+        amount,
+        reference: reference.into(),
+        ttl_seconds: 600,
+    };
+    // Reserve 4 twice under one reference: one hold.
+    for _ in 0..2 {
+        let hold = client
+            .reserve(reserve("edit-1", 4))
+            .await
+            .unwrap()
+            .into_inner();
+        let balance = hold.balance.unwrap();
+        assert_eq!(
+            (balance.remaining, balance.held, balance.available),
+            (10, 4, 6)
+        );
+    }
+    // The same reference for another amount is a conflict, not a second hold.
+    let err = client.reserve(reserve("edit-1", 5)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    // More than available is refused while the hold stands.
+    let err = client.reserve(reserve("edit-2", 7)).await.unwrap_err();
+    assert_eq!(
+        platform::grpc::error_code(&err),
+        Some("insufficient_credits")
+    );
+    // Commit 3 of the 4, twice: charged 3 once, the 4th freed.
+    for _ in 0..2 {
+        let hold = client
+            .commit(pb::CommitRequest {
+                reference: "edit-1".into(),
+                used: 3,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(hold.status(), pb::HoldStatus::Captured);
+        let balance = hold.balance.unwrap();
+        assert_eq!((balance.remaining, balance.held), (7, 0));
+    }
+    // A release after the commit changes nothing; a commit after a release is refused.
+    let hold = client
+        .release(pb::ReleaseRequest {
+            reference: "edit-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hold.status(), pb::HoldStatus::Captured);
+    client.reserve(reserve("edit-3", 5)).await.unwrap();
+    for _ in 0..3 {
+        let hold = client
+            .release(pb::ReleaseRequest {
+                reference: "edit-3".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(hold.status(), pb::HoldStatus::Released);
+        assert_eq!(hold.balance.unwrap().available, 7);
+    }
+    let err = client
+        .commit(pb::CommitRequest {
+            reference: "edit-3".into(),
+            used: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(platform::grpc::error_code(&err), Some("hold_settled"));
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn commit_and_release_racing_on_one_hold_settle_it_once() {
+    let system = System::start(Options::default()).await;
+    let user_id = user_with_credits(&system, "o_racer", 40).await;
+    let client = system.credit_client().await;
+    for round in 0..20 {
+        let reference = format!("race-{round}");
+        let mut c = client.clone();
+        c.reserve(pb::ReserveRequest {
+            user_id,
+            amount: 2,
+            reference: reference.clone(),
+            ttl_seconds: 600,
+        })
+        .await
+        .unwrap();
+        let (mut a, mut b) = (client.clone(), client.clone());
+        let commit = a.commit(pb::CommitRequest {
+            reference: reference.clone(),
+            used: 2,
+        });
+        let release = b.release(pb::ReleaseRequest {
+            reference: reference.clone(),
+        });
+        let (committed, released) = tokio::join!(commit, release);
+        let released = released.unwrap().into_inner();
+        match committed {
+            Ok(hold) => assert_eq!(hold.into_inner().status(), pb::HoldStatus::Captured),
+            Err(status) => {
+                assert_eq!(platform::grpc::error_code(&status), Some("hold_settled"));
+                assert_eq!(released.status(), pb::HoldStatus::Released);
+            }
+        }
+    }
+    let mut c = client.clone();
+    let balance = c
+        .get_balance(pb::GetBalanceRequest { user_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(balance.held, 0);
+    assert_eq!((40 - balance.remaining) % 2, 0);
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn the_janitor_releases_expired_holds_once() {
+    let system = System::start(Options {
+        hold_janitor_interval_ms: 100,
+        memberships: 2,
+        ..Options::default()
+    })
+    .await;
+    let user_id = user_with_credits(&system, "o_crashed", 5).await;
+    let mut client = system.credit_client().await;
+    client
+        .reserve(pb::ReserveRequest {
+            user_id,
+            amount: 5,
+            reference: "dead-task".into(),
+            ttl_seconds: 1,
+        })
+        .await
+        .unwrap();
+    let mut balance = None;
+    for _ in 0..100 {
+        let now = client
+            .get_balance(pb::GetBalanceRequest { user_id })
+            .await
+            .unwrap()
+            .into_inner();
+        if now.held == 0 {
+            balance = Some(now);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let balance = balance.expect("the hold was never released");
+    assert_eq!((balance.remaining, balance.available), (5, 5));
+    let hold = client
+        .release(pb::ReleaseRequest {
+            reference: "dead-task".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hold.status(), pb::HoldStatus::Released);
+    assert_eq!(
+        hold.balance.unwrap().held,
+        0,
+        "a second release frees nothing"
+    );
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn grants_accept_only_known_reasons_and_apply_once() {
+    let system = System::start(Options::default()).await;
+    let user_id = user_with_credits(&system, "o_granted", 1).await;
+    let mut client = system.credit_client().await;
+    for _ in 0..3 {
+        let balance = client
+            .grant(pb::GrantRequest {
+                user_id,
+                amount: 5,
+                reason: "admin_adjust".into(),
+                reference: "audit-1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(balance.remaining, 6);
+    }
+    let err = client
+        .grant(pb::GrantRequest {
+            user_id,
+            amount: 5,
+            reason: "purchase".into(),
+            reference: "fake".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    system.assert_ledger_invariant().await;
+}
