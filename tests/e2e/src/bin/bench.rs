@@ -1,0 +1,162 @@
+//! Benchmarks through the gateway on loopback (a command, not a test): the whole system runs
+//! in-process against the real MariaDB + Redis of `deploy/local/xintu infra-up`, with the
+//! sandbox as WeChat. Reports requests/s and p50/p99 per scenario, side by side in one run.
+//!
+//!   eval "$(deploy/local/xintu env)"; cargo run --release -p e2e --bin bench -- [requests] [concurrency]
+
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::unwrap_used)] // a CLI report
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use e2e::{Options, System};
+use futures::StreamExt;
+use sandbox::NotifyMode;
+
+struct Report {
+    name: &'static str,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Report {
+    fn print(&mut self) {
+        self.latencies.sort();
+        let pick = |q: f64| {
+            let index = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+            self.latencies[index].as_secs_f64() * 1000.0
+        };
+        println!(
+            "{:<34} {:>6} req  {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            self.name,
+            self.requests,
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            pick(0.50),
+            pick(0.99),
+        );
+    }
+}
+
+/// Runs `requests` calls of `call(i)` with `concurrency` in flight; each must succeed.
+async fn measure<F, Fut>(name: &'static str, requests: usize, concurrency: usize, call: F) -> Report
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter(0..requests)
+        .map(|i| {
+            let fut = call(i);
+            async move {
+                let t = Instant::now();
+                let ok = fut.await;
+                assert!(ok, "{name}: request {i} failed");
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    Report { name, requests, elapsed: started.elapsed(), latencies }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let requests = args.first().copied().unwrap_or(2000);
+    let concurrency = args.get(1).copied().unwrap_or(32);
+    println!("xintu gateway benchmark: {requests} requests per scenario, {concurrency} in flight");
+    let system = System::start(Options {
+        qrcode_per_client_per_minute: u32::MAX,
+        ..Options::default()
+    })
+    .await;
+    let gateway = system.gateway().to_owned();
+    let http = reqwest::Client::new();
+
+    // QR creation: distinct clients (each is a DB upsert + a sandbox qrcode/create).
+    let mut qr = measure("qrcode create", requests, concurrency, |i| {
+        let http = http.clone();
+        let url = format!("{gateway}/api/v1/auth/wechat/qrcode");
+        async move {
+            http.post(url)
+                .json(&serde_json::json!({ "client_id": format!("bench-{i}") }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+
+    // Binding polls of one bound client (the app's polling loop).
+    let bound = system.create_qrcode("bench-poller").await;
+    system
+        .sandbox
+        .scan(&system.push_url(), bound["ticket"].as_str().unwrap(), "o_bench")
+        .await
+        .unwrap();
+    let token = bound["client_token"].as_str().unwrap().to_owned();
+    let mut poll = measure("binding poll (completed)", requests, concurrency, |_| {
+        let http = http.clone();
+        let url = format!("{gateway}/api/v1/auth/wechat/binding?client_id=bench-poller");
+        let token = token.clone();
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+
+    // Orders through the member session, against the sandbox's WeChat Pay.
+    let browser = system.sign_in("o_bench_buyer").await;
+    system.sandbox.set_notify_mode(NotifyMode::Drop);
+    let order_count = requests / 4;
+    let mut create = measure("create-order (sandbox pay)", order_count, concurrency, |_| {
+        let browser = &browser;
+        async move {
+            browser
+                .post(
+                    "/api/v1/payment/create-order",
+                    serde_json::json!({ "order_type": "credits", "credits_amount": 1 }),
+                )
+                .await
+                .0
+                == 200
+        }
+    })
+    .await;
+
+    // Notifies: each order paid once (valid), then the same notifies again (duplicates).
+    let pool = system.db.primary().await;
+    let orders: Vec<String> = sqlx::query_scalar("SELECT out_trade_no FROM payment_orders")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for no in &orders {
+        system.sandbox.pay(no).await.unwrap();
+    }
+    let notifies: Vec<_> = orders.iter().map(|no| system.sandbox.notify_fields(no).unwrap()).collect();
+    let url = format!("{gateway}/api/v1/payment/notify");
+    let mut valid = measure("notify (valid, applies)", notifies.len(), concurrency, |i| {
+        let fields = &notifies[i];
+        let sandbox = &system.sandbox;
+        let url = &url;
+        async move { sandbox.post_notify(url, fields).await.0 }
+    })
+    .await;
+    let mut duplicate = measure("notify (duplicate)", notifies.len(), concurrency, |i| {
+        let fields = &notifies[i];
+        let sandbox = &system.sandbox;
+        let url = &url;
+        async move { sandbox.post_notify(url, fields).await.0 }
+    })
+    .await;
+    for report in [&mut qr, &mut poll, &mut create, &mut valid, &mut duplicate] {
+        report.print();
+    }
+    system.assert_ledger_invariant().await;
+}
