@@ -42,11 +42,11 @@ pub struct Country {
 
 /// Everything a lookup needs, built once at start and shared read-only.
 pub struct Locator {
-    pub(crate) china: RegionIndex<District>,
-    pub(crate) countries: RegionIndex<Country>,
-    pub(crate) places: PlaceIndex,
+    china: RegionIndex<District>,
+    countries: RegionIndex<Country>,
+    places: PlaceIndex,
     /// Chinese (else English) names by country code, for places outside every country polygon.
-    pub(crate) country_names: HashMap<CountryCode, String>,
+    country_names: HashMap<CountryCode, String>,
 }
 
 impl Locator {
