@@ -8,6 +8,7 @@
 mod camera;
 mod error;
 mod jpeg_end;
+mod jpeg_reduced;
 
 use std::io::Cursor;
 
@@ -149,7 +150,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
         .unwrap_or(Orientation::NoTransforms);
     let camera = exif.as_deref().and_then(CameraExif::from_exif_chunk);
 
-    let decoded = DynamicImage::from_decoder(decoder).map_err(DecodeError::from_image)?;
+    let reduced = (format == PhotoFormat::Jpeg
+        && jpeg_reduced::worth_trying(width, height, limits.working_max_side))
+    .then(|| jpeg_reduced::decode_reduced(bytes, limits.working_max_side, limits.max_alloc))
+    .flatten();
+    let decoded = match reduced {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => DynamicImage::from_decoder(decoder).map_err(DecodeError::from_image)?,
+    };
     let working = resize::fit_within(decoded, limits.working_max_side)?;
     // Rotating after the downscale touches far fewer pixels.
     let mut upright = DynamicImage::ImageRgb8(working);

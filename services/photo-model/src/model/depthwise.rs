@@ -9,6 +9,9 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+/// Roughly how many output values one rayon task should compute.
+const MIN_OUTPUTS_PER_TASK: usize = 4096;
+
 /// Output size and leading padding of TF "SAME" padding along one axis.
 pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
     let output = input.div_ceil(stride);
@@ -137,7 +140,11 @@ impl CustomOp1 for DepthwiseConv {
         let (oh, _) = same_padding(h, self.kernel, self.stride);
         let (ow, _) = same_padding(w, self.kernel, self.stride);
         let mut out = vec![0f32; n * c * oh * ow];
+        // Late layers have many tiny planes (7×7): hand them out in batches, or task overhead
+        // and cross-thread hand-offs outweigh the work.
+        let planes_per_task = (MIN_OUTPUTS_PER_TASK / (oh * ow).max(1)).max(1);
         out.par_chunks_mut(oh * ow)
+            .with_min_len(planes_per_task)
             .enumerate()
             .for_each(|(plane_index, out_plane)| {
                 let in_plane = &input[plane_index * h * w..(plane_index + 1) * h * w];

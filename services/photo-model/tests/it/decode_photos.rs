@@ -119,3 +119,29 @@ fn webp_and_gif_are_decoded() {
         assert_eq!(decoded.image.dimensions(), (64, 48));
     }
 }
+
+#[test]
+fn large_jpegs_are_decoded_reduced_in_the_dct_domain_and_still_upright() {
+    // 4032×3024 (12 MP) is decoded at 1/4 scale: 1008×756, short of 1024 by less than 1/8.
+    let mut stored = gradient(4032, 3024);
+    for x in 0..800 {
+        for y in 0..800 {
+            stored.put_pixel(x, y, Rgb([255, 0, 0]));
+        }
+    }
+    let jpeg = jpeg_with_exif(&stored, 6, "Xiaomi", "14");
+    let decoded = decode(&jpeg, &DecodeLimits::default()).unwrap();
+    assert_eq!(
+        (decoded.metadata.width, decoded.metadata.height),
+        (3024, 4032)
+    );
+    assert_eq!(decoded.image.dimensions(), (756, 1008));
+    let top_right = decoded.image.get_pixel(756 - 40, 40);
+    assert!(top_right[0] > 200 && top_right[1] < 60, "{top_right:?}");
+
+    let gray = image::DynamicImage::ImageRgb8(gradient(2400, 1600)).into_luma8();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    gray.write_to(&mut bytes, image::ImageFormat::Jpeg).unwrap();
+    let decoded = decode(bytes.get_ref(), &DecodeLimits::default()).unwrap();
+    assert_eq!(decoded.image.dimensions(), (1024, 683));
+}

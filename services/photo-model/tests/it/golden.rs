@@ -1,8 +1,8 @@
 //! The real network on real photos with known content (scikit-image's sample images).
 
-use photo_model::{AlbumCategory, LocalClassification};
+use photo_model::{AlbumCategory, DecodeLimits, LocalClassification};
 
-use crate::support::{classifier, decoded_photo};
+use crate::support::{classifier, decoded_photo, jpeg_bytes};
 
 fn classify(name: &str) -> LocalClassification {
     let answer = classifier().classify(&decoded_photo(name)).unwrap();
@@ -70,6 +70,17 @@ fn rocket_is_seen_as_a_missile_which_no_album_category_claims() {
 fn astronaut_is_unsure_because_imagenet_has_no_person_class() {
     let answer = classify("astronaut.png");
     assert!(!answer.sure, "{answer:?}");
+}
+
+#[test]
+fn a_large_jpeg_of_the_coffee_is_still_food() {
+    // Big enough for the reduced JPEG decode path (1/2 scale, then resized).
+    let coffee = decoded_photo("coffee.png").image;
+    let big = image::imageops::resize(&coffee, 2400, 1600, image::imageops::FilterType::Triangle);
+    let decoded = photo_model::decode(&jpeg_bytes(&big), &DecodeLimits::default()).unwrap();
+    let answer = classifier().classify(&decoded).unwrap();
+    assert_eq!(top1(&answer), "espresso");
+    assert_eq!(answer.category, AlbumCategory::Food);
 }
 
 #[test]

@@ -50,7 +50,7 @@ pub fn make_12mp_jpeg(source: &[u8], out: &Path) -> anyhow::Result<Vec<u8>> {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let noise = (state >> 59) as i16 - 16; // -16..=15
+        let noise = (state >> 60) as i16 - 8; // -8..=7
         *value = (i16::from(*value) + noise).clamp(0, 255) as u8;
     }
     let mut bytes = Vec::new();
