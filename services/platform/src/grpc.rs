@@ -175,3 +175,32 @@ pub async fn healthcheck(addr: &str) -> anyhow::Result<()> {
         anyhow::bail!("not serving: status {}", answer.status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_request_id_travels_in_call_metadata() {
+        let request = request_id::scope("req-42".to_owned(), async {
+            PropagateContext.call(Request::new(())).expect("intercept")
+        })
+        .await;
+        assert_eq!(
+            request
+                .metadata()
+                .get(request_id::HEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some("req-42")
+        );
+        let outside = PropagateContext.call(Request::new(())).expect("intercept");
+        assert!(outside.metadata().get(request_id::HEADER).is_none());
+    }
+
+    #[test]
+    fn error_codes_ride_on_status_metadata() {
+        let status = status(tonic::Code::NotFound, "order_not_found", "no such order");
+        assert_eq!(error_code(&status), Some("order_not_found"));
+        assert_eq!(error_code(&Status::internal("x")), None);
+    }
+}

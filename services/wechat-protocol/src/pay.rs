@@ -100,7 +100,10 @@ mod tests {
             ("body", "test"),
             ("nonce_str", "ibuaiVcKdpRxkhJA"),
         ];
-        assert_eq!(sign(fields, KEY, SignType::Md5), "9A0A8659F005D6984697E2CA0A9CF3B7");
+        assert_eq!(
+            sign(fields, KEY, SignType::Md5),
+            "9A0A8659F005D6984697E2CA0A9CF3B7"
+        );
         assert_eq!(
             sign(fields, KEY, SignType::HmacSha256),
             "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"
@@ -111,7 +114,10 @@ mod tests {
     #[test]
     fn v7_wechatpy() {
         let fields = [("test1", "test1"), ("test2", "test2")];
-        assert_eq!(sign(fields, KEY, SignType::Md5), "1E3A8D73B5A4AEE787C0F68B5DAB8520");
+        assert_eq!(
+            sign(fields, KEY, SignType::Md5),
+            "1E3A8D73B5A4AEE787C0F68B5DAB8520"
+        );
         assert_eq!(
             sign(fields, KEY, SignType::HmacSha256),
             "EDAC6D70D2FDF5A2382F8204FC96A1918017E46ACC5297F565ED1A7610ACF659"
@@ -120,8 +126,16 @@ mod tests {
 
     #[test]
     fn empty_fields_and_sign_are_skipped() {
-        let with_extras = [("test1", "test1"), ("empty", ""), ("test2", "test2"), ("sign", "X")];
-        assert_eq!(sign(with_extras, KEY, SignType::Md5), "1E3A8D73B5A4AEE787C0F68B5DAB8520");
+        let with_extras = [
+            ("test1", "test1"),
+            ("empty", ""),
+            ("test2", "test2"),
+            ("sign", "X"),
+        ];
+        assert_eq!(
+            sign(with_extras, KEY, SignType::Md5),
+            "1E3A8D73B5A4AEE787C0F68B5DAB8520"
+        );
     }
 
     #[test]
@@ -134,7 +148,10 @@ mod tests {
         fields.insert("sign".into(), "1E3A8D73B5A4AEE787C0F68B5DAB8520".into());
         assert!(verify(&fields, KEY));
         fields.insert("coupon_id_0".into(), "added".into());
-        assert!(!verify(&fields, KEY), "a field added in transit breaks the sign");
+        assert!(
+            !verify(&fields, KEY),
+            "a field added in transit breaks the sign"
+        );
         fields.remove("coupon_id_0");
         fields.insert("sign_type".into(), "HMAC-SHA256".into());
         assert!(!verify(&fields, KEY), "the MD5 sign does not pass as HMAC");

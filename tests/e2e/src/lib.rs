@@ -68,6 +68,7 @@ pub struct System {
     pub primary_proxy: Option<proxy::CuttableProxy>,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+    membership_shutdown: CancellationToken,
 }
 
 impl Drop for System {
@@ -129,6 +130,7 @@ impl System {
         };
 
         let shutdown = CancellationToken::new();
+        let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
         let photo = photo::start(options.replica, &redis_prefix, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
@@ -159,7 +161,7 @@ impl System {
                 .expect("membership dependencies");
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             membership_urls.push(format!("http://{}", listener.local_addr().expect("addr")));
-            let stop = shutdown.child_token();
+            let stop = membership_shutdown.child_token();
             tokio::spawn(async move {
                 if let Err(err) = membership_svc::run(&cfg, deps, listener, stop).await {
                     eprintln!("membership stopped: {err:#}");
@@ -192,6 +194,7 @@ impl System {
             gateway_urls,
             membership_urls,
             primary_proxy,
+            membership_shutdown,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -262,6 +265,11 @@ impl System {
             .expect("binding request");
         let status = response.status().as_u16();
         (status, response.json().await.expect("binding json"))
+    }
+
+    /// Stops the membership instances (gateways keep running).
+    pub fn stop_memberships(&self) {
+        self.membership_shutdown.cancel();
     }
 
     /// Stops every server now.

@@ -58,12 +58,20 @@ where
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    Report { name, requests, elapsed: started.elapsed(), latencies }
+    Report {
+        name,
+        requests,
+        elapsed: started.elapsed(),
+        latencies,
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let requests = args.first().copied().unwrap_or(2000);
     let concurrency = args.get(1).copied().unwrap_or(32);
     println!("xintu gateway benchmark: {requests} requests per scenario, {concurrency} in flight");
@@ -93,7 +101,11 @@ async fn main() {
     let bound = system.create_qrcode("bench-poller").await;
     system
         .sandbox
-        .scan(&system.push_url(), bound["ticket"].as_str().unwrap(), "o_bench")
+        .scan(
+            &system.push_url(),
+            bound["ticket"].as_str().unwrap(),
+            "o_bench",
+        )
         .await
         .unwrap();
     let token = bound["client_token"].as_str().unwrap().to_owned();
@@ -115,19 +127,24 @@ async fn main() {
     let browser = system.sign_in("o_bench_buyer").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     let order_count = requests / 4;
-    let mut create = measure("create-order (sandbox pay)", order_count, concurrency, |_| {
-        let browser = &browser;
-        async move {
-            browser
-                .post(
-                    "/api/v1/payment/create-order",
-                    serde_json::json!({ "order_type": "credits", "credits_amount": 1 }),
-                )
-                .await
-                .0
-                == 200
-        }
-    })
+    let mut create = measure(
+        "create-order (sandbox pay)",
+        order_count,
+        concurrency,
+        |_| {
+            let browser = &browser;
+            async move {
+                browser
+                    .post(
+                        "/api/v1/payment/create-order",
+                        serde_json::json!({ "order_type": "credits", "credits_amount": 1 }),
+                    )
+                    .await
+                    .0
+                    == 200
+            }
+        },
+    )
     .await;
 
     // Notifies: each order paid once (valid), then the same notifies again (duplicates).
@@ -139,14 +156,22 @@ async fn main() {
     for no in &orders {
         system.sandbox.pay(no).await.unwrap();
     }
-    let notifies: Vec<_> = orders.iter().map(|no| system.sandbox.notify_fields(no).unwrap()).collect();
+    let notifies: Vec<_> = orders
+        .iter()
+        .map(|no| system.sandbox.notify_fields(no).unwrap())
+        .collect();
     let url = format!("{gateway}/api/v1/payment/notify");
-    let mut valid = measure("notify (valid, applies)", notifies.len(), concurrency, |i| {
-        let fields = &notifies[i];
-        let sandbox = &system.sandbox;
-        let url = &url;
-        async move { sandbox.post_notify(url, fields).await.0 }
-    })
+    let mut valid = measure(
+        "notify (valid, applies)",
+        notifies.len(),
+        concurrency,
+        |i| {
+            let fields = &notifies[i];
+            let sandbox = &system.sandbox;
+            let url = &url;
+            async move { sandbox.post_notify(url, fields).await.0 }
+        },
+    )
     .await;
     let mut duplicate = measure("notify (duplicate)", notifies.len(), concurrency, |i| {
         let fields = &notifies[i];

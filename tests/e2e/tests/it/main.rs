@@ -1,10 +1,11 @@
 //! End-to-end tests through the gateway: real MariaDB primary + replica, real Redis, the sandbox.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: helpers fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test binary: fail loudly
 
 mod binding;
 mod credits;
 mod location;
+mod operations;
 mod payment;
 mod push_security;
 mod token;
