@@ -127,7 +127,11 @@ impl IntoResponse for ApiError {
                 request_id: platform::request_id::current().unwrap_or_default(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::recording::ErrorCode(self.code.into_owned()));
+        response
     }
 }
 

@@ -129,10 +129,14 @@ impl FromRequestParts<AppState> for AuthenticatedClient {
             })
             .await?
             .into_inner();
-        Ok(Self {
+        let client = Self {
             client_id: identity.client_id,
             openid: Some(identity.openid).filter(|openid| !openid.is_empty()),
             user_id: Some(identity.user_id).filter(|id| *id > 0),
-        })
+        };
+        if let Some(fields) = parts.extensions.get::<crate::recording::RecordFields>() {
+            fields.set_caller(&client.client_id, client.openid.as_deref());
+        }
+        Ok(client)
     }
 }

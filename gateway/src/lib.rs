@@ -1,9 +1,11 @@
 //! The edge gateway: REST and WeChat XML in, gRPC calls to the services out.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod ratelimit;
+pub mod recording;
 pub mod routes;
 pub mod session;
 pub mod wechat;
@@ -29,10 +31,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use platform::grpc::PropagateContext;
+use proto::membership::v1::admin_service_client::AdminServiceClient;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
 use proto::membership::v1::member_service_client::MemberServiceClient;
 use proto::membership::v1::order_service_client::OrderServiceClient;
 use proto::photo::v1::location_service_client::LocationServiceClient;
+use proto::stats::v1::stats_service_client::StatsServiceClient;
 
 use crate::config::GatewayConfig;
 use crate::ratelimit::Limits;
@@ -49,6 +53,9 @@ pub struct Clients {
     pub membership_channel: Channel,
     pub location: LocationServiceClient<Intercepted>,
     pub photo_channel: Channel,
+    pub admin: AdminServiceClient<Intercepted>,
+    pub stats: StatsServiceClient<Intercepted>,
+    pub stats_channel: Channel,
 }
 
 impl Clients {
@@ -56,13 +63,17 @@ impl Clients {
         let timeout = Duration::from_millis(cfg.grpc_timeout_ms);
         let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout)?;
         let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout)?;
+        let stats = platform::grpc::channel(&cfg.stats_grpc_url, timeout)?;
         Ok(Self {
             binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),
             member: MemberServiceClient::with_interceptor(membership.clone(), PropagateContext),
             order: OrderServiceClient::with_interceptor(membership.clone(), PropagateContext),
+            admin: AdminServiceClient::with_interceptor(membership.clone(), PropagateContext),
             membership_channel: membership,
             location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
             photo_channel: photo,
+            stats: StatsServiceClient::with_interceptor(stats.clone(), PropagateContext),
+            stats_channel: stats,
         })
     }
 }
@@ -76,6 +87,12 @@ pub struct AppState {
     pub limits: Limits,
     /// Signs the member page's session and OAuth-state cookies.
     pub cookie_key: axum_extra::extract::cookie::Key,
+    /// Sends request records to the stats service.
+    pub recorder: platform::request_log::Recorder,
+    /// Shared counters (admin lockout); connected on first use.
+    pub redis: platform::redis::LazyRedis,
+    /// Stops the recorder after the server has drained (it then flushes what it holds).
+    recorder_stop: CancellationToken,
 }
 
 impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
@@ -103,12 +120,26 @@ impl AppState {
             "session_secret must be at least 32 bytes"
         );
         let cookie_key = axum_extra::extract::cookie::Key::derive_from(secret);
+        let recorder_stop = CancellationToken::new();
+        let recorder = if cfg.request_logging {
+            platform::request_log::Recorder::start(
+                clients.stats.clone(),
+                platform::request_log::RecorderSettings::default(),
+                recorder_stop.clone(),
+            )
+        } else {
+            platform::request_log::Recorder::disabled()
+        };
+        let redis = platform::redis::LazyRedis::new(cfg.redis_url.clone());
         Ok(Self {
             cfg: Arc::new(cfg),
             clients,
             push,
             limits,
             cookie_key,
+            recorder,
+            recorder_stop,
+            redis,
         })
     }
 }
@@ -153,10 +184,26 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/location/batch",
             post(routes::location::locate_batch),
         )
+        .route("/api/v1/admin/login", post(routes::admin::login))
+        .route("/api/v1/admin/logout", post(routes::admin::logout))
+        .route("/api/v1/admin/me", get(routes::admin::me))
+        .route("/api/v1/admin/overview", get(routes::admin::overview))
+        .route("/api/v1/admin/timeseries", get(routes::admin::timeseries))
+        .route("/api/v1/admin/users", get(routes::admin::users))
+        .route("/api/v1/admin/orders", get(routes::admin::orders))
+        .route("/api/v1/admin/bindings", get(routes::admin::bindings))
+        .route(
+            "/api/v1/admin/credits/adjust",
+            post(routes::admin::adjust_credits),
+        )
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            recording::record,
+        ))
         .with_state(state);
     api.layer(
         ServiceBuilder::new()
@@ -206,11 +253,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     state.limits.spawn_cleanup(shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    axum::serve(
+    let recorder_stop = state.recorder_stop.clone();
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await?;
+    .await;
+    // The last requests are recorded: the recorder flushes once the server has drained.
+    recorder_stop.cancel();
+    served?;
     Ok(())
 }

@@ -17,6 +17,8 @@ enum Command {
     Serve,
     /// The gateway has no schema of its own; accepted so every binary has the same commands.
     Migrate,
+    /// Prints an argon2 hash of the password read from stdin, for ADMIN_PASSWORD_HASH.
+    HashPassword,
     /// Exits 0 when `GET <url>` answers 200.
     Healthcheck {
         #[arg(default_value = "http://127.0.0.1:8080/healthz")]
@@ -41,6 +43,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => Ok(()),
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let hash = gateway::admin::hash_password(password.trim_end_matches(['\r', '\n']))
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            println!("{hash}"); // ok: this command's output is its result
+            Ok(())
+        }
         Command::Serve => {
             let cfg = GatewayConfig::load()?;
             let _telemetry = platform::telemetry::init(

@@ -64,6 +64,9 @@ impl FromRequestParts<AppState> for MemberSession {
         if openid.is_empty() || expires <= chrono::Utc::now().timestamp() {
             return Err(unauthenticated());
         }
+        if let Some(fields) = parts.extensions.get::<crate::recording::RecordFields>() {
+            fields.set_openid(openid);
+        }
         Ok(Self {
             openid: openid.to_owned(),
         })

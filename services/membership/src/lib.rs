@@ -1,5 +1,6 @@
 //! Membership service: WeChat users and app-client bindings (this issue), credits and orders.
 
+pub mod admin;
 pub mod binding;
 pub mod config;
 pub mod credits;
@@ -23,6 +24,7 @@ use tonic::service::Routes;
 
 use platform::db::Pools;
 use platform::redis::Keys;
+use proto::membership::v1::admin_service_server::AdminServiceServer;
 use proto::membership::v1::binding_service_server::BindingServiceServer;
 use proto::membership::v1::credit_service_server::CreditServiceServer;
 use proto::membership::v1::member_service_server::MemberServiceServer;
@@ -47,6 +49,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "membership.v1.MemberService",
     "membership.v1.OrderService",
     "membership.v1.CreditService",
+    "membership.v1.AdminService",
 ];
 
 /// Everything a running instance needs, built once at start.
@@ -62,6 +65,7 @@ pub struct Membership {
     pub members: Members,
     pub orders: Orders,
     pub credits: Credits,
+    pub admin: admin::Admin,
 }
 
 impl Membership {
@@ -137,11 +141,13 @@ impl Membership {
             },
         );
         let credits = Credits::new(deps.pools.clone(), cfg.hold_ttl_secs);
+        let admin = admin::Admin::new(deps.pools.clone());
         Ok(Self {
             bindings,
             members,
             orders,
             credits,
+            admin,
         })
     }
 
@@ -158,6 +164,9 @@ impl Membership {
         )))
         .add_service(CreditServiceServer::new(grpc::CreditGrpc::new(
             self.credits.clone(),
+        )))
+        .add_service(AdminServiceServer::new(grpc::AdminGrpc::new(
+            self.admin.clone(),
         )))
     }
 

@@ -7,6 +7,7 @@ pub mod db;
 pub mod grpc;
 pub mod redis;
 pub mod request_id;
+pub mod request_log;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -37,3 +37,31 @@ impl Keys {
         key
     }
 }
+
+/// A Redis connection made on first use and remade after a failed connect, so a process starts
+/// (and keeps serving what does not need Redis) while Redis is down.
+#[derive(Clone)]
+pub struct LazyRedis {
+    url: SecretString,
+    connection: std::sync::Arc<tokio::sync::Mutex<Option<ConnectionManager>>>,
+}
+
+impl LazyRedis {
+    pub fn new(url: SecretString) -> Self {
+        Self {
+            url,
+            connection: std::sync::Arc::default(),
+        }
+    }
+
+    /// The shared connection, connecting now if there is none yet.
+    pub async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = connect(&self.url).await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+}

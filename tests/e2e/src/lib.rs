@@ -15,10 +15,23 @@ use membership_svc::config::MembershipConfig;
 use platform::testing::{Replica, TestDatabase};
 use sandbox::{Sandbox, SandboxConfig};
 
+/// The admin site's password in tests (user `admin`).
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// The argon2 hash of [`ADMIN_PASSWORD`], computed once per test process.
+fn admin_password_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        gateway::admin::hash_password(ADMIN_PASSWORD).expect("hash the admin password")
+    })
+    .clone()
+}
+
 /// A safe-mode EncodingAESKey for tests (43 characters).
 pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 pub mod photo;
+pub mod stats;
 
 pub mod proxy;
 
@@ -36,6 +49,10 @@ pub struct Options {
     pub reconcile_interval_ms: u64,
     pub reconcile_query_after_secs: u32,
     pub hold_janitor_interval_ms: u64,
+    /// The gateway records every request to the stats service.
+    pub request_logging: bool,
+    /// The stats service's replica (pause the lagging one to prove reads go there).
+    pub stats_replica: Replica,
 }
 
 impl Default for Options {
@@ -52,6 +69,8 @@ impl Default for Options {
             reconcile_interval_ms: 3_600_000,
             reconcile_query_after_secs: 60,
             hold_janitor_interval_ms: 3_600_000,
+            request_logging: true,
+            stats_replica: Replica::Shared,
         }
     }
 }
@@ -62,6 +81,8 @@ pub struct System {
     pub db: TestDatabase,
     /// The photo service's own database.
     pub photo_db: TestDatabase,
+    /// The stats service (its own database); tests stop and restart it.
+    pub stats: stats::StatsService,
     pub gateway_urls: Vec<String>,
     pub membership_urls: Vec<String>,
     /// Set with `Options::cuttable_primary`: the membership instances' way to the primary.
@@ -133,6 +154,7 @@ impl System {
         let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
         let photo = photo::start(options.replica, &redis_prefix, shutdown.child_token()).await;
+        let stats = stats::start(options.stats_replica, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
@@ -172,6 +194,11 @@ impl System {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo.url.clone();
+            cfg.stats_grpc_url = stats.url();
+            cfg.request_logging = options.request_logging;
+            cfg.redis_url = platform::testing::redis_url();
+            cfg.redis_key_prefix = redis_prefix.clone();
+            cfg.admin_password_hash = Some(SecretString::from(admin_password_hash()));
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_token = SecretString::from(sandbox_cfg.push_token.clone());
             cfg.wechat_aes_key = sandbox_cfg.aes_key.clone().map(SecretString::from);
@@ -191,6 +218,7 @@ impl System {
             sandbox,
             db,
             photo_db: photo.db,
+            stats,
             gateway_urls,
             membership_urls,
             primary_proxy,

@@ -129,3 +129,47 @@ pub async fn spend(
     }
     Ok(true)
 }
+
+/// Adds (delta > 0) or removes (delta < 0) credits with its ledger row, never taking the
+/// spendable balance below zero. Returns the new balance, or None (nothing changed) when a removal
+/// is larger than what is spendable.
+pub async fn adjust(
+    conn: &mut MySqlConnection,
+    user_id: i64,
+    delta: i64,
+    reason: Reason,
+    reference: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    // Added credits count towards the total; removals do not take it back.
+    let updated = sqlx::query(
+        "UPDATE wechat_users SET remaining_credits = remaining_credits + ?, \
+         total_credits = total_credits + GREATEST(?, 0) \
+         WHERE id = ? AND remaining_credits - held_credits + ? >= 0",
+    )
+    .bind(delta)
+    .bind(delta)
+    .bind(user_id)
+    .bind(delta)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let balance: i64 =
+        sqlx::query_scalar("SELECT remaining_credits FROM wechat_users WHERE id = ?")
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(delta)
+    .bind(balance)
+    .bind(reason.as_str())
+    .bind(reference)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(balance))
+}

@@ -1,6 +1,7 @@
 //! SQL of the membership service, one module per aggregate. Functions take a connection or a
 //! pool; the use case that calls them owns the transaction and picks primary or replica.
 
+pub mod admin;
 pub mod bindings;
 pub mod events;
 pub mod holds;

@@ -8,4 +8,5 @@ mod location;
 mod operations;
 mod payment;
 mod push_security;
+mod stats;
 mod token;

@@ -1,0 +1,342 @@
+//! The admin API (`/api/v1/admin/...`): sign-in, overview and time series (stats service, plus
+//! revenue and members from the membership service), users, orders, bindings, and audited credit
+//! adjustments. Every endpoint but login needs the admin session.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::SignedCookieJar;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use proto::membership::v1 as membership;
+use proto::stats::v1 as stats;
+
+use crate::AppState;
+use crate::admin::{ADMIN_COOKIE, AdminSession, session_cookie, verify_login};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ClientIp};
+
+#[derive(Deserialize)]
+pub struct LoginIn {
+    pub username: String,
+    pub password: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    ClientIp(ip): ClientIp,
+    ApiJson(input): ApiJson<LoginIn>,
+) -> Result<Response, ApiError> {
+    verify_login(&state, &input.username, &input.password, ip).await?;
+    let jar = jar.add(session_cookie(&state, &input.username));
+    Ok((jar, Json(json!({ "username": input.username }))).into_response())
+}
+
+pub async fn logout(jar: SignedCookieJar) -> Response {
+    let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(ADMIN_COOKIE).path("/"));
+    (jar, Json(json!({ "signed_out": true }))).into_response()
+}
+
+pub async fn me(session: AdminSession) -> Json<Value> {
+    Json(json!({ "username": session.username }))
+}
+
+/// A time range; RFC 3339 or unix milliseconds; the last 24 hours by default.
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub bucket: Option<String>,
+}
+
+fn parse_time(raw: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if let Ok(ms) = raw.parse::<i64>() {
+        return chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| {
+            ApiError::bad_request("invalid_argument", format!("{field} is not a time"))
+        });
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_argument",
+                format!("{field} is not RFC 3339 or unix ms"),
+            )
+        })
+}
+
+fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
+    let to = match &query.to {
+        Some(raw) => parse_time(raw, "to")?,
+        None => chrono::Utc::now(),
+    };
+    let from = match &query.from {
+        Some(raw) => parse_time(raw, "from")?,
+        None => to - chrono::Duration::hours(24),
+    };
+    Ok((from.timestamp_millis(), to.timestamp_millis()))
+}
+
+fn time_range((from, to): (i64, i64)) -> stats::TimeRange {
+    stats::TimeRange {
+        from_unix_ms: from,
+        to_unix_ms: to,
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct EndpointOut {
+    endpoint: String,
+    requests: u64,
+    errors: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = range(&query)?;
+    let mut stats_client = state.clients.stats.clone();
+    let mut admin_client = state.clients.admin.clone();
+    let (usage, business) = tokio::join!(
+        stats_client.overview(stats::OverviewRequest {
+            range: Some(time_range(window))
+        }),
+        admin_client.summary(membership::SummaryRequest {
+            from_unix_ms: window.0,
+            to_unix_ms: window.1
+        }),
+    );
+    let usage = usage?.into_inner();
+    let business = business?.into_inner();
+    let endpoints: Vec<EndpointOut> = usage
+        .endpoints
+        .into_iter()
+        .map(|e| EndpointOut {
+            endpoint: e.endpoint,
+            requests: e.requests,
+            errors: e.errors,
+            p50_ms: e.p50_ms,
+            p95_ms: e.p95_ms,
+        })
+        .collect();
+    Ok(Json(json!({
+        "from": rfc3339_ms(window.0),
+        "to": rfc3339_ms(window.1),
+        "requests": usage.requests,
+        "active_clients": usage.active_clients,
+        "server_errors": usage.server_errors,
+        "client_errors": usage.client_errors,
+        "endpoints": endpoints,
+        "classification": {
+            "cache": usage.classified_cache,
+            "local": usage.classified_local,
+            "model": usage.classified_model,
+            "cache_hit_rate": usage.cache_hit_rate,
+        },
+        "model_tokens": usage.model_tokens,
+        "model_cost_fen": usage.model_cost_fen,
+        "revenue_fen": business.revenue_fen,
+        "paid_orders": business.paid_orders,
+        "member_orders": business.member_orders,
+        "credit_orders": business.credit_orders,
+        "new_followers": business.new_followers,
+        "active_members": business.active_members,
+        "total_users": business.total_users,
+    })))
+}
+
+pub async fn timeseries(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = range(&query)?;
+    let bucket = match query.bucket.as_deref() {
+        None | Some("hour") => stats::Bucket::Hour,
+        Some("day") => stats::Bucket::Day,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_argument",
+                "bucket must be hour or day",
+            ));
+        }
+    };
+    let mut client = state.clients.stats.clone();
+    let series = client
+        .time_series(stats::TimeSeriesRequest {
+            range: Some(time_range(window)),
+            bucket: bucket.into(),
+        })
+        .await?
+        .into_inner();
+    let points: Vec<Value> = series
+        .points
+        .into_iter()
+        .map(|p| {
+            json!({
+                "at": rfc3339_ms(p.at_unix_ms),
+                "requests": p.requests,
+                "errors": p.errors,
+                "active_clients": p.active_clients,
+                "model_calls": p.model_calls,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "bucket": query.bucket.as_deref().unwrap_or("hour"), "points": points }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    pub openid: Option<String>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub offset: u32,
+    pub limit: Option<u32>,
+}
+
+fn page(query: &ListQuery) -> Option<membership::Page> {
+    Some(membership::Page {
+        offset: query.offset,
+        limit: query.limit.unwrap_or(50),
+    })
+}
+
+fn unix_text(unix: i64) -> Option<String> {
+    (unix > 0).then(|| super::rfc3339(unix))
+}
+
+pub async fn users(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .list_users(membership::ListUsersRequest {
+            openid_prefix: query.openid.clone().unwrap_or_default(),
+            page: page(&query),
+        })
+        .await?
+        .into_inner();
+    let users: Vec<Value> = answer
+        .users
+        .into_iter()
+        .map(|u| {
+            json!({
+                "user_id": u.user_id,
+                "openid": u.openid,
+                "following": u.following,
+                "remaining_credits": u.remaining_credits,
+                "held_credits": u.held_credits,
+                "total_credits": u.total_credits,
+                "is_member": u.is_member,
+                "member_expire_at": unix_text(u.member_expire_at_unix),
+                "created_at": unix_text(u.created_at_unix),
+                "last_active_at": unix_text(u.last_active_at_unix),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": answer.total, "users": users })))
+}
+
+pub async fn orders(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .list_orders(membership::ListOrdersRequest {
+            status: query.status.clone().unwrap_or_default(),
+            page: page(&query),
+        })
+        .await?
+        .into_inner();
+    let orders: Vec<Value> = answer
+        .orders
+        .into_iter()
+        .map(|o| {
+            json!({
+                "order_no": o.order_no,
+                "openid": o.openid,
+                "order_type": o.order_type,
+                "total_fee": o.total_fee,
+                "status": o.status,
+                "credits_amount": o.credits_amount,
+                "created_at": unix_text(o.created_at_unix),
+                "paid_at": unix_text(o.paid_at_unix),
+                "transaction_id": o.transaction_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": answer.total, "orders": orders })))
+}
+
+pub async fn bindings(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .list_bindings(membership::ListBindingsRequest { page: page(&query) })
+        .await?
+        .into_inner();
+    let bindings: Vec<Value> = answer
+        .bindings
+        .into_iter()
+        .map(|b| {
+            json!({
+                "scene_id": b.scene_id,
+                "client_id": b.client_id,
+                "status": b.status,
+                "openid": Some(b.openid).filter(|o| !o.is_empty()),
+                "created_at": unix_text(b.created_at_unix),
+                "completed_at": unix_text(b.completed_at_unix),
+                "expire_at": unix_text(b.expire_at_unix),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": answer.total, "bindings": bindings })))
+}
+
+#[derive(Deserialize)]
+pub struct AdjustIn {
+    pub openid: String,
+    pub delta: i64,
+    pub reason: String,
+}
+
+pub async fn adjust_credits(
+    State(state): State<AppState>,
+    session: AdminSession,
+    ApiJson(input): ApiJson<AdjustIn>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .adjust_credits(membership::AdjustCreditsRequest {
+            openid: input.openid,
+            delta: input.delta,
+            reason: input.reason,
+            admin: session.username,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(
+        json!({ "audit_id": answer.audit_id, "remaining_credits": answer.remaining_credits }),
+    ))
+}

@@ -1,0 +1,142 @@
+//! The admin site's use cases: read models from the replica, and audited credit adjustments.
+
+use chrono::{DateTime, Utc};
+use sqlx::Acquire;
+
+use platform::db::Pools;
+
+use crate::error::MembershipError;
+use crate::retry;
+use crate::store::{self, admin, ledger};
+
+#[derive(Clone)]
+pub struct Admin {
+    pools: Pools,
+}
+
+pub struct Summary {
+    pub orders: admin::OrderTotals,
+    pub users: admin::UserTotals,
+}
+
+/// Pages are capped so one request cannot ask for the whole table.
+pub fn page_bounds(offset: u32, limit: u32) -> (u32, u32) {
+    (offset, limit.clamp(1, 200))
+}
+
+impl Admin {
+    pub fn new(pools: Pools) -> Self {
+        Self { pools }
+    }
+
+    /// Reports read the replica: seconds of staleness are fine for dashboards.
+    pub async fn summary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Summary, MembershipError> {
+        if from >= to {
+            return Err(MembershipError::invalid("range", "from must be before to"));
+        }
+        Ok(Summary {
+            orders: admin::order_totals(&self.pools.replica, from, to).await?,
+            users: admin::user_totals(&self.pools.replica, from, to).await?,
+        })
+    }
+
+    pub async fn users(
+        &self,
+        prefix: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<admin::UserListRow>, i64), MembershipError> {
+        let (offset, limit) = page_bounds(offset, limit);
+        Ok(admin::list_users(&self.pools.replica, prefix, offset, limit).await?)
+    }
+
+    pub async fn orders(
+        &self,
+        status: Option<&str>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<admin::OrderListRow>, i64), MembershipError> {
+        if let Some(status) = status
+            && !matches!(status, "notpay" | "paid" | "closed" | "failed")
+        {
+            return Err(MembershipError::invalid("status", "unknown order status"));
+        }
+        let (offset, limit) = page_bounds(offset, limit);
+        Ok(admin::list_orders(&self.pools.replica, status, offset, limit).await?)
+    }
+
+    pub async fn bindings(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<admin::BindingListRow>, i64), MembershipError> {
+        let (offset, limit) = page_bounds(offset, limit);
+        Ok(admin::list_bindings(&self.pools.replica, offset, limit).await?)
+    }
+
+    /// One audited ledger row `admin_adjust`, referenced by the audit id; never below zero.
+    pub async fn adjust_credits(
+        &self,
+        openid: &str,
+        delta: i64,
+        reason: &str,
+        admin_name: &str,
+    ) -> Result<(i64, i64), MembershipError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 {
+            return Err(MembershipError::invalid(
+                "reason",
+                "a reason of 1 to 200 characters is required",
+            ));
+        }
+        if delta == 0 || delta.abs() > 100_000 {
+            return Err(MembershipError::invalid(
+                "delta",
+                "must be non-zero and within ±100000",
+            ));
+        }
+        if admin_name.is_empty() {
+            return Err(MembershipError::invalid("admin", "missing"));
+        }
+        retry::transaction(|| async {
+            let mut conn = self.pools.primary.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let user_id = admin::user_id(&mut *tx, openid)
+                .await?
+                .ok_or(MembershipError::NotFound("user"))?;
+            store::users::lock(&mut tx, user_id).await?;
+            let audit_id = admin::audit(
+                &mut tx,
+                admin_name,
+                "adjust_credits",
+                user_id,
+                delta,
+                reason,
+            )
+            .await?;
+            let balance = ledger::adjust(
+                &mut tx,
+                user_id,
+                delta,
+                ledger::Reason::AdminAdjust,
+                &format!("audit:{audit_id}"),
+            )
+            .await?
+            .ok_or(MembershipError::InsufficientCredits)?;
+            tx.commit().await?;
+            tracing::info!(
+                admin = admin_name,
+                user_id,
+                delta,
+                audit_id,
+                "credits adjusted by an operator"
+            );
+            Ok((audit_id, balance))
+        })
+        .await
+    }
+}

@@ -1,0 +1,164 @@
+//! `membership.v1.AdminService`.
+
+use chrono::{DateTime, Utc};
+use proto::membership::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::admin::Admin;
+use crate::error::MembershipError;
+
+pub struct AdminGrpc {
+    admin: Admin,
+}
+
+impl AdminGrpc {
+    pub fn new(admin: Admin) -> Self {
+        Self { admin }
+    }
+}
+
+fn time(unix_ms: i64, field: &'static str) -> Result<DateTime<Utc>, MembershipError> {
+    DateTime::from_timestamp_millis(unix_ms)
+        .ok_or_else(|| MembershipError::invalid(field, "not a time"))
+}
+
+fn unix(at: Option<DateTime<Utc>>) -> i64 {
+    at.map_or(0, |at| at.timestamp())
+}
+
+fn page(page: Option<pb::Page>) -> (u32, u32) {
+    let page = page.unwrap_or(pb::Page {
+        offset: 0,
+        limit: 50,
+    });
+    (page.offset, if page.limit == 0 { 50 } else { page.limit })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for AdminGrpc {
+    async fn summary(
+        &self,
+        request: Request<pb::SummaryRequest>,
+    ) -> Result<Response<pb::SummaryResponse>, Status> {
+        let r = request.into_inner();
+        let summary = self
+            .admin
+            .summary(time(r.from_unix_ms, "from")?, time(r.to_unix_ms, "to")?)
+            .await?;
+        Ok(Response::new(pb::SummaryResponse {
+            revenue_fen: summary.orders.revenue_fen,
+            paid_orders: count(summary.orders.paid_orders),
+            member_orders: count(summary.orders.member_orders),
+            credit_orders: count(summary.orders.credit_orders),
+            new_followers: count(summary.users.new_followers),
+            active_members: count(summary.users.active_members),
+            total_users: count(summary.users.total_users),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let r = request.into_inner();
+        let (offset, limit) = page(r.page);
+        let (rows, total) = self.admin.users(&r.openid_prefix, offset, limit).await?;
+        let now = Utc::now();
+        let users = rows
+            .into_iter()
+            .map(|u| pb::UserSummary {
+                user_id: u.id,
+                is_member: u.is_member && u.member_expire_at.is_some_and(|until| until > now),
+                member_expire_at_unix: unix(u.member_expire_at.filter(|_| u.is_member)),
+                openid: u.openid,
+                following: u.subscribed,
+                remaining_credits: u.remaining_credits,
+                held_credits: u.held_credits,
+                total_credits: u.total_credits,
+                created_at_unix: u.created_at.timestamp(),
+                last_active_at_unix: u.last_active_at.timestamp(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListUsersResponse {
+            users,
+            total: count(total),
+        }))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let r = request.into_inner();
+        let (offset, limit) = page(r.page);
+        let status = Some(r.status.as_str()).filter(|s| !s.is_empty());
+        let (rows, total) = self.admin.orders(status, offset, limit).await?;
+        let orders = rows
+            .into_iter()
+            .map(|o| pb::AdminOrder {
+                order_no: o.out_trade_no,
+                openid: o.openid,
+                order_type: o.order_type,
+                total_fee: o.total_fee,
+                status: o.status,
+                credits_amount: u32::try_from(o.credits_amount).unwrap_or(0),
+                created_at_unix: o.created_at.timestamp(),
+                paid_at_unix: unix(o.paid_at),
+                transaction_id: o.transaction_id.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders,
+            total: count(total),
+        }))
+    }
+
+    async fn list_bindings(
+        &self,
+        request: Request<pb::ListBindingsRequest>,
+    ) -> Result<Response<pb::ListBindingsResponse>, Status> {
+        let (offset, limit) = page(request.into_inner().page);
+        let (rows, total) = self.admin.bindings(offset, limit).await?;
+        let now = Utc::now();
+        let bindings = rows
+            .into_iter()
+            .map(|b| pb::AdminBinding {
+                scene_id: b.id,
+                client_id: b.client_id,
+                status: if b.status == "pending" && b.expire_at <= now {
+                    "expired".to_owned()
+                } else {
+                    b.status
+                },
+                openid: b.openid.unwrap_or_default(),
+                created_at_unix: b.created_at.timestamp(),
+                completed_at_unix: unix(b.completed_at),
+                expire_at_unix: b.expire_at.timestamp(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListBindingsResponse {
+            bindings,
+            total: count(total),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(admin = %request.get_ref().admin))]
+    async fn adjust_credits(
+        &self,
+        request: Request<pb::AdjustCreditsRequest>,
+    ) -> Result<Response<pb::AdjustCreditsResponse>, Status> {
+        let r = request.into_inner();
+        let (audit_id, remaining) = self
+            .admin
+            .adjust_credits(&r.openid, r.delta, &r.reason, &r.admin)
+            .await?;
+        Ok(Response::new(pb::AdjustCreditsResponse {
+            audit_id,
+            remaining_credits: remaining,
+        }))
+    }
+}

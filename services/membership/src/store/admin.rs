@@ -1,0 +1,205 @@
+//! Read models of the admin site (replica) and the audit of operators' actions (primary).
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
+
+#[derive(Debug, Default, FromRow)]
+pub struct OrderTotals {
+    pub revenue_fen: i64,
+    pub paid_orders: i64,
+    pub member_orders: i64,
+    pub credit_orders: i64,
+}
+
+/// Paid orders in [from, to) by payment time.
+pub async fn order_totals(
+    pool: &MySqlPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<OrderTotals, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(total_fee), 0) AS SIGNED) AS revenue_fen, COUNT(*) AS paid_orders, \
+         CAST(COALESCE(SUM(order_type = 'member'), 0) AS SIGNED) AS member_orders, \
+         CAST(COALESCE(SUM(order_type = 'credits'), 0) AS SIGNED) AS credit_orders \
+         FROM payment_orders WHERE status = 'paid' AND paid_at >= ? AND paid_at < ?",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, Default, FromRow)]
+pub struct UserTotals {
+    pub new_followers: i64,
+    pub active_members: i64,
+    pub total_users: i64,
+}
+
+pub async fn user_totals(
+    pool: &MySqlPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<UserTotals, sqlx::Error> {
+    // New followers: users first seen in the range who follow (the welcome credits mark a follow).
+    sqlx::query_as(
+        "SELECT \
+         (SELECT COUNT(*) FROM credit_ledger WHERE reason = 'follow_bonus' \
+            AND created_at >= ? AND created_at < ?) AS new_followers, \
+         (SELECT COUNT(*) FROM wechat_users WHERE is_member = 1 \
+            AND member_expire_at > CURRENT_TIMESTAMP(3)) AS active_members, \
+         (SELECT COUNT(*) FROM wechat_users) AS total_users",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, FromRow)]
+pub struct UserListRow {
+    pub id: i64,
+    pub openid: String,
+    pub subscribed: bool,
+    pub remaining_credits: i64,
+    pub held_credits: i64,
+    pub total_credits: i64,
+    pub is_member: bool,
+    pub member_expire_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+}
+
+/// Users whose openid starts with `prefix` (the openid index serves the prefix), newest first.
+pub async fn list_users(
+    pool: &MySqlPool,
+    prefix: &str,
+    offset: u32,
+    limit: u32,
+) -> Result<(Vec<UserListRow>, i64), sqlx::Error> {
+    let pattern = format!("{}%", escape_like(prefix));
+    let rows = sqlx::query_as(
+        "SELECT id, openid, subscribed, remaining_credits, held_credits, total_credits, is_member, \
+         member_expire_at, created_at, last_active_at FROM wechat_users \
+         WHERE openid LIKE ? ORDER BY id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM wechat_users WHERE openid LIKE ?")
+        .bind(&pattern)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+fn escape_like(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[derive(Debug, FromRow)]
+pub struct OrderListRow {
+    pub out_trade_no: String,
+    pub openid: String,
+    pub order_type: String,
+    pub total_fee: i64,
+    pub status: String,
+    pub credits_amount: i32,
+    pub created_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub transaction_id: Option<String>,
+}
+
+pub async fn list_orders(
+    pool: &MySqlPool,
+    status: Option<&str>,
+    offset: u32,
+    limit: u32,
+) -> Result<(Vec<OrderListRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT out_trade_no, openid, CAST(order_type AS CHAR) AS order_type, total_fee, \
+         CAST(status AS CHAR) AS status, credits_amount, created_at, paid_at, transaction_id \
+         FROM payment_orders WHERE (? IS NULL OR status = ?) \
+         ORDER BY created_at DESC LIMIT ? OFFSET ?",
+    )
+    .bind(status)
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total =
+        sqlx::query_scalar("SELECT COUNT(*) FROM payment_orders WHERE (? IS NULL OR status = ?)")
+            .bind(status)
+            .bind(status)
+            .fetch_one(pool)
+            .await?;
+    Ok((rows, total))
+}
+
+#[derive(Debug, FromRow)]
+pub struct BindingListRow {
+    pub id: u32,
+    pub client_id: String,
+    pub status: String,
+    pub openid: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expire_at: DateTime<Utc>,
+}
+
+pub async fn list_bindings(
+    pool: &MySqlPool,
+    offset: u32,
+    limit: u32,
+) -> Result<(Vec<BindingListRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT id, client_id, CAST(status AS CHAR) AS status, openid, created_at, completed_at, \
+         expire_at FROM client_bindings ORDER BY id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM client_bindings")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Records an operator's action; the id is the reference of what it changes.
+pub async fn audit(
+    conn: &mut MySqlConnection,
+    admin: &str,
+    action: &str,
+    user_id: i64,
+    delta: i64,
+    reason: &str,
+) -> Result<i64, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO admin_audit (admin, action, user_id, delta, reason) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(admin)
+    .bind(action)
+    .bind(user_id)
+    .bind(delta)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    i64::try_from(result.last_insert_id()).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+/// The user id of an openid, from whatever executor the caller holds.
+pub async fn user_id(
+    executor: impl MySqlExecutor<'_>,
+    openid: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM wechat_users WHERE openid = ?")
+        .bind(openid)
+        .fetch_optional(executor)
+        .await
+}

@@ -1,0 +1,195 @@
+//! Request recording for the stats service: callers hand records to a bounded channel and never
+//! wait; a background task batches them and sends them over gRPC. When stats is down the batch is
+//! kept and retried, within a bound; past it records are dropped and counted (never unbounded
+//! memory, never a slower or failed user request).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use proto::stats::v1::RequestRecord;
+use proto::stats::v1::stats_service_client::StatsServiceClient;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::grpc::PropagateContext;
+
+pub type StatsClient = StatsServiceClient<InterceptedService<Channel, PropagateContext>>;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RecorderSettings {
+    /// Records waiting to be sent, at most (channel plus unsent batch).
+    pub capacity: usize,
+    /// Records per gRPC call.
+    pub batch: usize,
+    /// A partial batch is sent after this long.
+    pub flush_interval: Duration,
+}
+
+impl Default for RecorderSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            batch: 500,
+            flush_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    failed_sends: AtomicU64,
+}
+
+/// What the recorder has done, for health output and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecorderStats {
+    pub sent: u64,
+    pub dropped: u64,
+    pub failed_sends: u64,
+}
+
+/// A cheap handle; clone it into every request.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: Option<mpsc::Sender<RequestRecord>>,
+    counters: Arc<Counters>,
+}
+
+impl Recorder {
+    /// A recorder that records nothing (recording switched off).
+    pub fn disabled() -> Self {
+        Self {
+            tx: None,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Starts the sending task; it flushes what it holds when `shutdown` is cancelled.
+    pub fn start(
+        client: StatsClient,
+        settings: RecorderSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(settings.capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(send_loop(
+            client,
+            rx,
+            settings,
+            Arc::clone(&counters),
+            shutdown,
+        ));
+        Self {
+            tx: Some(tx),
+            counters,
+        }
+    }
+
+    /// Queues a record without waiting; a full queue drops it (counted).
+    pub fn record(&self, record: RequestRecord) {
+        if let Some(tx) = &self.tx
+            && tx.try_send(record).is_err()
+        {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn stats(&self) -> RecorderStats {
+        RecorderStats {
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            failed_sends: self.counters.failed_sends.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn send_loop(
+    mut client: StatsClient,
+    mut rx: mpsc::Receiver<RequestRecord>,
+    settings: RecorderSettings,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) {
+    // Unsent records, oldest first; bounded by `capacity` together with the channel.
+    let mut pending: VecDeque<RequestRecord> = VecDeque::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut tick = tokio::time::interval(settings.flush_interval);
+    loop {
+        let closing = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            received = rx.recv() => match received {
+                Some(record) => {
+                    push_bounded(&mut pending, record, settings.capacity, &counters);
+                    while pending.len() < settings.batch {
+                        match rx.try_recv() {
+                            Ok(record) => push_bounded(&mut pending, record, settings.capacity, &counters),
+                            Err(_) => break,
+                        }
+                    }
+                    if pending.len() < settings.batch {
+                        continue;
+                    }
+                    false
+                }
+                None => true,
+            },
+            _ = tick.tick() => false,
+        };
+        if closing {
+            while let Ok(record) = rx.try_recv() {
+                push_bounded(&mut pending, record, settings.capacity, &counters);
+            }
+        }
+        while !pending.is_empty() {
+            let take = pending.len().min(settings.batch);
+            let batch: Vec<RequestRecord> = pending.iter().take(take).cloned().collect();
+            let sent = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.record_requests(proto::stats::v1::RecordRequestsRequest { records: batch }),
+            )
+            .await;
+            match sent {
+                Ok(Ok(_)) => {
+                    pending.drain(..take);
+                    counters.sent.fetch_add(take as u64, Ordering::Relaxed);
+                    backoff = Duration::from_millis(100);
+                }
+                _ => {
+                    counters.failed_sends.fetch_add(1, Ordering::Relaxed);
+                    if closing {
+                        let lost = pending.len() as u64;
+                        counters.dropped.fetch_add(lost, Ordering::Relaxed);
+                        tracing::warn!(lost, "stats unreachable at shutdown; records dropped");
+                        return;
+                    }
+                    // Keep them and try again later; meanwhile new records keep arriving.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    break;
+                }
+            }
+        }
+        if closing {
+            return;
+        }
+    }
+}
+
+fn push_bounded(
+    pending: &mut VecDeque<RequestRecord>,
+    record: RequestRecord,
+    capacity: usize,
+    counters: &Counters,
+) {
+    if pending.len() >= capacity {
+        pending.pop_front();
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    pending.push_back(record);
+}

@@ -1,0 +1,140 @@
+//! `stats.v1.StatsService`.
+
+use chrono::{DateTime, Utc};
+use proto::stats::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::error::StatsError;
+use crate::stats::Stats;
+use crate::store::NewLog;
+
+pub struct StatsGrpc {
+    stats: Stats,
+}
+
+impl StatsGrpc {
+    pub fn new(stats: Stats) -> Self {
+        Self { stats }
+    }
+}
+
+fn range(range: Option<pb::TimeRange>) -> Result<(DateTime<Utc>, DateTime<Utc>), StatsError> {
+    let range = range.ok_or_else(|| StatsError::invalid("range", "missing"))?;
+    let at = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| StatsError::invalid("range", "not a time"))
+    };
+    Ok((at(range.from_unix_ms)?, at(range.to_unix_ms)?))
+}
+
+/// Keeps a text field within its column; longer values are cut, not refused (logs are best effort).
+fn clip(value: String, max: usize) -> String {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[tonic::async_trait]
+impl pb::stats_service_server::StatsService for StatsGrpc {
+    async fn record_requests(
+        &self,
+        request: Request<pb::RecordRequestsRequest>,
+    ) -> Result<Response<pb::RecordRequestsResponse>, Status> {
+        let logs: Vec<NewLog> = request
+            .into_inner()
+            .records
+            .into_iter()
+            .filter_map(|r| {
+                Some(NewLog {
+                    at: DateTime::from_timestamp_millis(r.at_unix_ms)?,
+                    endpoint: clip(r.endpoint, 96),
+                    method: clip(r.method, 8),
+                    status: u16::try_from(r.status).unwrap_or(u16::MAX),
+                    latency_ms: r.latency_ms,
+                    client_id: clip(r.client_id, 64),
+                    openid: clip(r.openid, 64),
+                    source: clip(r.source, 8),
+                    model_tokens: r.model_tokens,
+                    error_code: clip(r.error_code, 48),
+                    request_id: clip(r.request_id, 64),
+                })
+            })
+            .collect();
+        let stored = self.stats.record(&logs).await?;
+        Ok(Response::new(pb::RecordRequestsResponse {
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn overview(
+        &self,
+        request: Request<pb::OverviewRequest>,
+    ) -> Result<Response<pb::OverviewResponse>, Status> {
+        let (from, to) = range(request.into_inner().range)?;
+        let overview = self.stats.overview(from, to).await?;
+        let t = &overview.totals;
+        let classified = t.classified_cache + t.classified_local + t.classified_model;
+        Ok(Response::new(pb::OverviewResponse {
+            requests: count(t.requests),
+            active_clients: count(t.active_clients),
+            server_errors: count(t.server_errors),
+            client_errors: count(t.client_errors),
+            endpoints: overview
+                .endpoints
+                .into_iter()
+                .map(|e| pb::EndpointLatency {
+                    endpoint: e.endpoint,
+                    requests: count(e.requests),
+                    errors: count(e.errors),
+                    p50_ms: e.p50,
+                    p95_ms: e.p95,
+                })
+                .collect(),
+            classified_cache: count(t.classified_cache),
+            classified_local: count(t.classified_local),
+            classified_model: count(t.classified_model),
+            cache_hit_rate: if classified > 0 {
+                t.classified_cache as f64 / classified as f64
+            } else {
+                0.0
+            },
+            model_tokens: count(t.model_tokens),
+            model_cost_fen: overview.model_cost_fen,
+        }))
+    }
+
+    async fn time_series(
+        &self,
+        request: Request<pb::TimeSeriesRequest>,
+    ) -> Result<Response<pb::TimeSeriesResponse>, Status> {
+        let request = request.into_inner();
+        let bucket_secs = match pb::Bucket::try_from(request.bucket) {
+            Ok(pb::Bucket::Day) => 86_400,
+            Ok(pb::Bucket::Hour) => 3_600,
+            _ => return Err(StatsError::invalid("bucket", "hour or day").into()),
+        };
+        let (from, to) = range(request.range)?;
+        let rows = self.stats.series(from, to, bucket_secs).await?;
+        Ok(Response::new(pb::TimeSeriesResponse {
+            points: rows
+                .into_iter()
+                .map(|r| pb::TimeSeriesPoint {
+                    at_unix_ms: r.bucket_start * 1000,
+                    requests: count(r.requests),
+                    errors: count(r.errors),
+                    active_clients: count(r.active_clients),
+                    model_calls: count(r.model_calls),
+                })
+                .collect(),
+        }))
+    }
+}

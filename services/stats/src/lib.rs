@@ -1,0 +1,69 @@
+//! Stats service: stores request logs and answers statistics (from the replica).
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod stats;
+pub mod store;
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use platform::db::Pools;
+use proto::stats::v1::stats_service_server::StatsServiceServer;
+
+use crate::config::StatsConfig;
+use crate::stats::Stats;
+
+/// This service's migrations, run only by `stats-svc migrate`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub const SERVICE_NAMES: &[&str] = &["stats.v1.StatsService"];
+
+pub fn connect(cfg: &StatsConfig) -> anyhow::Result<Pools> {
+    Ok(Pools::connect_lazy(
+        &cfg.database_url,
+        cfg.database_replica_url.as_ref(),
+        &platform::db::PoolSettings {
+            max_connections: cfg.database_max_connections,
+            ..Default::default()
+        },
+    )?)
+}
+
+/// Serves until `shutdown`; purges old logs every retention interval meanwhile.
+pub async fn run(
+    cfg: &StatsConfig,
+    pools: Pools,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stats = Stats::new(pools, cfg.model_price_fen_per_million_tokens);
+    spawn_retention(stats.clone(), cfg, shutdown.clone());
+    let routes = Routes::new(StatsServiceServer::new(grpc::StatsGrpc::new(stats)));
+    tracing::info!(addr = %listener.local_addr()?, "stats service listening");
+    platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
+        .await
+        .map_err(|err| anyhow::anyhow!(err))
+}
+
+fn spawn_retention(stats: Stats, cfg: &StatsConfig, shutdown: CancellationToken) {
+    let interval = Duration::from_millis(cfg.retention_interval_ms.max(1000));
+    let (days, batch) = (cfg.retention_days, cfg.retention_batch_rows);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => match stats.purge(days, batch).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "old request logs purged"),
+                    Err(err) => tracing::warn!(error = %err, "retention round failed"),
+                },
+            }
+        }
+    });
+}

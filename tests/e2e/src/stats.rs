@@ -1,0 +1,78 @@
+//! A stats service instance for the system under test, on its own fresh database; it can be
+//! stopped and started again on the same address (recording must survive its outage).
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use platform::testing::{Replica, TestDatabase};
+use stats_svc::config::StatsConfig;
+
+pub struct StatsService {
+    pub addr: SocketAddr,
+    pub db: TestDatabase,
+    stop: std::sync::Mutex<CancellationToken>,
+    parent: CancellationToken,
+}
+
+impl StatsService {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the instance (its port closes).
+    pub fn stop(&self) {
+        self.stop.lock().expect("stats stop token").cancel();
+    }
+
+    /// Starts it again on the same address.
+    pub async fn restart(&self) {
+        let stop = self.parent.child_token();
+        *self.stop.lock().expect("stats stop token") = stop.clone();
+        let mut listener = None;
+        for _ in 0..100 {
+            match TcpListener::bind(self.addr).await {
+                Ok(bound) => {
+                    listener = Some(bound);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        serve(&self.db, listener.expect("rebind the stats address"), stop);
+    }
+}
+
+fn serve(db: &TestDatabase, listener: TcpListener, stop: CancellationToken) {
+    let mut cfg = StatsConfig::defaults().expect("stats defaults");
+    cfg.database_url = db.primary_url.clone();
+    cfg.database_replica_url = Some(db.replica_url.clone());
+    let pools = db.pools();
+    tokio::spawn(async move {
+        if let Err(err) = stats_svc::run(&cfg, pools, listener, stop).await {
+            eprintln!("stats stopped: {err:#}");
+        }
+    });
+}
+
+pub async fn start(replica: Replica, parent: CancellationToken) -> StatsService {
+    let db = TestDatabase::create("stats", replica).await;
+    let primary = db.primary().await;
+    stats_svc::MIGRATOR
+        .run(&primary)
+        .await
+        .expect("migrate the stats test database");
+    primary.close().await;
+    db.wait_for_replica().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = parent.child_token();
+    serve(&db, listener, stop.clone());
+    StatsService {
+        addr,
+        db,
+        stop: std::sync::Mutex::new(stop),
+        parent,
+    }
+}

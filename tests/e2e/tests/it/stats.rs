@@ -1,0 +1,344 @@
+//! Request recording, statistics and the admin API.
+
+use std::time::Duration;
+
+use e2e::{ADMIN_PASSWORD, Options, System};
+use platform::testing::Replica;
+
+async fn logged(system: &System, endpoint: &str) -> i64 {
+    let pool = system.stats.db.primary().await;
+    let count = sqlx::query_scalar("SELECT COUNT(*) FROM request_logs WHERE endpoint = ?")
+        .bind(endpoint)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    count
+}
+
+/// Waits until `expected` rows of `endpoint` are stored (or fails after 20 s).
+async fn wait_logged(system: &System, endpoint: &str, expected: i64) {
+    let mut last = 0;
+    for _ in 0..400 {
+        last = logged(system, endpoint).await;
+        if last >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last, expected, "rows of {endpoint}");
+}
+
+async fn poll_binding(system: &System, count: usize) {
+    let url = format!(
+        "{}/api/v1/auth/wechat/binding?client_id=stats-probe",
+        system.gateway()
+    );
+    let calls = (0..count).map(|_| system.http.get(&url).bearer_auth("ct_nobody").send());
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(response.unwrap().status(), 401);
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_requests_make_a_thousand_rows() {
+    let system = System::start(Options::default()).await;
+    poll_binding(&system, 1000).await;
+    wait_logged(&system, "/api/v1/auth/wechat/binding", 1000).await;
+    let pool = system.stats.db.primary().await;
+    let (status, code, with_id): (u16, String, i64) = sqlx::query_as(
+        "SELECT MIN(status), MIN(error_code), CAST(SUM(request_id <> '') AS SIGNED) FROM request_logs \
+         WHERE endpoint = '/api/v1/auth/wechat/binding'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, code.as_str(), with_id),
+        (401, "invalid_client_token", 1000)
+    );
+}
+
+#[tokio::test]
+async fn requests_succeed_while_stats_is_down_and_recording_resumes() {
+    let system = System::start(Options::default()).await;
+    system.stats.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    poll_binding(&system, 200).await;
+    // Users were answered; the records wait in the bounded buffer.
+    system.stats.restart().await;
+    wait_logged(&system, "/api/v1/auth/wechat/binding", 200).await;
+}
+
+/// Seeds rows with known values straight into the stats database (then waits for the replica,
+/// unless it is paused).
+async fn seed(system: &System, wait_for_replica: bool) {
+    let pool = system.stats.db.primary().await;
+    let rows = [
+        // endpoint, status, latency, client, source, tokens
+        ("/api/v1/photos/classify", 200, 10, "c1", "cache", 0),
+        ("/api/v1/photos/classify", 200, 20, "c1", "local", 0),
+        ("/api/v1/photos/classify", 200, 30, "c2", "model", 1200),
+        ("/api/v1/photos/classify", 502, 40, "c2", "", 0),
+        ("/api/v1/location", 200, 5, "c3", "", 0),
+        ("/api/v1/location", 400, 7, "", "", 0),
+    ];
+    for (endpoint, status, latency, client, source, tokens) in rows {
+        sqlx::query(
+            "INSERT INTO request_logs (at, endpoint, method, status, latency_ms, client_id, source, model_tokens) \
+             VALUES (NOW(3) - INTERVAL 1 HOUR, ?, 'POST', ?, ?, ?, ?, ?)",
+        )
+        .bind(endpoint)
+        .bind(status)
+        .bind(latency)
+        .bind(client)
+        .bind(source)
+        .bind(tokens)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    if wait_for_replica {
+        system.stats.db.wait_for_replica().await;
+    }
+}
+
+async fn admin_browser(system: &System) -> e2e::MemberBrowser {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let browser = e2e::MemberBrowser {
+        http,
+        gateway: system.gateway().to_owned(),
+    };
+    let (status, body) = browser
+        .post(
+            "/api/v1/admin/login",
+            serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    browser
+}
+
+#[tokio::test]
+async fn the_overview_gives_exact_numbers_for_seeded_logs() {
+    let system = System::start(Options {
+        request_logging: false,
+        ..Options::default()
+    })
+    .await;
+    seed(&system, true).await;
+    let admin = admin_browser(&system).await;
+    let (status, overview) = admin.get("/api/v1/admin/overview").await;
+    assert_eq!(status, 200, "{overview}");
+    assert_eq!(overview["requests"], 6);
+    assert_eq!(overview["active_clients"], 3);
+    assert_eq!(overview["server_errors"], 1);
+    assert_eq!(overview["client_errors"], 1);
+    assert_eq!(overview["classification"]["cache"], 1);
+    assert_eq!(overview["classification"]["local"], 1);
+    assert_eq!(overview["classification"]["model"], 1);
+    assert!(
+        (overview["classification"]["cache_hit_rate"]
+            .as_f64()
+            .unwrap()
+            - 1.0 / 3.0)
+            .abs()
+            < 1e-9
+    );
+    assert_eq!(overview["model_tokens"], 1200);
+    // 1200 tokens at 150 fen per million: 0.18 fen, rounded to 0.
+    assert_eq!(overview["model_cost_fen"], 0);
+    let classify = overview["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == "/api/v1/photos/classify")
+        .unwrap();
+    assert_eq!(classify["requests"], 4);
+    assert_eq!(classify["errors"], 1);
+    // PERCENTILE_CONT over 10, 20, 30, 40: p50 = 25, p95 = 30 + 0.85 × 10 = 38.5.
+    assert_eq!(classify["p50_ms"], 25.0);
+    assert!((classify["p95_ms"].as_f64().unwrap() - 38.5).abs() < 1e-9);
+
+    let (status, series) = admin.get("/api/v1/admin/timeseries?bucket=hour").await;
+    assert_eq!(status, 200);
+    let total: u64 = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 6);
+    let (status, daily) = admin.get("/api/v1/admin/timeseries?bucket=day").await;
+    assert_eq!(status, 200);
+    assert!(!daily["points"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn statistics_come_from_the_replica_so_they_lag_when_the_replica_lags() {
+    let system = System::start(Options {
+        request_logging: false,
+        stats_replica: Replica::Lagging,
+        ..Options::default()
+    })
+    .await;
+    let admin = admin_browser(&system).await;
+    system.stats.db.pause_replica().await;
+    seed(&system, false).await;
+    let (_, overview) = admin.get("/api/v1/admin/overview").await;
+    system.stats.db.resume_replica().await;
+    assert_eq!(
+        overview["requests"], 0,
+        "the paused replica has not seen the rows yet"
+    );
+    system.stats.db.wait_for_replica().await;
+    let (_, overview) = admin.get("/api/v1/admin/overview").await;
+    assert_eq!(overview["requests"], 6);
+}
+
+#[tokio::test]
+async fn admin_sign_in_lockout_and_sessions() {
+    let system = System::start(Options::default()).await;
+    let anonymous = e2e::MemberBrowser {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap(),
+        gateway: system.gateway().to_owned(),
+    };
+    for path in [
+        "/api/v1/admin/me",
+        "/api/v1/admin/overview",
+        "/api/v1/admin/timeseries",
+        "/api/v1/admin/users",
+        "/api/v1/admin/orders",
+        "/api/v1/admin/bindings",
+    ] {
+        let (status, body) = anonymous.get(path).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "admin_sign_in_required");
+    }
+    let (status, _) = anonymous
+        .post(
+            "/api/v1/admin/credits/adjust",
+            serde_json::json!({ "openid": "o", "delta": 5, "reason": "x" }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    // A member session is not an admin session.
+    let member = system.sign_in("o_not_admin").await;
+    assert_eq!(member.get("/api/v1/admin/me").await.0, 401);
+
+    let (status, body) = anonymous
+        .post(
+            "/api/v1/admin/login",
+            serde_json::json!({ "username": "admin", "password": "wrong" }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "invalid_credentials");
+    let admin = admin_browser(&system).await;
+    let (status, me) = admin.get("/api/v1/admin/me").await;
+    assert_eq!((status, me["username"].as_str()), (200, Some("admin")));
+
+    // Five failures lock the account, even against the right password.
+    for _ in 0..5 {
+        let (status, _) = anonymous
+            .post(
+                "/api/v1/admin/login",
+                serde_json::json!({ "username": "admin", "password": "guess" }),
+            )
+            .await;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let (status, body) = anonymous
+        .post(
+            "/api/v1/admin/login",
+            serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "admin_locked");
+    // The session made before the lockout still works.
+    assert_eq!(admin.get("/api/v1/admin/me").await.0, 200);
+}
+
+#[tokio::test]
+async fn credit_adjustment_writes_one_audited_ledger_row() {
+    let system = System::start(Options::default()).await;
+    let qr = system.create_qrcode("adjusted-client").await;
+    system
+        .sandbox
+        .scan(
+            &system.push_url(),
+            qr["ticket"].as_str().unwrap(),
+            "o_adjusted",
+        )
+        .await
+        .unwrap();
+    let admin = admin_browser(&system).await;
+    let (status, answer) = admin
+        .post(
+            "/api/v1/admin/credits/adjust",
+            serde_json::json!({ "openid": "o_adjusted", "delta": 15, "reason": "compensation for ticket 42" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["remaining_credits"], 25);
+    let (status, answer) = admin
+        .post(
+            "/api/v1/admin/credits/adjust",
+            serde_json::json!({ "openid": "o_adjusted", "delta": -30, "reason": "too much" }),
+        )
+        .await;
+    assert_eq!(status, 409, "never below zero: {answer}");
+    for bad in [
+        serde_json::json!({ "openid": "o_adjusted", "delta": 5, "reason": "  " }),
+        serde_json::json!({ "openid": "o_adjusted", "delta": 0, "reason": "zero" }),
+    ] {
+        assert_eq!(admin.post("/api/v1/admin/credits/adjust", bad).await.0, 400);
+    }
+    assert_eq!(
+        admin
+            .post(
+                "/api/v1/admin/credits/adjust",
+                serde_json::json!({ "openid": "o_nobody", "delta": 1, "reason": "r" })
+            )
+            .await
+            .0,
+        404
+    );
+    let pool = system.db.primary().await;
+    let (rows, delta, reference): (i64, i64, String) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(delta) AS SIGNED), MIN(reference) FROM credit_ledger WHERE reason = 'admin_adjust'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, delta), (1, 15));
+    let (admin_name, reason): (String, String) =
+        sqlx::query_as("SELECT admin, reason FROM admin_audit WHERE CONCAT('audit:', id) = ?")
+            .bind(&reference)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (admin_name.as_str(), reason.as_str()),
+        ("admin", "compensation for ticket 42")
+    );
+    system.assert_ledger_invariant().await;
+
+    // The lists show it.
+    let (_, users) = admin.get("/api/v1/admin/users?openid=o_adj").await;
+    assert_eq!(users["total"], 1);
+    assert_eq!(users["users"][0]["remaining_credits"], 25);
+    let (_, bindings) = admin.get("/api/v1/admin/bindings").await;
+    assert_eq!(bindings["bindings"][0]["status"], "completed");
+    let (status, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
+    assert_eq!((status, orders["total"].as_u64()), (200, Some(0)));
+    assert_eq!(admin.get("/api/v1/admin/orders?status=bogus").await.0, 400);
+}
