@@ -39,12 +39,19 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[test]
 fn equals_grouped_conv2d_on_random_tensors() {
     let device = Device::Cpu;
-    for (batch, channels, h, w) in [
+    // Narrow rows (register path), wide rows (per-tap pass), tiny and odd sizes, a big layer
+    // (parallel path) and a batch.
+    let shapes = [
         (1, 8, 11, 13),
         (2, 5, 16, 16),
         (1, 3, 7, 4),
+        (1, 4, 1, 1),
+        (1, 3, 2, 3),
+        (1, 2, 30, 17),
+        (1, 6, 9, 33),
         (1, 32, 112, 112),
-    ] {
+    ];
+    for (batch, channels, h, w) in shapes {
         for kernel in [3, 5] {
             for stride in [1, 2] {
                 let xs = Tensor::randn(0f32, 1.0, (batch, channels, h, w), &device).unwrap();
