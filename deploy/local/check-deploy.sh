@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks of deploy files that cannot run here (no Docker engine): the compose file parses
-# and names only images, env and configs that exist.
+# and names only images, env and configs that exist; the Kubernetes manifests in deploy/k8s/ agree with it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 python3 - "$ROOT" <<'PY'
@@ -33,5 +33,90 @@ env_example = (root / ".env.example").read_text()
 import re
 for var in set(re.findall(r"\$\{([A-Z_]+)", compose)):
     assert var in env_example, f".env.example does not document {var}"
+
+# Kubernetes manifests (deploy/k8s/*.yaml, multi-document): structure, probes, images and ports as in
+# compose, the operator env names of SYSTEM.md §6, and secrets only through secretKeyRef.
+SPEC_ENV = ["DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "WECHAT_APPID", "WECHAT_SECRET",
+            "WECHAT_TOKEN", "WECHAT_AES_KEY", "WECHAT_API_BASE", "WECHATPAY_MCH_ID", "WECHATPAY_API_KEY",
+            "WECHATPAY_API_BASE", "WECHATPAY_NOTIFY_URL", "DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL",
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "RUST_LOG"]
+SECRET_ENV = {"DATABASE_URL", "DATABASE_REPLICA_URL", "WECHAT_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY",
+              "WECHATPAY_API_KEY", "DASHSCOPE_API_KEY", "SESSION_SECRET", "ADMIN_PASSWORD_HASH"}
+k8s = root / "deploy" / "k8s"
+objects = []
+for path in sorted(k8s.glob("*.yaml")):
+    for obj in yaml.safe_load_all(path.read_text()):
+        if obj is None:
+            continue
+        for key in ("apiVersion", "kind", "metadata"):
+            assert key in obj, f"{path.name}: object without {key}"
+        assert obj["metadata"].get("name"), f"{path.name}: {obj['kind']} without a name"
+        objects.append((path.name, obj))
+by_kind = {}
+for fname, obj in objects:
+    by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = (fname, obj)
+    assert obj["kind"] != "Secret", f"{fname}: secret values do not belong in deploy/k8s/ (see example/)"
+    assert obj["kind"] != "StatefulSet", f"{fname}: database and Redis are external managed services"
+configmaps = {n: o["data"] for n, (_, o) in by_kind.get("ConfigMap", {}).items()}
+compose_images = {svc.get("image") for svc in services.values() if svc.get("image")}
+compose_ports = {}
+for name, svc in services.items():
+    for key, val in (svc.get("environment") or {}).items():
+        if key.endswith("_LISTEN_ADDR"):
+            compose_ports[name] = int(str(val).rsplit(":", 1)[1])
+env_seen = set()
+deployments = by_kind.get("Deployment", {})
+for want in ["gateway", "membership", "photo", "stats"]:
+    assert want in deployments, f"k8s: no Deployment {want}"
+def check_env(fname, owner, container):
+    for env in container.get("env", []):
+        env_seen.add(env["name"])
+        src = env.get("valueFrom") or {}
+        if env["name"] in SECRET_ENV:
+            assert "secretKeyRef" in src, f"{fname}: {owner} takes {env['name']} other than by secretKeyRef"
+        if "configMapKeyRef" in src:
+            ref = src["configMapKeyRef"]
+            assert ref["key"] in configmaps.get(ref["name"], {}), f"{fname}: {owner} reads missing {ref}"
+    assert all("secretRef" not in e for e in container.get("envFrom", [])), \
+        f"{fname}: {owner} imports a whole Secret; name each key with secretKeyRef"
+    assert container["image"] in compose_images, f"{fname}: {owner} image {container['image']} not built by compose"
+for name, (fname, dep) in deployments.items():
+    spec = dep["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items()), f"{fname}: selector"
+    for c in spec["template"]["spec"]["containers"]:
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert probe in c, f"{fname}: container {c['name']} has no {probe}"
+            p = c[probe]
+            cmd = (p.get("exec") or {}).get("command", [])
+            path = (p.get("httpGet") or {}).get("path")
+            assert path in ("/healthz", "/readyz") or cmd[1:2] == ["healthcheck"], \
+                f"{fname}: {c['name']} {probe} is neither /healthz, /readyz nor the binary's healthcheck"
+        assert c.get("securityContext", {}).get("runAsNonRoot"), f"{fname}: {c['name']} may run as root"
+        check_env(fname, c["name"], c)
+        ports = [p["containerPort"] for p in c.get("ports", [])]
+        assert name in compose_ports and compose_ports[name] in ports, \
+            f"{fname}: {name} ports {ports} differ from compose's {compose_ports.get(name)}"
+        listen = [e["value"] for e in c["env"] if e["name"].endswith("_LISTEN_ADDR")]
+        assert listen and int(listen[0].rsplit(":", 1)[1]) in ports, f"{fname}: {name} listens off its port"
+        for e in c["env"]:
+            if e["name"].endswith("_GRPC_URL"):
+                host = e["value"].split("//")[1].split(":")[0]
+                svc = by_kind.get("Service", {}).get(host)
+                assert svc and svc[1]["spec"].get("clusterIP") == "None", \
+                    f"{fname}: {name} calls {host}, not a headless Service (one HTTP/2 connection pins one pod)"
+for name in ["membership", "photo", "stats"]:
+    assert f"{name}-migrate" in by_kind.get("Job", {}), f"k8s: no migrate Job for {name}"
+    _, job = by_kind["Job"][f"{name}-migrate"]
+    for c in job["spec"]["template"]["spec"]["containers"]:
+        assert c.get("args") == ["migrate"], f"k8s: {name}-migrate does not run migrate"
+        check_env("jobs", c["name"], c)
+    assert f"{name}-grpc" in by_kind.get("Service", {}), f"k8s: no headless Service for {name}"
+for name, (fname, svc) in by_kind.get("Service", {}).items():
+    sel = svc["spec"]["selector"]
+    assert any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
+               for _, d in deployments.values()), f"{fname}: Service {name} selects no Deployment"
+for name in SPEC_ENV:
+    assert name in env_seen, f"k8s manifests do not pass {name} (SYSTEM.md §6)"
 print("deploy files: ok")
 PY
