@@ -14,8 +14,8 @@ for name in ["DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "WECHAT_APPID"
              "WECHAT_TOKEN", "WECHAT_API_BASE", "OTEL_EXPORTER_OTLP_ENDPOINT", "RUST_LOG"]:
     assert name in compose, f"docker-compose.yml does not pass {name}"
 for name, svc in services.items():
-    if svc.get("restart") == "no":
-        continue  # one-shot steps (migrations) need no healthcheck
+    if svc.get("restart") == "no" or "x-healthcheck-exempt" in svc:
+        continue  # one-shot steps (migrations) need no healthcheck; exemptions are checked below
     assert "healthcheck" in svc, f"compose service {name} has no healthcheck"
     for dep, cond in (svc.get("depends_on") or {}).items():
         assert dep in services, f"{name} depends on unknown service {dep}"
@@ -33,6 +33,56 @@ env_example = (root / ".env.example").read_text()
 import re
 for var in set(re.findall(r"\$\{([A-Z_]+)", compose)):
     assert var in env_example, f".env.example does not document {var}"
+
+# Images: cached dependency layers, locked builds, a non-root runtime, the model and geodata prepared
+# at build time by the pinned fetch scripts, and a HEALTHCHECK by the binary itself.
+dockerfile = (root / "deploy" / "docker" / "Dockerfile").read_text()
+for needle, why in [("cargo chef cook", "dependency layers cached with cargo-chef"),
+                    ("--locked", "builds from Cargo.lock"),
+                    ("deploy/local/fetch-model.sh", "the photo model prepared at build time"),
+                    ("deploy/local/fetch-geodata.sh", "geodata prepared at build time"),
+                    ('HEALTHCHECK', "a HEALTHCHECK")]:
+    assert needle in dockerfile, f"Dockerfile: missing {why} ({needle})"
+stages = dockerfile.split("\nFROM ")
+runtime = stages[-1]
+users = re.findall(r"^USER\s+(\S+)", runtime, re.M)
+assert users and users[-1].split(":")[0] not in ("0", "root"), "Dockerfile: the runtime stage must run as a non-root USER"
+assert re.search(r'^HEALTHCHECK .*CMD \["/usr/local/bin/app", "healthcheck"\]', runtime, re.M), \
+    "Dockerfile: HEALTHCHECK must run the binary's own healthcheck"
+assert "cargo" not in runtime and "rust:" not in runtime.split("\n")[0], "Dockerfile: toolchain in the runtime image"
+for ln in re.findall(r"cargo (?:build|chef cook)[^\n]*", dockerfile):
+    assert "--locked" in ln and "--release" in ln, f"Dockerfile: {ln!r} is not a locked release build"
+# Compose: the observability profile, healthchecks, secrets only from .env.
+obs = [n for n, s in services.items() if "observability" in (s.get("profiles") or [])]
+assert "otel-collector" in obs and any(n != "otel-collector" for n in obs), \
+    "compose: the observability profile needs an OpenTelemetry collector and a trace viewer"
+collector = yaml.safe_load((root / "deploy" / "otel-collector.yaml").read_text())
+grpc_ep = collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+assert grpc_ep.endswith(":4317"), "otel-collector.yaml: OTLP/gRPC receiver not on 4317"
+for pipeline in collector["service"]["pipelines"].values():
+    for exp in pipeline["exporters"]:
+        assert exp in collector["exporters"], f"otel-collector.yaml: pipeline uses undefined exporter {exp}"
+        target = collector["exporters"][exp].get("endpoint", "")
+        if ":" in target:
+            assert target.split(":")[0] in services, f"otel-collector.yaml: exporter {exp} targets unknown {target}"
+assert "http://otel-collector:4317" in env_example, ".env.example must say how to point OTLP at the collector"
+for name, svc in services.items():
+    env = svc.get("environment") or {}
+    if "x-healthcheck-exempt" in svc:
+        # Only an image that cannot run a check may skip it, and then nothing may wait on it.
+        assert "observability" in (svc.get("profiles") or []), f"{name}: only observability images may skip healthchecks"
+        for other, osvc in services.items():
+            assert name not in (osvc.get("depends_on") or {}), f"{other} waits on {name}, which has no healthcheck"
+    if "DATABASE_URL" in env and svc.get("command") != ["migrate"]:
+        deps = svc.get("depends_on") or {}
+        assert deps.get(f"{name}-migrate", {}).get("condition") == "service_completed_successfully", \
+            f"{name} must wait for its migration step"
+    for key, val in env.items():
+        if any(w in key for w in ("PASSWORD", "SECRET", "API_KEY", "AES_KEY")) or key.endswith("DATABASE_URL") \
+                or key.endswith("DATABASE_REPLICA_URL"):
+            assert "${" in str(val), f"{name}: {key} is written into docker-compose.yml instead of coming from .env"
+    if "build" in svc:
+        assert str(svc.get("image", "")).startswith("xintu/"), f"{name}: built image has no xintu/ tag"
 
 # Kubernetes manifests (deploy/k8s/*.yaml, multi-document): structure, probes, images and ports as in
 # compose, the operator env names of SYSTEM.md §6, and secrets only through secretKeyRef.
