@@ -91,6 +91,11 @@ impl TestDatabase {
 
     /// Waits until the replica has applied everything the primary has committed so far.
     pub async fn wait_for_replica(&self) {
+        self.wait_for_replica_within(30).await;
+    }
+
+    /// Same, with a limit in seconds (bulk loads take longer to replicate).
+    pub async fn wait_for_replica_within(&self, seconds: u32) {
         let position: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
             .fetch_one(&self.admin)
             .await
@@ -98,8 +103,9 @@ impl TestDatabase {
         let replica = MySqlPool::connect(&self.replica_base())
             .await
             .expect("connect to the test replica");
-        let reached: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
+        let reached: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, ?)")
             .bind(&position)
+            .bind(seconds)
             .fetch_one(&replica)
             .await
             .expect("wait for the replica");

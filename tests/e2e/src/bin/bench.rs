@@ -66,8 +66,98 @@ where
     }
 }
 
+/// Binding polls through a system with request recording on and one with it off, interleaved
+/// in rounds so machine noise hits both alike; prints both and the ratio.
+async fn recording_cost(requests: usize, concurrency: usize) {
+    let mut systems = Vec::new();
+    for logging in [true, false] {
+        let system = System::start(Options {
+            request_logging: logging,
+            ..Options::default()
+        })
+        .await;
+        let bound = system.create_qrcode("bench-poller").await;
+        system
+            .sandbox
+            .scan(
+                &system.push_url(),
+                bound["ticket"].as_str().unwrap(),
+                "o_bench",
+            )
+            .await
+            .unwrap();
+        let token = bound["client_token"].as_str().unwrap().to_owned();
+        systems.push((logging, system, token));
+    }
+    let http = reqwest::Client::new();
+    let mut totals: Vec<(usize, Duration, Vec<Duration>)> = vec![
+        (0, Duration::ZERO, Vec::new()),
+        (0, Duration::ZERO, Vec::new()),
+    ];
+    for _round in 0..5 {
+        for (index, (_, system, token)) in systems.iter().enumerate() {
+            let url = format!(
+                "{}/api/v1/auth/wechat/binding?client_id=bench-poller",
+                system.gateway()
+            );
+            let report = measure("poll", requests / 5, concurrency, |_| {
+                let http = http.clone();
+                let url = url.clone();
+                let token = token.clone();
+                async move {
+                    http.get(url)
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            })
+            .await;
+            totals[index].0 += report.requests;
+            totals[index].1 += report.elapsed;
+            totals[index].2.extend(report.latencies);
+        }
+    }
+    let mut rates = Vec::new();
+    for (index, (logging, _, _)) in systems.iter().enumerate() {
+        let (count, elapsed, latencies) = std::mem::take(&mut totals[index]);
+        rates.push(count as f64 / elapsed.as_secs_f64());
+        Report {
+            name: if *logging {
+                "binding poll, recording on"
+            } else {
+                "binding poll, recording off"
+            },
+            requests: count,
+            elapsed,
+            latencies,
+        }
+        .print();
+    }
+    println!("recording on / off throughput: {:.3}", rates[0] / rates[1]);
+    // Every recorded request reached the stats service.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pool = systems[0].1.stats.db.primary().await;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM request_logs WHERE endpoint = '/api/v1/auth/wechat/binding'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    println!("rows recorded in the recording-on run: {stored}");
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("recording") {
+        let args: Vec<usize> = std::env::args()
+            .skip(2)
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let requests = args.first().copied().unwrap_or(10_000);
+        recording_cost(requests, args.get(1).copied().unwrap_or(32)).await;
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
