@@ -16,6 +16,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::request_id;
 
+mod discover;
+
 /// The status metadata key that carries our stable, snake_case error code (for the gateway).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
 
@@ -133,8 +135,12 @@ impl Injector for MetadataInjector<'_> {
     }
 }
 
-/// A channel to one service. `urls` is a comma-separated list of instances; calls are spread over
-/// all of them. Connections are made lazily, so a client can be built before its peer runs.
+/// A channel to one service. `urls` is a comma-separated list of instance entries, each a static
+/// address or a name that resolves to every instance (a compose service scaled with `--scale`, a
+/// Kubernetes headless Service). Calls are spread over all instances; the entries are resolved and
+/// probed again every few seconds, so instances that start or stop are noticed without a restart
+/// (one pinned HTTP/2 connection would send everything to one instance). Connections are made
+/// lazily, so a client can be built before its peers run. Needs a Tokio runtime.
 pub fn channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
     let endpoints = urls
         .split(',')
@@ -149,10 +155,29 @@ pub fn channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transpor
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    match endpoints.as_slice() {
-        [single] => Ok(single.connect_lazy()),
+    let entries: Option<Vec<_>> = endpoints
+        .iter()
+        .map(|endpoint| discover::Entry::new(endpoint, timeout))
+        .collect();
+    match (endpoints.as_slice(), entries) {
+        // One fixed address has nothing to discover or route around.
+        ([single], _) if is_ip_literal(single) => Ok(single.connect_lazy()),
+        (_, Some(entries)) if !entries.is_empty() => {
+            let (channel, changes) = Channel::balance_channel(64);
+            tokio::spawn(discover::run(entries, changes));
+            Ok(channel)
+        }
+        // No host to resolve (or no entry at all): tonic reports the problem on the first call.
         _ => Ok(Channel::balance_list(endpoints.into_iter())),
     }
+}
+
+fn is_ip_literal(endpoint: &Endpoint) -> bool {
+    endpoint
+        .uri()
+        .host()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .is_some_and(|host| host.parse::<std::net::IpAddr>().is_ok())
 }
 
 /// Exits with an error unless the gRPC server at `addr` reports itself serving.
