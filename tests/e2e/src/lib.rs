@@ -35,12 +35,17 @@ pub mod stats;
 
 pub mod proxy;
 
+pub mod grpc_proxy;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub safe_mode: bool,
     pub replica: Replica,
     pub memberships: usize,
+    /// Photo instances; with more than one, each sits behind a [`grpc_proxy::CountingProxy`]
+    /// and the gateways get the list of them (see [`System::photo_instances`]).
+    pub photos: usize,
     pub gateways: usize,
     pub qrcode_expire_seconds: u32,
     pub qrcode_per_client_per_minute: u32,
@@ -61,6 +66,7 @@ impl Default for Options {
             safe_mode: false,
             replica: Replica::Shared,
             memberships: 1,
+            photos: 1,
             gateways: 1,
             qrcode_expire_seconds: 600,
             qrcode_per_client_per_minute: 1000,
@@ -90,6 +96,8 @@ pub struct System {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     membership_shutdown: CancellationToken,
+    /// With `Options::photos` > 1: every photo instance, as the gateways reach it.
+    pub photo_instances: Vec<grpc_proxy::CountingProxy>,
 }
 
 impl Drop for System {
@@ -154,6 +162,26 @@ impl System {
         let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
         let photo = photo::start(options.replica, &redis_prefix, shutdown.child_token()).await;
+        // (url, what stops that instance): the first one stops with the system.
+        let mut photos = vec![(photo.url.clone(), shutdown.child_token())];
+        for _ in 1..options.photos.max(1) {
+            let stop = shutdown.child_token();
+            let extra = photo::start(options.replica, &redis_prefix, stop.clone()).await;
+            photos.push((extra.url, stop));
+        }
+        let mut photo_instances = Vec::new();
+        if photos.len() > 1 {
+            // Stopping a proxy also stops the instance behind it (the token is shared).
+            for (url, stop) in &photos {
+                photo_instances.push(grpc_proxy::CountingProxy::start(url, stop.clone()).await);
+            }
+        }
+        let photo_urls: Vec<String> = if photo_instances.is_empty() {
+            vec![photo.url.clone()]
+        } else {
+            photo_instances.iter().map(|p| p.url.clone()).collect()
+        };
+        let photo_grpc_url = photo_urls.join(",");
         let stats = stats::start(options.stats_replica, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
         for _ in 0..options.memberships.max(1) {
@@ -193,7 +221,7 @@ impl System {
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
-            cfg.photo_grpc_url = photo.url.clone();
+            cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.redis_url = platform::testing::redis_url();
@@ -223,6 +251,7 @@ impl System {
             membership_urls,
             primary_proxy,
             membership_shutdown,
+            photo_instances,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()

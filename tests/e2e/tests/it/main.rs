@@ -8,5 +8,6 @@ mod location;
 mod operations;
 mod payment;
 mod push_security;
+mod scaling;
 mod stats;
 mod token;
