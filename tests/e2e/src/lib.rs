@@ -35,12 +35,20 @@ pub mod stats;
 
 pub mod proxy;
 
+pub mod browser;
+pub mod edge;
+
 pub mod grpc_proxy;
 
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub safe_mode: bool,
+    /// Where the gateways are reached from outside (their OAuth redirect_uri): an edge such as
+    /// lighttpd in front of them. Default: each gateway's own URL.
+    pub public_base_url: Option<String>,
+    /// The gateways take the client address from X-Real-IP, as behind nginx or lighttpd.
+    pub trust_proxy_headers: bool,
     pub replica: Replica,
     pub memberships: usize,
     /// Photo instances; with more than one, each sits behind a [`grpc_proxy::CountingProxy`]
@@ -64,6 +72,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             safe_mode: false,
+            public_base_url: None,
+            trust_proxy_headers: false,
             replica: Replica::Shared,
             memberships: 1,
             photos: 1,
@@ -96,6 +106,7 @@ pub struct System {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     membership_shutdown: CancellationToken,
+    gateway_shutdowns: Vec<CancellationToken>,
     /// With `Options::photos` > 1: every photo instance, as the gateways reach it.
     pub photo_instances: Vec<grpc_proxy::CountingProxy>,
 }
@@ -218,6 +229,7 @@ impl System {
                 }
             });
         }
+        let mut gateway_shutdowns = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
@@ -231,11 +243,16 @@ impl System {
             cfg.wechat_token = SecretString::from(sandbox_cfg.push_token.clone());
             cfg.wechat_aes_key = sandbox_cfg.aes_key.clone().map(SecretString::from);
             cfg.wechat_open_base = sandbox.url();
-            cfg.public_base_url = gateway_urls[index].clone();
+            cfg.public_base_url = options
+                .public_base_url
+                .clone()
+                .unwrap_or_else(|| gateway_urls[index].clone());
+            cfg.trust_proxy_headers = options.trust_proxy_headers;
             cfg.qrcode_per_client_per_minute = options.qrcode_per_client_per_minute;
             cfg.qrcode_per_ip_per_minute = 100_000;
             let state = gateway::AppState::new(cfg).expect("gateway state");
             let stop = shutdown.child_token();
+            gateway_shutdowns.push(stop.clone());
             tokio::spawn(async move {
                 if let Err(err) = gateway::run(state, listener, stop).await {
                     eprintln!("gateway stopped: {err:#}");
@@ -251,6 +268,7 @@ impl System {
             membership_urls,
             primary_proxy,
             membership_shutdown,
+            gateway_shutdowns,
             photo_instances,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -327,6 +345,11 @@ impl System {
     /// Stops the membership instances (gateways keep running).
     pub fn stop_memberships(&self) {
         self.membership_shutdown.cancel();
+    }
+
+    /// Stops one gateway instance (the others keep running).
+    pub fn stop_gateway(&self, index: usize) {
+        self.gateway_shutdowns[index].cancel();
     }
 
     /// Stops every server now.

@@ -4,6 +4,7 @@
 
 mod binding;
 mod credits;
+mod edge;
 mod location;
 mod operations;
 mod payment;
