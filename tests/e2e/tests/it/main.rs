@@ -11,4 +11,5 @@ mod payment;
 mod push_security;
 mod scaling;
 mod stats;
+mod telemetry;
 mod token;
