@@ -110,24 +110,37 @@ pub async fn spend(
         return Ok(false);
     }
     if amount > 0 {
-        let balance: i64 =
-            sqlx::query_scalar("SELECT remaining_credits FROM wechat_users WHERE id = ?")
-                .bind(user_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        sqlx::query(
-            "INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(user_id)
-        .bind(-amount)
-        .bind(balance)
-        .bind(Reason::Charge.as_str())
-        .bind(reference)
-        .execute(&mut *conn)
-        .await?;
+        record_change(conn, user_id, -amount, Reason::Charge, reference).await?;
     }
     Ok(true)
+}
+
+/// Writes the ledger row of a balance change just made on the user's row (same transaction),
+/// with the balance after it. Returns that balance.
+async fn record_change(
+    conn: &mut MySqlConnection,
+    user_id: i64,
+    delta: i64,
+    reason: Reason,
+    reference: &str,
+) -> Result<i64, sqlx::Error> {
+    let balance: i64 =
+        sqlx::query_scalar("SELECT remaining_credits FROM wechat_users WHERE id = ?")
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(delta)
+    .bind(balance)
+    .bind(reason.as_str())
+    .bind(reference)
+    .execute(&mut *conn)
+    .await?;
+    Ok(balance)
 }
 
 /// Adds (delta > 0) or removes (delta < 0) credits with its ledger row, never taking the
@@ -155,21 +168,7 @@ pub async fn adjust(
     if updated.rows_affected() != 1 {
         return Ok(None);
     }
-    let balance: i64 =
-        sqlx::query_scalar("SELECT remaining_credits FROM wechat_users WHERE id = ?")
-            .bind(user_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    sqlx::query(
-        "INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(user_id)
-    .bind(delta)
-    .bind(balance)
-    .bind(reason.as_str())
-    .bind(reference)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(balance))
+    Ok(Some(
+        record_change(conn, user_id, delta, reason, reference).await?,
+    ))
 }
