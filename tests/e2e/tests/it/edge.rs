@@ -1123,3 +1123,122 @@ async fn wait_loaded(browser: &Browser) {
         )
         .await;
 }
+
+/// Runs `nginx -t` on the committed files with the environment directory `env` of deploy/nginx
+/// (addresses and certificate paths replaced as given: names that only resolve in compose, files
+/// that only exist on the server).
+fn nginx_check(env: &str, replace: &[(&str, String)]) -> std::process::Output {
+    let nginx = require_tool("nginx", "nginx");
+    let dir = ScratchDir::new("nginx-check");
+    let source = repo_root().join("deploy/nginx");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "conf") {
+            std::os::unix::fs::symlink(&path, dir.path.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("env")).unwrap();
+    for entry in std::fs::read_dir(source.join("env").join(env)).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (from, to) in replace {
+            text = text.replace(from, to);
+        }
+        if path.file_name().unwrap() == "http.conf" {
+            // Keep nginx's temp directories (created even by -t) out of the system's.
+            for kind in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+                text.push_str(&format!(
+                    "{kind}_temp_path {}/{kind};\n",
+                    dir.path.display()
+                ));
+            }
+        }
+        std::fs::write(dir.join("env").join(path.file_name().unwrap()), text).unwrap();
+    }
+    std::process::Command::new(nginx)
+        .arg("-t")
+        .arg("-p")
+        .arg(format!("{}/", dir.path.display()))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-g")
+        .arg(format!("pid {}/nginx.pid;", dir.path.display()))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn production_and_compose_entry_files_pass_the_servers_checks() {
+    // nginx, production: TLS with certificate files (pointed at throwaway ones) and the redirect.
+    let openssl = require_tool("openssl", "openssl");
+    let certs = ScratchDir::new("prod-certs");
+    let made = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=api.aifuture.net.cn"])
+        .arg("-keyout")
+        .arg(certs.join("privkey.pem"))
+        .arg("-out")
+        .arg(certs.join("fullchain.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls_dir = certs.path.display().to_string();
+    let output = nginx_check(
+        "production",
+        &[("/etc/nginx/tls/api.aifuture.net.cn", tls_dir)],
+    );
+    assert!(
+        output.status.success(),
+        "nginx -t (production): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // nginx, compose: the gateway service's name only resolves inside compose.
+    let output = nginx_check("compose", &[("gateway:8080", "127.0.0.1:8080".to_owned())]);
+    assert!(
+        output.status.success(),
+        "nginx -t (compose): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // lighttpd, the compose entry file with its mount points mapped to the repository.
+    let lighttpd = require_tool("lighttpd", "lighttpd");
+    let dir = ScratchDir::new("lighttpd-check");
+    let root = repo_root();
+    let entry = std::fs::read_to_string(root.join("deploy/lighttpd/lighttpd.conf"))
+        .unwrap()
+        .replace(
+            "/etc/lighttpd/xintu",
+            &root.join("deploy/lighttpd").display().to_string(),
+        )
+        .replace(
+            "/srv/xintu/web",
+            &root.join("deploy/web").display().to_string(),
+        )
+        .replace("\"host\" => \"gateway\"", "\"host\" => \"127.0.0.1\"");
+    std::fs::write(dir.join("lighttpd.conf"), entry).unwrap();
+    let output = std::process::Command::new(lighttpd)
+        .arg("-tt")
+        .arg("-f")
+        .arg(dir.join("lighttpd.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "lighttpd -tt (compose entry): {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
