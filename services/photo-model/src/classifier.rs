@@ -45,6 +45,12 @@ pub struct LocalClassifier {
     rules: CategoryRules,
 }
 
+// The photo service shares one classifier across blocking threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LocalClassifier>();
+};
+
 impl LocalClassifier {
     /// Loads the converted weights (see `deploy/local/fetch-model.sh`) and takes the rules.
     pub fn load(model_path: impl AsRef<Path>, rules: CategoryRules) -> Result<Self, ModelError> {

@@ -28,6 +28,8 @@ pub struct DecodeReport {
     pub decode_and_resize: Latency,
     /// The same plus the model input (short side 256, centre crop 224, normalised tensor).
     pub decode_to_model_input: Latency,
+    /// The same without the reduced-size JPEG path: image's full decode, then fast_image_resize.
+    pub full_decode_and_resize: Latency,
     /// Parts, for where the time goes: image's full decode to RGB alone...
     pub full_decode_only: Latency,
     /// ...fast_image_resize from 12 MP to 1024 px (what `decode` uses)...
@@ -84,6 +86,16 @@ pub fn run(jpeg: &[u8], path: &Path, iterations: usize) -> anyhow::Result<Decode
         decode_to_model_input: Latency::of(&time_runs(iterations, || {
             let decoded = decode(jpeg, &limits)?;
             Ok(preprocess::image_to_input(&decoded.image)?)
+        })?),
+        full_decode_and_resize: Latency::of(&time_runs(iterations, || {
+            let full = image::load_from_memory(jpeg)?.into_rgb8();
+            let mut out = RgbImage::new(tw, th);
+            Resizer::new().resize(
+                &full,
+                &mut out,
+                &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+            )?;
+            Ok(out)
         })?),
         full_decode_only: Latency::of(&time_runs(iterations, || {
             Ok(image::load_from_memory(jpeg)?.into_rgb8())

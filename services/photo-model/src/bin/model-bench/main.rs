@@ -101,12 +101,16 @@ fn main() -> anyhow::Result<()> {
         decode_report.path
     );
     println!(
-        "  decode + resize to 1024   {}",
+        "  decode + resize to 1024   {}  (photo_model::decode)",
         decode_report.decode_and_resize
     );
     println!(
         "  decode to model input     {}",
         decode_report.decode_to_model_input
+    );
+    println!(
+        "  same, without DCT scaling {}",
+        decode_report.full_decode_and_resize
     );
     println!(
         "  full decode only          {}",
