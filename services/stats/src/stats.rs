@@ -1,9 +1,13 @@
 //! Use cases: record batches, answer the overview and time series, purge old logs.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
+use sqlx::MySqlPool;
 
 use platform::db::Pools;
 
@@ -14,11 +18,16 @@ use crate::store::{self, EndpointRow, NewLog, SeriesRow, Totals};
 const MAX_RANGE_DAYS: i64 = 400;
 /// A batch larger than this is refused (the gateway sends a few hundred at a time).
 pub const MAX_BATCH: usize = 5000;
+/// After the replica failed to answer, reads go straight to the primary for this long, so each
+/// dashboard call does not wait out a connect timeout first.
+const REPLICA_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Stats {
     pools: Pools,
     model_price_fen_per_million_tokens: i64,
+    /// Unix milliseconds until which the replica is skipped (0: use it).
+    replica_down_until_ms: Arc<AtomicU64>,
 }
 
 pub struct Overview {
@@ -50,6 +59,31 @@ impl Stats {
         Self {
             pools,
             model_price_fen_per_million_tokens,
+            replica_down_until_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Runs a read on the replica, or on the primary while the replica is unreachable (a replica
+    /// outage must not take the dashboards down; SYSTEM.md §8, reliability §3.3). Errors that are
+    /// not about reaching the server (a bad query) are returned as they are.
+    async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, sqlx::Error>
+    where
+        F: Fn(&'a MySqlPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        if now_ms() < self.replica_down_until_ms.load(Ordering::Relaxed) {
+            return query(&self.pools.primary).await;
+        }
+        match query(&self.pools.replica).await {
+            Err(err) if platform::db::is_unavailable(&err) => {
+                tracing::warn!(error = %err, "stats replica unreachable; reading the primary");
+                self.replica_down_until_ms.store(
+                    now_ms().saturating_add(REPLICA_RETRY_AFTER.as_millis() as u64),
+                    Ordering::Relaxed,
+                );
+                query(&self.pools.primary).await
+            }
+            other => other,
         }
     }
 
@@ -70,8 +104,10 @@ impl Stats {
         to: DateTime<Utc>,
     ) -> Result<Overview, StatsError> {
         check_range(from, to)?;
-        let totals = store::totals(&self.pools.replica, from, to).await?;
-        let endpoints = store::endpoints(&self.pools.replica, from, to, 50).await?;
+        let totals = self.read(|pool| store::totals(pool, from, to)).await?;
+        let endpoints = self
+            .read(|pool| store::endpoints(pool, from, to, 50))
+            .await?;
         let model_cost_fen =
             model_cost_fen(totals.model_tokens, self.model_price_fen_per_million_tokens);
         Ok(Overview {
@@ -88,7 +124,9 @@ impl Stats {
         bucket_secs: i64,
     ) -> Result<Vec<SeriesRow>, StatsError> {
         check_range(from, to)?;
-        Ok(store::series(&self.pools.replica, from, to, bucket_secs).await?)
+        Ok(self
+            .read(|pool| store::series(pool, from, to, bucket_secs))
+            .await?)
     }
 
     /// Deletes logs older than `retention_days` in small batches, pausing between them so the
@@ -121,6 +159,12 @@ impl Stats {
             .await;
         result
     }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

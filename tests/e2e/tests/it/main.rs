@@ -9,6 +9,7 @@ mod location;
 mod operations;
 mod payment;
 mod push_security;
+mod replica_fallback;
 mod scaling;
 mod stats;
 mod telemetry;
