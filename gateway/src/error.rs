@@ -61,6 +61,18 @@ pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
             ),
         ) => StatusCode::BAD_GATEWAY,
         (_, Some("insufficient_credits")) => StatusCode::CONFLICT,
+        // An upload that is well-formed as a request but cannot be read as a photo.
+        (
+            _,
+            Some(
+                "not_an_image"
+                | "unsupported_image_format"
+                | "truncated_image"
+                | "corrupt_image"
+                | "image_too_large",
+            ),
+        ) => StatusCode::UNPROCESSABLE_ENTITY,
+        (_, Some("payload_too_large")) => StatusCode::PAYLOAD_TOO_LARGE,
         (Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange, _) => {
             StatusCode::BAD_REQUEST
         }
@@ -82,11 +94,20 @@ pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let error_code = platform::grpc::error_code(&status).map(str::to_owned);
-        let http = http_status(status.code(), error_code.as_deref());
+        // tonic reports its own client-side deadline as CANCELLED "Timeout expired": a timeout.
+        let grpc_code = if status.code() == Code::Cancelled
+            && error_code.is_none()
+            && status.message() == "Timeout expired"
+        {
+            Code::DeadlineExceeded
+        } else {
+            status.code()
+        };
+        let http = http_status(grpc_code, error_code.as_deref());
         let code = match error_code {
             Some(code) => Cow::Owned(code),
             // No code from a service: the transport failed (service down, deadline).
-            None => Cow::Borrowed(match status.code() {
+            None => Cow::Borrowed(match grpc_code {
                 Code::Unavailable => "service_unavailable",
                 Code::DeadlineExceeded => "service_timeout",
                 _ => "internal",
@@ -160,6 +181,12 @@ mod tests {
             (Code::Unavailable, Some("wechatpay_unavailable"), 502),
             (Code::FailedPrecondition, Some("insufficient_credits"), 409),
             (Code::AlreadyExists, Some("membership_active"), 409),
+            (Code::InvalidArgument, Some("not_an_image"), 422),
+            (Code::InvalidArgument, Some("truncated_image"), 422),
+            (Code::InvalidArgument, Some("image_too_large"), 422),
+            (Code::InvalidArgument, Some("payload_too_large"), 413),
+            (Code::InvalidArgument, Some("invalid_mode"), 400),
+            (Code::InvalidArgument, Some("invalid_digest"), 400),
             (Code::DeadlineExceeded, None, 504),
             (Code::Internal, None, 500),
             (Code::Unknown, None, 500),
@@ -185,6 +212,9 @@ mod tests {
         let err = ApiError::from(tonic::Status::internal("sql: table x missing"));
         assert_eq!(err.code, "internal");
         assert_eq!(err.message, "internal error");
+        let err = ApiError::from(tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(err.code, "service_timeout");
         let err = ApiError::from(tonic::Status::unavailable("connection refused"));
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.code, "service_unavailable");

@@ -35,6 +35,7 @@ use proto::membership::v1::admin_service_client::AdminServiceClient;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
 use proto::membership::v1::member_service_client::MemberServiceClient;
 use proto::membership::v1::order_service_client::OrderServiceClient;
+use proto::photo::v1::classifier_service_client::ClassifierServiceClient;
 use proto::photo::v1::location_service_client::LocationServiceClient;
 use proto::stats::v1::stats_service_client::StatsServiceClient;
 
@@ -52,6 +53,8 @@ pub struct Clients {
     pub order: OrderServiceClient<Intercepted>,
     pub membership_channel: Channel,
     pub location: LocationServiceClient<Intercepted>,
+    /// Classification, on a channel of its own with a longer deadline (it may ask the cloud).
+    pub classifier: ClassifierServiceClient<Intercepted>,
     pub photo_channel: Channel,
     pub admin: AdminServiceClient<Intercepted>,
     pub stats: StatsServiceClient<Intercepted>,
@@ -64,6 +67,10 @@ impl Clients {
         let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout)?;
         let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout)?;
         let stats = platform::grpc::channel(&cfg.stats_grpc_url, timeout)?;
+        let classify = platform::grpc::channel(
+            &cfg.photo_grpc_url,
+            Duration::from_millis(cfg.classify_timeout_ms),
+        )?;
         Ok(Self {
             binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),
             member: MemberServiceClient::with_interceptor(membership.clone(), PropagateContext),
@@ -71,6 +78,10 @@ impl Clients {
             admin: AdminServiceClient::with_interceptor(membership.clone(), PropagateContext),
             membership_channel: membership,
             location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
+            classifier: ClassifierServiceClient::with_interceptor(classify, PropagateContext)
+                .max_encoding_message_size(
+                    cfg.photo_max_image_bytes.max(cfg.photo_batch_max_bytes) + 1024 * 1024,
+                ),
             photo_channel: photo,
             stats: StatsServiceClient::with_interceptor(stats.clone(), PropagateContext),
             stats_channel: stats,
@@ -113,6 +124,7 @@ impl AppState {
         let limits = Limits::new(
             cfg.qrcode_per_client_per_minute,
             cfg.qrcode_per_ip_per_minute,
+            cfg.photos_per_client_per_minute,
         );
         let secret = secrecy::ExposeSecret::expose_secret(&cfg.session_secret).as_bytes();
         anyhow::ensure!(
@@ -184,6 +196,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/location/batch",
             post(routes::location::locate_batch),
         )
+        .merge(routes::photos::router(&state.cfg))
         .route("/api/v1/admin/login", post(routes::admin::login))
         .route("/api/v1/admin/logout", post(routes::admin::logout))
         .route("/api/v1/admin/me", get(routes::admin::me))

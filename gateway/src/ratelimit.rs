@@ -1,4 +1,5 @@
-//! Per-client and per-IP limits on QR code creation (governor, in-process per gateway).
+//! Per-client and per-IP limits on QR code creation, and per-client limits on photo uploads
+//! (governor, in-process per gateway).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -13,15 +14,21 @@ use crate::error::ApiError;
 pub struct Limits {
     qrcode_per_client: Arc<DefaultKeyedRateLimiter<String>>,
     qrcode_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    photos_per_client: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl Limits {
-    pub fn new(per_client_per_minute: u32, per_ip_per_minute: u32) -> Self {
+    pub fn new(
+        per_client_per_minute: u32,
+        per_ip_per_minute: u32,
+        photos_per_client_per_minute: u32,
+    ) -> Self {
         let quota =
             |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
         Self {
             qrcode_per_client: Arc::new(RateLimiter::keyed(quota(per_client_per_minute))),
             qrcode_per_ip: Arc::new(RateLimiter::keyed(quota(per_ip_per_minute))),
+            photos_per_client: Arc::new(RateLimiter::keyed(quota(photos_per_client_per_minute))),
         }
     }
 
@@ -45,6 +52,26 @@ impl Limits {
         Ok(())
     }
 
+    /// Counts `images` photos against the client's per-minute allowance.
+    pub fn check_photos(&self, client_id: &str, images: usize) -> Result<(), ApiError> {
+        let images = u32::try_from(images)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MIN);
+        match self
+            .photos_per_client
+            .check_key_n(&client_id.to_owned(), images)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::too_many_requests(
+                "too many photos from this client; slow down",
+            )),
+            Err(_) => Err(ApiError::too_many_requests(
+                "more photos in one request than this client may send per minute",
+            )),
+        }
+    }
+
     /// Forgets idle keys now and then, so the limiter's memory stays bounded.
     pub fn spawn_cleanup(&self, shutdown: tokio_util::sync::CancellationToken) {
         let limits = self.clone();
@@ -56,6 +83,7 @@ impl Limits {
                     _ = tick.tick() => {
                         limits.qrcode_per_client.retain_recent();
                         limits.qrcode_per_ip.retain_recent();
+                        limits.photos_per_client.retain_recent();
                     }
                 }
             }

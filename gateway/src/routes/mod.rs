@@ -7,6 +7,7 @@ pub mod location;
 pub mod member;
 pub mod openapi;
 pub mod payment;
+pub mod photos;
 pub mod wechat;
 
 /// Formats unix seconds as RFC 3339 (empty for an impossible time).

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{auth, location, member, payment};
+use super::{auth, location, member, payment, photos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,10 @@ use super::{auth, location, member, payment};
         member::callback,
         member::profile,
         payment::create_order,
-        payment::get_order
+        payment::get_order,
+        photos::classify,
+        photos::classify_batch,
+        photos::lookup
     ),
     components(schemas(
         auth::QrCodeIn,
@@ -33,7 +36,18 @@ use super::{auth, location, member, payment};
         payment::CreateOrderIn,
         payment::CreateOrderOut,
         payment::OrderOut,
-        payment::PayParamsOut
+        payment::PayParamsOut,
+        photos::ClassifyForm,
+        photos::ClassifyBatchForm,
+        photos::LookupIn,
+        photos::ClassificationOut,
+        photos::ScoredLabelOut,
+        photos::CloudSkippedOut,
+        photos::BatchOut,
+        photos::BatchItemOut,
+        photos::ItemErrorOut,
+        photos::LookupOut,
+        photos::LookupItemOut
     )),
     modifiers(&ClientTokenScheme)
 )]

@@ -19,6 +19,32 @@ pub struct PhotoConfig {
     pub redis_key_prefix: String,
     pub geodata_dir: Option<PathBuf>,
     pub location_batch_max: usize,
+    pub membership_grpc_url: String,
+    pub membership_timeout_ms: u64,
+    pub local_model_path: Option<PathBuf>,
+    pub category_rules_path: Option<PathBuf>,
+    pub local_model_concurrency: usize,
+    pub classify_max_image_bytes: usize,
+    pub classify_max_image_side: u32,
+    pub classify_batch_max: usize,
+    pub lookup_max: usize,
+    pub classify_batch_max_bytes: usize,
+    pub classification_cache_ttl_secs: u64,
+    pub dashscope_api_key: Option<SecretString>,
+    pub dashscope_base_url: String,
+    pub dashscope_vision_model: String,
+    pub dashscope_attempt_timeout_ms: u64,
+    pub dashscope_deadline_ms: u64,
+    pub dashscope_max_retries: usize,
+    pub dashscope_retry_base_ms: u64,
+    pub dashscope_retry_max_ms: u64,
+    pub dashscope_max_concurrency: usize,
+    pub dashscope_max_calls_per_second: u32,
+    pub dashscope_breaker_failures: u32,
+    pub dashscope_breaker_open_secs: u64,
+    pub dashscope_image_max_side: u32,
+    pub cloud_credit_hold_secs: u32,
+    pub xintu_env: String,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,
 }
@@ -51,7 +77,67 @@ impl PhotoConfig {
                 "location_batch_max must be within 1..=10000".into(),
             ));
         }
+        self.validate_classification()
+    }
+
+    fn validate_classification(&self) -> Result<(), ConfigError> {
+        let checks: [(bool, &str); 9] = [
+            (
+                (1..=64).contains(&self.local_model_concurrency),
+                "local_model_concurrency must be within 1..=64",
+            ),
+            (
+                (1024..=64 * 1024 * 1024).contains(&self.classify_max_image_bytes),
+                "classify_max_image_bytes must be within 1 KiB..=64 MiB",
+            ),
+            (
+                (16..=30_000).contains(&self.classify_max_image_side),
+                "classify_max_image_side must be within 16..=30000",
+            ),
+            (
+                (1..=100).contains(&self.classify_batch_max),
+                "classify_batch_max must be within 1..=100",
+            ),
+            (
+                (1..=10_000).contains(&self.lookup_max),
+                "lookup_max must be within 1..=10000",
+            ),
+            (
+                self.dashscope_max_concurrency >= 1 && self.dashscope_max_calls_per_second >= 1,
+                "dashscope_max_concurrency and dashscope_max_calls_per_second must be >= 1",
+            ),
+            (
+                self.dashscope_breaker_failures >= 1,
+                "dashscope_breaker_failures must be >= 1",
+            ),
+            (
+                self.dashscope_attempt_timeout_ms >= 100
+                    && self.dashscope_deadline_ms >= self.dashscope_attempt_timeout_ms,
+                "dashscope_deadline_ms must be >= dashscope_attempt_timeout_ms >= 100",
+            ),
+            (
+                (64..=4096).contains(&self.dashscope_image_max_side),
+                "dashscope_image_max_side must be within 64..=4096",
+            ),
+        ];
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(ConfigError::Invalid((*message).into()));
+        }
+        if self.xintu_env == "production" && is_sandbox_url(&self.dashscope_base_url) {
+            return Err(ConfigError::Invalid(format!(
+                "dashscope_base_url {} is a sandbox address; production refuses it",
+                self.dashscope_base_url
+            )));
+        }
         Ok(())
+    }
+
+    /// Returns the local model's weights: the configured file, else where the fetch script
+    /// writes it.
+    pub fn local_model_path(&self) -> PathBuf {
+        self.local_model_path
+            .clone()
+            .unwrap_or_else(photo_model::data_dir::default_model_path)
     }
 
     /// Returns the geodata directory: the configured one, else where the fetch script writes.
@@ -59,6 +145,18 @@ impl PhotoConfig {
         self.geodata_dir
             .clone()
             .unwrap_or_else(crate::geodata::default_dir)
+    }
+}
+
+/// A provider URL that can only be the local sandbox: plain http or a loopback host (the same
+/// rule as the membership service's).
+pub fn is_sandbox_url(url: &str) -> bool {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            parsed.scheme() != "https"
+                || matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        }
+        Err(_) => true,
     }
 }
 
@@ -75,6 +173,31 @@ mod tests {
         assert!(cfg.geodata_dir().ends_with("geo"));
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("photo-local"), "{printed}");
+    }
+
+    #[test]
+    fn production_refuses_the_dashscope_sandbox() {
+        let mut cfg = PhotoConfig::defaults().unwrap();
+        cfg.dashscope_base_url = "http://127.0.0.1:9900".into();
+        cfg.validate().unwrap();
+        cfg.xintu_env = "production".into();
+        assert!(cfg.validate().is_err());
+        cfg.dashscope_base_url = "https://dashscope.aliyuncs.com".into();
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn classification_limits_are_checked() {
+        let mut cfg = PhotoConfig::defaults().unwrap();
+        assert!(
+            cfg.dashscope_api_key.is_none(),
+            "the cloud is off by default"
+        );
+        cfg.classify_batch_max = 0;
+        assert!(cfg.validate().is_err());
+        let mut cfg = PhotoConfig::defaults().unwrap();
+        cfg.dashscope_deadline_ms = cfg.dashscope_attempt_timeout_ms - 1;
+        assert!(cfg.validate().is_err());
     }
 
     #[test]

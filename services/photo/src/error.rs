@@ -9,6 +9,15 @@ pub enum PhotoError {
     InvalidArgument { field: String, reason: String },
     #[error("invalid coordinate{at}: {reason}")]
     InvalidCoordinate { at: String, reason: String },
+    /// An upload the service cannot classify; `code` is the stable code for clients.
+    #[error("{message}")]
+    Image { code: &'static str, message: String },
+    #[error("invalid sha256 at index {index}: a SHA-256 digest is 64 hex digits")]
+    InvalidDigest { index: usize },
+    #[error("the local model failed")]
+    LocalModel(#[source] photo_model::ModelError),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
@@ -18,6 +27,55 @@ impl PhotoError {
         Self::InvalidArgument {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Sorts a decode failure into what the client sent wrong.
+    pub fn from_decode(err: photo_model::DecodeError) -> Self {
+        use photo_model::DecodeError as D;
+        let code = match &err {
+            D::TooManyBytes { .. } => "payload_too_large",
+            D::NotAnImage => "not_an_image",
+            D::UnsupportedFormat { .. } => "unsupported_image_format",
+            D::TooLarge { .. } | D::OverLimits => "image_too_large",
+            D::Truncated => "truncated_image",
+            D::Corrupt(_) => "corrupt_image",
+            D::Internal(_) => return Self::Internal(err.to_string()),
+        };
+        Self::Image {
+            code,
+            message: err.to_string(),
+        }
+    }
+
+    /// Takes back an error shared by every caller of a single flight: the original when this
+    /// is the last holder, else an equivalent (a database failure becomes an internal one).
+    pub fn shared(err: std::sync::Arc<PhotoError>) -> Self {
+        match std::sync::Arc::try_unwrap(err) {
+            Ok(err) => err,
+            Err(shared) => match shared.as_ref() {
+                Self::Image { code, message } => Self::Image {
+                    code,
+                    message: message.clone(),
+                },
+                Self::InvalidArgument { field, reason } => Self::InvalidArgument {
+                    field: field.clone(),
+                    reason: reason.clone(),
+                },
+                other => Self::Internal(other.to_string()),
+            },
+        }
+    }
+
+    /// The stable code of a client-caused error, for per-image answers in a batch; None for
+    /// errors on our side, which fail the whole call.
+    pub fn client_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Image { code, .. } => Some(code),
+            Self::InvalidArgument { .. } => Some("invalid_argument"),
+            Self::InvalidDigest { .. } => Some("invalid_digest"),
+            Self::InvalidCoordinate { .. } => Some("invalid_coordinate"),
+            Self::LocalModel(_) | Self::Internal(_) | Self::Database(_) => None,
         }
     }
 }
@@ -30,6 +88,14 @@ impl From<PhotoError> for tonic::Status {
             }
             PhotoError::InvalidCoordinate { .. } => {
                 status(Code::InvalidArgument, "invalid_coordinate", err.to_string())
+            }
+            PhotoError::Image { code, .. } => status(Code::InvalidArgument, code, err.to_string()),
+            PhotoError::InvalidDigest { .. } => {
+                status(Code::InvalidArgument, "invalid_digest", err.to_string())
+            }
+            PhotoError::LocalModel(_) | PhotoError::Internal(_) => {
+                tracing::error!(error = ?err, "classification failed");
+                status(Code::Internal, "internal", "internal error")
             }
             PhotoError::Database(db) if platform::db::is_unavailable(db) => {
                 tracing::error!(error = ?err, "database unavailable");
@@ -67,6 +133,18 @@ mod tests {
             "{}",
             status.message()
         );
+    }
+
+    #[test]
+    fn image_errors_carry_their_own_code() {
+        let status = tonic::Status::from(PhotoError::from_decode(
+            photo_model::DecodeError::NotAnImage,
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(platform::grpc::error_code(&status), Some("not_an_image"));
+        let truncated = PhotoError::from_decode(photo_model::DecodeError::Truncated);
+        assert_eq!(truncated.client_code(), Some("truncated_image"));
+        assert_eq!(PhotoError::Internal("x".into()).client_code(), None);
     }
 
     #[test]

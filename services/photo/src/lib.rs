@@ -1,46 +1,139 @@
-//! Photo service: offline location (this issue); classification and image edits to come.
+//! Photo service: offline location and album classification (cache, local model, Qwen-VL);
+//! image edits to come.
 
+pub mod cache;
+pub mod classification;
 pub mod config;
+pub mod credits;
 pub mod domain;
 pub mod error;
 pub mod geodata;
 pub mod grpc;
+pub mod local;
+pub mod provider;
+pub mod store;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+use photo_model::{DecodeLimits, LocalClassifier};
 use platform::db::Pools;
+use platform::redis::Keys;
+use proto::photo::v1::classifier_service_server::ClassifierServiceServer;
 use proto::photo::v1::location_service_server::LocationServiceServer;
 
+use crate::cache::CacheService;
+use crate::classification::{Classifier, ClassifyLimits, CloudPath};
 use crate::config::PhotoConfig;
+use crate::credits::CreditGate;
 use crate::domain::location::Locator;
-use crate::grpc::LocationGrpc;
+use crate::grpc::{ClassifierGrpc, LocationGrpc};
+use crate::local::LocalModel;
+use crate::provider::{ModelClient, ProviderSettings};
 
 /// This service's migrations, run only by `photo-svc migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The gRPC service names reported by health checks.
-pub const SERVICE_NAMES: &[&str] = &["photo.v1.LocationService"];
+pub const SERVICE_NAMES: &[&str] = &["photo.v1.LocationService", "photo.v1.ClassifierService"];
 
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
     pub pools: Pools,
     pub redis: ConnectionManager,
     pub locator: Arc<Locator>,
+    /// The local classification model, loaded once and shared.
+    pub local_classifier: Arc<LocalClassifier>,
 }
 
 /// Builds the gRPC routes of this service.
-pub fn routes(cfg: &PhotoConfig, deps: &Dependencies) -> Routes {
-    Routes::new(LocationServiceServer::new(LocationGrpc::new(
+pub fn routes(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Routes> {
+    let classifier = build_classifier(cfg, deps)?;
+    // Uploads travel in the request: the largest batch, plus room for the envelope.
+    let max_message = cfg
+        .classify_max_image_bytes
+        .max(cfg.classify_batch_max_bytes)
+        .saturating_add(1024 * 1024);
+    Ok(Routes::new(LocationServiceServer::new(LocationGrpc::new(
         deps.locator.clone(),
         cfg.location_batch_max,
     )))
+    .add_service(
+        ClassifierServiceServer::new(ClassifierGrpc::new(classifier))
+            .max_decoding_message_size(max_message),
+    ))
+}
+
+/// Wires the classification use cases: cache, local model, and the cloud path when a DashScope
+/// key is configured.
+pub fn build_classifier(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Arc<Classifier>> {
+    let keys = Keys::new(format!("{}:photo", cfg.redis_key_prefix));
+    let cache = CacheService::new(
+        deps.pools.clone(),
+        deps.redis.clone(),
+        keys,
+        cfg.classification_cache_ttl_secs,
+    );
+    let limits = DecodeLimits {
+        max_bytes: cfg.classify_max_image_bytes,
+        max_width: cfg.classify_max_image_side,
+        max_height: cfg.classify_max_image_side,
+        ..DecodeLimits::default()
+    };
+    let local = LocalModel::new(
+        deps.local_classifier.clone(),
+        cfg.local_model_concurrency,
+        limits,
+    );
+    let cloud = match cfg
+        .dashscope_api_key
+        .as_ref()
+        .filter(|key| !secrecy::ExposeSecret::expose_secret(*key).is_empty())
+    {
+        Some(api_key) => {
+            let provider = ModelClient::new(ProviderSettings {
+                base_url: cfg.dashscope_base_url.clone(),
+                api_key: api_key.clone(),
+                model: cfg.dashscope_vision_model.clone(),
+                attempt_timeout: Duration::from_millis(cfg.dashscope_attempt_timeout_ms),
+                deadline: Duration::from_millis(cfg.dashscope_deadline_ms),
+                max_retries: cfg.dashscope_max_retries,
+                retry_base: Duration::from_millis(cfg.dashscope_retry_base_ms),
+                retry_max: Duration::from_millis(cfg.dashscope_retry_max_ms),
+                max_concurrency: cfg.dashscope_max_concurrency,
+                max_calls_per_second: cfg.dashscope_max_calls_per_second,
+                breaker_failures: cfg.dashscope_breaker_failures,
+                breaker_open: Duration::from_secs(cfg.dashscope_breaker_open_secs),
+                image_max_side: cfg.dashscope_image_max_side,
+            })?;
+            let credits = CreditGate::new(
+                &cfg.membership_grpc_url,
+                Duration::from_millis(cfg.membership_timeout_ms),
+                cfg.cloud_credit_hold_secs,
+            )?;
+            Some(CloudPath::new(provider, credits))
+        }
+        None => {
+            tracing::warn!("DASHSCOPE_API_KEY is not set: cloud classification is off");
+            None
+        }
+    };
+    Ok(Classifier::new(
+        cache,
+        local,
+        cloud,
+        ClassifyLimits {
+            max_image_bytes: cfg.classify_max_image_bytes,
+            batch_max: cfg.classify_batch_max,
+            lookup_max: cfg.lookup_max,
+        },
+    ))
 }
 
 /// Serves the service on `listener` until `shutdown` is cancelled.
@@ -50,15 +143,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let routes = routes(cfg, &deps);
+    let routes = routes(cfg, &deps)?;
     tracing::info!(addr = %listener.local_addr()?, "photo service listening");
     platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
         .await
         .map_err(|err| anyhow::anyhow!(err))
 }
 
-/// Connects the pools (lazily) and Redis, and loads the location data. A service without its
-/// data does not start: it would answer every location wrongly.
+/// Connects the pools (lazily) and Redis, and loads the location data and the local model. A
+/// service without them does not start: it would answer wrongly.
 pub async fn connect(cfg: &PhotoConfig) -> anyhow::Result<Dependencies> {
     let pools = Pools::connect_lazy(
         &cfg.database_url,
@@ -70,11 +163,30 @@ pub async fn connect(cfg: &PhotoConfig) -> anyhow::Result<Dependencies> {
     )?;
     let redis = platform::redis::connect(&cfg.redis_url).await?;
     let locator = load_locator(&cfg.geodata_dir()).await?;
+    let local_classifier = load_local_classifier(cfg).await?;
     Ok(Dependencies {
         pools,
         redis,
         locator,
+        local_classifier,
     })
+}
+
+/// Loads the local model's weights and rules on a blocking thread.
+pub async fn load_local_classifier(cfg: &PhotoConfig) -> anyhow::Result<Arc<LocalClassifier>> {
+    let model_path = cfg.local_model_path();
+    let rules_path = cfg.category_rules_path.clone();
+    let started = Instant::now();
+    let classifier = tokio::task::spawn_blocking(move || {
+        local::load_classifier(&model_path, rules_path.as_deref())
+    })
+    .await??;
+    tracing::info!(
+        rules = classifier.rules().version(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "local classification model loaded"
+    );
+    Ok(Arc::new(classifier))
 }
 
 /// Loads the location data from `dir` on a blocking thread (it parses some 30 MB).

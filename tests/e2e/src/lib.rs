@@ -35,10 +35,10 @@ pub mod stats;
 
 pub mod proxy;
 
+pub mod grpc_proxy;
+
 pub mod browser;
 pub mod edge;
-
-pub mod grpc_proxy;
 
 /// How to start the system.
 #[derive(Clone, Debug)]
@@ -66,6 +66,8 @@ pub struct Options {
     pub request_logging: bool,
     /// The stats service's replica (pause the lagging one to prove reads go there).
     pub stats_replica: Replica,
+    /// Classification: the cloud model (the sandbox's DashScope) and its resilience settings.
+    pub photo: photo::PhotoOptions,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             hold_janitor_interval_ms: 3_600_000,
             request_logging: true,
             stats_replica: Replica::Shared,
+            photo: photo::PhotoOptions::default(),
         }
     }
 }
@@ -172,27 +175,6 @@ impl System {
         let shutdown = CancellationToken::new();
         let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
-        let photo = photo::start(options.replica, &redis_prefix, shutdown.child_token()).await;
-        // (url, what stops that instance): the first one stops with the system.
-        let mut photos = vec![(photo.url.clone(), shutdown.child_token())];
-        for _ in 1..options.photos.max(1) {
-            let stop = shutdown.child_token();
-            let extra = photo::start(options.replica, &redis_prefix, stop.clone()).await;
-            photos.push((extra.url, stop));
-        }
-        let mut photo_instances = Vec::new();
-        if photos.len() > 1 {
-            // Stopping a proxy also stops the instance behind it (the token is shared).
-            for (url, stop) in &photos {
-                photo_instances.push(grpc_proxy::CountingProxy::start(url, stop.clone()).await);
-            }
-        }
-        let photo_urls: Vec<String> = if photo_instances.is_empty() {
-            vec![photo.url.clone()]
-        } else {
-            photo_instances.iter().map(|p| p.url.clone()).collect()
-        };
-        let photo_grpc_url = photo_urls.join(",");
         let stats = stats::start(options.stats_replica, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
         for _ in 0..options.memberships.max(1) {
@@ -229,11 +211,47 @@ impl System {
                 }
             });
         }
+        let photo = photo::start(
+            &options,
+            &sandbox,
+            &redis_prefix,
+            &membership_urls,
+            shutdown.child_token(),
+        )
+        .await;
+        // (url, what stops that instance): the first one stops with the system.
+        let mut photos = vec![(photo.url.clone(), shutdown.child_token())];
+        for _ in 1..options.photos.max(1) {
+            let stop = shutdown.child_token();
+            let extra = photo::start(
+                &options,
+                &sandbox,
+                &redis_prefix,
+                &membership_urls,
+                stop.clone(),
+            )
+            .await;
+            photos.push((extra.url, stop));
+        }
+        let mut photo_instances = Vec::new();
+        if photos.len() > 1 {
+            // Stopping a proxy also stops the instance behind it (the token is shared).
+            for (url, stop) in &photos {
+                photo_instances.push(grpc_proxy::CountingProxy::start(url, stop.clone()).await);
+            }
+        }
+        let photo_urls: Vec<String> = if photo_instances.is_empty() {
+            vec![photo.url.clone()]
+        } else {
+            photo_instances.iter().map(|p| p.url.clone()).collect()
+        };
+        let photo_grpc_url = photo_urls.join(",");
         let mut gateway_shutdowns = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo_grpc_url.clone();
+            cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.redis_url = platform::testing::redis_url();

@@ -1,15 +1,22 @@
-//! A photo service instance for the system under test: its own fresh database (migrated) and the
-//! real location data, loaded once per test process and shared by every instance in it.
+//! A photo service instance for the system under test: its own fresh database (migrated), the
+//! real location data and the real local model, loaded once per test process and shared by every
+//! instance in it. Its cloud model is the sandbox's DashScope; its credits are the membership
+//! instances'.
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use photo_model::LocalClassifier;
 use photo_svc::config::PhotoConfig;
 use photo_svc::domain::location::Locator;
-use platform::testing::{Replica, TestDatabase};
+use platform::testing::TestDatabase;
+use sandbox::Sandbox;
+
+use crate::Options;
 
 /// A running photo service.
 pub struct PhotoService {
@@ -17,11 +24,47 @@ pub struct PhotoService {
     pub db: TestDatabase,
 }
 
+/// Classification settings of the system under test. The defaults keep tests quick: short
+/// retry pauses and attempt timeouts, a breaker that opens after three failed attempts.
+#[derive(Clone, Debug)]
+pub struct PhotoOptions {
+    /// Configure the DashScope key (the sandbox's); without it the cloud is off.
+    pub cloud: bool,
+    pub max_retries: usize,
+    pub retry_base_ms: u64,
+    pub attempt_timeout_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_open_secs: u64,
+    /// The gateway's per-client allowance.
+    pub photos_per_client_per_minute: u32,
+}
+
+impl Default for PhotoOptions {
+    fn default() -> Self {
+        Self {
+            cloud: true,
+            max_retries: 2,
+            retry_base_ms: 20,
+            attempt_timeout_ms: 3000,
+            breaker_failures: 3,
+            breaker_open_secs: 60,
+            photos_per_client_per_minute: 100_000,
+        }
+    }
+}
+
 static LOCATOR: OnceCell<Arc<Locator>> = OnceCell::const_new();
+static CLASSIFIER: OnceCell<Arc<LocalClassifier>> = OnceCell::const_new();
 
 /// Starts one instance on port 0, stopped by `stop`.
-pub async fn start(replica: Replica, redis_prefix: &str, stop: CancellationToken) -> PhotoService {
-    let db = TestDatabase::create("photo", replica).await;
+pub async fn start(
+    options: &Options,
+    sandbox: &Sandbox,
+    redis_prefix: &str,
+    membership_urls: &[String],
+    stop: CancellationToken,
+) -> PhotoService {
+    let db = TestDatabase::create("photo", options.replica).await;
     let primary = db.primary().await;
     photo_svc::MIGRATOR
         .run(&primary)
@@ -36,11 +79,34 @@ pub async fn start(replica: Replica, redis_prefix: &str, stop: CancellationToken
     cfg.database_max_connections = 5;
     cfg.redis_url = platform::testing::redis_url();
     cfg.redis_key_prefix = redis_prefix.to_owned();
+    cfg.membership_grpc_url = membership_urls.join(",");
+    let photo = &options.photo;
+    cfg.dashscope_api_key = photo
+        .cloud
+        .then(|| SecretString::from(sandbox.config().dashscope_api_key.clone()));
+    cfg.dashscope_base_url = sandbox.url();
+    cfg.dashscope_max_retries = photo.max_retries;
+    cfg.dashscope_retry_base_ms = photo.retry_base_ms;
+    cfg.dashscope_retry_max_ms = photo.retry_base_ms * 8;
+    cfg.dashscope_attempt_timeout_ms = photo.attempt_timeout_ms;
+    cfg.dashscope_deadline_ms = photo.attempt_timeout_ms * 3;
+    cfg.dashscope_breaker_failures = photo.breaker_failures;
+    cfg.dashscope_breaker_open_secs = photo.breaker_open_secs;
+    cfg.dashscope_max_calls_per_second = 1000;
+    cfg.validate().expect("photo test config");
     let locator = LOCATOR
         .get_or_init(|| async {
             photo_svc::load_locator(&cfg.geodata_dir())
                 .await
                 .expect("location data (run deploy/local/fetch-geodata.sh)")
+        })
+        .await
+        .clone();
+    let local_classifier = CLASSIFIER
+        .get_or_init(|| async {
+            photo_svc::load_local_classifier(&cfg)
+                .await
+                .expect("the local model (run deploy/local/fetch-model.sh)")
         })
         .await
         .clone();
@@ -50,6 +116,7 @@ pub async fn start(replica: Replica, redis_prefix: &str, stop: CancellationToken
             .await
             .expect("photo redis"),
         locator,
+        local_classifier,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -4,10 +4,13 @@
 //! local demo runs the `sandbox` binary. Production config refuses its addresses.
 
 mod control;
+mod dashscope;
 mod oauth;
 mod official_account;
 pub mod pay;
 pub mod user;
+
+pub use dashscope::{VisionAnswer, VisionFaults};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -41,6 +44,8 @@ pub struct SandboxConfig {
     /// Pauses between notify deliveries while the merchant does not answer SUCCESS
     /// (WeChat: 15 s, 15 s, 30 s, 3 min, …; shortened for tests).
     pub notify_retry_delays_ms: Vec<u64>,
+    /// The DashScope API key the sandbox accepts (the photo service's DASHSCOPE_API_KEY).
+    pub dashscope_api_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -56,6 +61,7 @@ impl Default for SandboxConfig {
             pay_key: "sandboxsandboxsandboxsandbox0001".into(),
             oauth_openid: "o_sandbox_user_1".into(),
             notify_retry_delays_ms: vec![100, 200, 400, 800, 1600, 3200],
+            dashscope_api_key: "sk-sandbox-dashscope-0001".into(),
         }
     }
 }
@@ -104,6 +110,10 @@ pub struct Stats {
     pub close_orders: u64,
     pub notifies_sent: u64,
     pub oauth_exchanges: u64,
+    /// DashScope vision calls received (every attempt, faults included).
+    pub vision_calls: u64,
+    /// DashScope vision calls answered with a completion.
+    pub vision_answers: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -141,6 +151,7 @@ pub(crate) struct State {
     close_orders: AtomicU64,
     notifies_sent: AtomicU64,
     oauth_exchanges: AtomicU64,
+    vision: dashscope::Vision,
     http: reqwest::Client,
 }
 
@@ -178,12 +189,14 @@ impl Sandbox {
             close_orders: AtomicU64::new(0),
             notifies_sent: AtomicU64::new(0),
             oauth_exchanges: AtomicU64::new(0),
+            vision: dashscope::Vision::default(),
             http,
         });
         let app = Router::new()
             .merge(official_account::routes())
             .merge(pay::routes())
             .merge(oauth::routes())
+            .merge(dashscope::routes())
             .merge(control::routes())
             .with_state(Sandbox {
                 state: Arc::clone(&state),
@@ -231,6 +244,8 @@ impl Sandbox {
             close_orders: self.state.close_orders.load(Ordering::SeqCst),
             notifies_sent: self.state.notifies_sent.load(Ordering::SeqCst),
             oauth_exchanges: self.state.oauth_exchanges.load(Ordering::SeqCst),
+            vision_calls: self.state.vision.calls(),
+            vision_answers: self.state.vision.answered(),
         }
     }
 

@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 use sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Parser)]
-#[command(about = "Local stand-in for WeChat (official account), for tests and the demo")]
+#[command(
+    about = "Local stand-in for WeChat (official account), WeChat Pay and DashScope, for tests and the demo"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +34,13 @@ enum Command {
             default_value = "sandboxsandboxsandboxsandbox0001"
         )]
         pay_key: String,
+        /// The DashScope API key the sandbox accepts (the photo service's DASHSCOPE_API_KEY).
+        #[arg(
+            long,
+            env = "DASHSCOPE_API_KEY",
+            default_value = "sk-sandbox-dashscope-0001"
+        )]
+        dashscope_api_key: String,
     },
     /// Scans a QR ticket as a WeChat user: the sandbox pushes the signed event to the gateway.
     Scan {
@@ -69,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             aes_key,
             mch_id,
             pay_key,
+            dashscope_api_key,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             // An empty WECHAT_AES_KEY (as compose passes an unset one) means plain mode.
@@ -80,10 +90,11 @@ async fn main() -> anyhow::Result<()> {
                 aes_key,
                 mch_id,
                 pay_key,
+                dashscope_api_key,
                 ..SandboxConfig::default()
             };
             let sandbox = Sandbox::start(cfg, listener)?;
-            tracing::info!(url = %sandbox.url(), "sandbox playing WeChat");
+            tracing::info!(url = %sandbox.url(), "sandbox playing WeChat, WeChat Pay and DashScope");
             tokio::signal::ctrl_c().await?;
             Ok(())
         }

@@ -1,3 +1,4 @@
 //! The photo service's rules, free of transport and storage.
 
+pub mod classification;
 pub mod location;

@@ -1,0 +1,318 @@
+//! Photo classification (SYSTEM.md §4, §5): one image, a batch, and cached results by digest.
+//! Handlers check the shape and the caller, then hand the work to the photo service.
+
+mod out;
+mod upload;
+
+use std::time::Duration;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use proto::photo::v1 as pb;
+
+use crate::AppState;
+use crate::config::GatewayConfig;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, AuthenticatedClient};
+use crate::recording::RecordFields;
+
+pub use out::{
+    BatchItemOut, BatchOut, ClassificationOut, CloudSkippedOut, ItemErrorOut, LookupItemOut,
+    LookupOut, ScoredLabelOut,
+};
+
+/// Room for the multipart boundaries and headers around the images.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// The routes, each with a body cap sized for its images (the gateway-wide cap is for JSON).
+pub fn router(cfg: &GatewayConfig) -> Router<AppState> {
+    let single = cfg.photo_max_image_bytes + MULTIPART_OVERHEAD;
+    let batch = cfg.photo_batch_max_bytes + MULTIPART_OVERHEAD;
+    Router::new()
+        .route(
+            "/api/v1/photos/classify",
+            post(classify).layer(DefaultBodyLimit::max(single)),
+        )
+        .route(
+            "/api/v1/photos/classify/batch",
+            post(classify_batch).layer(DefaultBodyLimit::max(batch)),
+        )
+        .route("/api/v1/photos/lookup", post(lookup))
+}
+
+/// The multipart form of `/api/v1/photos/classify` (for the OpenAPI document).
+#[allow(dead_code)] // documents the form; the handler reads it field by field
+#[derive(ToSchema)]
+pub struct ClassifyForm {
+    /// The image file (JPEG, PNG, WebP or GIF), at most 10 MiB by default.
+    #[schema(format = Binary, value_type = String)]
+    image: Vec<u8>,
+    /// `auto` (default: the cloud model only when the local answer is unsure), `local`, `cloud`.
+    mode: Option<String>,
+}
+
+/// The multipart form of `/api/v1/photos/classify/batch` (for the OpenAPI document).
+#[allow(dead_code)] // documents the form; the handler reads it field by field
+#[derive(ToSchema)]
+pub struct ClassifyBatchForm {
+    /// Repeated `images` (or `image`) file parts, at most 20 by default.
+    #[schema(format = Binary, value_type = Vec<String>)]
+    images: Vec<Vec<u8>>,
+    /// `auto` (default), `local` or `cloud`, for every image.
+    mode: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LookupIn {
+    /// SHA-256 digests of image bytes, 64 hex digits each (1 to 500 by default).
+    pub sha256: Vec<String>,
+}
+
+/// Classifies one image into an album category.
+#[utoipa::path(post, path = "/api/v1/photos/classify",
+    request_body(content = ClassifyForm, content_type = "multipart/form-data"),
+    security(("client_token" = [])),
+    responses(
+        (status = 200, body = ClassificationOut),
+        (status = 400, description = "missing image, empty image or unknown mode"),
+        (status = 401), (status = 403, description = "client not bound to WeChat"),
+        (status = 413, description = "image over the size cap"),
+        (status = 422, description = "not an image, truncated, corrupt or too many pixels"),
+        (status = 429, description = "too many photos from this client")))]
+pub async fn classify(
+    State(state): State<AppState>,
+    caller: AuthenticatedClient,
+    record: Option<Extension<RecordFields>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<ClassificationOut>, ApiError> {
+    let (user_id, _) = caller.bound_user()?;
+    state.limits.check_photos(&caller.client_id, 1)?;
+    let form =
+        upload::read_form(multipart_of(multipart)?, state.cfg.photo_max_image_bytes, 1).await?;
+    let mode = parse_mode(form.mode.as_deref())?;
+    let Some(upload) = form.images.into_iter().next() else {
+        return Err(ApiError::bad_request(
+            "missing_image",
+            "send the image as the multipart field `image`",
+        ));
+    };
+    let mut request = tonic::Request::new(pb::ClassifyRequest {
+        image: upload.bytes,
+        mode: mode.into(),
+        caller: Some(caller_of(&caller, user_id)),
+    });
+    request.set_timeout(classify_deadline(&state));
+    let answer = state
+        .clients
+        .classifier
+        .clone()
+        .classify(request)
+        .await?
+        .into_inner();
+    if let Some(Extension(record)) = record {
+        record.set_source(source_name(answer.source), answer.model_tokens);
+    }
+    Ok(Json(out::classification_out(answer)))
+}
+
+/// Classifies several images, each answered on its own.
+#[utoipa::path(post, path = "/api/v1/photos/classify/batch",
+    request_body(content = ClassifyBatchForm, content_type = "multipart/form-data"),
+    security(("client_token" = [])),
+    responses(
+        (status = 200, body = BatchOut, description = "per image: a classification or an error"),
+        (status = 400, description = "no images, too many images or unknown mode"),
+        (status = 401), (status = 403), (status = 413), (status = 429)))]
+pub async fn classify_batch(
+    State(state): State<AppState>,
+    caller: AuthenticatedClient,
+    record: Option<Extension<RecordFields>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<BatchOut>, ApiError> {
+    let (user_id, _) = caller.bound_user()?;
+    let max_images = state.cfg.photo_batch_max_images;
+    let form = upload::read_form(
+        multipart_of(multipart)?,
+        state.cfg.photo_max_image_bytes,
+        max_images,
+    )
+    .await?;
+    let mode = parse_mode(form.mode.as_deref())?;
+    if form.images.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            format!("send 1 to {max_images} images as multipart fields `images`"),
+        ));
+    }
+    state
+        .limits
+        .check_photos(&caller.client_id, form.images.len())?;
+    let (file_names, images): (Vec<_>, Vec<_>) = form
+        .images
+        .into_iter()
+        .map(|upload| (upload.file_name, upload.bytes))
+        .unzip();
+    let mut request = tonic::Request::new(pb::ClassifyBatchRequest {
+        images,
+        mode: mode.into(),
+        caller: Some(caller_of(&caller, user_id)),
+    });
+    request.set_timeout(classify_deadline(&state));
+    let answer = state
+        .clients
+        .classifier
+        .clone()
+        .classify_batch(request)
+        .await?
+        .into_inner();
+    if answer.items.len() != file_names.len() {
+        tracing::error!(
+            sent = file_names.len(),
+            received = answer.items.len(),
+            "photo service answered a batch short"
+        );
+        return Err(ApiError::from(tonic::Status::internal("short batch")));
+    }
+    let mut credits_charged = 0;
+    let mut model_tokens = 0u32;
+    let results = answer
+        .items
+        .into_iter()
+        .zip(file_names)
+        .enumerate()
+        .map(|(index, (item, filename))| {
+            let mut result = BatchItemOut {
+                index,
+                filename,
+                classification: None,
+                error: None,
+            };
+            match item.outcome {
+                Some(pb::classify_batch_item::Outcome::Classification(answer)) => {
+                    credits_charged += answer.credits_charged;
+                    model_tokens = model_tokens.saturating_add(answer.model_tokens);
+                    result.classification = Some(out::classification_out(answer));
+                }
+                Some(pb::classify_batch_item::Outcome::Error(error)) => {
+                    result.error = Some(ItemErrorOut {
+                        code: error.code,
+                        message: error.message,
+                    });
+                }
+                None => {
+                    result.error = Some(ItemErrorOut {
+                        code: "internal".into(),
+                        message: "no answer for this image".into(),
+                    });
+                }
+            }
+            result
+        })
+        .collect();
+    if let Some(Extension(record)) = record {
+        record.set_source("batch", model_tokens);
+    }
+    Ok(Json(BatchOut {
+        results,
+        credits_charged,
+    }))
+}
+
+/// Returns cached classifications by SHA-256 of the image bytes, so apps upload only misses.
+#[utoipa::path(post, path = "/api/v1/photos/lookup", request_body = LookupIn,
+    security(("client_token" = [])),
+    responses(
+        (status = 200, body = LookupOut),
+        (status = 400, description = "no digests, too many, or a malformed one"),
+        (status = 401), (status = 403), (status = 429)))]
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: AuthenticatedClient,
+    ApiJson(input): ApiJson<LookupIn>,
+) -> Result<Json<LookupOut>, ApiError> {
+    caller.bound_user()?;
+    let max = state.cfg.photo_lookup_max;
+    if input.sha256.is_empty() || input.sha256.len() > max {
+        return Err(ApiError::bad_request(
+            "invalid_batch_size",
+            format!("send 1 to {max} digests, not {}", input.sha256.len()),
+        ));
+    }
+    let answer = state
+        .clients
+        .classifier
+        .clone()
+        .lookup(pb::LookupRequest {
+            sha256: input.sha256,
+        })
+        .await?
+        .into_inner();
+    let results = answer
+        .items
+        .into_iter()
+        .map(|item| LookupItemOut {
+            found: item.classification.is_some(),
+            sha256: item.sha256,
+            classification: item.classification.map(out::classification_out),
+        })
+        .collect();
+    Ok(Json(LookupOut { results }))
+}
+
+fn multipart_of(multipart: Result<Multipart, MultipartRejection>) -> Result<Multipart, ApiError> {
+    multipart.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_multipart",
+            format!("send multipart/form-data: {}", rejection.body_text()),
+        )
+    })
+}
+
+fn parse_mode(mode: Option<&str>) -> Result<pb::ClassifyMode, ApiError> {
+    match mode {
+        None | Some("") | Some("auto") => Ok(pb::ClassifyMode::Auto),
+        Some("local") => Ok(pb::ClassifyMode::Local),
+        Some("cloud") => Ok(pb::ClassifyMode::Cloud),
+        Some(_) => Err(upload::invalid_mode()),
+    }
+}
+
+fn caller_of(caller: &AuthenticatedClient, user_id: i64) -> pb::Caller {
+    pb::Caller {
+        user_id,
+        client_id: caller.client_id.clone(),
+    }
+}
+
+/// The photo service gets the deadline in `grpc-timeout` and plans the cloud call within it.
+fn classify_deadline(state: &AppState) -> Duration {
+    Duration::from_millis(state.cfg.classify_timeout_ms)
+}
+
+fn source_name(source: i32) -> &'static str {
+    match pb::ClassificationSource::try_from(source) {
+        Ok(pb::ClassificationSource::Local) => "local",
+        Ok(pb::ClassificationSource::Model) => "model",
+        _ => "cache",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_unknown_ones_are_refused() {
+        assert_eq!(parse_mode(None).unwrap(), pb::ClassifyMode::Auto);
+        assert_eq!(parse_mode(Some("")).unwrap(), pb::ClassifyMode::Auto);
+        assert_eq!(parse_mode(Some("cloud")).unwrap(), pb::ClassifyMode::Cloud);
+        assert_eq!(parse_mode(Some("local")).unwrap(), pb::ClassifyMode::Local);
+        let err = parse_mode(Some("fast")).unwrap_err();
+        assert_eq!(err.code, "invalid_mode");
+    }
+}

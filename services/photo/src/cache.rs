@@ -1,0 +1,118 @@
+//! CacheService: classification results by image digest and model versions. Redis holds a hot
+//! copy with a TTL; MySQL holds the durable copy. Redis is only an accelerator: when it fails,
+//! reads and writes go on against MySQL and the failure is logged.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use platform::db::Pools;
+use platform::redis::Keys;
+
+use crate::domain::classification::{CacheKey, CachedEntry, Digest};
+use crate::error::PhotoError;
+use crate::store;
+
+#[derive(Clone)]
+pub struct CacheService {
+    pools: Pools,
+    redis: ConnectionManager,
+    keys: Keys,
+    ttl_secs: u64,
+}
+
+impl CacheService {
+    pub fn new(pools: Pools, redis: ConnectionManager, keys: Keys, ttl_secs: u64) -> Self {
+        Self {
+            pools,
+            redis,
+            keys,
+            ttl_secs,
+        }
+    }
+
+    fn redis_key(&self, key: &CacheKey) -> String {
+        self.keys.key(&[
+            "cls",
+            &key.digest.to_hex(),
+            &key.model_version,
+            &key.prompt_version,
+        ])
+    }
+
+    /// Returns what is stored under each key, in order.
+    pub async fn get_many(
+        &self,
+        keys: &[CacheKey],
+    ) -> Result<Vec<Option<CachedEntry>>, PhotoError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = self.redis_get_many(keys).await;
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        // The replica may lag behind a result written a moment ago; that costs one more local
+        // inference at worst, while Redis normally has the fresh copy.
+        let mut digests: Vec<Digest> = missing.iter().map(|&i| keys[i].digest).collect();
+        digests.sort_by_key(|d| *d.as_bytes());
+        digests.dedup();
+        let rows: HashMap<CacheKey, CachedEntry> =
+            store::classification_cache::find(&self.pools.replica, &digests)
+                .await?
+                .into_iter()
+                .map(|row| (row.key, row.entry))
+                .collect();
+        let mut backfill = Vec::new();
+        for index in missing {
+            if let Some(entry) = rows.get(&keys[index]) {
+                backfill.push((keys[index].clone(), entry.clone()));
+                found[index] = Some(entry.clone());
+            }
+        }
+        for (key, entry) in backfill {
+            self.redis_put(&key, &entry).await;
+        }
+        Ok(found)
+    }
+
+    /// Stores a result durably, then as the hot copy.
+    pub async fn put(&self, key: &CacheKey, entry: &CachedEntry) -> Result<(), PhotoError> {
+        store::classification_cache::insert(&self.pools.primary, key, entry).await?;
+        self.redis_put(key, entry).await;
+        Ok(())
+    }
+
+    async fn redis_get_many(&self, keys: &[CacheKey]) -> Vec<Option<CachedEntry>> {
+        let names: Vec<String> = keys.iter().map(|key| self.redis_key(key)).collect();
+        let mut redis = self.redis.clone();
+        // MGET with one key answers a bare value; asking for a Vec handles both shapes.
+        let values: Result<Vec<Option<String>>, _> = redis.mget(&names).await;
+        match values {
+            Ok(values) if values.len() == keys.len() => values
+                .into_iter()
+                .map(|value| value.and_then(|text| serde_json::from_str(&text).ok()))
+                .collect(),
+            Ok(_) => vec![None; keys.len()],
+            Err(err) => {
+                tracing::warn!(error = %err, "redis read failed; reading the database");
+                vec![None; keys.len()]
+            }
+        }
+    }
+
+    async fn redis_put(&self, key: &CacheKey, entry: &CachedEntry) {
+        let Ok(value) = serde_json::to_string(entry) else {
+            return;
+        };
+        let mut redis = self.redis.clone();
+        let written: Result<(), _> = redis
+            .set_ex(self.redis_key(key), value, self.ttl_secs)
+            .await;
+        if let Err(err) = written {
+            tracing::warn!(error = %err, "redis write failed; the database copy stands");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The cloud step: who pays, single flight, the provider call, and settling the credit.
+//!
+//! N identical images arriving together make one provider call: the first caller leads the
+//! flight (keyed like the cache: digest + model + prompt version) and the others wait for its
+//! result. Only the leader is charged, since only its request made a model work; the others got
+//! what is, for them, a cache hit. A leader that may not use the cloud (no credit) fails only
+//! itself: the waiters then try to lead in turn.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use photo_model::DecodedImage;
+use tokio::time::Instant;
+
+use super::{Classifier, MIN_CLOUD_BUDGET, skipped};
+use crate::credits::{CreditGate, Payer};
+use crate::domain::classification::{
+    Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source,
+};
+use crate::provider::{ModelClient, ProviderError};
+
+/// Time kept back from the caller's deadline to settle the credit and answer.
+const SETTLE_MARGIN: Duration = Duration::from_millis(300);
+/// Times a waiter tries to lead after a leader that could not pay.
+const LEAD_TRIES: usize = 3;
+
+pub struct CloudPath {
+    provider: Arc<ModelClient>,
+    credits: CreditGate,
+    /// In-flight and just-finished cloud calls; values live a minute so that late duplicates
+    /// that missed the cache a moment ago find the result too.
+    flights: moka::future::Cache<CacheKey, CachedEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FlightError {
+    #[error("the leading caller may not use the cloud")]
+    LeaderRefused,
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// What the leader's own request spent, seen only by the leader.
+#[derive(Debug, Default)]
+struct Settlement {
+    charged: i64,
+    available: Option<i64>,
+    refused: Option<CloudSkip>,
+}
+
+impl CloudPath {
+    pub fn new(provider: Arc<ModelClient>, credits: CreditGate) -> Self {
+        Self {
+            provider,
+            credits,
+            flights: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    pub fn versions(&self) -> &ModelVersions {
+        self.provider.versions()
+    }
+
+    /// Asks the cloud model about an image whose local answer is `local`; answers the local
+    /// result, saying why, when the cloud cannot be used.
+    pub(super) async fn ask(
+        &self,
+        classifier: &Arc<Classifier>,
+        local: Answer,
+        image: Arc<Vec<u8>>,
+        decoded: Option<Arc<DecodedImage>>,
+        user_id: i64,
+        deadline: Instant,
+    ) -> Answer {
+        if deadline.saturating_duration_since(Instant::now()) < MIN_CLOUD_BUDGET {
+            return skipped(local, CloudSkip::Deadline, None);
+        }
+        // Fail fast, before any credit is touched.
+        if self.provider.is_failing_fast() {
+            return skipped(local, CloudSkip::ProviderUnavailable, None);
+        }
+        // Detached, so that a caller who hangs up mid-call cannot strand a credit hold.
+        let classifier = Arc::clone(classifier);
+        let fallback = local.clone();
+        let call = tokio::spawn(async move {
+            let Some(cloud) = &classifier.cloud else {
+                return skipped(local, CloudSkip::NotConfigured, None);
+            };
+            cloud
+                .fly(
+                    &classifier,
+                    local,
+                    image,
+                    decoded,
+                    user_id,
+                    deadline.checked_sub(SETTLE_MARGIN).unwrap_or(deadline),
+                )
+                .await
+        });
+        call.await.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cloud classification task failed");
+            skipped(fallback, CloudSkip::ProviderUnavailable, None)
+        })
+    }
+
+    async fn fly(
+        &self,
+        classifier: &Arc<Classifier>,
+        local: Answer,
+        image: Arc<Vec<u8>>,
+        decoded: Option<Arc<DecodedImage>>,
+        user_id: i64,
+        deadline: Instant,
+    ) -> Answer {
+        let key = self.versions().key(local.digest);
+        for _ in 0..LEAD_TRIES {
+            let mine = Arc::new(Mutex::new(None::<Settlement>));
+            let lead = self.lead(
+                classifier,
+                key.clone(),
+                Arc::clone(&image),
+                decoded.clone(),
+                user_id,
+                deadline,
+                Arc::clone(&mine),
+            );
+            let outcome = self.flights.try_get_with(key.clone(), lead).await;
+            let mine = mine.lock().map(|mut m| m.take()).unwrap_or_default();
+            match (outcome, mine) {
+                (Ok(CachedEntry::Classified(result)), Some(settlement)) => {
+                    return Answer {
+                        digest: local.digest,
+                        result,
+                        source: Source::Model,
+                        credits_charged: settlement.charged,
+                        remaining_credits: settlement.available,
+                        cloud_skipped: None,
+                    };
+                }
+                // Another request's call answered: for this one a cache hit, free.
+                (Ok(CachedEntry::Classified(result)), None) => {
+                    return Answer {
+                        digest: local.digest,
+                        result,
+                        source: Source::Cache,
+                        credits_charged: 0,
+                        remaining_credits: None,
+                        cloud_skipped: None,
+                    };
+                }
+                (Ok(CachedEntry::ModerationRejected { .. }), settlement) => {
+                    let available = settlement.and_then(|s| s.available);
+                    return skipped(local, CloudSkip::ModerationRejected, available);
+                }
+                (Err(err), Some(settlement)) => {
+                    let reason = settlement.refused.unwrap_or_else(|| match err.as_ref() {
+                        FlightError::Provider(provider) => provider.skip_reason(),
+                        FlightError::LeaderRefused => CloudSkip::ProviderUnavailable,
+                    });
+                    return skipped(local, reason, settlement.available);
+                }
+                (Err(err), None) => match err.as_ref() {
+                    FlightError::LeaderRefused => continue,
+                    FlightError::Provider(provider) => {
+                        return skipped(local, provider.skip_reason(), None);
+                    }
+                },
+            }
+        }
+        // Every leader met could not pay, and so did not call the provider.
+        skipped(local, CloudSkip::ProviderUnavailable, None)
+    }
+
+    /// The leader's work: authorise the caller, call the provider, store the verdict, settle.
+    #[allow(clippy::too_many_arguments)] // one flight's whole context, passed once
+    async fn lead(
+        &self,
+        classifier: &Arc<Classifier>,
+        key: CacheKey,
+        image: Arc<Vec<u8>>,
+        decoded: Option<Arc<DecodedImage>>,
+        user_id: i64,
+        deadline: Instant,
+        mine: Arc<Mutex<Option<Settlement>>>,
+    ) -> Result<CachedEntry, FlightError> {
+        let record = |settlement: Settlement| {
+            if let Ok(mut slot) = mine.lock() {
+                *slot = Some(settlement);
+            }
+        };
+        let payer = match self.credits.authorize(user_id).await {
+            Ok(payer) => payer,
+            Err(refusal) => {
+                record(Settlement {
+                    charged: 0,
+                    available: refusal.available,
+                    refused: Some(refusal.reason),
+                });
+                return Err(FlightError::LeaderRefused);
+            }
+        };
+        let verdict = self.call(classifier, &key, image, decoded, deadline).await;
+        let (charged, available) = match (&payer, &verdict) {
+            (Payer::Member { available }, _) => (0, Some(*available)),
+            (
+                Payer::Reserved {
+                    reference,
+                    available,
+                },
+                Ok(CachedEntry::Classified(_)),
+            ) => {
+                match self.credits.commit(reference).await {
+                    Some(after) => (1, Some(after)),
+                    // Not committed: the hold expires and the user keeps the credit.
+                    None => (0, Some(*available + 1)),
+                }
+            }
+            (
+                Payer::Reserved {
+                    reference,
+                    available,
+                },
+                _,
+            ) => {
+                let after = self.credits.release(reference).await;
+                (0, after.or(Some(*available + 1)))
+            }
+        };
+        record(Settlement {
+            charged,
+            available,
+            refused: None,
+        });
+        verdict.map_err(FlightError::from)
+    }
+
+    /// The provider call; a moderation refusal is a verdict too, stored like an answer.
+    async fn call(
+        &self,
+        classifier: &Arc<Classifier>,
+        key: &CacheKey,
+        image: Arc<Vec<u8>>,
+        decoded: Option<Arc<DecodedImage>>,
+        deadline: Instant,
+    ) -> Result<CachedEntry, ProviderError> {
+        let decoded = match decoded {
+            Some(decoded) => decoded,
+            None => classifier
+                .local
+                .decode(image)
+                .await
+                .map_err(|err| ProviderError::Internal(err.to_string()))?,
+        };
+        let entry = match self.provider.classify(decoded, deadline).await {
+            Ok(result) => CachedEntry::Classified(result),
+            Err(ProviderError::ModerationRejected(message)) => {
+                tracing::warn!(sha256 = %key.digest, message, "the cloud model's moderation refused an image");
+                CachedEntry::ModerationRejected {
+                    model: key.model_version.clone(),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, sha256 = %key.digest, "cloud classification failed");
+                return Err(err);
+            }
+        };
+        classifier.remember(key, entry.clone()).await;
+        Ok(entry)
+    }
+}

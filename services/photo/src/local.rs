@@ -1,0 +1,123 @@
+//! The local model: EfficientNet-Lite0 plus album rules (crate photo-model), loaded once at
+//! start. Decoding and inference are CPU work, so they run on blocking threads behind a small
+//! semaphore: a burst of uploads queues here instead of starving the async reactor.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use photo_model::{
+    CategoryRules, DecodeLimits, DecodedImage, LocalClassification, LocalClassifier,
+};
+
+use crate::domain::classification::{ModelResult, ModelVersions, Producer, ScoredLabel};
+use crate::error::PhotoError;
+
+#[derive(Clone)]
+pub struct LocalModel {
+    classifier: Arc<LocalClassifier>,
+    permits: Arc<Semaphore>,
+    limits: DecodeLimits,
+    versions: ModelVersions,
+}
+
+/// Loads the weights and the rules (the built-in ones unless a rules file is named).
+pub fn load_classifier(
+    model_path: &Path,
+    rules_path: Option<&Path>,
+) -> anyhow::Result<LocalClassifier> {
+    let rules = match rules_path {
+        Some(path) => CategoryRules::load(path)?,
+        None => CategoryRules::embedded()?,
+    };
+    LocalClassifier::load(model_path, rules).map_err(|err| {
+        anyhow::anyhow!(
+            "loading {} failed (run deploy/local/fetch-model.sh): {err}",
+            model_path.display()
+        )
+    })
+}
+
+impl LocalModel {
+    pub fn new(classifier: Arc<LocalClassifier>, concurrency: usize, limits: DecodeLimits) -> Self {
+        let versions = ModelVersions {
+            model_version: photo_model::MODEL_ID.to_owned(),
+            // The rules decide the category, so their version is part of the cache key.
+            prompt_version: format!("rules-{}", classifier.rules().version()),
+        };
+        Self {
+            classifier,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            limits,
+            versions,
+        }
+    }
+
+    /// The versions local results are stored under.
+    pub fn versions(&self) -> &ModelVersions {
+        &self.versions
+    }
+
+    /// Decodes an upload within the limits.
+    pub async fn decode(&self, bytes: Arc<Vec<u8>>) -> Result<Arc<DecodedImage>, PhotoError> {
+        let limits = self.limits.clone();
+        self.blocking(move || {
+            photo_model::decode(&bytes, &limits)
+                .map(Arc::new)
+                .map_err(PhotoError::from_decode)
+        })
+        .await
+    }
+
+    /// Decodes and classifies an upload; the decoded image comes back for the cloud model.
+    pub async fn decode_and_classify(
+        &self,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<(Arc<DecodedImage>, ModelResult), PhotoError> {
+        let limits = self.limits.clone();
+        let classifier = Arc::clone(&self.classifier);
+        self.blocking(move || {
+            let image = photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
+            let answer = classifier
+                .classify(&image)
+                .map_err(PhotoError::LocalModel)?;
+            Ok((Arc::new(image), to_result(answer)))
+        })
+        .await
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, PhotoError>
+    where
+        F: FnOnce() -> Result<T, PhotoError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PhotoError::Internal("local model semaphore closed".into()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|err| PhotoError::Internal(format!("local model task failed: {err}")))?
+    }
+}
+
+fn to_result(answer: LocalClassification) -> ModelResult {
+    ModelResult {
+        category: answer.category,
+        labels: answer
+            .top_labels
+            .iter()
+            .map(|top| ScoredLabel {
+                label: top.label.to_owned(),
+                score: top.score,
+            })
+            .collect(),
+        confidence: answer.confidence,
+        sure: answer.sure,
+        producer: Producer::Local,
+        model: answer.model_id.to_owned(),
+        usage: None,
+    }
+}

@@ -1,0 +1,299 @@
+//! ModelClient: Qwen-VL on DashScope's OpenAI-compatible chat completions, with the resilience of
+//! reliability.md §4: a deadline per image and a timeout per attempt, retries with jittered
+//! exponential backoff only after 429, 5xx and timeouts (honouring Retry-After), a circuit breaker
+//! that fails fast while the provider is down, and a cap on calls in flight and per second.
+
+mod breaker;
+mod image;
+mod wire;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use failsafe::futures::CircuitBreaker as _;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use photo_model::DecodedImage;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::domain::classification::answer::{self, PROMPT_VERSION};
+use crate::domain::classification::{CloudSkip, ModelResult, ModelVersions, Producer};
+
+pub use breaker::Breaker;
+
+/// How the client treats the provider.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub model: String,
+    pub attempt_timeout: Duration,
+    pub deadline: Duration,
+    pub max_retries: usize,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_concurrency: usize,
+    pub max_calls_per_second: u32,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    pub image_max_side: u32,
+}
+
+/// An attempt is not started with less time than this left before the deadline.
+const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(500);
+
+/// Why the cloud model gave no result.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the circuit breaker is open")]
+    CircuitOpen,
+    #[error("rate limited ({code})")]
+    RateLimited {
+        code: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("server error {status}")]
+    Server { status: u16 },
+    #[error("the attempt timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("content moderation refused the image: {0}")]
+    ModerationRejected(String),
+    #[error("request refused ({status} {code}): {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("invalid answer: {0}")]
+    InvalidAnswer(String),
+    #[error("the deadline leaves no time for an attempt")]
+    Deadline,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ProviderError {
+    /// Worth another attempt: the provider was busy or slow, not refusing this request.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Server { .. } | Self::Timeout | Self::Connect(_)
+        )
+    }
+
+    /// Counts towards opening the circuit breaker (the same set: a refusal of one request says
+    /// nothing about the provider's health).
+    pub fn is_provider_failure(&self) -> bool {
+        self.is_retryable()
+    }
+
+    /// What the caller is told.
+    pub fn skip_reason(&self) -> CloudSkip {
+        match self {
+            Self::CircuitOpen
+            | Self::Server { .. }
+            | Self::Timeout
+            | Self::Connect(_)
+            | Self::Internal(_) => CloudSkip::ProviderUnavailable,
+            Self::RateLimited { .. } => CloudSkip::RateLimited,
+            Self::ModerationRejected(_) => CloudSkip::ModerationRejected,
+            Self::Rejected { .. } => CloudSkip::ProviderRejected,
+            Self::InvalidAnswer(_) => CloudSkip::InvalidAnswer,
+            Self::Deadline => CloudSkip::Deadline,
+        }
+    }
+}
+
+pub struct ModelClient {
+    http: reqwest::Client,
+    endpoint: String,
+    settings: ProviderSettings,
+    breaker: Breaker,
+    in_flight: Semaphore,
+    pace: DefaultDirectRateLimiter,
+    versions: ModelVersions,
+}
+
+impl ModelClient {
+    pub fn new(settings: ProviderSettings) -> Result<Arc<Self>, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        let endpoint = format!(
+            "{}/compatible-mode/v1/chat/completions",
+            settings.base_url.trim_end_matches('/')
+        );
+        let per_second = NonZeroU32::new(settings.max_calls_per_second).unwrap_or(NonZeroU32::MIN);
+        Ok(Arc::new(Self {
+            http,
+            endpoint,
+            breaker: breaker::new(settings.breaker_failures, settings.breaker_open),
+            in_flight: Semaphore::new(settings.max_concurrency.max(1)),
+            pace: RateLimiter::direct(Quota::per_second(per_second)),
+            versions: ModelVersions {
+                model_version: settings.model.clone(),
+                prompt_version: PROMPT_VERSION.to_owned(),
+            },
+            settings,
+        }))
+    }
+
+    /// The versions cloud results are stored under.
+    pub fn versions(&self) -> &ModelVersions {
+        &self.versions
+    }
+
+    /// Tells whether a call would be refused at once because the breaker is open.
+    pub fn is_failing_fast(&self) -> bool {
+        !self.breaker.is_call_permitted()
+    }
+
+    /// Classifies an upright image, by `deadline` at the latest.
+    #[tracing::instrument(skip_all, fields(model = %self.settings.model))]
+    pub async fn classify(
+        &self,
+        image: Arc<DecodedImage>,
+        deadline: Instant,
+    ) -> Result<ModelResult, ProviderError> {
+        let deadline = deadline.min(Instant::now() + self.settings.deadline);
+        let max_side = self.settings.image_max_side;
+        let data_uri =
+            tokio::task::spawn_blocking(move || image::jpeg_data_uri(&image.image, max_side))
+                .await
+                .map_err(|err| ProviderError::Internal(format!("encode task failed: {err}")))?
+                .map_err(|err| ProviderError::Internal(format!("jpeg encoding failed: {err}")))?;
+        let body = serde_json::to_vec(&wire::classify_request(&self.settings.model, &data_uri))
+            .map_err(|err| ProviderError::Internal(err.to_string()))?;
+        drop(data_uri);
+
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_base)
+            .with_max_delay(self.settings.retry_max)
+            .with_max_times(self.settings.max_retries)
+            .with_jitter();
+        let retry_max = self.settings.retry_max;
+        let completion = (|| self.attempt(body.clone(), deadline))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(ProviderError::is_retryable)
+            .adjust(|err, pause| {
+                let pause = match err {
+                    ProviderError::RateLimited {
+                        retry_after: Some(asked),
+                        ..
+                    } => pause.map(|pause| pause.max((*asked).min(retry_max))),
+                    _ => pause,
+                }?;
+                // A retry that cannot finish before the deadline is not started.
+                (Instant::now() + pause + MIN_ATTEMPT_BUDGET < deadline).then_some(pause)
+            })
+            .notify(|err, pause| {
+                tracing::info!(error = %err, pause_ms = pause.as_millis() as u64, "retrying the cloud model");
+            })
+            .await?;
+
+        let parsed = answer::parse(&completion.content).map_err(|err| {
+            tracing::warn!(error = %err, "the cloud model's answer was refused");
+            ProviderError::InvalidAnswer(err.to_string())
+        })?;
+        if let Some(usage) = completion.usage {
+            tracing::info!(
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                "cloud classification"
+            );
+        }
+        Ok(ModelResult {
+            category: parsed.category,
+            labels: parsed.labels,
+            confidence: parsed.confidence,
+            sure: true,
+            producer: Producer::Model,
+            model: self.settings.model.clone(),
+            usage: completion.usage,
+        })
+    }
+
+    /// One HTTP exchange through the breaker, the concurrency cap and the pace limiter.
+    async fn attempt(
+        &self,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<wire::Completion, ProviderError> {
+        if deadline.saturating_duration_since(Instant::now()) < MIN_ATTEMPT_BUDGET {
+            return Err(ProviderError::Deadline);
+        }
+        // Waiting for a slot or the pace counts against the deadline too.
+        let admitted = tokio::time::timeout_at(deadline, async {
+            let permit = self.in_flight.acquire().await;
+            self.pace.until_ready().await;
+            permit
+        })
+        .await;
+        let _permit = match admitted {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(ProviderError::Internal("semaphore closed".into())),
+            Err(_) => return Err(ProviderError::Deadline),
+        };
+        let timeout = self
+            .settings
+            .attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let exchange = self.exchange(body, timeout);
+        match self
+            .breaker
+            .call_with(ProviderError::is_provider_failure, exchange)
+            .await
+        {
+            Ok(completion) => Ok(completion),
+            Err(failsafe::Error::Rejected) => Err(ProviderError::CircuitOpen),
+            Err(failsafe::Error::Inner(err)) => Err(err),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<wire::Completion, ProviderError> {
+        let request = self
+            .http
+            .post(&self.endpoint)
+            .bearer_auth(self.settings.api_key.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(timeout)
+            .body(body);
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status == 200 {
+            wire::parse_completion(&body)
+        } else {
+            let err = wire::parse_error(status, &body, retry_after);
+            if matches!(status, 401 | 403) {
+                tracing::error!(error = %err, "dashscope refused our credentials; check DASHSCOPE_API_KEY");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn transport_error(err: reqwest::Error) -> ProviderError {
+    if err.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        ProviderError::Connect(err.without_url().to_string())
+    }
+}

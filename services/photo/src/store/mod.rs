@@ -1,0 +1,3 @@
+//! SQL of the photo service's own schema, one file per table.
+
+pub mod classification_cache;

@@ -1,0 +1,10 @@
+//! Photo classification through the gateway (SYSTEM.md §4, §5): the real local model on real
+//! photos, the result cache, the cloud model (the sandbox's DashScope) paid with credits through
+//! membership, resilience, single flight, and bad input.
+
+mod bad_input;
+mod cache;
+mod cloud;
+mod local;
+mod resilience;
+mod support;
