@@ -85,7 +85,7 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
         let classified = t.classified_cache + t.classified_local + t.classified_model;
         Ok(Response::new(pb::OverviewResponse {
             requests: count(t.requests),
-            active_clients: count(t.active_clients),
+            active_clients: count(overview.active_clients),
             server_errors: count(t.server_errors),
             client_errors: count(t.client_errors),
             endpoints: overview

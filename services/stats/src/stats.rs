@@ -12,7 +12,7 @@ use sqlx::MySqlPool;
 use platform::db::Pools;
 
 use crate::error::StatsError;
-use crate::store::{self, EndpointRow, NewLog, SeriesRow, Totals};
+use crate::store::{self, NewLog, Totals};
 
 /// Longest range one query may cover, so a dashboard cannot scan the whole history by mistake.
 const MAX_RANGE_DAYS: i64 = 400;
@@ -32,8 +32,67 @@ pub struct Stats {
 
 pub struct Overview {
     pub totals: Totals,
-    pub endpoints: Vec<EndpointRow>,
+    pub active_clients: i64,
+    pub endpoints: Vec<EndpointLatency>,
     pub model_cost_fen: i64,
+}
+
+pub struct EndpointLatency {
+    pub endpoint: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub p50: f64,
+    pub p95: f64,
+}
+
+pub struct SeriesPoint {
+    pub bucket_start: i64,
+    pub requests: i64,
+    pub errors: i64,
+    pub active_clients: i64,
+    pub model_calls: i64,
+}
+
+/// Statistics cover whole hours: `from` is rounded down and `to` up to the hour.
+pub fn whole_hours(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let floor = |at: DateTime<Utc>| at.timestamp() - at.timestamp().rem_euclid(3600);
+    let start = floor(from);
+    let end = if to.timestamp() % 3600 == 0 {
+        to.timestamp()
+    } else {
+        floor(to) + 3600
+    };
+    (
+        DateTime::from_timestamp(start, 0).unwrap_or(from),
+        DateTime::from_timestamp(end, 0).unwrap_or(to),
+    )
+}
+
+/// The `p` percentile of a histogram (value → count, ascending) with linear interpolation
+/// between neighbouring values: what PERCENTILE_CONT gives over the raw values.
+pub fn percentile_cont(histogram: &[(u32, i64)], p: f64) -> f64 {
+    let total: i64 = histogram.iter().map(|(_, n)| *n).sum();
+    if total <= 0 {
+        return 0.0;
+    }
+    let position = p.clamp(0.0, 1.0) * (total - 1) as f64;
+    let lower = position.floor() as i64;
+    let fraction = position - lower as f64;
+    let value_at = |index: i64| {
+        let mut seen = 0;
+        for (value, count) in histogram {
+            seen += count;
+            if index < seen {
+                return f64::from(*value);
+            }
+        }
+        histogram.last().map_or(0.0, |(value, _)| f64::from(*value))
+    };
+    let low = value_at(lower);
+    if fraction == 0.0 {
+        return low;
+    }
+    low + fraction * (value_at(lower + 1) - low)
 }
 
 pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), StatsError> {
@@ -94,7 +153,23 @@ impl Stats {
                 format!("at most {MAX_BATCH} per batch"),
             ));
         }
-        Ok(store::insert_batch(&self.pools.primary, logs).await?)
+        // Concurrent batches update the same rollup rows; a deadlock runs the batch again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.pools.primary.begin().await?;
+            match store::insert_batch(&mut tx, logs).await {
+                Ok(stored) => {
+                    tx.commit().await?;
+                    return Ok(stored);
+                }
+                Err(err) if attempt < 3 && platform::db::is_retryable(&err) => {
+                    drop(tx);
+                    tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// Statistics read the replica: a few seconds of staleness are fine for dashboards.
@@ -104,14 +179,32 @@ impl Stats {
         to: DateTime<Utc>,
     ) -> Result<Overview, StatsError> {
         check_range(from, to)?;
+        let (from, to) = whole_hours(from, to);
         let totals = self.read(|pool| store::totals(pool, from, to)).await?;
-        let endpoints = self
+        let active_clients = self
+            .read(|pool| store::active_clients(pool, from, to))
+            .await?;
+        let rows = self
             .read(|pool| store::endpoints(pool, from, to, 50))
             .await?;
+        let mut endpoints = Vec::with_capacity(rows.len());
+        for row in rows {
+            let histogram = self
+                .read(|pool| store::latency_histogram(pool, &row.endpoint, from, to))
+                .await?;
+            endpoints.push(EndpointLatency {
+                p50: percentile_cont(&histogram, 0.50),
+                p95: percentile_cont(&histogram, 0.95),
+                endpoint: row.endpoint,
+                requests: row.requests,
+                errors: row.errors,
+            });
+        }
         let model_cost_fen =
             model_cost_fen(totals.model_tokens, self.model_price_fen_per_million_tokens);
         Ok(Overview {
             totals,
+            active_clients,
             endpoints,
             model_cost_fen,
         })
@@ -122,11 +215,27 @@ impl Stats {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         bucket_secs: i64,
-    ) -> Result<Vec<SeriesRow>, StatsError> {
+    ) -> Result<Vec<SeriesPoint>, StatsError> {
         check_range(from, to)?;
-        Ok(self
+        let (from, to) = whole_hours(from, to);
+        let rows = self
             .read(|pool| store::series(pool, from, to, bucket_secs))
-            .await?)
+            .await?;
+        let clients: std::collections::HashMap<i64, i64> = self
+            .read(|pool| store::series_clients(pool, from, to, bucket_secs))
+            .await?
+            .into_iter()
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| SeriesPoint {
+                active_clients: clients.get(&row.bucket_start).copied().unwrap_or(0),
+                bucket_start: row.bucket_start,
+                requests: row.requests,
+                errors: row.errors,
+                model_calls: row.model_calls,
+            })
+            .collect())
     }
 
     /// Deletes logs older than `retention_days` in small batches, pausing between them so the
@@ -177,6 +286,32 @@ mod tests {
         assert_eq!(model_cost_fen(3_333, 150), 0);
         assert_eq!(model_cost_fen(10_000, 150), 2);
         assert_eq!(model_cost_fen(0, 150), 0);
+    }
+
+    #[test]
+    fn percentiles_match_percentile_cont() {
+        // PERCENTILE_CONT over 10, 20, 30, 40: p50 = 25, p95 = 38.5.
+        let histogram = [(10, 1), (20, 1), (30, 1), (40, 1)];
+        assert_eq!(percentile_cont(&histogram, 0.5), 25.0);
+        assert!((percentile_cont(&histogram, 0.95) - 38.5).abs() < 1e-9);
+        // Repeated values: 5, 5, 5, 9 → p50 = 5, p95 = 5 + 0.85 × 4.
+        let repeated = [(5, 3), (9, 1)];
+        assert_eq!(percentile_cont(&repeated, 0.5), 5.0);
+        assert!((percentile_cont(&repeated, 0.95) - 8.4).abs() < 1e-9);
+        assert_eq!(percentile_cont(&[(7, 1)], 0.95), 7.0);
+        assert_eq!(percentile_cont(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn ranges_round_to_whole_hours() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (from, to) = whole_hours(at("2026-11-25T08:59:00Z"), at("2026-11-25T10:00:00Z"));
+        assert_eq!(
+            (from, to),
+            (at("2026-11-25T08:00:00Z"), at("2026-11-25T10:00:00Z"))
+        );
+        let (_, to) = whole_hours(at("2026-11-25T08:00:00Z"), at("2026-11-25T10:00:01Z"));
+        assert_eq!(to, at("2026-11-25T11:00:00Z"));
     }
 
     #[test]

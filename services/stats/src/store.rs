@@ -1,7 +1,7 @@
-//! `request_logs`: batched inserts on the primary, statistics on the replica, retention.
-//!
-//! Percentiles use MariaDB's PERCENTILE_CONT window function (exact, interpolated); MySQL has no
-//! equivalent, which ties this query to MariaDB.
+//! `request_logs` and its hourly rollups: batched inserts on the primary, statistics from the
+//! rollups on the replica (whole hours), retention.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySql, MySqlConnection, MySqlPool, QueryBuilder};
@@ -21,8 +21,8 @@ pub struct NewLog {
     pub request_id: String,
 }
 
-/// Inserts a batch in one multi-row statement.
-pub async fn insert_batch(pool: &MySqlPool, logs: &[NewLog]) -> Result<u64, sqlx::Error> {
+/// Inserts a batch of logs and folds it into the hourly rollups, in one transaction.
+pub async fn insert_batch(conn: &mut MySqlConnection, logs: &[NewLog]) -> Result<u64, sqlx::Error> {
     if logs.is_empty() {
         return Ok(0);
     }
@@ -43,13 +43,120 @@ pub async fn insert_batch(pool: &MySqlPool, logs: &[NewLog]) -> Result<u64, sqlx
             .push_bind(&log.error_code)
             .push_bind(&log.request_id);
     });
-    Ok(query.build().execute(pool).await?.rows_affected())
+    let stored = query.build().execute(&mut *conn).await?.rows_affected();
+    let rollup = Rollup::of(logs);
+    upsert_rollup(conn, &rollup).await?;
+    Ok(stored)
+}
+
+fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    let seconds = at.timestamp() - at.timestamp().rem_euclid(3600);
+    DateTime::from_timestamp(seconds, 0).unwrap_or(at)
+}
+
+#[derive(Default)]
+struct Counts {
+    requests: i64,
+    server_errors: i64,
+    client_errors: i64,
+    cache: i64,
+    local: i64,
+    model: i64,
+    tokens: i64,
+}
+
+/// A batch folded by hour. BTree order makes every writer lock rows in the same order, so
+/// concurrent batches wait for each other instead of deadlocking.
+#[derive(Default)]
+struct Rollup {
+    endpoints: BTreeMap<(DateTime<Utc>, String), Counts>,
+    latencies: BTreeMap<(DateTime<Utc>, String, u32), i64>,
+    clients: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+impl Rollup {
+    fn of(logs: &[NewLog]) -> Self {
+        let mut rollup = Self::default();
+        for log in logs {
+            let hour = hour_of(log.at);
+            let counts = rollup
+                .endpoints
+                .entry((hour, log.endpoint.clone()))
+                .or_default();
+            counts.requests += 1;
+            counts.server_errors += i64::from(log.status >= 500);
+            counts.client_errors += i64::from((400..500).contains(&log.status));
+            counts.cache += i64::from(log.source == "cache");
+            counts.local += i64::from(log.source == "local");
+            counts.model += i64::from(log.source == "model");
+            counts.tokens += i64::from(log.model_tokens);
+            *rollup
+                .latencies
+                .entry((hour, log.endpoint.clone(), log.latency_ms))
+                .or_default() += 1;
+            if !log.client_id.is_empty() {
+                rollup.clients.insert((hour, log.client_id.clone()));
+            }
+        }
+        rollup
+    }
+}
+
+async fn upsert_rollup(conn: &mut MySqlConnection, rollup: &Rollup) -> Result<(), sqlx::Error> {
+    let mut query: QueryBuilder<'_, MySql> = QueryBuilder::new(
+        "INSERT INTO hourly_endpoint_stats (hour, endpoint, requests, server_errors, client_errors, \
+         classified_cache, classified_local, classified_model, model_tokens) ",
+    );
+    query.push_values(&rollup.endpoints, |mut row, ((hour, endpoint), c)| {
+        row.push_bind(hour)
+            .push_bind(endpoint)
+            .push_bind(c.requests)
+            .push_bind(c.server_errors)
+            .push_bind(c.client_errors)
+            .push_bind(c.cache)
+            .push_bind(c.local)
+            .push_bind(c.model)
+            .push_bind(c.tokens);
+    });
+    query.push(
+        " ON DUPLICATE KEY UPDATE requests = requests + VALUES(requests), \
+         server_errors = server_errors + VALUES(server_errors), \
+         client_errors = client_errors + VALUES(client_errors), \
+         classified_cache = classified_cache + VALUES(classified_cache), \
+         classified_local = classified_local + VALUES(classified_local), \
+         classified_model = classified_model + VALUES(classified_model), \
+         model_tokens = model_tokens + VALUES(model_tokens)",
+    );
+    query.build().execute(&mut *conn).await?;
+
+    let mut query: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("INSERT INTO hourly_latency (hour, endpoint, latency_ms, requests) ");
+    query.push_values(
+        &rollup.latencies,
+        |mut row, ((hour, endpoint, latency), n)| {
+            row.push_bind(hour)
+                .push_bind(endpoint)
+                .push_bind(latency)
+                .push_bind(n);
+        },
+    );
+    query.push(" ON DUPLICATE KEY UPDATE requests = requests + VALUES(requests)");
+    query.build().execute(&mut *conn).await?;
+
+    if !rollup.clients.is_empty() {
+        let mut query: QueryBuilder<'_, MySql> =
+            QueryBuilder::new("INSERT IGNORE INTO hourly_clients (hour, client_id) ");
+        query.push_values(&rollup.clients, |mut row, (hour, client)| {
+            row.push_bind(hour).push_bind(client);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, FromRow)]
 pub struct Totals {
     pub requests: i64,
-    pub active_clients: i64,
     pub server_errors: i64,
     pub client_errors: i64,
     pub classified_cache: i64,
@@ -58,21 +165,35 @@ pub struct Totals {
     pub model_tokens: i64,
 }
 
+/// Totals over whole hours [from, to).
 pub async fn totals(
     pool: &MySqlPool,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Totals, sqlx::Error> {
     sqlx::query_as(
-        "SELECT COUNT(*) AS requests, \
-         COUNT(DISTINCT NULLIF(client_id, '')) AS active_clients, \
-         CAST(COALESCE(SUM(status >= 500), 0) AS SIGNED) AS server_errors, \
-         CAST(COALESCE(SUM(status BETWEEN 400 AND 499), 0) AS SIGNED) AS client_errors, \
-         CAST(COALESCE(SUM(source = 'cache'), 0) AS SIGNED) AS classified_cache, \
-         CAST(COALESCE(SUM(source = 'local'), 0) AS SIGNED) AS classified_local, \
-         CAST(COALESCE(SUM(source = 'model'), 0) AS SIGNED) AS classified_model, \
+        "SELECT CAST(COALESCE(SUM(requests), 0) AS SIGNED) AS requests, \
+         CAST(COALESCE(SUM(server_errors), 0) AS SIGNED) AS server_errors, \
+         CAST(COALESCE(SUM(client_errors), 0) AS SIGNED) AS client_errors, \
+         CAST(COALESCE(SUM(classified_cache), 0) AS SIGNED) AS classified_cache, \
+         CAST(COALESCE(SUM(classified_local), 0) AS SIGNED) AS classified_local, \
+         CAST(COALESCE(SUM(classified_model), 0) AS SIGNED) AS classified_model, \
          CAST(COALESCE(SUM(model_tokens), 0) AS SIGNED) AS model_tokens \
-         FROM request_logs WHERE at >= ? AND at < ?",
+         FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ?",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn active_clients(
+    pool: &MySqlPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT client_id) FROM hourly_clients WHERE hour >= ? AND hour < ?",
     )
     .bind(from)
     .bind(to)
@@ -85,11 +206,9 @@ pub struct EndpointRow {
     pub endpoint: String,
     pub requests: i64,
     pub errors: i64,
-    pub p50: f64,
-    pub p95: f64,
 }
 
-/// Requests, server errors and exact p50/p95 latency per endpoint, busiest first.
+/// Requests and server errors per endpoint, busiest first.
 pub async fn endpoints(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -97,23 +216,32 @@ pub async fn endpoints(
     limit: u32,
 ) -> Result<Vec<EndpointRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT endpoint, requests, errors, CAST(p50 AS DOUBLE) AS p50, CAST(p95 AS DOUBLE) AS p95 \
-         FROM ( \
-           SELECT endpoint, \
-             COUNT(*) OVER w AS requests, \
-             CAST(SUM(status >= 500) OVER w AS SIGNED) AS errors, \
-             PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY latency_ms) \
-               OVER (PARTITION BY endpoint) AS p50, \
-             PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY latency_ms) \
-               OVER (PARTITION BY endpoint) AS p95, \
-             ROW_NUMBER() OVER w AS nth \
-           FROM request_logs WHERE at >= ? AND at < ? \
-           WINDOW w AS (PARTITION BY endpoint) \
-         ) per_endpoint WHERE nth = 1 ORDER BY requests DESC, endpoint LIMIT ?",
+        "SELECT endpoint, CAST(SUM(requests) AS SIGNED) AS requests, \
+         CAST(SUM(server_errors) AS SIGNED) AS errors \
+         FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ? \
+         GROUP BY endpoint ORDER BY requests DESC, endpoint LIMIT ?",
     )
     .bind(from)
     .bind(to)
     .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The latency histogram (value → count, ascending) of one endpoint.
+pub async fn latency_histogram(
+    pool: &MySqlPool,
+    endpoint: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(u32, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT latency_ms, CAST(SUM(requests) AS SIGNED) FROM hourly_latency \
+         WHERE hour >= ? AND hour < ? AND endpoint = ? GROUP BY latency_ms ORDER BY latency_ms",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(endpoint)
     .fetch_all(pool)
     .await
 }
@@ -123,7 +251,6 @@ pub struct SeriesRow {
     pub bucket_start: i64,
     pub requests: i64,
     pub errors: i64,
-    pub active_clients: i64,
     pub model_calls: i64,
 }
 
@@ -136,13 +263,32 @@ pub async fn series(
 ) -> Result<Vec<SeriesRow>, sqlx::Error> {
     // Sessions run in UTC (sqlx sets time_zone '+00:00'), so UNIX_TIMESTAMP reads stored UTC.
     sqlx::query_as(
-        "SELECT CAST(FLOOR(UNIX_TIMESTAMP(at) / ?) * ? AS SIGNED) AS bucket_start, \
-         COUNT(*) AS requests, \
-         CAST(COALESCE(SUM(status >= 500), 0) AS SIGNED) AS errors, \
-         COUNT(DISTINCT NULLIF(client_id, '')) AS active_clients, \
-         CAST(COALESCE(SUM(source = 'model'), 0) AS SIGNED) AS model_calls \
-         FROM request_logs WHERE at >= ? AND at < ? \
+        "SELECT CAST(FLOOR(UNIX_TIMESTAMP(hour) / ?) * ? AS SIGNED) AS bucket_start, \
+         CAST(SUM(requests) AS SIGNED) AS requests, \
+         CAST(SUM(server_errors) AS SIGNED) AS errors, \
+         CAST(SUM(classified_model) AS SIGNED) AS model_calls \
+         FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ? \
          GROUP BY bucket_start ORDER BY bucket_start",
+    )
+    .bind(bucket_secs)
+    .bind(bucket_secs)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+/// Distinct active clients per bucket.
+pub async fn series_clients(
+    pool: &MySqlPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket_secs: i64,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT CAST(FLOOR(UNIX_TIMESTAMP(hour) / ?) * ? AS SIGNED) AS bucket_start, \
+         COUNT(DISTINCT client_id) FROM hourly_clients WHERE hour >= ? AND hour < ? \
+         GROUP BY bucket_start",
     )
     .bind(bucket_secs)
     .bind(bucket_secs)

@@ -70,10 +70,14 @@ async fn requests_succeed_while_stats_is_down_and_recording_resumes() {
     wait_logged(&system, "/api/v1/auth/wechat/binding", 200).await;
 }
 
-/// Seeds rows with known values straight into the stats database (then waits for the replica,
-/// unless it is paused).
+/// Records rows with known values through the stats service's own API (then waits for the
+/// replica, unless it is paused).
 async fn seed(system: &System, wait_for_replica: bool) {
-    let pool = system.stats.db.primary().await;
+    use proto::stats::v1 as pb;
+    let mut client = pb::stats_service_client::StatsServiceClient::connect(system.stats.url())
+        .await
+        .unwrap();
+    let at = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let rows = [
         // endpoint, status, latency, client, source, tokens
         ("/api/v1/photos/classify", 200, 10, "c1", "cache", 0),
@@ -83,22 +87,29 @@ async fn seed(system: &System, wait_for_replica: bool) {
         ("/api/v1/location", 200, 5, "c3", "", 0),
         ("/api/v1/location", 400, 7, "", "", 0),
     ];
-    for (endpoint, status, latency, client, source, tokens) in rows {
-        sqlx::query(
-            "INSERT INTO request_logs (at, endpoint, method, status, latency_ms, client_id, source, model_tokens) \
-             VALUES (NOW(3) - INTERVAL 1 HOUR, ?, 'POST', ?, ?, ?, ?, ?)",
+    let records = rows
+        .into_iter()
+        .map(
+            |(endpoint, status, latency, client, source, tokens)| pb::RequestRecord {
+                at_unix_ms: at,
+                endpoint: endpoint.into(),
+                method: "POST".into(),
+                status,
+                latency_ms: latency,
+                client_id: client.into(),
+                source: source.into(),
+                model_tokens: tokens,
+                ..Default::default()
+            },
         )
-        .bind(endpoint)
-        .bind(status)
-        .bind(latency)
-        .bind(client)
-        .bind(source)
-        .bind(tokens)
-        .execute(&pool)
+        .collect();
+    let stored = client
+        .record_requests(pb::RecordRequestsRequest { records })
         .await
-        .unwrap();
-    }
-    pool.close().await;
+        .unwrap()
+        .into_inner()
+        .stored;
+    assert_eq!(stored, 6);
     if wait_for_replica {
         system.stats.db.wait_for_replica().await;
     }
