@@ -3,6 +3,7 @@
 //! reads and writes go on against MySQL and the failure is logged.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -83,6 +84,68 @@ impl CacheService {
         store::classification_cache::insert(&self.pools.primary, key, entry).await?;
         self.redis_put(key, entry).await;
         Ok(())
+    }
+
+    /// Claims the right to call the cloud model for `key` across every instance, for `ttl` (the
+    /// claim lapses by itself if this instance dies). Errors mean Redis is unreachable.
+    pub async fn claim(
+        &self,
+        key: &CacheKey,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, redis::RedisError> {
+        let mut redis = self.redis.clone();
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(self.claim_key(key))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut redis)
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    /// Tells whether some instance holds the claim on `key` (unreachable Redis: no).
+    pub async fn is_claimed(&self, key: &CacheKey) -> bool {
+        let mut redis = self.redis.clone();
+        let held: Result<bool, _> = redis.exists(self.claim_key(key)).await;
+        held.unwrap_or(false)
+    }
+
+    /// Gives the claim up, if it is still this token's.
+    pub async fn release_claim(&self, key: &CacheKey, token: &str) {
+        // Compare and delete in one step: a lapsed claim may belong to another instance now.
+        let script = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) \
+             else return 0 end",
+        );
+        let mut redis = self.redis.clone();
+        let released: Result<i64, _> = script
+            .key(self.claim_key(key))
+            .arg(token)
+            .invoke_async(&mut redis)
+            .await;
+        if let Err(err) = released {
+            tracing::warn!(error = %err, "cloud claim not released; it lapses by itself");
+        }
+    }
+
+    /// Reads the hot copy alone (polled while another instance calls the cloud model).
+    pub async fn get_hot(&self, key: &CacheKey) -> Option<CachedEntry> {
+        self.redis_get_many(std::slice::from_ref(key))
+            .await
+            .pop()
+            .flatten()
+    }
+
+    fn claim_key(&self, key: &CacheKey) -> String {
+        self.keys.key(&[
+            "cls-claim",
+            &key.digest.to_hex(),
+            &key.model_version,
+            &key.prompt_version,
+        ])
     }
 
     async fn redis_get_many(&self, keys: &[CacheKey]) -> Vec<Option<CachedEntry>> {

@@ -14,6 +14,8 @@ pub enum PhotoError {
     Image { code: &'static str, message: String },
     #[error("invalid sha256 at index {index}: a SHA-256 digest is 64 hex digits")]
     InvalidDigest { index: usize },
+    #[error("the service is busy; try again shortly")]
+    Overloaded,
     #[error("the local model failed")]
     LocalModel(#[source] photo_model::ModelError),
     #[error("internal error: {0}")]
@@ -62,6 +64,7 @@ impl PhotoError {
                     field: field.clone(),
                     reason: reason.clone(),
                 },
+                Self::Overloaded => Self::Overloaded,
                 other => Self::Internal(other.to_string()),
             },
         }
@@ -75,7 +78,7 @@ impl PhotoError {
             Self::InvalidArgument { .. } => Some("invalid_argument"),
             Self::InvalidDigest { .. } => Some("invalid_digest"),
             Self::InvalidCoordinate { .. } => Some("invalid_coordinate"),
-            Self::LocalModel(_) | Self::Internal(_) | Self::Database(_) => None,
+            Self::Overloaded | Self::LocalModel(_) | Self::Internal(_) | Self::Database(_) => None,
         }
     }
 }
@@ -92,6 +95,10 @@ impl From<PhotoError> for tonic::Status {
             PhotoError::Image { code, .. } => status(Code::InvalidArgument, code, err.to_string()),
             PhotoError::InvalidDigest { .. } => {
                 status(Code::InvalidArgument, "invalid_digest", err.to_string())
+            }
+            PhotoError::Overloaded => {
+                tracing::warn!("local model queue longer than the caller's deadline; refused");
+                status(Code::Unavailable, "overloaded", err.to_string())
             }
             PhotoError::LocalModel(_) | PhotoError::Internal(_) => {
                 tracing::error!(error = ?err, "classification failed");

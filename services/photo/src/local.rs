@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use photo_model::{
     CategoryRules, DecodeLimits, DecodedImage, LocalClassification, LocalClassifier,
@@ -60,9 +61,13 @@ impl LocalModel {
     }
 
     /// Decodes an upload within the limits.
-    pub async fn decode(&self, bytes: Arc<Vec<u8>>) -> Result<Arc<DecodedImage>, PhotoError> {
+    pub async fn decode(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        deadline: Instant,
+    ) -> Result<Arc<DecodedImage>, PhotoError> {
         let limits = self.limits.clone();
-        self.blocking(move || {
+        self.blocking(deadline, move || {
             photo_model::decode(&bytes, &limits)
                 .map(Arc::new)
                 .map_err(PhotoError::from_decode)
@@ -74,10 +79,11 @@ impl LocalModel {
     pub async fn decode_and_classify(
         &self,
         bytes: Arc<Vec<u8>>,
+        deadline: Instant,
     ) -> Result<(Arc<DecodedImage>, ModelResult), PhotoError> {
         let limits = self.limits.clone();
         let classifier = Arc::clone(&self.classifier);
-        self.blocking(move || {
+        self.blocking(deadline, move || {
             let image = photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
             let answer = classifier
                 .classify(&image)
@@ -87,16 +93,19 @@ impl LocalModel {
         .await
     }
 
-    async fn blocking<T, F>(&self, work: F) -> Result<T, PhotoError>
+    /// Runs CPU work on a blocking thread once a permit is free. A request whose caller would
+    /// have given up before its turn comes is refused rather than queued: under a burst the
+    /// service sheds load instead of working for nobody.
+    async fn blocking<T, F>(&self, deadline: Instant, work: F) -> Result<T, PhotoError>
     where
         F: FnOnce() -> Result<T, PhotoError> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PhotoError::Internal("local model semaphore closed".into()))?;
+        let _permit = match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(PhotoError::Internal("local model semaphore closed".into())),
+            Err(_) => return Err(PhotoError::Overloaded),
+        };
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|err| PhotoError::Internal(format!("local model task failed: {err}")))?

@@ -222,16 +222,18 @@ impl System {
         // (url, what stops that instance): the first one stops with the system.
         let mut photos = vec![(photo.url.clone(), shutdown.child_token())];
         for _ in 1..options.photos.max(1) {
+            // Scaled instances share the first one's database, as in a deployment.
             let stop = shutdown.child_token();
-            let extra = photo::start(
+            let url = photo::start_instance(
                 &options,
                 &sandbox,
                 &redis_prefix,
                 &membership_urls,
+                &photo.db,
                 stop.clone(),
             )
             .await;
-            photos.push((extra.url, stop));
+            photos.push((url, stop));
         }
         let mut photo_instances = Vec::new();
         if photos.len() > 1 {

@@ -56,7 +56,7 @@ impl Default for PhotoOptions {
 static LOCATOR: OnceCell<Arc<Locator>> = OnceCell::const_new();
 static CLASSIFIER: OnceCell<Arc<LocalClassifier>> = OnceCell::const_new();
 
-/// Starts one instance on port 0, stopped by `stop`.
+/// Creates and migrates the photo database and starts one instance on port 0, stopped by `stop`.
 pub async fn start(
     options: &Options,
     sandbox: &Sandbox,
@@ -72,7 +72,19 @@ pub async fn start(
         .expect("migrate the photo test database");
     primary.close().await;
     db.wait_for_replica().await;
+    let url = start_instance(options, sandbox, redis_prefix, membership_urls, &db, stop).await;
+    PhotoService { url, db }
+}
 
+/// Starts one more instance on `db` (a scaled service shares its database); returns its URL.
+pub async fn start_instance(
+    options: &Options,
+    sandbox: &Sandbox,
+    redis_prefix: &str,
+    membership_urls: &[String],
+    db: &TestDatabase,
+    stop: CancellationToken,
+) -> String {
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
     cfg.database_url = db.primary_url.clone();
     cfg.database_replica_url = Some(db.replica_url.clone());
@@ -125,5 +137,5 @@ pub async fn start(
             eprintln!("photo stopped: {err:#}");
         }
     });
-    PhotoService { url, db }
+    url
 }

@@ -180,6 +180,8 @@ pub async fn classify_batch(
     }
     let mut credits_charged = 0;
     let mut model_tokens = 0u32;
+    // One record per request: it carries the costliest source among the images.
+    let mut costliest = pb::ClassificationSource::Cache;
     let results = answer
         .items
         .into_iter()
@@ -196,6 +198,9 @@ pub async fn classify_batch(
                 Some(pb::classify_batch_item::Outcome::Classification(answer)) => {
                     credits_charged += answer.credits_charged;
                     model_tokens = model_tokens.saturating_add(answer.model_tokens);
+                    if let Ok(source) = pb::ClassificationSource::try_from(answer.source) {
+                        costliest = costliest.max(source);
+                    }
                     result.classification = Some(out::classification_out(answer));
                 }
                 Some(pb::classify_batch_item::Outcome::Error(error)) => {
@@ -215,7 +220,7 @@ pub async fn classify_batch(
         })
         .collect();
     if let Some(Extension(record)) = record {
-        record.set_source("batch", model_tokens);
+        record.set_source(source_name(costliest.into()), model_tokens);
     }
     Ok(Json(BatchOut {
         results,

@@ -4,7 +4,8 @@
 //! flight (keyed like the cache: digest + model + prompt version) and the others wait for its
 //! result. Only the leader is charged, since only its request made a model work; the others got
 //! what is, for them, a cache hit. A leader that may not use the cloud (no credit) fails only
-//! itself: the waiters then try to lead in turn.
+//! itself: the waiters then try to lead in turn. Across instances the leader first claims the
+//! image in Redis (see `claim`), so scaled instances also make one call between them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use photo_model::DecodedImage;
 use tokio::time::Instant;
 
+use super::claim::{Claim, claim_or_wait};
 use super::{Classifier, MIN_CLOUD_BUDGET, skipped};
 use crate::credits::{CreditGate, Payer};
 use crate::domain::classification::{
@@ -43,6 +45,8 @@ enum FlightError {
 /// What the leader's own request spent, seen only by the leader.
 #[derive(Debug, Default)]
 struct Settlement {
+    /// This request's own call reached the provider.
+    called: bool,
     charged: i64,
     available: Option<i64>,
     refused: Option<CloudSkip>,
@@ -134,7 +138,11 @@ impl CloudPath {
                     return Answer {
                         digest: local.digest,
                         result,
-                        source: Source::Model,
+                        source: if settlement.called {
+                            Source::Model
+                        } else {
+                            Source::Cache
+                        },
                         credits_charged: settlement.charged,
                         remaining_credits: settlement.available,
                         cloud_skipped: None,
@@ -191,18 +199,38 @@ impl CloudPath {
                 *slot = Some(settlement);
             }
         };
+        let claim = match claim_or_wait(&classifier.cache, &key, deadline).await {
+            Claim::Stored(entry) => {
+                // Another instance's call answered: for this request a cache hit, free.
+                record(Settlement::default());
+                return Ok(entry);
+            }
+            Claim::TimedOut => {
+                record(Settlement::default());
+                return Err(ProviderError::Deadline.into());
+            }
+            Claim::Mine(token) => Some(token),
+            Claim::Unguarded => None,
+        };
         let payer = match self.credits.authorize(user_id).await {
             Ok(payer) => payer,
             Err(refusal) => {
+                if let Some(token) = &claim {
+                    classifier.cache.release_claim(&key, token).await;
+                }
                 record(Settlement {
-                    charged: 0,
                     available: refusal.available,
                     refused: Some(refusal.reason),
+                    ..Settlement::default()
                 });
                 return Err(FlightError::LeaderRefused);
             }
         };
         let verdict = self.call(classifier, &key, image, decoded, deadline).await;
+        // The verdict is stored (or the call failed): waiting instances may go on.
+        if let Some(token) = &claim {
+            classifier.cache.release_claim(&key, token).await;
+        }
         let (charged, available) = match (&payer, &verdict) {
             (Payer::Member { available }, _) => (0, Some(*available)),
             (
@@ -230,6 +258,7 @@ impl CloudPath {
             }
         };
         record(Settlement {
+            called: true,
             charged,
             available,
             refused: None,
@@ -250,7 +279,7 @@ impl CloudPath {
             Some(decoded) => decoded,
             None => classifier
                 .local
-                .decode(image)
+                .decode(image, deadline)
                 .await
                 .map_err(|err| ProviderError::Internal(err.to_string()))?,
         };

@@ -1,6 +1,7 @@
 //! ClassifierService's use cases: classify one image (cache → local model → cloud model when
 //! wanted and allowed), a batch of them, and cached results by digest.
 
+mod claim;
 mod cloud;
 
 use std::sync::{Arc, Mutex};
@@ -101,7 +102,10 @@ impl Classifier {
         let image = Arc::new(input.image);
         let (decoded, local) = match stored.local_result() {
             Some(result) => (None, answer(digest, result.clone(), Source::Cache)),
-            None => self.run_local(digest, Arc::clone(&image)).await?,
+            None => {
+                self.run_local(digest, Arc::clone(&image), input.deadline)
+                    .await?
+            }
         };
         if !input.mode.wants_cloud(local.result.sure) {
             return Ok(local);
@@ -197,11 +201,12 @@ impl Classifier {
         &self,
         digest: Digest,
         image: Arc<Vec<u8>>,
+        deadline: Instant,
     ) -> Result<(Option<Arc<DecodedImage>>, Answer), PhotoError> {
         let key = self.local.versions().key(digest);
         let mine = Mutex::new(None::<Arc<DecodedImage>>);
         let lead = async {
-            let (decoded, result) = self.local.decode_and_classify(image).await?;
+            let (decoded, result) = self.local.decode_and_classify(image, deadline).await?;
             self.remember(&key, CachedEntry::Classified(result.clone()))
                 .await;
             if let Ok(mut slot) = mine.lock() {

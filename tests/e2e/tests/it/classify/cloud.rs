@@ -111,6 +111,40 @@ async fn fifty_identical_uploads_make_one_provider_call_and_one_charge() {
 }
 
 #[tokio::test]
+async fn identical_uploads_spread_over_instances_still_make_one_provider_call() {
+    let app = bound_app(
+        Options {
+            photos: 3,
+            ..Options::default()
+        },
+        "o_scaled",
+    )
+    .await;
+    app.system.sandbox.set_vision_faults(sandbox::VisionFaults {
+        delay_ms: 500,
+        ..Default::default()
+    });
+    let uploads = (0..30).map(|_| app.classify_photo("rocket.jpg", Some("cloud")));
+    let answers = futures::future::join_all(uploads).await;
+    let per_instance: Vec<u64> = app
+        .system
+        .photo_instances
+        .iter()
+        .map(|instance| instance.calls())
+        .collect();
+    assert!(
+        per_instance.iter().all(|&calls| calls > 0),
+        "every instance classified some: {per_instance:?}"
+    );
+    assert_eq!(app.vision_calls(), 1, "one call between all instances");
+    let by_model = answers.iter().filter(|a| a["source"] == "model").count();
+    assert_eq!(by_model, 1);
+    assert!(answers.iter().all(|a| a["category"] == "people"));
+    assert_eq!(app.credits().await, (9, 0), "one credit for the one call");
+    app.system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
 async fn without_credits_or_provider_the_local_answer_says_why() {
     let app = bound_app(Options::default(), "o_spent").await;
     let user_id = app.system.user_id("o_spent").await;
