@@ -61,6 +61,12 @@ async fn main() {
         "seeded {count} rows in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let folding = Instant::now();
+    stats_svc::MIGRATOR
+        .run(&primary)
+        .await
+        .expect("migrate the rollups");
+    println!("rolled up in {:.1} s", folding.elapsed().as_secs_f64());
     let replicating = Instant::now();
     db.wait_for_replica_within(1800).await;
     println!(
