@@ -1,0 +1,204 @@
+//! Issue 6, the admin site (`deploy/web/admin`) run for real: lighttpd serves it on the admin host
+//! and proxies `/api/v1/admin/*` to the gateway; headless Chromium signs in, reads the overview
+//! with seeded numbers and adjusts credits. Screenshots go to the artifacts directory.
+
+use e2e::browser::{Browser, BrowserOptions};
+use e2e::edge::{Lighttpd, free_port};
+use e2e::{ADMIN_PASSWORD, Options, System};
+
+const ADMIN: &str = "admin.xintuxiangce.top";
+const OPENID: &str = "o_admin_site_user";
+
+fn js(value: &str) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+/// Types `value` into the input `id` (as a user would: the value, then an input event).
+async fn fill(browser: &Browser, id: &str, value: &str) {
+    browser
+        .execute(&format!(
+            "const el = document.getElementById({}); el.value = {}; \
+             el.dispatchEvent(new Event('input', {{ bubbles: true }})); return true;",
+            js(id),
+            js(value)
+        ))
+        .await;
+}
+
+async fn wait_state(browser: &Browser, state: &str) {
+    browser
+        .wait_for(
+            &format!(
+                "document.getElementById('app').dataset.state === {}",
+                js(state)
+            ),
+            &format!("the admin page in state {state}"),
+        )
+        .await;
+}
+
+async fn wait_text(browser: &Browser, id: &str, text: &str) {
+    browser
+        .wait_for(
+            &format!(
+                "document.getElementById({}) && document.getElementById({}).innerText === {}",
+                js(id),
+                js(id),
+                js(text)
+            ),
+            &format!("#{id} showing {text}"),
+        )
+        .await;
+}
+
+async fn admin_adjust_rows(system: &System) -> Vec<(i64, String)> {
+    let pool = system.db.primary().await;
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT l.delta, u.openid FROM credit_ledger l JOIN wechat_users u ON u.id = l.user_id \
+         WHERE l.reason = 'admin_adjust'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
+    let system = System::start(Options::default()).await;
+    // Seed: one client bound by a new follower (10 free credits), who buys 10 credits (¥5.00).
+    let qr = system.create_qrcode("admin-site-app").await;
+    system
+        .sandbox
+        .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), OPENID)
+        .await
+        .expect("scan");
+    let member = system.sign_in(OPENID).await;
+    let created = member
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
+        .await;
+    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    system.sandbox.pay(&order_no).await.unwrap();
+    member.wait_for_order(&order_no, "paid").await;
+    assert_eq!(member.profile().await["remaining_credits"], 20);
+
+    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
+    let browser = Browser::start(BrowserOptions::default()).await;
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "login").await;
+    browser.screenshot("admin-1-login").await;
+
+    // A wrong password: the form says so and stays.
+    fill(&browser, "login-username", "admin").await;
+    fill(&browser, "login-password", "not-the-password").await;
+    browser.click("#login-submit").await;
+    browser
+        .wait_for(
+            "!document.getElementById('login-error').hidden && \
+             document.getElementById('login-error').dataset.code === 'invalid_credentials'",
+            "the wrong-password error",
+        )
+        .await;
+    assert_eq!(browser.text("#login-error").await, "用户名或密码错误");
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('app').dataset.state")
+            .await,
+        "login"
+    );
+    browser.screenshot("admin-2-wrong-password").await;
+
+    // The right one: the overview with the seeded numbers.
+    fill(&browser, "login-password", ADMIN_PASSWORD).await;
+    browser.click("#login-submit").await;
+    wait_state(&browser, "main").await;
+    browser
+        .wait_for(
+            "document.getElementById('app').dataset.overview === 'ready'",
+            "the overview loaded",
+        )
+        .await;
+    assert_eq!(browser.text("#admin-name").await, "admin");
+    assert_eq!(browser.text("#m-revenue").await, "¥5.00");
+    assert_eq!(browser.text("#m-paid-orders").await, "1");
+    assert_eq!(browser.text("#m-order-mix").await, "会员 0 · 额度 1");
+    assert_eq!(browser.text("#m-new-followers").await, "1");
+    assert_eq!(browser.text("#m-total-users").await, "1");
+    assert_eq!(browser.text("#m-active-members").await, "0");
+    // The requests above were recorded (asynchronously): the chart and table fill in on reload.
+    browser.screenshot("admin-3-overview").await;
+
+    // Reloading keeps the session (GET /me answers 200): straight to the overview.
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "main").await;
+    browser
+        .wait_for(
+            "document.getElementById('app').dataset.overview === 'ready' && \
+             document.querySelector('#chart svg') !== null && \
+             document.querySelectorAll('#endpoints tr:not(.empty)').length > 0",
+            "the chart and the endpoint table",
+        )
+        .await;
+    browser.screenshot("admin-4-overview-chart").await;
+
+    // The tables.
+    browser.click(".tab[data-tab='users']").await;
+    browser
+        .wait_for(
+            &format!(
+                "document.getElementById('users').innerText.includes({})",
+                js(OPENID)
+            ),
+            "the seeded user in the users table",
+        )
+        .await;
+    assert_eq!(browser.text("#users-total").await, "共 1 位用户");
+    browser.screenshot("admin-5-users").await;
+    browser.click(".tab[data-tab='orders']").await;
+    browser
+        .wait_for(
+            "document.getElementById('orders').innerText.includes('¥5.00')",
+            "the paid order in the orders table",
+        )
+        .await;
+    browser.click(".tab[data-tab='bindings']").await;
+    browser
+        .wait_for(
+            "document.getElementById('bindings').innerText.includes('admin-site-app')",
+            "the binding in the bindings table",
+        )
+        .await;
+
+    // Credits: a reason is required; then +15 on 20 gives 35.
+    browser.click(".tab[data-tab='credits']").await;
+    fill(&browser, "adjust-openid", OPENID).await;
+    fill(&browser, "adjust-delta", "15").await;
+    browser.click("#adjust-submit").await;
+    wait_text(&browser, "adjust-result", "请填写调整原因").await;
+    assert!(admin_adjust_rows(&system).await.is_empty());
+    fill(&browser, "adjust-reason", "客服补偿：识别失败").await;
+    browser.click("#adjust-submit").await;
+    browser
+        .wait_for(
+            "document.getElementById('adjust-result').dataset.kind === 'ok'",
+            "the adjustment answered",
+        )
+        .await;
+    assert_eq!(browser.text("#adjust-balance").await, "35");
+    browser.screenshot("admin-6-adjusted").await;
+    assert_eq!(
+        admin_adjust_rows(&system).await,
+        vec![(15, OPENID.to_owned())]
+    );
+    assert_eq!(member.profile().await["remaining_credits"], 35);
+
+    // Logging out ends the session: the next load shows the login form.
+    browser.click("#logout").await;
+    wait_state(&browser, "login").await;
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "login").await;
+    browser.quit().await;
+    let log = lighttpd.access_log_complete().await;
+    assert!(log.contains("POST /api/v1/admin/credits/adjust"));
+}
