@@ -41,6 +41,7 @@ pub struct GatewayConfig {
     pub photo_batch_max_bytes: usize,
     pub photo_lookup_max: usize,
     pub photos_per_client_per_minute: u32,
+    pub photo_lookups_per_client_per_minute: u32,
     pub trust_proxy_headers: bool,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,

@@ -125,6 +125,7 @@ impl AppState {
             cfg.qrcode_per_client_per_minute,
             cfg.qrcode_per_ip_per_minute,
             cfg.photos_per_client_per_minute,
+            cfg.photo_lookups_per_client_per_minute,
         );
         let secret = secrecy::ExposeSecret::expose_secret(&cfg.session_secret).as_bytes();
         anyhow::ensure!(

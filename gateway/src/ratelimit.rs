@@ -15,6 +15,7 @@ pub struct Limits {
     qrcode_per_client: Arc<DefaultKeyedRateLimiter<String>>,
     qrcode_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     photos_per_client: Arc<DefaultKeyedRateLimiter<String>>,
+    lookups_per_client: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl Limits {
@@ -22,6 +23,7 @@ impl Limits {
         per_client_per_minute: u32,
         per_ip_per_minute: u32,
         photos_per_client_per_minute: u32,
+        lookups_per_client_per_minute: u32,
     ) -> Self {
         let quota =
             |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
@@ -29,6 +31,7 @@ impl Limits {
             qrcode_per_client: Arc::new(RateLimiter::keyed(quota(per_client_per_minute))),
             qrcode_per_ip: Arc::new(RateLimiter::keyed(quota(per_ip_per_minute))),
             photos_per_client: Arc::new(RateLimiter::keyed(quota(photos_per_client_per_minute))),
+            lookups_per_client: Arc::new(RateLimiter::keyed(quota(lookups_per_client_per_minute))),
         }
     }
 
@@ -72,6 +75,15 @@ impl Limits {
         }
     }
 
+    /// Counts one cached-result lookup against the client's per-minute allowance.
+    pub fn check_lookup(&self, client_id: &str) -> Result<(), ApiError> {
+        self.lookups_per_client
+            .check_key(&client_id.to_owned())
+            .map_err(|_| {
+                ApiError::too_many_requests("too many lookups from this client; slow down")
+            })
+    }
+
     /// Forgets idle keys now and then, so the limiter's memory stays bounded.
     pub fn spawn_cleanup(&self, shutdown: tokio_util::sync::CancellationToken) {
         let limits = self.clone();
@@ -84,6 +96,7 @@ impl Limits {
                         limits.qrcode_per_client.retain_recent();
                         limits.qrcode_per_ip.retain_recent();
                         limits.photos_per_client.retain_recent();
+                        limits.lookups_per_client.retain_recent();
                     }
                 }
             }

@@ -1,34 +1,16 @@
 //! `membership-svc serve | migrate | healthcheck`.
 
-use clap::{Parser, Subcommand};
+use platform::cli::ServiceCommand as Command;
 
 use membership_svc::config::MembershipConfig;
 
-#[derive(Parser)]
-#[command(about = "Xintu membership service")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serves gRPC until SIGTERM.
-    Serve,
-    /// Applies this service's database migrations, then exits.
-    Migrate,
-    /// Exits 0 when the service at `addr` answers its gRPC health check as serving.
-    Healthcheck {
-        #[arg(default_value = "http://127.0.0.1:50051")]
-        addr: String,
-    },
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Command::Healthcheck { addr } = &cli.command {
-        return platform::grpc::healthcheck(addr).await;
+    let command = platform::cli::parse();
+    if let Some(checked) =
+        platform::cli::healthcheck_if_asked(&command, "http://127.0.0.1:50051").await
+    {
+        return checked;
     }
     let cfg = MembershipConfig::load()?;
     let _telemetry = platform::telemetry::init(
@@ -38,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .map_err(|err| anyhow::anyhow!(err))?;
     let deps = membership_svc::connect(&cfg).await?;
-    match cli.command {
+    match command {
         Command::Migrate => {
             membership_svc::MIGRATOR.run(&deps.pools.primary).await?;
             tracing::info!("membership migrations applied");

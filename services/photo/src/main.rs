@@ -1,34 +1,16 @@
 //! `photo-svc serve | migrate | healthcheck`.
 
-use clap::{Parser, Subcommand};
+use platform::cli::ServiceCommand as Command;
 
 use photo_svc::config::PhotoConfig;
 
-#[derive(Parser)]
-#[command(about = "Xintu photo service")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serves gRPC until SIGTERM.
-    Serve,
-    /// Applies this service's database migrations, then exits.
-    Migrate,
-    /// Exits 0 when the service at `addr` answers its gRPC health check as serving.
-    Healthcheck {
-        #[arg(default_value = "http://127.0.0.1:50052")]
-        addr: String,
-    },
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Command::Healthcheck { addr } = &cli.command {
-        return platform::grpc::healthcheck(addr).await;
+    let command = platform::cli::parse();
+    if let Some(checked) =
+        platform::cli::healthcheck_if_asked(&command, "http://127.0.0.1:50052").await
+    {
+        return checked;
     }
     let cfg = PhotoConfig::load()?;
     let _telemetry = platform::telemetry::init(
@@ -37,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         cfg.otel_exporter_otlp_endpoint.as_deref(),
     )
     .map_err(|err| anyhow::anyhow!(err))?;
-    match cli.command {
+    match command {
         Command::Migrate => {
             // Migrations need only the database: no Redis, no location data.
             let pools = platform::db::Pools::connect_lazy(

@@ -2,6 +2,7 @@
 //! (primary and read-only replica), Redis, gRPC server and client plumbing, and shutdown.
 //! No domain types live here.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod grpc;

@@ -254,6 +254,7 @@ impl System {
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
+            cfg.photo_lookups_per_client_per_minute = options.photo.lookups_per_client_per_minute;
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.redis_url = platform::testing::redis_url();

@@ -35,8 +35,9 @@ pub struct PhotoOptions {
     pub attempt_timeout_ms: u64,
     pub breaker_failures: u32,
     pub breaker_open_secs: u64,
-    /// The gateway's per-client allowance.
+    /// The gateway's per-client allowances of photos and of lookups.
     pub photos_per_client_per_minute: u32,
+    pub lookups_per_client_per_minute: u32,
 }
 
 impl Default for PhotoOptions {
@@ -49,6 +50,7 @@ impl Default for PhotoOptions {
             breaker_failures: 3,
             breaker_open_secs: 60,
             photos_per_client_per_minute: 100_000,
+            lookups_per_client_per_minute: 100_000,
         }
     }
 }

@@ -241,6 +241,7 @@ pub async fn lookup(
     ApiJson(input): ApiJson<LookupIn>,
 ) -> Result<Json<LookupOut>, ApiError> {
     caller.bound_user()?;
+    state.limits.check_lookup(&caller.client_id)?;
     let max = state.cfg.photo_lookup_max;
     if input.sha256.is_empty() || input.sha256.len() > max {
         return Err(ApiError::bad_request(

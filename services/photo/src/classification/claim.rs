@@ -36,7 +36,15 @@ pub(super) async fn claim_or_wait(
             .saturating_duration_since(Instant::now())
             .min(MAX_CLAIM);
         match cache.claim(key, &token, ttl).await {
-            Ok(true) => return Claim::Mine(token),
+            Ok(true) => {
+                // The holder before us may have stored its result after our cache lookup and
+                // then let go: look once more, or we would call for what is already known.
+                if let Some(entry) = cache.get_hot(key).await {
+                    cache.release_claim(key, &token).await;
+                    return Claim::Stored(entry);
+                }
+                return Claim::Mine(token);
+            }
             Ok(false) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "cloud claim unavailable; calling unguarded");

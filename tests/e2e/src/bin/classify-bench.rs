@@ -129,6 +129,7 @@ async fn main() {
     let system = System::start(Options {
         photo: PhotoOptions {
             photos_per_client_per_minute: u32::MAX,
+            lookups_per_client_per_minute: u32::MAX,
             ..PhotoOptions::default()
         },
         ..Options::default()

@@ -184,6 +184,7 @@ async fn callers_must_be_bound_and_within_their_rate() {
         Options {
             photo: PhotoOptions {
                 photos_per_client_per_minute: 3,
+                lookups_per_client_per_minute: 1,
                 ..PhotoOptions::default()
             },
             ..Options::default()
@@ -234,6 +235,13 @@ async fn callers_must_be_bound_and_within_their_rate() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.classify(photo("coffee.png"), None).await.0, 200);
     let (status, body) = app.classify(photo("coffee.png"), None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Lookups have an allowance of their own (one a minute here).
+    let digest = super::support::sha256_hex(&photo("coffee.png"));
+    let (status, body) = app.lookup(std::slice::from_ref(&digest)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.lookup(&[digest]).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "rate_limited");
     // Another client of another user has its own allowance.
