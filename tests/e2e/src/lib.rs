@@ -33,6 +33,7 @@ pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub mod photo;
 pub mod stats;
 
+pub mod bench;
 pub mod proxy;
 
 pub mod grpc_proxy;

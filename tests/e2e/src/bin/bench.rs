@@ -6,65 +6,11 @@
 
 #![allow(clippy::expect_used, clippy::print_stdout, clippy::unwrap_used)] // a CLI report
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use e2e::bench::{Report, measure};
 use e2e::{Options, System};
-use futures::StreamExt;
 use sandbox::NotifyMode;
-
-struct Report {
-    name: &'static str,
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Report {
-    fn print(&mut self) {
-        self.latencies.sort();
-        let pick = |q: f64| {
-            let index = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
-            self.latencies[index].as_secs_f64() * 1000.0
-        };
-        println!(
-            "{:<34} {:>6} req  {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
-            self.name,
-            self.requests,
-            self.requests as f64 / self.elapsed.as_secs_f64(),
-            pick(0.50),
-            pick(0.99),
-        );
-    }
-}
-
-/// Runs `requests` calls of `call(i)` with `concurrency` in flight; each must succeed.
-async fn measure<F, Fut>(name: &'static str, requests: usize, concurrency: usize, call: F) -> Report
-where
-    F: Fn(usize) -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    let latencies: Vec<Duration> = futures::stream::iter(0..requests)
-        .map(|i| {
-            let fut = call(i);
-            async move {
-                let t = Instant::now();
-                let ok = fut.await;
-                assert!(ok, "{name}: request {i} failed");
-                t.elapsed()
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    Report {
-        name,
-        requests,
-        elapsed: started.elapsed(),
-        latencies,
-    }
-}
 
 /// Binding polls through a system with request recording on and one with it off, interleaved
 /// in rounds so machine noise hits both alike; prints both and the ratio.
