@@ -46,14 +46,7 @@ pub struct MembershipConfig {
     pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
-/// A setting that cannot run.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    Load(#[from] Box<figment::Error>),
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use platform::config::{ConfigError, is_sandbox_url};
 
 impl MembershipConfig {
     /// Loads the defaults overlaid by the environment, then validates.
@@ -111,17 +104,6 @@ impl MembershipConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// A provider URL that can only be the local sandbox: plain http or a loopback host.
-pub fn is_sandbox_url(url: &str) -> bool {
-    match url::Url::parse(url) {
-        Ok(parsed) => {
-            parsed.scheme() != "https"
-                || matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
-        }
-        Err(_) => true,
     }
 }
 

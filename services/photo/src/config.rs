@@ -49,14 +49,7 @@ pub struct PhotoConfig {
     pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
-/// A setting that cannot run.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    Load(#[from] Box<figment::Error>),
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use platform::config::{ConfigError, is_sandbox_url};
 
 impl PhotoConfig {
     /// Loads the defaults overlaid by the environment, then validates.
@@ -145,18 +138,6 @@ impl PhotoConfig {
         self.geodata_dir
             .clone()
             .unwrap_or_else(crate::geodata::default_dir)
-    }
-}
-
-/// A provider URL that can only be the local sandbox: plain http or a loopback host (the same
-/// rule as the membership service's).
-pub fn is_sandbox_url(url: &str) -> bool {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) => {
-            parsed.scheme() != "https"
-                || matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
-        }
-        Err(_) => true,
     }
 }
 

@@ -7,6 +7,27 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::de::DeserializeOwned;
 
+/// A service setting that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Load(#[from] Box<figment::Error>),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A provider URL that can only be the local sandbox: plain http or a loopback host. Production
+/// config refuses such URLs for WeChat, WeChat Pay and DashScope.
+pub fn is_sandbox_url(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            parsed.scheme() != "https"
+                || matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        }
+        Err(_) => true,
+    }
+}
+
 /// Loads `T` from `defaults` (a TOML document naming every key) overlaid by the environment
 /// variables whose lowercased names are keys of `defaults`.
 pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, Box<figment::Error>> {
@@ -64,6 +85,15 @@ listen_addr = "127.0.0.1:1"
 database_url = "mysql://default"
 # optional_thing = "unset by default"
 "#;
+
+    #[test]
+    fn sandbox_urls_are_recognised() {
+        assert!(is_sandbox_url("http://api.weixin.qq.com"));
+        assert!(is_sandbox_url("https://127.0.0.1:9900"));
+        assert!(is_sandbox_url("https://localhost"));
+        assert!(is_sandbox_url("not a url"));
+        assert!(!is_sandbox_url("https://api.mch.weixin.qq.com"));
+    }
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
