@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     pub photo_lookup_max: usize,
     pub photos_per_client_per_minute: u32,
     pub photo_lookups_per_client_per_minute: u32,
+    pub edit_max_result_bytes: usize,
+    pub edit_result_base_url: String,
     pub trust_proxy_headers: bool,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,

@@ -69,7 +69,8 @@ pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
                 | "unsupported_image_format"
                 | "truncated_image"
                 | "corrupt_image"
-                | "image_too_large",
+                | "image_too_large"
+                | "image_dimensions",
             ),
         ) => StatusCode::UNPROCESSABLE_ENTITY,
         (_, Some("payload_too_large")) => StatusCode::PAYLOAD_TOO_LARGE,

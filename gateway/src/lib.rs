@@ -36,6 +36,7 @@ use proto::membership::v1::binding_service_client::BindingServiceClient;
 use proto::membership::v1::member_service_client::MemberServiceClient;
 use proto::membership::v1::order_service_client::OrderServiceClient;
 use proto::photo::v1::classifier_service_client::ClassifierServiceClient;
+use proto::photo::v1::image_edit_service_client::ImageEditServiceClient;
 use proto::photo::v1::location_service_client::LocationServiceClient;
 use proto::stats::v1::stats_service_client::StatsServiceClient;
 
@@ -55,6 +56,8 @@ pub struct Clients {
     pub location: LocationServiceClient<Intercepted>,
     /// Classification, on a channel of its own with a longer deadline (it may ask the cloud).
     pub classifier: ClassifierServiceClient<Intercepted>,
+    /// Image edits (uploads in, stored results out).
+    pub edit: ImageEditServiceClient<Intercepted>,
     pub photo_channel: Channel,
     pub admin: AdminServiceClient<Intercepted>,
     pub stats: StatsServiceClient<Intercepted>,
@@ -82,6 +85,9 @@ impl Clients {
                 .max_encoding_message_size(
                     cfg.photo_max_image_bytes.max(cfg.photo_batch_max_bytes) + 1024 * 1024,
                 ),
+            edit: ImageEditServiceClient::with_interceptor(photo.clone(), PropagateContext)
+                .max_encoding_message_size(cfg.photo_max_image_bytes * 2 + 1024 * 1024)
+                .max_decoding_message_size(cfg.edit_max_result_bytes + 1024 * 1024),
             photo_channel: photo,
             stats: StatsServiceClient::with_interceptor(stats.clone(), PropagateContext),
             stats_channel: stats,

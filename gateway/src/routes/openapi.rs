@@ -21,7 +21,10 @@ use super::{auth, location, member, payment, photos};
         payment::get_order,
         photos::classify,
         photos::classify_batch,
-        photos::lookup
+        photos::lookup,
+        photos::edit::submit,
+        photos::edit::get,
+        photos::edit::result
     ),
     components(schemas(
         auth::QrCodeIn,
@@ -47,7 +50,11 @@ use super::{auth, location, member, payment, photos};
         photos::BatchItemOut,
         photos::ItemErrorOut,
         photos::LookupOut,
-        photos::LookupItemOut
+        photos::LookupItemOut,
+        photos::EditForm,
+        photos::EditTaskOut,
+        photos::EditResultOut,
+        photos::EditErrorOut
     )),
     modifiers(&ClientTokenScheme)
 )]

@@ -44,6 +44,28 @@ pub struct PhotoConfig {
     pub dashscope_breaker_open_secs: u64,
     pub dashscope_image_max_side: u32,
     pub cloud_credit_hold_secs: u32,
+    pub edit_storage_dir: Option<PathBuf>,
+    pub edit_url_secret: SecretString,
+    pub edit_result_url_ttl_secs: u64,
+    pub edit_free_text_model: String,
+    pub edit_max_image_bytes: usize,
+    pub edit_deadline_secs: u64,
+    pub edit_hold_margin_secs: u64,
+    pub edit_abandon_after_secs: u64,
+    pub edit_lease_secs: u64,
+    pub edit_call_timeout_ms: u64,
+    pub edit_sync_timeout_ms: u64,
+    pub edit_wanx_max_in_flight: u32,
+    pub edit_wanx_submits_per_window: u32,
+    pub edit_free_text_max_in_flight: u32,
+    pub edit_free_text_submits_per_window: u32,
+    pub edit_submit_window_ms: u64,
+    pub edit_poll_initial_ms: u64,
+    pub edit_poll_max_ms: u64,
+    pub edit_retry_base_ms: u64,
+    pub edit_retry_max_ms: u64,
+    pub edit_worker_tick_ms: u64,
+    pub edit_max_result_bytes: usize,
     pub xintu_env: String,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,
@@ -70,7 +92,57 @@ impl PhotoConfig {
                 "location_batch_max must be within 1..=10000".into(),
             ));
         }
-        self.validate_classification()
+        self.validate_classification()?;
+        self.validate_edits()
+    }
+
+    fn validate_edits(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let secret = self.edit_url_secret.expose_secret();
+        let checks: [(bool, &str); 6] = [
+            (
+                secret.len() >= 32,
+                "edit_url_secret must be at least 32 bytes",
+            ),
+            (
+                !(self.xintu_env == "production" && secret.starts_with("local-only-")),
+                "edit_url_secret is the local default; production needs its own",
+            ),
+            (
+                self.edit_deadline_secs >= 10
+                    && self.edit_deadline_secs + self.edit_hold_margin_secs <= 86_400,
+                "edit_deadline_secs must be >= 10 and, with edit_hold_margin_secs, at most a day",
+            ),
+            (
+                self.edit_wanx_max_in_flight >= 1
+                    && self.edit_wanx_submits_per_window >= 1
+                    && self.edit_free_text_max_in_flight >= 1
+                    && self.edit_free_text_submits_per_window >= 1
+                    && self.edit_submit_window_ms >= 100,
+                "the edit provider limits must be >= 1 (and the window >= 100 ms)",
+            ),
+            (
+                self.edit_lease_secs >= 1
+                    && self.edit_worker_tick_ms >= 10
+                    && self.edit_poll_initial_ms >= 10,
+                "edit_lease_secs >= 1, edit_worker_tick_ms and edit_poll_initial_ms >= 10",
+            ),
+            (
+                (1024..=64 * 1024 * 1024).contains(&self.edit_max_image_bytes),
+                "edit_max_image_bytes must be within 1 KiB..=64 MiB",
+            ),
+        ];
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(ConfigError::Invalid((*message).into()));
+        }
+        Ok(())
+    }
+
+    /// Returns the edit storage directory: the configured one, else `$XINTU_DATA_DIR/edits`.
+    pub fn edit_storage_dir(&self) -> PathBuf {
+        self.edit_storage_dir
+            .clone()
+            .unwrap_or_else(|| photo_model::data_dir::data_dir().join("edits"))
     }
 
     fn validate_classification(&self) -> Result<(), ConfigError> {
@@ -164,7 +236,13 @@ mod tests {
         cfg.xintu_env = "production".into();
         assert!(cfg.validate().is_err());
         cfg.dashscope_base_url = "https://dashscope.aliyuncs.com".into();
+        // The local default of the edit URL secret is refused in production too.
+        assert!(cfg.validate().is_err());
+        cfg.edit_url_secret =
+            SecretString::from("a-production-secret-of-forty-bytes-0123".to_owned());
         cfg.validate().unwrap();
+        cfg.edit_url_secret = SecretString::from("too-short".to_owned());
+        assert!(cfg.validate().is_err());
     }
 
     #[test]

@@ -146,6 +146,82 @@ impl CreditGate {
     }
 }
 
+/// Why credits could not be held for an edit.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error("not enough credits")]
+    Insufficient,
+    #[error("the membership service could not be asked: {0}")]
+    Unavailable(String),
+}
+
+/// Why held credits could not be spent.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The hold was released or expired before the work was done: it must not be delivered.
+    #[error("the hold is no longer there to spend")]
+    Settled,
+    #[error("the membership service could not be asked: {0}")]
+    Unavailable(String),
+}
+
+impl CreditGate {
+    /// Holds `amount` credits of `user_id` under `reference` for `ttl_secs` (an edit's outputs).
+    /// Idempotent: the same reference holds once. Returns the spendable balance after.
+    pub async fn hold(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reference: &str,
+        ttl_secs: u32,
+    ) -> Result<i64, HoldError> {
+        let answer = self
+            .client
+            .clone()
+            .reserve(pb::ReserveRequest {
+                user_id,
+                amount,
+                reference: reference.to_owned(),
+                ttl_seconds: ttl_secs,
+            })
+            .await;
+        match answer {
+            Ok(hold) => Ok(hold.into_inner().balance.map_or(0, |b| b.available)),
+            Err(status) if platform::grpc::error_code(&status) == Some("insufficient_credits") => {
+                Err(HoldError::Insufficient)
+            }
+            // A user without a credits row has nothing to spend.
+            Err(status) if status.code() == Code::NotFound => Err(HoldError::Insufficient),
+            Err(status) => Err(HoldError::Unavailable(status.to_string())),
+        }
+    }
+
+    /// Spends `used` of the hold and frees the rest. Idempotent for the same `used`.
+    pub async fn capture(&self, reference: &str, used: i64) -> Result<i64, CaptureError> {
+        let answer = self
+            .client
+            .clone()
+            .commit(pb::CommitRequest {
+                reference: reference.to_owned(),
+                used,
+            })
+            .await;
+        match answer {
+            Ok(hold) => Ok(hold.into_inner().balance.map_or(0, |b| b.available)),
+            Err(status)
+                if matches!(
+                    platform::grpc::error_code(&status),
+                    Some("hold_settled" | "not_found")
+                ) =>
+            {
+                tracing::error!(reference, error = %status, "held credits are gone; the work is not delivered");
+                Err(CaptureError::Settled)
+            }
+            Err(status) => Err(CaptureError::Unavailable(status.to_string())),
+        }
+    }
+}
+
 fn refusal(status: &tonic::Status, available: Option<i64>) -> Refusal {
     let reason = match platform::grpc::error_code(status) {
         Some("insufficient_credits") => CloudSkip::InsufficientCredits,

@@ -16,6 +16,23 @@ pub enum PhotoError {
     InvalidDigest { index: usize },
     #[error("the service is busy; try again shortly")]
     Overloaded,
+    /// An edit request the service refuses; `code` is the stable code for clients.
+    #[error("{message}")]
+    Edit { code: &'static str, message: String },
+    #[error("not enough credits for {needed} output image(s)")]
+    InsufficientCredits { needed: i64 },
+    #[error("credits could not be checked; try again shortly")]
+    CreditsUnavailable,
+    #[error("image editing is not configured on this deployment")]
+    EditsNotConfigured,
+    /// Unknown, or not the caller's: the same answer, so nothing leaks.
+    #[error("{what} not found")]
+    NotFound {
+        code: &'static str,
+        what: &'static str,
+    },
+    #[error("storage failed")]
+    Storage(#[from] crate::storage::StorageError),
     #[error("the local model failed")]
     LocalModel(#[source] photo_model::ModelError),
     #[error("internal error: {0}")]
@@ -78,7 +95,16 @@ impl PhotoError {
             Self::InvalidArgument { .. } => Some("invalid_argument"),
             Self::InvalidDigest { .. } => Some("invalid_digest"),
             Self::InvalidCoordinate { .. } => Some("invalid_coordinate"),
-            Self::Overloaded | Self::LocalModel(_) | Self::Internal(_) | Self::Database(_) => None,
+            Self::Edit { code, .. } => Some(code),
+            Self::Overloaded
+            | Self::InsufficientCredits { .. }
+            | Self::CreditsUnavailable
+            | Self::EditsNotConfigured
+            | Self::NotFound { .. }
+            | Self::Storage(_)
+            | Self::LocalModel(_)
+            | Self::Internal(_)
+            | Self::Database(_) => None,
         }
     }
 }
@@ -99,6 +125,23 @@ impl From<PhotoError> for tonic::Status {
             PhotoError::Overloaded => {
                 tracing::warn!("local model queue longer than the caller's deadline; refused");
                 status(Code::Unavailable, "overloaded", err.to_string())
+            }
+            PhotoError::Edit { code, .. } => status(Code::InvalidArgument, code, err.to_string()),
+            PhotoError::InsufficientCredits { .. } => status(
+                Code::FailedPrecondition,
+                "insufficient_credits",
+                err.to_string(),
+            ),
+            PhotoError::CreditsUnavailable => {
+                status(Code::Unavailable, "credits_unavailable", err.to_string())
+            }
+            PhotoError::EditsNotConfigured => {
+                status(Code::Unavailable, "edits_not_configured", err.to_string())
+            }
+            PhotoError::NotFound { code, .. } => status(Code::NotFound, code, err.to_string()),
+            PhotoError::Storage(_) => {
+                tracing::error!(error = ?err, "edit storage failed");
+                status(Code::Internal, "internal", "internal error")
             }
             PhotoError::LocalModel(_) | PhotoError::Internal(_) => {
                 tracing::error!(error = ?err, "classification failed");

@@ -1,16 +1,18 @@
-//! Photo service: offline location and album classification (cache, local model, Qwen-VL);
-//! image edits to come.
+//! Photo service: offline location, album classification (cache, local model, Qwen-VL) and
+//! image edits (Bailian's wanx2.1-imageedit and qwen-image-edit, paid by credits).
 
 pub mod cache;
 pub mod classification;
 pub mod config;
 pub mod credits;
 pub mod domain;
+pub mod edit;
 pub mod error;
 pub mod geodata;
 pub mod grpc;
 pub mod local;
 pub mod provider;
+pub mod storage;
 pub mod store;
 
 use std::path::Path;
@@ -26,22 +28,31 @@ use photo_model::{DecodeLimits, LocalClassifier};
 use platform::db::Pools;
 use platform::redis::Keys;
 use proto::photo::v1::classifier_service_server::ClassifierServiceServer;
+use proto::photo::v1::image_edit_service_server::ImageEditServiceServer;
 use proto::photo::v1::location_service_server::LocationServiceServer;
 
 use crate::cache::CacheService;
 use crate::classification::{Classifier, ClassifyLimits, CloudPath};
 use crate::config::PhotoConfig;
 use crate::credits::CreditGate;
+use crate::domain::edit::UrlSigner;
 use crate::domain::location::Locator;
-use crate::grpc::{ClassifierGrpc, LocationGrpc};
+use crate::edit::{EditProvider, EditProviderSettings, EditService, EditSettings};
+use crate::grpc::{ClassifierGrpc, ImageEditGrpc, LocationGrpc};
 use crate::local::LocalModel;
 use crate::provider::{ModelClient, ProviderSettings};
+use crate::storage::LocalDirStore;
+use crate::store::edit_tasks::ProviderLimits;
 
 /// This service's migrations, run only by `photo-svc migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The gRPC service names reported by health checks.
-pub const SERVICE_NAMES: &[&str] = &["photo.v1.LocationService", "photo.v1.ClassifierService"];
+pub const SERVICE_NAMES: &[&str] = &[
+    "photo.v1.LocationService",
+    "photo.v1.ClassifierService",
+    "photo.v1.ImageEditService",
+];
 
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
@@ -52,8 +63,12 @@ pub struct Dependencies {
     pub local_classifier: Arc<LocalClassifier>,
 }
 
-/// Builds the gRPC routes of this service.
-pub fn routes(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Routes> {
+/// Builds the gRPC routes of this service around `edits` (whose worker [`run`] starts).
+pub fn routes(
+    cfg: &PhotoConfig,
+    deps: &Dependencies,
+    edits: Arc<EditService>,
+) -> anyhow::Result<Routes> {
     let classifier = build_classifier(cfg, deps)?;
     // Uploads travel in the request: the largest batch, plus room for the envelope.
     let max_message = cfg
@@ -67,7 +82,75 @@ pub fn routes(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Routes> 
     .add_service(
         ClassifierServiceServer::new(ClassifierGrpc::new(classifier))
             .max_decoding_message_size(max_message),
+    )
+    .add_service(
+        // An image and its mask travel in the request.
+        ImageEditServiceServer::new(ImageEditGrpc::new(edits))
+            .max_decoding_message_size(cfg.edit_max_image_bytes * 2 + 1024 * 1024)
+            .max_encoding_message_size(cfg.edit_max_result_bytes + 1024 * 1024),
     ))
+}
+
+/// Wires image edits: our storage, the provider client (when a DashScope key is configured),
+/// credits and the URL signer.
+pub fn build_edits(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Arc<EditService>> {
+    let storage = Arc::new(LocalDirStore::new(cfg.edit_storage_dir()));
+    let provider = match dashscope_key(cfg) {
+        Some(api_key) => Some(Arc::new(EditProvider::new(EditProviderSettings {
+            base_url: cfg.dashscope_base_url.clone(),
+            api_key,
+            call_timeout: Duration::from_millis(cfg.edit_call_timeout_ms),
+            sync_timeout: Duration::from_millis(cfg.edit_sync_timeout_ms),
+            max_result_bytes: cfg.edit_max_result_bytes,
+        })?)),
+        None => None,
+    };
+    let credits = CreditGate::new(
+        &cfg.membership_grpc_url,
+        Duration::from_millis(cfg.membership_timeout_ms),
+        cfg.cloud_credit_hold_secs,
+    )?;
+    let window_ms = cfg.edit_submit_window_ms;
+    Ok(EditService::new(
+        deps.pools.clone(),
+        storage,
+        provider,
+        credits,
+        UrlSigner::new(cfg.edit_url_secret.clone()),
+        EditSettings {
+            free_text_model: cfg.edit_free_text_model.clone(),
+            max_image_bytes: cfg.edit_max_image_bytes,
+            deadline: Duration::from_secs(cfg.edit_deadline_secs),
+            hold_margin: Duration::from_secs(cfg.edit_hold_margin_secs),
+            abandon_after: Duration::from_secs(cfg.edit_abandon_after_secs),
+            lease: Duration::from_secs(cfg.edit_lease_secs),
+            sync_timeout: Duration::from_millis(cfg.edit_sync_timeout_ms),
+            wanx_limits: ProviderLimits {
+                max_in_flight: cfg.edit_wanx_max_in_flight,
+                submits_per_window: cfg.edit_wanx_submits_per_window,
+                window_ms,
+            },
+            free_text_limits: ProviderLimits {
+                max_in_flight: cfg.edit_free_text_max_in_flight,
+                submits_per_window: cfg.edit_free_text_submits_per_window,
+                window_ms,
+            },
+            poll_initial: Duration::from_millis(cfg.edit_poll_initial_ms),
+            poll_max: Duration::from_millis(cfg.edit_poll_max_ms),
+            retry_base: Duration::from_millis(cfg.edit_retry_base_ms),
+            retry_max: Duration::from_millis(cfg.edit_retry_max_ms),
+            tick: Duration::from_millis(cfg.edit_worker_tick_ms),
+            result_url_ttl: Duration::from_secs(cfg.edit_result_url_ttl_secs),
+        },
+    ))
+}
+
+/// The DashScope key, when one is configured (an empty one, as compose passes, is none).
+fn dashscope_key(cfg: &PhotoConfig) -> Option<secrecy::SecretString> {
+    cfg.dashscope_api_key
+        .as_ref()
+        .filter(|key| !secrecy::ExposeSecret::expose_secret(*key).is_empty())
+        .cloned()
 }
 
 /// Wires the classification use cases: cache, local model, and the cloud path when a DashScope
@@ -91,15 +174,11 @@ pub fn build_classifier(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Resul
         cfg.local_model_concurrency,
         limits,
     );
-    let cloud = match cfg
-        .dashscope_api_key
-        .as_ref()
-        .filter(|key| !secrecy::ExposeSecret::expose_secret(*key).is_empty())
-    {
+    let cloud = match dashscope_key(cfg) {
         Some(api_key) => {
             let provider = ModelClient::new(ProviderSettings {
                 base_url: cfg.dashscope_base_url.clone(),
-                api_key: api_key.clone(),
+                api_key,
                 model: cfg.dashscope_vision_model.clone(),
                 attempt_timeout: Duration::from_millis(cfg.dashscope_attempt_timeout_ms),
                 deadline: Duration::from_millis(cfg.dashscope_deadline_ms),
@@ -143,11 +222,19 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let routes = routes(cfg, &deps)?;
+    let edits = build_edits(cfg, &deps)?;
+    let routes = routes(cfg, &deps, edits.clone())?;
+    // The worker carries on every instance's edit tasks; it stops (draining its steps) with
+    // the server.
+    let worker = tokio::spawn(edit::worker::run(edits, shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "photo service listening");
-    platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
+    let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
         .await
-        .map_err(|err| anyhow::anyhow!(err))
+        .map_err(|err| anyhow::anyhow!(err));
+    if let Err(err) = worker.await {
+        tracing::error!(error = %err, "edit worker ended abnormally");
+    }
+    served
 }
 
 /// Connects the pools (lazily) and Redis, and loads the location data and the local model. A

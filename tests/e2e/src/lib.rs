@@ -113,6 +113,17 @@ pub struct System {
     gateway_shutdowns: Vec<CancellationToken>,
     /// With `Options::photos` > 1: every photo instance, as the gateways reach it.
     pub photo_instances: Vec<grpc_proxy::CountingProxy>,
+    photo_restart: PhotoRestart,
+}
+
+/// What it takes to stop the first photo instance and start a new one at its address.
+struct PhotoRestart {
+    options: Options,
+    redis_prefix: String,
+    membership_urls: Vec<String>,
+    url: String,
+    stop: std::sync::Mutex<CancellationToken>,
+    parent: CancellationToken,
 }
 
 impl Drop for System {
@@ -212,16 +223,17 @@ impl System {
                 }
             });
         }
+        let first_photo_stop = shutdown.child_token();
         let photo = photo::start(
             &options,
             &sandbox,
             &redis_prefix,
             &membership_urls,
-            shutdown.child_token(),
+            first_photo_stop.clone(),
         )
         .await;
         // (url, what stops that instance): the first one stops with the system.
-        let mut photos = vec![(photo.url.clone(), shutdown.child_token())];
+        let mut photos = vec![(photo.url.clone(), first_photo_stop.clone())];
         for _ in 1..options.photos.max(1) {
             // Scaled instances share the first one's database, as in a deployment.
             let stop = shutdown.child_token();
@@ -232,6 +244,7 @@ impl System {
                 &membership_urls,
                 &photo.db,
                 stop.clone(),
+                None,
             )
             .await;
             photos.push((url, stop));
@@ -281,7 +294,16 @@ impl System {
                 }
             });
         }
+        let photo_restart = PhotoRestart {
+            options: options.clone(),
+            redis_prefix: redis_prefix.clone(),
+            membership_urls: membership_urls.clone(),
+            url: photo.url.clone(),
+            stop: std::sync::Mutex::new(first_photo_stop),
+            parent: shutdown.clone(),
+        };
         let system = Self {
+            photo_restart,
             sandbox,
             db,
             photo_db: photo.db,
@@ -367,6 +389,42 @@ impl System {
     /// Stops the membership instances (gateways keep running).
     pub fn stop_memberships(&self) {
         self.membership_shutdown.cancel();
+    }
+
+    /// Stops the first photo instance (its server and its edit worker), as a crash or a
+    /// deploy would; [`System::start_photo_again`] brings a new one up at the same address.
+    pub fn stop_photo(&self) {
+        self.photo_restart
+            .stop
+            .lock()
+            .expect("photo stop token")
+            .cancel();
+    }
+
+    /// Starts a new first photo instance on the same database, storage and address.
+    pub async fn start_photo_again(&self) {
+        let restart = &self.photo_restart;
+        let stop = restart.parent.child_token();
+        *restart.stop.lock().expect("photo stop token") = stop.clone();
+        let addr = restart.url.trim_start_matches("http://").to_owned();
+        // The old listener closes once its server has drained; wait for the port.
+        for attempt in 0.. {
+            if std::net::TcpListener::bind(&addr).is_ok() {
+                break;
+            }
+            assert!(attempt < 400, "the photo port {addr} never came free");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        photo::start_instance(
+            &restart.options,
+            &self.sandbox,
+            &restart.redis_prefix,
+            &restart.membership_urls,
+            &self.photo_db,
+            stop,
+            Some(&addr),
+        )
+        .await;
     }
 
     /// Stops one gateway instance (the others keep running).

@@ -38,6 +38,12 @@ pub struct PhotoOptions {
     /// The gateway's per-client allowances of photos and of lookups.
     pub photos_per_client_per_minute: u32,
     pub lookups_per_client_per_minute: u32,
+    /// Image edits: a task's deadline, the poll interval, the lease of a worker step, and the
+    /// free-text model.
+    pub edit_deadline_secs: u64,
+    pub edit_poll_ms: u64,
+    pub edit_lease_secs: u64,
+    pub edit_free_text_model: String,
 }
 
 impl Default for PhotoOptions {
@@ -51,6 +57,10 @@ impl Default for PhotoOptions {
             breaker_open_secs: 60,
             photos_per_client_per_minute: 100_000,
             lookups_per_client_per_minute: 100_000,
+            edit_deadline_secs: 60,
+            edit_poll_ms: 50,
+            edit_lease_secs: 2,
+            edit_free_text_model: "qwen-image-edit".into(),
         }
     }
 }
@@ -74,8 +84,22 @@ pub async fn start(
         .expect("migrate the photo test database");
     primary.close().await;
     db.wait_for_replica().await;
-    let url = start_instance(options, sandbox, redis_prefix, membership_urls, &db, stop).await;
+    let url = start_instance(
+        options,
+        sandbox,
+        redis_prefix,
+        membership_urls,
+        &db,
+        stop,
+        None,
+    )
+    .await;
     PhotoService { url, db }
+}
+
+/// The edit storage of the photo service on `db`.
+pub fn edit_storage_dir(db: &TestDatabase) -> std::path::PathBuf {
+    std::env::temp_dir().join("xintu-edits").join(&db.name)
 }
 
 /// Starts one more instance on `db` (a scaled service shares its database); returns its URL.
@@ -86,6 +110,7 @@ pub async fn start_instance(
     membership_urls: &[String],
     db: &TestDatabase,
     stop: CancellationToken,
+    addr: Option<&str>,
 ) -> String {
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
     cfg.database_url = db.primary_url.clone();
@@ -107,6 +132,19 @@ pub async fn start_instance(
     cfg.dashscope_breaker_failures = photo.breaker_failures;
     cfg.dashscope_breaker_open_secs = photo.breaker_open_secs;
     cfg.dashscope_max_calls_per_second = 1000;
+    // Every instance of one system shares its edit storage, as instances share a volume.
+    cfg.edit_storage_dir = Some(edit_storage_dir(db));
+    cfg.edit_deadline_secs = photo.edit_deadline_secs;
+    cfg.edit_poll_initial_ms = photo.edit_poll_ms;
+    cfg.edit_poll_max_ms = photo.edit_poll_ms * 4;
+    cfg.edit_lease_secs = photo.edit_lease_secs;
+    cfg.edit_abandon_after_secs = 5;
+    cfg.edit_worker_tick_ms = 50;
+    cfg.edit_retry_base_ms = 50;
+    cfg.edit_retry_max_ms = 400;
+    cfg.edit_call_timeout_ms = 3000;
+    cfg.edit_sync_timeout_ms = 5000;
+    cfg.edit_free_text_model = photo.edit_free_text_model.clone();
     cfg.validate().expect("photo test config");
     let locator = LOCATOR
         .get_or_init(|| async {
@@ -132,7 +170,9 @@ pub async fn start_instance(
         locator,
         local_classifier,
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind(addr.unwrap_or("127.0.0.1:0"))
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         if let Err(err) = photo_svc::run(&cfg, deps, listener, stop).await {

@@ -1,6 +1,8 @@
 //! Photo classification (SYSTEM.md §4, §5): one image, a batch, and cached results by digest.
 //! Handlers check the shape and the caller, then hand the work to the photo service.
 
+pub mod edit;
+mod edit_form;
 mod out;
 mod upload;
 
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -21,6 +23,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthenticatedClient};
 use crate::recording::RecordFields;
 
+pub use edit::{EditErrorOut, EditForm, EditResultOut, EditTaskOut};
 pub use out::{
     BatchItemOut, BatchOut, ClassificationOut, CloudSkippedOut, ItemErrorOut, LookupItemOut,
     LookupOut, ScoredLabelOut,
@@ -43,6 +46,15 @@ pub fn router(cfg: &GatewayConfig) -> Router<AppState> {
             post(classify_batch).layer(DefaultBodyLimit::max(batch)),
         )
         .route("/api/v1/photos/lookup", post(lookup))
+        .route(
+            "/api/v1/photos/edit",
+            // An image and its mask.
+            post(edit::submit).layer(DefaultBodyLimit::max(
+                2 * cfg.photo_max_image_bytes + MULTIPART_OVERHEAD,
+            )),
+        )
+        .route("/api/v1/photos/edit/{task_id}", get(edit::get))
+        .route("/api/v1/photos/edit/results/{token}", get(edit::result))
 }
 
 /// The multipart form of `/api/v1/photos/classify` (for the OpenAPI document).
@@ -270,7 +282,9 @@ pub async fn lookup(
     Ok(Json(LookupOut { results }))
 }
 
-fn multipart_of(multipart: Result<Multipart, MultipartRejection>) -> Result<Multipart, ApiError> {
+pub(super) fn multipart_of(
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Multipart, ApiError> {
     multipart.map_err(|rejection| {
         ApiError::bad_request(
             "invalid_multipart",
@@ -288,7 +302,7 @@ fn parse_mode(mode: Option<&str>) -> Result<pb::ClassifyMode, ApiError> {
     }
 }
 
-fn caller_of(caller: &AuthenticatedClient, user_id: i64) -> pb::Caller {
+pub(super) fn caller_of(caller: &AuthenticatedClient, user_id: i64) -> pb::Caller {
     pb::Caller {
         user_id,
         client_id: caller.client_id.clone(),

@@ -44,13 +44,7 @@ pub async fn read_form(
                 ));
             }
             let file_name = field.file_name().map(str::to_owned);
-            let mut bytes = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                if bytes.len() + chunk.len() > max_image_bytes {
-                    return Err(image_too_big(max_image_bytes));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
+            let bytes = read_file(&mut field, max_image_bytes).await?;
             form.images.push(Upload { file_name, bytes });
         } else if name == "mode" {
             let mut value = Vec::new();
@@ -68,6 +62,21 @@ pub async fn read_form(
     Ok(form)
 }
 
+/// Reads one file part, refusing it (413) as soon as it passes `max_bytes`.
+pub async fn read_file(
+    field: &mut axum::extract::multipart::Field<'_>,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > max_bytes {
+            return Err(image_too_big(max_bytes));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 fn image_too_big(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,7 +89,7 @@ pub fn invalid_mode() -> ApiError {
     ApiError::bad_request("invalid_mode", "mode must be auto, local or cloud")
 }
 
-fn multipart_error(err: MultipartError) -> ApiError {
+pub fn multipart_error(err: MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,6 +7,7 @@ mod binding;
 mod classify;
 mod credits;
 mod edge;
+mod edit;
 mod location;
 mod operations;
 mod payment;

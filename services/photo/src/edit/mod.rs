@@ -1,0 +1,450 @@
+//! ImageEditService's use cases: accept an edit (validate everything, hold the credits, queue
+//! it), show a task, and read a stored result by its signed URL token. The provider work is done
+//! by the [`worker`] on every instance, from the tasks in MySQL.
+
+pub mod provider;
+mod steps;
+mod view;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Notify;
+
+use photo_model::{DecodeLimits, PhotoFormat};
+use platform::db::Pools;
+
+use crate::credits::{CreditGate, HoldError};
+use crate::domain::edit::{self, EditRequest, ImageInfo, Parameters, UrlSigner, ValidEdit};
+use crate::error::PhotoError;
+use crate::storage::SharedStore;
+use crate::store::edit_tasks::{self, NewTask, ProviderLimits, TaskRow};
+
+pub use provider::{EditProvider, EditProviderSettings};
+pub use view::{ResultView, TaskView};
+
+/// How edits are run (config.default.toml, `edit_*`).
+#[derive(Clone, Debug)]
+pub struct EditSettings {
+    pub free_text_model: String,
+    pub max_image_bytes: usize,
+    /// A task not finished by then fails (and its credits are released).
+    pub deadline: Duration,
+    /// Credits are held this much longer than the deadline, so a slow commit still finds them.
+    pub hold_margin: Duration,
+    /// A task left in `new` this long belonged to an instance that stopped mid-request.
+    pub abandon_after: Duration,
+    /// Lease of one worker step (submit, poll, download and settle).
+    pub lease: Duration,
+    /// Timeout of a synchronous (free-text) edit; its step's lease is that much longer.
+    pub sync_timeout: Duration,
+    pub wanx_limits: ProviderLimits,
+    pub free_text_limits: ProviderLimits,
+    /// The first poll comes this long after the submit; polls slow down after 30 s.
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+    /// First pause after a busy provider (429) or a failed call; doubles per attempt.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How often the worker looks for work when nothing wakes it.
+    pub tick: Duration,
+    /// Result URLs work this long after they are handed out.
+    pub result_url_ttl: Duration,
+}
+
+/// An edit as the gateway sends it.
+pub struct SubmitInput {
+    pub user_id: i64,
+    pub client_id: String,
+    pub image: Vec<u8>,
+    pub mask: Option<Vec<u8>>,
+    pub function: String,
+    pub prompt: String,
+    pub outputs: u32,
+    pub parameters: Parameters,
+    /// The client's idempotency key, if it sent one.
+    pub request_key: Option<String>,
+}
+
+/// One stored result, as kept in the task's `results` column.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredResult {
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub content_type: String,
+}
+
+pub struct EditService {
+    pub(crate) pools: Pools,
+    pub(crate) storage: SharedStore,
+    pub(crate) provider: Option<Arc<EditProvider>>,
+    pub(crate) credits: CreditGate,
+    pub(crate) signer: UrlSigner,
+    pub(crate) settings: EditSettings,
+    /// Wakes this instance's worker when a task is queued.
+    pub(crate) wake: Notify,
+    /// This instance's name on the leases it takes.
+    pub(crate) instance_id: String,
+}
+
+/// Longest idempotency key a client may send.
+const MAX_REQUEST_KEY: usize = 128;
+
+impl EditService {
+    pub fn new(
+        pools: Pools,
+        storage: SharedStore,
+        provider: Option<Arc<EditProvider>>,
+        credits: CreditGate,
+        signer: UrlSigner,
+        settings: EditSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            pools,
+            storage,
+            provider,
+            credits,
+            signer,
+            settings,
+            wake: Notify::new(),
+            instance_id: uuid::Uuid::new_v4().simple().to_string(),
+        })
+    }
+
+    /// Accepts an edit: validated in full, credits held for every output, queued. The same
+    /// request again returns the first task (`created: false`) and holds nothing more.
+    pub async fn submit(&self, input: SubmitInput) -> Result<TaskView, PhotoError> {
+        if self.provider.is_none() {
+            return Err(PhotoError::EditsNotConfigured);
+        }
+        let request_key = request_key(&input)?;
+        let (image, mask) = self.inspect_images(&input).await?;
+        let valid = edit::validate(
+            &EditRequest {
+                function: &input.function,
+                prompt: &input.prompt,
+                outputs: input.outputs,
+                parameters: &input.parameters,
+                image: image.info,
+                mask: mask.as_ref().map(|m| m.info),
+            },
+            &self.settings.free_text_model,
+        )
+        .map_err(|invalid| PhotoError::Edit {
+            code: invalid.code,
+            message: invalid.message,
+        })?;
+        if let Some(existing) = self.existing(&input.client_id, &request_key).await? {
+            return self.view(existing, false);
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let input_key = format!("edits/{id}/input.{}", image.extension);
+        let mask_key = mask
+            .as_ref()
+            .map(|m| format!("edits/{id}/mask.{}", m.extension));
+        self.storage.put(&input_key, input.image).await?;
+        if let (Some(key), Some(bytes)) = (&mask_key, input.mask) {
+            self.storage.put(key, bytes).await?;
+        }
+        let inserted = self
+            .insert(
+                &id,
+                &input.client_id,
+                input.user_id,
+                &request_key,
+                &valid,
+                &image,
+                mask.as_ref(),
+                &input_key,
+                mask_key.as_deref(),
+            )
+            .await;
+        match inserted {
+            Ok(()) => {}
+            Err(err) if platform::db::is_unique_violation(&err) => {
+                // The same request raced this one and won: its task is the answer.
+                self.delete_objects(&[Some(input_key), mask_key]).await;
+                return match self.existing(&input.client_id, &request_key).await? {
+                    Some(existing) => self.view(existing, false),
+                    None => Err(PhotoError::Internal("an edit task vanished".into())),
+                };
+            }
+            Err(err) => {
+                self.delete_objects(&[Some(input_key), mask_key]).await;
+                return Err(err.into());
+            }
+        }
+        self.hold_credits(
+            &id,
+            input.user_id,
+            valid.outputs,
+            &[Some(input_key), mask_key],
+        )
+        .await?;
+        edit_tasks::mark_queued(&self.pools.primary, &id).await?;
+        self.wake.notify_one();
+        tracing::info!(task = %id, function = valid.function.as_str(), outputs = valid.outputs, "edit queued");
+        let row = edit_tasks::find(&self.pools.primary, &id)
+            .await?
+            .ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))?;
+        self.view(row, true)
+    }
+
+    /// A task of `client_id`; the same NotFound for an unknown task and another client's.
+    pub async fn get(&self, client_id: &str, task_id: &str) -> Result<TaskView, PhotoError> {
+        let not_found = PhotoError::NotFound {
+            code: "edit_not_found",
+            what: "edit task",
+        };
+        if task_id.len() != 32 || !task_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found);
+        }
+        // The primary: a client polls right after submitting.
+        match edit_tasks::find(&self.pools.primary, &task_id.to_ascii_lowercase()).await? {
+            Some(row) if row.client_id == client_id => self.view(row, false),
+            _ => Err(not_found),
+        }
+    }
+
+    /// The bytes of one result by the token of its URL.
+    pub async fn read_result(&self, token: &str) -> Result<(Vec<u8>, String), PhotoError> {
+        let not_found = || PhotoError::NotFound {
+            code: "edit_result_not_found",
+            what: "edit result",
+        };
+        let named = self
+            .signer
+            .verify(token, chrono::Utc::now().timestamp())
+            .map_err(|err| {
+                tracing::info!(error = %err, "edit result token refused");
+                not_found()
+            })?;
+        // The primary: a result is read right after its task succeeded.
+        let row = edit_tasks::find(&self.pools.primary, &named.task_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if row.status != "succeeded" {
+            return Err(not_found());
+        }
+        let results = view::stored_results(&row);
+        let result = results.get(named.index as usize).ok_or_else(not_found)?;
+        let bytes = self.storage.get(&result.key).await?.ok_or_else(not_found)?;
+        Ok((bytes, result.content_type.clone()))
+    }
+
+    async fn existing(
+        &self,
+        client_id: &str,
+        request_key: &str,
+    ) -> Result<Option<TaskRow>, PhotoError> {
+        Ok(edit_tasks::find_by_request(&self.pools.primary, client_id, request_key).await?)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one row's worth of columns
+    async fn insert(
+        &self,
+        id: &str,
+        client_id: &str,
+        user_id: i64,
+        request_key: &str,
+        valid: &ValidEdit,
+        image: &Inspected,
+        mask: Option<&Inspected>,
+        input_key: &str,
+        mask_key: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let parameters = valid.provider_parameters.to_string();
+        edit_tasks::insert(
+            &self.pools.primary,
+            &NewTask {
+                id,
+                user_id,
+                client_id,
+                request_key,
+                function_name: valid.function.as_str(),
+                model: &valid.model,
+                prompt: &valid.prompt,
+                parameters: &parameters,
+                outputs: valid.outputs,
+                input_key,
+                input_content_type: image.content_type,
+                mask_key,
+                mask_content_type: mask.map(|m| m.content_type),
+                width: image.info.width,
+                height: image.info.height,
+                deadline_secs: self.settings.deadline.as_secs(),
+            },
+        )
+        .await
+    }
+
+    /// Holds one credit per output under the task's reference. On refusal the task fails at
+    /// once (nothing was held) and its stored input is removed.
+    async fn hold_credits(
+        &self,
+        id: &str,
+        user_id: i64,
+        outputs: u32,
+        objects: &[Option<String>],
+    ) -> Result<(), PhotoError> {
+        let ttl = (self.settings.deadline + self.settings.hold_margin).as_secs();
+        let reference = edit::credit_reference(id);
+        let held = self
+            .credits
+            .hold(
+                user_id,
+                i64::from(outputs),
+                &reference,
+                u32::try_from(ttl).unwrap_or(u32::MAX),
+            )
+            .await;
+        let (code, err) = match held {
+            Ok(_) => return Ok(()),
+            Err(HoldError::Insufficient) => (
+                edit::FailureCode::InsufficientCredits,
+                PhotoError::InsufficientCredits {
+                    needed: i64::from(outputs),
+                },
+            ),
+            Err(HoldError::Unavailable(why)) => {
+                tracing::warn!(task = id, error = %why, "credits could not be held");
+                // The reserve may have gone through before the failure: free it.
+                self.credits.release(&reference).await;
+                (
+                    edit::FailureCode::CreditsUnavailable,
+                    PhotoError::CreditsUnavailable,
+                )
+            }
+        };
+        edit_tasks::fail(
+            &self.pools.primary,
+            id,
+            None,
+            code.as_str(),
+            &err.to_string(),
+        )
+        .await?;
+        self.delete_objects(objects).await;
+        Err(err)
+    }
+
+    /// Decodes the image and mask within the limits (refusing bombs and broken files) to learn
+    /// their real sizes.
+    async fn inspect_images(
+        &self,
+        input: &SubmitInput,
+    ) -> Result<(Inspected, Option<Inspected>), PhotoError> {
+        let max_bytes = self.settings.max_image_bytes;
+        let image = inspect(input.image.clone(), max_bytes, "image").await?;
+        let mask = match &input.mask {
+            Some(mask) => Some(inspect(mask.clone(), max_bytes, "mask").await?),
+            None => None,
+        };
+        Ok((image, mask))
+    }
+
+    pub(crate) async fn delete_objects(&self, keys: &[Option<String>]) {
+        for key in keys.iter().flatten() {
+            if let Err(err) = self.storage.delete(key).await {
+                tracing::warn!(key, error = %err, "could not delete a stored edit object");
+            }
+        }
+    }
+
+    fn view(&self, row: TaskRow, created: bool) -> Result<TaskView, PhotoError> {
+        Ok(view::task_view(
+            &row,
+            created,
+            &self.signer,
+            self.settings.result_url_ttl,
+        ))
+    }
+}
+
+/// What the decoder learnt of an upload.
+struct Inspected {
+    info: ImageInfo,
+    content_type: &'static str,
+    extension: &'static str,
+}
+
+async fn inspect(
+    bytes: Vec<u8>,
+    max_bytes: usize,
+    what: &'static str,
+) -> Result<Inspected, PhotoError> {
+    if bytes.is_empty() {
+        return Err(PhotoError::Edit {
+            code: if what == "mask" {
+                "empty_mask"
+            } else {
+                "empty_image"
+            },
+            message: format!("the {what} is empty"),
+        });
+    }
+    let limits = DecodeLimits {
+        max_bytes,
+        // Only the size and soundness matter here: a small working copy is cheapest.
+        working_max_side: 64,
+        ..DecodeLimits::default()
+    };
+    let decoded = tokio::task::spawn_blocking(move || photo_model::decode(&bytes, &limits))
+        .await
+        .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))?
+        .map_err(PhotoError::from_decode)?;
+    let meta = decoded.metadata;
+    let (content_type, extension) = match meta.format {
+        PhotoFormat::Jpeg => ("image/jpeg", "jpg"),
+        PhotoFormat::Png => ("image/png", "png"),
+        PhotoFormat::WebP => ("image/webp", "webp"),
+        PhotoFormat::Gif => {
+            return Err(PhotoError::Image {
+                code: "unsupported_image_format",
+                message: format!("the {what} is a GIF; edits take JPEG, PNG or WebP"),
+            });
+        }
+    };
+    Ok(Inspected {
+        info: ImageInfo {
+            width: meta.width,
+            height: meta.height,
+        },
+        content_type,
+        extension,
+    })
+}
+
+/// The task's idempotency key: the client's, or a digest of everything the request asks for
+/// (an identical request is a retry; a variant differs in prompt, parameters or seed).
+fn request_key(input: &SubmitInput) -> Result<String, PhotoError> {
+    if let Some(key) = input.request_key.as_deref().filter(|k| !k.is_empty()) {
+        if key.len() > MAX_REQUEST_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(PhotoError::Edit {
+                code: "invalid_idempotency_key",
+                message: format!(
+                    "an idempotency key is 1 to {MAX_REQUEST_KEY} printable ASCII characters"
+                ),
+            });
+        }
+        return Ok(format!("key:{key}"));
+    }
+    let mut hasher = Sha256::new();
+    let parameters = &input.parameters;
+    let fields = format!(
+        "{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}",
+        input.function, input.prompt, input.outputs, parameters
+    );
+    hasher.update(fields.as_bytes());
+    hasher.update((input.image.len() as u64).to_le_bytes());
+    hasher.update(&input.image);
+    if let Some(mask) = &input.mask {
+        hasher.update(mask);
+    }
+    Ok(format!("sha:{}", hex::encode(hasher.finalize())))
+}

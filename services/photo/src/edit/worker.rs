@@ -1,0 +1,97 @@
+//! The edit worker, one per instance: it takes steps of tasks from MySQL under short leases and
+//! runs them (submit within the provider's limits, poll, download and settle, fail what ran out
+//! of time). Any instance carries on what another began; after a restart nothing is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::edit::WANX_MODEL;
+use crate::store::edit_tasks;
+
+use super::EditService;
+
+/// Tasks claimed per kind of step in one round.
+const CLAIM_BATCH: u32 = 16;
+/// How long a stopping instance lets its running steps finish before it drops them (their
+/// leases run out and another instance takes them).
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown`, then lets the steps in progress finish (within [`DRAIN`]).
+pub async fn run(service: Arc<EditService>, shutdown: CancellationToken) {
+    let mut steps = JoinSet::new();
+    loop {
+        if let Err(err) = round(&service, &mut steps).await {
+            tracing::warn!(error = %err, "edit worker round failed; trying again");
+        }
+        while steps.try_join_next().is_some() {}
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = service.wake.notified() => {}
+            () = tokio::time::sleep(service.settings.tick) => {}
+        }
+    }
+    if tokio::time::timeout(DRAIN, async { while steps.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = steps.len(),
+            "edit steps still running at shutdown; their leases will run out"
+        );
+        steps.abort_all();
+    }
+}
+
+/// One round: claim every kind of due step and start it.
+async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<(), sqlx::Error> {
+    let pool = &service.pools.primary;
+    let settings = &service.settings;
+    let owner = service.instance_id.as_str();
+    let lease = settings.lease.as_secs().max(1);
+    let requeued = edit_tasks::requeue_lost_submits(pool).await?;
+    if requeued > 0 {
+        tracing::warn!(requeued, "edit submits of a stopped instance queued again");
+    }
+    for expired in edit_tasks::claim_expired(
+        pool,
+        owner,
+        settings.abandon_after.as_secs(),
+        lease,
+        CLAIM_BATCH,
+    )
+    .await?
+    {
+        let service = service.clone();
+        steps.spawn(async move { service.expire(expired).await });
+    }
+    let models = [
+        (WANX_MODEL, settings.wanx_limits),
+        (settings.free_text_model.as_str(), settings.free_text_limits),
+    ];
+    for (model, limits) in models {
+        // A synchronous edit holds its lease for the whole call.
+        let lease = if model == WANX_MODEL {
+            lease
+        } else {
+            lease + settings.sync_timeout.as_secs()
+        };
+        for task in
+            edit_tasks::claim_for_provider(pool, model, owner, limits, lease, CLAIM_BATCH).await?
+        {
+            let service = service.clone();
+            steps.spawn(async move { service.submit_step(task).await });
+        }
+    }
+    for task in edit_tasks::claim_due(pool, "running", owner, lease, CLAIM_BATCH).await? {
+        let service = service.clone();
+        steps.spawn(async move { service.poll_step(task).await });
+    }
+    for task in edit_tasks::claim_due(pool, "settling", owner, lease, CLAIM_BATCH).await? {
+        let service = service.clone();
+        steps.spawn(async move { service.settle_step(task).await });
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The provider takes 2 submissions a second and 2 tasks in flight for the whole account: a
+//! burst of 20 edits from two gateways and two photo instances waits in our queue, never
+//! overruns the provider, and every edit finishes and is charged once.
+
+use std::time::Duration;
+
+use e2e::Options;
+use sandbox::EditSettings;
+
+use super::support::{bound_app, form, photo};
+
+#[tokio::test]
+async fn a_burst_of_twenty_edits_all_finish_within_the_providers_limits() {
+    let app = bound_app(
+        Options {
+            photos: 2,
+            ..Options::default()
+        },
+        "o_edit_burst",
+    )
+    .await;
+    app.grant(10).await;
+    app.system.sandbox.set_edit_settings(EditSettings {
+        pending_ms: 100,
+        running_ms: 300,
+        submits_per_second: 2,
+        max_in_flight: 2,
+        ..EditSettings::default()
+    });
+    // Each request differs (its seed), so each is its own task.
+    let submits = (0..20).map(|seed| {
+        let seed = seed.to_string();
+        let app = &app;
+        async move {
+            app.edit(form(
+                photo(),
+                "stylization_all",
+                &[("prompt", "金箔艺术风格"), ("seed", &seed)],
+            ))
+            .await
+        }
+    });
+    let ids = futures::future::join_all(submits).await;
+    for id in &ids {
+        let task = app.wait_for_edit(id, Duration::from_secs(60)).await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+    }
+    let stats = app.system.sandbox.edit_stats();
+    assert_eq!(stats.submits, 20, "{stats:?}");
+    assert!(stats.max_in_flight <= 2, "{stats:?}");
+    assert_eq!(
+        stats.throttled, 0,
+        "our queue kept within the limits: {stats:?}"
+    );
+    assert_eq!(app.edit_spending().await, (20, 20));
+    assert_eq!(app.credits().await, (0, 0));
+    app.system.assert_ledger_invariant().await;
+}
