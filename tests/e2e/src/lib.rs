@@ -407,9 +407,10 @@ impl System {
         let stop = restart.parent.child_token();
         *restart.stop.lock().expect("photo stop token") = stop.clone();
         let addr = restart.url.trim_start_matches("http://").to_owned();
-        // The old listener closes once its server has drained; wait for the port.
+        // The old listener closes once its server has drained; wait for the port (tokio's bind
+        // reuses an address whose old connections are still in TIME_WAIT, as the restart will).
         for attempt in 0.. {
-            if std::net::TcpListener::bind(&addr).is_ok() {
+            if tokio::net::TcpListener::bind(&addr).await.is_ok() {
                 break;
             }
             assert!(attempt < 400, "the photo port {addr} never came free");

@@ -6,7 +6,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,7 +15,6 @@ use proto::photo::v1 as pb;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AuthenticatedClient;
-use crate::recording::RecordFields;
 
 use super::edit_form;
 
@@ -107,7 +106,6 @@ pub async fn submit(
     State(state): State<AppState>,
     caller: AuthenticatedClient,
     headers: HeaderMap,
-    record: Option<Extension<RecordFields>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let (user_id, _) = caller.bound_user()?;
@@ -141,9 +139,6 @@ pub async fn submit(
         })
         .await?
         .into_inner();
-    if let Some(Extension(record)) = record {
-        record.set_source("model", 0);
-    }
     Ok((StatusCode::ACCEPTED, Json(task_out(&state, task))).into_response())
 }
 

@@ -345,7 +345,9 @@ pub async fn requeue(
     Ok(done.rows_affected() == 1)
 }
 
-/// submitting → running with the provider's task id; first poll after `delay_ms`.
+/// submitting → running with the provider's task id; first poll after `delay_ms`. The
+/// submission is stamped again now that the provider has it: the provider counts it from its
+/// arrival, which the claim's stamp preceded by the time the call took.
 pub async fn mark_running(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -355,7 +357,8 @@ pub async fn mark_running(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE edit_tasks SET status = 'running', provider_task_id = ?, lease_owner = NULL, \
-         lease_until = NULL, next_attempt_at = DATE_ADD(NOW(3), INTERVAL ? MICROSECOND) \
+         lease_until = NULL, submitted_at = NOW(3), \
+         next_attempt_at = DATE_ADD(NOW(3), INTERVAL ? MICROSECOND) \
          WHERE id = ? AND status = 'submitting' AND lease_owner = ?",
     )
     .bind(provider_task_id)
