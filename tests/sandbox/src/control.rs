@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{Faults, Sandbox};
+use crate::{EditFaults, EditSettings, Faults, Sandbox};
 
 pub(crate) fn routes() -> Router<Sandbox> {
     Router::new()
@@ -19,6 +19,13 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/scan", post(scan))
         .route("/_sandbox/pay", post(pay))
         .route("/_sandbox/notify-mode", post(notify_mode))
+        .route("/_sandbox/dashscope/edit/settings", post(edit_settings))
+        .route("/_sandbox/dashscope/edit/faults", post(edit_faults))
+        .route("/_sandbox/dashscope/edit/stats", get(edit_stats))
+        .route(
+            "/_sandbox/dashscope/edit/expire-results",
+            post(expire_edit_results),
+        )
 }
 
 #[derive(Deserialize)]
@@ -83,4 +90,26 @@ async fn scan(State(sandbox): State<Sandbox>, Json(input): Json<ScanIn>) -> Resp
         )
             .into_response(),
     }
+}
+
+async fn edit_settings(
+    State(sandbox): State<Sandbox>,
+    Json(settings): Json<EditSettings>,
+) -> StatusCode {
+    sandbox.set_edit_settings(settings);
+    StatusCode::NO_CONTENT
+}
+
+async fn edit_faults(State(sandbox): State<Sandbox>, Json(faults): Json<EditFaults>) -> StatusCode {
+    sandbox.set_edit_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+async fn edit_stats(State(sandbox): State<Sandbox>) -> Response {
+    Json(sandbox.edit_stats()).into_response()
+}
+
+async fn expire_edit_results(State(sandbox): State<Sandbox>) -> StatusCode {
+    sandbox.expire_edit_results();
+    StatusCode::NO_CONTENT
 }

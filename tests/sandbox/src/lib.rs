@@ -1,16 +1,20 @@
 //! The sandbox: plays the WeChat official-account API on loopback with its real wire formats,
 //! error codes and injectable faults, and acts as a WeChat user (scan a QR code: a signed
-//! subscribe or SCAN push to the gateway, plain or safe mode). Tests start it in-process; the
-//! local demo runs the `sandbox` binary. Production config refuses its addresses.
+//! subscribe or SCAN push to the gateway, plain or safe mode). It also plays WeChat Pay and
+//! DashScope (Qwen-VL vision; image editing with wanx2.1 tasks and qwen-image-edit). Tests start
+//! it in-process; the local demo runs the `sandbox` binary. Production config refuses its
+//! addresses.
 
 mod control;
 mod dashscope;
+mod imageedit;
 mod oauth;
 mod official_account;
 pub mod pay;
 pub mod user;
 
 pub use dashscope::{VisionAnswer, VisionFaults};
+pub use imageedit::{EditFaults, EditSettings, EditStats};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -152,6 +156,7 @@ pub(crate) struct State {
     notifies_sent: AtomicU64,
     oauth_exchanges: AtomicU64,
     vision: dashscope::Vision,
+    image_edit: imageedit::ImageEdit,
     http: reqwest::Client,
 }
 
@@ -190,6 +195,7 @@ impl Sandbox {
             notifies_sent: AtomicU64::new(0),
             oauth_exchanges: AtomicU64::new(0),
             vision: dashscope::Vision::default(),
+            image_edit: imageedit::ImageEdit::default(),
             http,
         });
         let app = Router::new()
@@ -197,6 +203,7 @@ impl Sandbox {
             .merge(pay::routes())
             .merge(oauth::routes())
             .merge(dashscope::routes())
+            .merge(imageedit::routes())
             .merge(control::routes())
             .with_state(Sandbox {
                 state: Arc::clone(&state),
