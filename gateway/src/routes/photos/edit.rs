@@ -1,12 +1,12 @@
 //! Image edits (SYSTEM.md §4, §5): submit an edit (202 with a task), poll the task, and fetch a
 //! stored result by the signed URL the task gave. The photo service validates and runs them.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -186,7 +186,12 @@ impl EditService {
             &[Some(input_key), mask_key],
         )
         .await?;
-        edit_tasks::mark_queued(&self.pools.primary, &id).await?;
+        if !edit_tasks::mark_queued(&self.pools.primary, &id).await? {
+            // The abandoned-request sweep failed the task while its credits were being held
+            // (membership answered after minutes): give the hold back too.
+            self.credits.release(&edit::credit_reference(&id)).await;
+            return Err(PhotoError::CreditsUnavailable);
+        }
         self.wake.notify_one();
         tracing::info!(task = %id, function = valid.function.as_str(), outputs = valid.outputs, "edit queued");
         let row = edit_tasks::find(&self.pools.primary, &id)

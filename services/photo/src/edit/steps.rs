@@ -378,10 +378,15 @@ impl EditService {
         self.fail_task(task, code, &err.to_string()).await;
     }
 
-    /// Ends a task with nothing delivered: marked failed first (under our lease), then its
-    /// credits are released (if that call fails, the hold expires by itself), then its stored
-    /// objects go.
+    /// Ends a task with nothing delivered: its credits are released first, so that a client
+    /// who sees `failed` also sees its balance whole (if the release fails, the hold expires by
+    /// itself), then the task is marked failed under our lease, then its stored objects go. A
+    /// task released but not marked (a crash in between) can never be charged: its commit
+    /// would find no hold.
     pub(crate) async fn fail_task(&self, task: &TaskRow, code: FailureCode, message: &str) {
+        self.credits
+            .release(&edit::credit_reference(&task.id))
+            .await;
         let failed = edit_tasks::fail(
             &self.pools.primary,
             &task.id,
@@ -391,21 +396,15 @@ impl EditService {
         )
         .await;
         match failed {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(task = %task.id, "edit moved on before it could be failed");
-                return;
+            Ok(true) => {
+                tracing::info!(task = %task.id, code = code.as_str(), message, "edit failed; credits released");
+                self.delete_inputs(task).await;
             }
+            Ok(false) => tracing::warn!(task = %task.id, "edit moved on before it could be failed"),
             Err(err) => {
                 tracing::warn!(task = %task.id, error = %err, "could not fail the edit; its lease will run out");
-                return;
             }
         }
-        tracing::info!(task = %task.id, code = code.as_str(), message, "edit failed; credits released");
-        self.credits
-            .release(&edit::credit_reference(&task.id))
-            .await;
-        self.delete_inputs(task).await;
     }
 
     async fn delete_inputs(&self, task: &TaskRow) {

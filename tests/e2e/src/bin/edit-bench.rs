@@ -22,7 +22,7 @@ use e2e::photo::PhotoOptions;
 use e2e::{Options, System};
 
 fn photo() -> Vec<u8> {
-    let image = image::RgbImage::from_fn(640, 480, |x, y| {
+    let image = image::RgbImage::from_fn(768, 512, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });
     let mut png = Vec::new();

@@ -90,7 +90,7 @@ async fn bad_edit_requests_are_refused_and_change_nothing() {
                     "description_edit_with_mask",
                     &[("prompt", "陶瓷兔子")],
                 ),
-                test_png(640, 479),
+                test_png(768, 511),
             ),
             400,
             "mask_size_mismatch",

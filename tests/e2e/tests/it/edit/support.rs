@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use crate::classify::support::{App, bind, bound_app};
 
-/// A 640×480 PNG whose pixels tell where they are, so a result can be checked pixel by pixel.
+/// A PNG whose pixels tell where they are, so a result can be checked pixel by pixel.
 pub fn test_png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
@@ -19,8 +19,9 @@ pub fn test_png(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+/// A photo within every model's sizes (wanx takes 512 to 4096 pixels per side).
 pub fn photo() -> Vec<u8> {
-    test_png(640, 480)
+    test_png(768, 512)
 }
 
 fn file(bytes: Vec<u8>) -> Part {
@@ -90,12 +91,6 @@ impl App {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn edit_task(&self, task_id: &str) -> Value {
-        let (status, body) = self.edit_task_as(&self.token, task_id).await;
-        assert_eq!(status, 200, "{body}");
-        body
     }
 
     /// Polls the task through the gateway until it has ended (succeeded or failed).
@@ -222,8 +217,8 @@ fn rand_u64() -> u64 {
 /// Checks a result is the sandbox's edit of [`photo`]: same size, colours inverted.
 pub fn assert_inverted_photo(bytes: &[u8]) {
     let result = image::load_from_memory(bytes).unwrap().to_rgb8();
-    assert_eq!(result.dimensions(), (640, 480));
-    for (x, y) in [(0, 0), (100, 50), (639, 479)] {
+    assert_eq!(result.dimensions(), (768, 512));
+    for (x, y) in [(0, 0), (100, 50), (767, 511)] {
         let expected = image::Rgb([255 - (x % 256) as u8, 255 - (y % 256) as u8, 127]);
         assert_eq!(*result.get_pixel(x, y), expected, "pixel {x},{y}");
     }
