@@ -4,6 +4,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod ratelimit;
 pub mod recording;
 pub mod routes;
@@ -100,6 +101,8 @@ pub struct AppState {
     pub cookie_key: axum_extra::extract::cookie::Key,
     /// Sends request records to the stats service.
     pub recorder: platform::request_log::Recorder,
+    /// Request counts and latencies (OpenTelemetry).
+    pub metrics: metrics::RequestMetrics,
     /// Shared counters (admin lockout); connected on first use.
     pub redis: platform::redis::LazyRedis,
     /// Stops the recorder after the server has drained (it then flushes what it holds).
@@ -151,6 +154,7 @@ impl AppState {
             limits,
             cookie_key,
             recorder,
+            metrics: metrics::RequestMetrics::new(),
             recorder_stop,
             redis,
         })

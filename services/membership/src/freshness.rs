@@ -66,6 +66,7 @@ impl Freshness {
             Ok(Some(_)) => &pools.primary,
             Err(err) => {
                 tracing::warn!(error = %err, "freshness unknown; reading the primary");
+                pools.note_replica_fallback("freshness_unknown");
                 &pools.primary
             }
         }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod freshness;
 pub mod grpc;
 pub mod members;
+pub mod metrics;
 pub mod orders;
 pub mod retry;
 pub mod store;

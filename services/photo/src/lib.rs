@@ -10,6 +10,7 @@ pub mod error;
 pub mod geodata;
 pub mod grpc;
 pub mod local;
+pub mod metrics;
 pub mod provider;
 pub mod store;
 
