@@ -140,7 +140,10 @@ impl AppState {
         let recorder = if cfg.request_logging {
             platform::request_log::Recorder::start(
                 clients.stats.clone(),
-                platform::request_log::RecorderSettings::default(),
+                platform::request_log::RecorderSettings {
+                    flush_interval: Duration::from_millis(cfg.request_log_flush_ms.max(10)),
+                    ..Default::default()
+                },
                 recorder_stop.clone(),
             )
         } else {
@@ -263,23 +266,34 @@ async fn not_found() -> error::ApiError {
     )
 }
 
-/// Serves the gateway on `listener` until `shutdown`; in-flight requests finish first.
+/// How long a stopping gateway waits for the request recorder's last flush.
+const RECORDER_FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// Serves the gateway on `listener` until `shutdown`; in-flight requests finish first, then the
+/// request recorder flushes, and only then does this return.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    state.limits.spawn_cleanup(shutdown.clone());
+    let cleanup = state.limits.spawn_cleanup(shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let recorder_stop = state.recorder_stop.clone();
+    let recorder = state.recorder.clone();
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await;
-    // The last requests are recorded: the recorder flushes once the server has drained.
+    tracing::info!("gateway drained");
+    // The last requests are recorded: the recorder flushes once the server has drained, and the
+    // process waits for it (the flush would die with the runtime otherwise).
     recorder_stop.cancel();
+    if !recorder.finished(RECORDER_FLUSH_LIMIT).await {
+        tracing::warn!("request recorder did not finish flushing in time");
+    }
+    let _ = cleanup.await;
     served?;
     Ok(())
 }

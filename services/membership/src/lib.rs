@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
@@ -171,14 +172,18 @@ impl Membership {
         )))
     }
 
-    /// Starts the reconciler and the hold janitor; both stop with `shutdown`. Every instance
-    /// runs them: each order check is claimed in SQL and each release is guarded, so concurrent
-    /// instances never do the same work twice.
-    pub fn spawn_background(&self, cfg: &MembershipConfig, shutdown: &CancellationToken) {
+    /// Starts the reconciler and the hold janitor; both stop with `shutdown`, after the round in
+    /// progress (await the handles). Every instance runs them: each order check is claimed in SQL
+    /// and each release is guarded, so concurrent instances never do the same work twice.
+    pub fn spawn_background(
+        &self,
+        cfg: &MembershipConfig,
+        shutdown: &CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
         let orders = self.orders.clone();
         let interval = Duration::from_millis(cfg.reconcile_interval_ms.max(10));
         let claim_secs = u32::try_from(interval.as_secs()).unwrap_or(u32::MAX);
-        every(interval, shutdown.clone(), move || {
+        let reconciler = every(interval, shutdown.clone(), move || {
             let orders = orders.clone();
             async move {
                 match orders.reconcile_once(claim_secs).await {
@@ -192,7 +197,7 @@ impl Membership {
         });
         let credits = self.credits.clone();
         let interval = Duration::from_millis(cfg.hold_janitor_interval_ms.max(10));
-        every(interval, shutdown.clone(), move || {
+        let janitor = every(interval, shutdown.clone(), move || {
             let credits = credits.clone();
             async move {
                 if let Err(err) = credits.release_expired().await {
@@ -200,11 +205,12 @@ impl Membership {
                 }
             }
         });
+        vec![reconciler, janitor]
     }
 }
 
 /// Runs `round` every `interval` until `shutdown`; a round in progress finishes first.
-fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut round: F)
+fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut round: F) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -218,7 +224,7 @@ where
                 _ = tick.tick() => round().await,
             }
         }
-    });
+    })
 }
 
 /// Serves the service on `listener` until `shutdown` is cancelled.
@@ -229,11 +235,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let membership = Membership::build(cfg, &deps)?;
-    membership.spawn_background(cfg, &shutdown);
+    let background = membership.spawn_background(cfg, &shutdown);
     tracing::info!(addr = %listener.local_addr()?, "membership service listening");
-    platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown)
-        .await
-        .map_err(|err| anyhow::anyhow!(err))
+    let served =
+        platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown).await;
+    // In-flight calls are done; the loops finish their round (a payment being applied, a hold
+    // being released) before the process may exit.
+    for task in background {
+        let _ = task.await;
+    }
+    tracing::info!("membership service drained");
+    served.map_err(|err| anyhow::anyhow!(err))
 }
 
 /// Connects the pools (lazily) and Redis.
