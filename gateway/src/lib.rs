@@ -103,8 +103,8 @@ pub struct AppState {
     pub recorder: platform::request_log::Recorder,
     /// Request counts and latencies (OpenTelemetry).
     pub metrics: metrics::RequestMetrics,
-    /// Shared counters (admin lockout); connected on first use.
-    pub redis: platform::redis::LazyRedis,
+    /// Shared counters (admin lockout); connected on first use, bounded per command.
+    pub redis: platform::redis::Redis,
     /// Stops the recorder after the server has drained (it then flushes what it holds).
     recorder_stop: CancellationToken,
 }
@@ -149,7 +149,7 @@ impl AppState {
         } else {
             platform::request_log::Recorder::disabled()
         };
-        let redis = platform::redis::LazyRedis::new(cfg.redis_url.clone());
+        let redis = platform::redis::Redis::new(&cfg.redis_url)?;
         Ok(Self {
             cfg: Arc::new(cfg),
             clients,

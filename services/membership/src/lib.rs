@@ -18,14 +18,13 @@ pub mod wechatpay;
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 use proto::membership::v1::admin_service_server::AdminServiceServer;
 use proto::membership::v1::binding_service_server::BindingServiceServer;
 use proto::membership::v1::credit_service_server::CreditServiceServer;
@@ -57,7 +56,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
     pub pools: Pools,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
 }
 
 /// The use cases of one instance.

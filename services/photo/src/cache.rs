@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 
 use crate::domain::classification::{CacheKey, CachedEntry, Digest};
 use crate::error::PhotoError;
@@ -19,14 +18,14 @@ use crate::store;
 #[derive(Clone)]
 pub struct CacheService {
     pools: Pools,
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
     ttl_secs: u64,
     metrics: PhotoMetrics,
 }
 
 impl CacheService {
-    pub fn new(pools: Pools, redis: ConnectionManager, keys: Keys, ttl_secs: u64) -> Self {
+    pub fn new(pools: Pools, redis: Redis, keys: Keys, ttl_secs: u64) -> Self {
         Self {
             pools,
             redis,

@@ -18,14 +18,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use photo_model::{DecodeLimits, LocalClassifier};
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 use proto::photo::v1::classifier_service_server::ClassifierServiceServer;
 use proto::photo::v1::location_service_server::LocationServiceServer;
 
@@ -47,7 +46,7 @@ pub const SERVICE_NAMES: &[&str] = &["photo.v1.LocationService", "photo.v1.Class
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
     pub pools: Pools,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub locator: Arc<Locator>,
     /// The local classification model, loaded once and shared.
     pub local_classifier: Arc<LocalClassifier>,

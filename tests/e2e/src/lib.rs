@@ -42,6 +42,8 @@ pub mod grpc_proxy;
 pub mod browser;
 pub mod edge;
 
+pub mod redis_server;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -72,6 +74,18 @@ pub struct Options {
     pub stats_replica: Replica,
     /// Classification: the cloud model (the sandbox's DashScope) and its resilience settings.
     pub photo: photo::PhotoOptions,
+    /// The Redis every service uses; default: the shared test server. A test that stops Redis
+    /// starts its own ([`redis_server::RedisServer`]) and points here.
+    pub redis_url: Option<SecretString>,
+}
+
+impl Options {
+    /// The Redis URL the services get.
+    pub fn redis_url(&self) -> SecretString {
+        self.redis_url
+            .clone()
+            .unwrap_or_else(platform::testing::redis_url)
+    }
 }
 
 impl Default for Options {
@@ -95,6 +109,7 @@ impl Default for Options {
             request_log_flush_ms: 500,
             stats_replica: Replica::Shared,
             photo: photo::PhotoOptions::default(),
+            redis_url: None,
         }
     }
 }
@@ -194,7 +209,7 @@ impl System {
             };
             cfg.database_replica_url = Some(db.replica_url.clone());
             cfg.database_max_connections = 10;
-            cfg.redis_url = platform::testing::redis_url();
+            cfg.redis_url = options.redis_url();
             cfg.redis_key_prefix = redis_prefix.clone();
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_secret = SecretString::from(sandbox_cfg.secret.clone());
@@ -268,7 +283,7 @@ impl System {
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.request_log_flush_ms = options.request_log_flush_ms;
-            cfg.redis_url = platform::testing::redis_url();
+            cfg.redis_url = options.redis_url();
             cfg.redis_key_prefix = redis_prefix.clone();
             cfg.admin_password_hash = Some(SecretString::from(admin_password_hash()));
             cfg.wechat_appid = sandbox_cfg.appid.clone();

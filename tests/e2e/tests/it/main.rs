@@ -9,6 +9,7 @@ mod credits;
 mod edge;
 mod location;
 mod operations;
+mod outages;
 mod payment;
 mod push_security;
 mod replica_fallback;
