@@ -59,12 +59,22 @@ assert "otel-collector" in obs and any(n != "otel-collector" for n in obs), \
 collector = yaml.safe_load((root / "deploy" / "otel-collector.yaml").read_text())
 grpc_ep = collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
 assert grpc_ep.endswith(":4317"), "otel-collector.yaml: OTLP/gRPC receiver not on 4317"
-for pipeline in collector["service"]["pipelines"].values():
+pipelines = collector["service"]["pipelines"]
+for signal in ("traces", "metrics"):
+    assert signal in pipelines and "otlp" in pipelines[signal]["receivers"], \
+        f"otel-collector.yaml: no {signal} pipeline fed by the OTLP receiver"
+for pipeline in pipelines.values():
     for exp in pipeline["exporters"]:
         assert exp in collector["exporters"], f"otel-collector.yaml: pipeline uses undefined exporter {exp}"
         target = collector["exporters"][exp].get("endpoint", "")
-        if ":" in target:
+        # A pull exporter (prometheus) listens on all interfaces; the others push to a service.
+        if ":" in target and not target.startswith("0.0.0.0:"):
             assert target.split(":")[0] in services, f"otel-collector.yaml: exporter {exp} targets unknown {target}"
+        if target.startswith("0.0.0.0:"):
+            port = target.rsplit(":", 1)[1]
+            published = [str(p) for p in services["otel-collector"].get("ports", [])]
+            assert any(p.endswith(f":{port}:{port}") for p in published), \
+                f"otel-collector.yaml: {exp} listens on {port}, which compose does not publish"
 assert "http://otel-collector:4317" in env_example, ".env.example must say how to point OTLP at the collector"
 for name, svc in services.items():
     env = svc.get("environment") or {}

@@ -14,6 +14,7 @@ pub struct GatewayConfig {
     pub photo_grpc_url: String,
     pub stats_grpc_url: String,
     pub request_logging: bool,
+    pub request_log_flush_ms: u64,
     pub redis_url: SecretString,
     pub redis_key_prefix: String,
     pub admin_username: String,

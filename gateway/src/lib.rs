@@ -4,6 +4,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod ratelimit;
 pub mod recording;
 pub mod routes;
@@ -106,8 +107,10 @@ pub struct AppState {
     pub cookie_key: axum_extra::extract::cookie::Key,
     /// Sends request records to the stats service.
     pub recorder: platform::request_log::Recorder,
-    /// Shared counters (admin lockout); connected on first use.
-    pub redis: platform::redis::LazyRedis,
+    /// Request counts and latencies (OpenTelemetry).
+    pub metrics: metrics::RequestMetrics,
+    /// Shared counters (admin lockout); connected on first use, bounded per command.
+    pub redis: platform::redis::Redis,
     /// Stops the recorder after the server has drained (it then flushes what it holds).
     recorder_stop: CancellationToken,
 }
@@ -143,13 +146,16 @@ impl AppState {
         let recorder = if cfg.request_logging {
             platform::request_log::Recorder::start(
                 clients.stats.clone(),
-                platform::request_log::RecorderSettings::default(),
+                platform::request_log::RecorderSettings {
+                    flush_interval: Duration::from_millis(cfg.request_log_flush_ms.max(10)),
+                    ..Default::default()
+                },
                 recorder_stop.clone(),
             )
         } else {
             platform::request_log::Recorder::disabled()
         };
-        let redis = platform::redis::LazyRedis::new(cfg.redis_url.clone());
+        let redis = platform::redis::Redis::new(&cfg.redis_url)?;
         Ok(Self {
             cfg: Arc::new(cfg),
             clients,
@@ -157,6 +163,7 @@ impl AppState {
             limits,
             cookie_key,
             recorder,
+            metrics: metrics::RequestMetrics::new(),
             recorder_stop,
             redis,
         })
@@ -265,23 +272,34 @@ async fn not_found() -> error::ApiError {
     )
 }
 
-/// Serves the gateway on `listener` until `shutdown`; in-flight requests finish first.
+/// How long a stopping gateway waits for the request recorder's last flush.
+const RECORDER_FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// Serves the gateway on `listener` until `shutdown`; in-flight requests finish first, then the
+/// request recorder flushes, and only then does this return.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    state.limits.spawn_cleanup(shutdown.clone());
+    let cleanup = state.limits.spawn_cleanup(shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let recorder_stop = state.recorder_stop.clone();
+    let recorder = state.recorder.clone();
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await;
-    // The last requests are recorded: the recorder flushes once the server has drained.
+    tracing::info!("gateway drained");
+    // The last requests are recorded: the recorder flushes once the server has drained, and the
+    // process waits for it (the flush would die with the runtime otherwise).
     recorder_stop.cancel();
+    if !recorder.finished(RECORDER_FLUSH_LIMIT).await {
+        tracing::warn!("request recorder did not finish flushing in time");
+    }
+    let _ = cleanup.await;
     served?;
     Ok(())
 }

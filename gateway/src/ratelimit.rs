@@ -85,7 +85,10 @@ impl Limits {
     }
 
     /// Forgets idle keys now and then, so the limiter's memory stays bounded.
-    pub fn spawn_cleanup(&self, shutdown: tokio_util::sync::CancellationToken) {
+    pub fn spawn_cleanup(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let limits = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -100,6 +103,6 @@ impl Limits {
                     }
                 }
             }
-        });
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! Every request is recorded for the stats service: route template, status, latency, caller and
+//! Every request is recorded for the stats service and counted in the request metrics: route template, status, latency, caller and
 //! error code. Extractors and handlers add what they learn (client, openid, classification source,
 //! model tokens) to the request's `RecordFields`; the middleware sends the record when the answer
 //! is ready. Sending never waits (see `platform::request_log`).
@@ -63,6 +63,7 @@ pub struct ErrorCode(pub String);
 
 pub async fn record(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let _active = state.metrics.started();
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
@@ -77,6 +78,11 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         .get::<ErrorCode>()
         .map(|code| code.0.clone())
         .unwrap_or_default();
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .answered(&endpoint, &method, status, &error_code, elapsed);
     let f = fields
         .0
         .lock()
@@ -85,8 +91,8 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         at_unix_ms: chrono::Utc::now().timestamp_millis(),
         endpoint,
         method,
-        status: u32::from(response.status().as_u16()),
-        latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+        status: u32::from(status),
+        latency_ms: u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX),
         client_id: f.client_id.clone(),
         openid: f.openid.clone(),
         source: f.source.clone(),

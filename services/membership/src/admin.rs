@@ -6,12 +6,14 @@ use sqlx::Acquire;
 use platform::db::Pools;
 
 use crate::error::MembershipError;
+use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, admin, ledger};
 
 #[derive(Clone)]
 pub struct Admin {
     pools: Pools,
+    metrics: CreditMetrics,
 }
 
 pub struct Summary {
@@ -26,7 +28,10 @@ pub fn page_bounds(offset: u32, limit: u32) -> (u32, u32) {
 
 impl Admin {
     pub fn new(pools: Pools) -> Self {
-        Self { pools }
+        Self {
+            pools,
+            metrics: CreditMetrics::new(),
+        }
     }
 
     /// Reports read the replica: seconds of staleness are fine for dashboards.
@@ -102,7 +107,7 @@ impl Admin {
         if admin_name.is_empty() {
             return Err(MembershipError::invalid("admin", "missing"));
         }
-        retry::transaction(|| async {
+        let result = retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
             let mut tx = conn.begin().await?;
             let user_id = admin::user_id(&mut *tx, openid)
@@ -137,6 +142,9 @@ impl Admin {
             );
             Ok((audit_id, balance))
         })
-        .await
+        .await;
+        self.metrics
+            .result(CreditOperation::Adjust, &result, delta.abs());
+        result
     }
 }

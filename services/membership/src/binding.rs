@@ -10,6 +10,7 @@ use crate::domain::binding::{BindingState, ClientId, ClientToken};
 use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
+use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::store::{self, bindings::BindingRow, ledger};
 use crate::wechat::WechatApi;
 
@@ -59,6 +60,7 @@ pub struct Bindings {
     wechat: WechatApi,
     freshness: Freshness,
     rules: BindingRules,
+    metrics: CreditMetrics,
 }
 
 impl Bindings {
@@ -68,6 +70,7 @@ impl Bindings {
             wechat,
             freshness,
             rules,
+            metrics: CreditMetrics::new(),
         }
     }
 
@@ -225,6 +228,13 @@ impl Bindings {
             .await?
             .unwrap_or(0);
         tx.commit().await?;
+        if new_user && self.rules.new_follower_credits > 0 {
+            self.metrics.record(
+                CreditOperation::Grant,
+                "ok",
+                self.rules.new_follower_credits,
+            );
+        }
         if let Some(client_id) = bound_client {
             let gtid = last_gtid(&mut conn).await;
             self.freshness

@@ -2,12 +2,15 @@
 //! janitor that frees the holds of work that died. Every change is guarded in SQL and idempotent
 //! by its reference; every balance change has its ledger row in the same transaction.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{Duration, Utc};
 use sqlx::Acquire;
 
 use platform::db::Pools;
 
 use crate::error::MembershipError;
+use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, holds::HoldRow, ledger, users::UserRow};
 
@@ -15,6 +18,7 @@ use crate::store::{self, holds::HoldRow, ledger, users::UserRow};
 pub struct Credits {
     pools: Pools,
     default_hold_ttl_secs: u32,
+    metrics: CreditMetrics,
 }
 
 /// A hold and the balance after the call.
@@ -48,6 +52,7 @@ impl Credits {
         Self {
             pools,
             default_hold_ttl_secs,
+            metrics: CreditMetrics::new(),
         }
     }
 
@@ -65,6 +70,22 @@ impl Credits {
         amount: i64,
         reference: &str,
         ttl_secs: u32,
+    ) -> Result<HoldView, MembershipError> {
+        let repeated = AtomicBool::new(false);
+        let result = self
+            .reserve_inner(user_id, amount, reference, ttl_secs, &repeated)
+            .await;
+        self.count(CreditOperation::Reserve, &result, &repeated, amount);
+        result
+    }
+
+    async fn reserve_inner(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reference: &str,
+        ttl_secs: u32,
+        repeated: &AtomicBool,
     ) -> Result<HoldView, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
@@ -92,6 +113,7 @@ impl Credits {
                     let balance = store::users::lock(&mut tx, user_id)
                         .await?
                         .ok_or(MembershipError::NotFound("user"))?;
+                    repeated.store(true, Ordering::Relaxed);
                     return Ok(HoldView { hold, balance });
                 }
                 Err(err) => return Err(err.into()),
@@ -108,6 +130,18 @@ impl Credits {
 
     /// Spends `used` of the hold (up to its amount) and frees the rest, once.
     pub async fn commit(&self, reference: &str, used: i64) -> Result<HoldView, MembershipError> {
+        let repeated = AtomicBool::new(false);
+        let result = self.commit_inner(reference, used, &repeated).await;
+        self.count(CreditOperation::Commit, &result, &repeated, used);
+        result
+    }
+
+    async fn commit_inner(
+        &self,
+        reference: &str,
+        used: i64,
+        repeated: &AtomicBool,
+    ) -> Result<HoldView, MembershipError> {
         check_reference(reference)?;
         retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
@@ -124,6 +158,7 @@ impl Credits {
             match hold.status.as_str() {
                 "held" => {}
                 "captured" if hold.captured == used => {
+                    repeated.store(true, Ordering::Relaxed);
                     return self.view(&mut tx, reference, hold.user_id).await;
                 }
                 status => {
@@ -149,6 +184,27 @@ impl Credits {
 
     /// Frees the hold, once; a settled hold is returned as it is.
     pub async fn release(&self, reference: &str) -> Result<HoldView, MembershipError> {
+        self.release_counted(reference, CreditOperation::Release)
+            .await
+    }
+
+    async fn release_counted(
+        &self,
+        reference: &str,
+        operation: CreditOperation,
+    ) -> Result<HoldView, MembershipError> {
+        let repeated = AtomicBool::new(false);
+        let result = self.release_inner(reference, &repeated).await;
+        let amount = result.as_ref().map_or(0, |view| view.hold.amount);
+        self.count(operation, &result, &repeated, amount);
+        result
+    }
+
+    async fn release_inner(
+        &self,
+        reference: &str,
+        repeated: &AtomicBool,
+    ) -> Result<HoldView, MembershipError> {
         check_reference(reference)?;
         retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
@@ -160,6 +216,8 @@ impl Credits {
                 store::users::lock(&mut tx, hold.user_id).await?;
                 store::holds::settle(&mut tx, reference, "released", 0).await?;
                 store::holds::unhold_on_user(&mut tx, hold.user_id, hold.amount).await?;
+            } else {
+                repeated.store(true, Ordering::Relaxed);
             }
             let view = self.view(&mut tx, reference, hold.user_id).await?;
             tx.commit().await?;
@@ -175,6 +233,21 @@ impl Credits {
         amount: i64,
         reference: &str,
     ) -> Result<UserRow, MembershipError> {
+        let repeated = AtomicBool::new(false);
+        let result = self
+            .charge_inner(user_id, amount, reference, &repeated)
+            .await;
+        self.count(CreditOperation::Charge, &result, &repeated, amount);
+        result
+    }
+
+    async fn charge_inner(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reference: &str,
+        repeated: &AtomicBool,
+    ) -> Result<UserRow, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
         retry::transaction(|| async {
@@ -186,6 +259,7 @@ impl Credits {
                 Err(err) if platform::db::is_unique_violation(&err) => {
                     // Charged before: the rollback undoes this attempt's balance change.
                     tx.rollback().await?;
+                    repeated.store(true, Ordering::Relaxed);
                     return self.balance(user_id).await;
                 }
                 Err(err) => return Err(err.into()),
@@ -207,6 +281,22 @@ impl Credits {
         reason: ledger::Reason,
         reference: &str,
     ) -> Result<UserRow, MembershipError> {
+        let repeated = AtomicBool::new(false);
+        let result = self
+            .grant_inner(user_id, amount, reason, reference, &repeated)
+            .await;
+        self.count(CreditOperation::Grant, &result, &repeated, amount);
+        result
+    }
+
+    async fn grant_inner(
+        &self,
+        user_id: i64,
+        amount: i64,
+        reason: ledger::Reason,
+        reference: &str,
+        repeated: &AtomicBool,
+    ) -> Result<UserRow, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
         retry::transaction(|| async {
@@ -215,7 +305,9 @@ impl Credits {
             store::users::lock(&mut tx, user_id)
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
-            ledger::grant_once(&mut tx, user_id, amount, reason, reference).await?;
+            if !ledger::grant_once(&mut tx, user_id, amount, reason, reference).await? {
+                repeated.store(true, Ordering::Relaxed);
+            }
             let balance = store::users::lock(&mut tx, user_id)
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
@@ -231,13 +323,30 @@ impl Credits {
         let expired = store::holds::expired(&self.pools.primary, 100).await?;
         let mut released = 0;
         for reference in expired {
-            let view = self.release(&reference).await?;
+            let view = self
+                .release_counted(&reference, CreditOperation::Expire)
+                .await?;
             if view.hold.status == "released" {
                 released += 1;
                 tracing::info!(reference, "expired hold released");
             }
         }
         Ok(released)
+    }
+
+    /// Counts one operation: a repeat of an applied one (same reference) as `duplicate`.
+    fn count<T>(
+        &self,
+        operation: CreditOperation,
+        result: &Result<T, MembershipError>,
+        repeated: &AtomicBool,
+        credits: i64,
+    ) {
+        if result.is_ok() && repeated.load(Ordering::Relaxed) {
+            self.metrics.record(operation, "duplicate", 0);
+        } else {
+            self.metrics.result(operation, result, credits);
+        }
     }
 
     async fn view(

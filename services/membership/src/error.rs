@@ -32,6 +32,24 @@ pub enum MembershipError {
 }
 
 impl MembershipError {
+    /// A short snake_case word for metrics (never a message: attribute values stay few).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "invalid_argument",
+            Self::InvalidClientToken => "invalid_client_token",
+            Self::NotFound(_) => "not_found",
+            Self::MembershipActive { .. } => "membership_active",
+            Self::InsufficientCredits => "insufficient_credits",
+            Self::HoldSettled { .. } => "hold_settled",
+            Self::ReferenceConflict(_) => "reference_conflict",
+            Self::InvalidOAuthCode => "invalid_oauth_code",
+            Self::WechatPay(_) => "wechatpay_unavailable",
+            Self::Wechat(_) => "wechat_unavailable",
+            Self::Database(db) if platform::db::is_unavailable(db) => "database_unavailable",
+            Self::Database(_) => "database_error",
+        }
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

@@ -6,25 +6,24 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sqlx::MySqlPool;
 
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 
 /// How long the replica may take to apply a write before the primary is read instead.
 const REPLICA_WAIT: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 pub struct Freshness {
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
     /// How long a write's GTID is remembered; longer than any replica lag we accept.
     remember: Duration,
 }
 
 impl Freshness {
-    pub fn new(redis: ConnectionManager, keys: Keys, remember: Duration) -> Self {
+    pub fn new(redis: Redis, keys: Keys, remember: Duration) -> Self {
         Self {
             redis,
             keys,
@@ -66,6 +65,7 @@ impl Freshness {
             Ok(Some(_)) => &pools.primary,
             Err(err) => {
                 tracing::warn!(error = %err, "freshness unknown; reading the primary");
+                pools.note_replica_fallback("freshness_unknown");
                 &pools.primary
             }
         }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod freshness;
 pub mod grpc;
 pub mod members;
+pub mod metrics;
 pub mod orders;
 pub mod retry;
 pub mod store;
@@ -17,13 +18,13 @@ pub mod wechatpay;
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 use proto::membership::v1::admin_service_server::AdminServiceServer;
 use proto::membership::v1::binding_service_server::BindingServiceServer;
 use proto::membership::v1::credit_service_server::CreditServiceServer;
@@ -55,7 +56,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
     pub pools: Pools,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
 }
 
 /// The use cases of one instance.
@@ -170,14 +171,18 @@ impl Membership {
         )))
     }
 
-    /// Starts the reconciler and the hold janitor; both stop with `shutdown`. Every instance
-    /// runs them: each order check is claimed in SQL and each release is guarded, so concurrent
-    /// instances never do the same work twice.
-    pub fn spawn_background(&self, cfg: &MembershipConfig, shutdown: &CancellationToken) {
+    /// Starts the reconciler and the hold janitor; both stop with `shutdown`, after the round in
+    /// progress (await the handles). Every instance runs them: each order check is claimed in SQL
+    /// and each release is guarded, so concurrent instances never do the same work twice.
+    pub fn spawn_background(
+        &self,
+        cfg: &MembershipConfig,
+        shutdown: &CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
         let orders = self.orders.clone();
         let interval = Duration::from_millis(cfg.reconcile_interval_ms.max(10));
         let claim_secs = u32::try_from(interval.as_secs()).unwrap_or(u32::MAX);
-        every(interval, shutdown.clone(), move || {
+        let reconciler = every(interval, shutdown.clone(), move || {
             let orders = orders.clone();
             async move {
                 match orders.reconcile_once(claim_secs).await {
@@ -191,7 +196,7 @@ impl Membership {
         });
         let credits = self.credits.clone();
         let interval = Duration::from_millis(cfg.hold_janitor_interval_ms.max(10));
-        every(interval, shutdown.clone(), move || {
+        let janitor = every(interval, shutdown.clone(), move || {
             let credits = credits.clone();
             async move {
                 if let Err(err) = credits.release_expired().await {
@@ -199,11 +204,12 @@ impl Membership {
                 }
             }
         });
+        vec![reconciler, janitor]
     }
 }
 
 /// Runs `round` every `interval` until `shutdown`; a round in progress finishes first.
-fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut round: F)
+fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut round: F) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -217,7 +223,7 @@ where
                 _ = tick.tick() => round().await,
             }
         }
-    });
+    })
 }
 
 /// Serves the service on `listener` until `shutdown` is cancelled.
@@ -228,11 +234,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let membership = Membership::build(cfg, &deps)?;
-    membership.spawn_background(cfg, &shutdown);
+    let background = membership.spawn_background(cfg, &shutdown);
     tracing::info!(addr = %listener.local_addr()?, "membership service listening");
-    platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown)
-        .await
-        .map_err(|err| anyhow::anyhow!(err))
+    let served =
+        platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown).await;
+    // In-flight calls are done; the loops finish their round (a payment being applied, a hold
+    // being released) before the process may exit.
+    for task in background {
+        let _ = task.await;
+    }
+    tracing::info!("membership service drained");
+    served.map_err(|err| anyhow::anyhow!(err))
 }
 
 /// Connects the pools (lazily) and Redis.

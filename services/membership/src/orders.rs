@@ -13,6 +13,7 @@ use platform::db::{Pools, last_gtid};
 use crate::domain::pricing::{PriceList, Product, extend_membership};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
+use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, ledger, orders::OrderRow};
 use crate::wechatpay::{JsapiParams, PayClient, PayError, UnifiedOrder};
@@ -35,6 +36,18 @@ pub enum PaymentOutcome {
     Conflict,
 }
 
+impl PaymentOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::UnknownOrder => "unknown_order",
+            Self::AmountMismatch => "amount_mismatch",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
 /// What the reconciler did in one round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
@@ -50,6 +63,7 @@ pub struct Orders {
     prices: PriceList,
     freshness: Freshness,
     rules: OrderRules,
+    metrics: CreditMetrics,
 }
 
 fn order_subject(out_trade_no: &str) -> String {
@@ -87,6 +101,7 @@ impl Orders {
             prices,
             freshness,
             rules,
+            metrics: CreditMetrics::new(),
         }
     }
 
@@ -333,10 +348,12 @@ impl Orders {
             } else {
                 ledger::Reason::Purchase
             };
-            if credits > 0 {
-                ledger::grant_once(&mut tx, user.id, credits, reason, out_trade_no).await?;
-            }
+            let granted = credits > 0
+                && ledger::grant_once(&mut tx, user.id, credits, reason, out_trade_no).await?;
             tx.commit().await?;
+            if granted {
+                self.metrics.record(CreditOperation::Grant, "ok", credits);
+            }
             let gtid = last_gtid(&mut conn).await;
             self.freshness
                 .wrote(&order_subject(out_trade_no), gtid.as_deref())
@@ -347,6 +364,7 @@ impl Orders {
             Ok((PaymentOutcome::Applied, Some(order.openid)))
         })
         .await?;
+        self.metrics.payment(outcome.as_str());
         if let Some(openid) = openid {
             tracing::info!(out_trade_no, openid, "payment applied");
         }

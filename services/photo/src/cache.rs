@@ -6,30 +6,32 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 
 use crate::domain::classification::{CacheKey, CachedEntry, Digest};
 use crate::error::PhotoError;
+use crate::metrics::{CacheLayer, PhotoMetrics};
 use crate::store;
 
 #[derive(Clone)]
 pub struct CacheService {
     pools: Pools,
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
     ttl_secs: u64,
+    metrics: PhotoMetrics,
 }
 
 impl CacheService {
-    pub fn new(pools: Pools, redis: ConnectionManager, keys: Keys, ttl_secs: u64) -> Self {
+    pub fn new(pools: Pools, redis: Redis, keys: Keys, ttl_secs: u64) -> Self {
         Self {
             pools,
             redis,
             keys,
             ttl_secs,
+            metrics: PhotoMetrics::new(),
         }
     }
 
@@ -50,7 +52,20 @@ impl CacheService {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut found = self.redis_get_many(keys).await;
+        let mut found = match self.redis_get_many(keys).await {
+            Ok(found) => {
+                let hits = found.iter().filter(|entry| entry.is_some()).count();
+                self.metrics.cache(CacheLayer::Redis, "hit", hits);
+                self.metrics
+                    .cache(CacheLayer::Redis, "miss", keys.len() - hits);
+                found
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "redis read failed; reading the database");
+                self.metrics.cache(CacheLayer::Redis, "error", keys.len());
+                vec![None; keys.len()]
+            }
+        };
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(found);
@@ -61,18 +76,25 @@ impl CacheService {
         digests.sort_by_key(|d| *d.as_bytes());
         digests.dedup();
         let rows: HashMap<CacheKey, CachedEntry> =
-            store::classification_cache::find(&self.pools.replica, &digests)
-                .await?
-                .into_iter()
-                .map(|row| (row.key, row.entry))
-                .collect();
+            match store::classification_cache::find(&self.pools.replica, &digests).await {
+                Ok(rows) => rows.into_iter().map(|row| (row.key, row.entry)).collect(),
+                Err(err) => {
+                    self.metrics
+                        .cache(CacheLayer::Database, "error", missing.len());
+                    return Err(err.into());
+                }
+            };
         let mut backfill = Vec::new();
-        for index in missing {
+        for &index in &missing {
             if let Some(entry) = rows.get(&keys[index]) {
                 backfill.push((keys[index].clone(), entry.clone()));
                 found[index] = Some(entry.clone());
             }
         }
+        self.metrics
+            .cache(CacheLayer::Database, "hit", backfill.len());
+        self.metrics
+            .cache(CacheLayer::Database, "miss", missing.len() - backfill.len());
         for (key, entry) in backfill {
             self.redis_put(&key, &entry).await;
         }
@@ -133,10 +155,13 @@ impl CacheService {
 
     /// Reads the hot copy alone (polled while another instance calls the cloud model).
     pub async fn get_hot(&self, key: &CacheKey) -> Option<CachedEntry> {
-        self.redis_get_many(std::slice::from_ref(key))
-            .await
-            .pop()
-            .flatten()
+        match self.redis_get_many(std::slice::from_ref(key)).await {
+            Ok(mut found) => found.pop().flatten(),
+            Err(err) => {
+                tracing::warn!(error = %err, "redis read failed");
+                None
+            }
+        }
     }
 
     fn claim_key(&self, key: &CacheKey) -> String {
@@ -148,22 +173,21 @@ impl CacheService {
         ])
     }
 
-    async fn redis_get_many(&self, keys: &[CacheKey]) -> Vec<Option<CachedEntry>> {
+    async fn redis_get_many(
+        &self,
+        keys: &[CacheKey],
+    ) -> Result<Vec<Option<CachedEntry>>, redis::RedisError> {
         let names: Vec<String> = keys.iter().map(|key| self.redis_key(key)).collect();
         let mut redis = self.redis.clone();
         // MGET with one key answers a bare value; asking for a Vec handles both shapes.
-        let values: Result<Vec<Option<String>>, _> = redis.mget(&names).await;
-        match values {
-            Ok(values) if values.len() == keys.len() => values
-                .into_iter()
-                .map(|value| value.and_then(|text| serde_json::from_str(&text).ok()))
-                .collect(),
-            Ok(_) => vec![None; keys.len()],
-            Err(err) => {
-                tracing::warn!(error = %err, "redis read failed; reading the database");
-                vec![None; keys.len()]
-            }
+        let values: Vec<Option<String>> = redis.mget(&names).await?;
+        if values.len() != keys.len() {
+            return Ok(vec![None; keys.len()]);
         }
+        Ok(values
+            .into_iter()
+            .map(|value| value.and_then(|text| serde_json::from_str(&text).ok()))
+            .collect())
     }
 
     async fn redis_put(&self, key: &CacheKey, entry: &CachedEntry) {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod geodata;
 pub mod grpc;
 pub mod local;
+pub mod metrics;
 pub mod provider;
 pub mod storage;
 pub mod store;
@@ -19,14 +20,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use photo_model::{DecodeLimits, LocalClassifier};
 use platform::db::Pools;
-use platform::redis::Keys;
+use platform::redis::{Keys, Redis};
 use proto::photo::v1::classifier_service_server::ClassifierServiceServer;
 use proto::photo::v1::image_edit_service_server::ImageEditServiceServer;
 use proto::photo::v1::location_service_server::LocationServiceServer;
@@ -57,7 +57,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 /// Everything a running instance needs, built once at start.
 pub struct Dependencies {
     pub pools: Pools,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub locator: Arc<Locator>,
     /// The local classification model, loaded once and shared.
     pub local_classifier: Arc<LocalClassifier>,

@@ -14,6 +14,7 @@ use photo_model::{
 
 use crate::domain::classification::{ModelResult, ModelVersions, Producer, ScoredLabel};
 use crate::error::PhotoError;
+use crate::metrics::{Model, PhotoMetrics};
 
 #[derive(Clone)]
 pub struct LocalModel {
@@ -21,6 +22,7 @@ pub struct LocalModel {
     permits: Arc<Semaphore>,
     limits: DecodeLimits,
     versions: ModelVersions,
+    metrics: PhotoMetrics,
 }
 
 /// Loads the weights and the rules (the built-in ones unless a rules file is named).
@@ -52,6 +54,7 @@ impl LocalModel {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             limits,
             versions,
+            metrics: PhotoMetrics::new(),
         }
     }
 
@@ -83,14 +86,26 @@ impl LocalModel {
     ) -> Result<(Arc<DecodedImage>, ModelResult), PhotoError> {
         let limits = self.limits.clone();
         let classifier = Arc::clone(&self.classifier);
-        self.blocking(deadline, move || {
-            let image = photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
-            let answer = classifier
-                .classify(&image)
-                .map_err(PhotoError::LocalModel)?;
-            Ok((Arc::new(image), to_result(answer)))
-        })
-        .await
+        let started = std::time::Instant::now();
+        let classified = self
+            .blocking(deadline, move || {
+                let image =
+                    photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
+                let answer = classifier
+                    .classify(&image)
+                    .map_err(PhotoError::LocalModel)?;
+                Ok((Arc::new(image), to_result(answer)))
+            })
+            .await;
+        let outcome = match &classified {
+            Ok(_) => "ok",
+            Err(PhotoError::Image { .. }) => "bad_image",
+            Err(PhotoError::Overloaded) => "overloaded",
+            Err(_) => "error",
+        };
+        self.metrics
+            .model_call(Model::Local, outcome, started.elapsed());
+        classified
     }
 
     /// Runs CPU work on a blocking thread once a permit is free. A request whose caller would

@@ -5,7 +5,10 @@
 //! ([`Pools::replica_has`]), falling back to the primary when the replica lags or is down.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
@@ -16,6 +19,47 @@ use sqlx::{Executor, MySqlConnection};
 pub struct Pools {
     pub primary: MySqlPool,
     pub replica: MySqlPool,
+    metrics: ReplicaMetrics,
+}
+
+/// How reads that wanted the replica fared (instrument names in the README's metrics table).
+#[derive(Clone, Debug)]
+struct ReplicaMetrics {
+    /// `xintu.db.replica.gtid_wait` {outcome = reached | lagging | error}
+    gtid_waits: Counter<u64>,
+    /// `xintu.db.replica.gtid_wait.duration` (s) {outcome}
+    gtid_wait_duration: Histogram<f64>,
+    /// `xintu.db.replica.fallbacks` {reason}
+    fallbacks: Counter<u64>,
+}
+
+impl ReplicaMetrics {
+    fn new() -> Self {
+        let meter = crate::telemetry::meter("xintu.db");
+        Self {
+            gtid_waits: meter
+                .u64_counter("xintu.db.replica.gtid_wait")
+                .with_unit("{wait}")
+                .with_description(
+                    "Waits for the replica to apply a write (MASTER_GTID_WAIT), by outcome: \
+                     reached, lagging (not applied in time: the primary is read), error",
+                )
+                .build(),
+            gtid_wait_duration: crate::telemetry::seconds_histogram(
+                &meter,
+                "xintu.db.replica.gtid_wait.duration",
+                "Time spent waiting for the replica to apply a write",
+            ),
+            fallbacks: meter
+                .u64_counter("xintu.db.replica.fallbacks")
+                .with_unit("{read}")
+                .with_description(
+                    "Reads meant for the replica that went to the primary, by reason \
+                     (unreachable, skipped while it is marked down)",
+                )
+                .build(),
+        }
+    }
 }
 
 /// Pool sizing and timeouts.
@@ -53,19 +97,45 @@ impl Pools {
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(primary_options);
         let replica = read_only_pool_options(settings).connect_lazy_with(replica_options);
-        Ok(Self { primary, replica })
+        Ok(Self {
+            primary,
+            replica,
+            metrics: ReplicaMetrics::new(),
+        })
     }
 
     /// Returns true when the replica has applied `gtid` within `wait`. Any error, a timeout or a
     /// NULL answer counts as "not there": the caller then reads the primary.
+    /// Each wait is counted by outcome (`xintu.db.replica.gtid_wait`): how often the replica is
+    /// behind by more than `wait` is the replica lag an operator sees.
     pub async fn replica_has(&self, gtid: &str, wait: Duration) -> bool {
+        let started = Instant::now();
         let answer: Result<Option<i64>, sqlx::Error> =
             sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, ?)")
                 .bind(gtid)
                 .bind(wait.as_secs_f64())
                 .fetch_one(&self.replica)
                 .await;
-        matches!(answer, Ok(Some(0)))
+        let outcome = match answer {
+            Ok(Some(0)) => "reached",
+            // -1: timed out; NULL: the replica is not replicating.
+            Ok(Some(_)) => "lagging",
+            Ok(None) | Err(_) => "error",
+        };
+        let attributes = [KeyValue::new("outcome", outcome)];
+        self.metrics.gtid_waits.add(1, &attributes);
+        self.metrics
+            .gtid_wait_duration
+            .record(started.elapsed().as_secs_f64(), &attributes);
+        outcome == "reached"
+    }
+
+    /// Counts a read that was meant for the replica but went to the primary
+    /// (`xintu.db.replica.fallbacks`); `reason` is a short snake_case word.
+    pub fn note_replica_fallback(&self, reason: &'static str) {
+        self.metrics
+            .fallbacks
+            .add(1, &[KeyValue::new("reason", reason)]);
     }
 }
 

@@ -59,14 +59,19 @@ pub struct RecorderStats {
 pub struct Recorder {
     tx: Option<mpsc::Sender<RequestRecord>>,
     counters: Arc<Counters>,
+    /// Cancelled when the sending task has finished (after its last flush).
+    finished: CancellationToken,
 }
 
 impl Recorder {
     /// A recorder that records nothing (recording switched off).
     pub fn disabled() -> Self {
+        let finished = CancellationToken::new();
+        finished.cancel();
         Self {
             tx: None,
             counters: Arc::default(),
+            finished,
         }
     }
 
@@ -78,17 +83,27 @@ impl Recorder {
     ) -> Self {
         let (tx, rx) = mpsc::channel(settings.capacity.max(1));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(send_loop(
-            client,
-            rx,
-            settings,
-            Arc::clone(&counters),
-            shutdown,
-        ));
+        let finished = CancellationToken::new();
+        let done = finished.clone();
+        let sending = send_loop(client, rx, settings, Arc::clone(&counters), shutdown);
+        tokio::spawn(async move {
+            sending.await;
+            done.cancel();
+        });
         Self {
             tx: Some(tx),
             counters,
+            finished,
         }
+    }
+
+    /// Waits until the sending task has stopped (after `shutdown` and its last flush), or
+    /// `limit` has passed; true when it stopped. A process awaits this before it exits, or the
+    /// last records die with the runtime.
+    pub async fn finished(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.finished.cancelled())
+            .await
+            .is_ok()
     }
 
     /// Queues a record without waiting; a full queue drops it (counted).
@@ -192,4 +207,95 @@ fn push_bounded(
         counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
     pending.push_back(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use proto::stats::v1 as pb;
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+
+    /// A stats service that takes its time to store what it is sent.
+    #[derive(Clone, Default)]
+    struct SlowStats {
+        stored: Arc<AtomicUsize>,
+    }
+
+    #[tonic::async_trait]
+    impl pb::stats_service_server::StatsService for SlowStats {
+        async fn record_requests(
+            &self,
+            request: Request<pb::RecordRequestsRequest>,
+        ) -> Result<Response<pb::RecordRequestsResponse>, Status> {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let records = request.into_inner().records.len();
+            self.stored.fetch_add(records, Ordering::SeqCst);
+            Ok(Response::new(pb::RecordRequestsResponse {
+                stored: records as u32,
+            }))
+        }
+
+        async fn overview(
+            &self,
+            _: Request<pb::OverviewRequest>,
+        ) -> Result<Response<pb::OverviewResponse>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+
+        async fn time_series(
+            &self,
+            _: Request<pb::TimeSeriesRequest>,
+        ) -> Result<Response<pb::TimeSeriesResponse>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+    }
+
+    #[tokio::test]
+    async fn finished_waits_for_the_last_flush() {
+        let stats = SlowStats::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = stats.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(pb::stats_service_server::StatsServiceServer::new(server))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+        });
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .expect("url")
+            .connect_lazy();
+        let shutdown = CancellationToken::new();
+        // Nothing is sent before the stop: the batch is not full and the interval is long.
+        let recorder = Recorder::start(
+            StatsServiceClient::with_interceptor(channel, PropagateContext),
+            RecorderSettings {
+                flush_interval: Duration::from_secs(600),
+                ..RecorderSettings::default()
+            },
+            shutdown.clone(),
+        );
+        for _ in 0..3 {
+            recorder.record(RequestRecord::default());
+        }
+        assert!(!recorder.finished(Duration::from_millis(50)).await);
+        shutdown.cancel();
+        assert!(recorder.finished(Duration::from_secs(10)).await);
+        assert_eq!(
+            stats.stored.load(Ordering::SeqCst),
+            3,
+            "flushed before finished"
+        );
+        assert_eq!(recorder.stats().sent, 3);
+        assert!(
+            Recorder::disabled()
+                .finished(Duration::from_millis(1))
+                .await
+        );
+    }
 }

@@ -42,15 +42,20 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let stats = Stats::new(pools, cfg.model_price_fen_per_million_tokens);
-    spawn_retention(stats.clone(), cfg, shutdown.clone());
+    let retention = spawn_retention(stats.clone(), cfg, shutdown.clone());
     let routes = Routes::new(StatsServiceServer::new(grpc::StatsGrpc::new(stats)));
     tracing::info!(addr = %listener.local_addr()?, "stats service listening");
-    platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
-        .await
-        .map_err(|err| anyhow::anyhow!(err))
+    let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown).await;
+    // A purge round in progress finishes before the process may exit.
+    let _ = retention.await;
+    served.map_err(|err| anyhow::anyhow!(err))
 }
 
-fn spawn_retention(stats: Stats, cfg: &StatsConfig, shutdown: CancellationToken) {
+fn spawn_retention(
+    stats: Stats,
+    cfg: &StatsConfig,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_millis(cfg.retention_interval_ms.max(1000));
     let (days, batch) = (cfg.retention_days, cfg.retention_batch_rows);
     tokio::spawn(async move {
@@ -65,5 +70,5 @@ fn spawn_retention(stats: Stats, cfg: &StatsConfig, shutdown: CancellationToken)
                 },
             }
         }
-    });
+    })
 }

@@ -131,11 +131,13 @@ impl Stats {
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         if now_ms() < self.replica_down_until_ms.load(Ordering::Relaxed) {
+            self.pools.note_replica_fallback("marked_down");
             return query(&self.pools.primary).await;
         }
         match query(&self.pools.replica).await {
             Err(err) if platform::db::is_unavailable(&err) => {
                 tracing::warn!(error = %err, "stats replica unreachable; reading the primary");
+                self.pools.note_replica_fallback("unreachable");
                 self.replica_down_until_ms.store(
                     now_ms().saturating_add(REPLICA_RETRY_AFTER.as_millis() as u64),
                     Ordering::Relaxed,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use gateway::config::GatewayConfig;
@@ -41,6 +42,8 @@ pub mod grpc_proxy;
 pub mod browser;
 pub mod edge;
 
+pub mod redis_server;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -65,10 +68,24 @@ pub struct Options {
     pub hold_janitor_interval_ms: u64,
     /// The gateway records every request to the stats service.
     pub request_logging: bool,
+    /// How long the gateway's recorder holds a partial batch (default 500 ms).
+    pub request_log_flush_ms: u64,
     /// The stats service's replica (pause the lagging one to prove reads go there).
     pub stats_replica: Replica,
     /// Classification: the cloud model (the sandbox's DashScope) and its resilience settings.
     pub photo: photo::PhotoOptions,
+    /// The Redis every service uses; default: the shared test server. A test that stops Redis
+    /// starts its own ([`redis_server::RedisServer`]) and points here.
+    pub redis_url: Option<SecretString>,
+}
+
+impl Options {
+    /// The Redis URL the services get.
+    pub fn redis_url(&self) -> SecretString {
+        self.redis_url
+            .clone()
+            .unwrap_or_else(platform::testing::redis_url)
+    }
 }
 
 impl Default for Options {
@@ -89,8 +106,10 @@ impl Default for Options {
             reconcile_query_after_secs: 60,
             hold_janitor_interval_ms: 3_600_000,
             request_logging: true,
+            request_log_flush_ms: 500,
             stats_replica: Replica::Shared,
             photo: photo::PhotoOptions::default(),
+            redis_url: None,
         }
     }
 }
@@ -111,6 +130,9 @@ pub struct System {
     shutdown: CancellationToken,
     membership_shutdown: CancellationToken,
     gateway_shutdowns: Vec<CancellationToken>,
+    /// The `run` of each gateway and membership instance, to see them return after a stop.
+    gateway_tasks: std::sync::Mutex<Vec<Option<JoinHandle<()>>>>,
+    membership_tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// With `Options::photos` > 1: every photo instance, as the gateways reach it.
     pub photo_instances: Vec<grpc_proxy::CountingProxy>,
     photo_restart: PhotoRestart,
@@ -189,6 +211,7 @@ impl System {
         let redis_prefix = platform::testing::redis_prefix();
         let stats = stats::start(options.stats_replica, shutdown.child_token()).await;
         let mut membership_urls = Vec::new();
+        let mut membership_tasks = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
             cfg.database_url = match &primary_proxy {
@@ -197,7 +220,7 @@ impl System {
             };
             cfg.database_replica_url = Some(db.replica_url.clone());
             cfg.database_max_connections = 10;
-            cfg.redis_url = platform::testing::redis_url();
+            cfg.redis_url = options.redis_url();
             cfg.redis_key_prefix = redis_prefix.clone();
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_secret = SecretString::from(sandbox_cfg.secret.clone());
@@ -217,11 +240,11 @@ impl System {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             membership_urls.push(format!("http://{}", listener.local_addr().expect("addr")));
             let stop = membership_shutdown.child_token();
-            tokio::spawn(async move {
+            membership_tasks.push(tokio::spawn(async move {
                 if let Err(err) = membership_svc::run(&cfg, deps, listener, stop).await {
                     eprintln!("membership stopped: {err:#}");
                 }
-            });
+            }));
         }
         let first_photo_stop = shutdown.child_token();
         let photo = photo::start(
@@ -263,6 +286,7 @@ impl System {
         };
         let photo_grpc_url = photo_urls.join(",");
         let mut gateway_shutdowns = Vec::new();
+        let mut gateway_tasks = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
@@ -271,7 +295,8 @@ impl System {
             cfg.photo_lookups_per_client_per_minute = options.photo.lookups_per_client_per_minute;
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
-            cfg.redis_url = platform::testing::redis_url();
+            cfg.request_log_flush_ms = options.request_log_flush_ms;
+            cfg.redis_url = options.redis_url();
             cfg.redis_key_prefix = redis_prefix.clone();
             cfg.admin_password_hash = Some(SecretString::from(admin_password_hash()));
             cfg.wechat_appid = sandbox_cfg.appid.clone();
@@ -288,11 +313,11 @@ impl System {
             let state = gateway::AppState::new(cfg).expect("gateway state");
             let stop = shutdown.child_token();
             gateway_shutdowns.push(stop.clone());
-            tokio::spawn(async move {
+            gateway_tasks.push(Some(tokio::spawn(async move {
                 if let Err(err) = gateway::run(state, listener, stop).await {
                     eprintln!("gateway stopped: {err:#}");
                 }
-            });
+            })));
         }
         let photo_restart = PhotoRestart {
             options: options.clone(),
@@ -313,6 +338,8 @@ impl System {
             primary_proxy,
             membership_shutdown,
             gateway_shutdowns,
+            gateway_tasks: std::sync::Mutex::new(gateway_tasks),
+            membership_tasks: std::sync::Mutex::new(membership_tasks),
             photo_instances,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -431,6 +458,25 @@ impl System {
     /// Stops one gateway instance (the others keep running).
     pub fn stop_gateway(&self, index: usize) {
         self.gateway_shutdowns[index].cancel();
+    }
+
+    /// Waits until gateway `index`'s `run` has returned (after a stop: drained, its recorder
+    /// flushed); false when it has not within `limit`.
+    pub async fn gateway_returned(&self, index: usize, limit: Duration) -> bool {
+        let task = self.gateway_tasks.lock().expect("gateway tasks")[index].take();
+        match task {
+            Some(task) => tokio::time::timeout(limit, task).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// Waits until every membership instance's `run` has returned (after
+    /// [`System::stop_memberships`]: calls finished, background loops stopped).
+    pub async fn memberships_returned(&self, limit: Duration) -> bool {
+        let tasks = std::mem::take(&mut *self.membership_tasks.lock().expect("membership tasks"));
+        tokio::time::timeout(limit, futures::future::join_all(tasks))
+            .await
+            .is_ok()
     }
 
     /// Stops every server now.

@@ -116,7 +116,7 @@ pub async fn start_instance(
     cfg.database_url = db.primary_url.clone();
     cfg.database_replica_url = Some(db.replica_url.clone());
     cfg.database_max_connections = 5;
-    cfg.redis_url = platform::testing::redis_url();
+    cfg.redis_url = options.redis_url();
     cfg.redis_key_prefix = redis_prefix.to_owned();
     cfg.membership_grpc_url = membership_urls.join(",");
     let photo = &options.photo;
@@ -166,7 +166,7 @@ pub async fn start_instance(
         pools: db.pools(),
         redis: platform::redis::connect(&cfg.redis_url)
             .await
-            .expect("photo redis"),
+            .expect("photo redis url"),
         locator,
         local_classifier,
     };

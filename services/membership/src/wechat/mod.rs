@@ -5,10 +5,11 @@ mod token;
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+use platform::redis::Redis;
 
 pub use token::AccessTokens;
 
@@ -77,7 +78,7 @@ pub struct WechatApi {
 }
 
 impl WechatApi {
-    pub fn new(settings: WechatSettings, redis: ConnectionManager) -> Result<Self, WechatError> {
+    pub fn new(settings: WechatSettings, redis: Redis) -> Result<Self, WechatError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(2))

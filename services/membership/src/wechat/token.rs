@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rand::RngCore;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+
+use platform::redis::Redis;
 
 use super::{WechatError, WechatSettings, send_json};
 
@@ -34,11 +35,11 @@ struct StableToken {
 pub struct AccessTokens {
     http: reqwest::Client,
     settings: WechatSettings,
-    redis: ConnectionManager,
+    redis: Redis,
 }
 
 impl AccessTokens {
-    pub fn new(http: reqwest::Client, settings: WechatSettings, redis: ConnectionManager) -> Self {
+    pub fn new(http: reqwest::Client, settings: WechatSettings, redis: Redis) -> Self {
         Self {
             http,
             settings,
@@ -66,10 +67,17 @@ impl AccessTokens {
         }
         let lock_value = random_value();
         for _ in 0..WAIT_STEPS {
-            if self.try_lock(&lock_value).await {
-                let result = self.refresh_locked().await;
-                self.unlock(&lock_value).await;
-                return result;
+            match self.try_lock(&lock_value).await {
+                Ok(true) => {
+                    let result = self.refresh_locked().await;
+                    self.unlock(&lock_value).await;
+                    return result;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "token lock unavailable; fetching directly");
+                    return Ok(self.fetch().await?.access_token);
+                }
             }
             tokio::time::sleep(WAIT_STEP).await;
             if let Ok(Some(token)) = self.cached().await {
@@ -116,15 +124,15 @@ impl AccessTokens {
         redis.get(&self.settings.token_key).await
     }
 
-    async fn try_lock(&self, value: &str) -> bool {
+    async fn try_lock(&self, value: &str) -> Result<bool, redis::RedisError> {
         let mut redis = self.redis.clone();
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(LOCK_TTL_MS));
-        let acquired: Result<Option<String>, redis::RedisError> = redis
+        let acquired: Option<String> = redis
             .set_options(&self.settings.token_lock_key, value, options)
-            .await;
-        matches!(acquired, Ok(Some(_)))
+            .await?;
+        Ok(acquired.is_some())
     }
 
     async fn unlock(&self, value: &str) {

@@ -19,6 +19,7 @@ use crate::credits::{CreditGate, Payer};
 use crate::domain::classification::{
     Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source,
 };
+use crate::metrics::{Model, PhotoMetrics};
 use crate::provider::{ModelClient, ProviderError};
 
 /// Time kept back from the caller's deadline to settle the credit and answer.
@@ -32,6 +33,7 @@ pub struct CloudPath {
     /// In-flight and just-finished cloud calls; values live a minute so that late duplicates
     /// that missed the cache a moment ago find the result too.
     flights: moka::future::Cache<CacheKey, CachedEntry>,
+    metrics: PhotoMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,7 @@ impl CloudPath {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            metrics: PhotoMetrics::new(),
         }
     }
 
@@ -283,7 +286,14 @@ impl CloudPath {
                 .await
                 .map_err(|err| ProviderError::Internal(err.to_string()))?,
         };
-        let entry = match self.provider.classify(decoded, deadline).await {
+        let started = std::time::Instant::now();
+        let called = self.provider.classify(decoded, deadline).await;
+        let outcome = called
+            .as_ref()
+            .map_or_else(ProviderError::outcome, |_| "ok");
+        self.metrics
+            .model_call(Model::Cloud, outcome, started.elapsed());
+        let entry = match called {
             Ok(result) => CachedEntry::Classified(result),
             Err(ProviderError::ModerationRejected(message)) => {
                 tracing::warn!(sha256 = %key.digest, message, "the cloud model's moderation refused an image");

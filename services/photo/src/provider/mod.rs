@@ -92,6 +92,22 @@ impl ProviderError {
         self.is_retryable()
     }
 
+    /// A short snake_case word for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::CircuitOpen => "circuit_open",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Server { .. } => "server_error",
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect_error",
+            Self::ModerationRejected(_) => "moderation_rejected",
+            Self::Rejected { .. } => "rejected",
+            Self::InvalidAnswer(_) => "invalid_answer",
+            Self::Deadline => "deadline",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     /// What the caller is told.
     pub fn skip_reason(&self) -> CloudSkip {
         match self {

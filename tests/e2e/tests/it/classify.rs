@@ -7,4 +7,4 @@ mod cache;
 mod cloud;
 mod local;
 mod resilience;
-pub mod support;
+pub(crate) mod support;

@@ -10,6 +10,7 @@ mod edge;
 mod edit;
 mod location;
 mod operations;
+mod outages;
 mod payment;
 mod push_security;
 mod replica_fallback;

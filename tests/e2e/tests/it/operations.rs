@@ -114,3 +114,141 @@ async fn every_answer_carries_its_request_id() {
     assert_eq!(body["error"]["request_id"], header.as_str());
     assert_eq!(header.len(), 36, "a UUID");
 }
+
+/// What one request of the load got: when it was sent and answered, and the answer.
+struct Outcome {
+    client_id: String,
+    sent: std::time::Instant,
+    done: std::time::Instant,
+    answer: Result<u16, reqwest::Error>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_answers_every_request_it_accepted() {
+    use std::time::{Duration, Instant};
+
+    // The background loops run every 50 ms, so a stop finds them busy; the request recorder
+    // holds what it has until the stop, so only its last flush can deliver it.
+    let system = System::start(Options {
+        reconcile_interval_ms: 50,
+        hold_janitor_interval_ms: 50,
+        request_log_flush_ms: 600_000,
+        ..Options::default()
+    })
+    .await;
+    // Every WeChat answer takes 150 ms, so QR codes are being made when the stop comes.
+    system.sandbox.set_faults(sandbox::Faults {
+        delay_ms: 150,
+        ..Default::default()
+    });
+    // A new connection per request: after the stop, a request either reaches the gateway on a
+    // connection it accepted, or is refused; no pooled connection races its closing.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/auth/wechat/qrcode", system.gateway());
+    // 200 QR codes over about 2 s; the gateway is told to stop after the first 100.
+    let mut load = Vec::new();
+    let mut stopped_at = None;
+    for i in 0..200 {
+        if i == 100 {
+            system.stop_gateway(0);
+            stopped_at = Some(Instant::now());
+        }
+        let http = http.clone();
+        let url = url.clone();
+        let client_id = format!("drain-{i}");
+        load.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let answer = http
+                .post(url)
+                .json(&serde_json::json!({ "client_id": client_id }))
+                .send()
+                .await
+                .map(|response| response.status().as_u16());
+            Outcome {
+                client_id,
+                sent,
+                done: Instant::now(),
+                answer,
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped_at = stopped_at.unwrap();
+    let mut outcomes = Vec::new();
+    for request in load {
+        outcomes.push(request.await.unwrap());
+    }
+
+    // Every answer the gateway gave is a success: nothing was cut with a 5xx on the way out.
+    let answered: Vec<&Outcome> = outcomes.iter().filter(|o| o.answer.is_ok()).collect();
+    for outcome in &answered {
+        assert_eq!(
+            outcome.answer.as_ref().ok(),
+            Some(&200),
+            "{} was answered with an error status",
+            outcome.client_id
+        );
+    }
+    // Requests well under way at the stop were all answered...
+    let settled_before_stop = outcomes
+        .iter()
+        .filter(|o| o.sent + Duration::from_millis(100) < stopped_at);
+    for outcome in settled_before_stop {
+        assert!(
+            outcome.answer.is_ok(),
+            "{} was sent before the stop and not answered: {:?}",
+            outcome.client_id,
+            outcome.answer
+        );
+    }
+    // ...some of them only after it (so the drain was exercised), and the gateway did stop.
+    let drained = answered.iter().filter(|o| o.done > stopped_at).count();
+    assert!(drained > 0, "no request was in flight at the stop");
+    let refused = outcomes.iter().filter(|o| o.answer.is_err()).count();
+    assert!(refused > 0, "the gateway kept accepting after the stop");
+
+    // None cut mid-flight: a QR code was made exactly for each request that got its answer.
+    let pool = system.db.primary().await;
+    let made: Vec<String> =
+        sqlx::query_scalar("SELECT client_id FROM client_bindings WHERE client_id LIKE 'drain-%'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    let mut made = made;
+    made.sort();
+    let mut expected: Vec<String> = answered.iter().map(|o| o.client_id.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        made, expected,
+        "QR codes made for requests whose answer was lost"
+    );
+
+    // The gateway's run returns only after its recorder's last flush: by then every answered
+    // request is in the stats service (no waiting here; a process exits right after `run`).
+    let stats = system.stats.db.primary().await;
+    sqlx::query("SELECT 1").execute(&stats).await.unwrap();
+    assert!(
+        system.gateway_returned(0, Duration::from_secs(15)).await,
+        "the stopped gateway never finished"
+    );
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM request_logs WHERE endpoint = '/api/v1/auth/wechat/qrcode'",
+    )
+    .fetch_one(&stats)
+    .await
+    .unwrap();
+    stats.close().await;
+    assert_eq!(recorded, answered.len() as i64, "requests recorded");
+
+    // The services behind stop too: calls finish, background loops end, `run` returns.
+    system.stop_memberships();
+    assert!(
+        system.memberships_returned(Duration::from_secs(15)).await,
+        "a membership instance kept running after its stop"
+    );
+}
