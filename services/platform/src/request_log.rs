@@ -19,6 +19,20 @@ use crate::grpc::PropagateContext;
 
 pub type StatsClient = StatsServiceClient<InterceptedService<Channel, PropagateContext>>;
 
+/// The endpoint of a model call's record starts with this (`model:qwen-vl-max`); the gateway's
+/// route templates start with '/'. The stats service tells the two kinds apart by it.
+pub const MODEL_ENDPOINT_PREFIX: &str = "model:";
+/// The method of a model call's record.
+pub const MODEL_METHOD: &str = "MODEL";
+
+/// Tells whether a record's endpoint names a model call (ASCII case ignored, like the database's
+/// collation).
+pub fn is_model_call(endpoint: &str) -> bool {
+    endpoint
+        .get(..MODEL_ENDPOINT_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(MODEL_ENDPOINT_PREFIX))
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct RecorderSettings {
     /// Records waiting to be sent, at most (channel plus unsent batch).
@@ -59,14 +73,19 @@ pub struct RecorderStats {
 pub struct Recorder {
     tx: Option<mpsc::Sender<RequestRecord>>,
     counters: Arc<Counters>,
+    /// Cancelled when the sending task has ended (after its last flush).
+    finished: CancellationToken,
 }
 
 impl Recorder {
     /// A recorder that records nothing (recording switched off).
     pub fn disabled() -> Self {
+        let finished = CancellationToken::new();
+        finished.cancel();
         Self {
             tx: None,
             counters: Arc::default(),
+            finished,
         }
     }
 
@@ -78,17 +97,25 @@ impl Recorder {
     ) -> Self {
         let (tx, rx) = mpsc::channel(settings.capacity.max(1));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(send_loop(
-            client,
-            rx,
-            settings,
-            Arc::clone(&counters),
-            shutdown,
-        ));
+        let finished = CancellationToken::new();
+        let done = finished.clone().drop_guard();
+        let loop_counters = Arc::clone(&counters);
+        tokio::spawn(async move {
+            send_loop(client, rx, settings, loop_counters, shutdown).await;
+            drop(done);
+        });
         Self {
             tx: Some(tx),
             counters,
+            finished,
         }
+    }
+
+    /// Resolves once the sending task has ended: after `shutdown` was cancelled and what it held
+    /// was sent (or dropped and counted, when stats was unreachable). A process that exits right
+    /// after its server stopped awaits this so that the last records are not lost.
+    pub async fn stopped(&self) {
+        self.finished.cancelled().await;
     }
 
     /// Queues a record without waiting; a full queue drops it (counted).
