@@ -14,6 +14,7 @@ use photo_model::{
 
 use crate::domain::classification::{ModelResult, ModelVersions, Producer, ScoredLabel};
 use crate::error::PhotoError;
+use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
 
 #[derive(Clone)]
 pub struct LocalModel {
@@ -21,6 +22,7 @@ pub struct LocalModel {
     permits: Arc<Semaphore>,
     limits: DecodeLimits,
     versions: ModelVersions,
+    recorder: ModelCallRecorder,
 }
 
 /// Loads the weights and the rules (the built-in ones unless a rules file is named).
@@ -41,7 +43,12 @@ pub fn load_classifier(
 }
 
 impl LocalModel {
-    pub fn new(classifier: Arc<LocalClassifier>, concurrency: usize, limits: DecodeLimits) -> Self {
+    pub fn new(
+        classifier: Arc<LocalClassifier>,
+        concurrency: usize,
+        limits: DecodeLimits,
+        recorder: ModelCallRecorder,
+    ) -> Self {
         let versions = ModelVersions {
             model_version: photo_model::MODEL_ID.to_owned(),
             // The rules decide the category, so their version is part of the cache key.
@@ -52,6 +59,7 @@ impl LocalModel {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             limits,
             versions,
+            recorder,
         }
     }
 
@@ -75,22 +83,39 @@ impl LocalModel {
         .await
     }
 
-    /// Decodes and classifies an upload; the decoded image comes back for the cloud model.
+    /// Decodes and classifies an upload; the decoded image comes back for the cloud model. The
+    /// inference is recorded for `origin` (see `model_calls`), its latency counted from the
+    /// request, queueing for a thread included; an upload refused by the decoder never reached
+    /// the model and is not recorded as a model call (the gateway records the request's 4xx).
     pub async fn decode_and_classify(
         &self,
         bytes: Arc<Vec<u8>>,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<(Arc<DecodedImage>, ModelResult), PhotoError> {
+        let call = self
+            .recorder
+            .start(&self.versions.model_version, ModelSource::Local, origin);
         let limits = self.limits.clone();
         let classifier = Arc::clone(&self.classifier);
-        self.blocking(deadline, move || {
-            let image = photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
-            let answer = classifier
-                .classify(&image)
-                .map_err(PhotoError::LocalModel)?;
-            Ok((Arc::new(image), to_result(answer)))
-        })
-        .await
+        let outcome = self
+            .blocking(deadline, move || {
+                let image =
+                    photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
+                let answer = classifier
+                    .classify(&image)
+                    .map_err(PhotoError::LocalModel)?;
+                Ok((Arc::new(image), to_result(answer)))
+            })
+            .await;
+        match &outcome {
+            Ok(_) => call.answered(0),
+            Err(PhotoError::Image { .. }) => call.discard(),
+            Err(PhotoError::Overloaded) => call.failed(503, "overloaded", 0),
+            Err(PhotoError::LocalModel(_)) => call.failed(500, "local_model_failed", 0),
+            Err(_) => call.failed(500, "internal", 0),
+        }
+        outcome
     }
 
     /// Runs CPU work on a blocking thread once a permit is free. A request whose caller would

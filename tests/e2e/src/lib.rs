@@ -63,7 +63,8 @@ pub struct Options {
     pub reconcile_interval_ms: u64,
     pub reconcile_query_after_secs: u32,
     pub hold_janitor_interval_ms: u64,
-    /// The gateway records every request to the stats service.
+    /// The gateway records every request, and the photo service every model call, to the stats
+    /// service.
     pub request_logging: bool,
     /// The stats service's replica (pause the lagging one to prove reads go there).
     pub stats_replica: Replica,
@@ -217,6 +218,7 @@ impl System {
             &sandbox,
             &redis_prefix,
             &membership_urls,
+            &stats.url(),
             shutdown.child_token(),
         )
         .await;
@@ -230,6 +232,7 @@ impl System {
                 &sandbox,
                 &redis_prefix,
                 &membership_urls,
+                &stats.url(),
                 &photo.db,
                 stop.clone(),
             )

@@ -1,7 +1,7 @@
 //! A photo service instance for the system under test: its own fresh database (migrated), the
 //! real location data and the real local model, loaded once per test process and shared by every
 //! instance in it. Its cloud model is the sandbox's DashScope; its credits are the membership
-//! instances'.
+//! instances'; it records its model calls to the stats service when the gateways record requests.
 
 use std::sync::Arc;
 
@@ -64,6 +64,7 @@ pub async fn start(
     sandbox: &Sandbox,
     redis_prefix: &str,
     membership_urls: &[String],
+    stats_url: &str,
     stop: CancellationToken,
 ) -> PhotoService {
     let db = TestDatabase::create("photo", options.replica).await;
@@ -74,7 +75,16 @@ pub async fn start(
         .expect("migrate the photo test database");
     primary.close().await;
     db.wait_for_replica().await;
-    let url = start_instance(options, sandbox, redis_prefix, membership_urls, &db, stop).await;
+    let url = start_instance(
+        options,
+        sandbox,
+        redis_prefix,
+        membership_urls,
+        stats_url,
+        &db,
+        stop,
+    )
+    .await;
     PhotoService { url, db }
 }
 
@@ -84,6 +94,7 @@ pub async fn start_instance(
     sandbox: &Sandbox,
     redis_prefix: &str,
     membership_urls: &[String],
+    stats_url: &str,
     db: &TestDatabase,
     stop: CancellationToken,
 ) -> String {
@@ -94,6 +105,7 @@ pub async fn start_instance(
     cfg.redis_url = platform::testing::redis_url();
     cfg.redis_key_prefix = redis_prefix.to_owned();
     cfg.membership_grpc_url = membership_urls.join(",");
+    cfg.stats_grpc_url = options.request_logging.then(|| stats_url.to_owned());
     let photo = &options.photo;
     cfg.dashscope_api_key = photo
         .cloud

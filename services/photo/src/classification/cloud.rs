@@ -19,6 +19,7 @@ use crate::credits::{CreditGate, Payer};
 use crate::domain::classification::{
     Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source,
 };
+use crate::model_calls::CallOrigin;
 use crate::provider::{ModelClient, ProviderError};
 
 /// Time kept back from the caller's deadline to settle the credit and answer.
@@ -69,7 +70,9 @@ impl CloudPath {
     }
 
     /// Asks the cloud model about an image whose local answer is `local`; answers the local
-    /// result, saying why, when the cloud cannot be used.
+    /// result, saying why, when the cloud cannot be used. A call is recorded for `origin` when
+    /// this request leads the flight (the request that is charged for it).
+    #[allow(clippy::too_many_arguments)] // one image's whole context, passed once
     pub(super) async fn ask(
         &self,
         classifier: &Arc<Classifier>,
@@ -78,6 +81,7 @@ impl CloudPath {
         decoded: Option<Arc<DecodedImage>>,
         user_id: i64,
         deadline: Instant,
+        origin: CallOrigin,
     ) -> Answer {
         if deadline.saturating_duration_since(Instant::now()) < MIN_CLOUD_BUDGET {
             return skipped(local, CloudSkip::Deadline, None);
@@ -101,6 +105,7 @@ impl CloudPath {
                     decoded,
                     user_id,
                     deadline.checked_sub(SETTLE_MARGIN).unwrap_or(deadline),
+                    &origin,
                 )
                 .await
         });
@@ -110,6 +115,7 @@ impl CloudPath {
         })
     }
 
+    #[allow(clippy::too_many_arguments)] // one image's whole context, passed once
     async fn fly(
         &self,
         classifier: &Arc<Classifier>,
@@ -118,6 +124,7 @@ impl CloudPath {
         decoded: Option<Arc<DecodedImage>>,
         user_id: i64,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Answer {
         let key = self.versions().key(local.digest);
         for _ in 0..LEAD_TRIES {
@@ -129,6 +136,7 @@ impl CloudPath {
                 decoded.clone(),
                 user_id,
                 deadline,
+                origin,
                 Arc::clone(&mine),
             );
             let outcome = self.flights.try_get_with(key.clone(), lead).await;
@@ -192,6 +200,7 @@ impl CloudPath {
         decoded: Option<Arc<DecodedImage>>,
         user_id: i64,
         deadline: Instant,
+        origin: &CallOrigin,
         mine: Arc<Mutex<Option<Settlement>>>,
     ) -> Result<CachedEntry, FlightError> {
         let record = |settlement: Settlement| {
@@ -226,7 +235,9 @@ impl CloudPath {
                 return Err(FlightError::LeaderRefused);
             }
         };
-        let verdict = self.call(classifier, &key, image, decoded, deadline).await;
+        let verdict = self
+            .call(classifier, &key, image, decoded, deadline, origin)
+            .await;
         // The verdict is stored (or the call failed): waiting instances may go on.
         if let Some(token) = &claim {
             classifier.cache.release_claim(&key, token).await;
@@ -274,6 +285,7 @@ impl CloudPath {
         image: Arc<Vec<u8>>,
         decoded: Option<Arc<DecodedImage>>,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<CachedEntry, ProviderError> {
         let decoded = match decoded {
             Some(decoded) => decoded,
@@ -283,7 +295,7 @@ impl CloudPath {
                 .await
                 .map_err(|err| ProviderError::Internal(err.to_string()))?,
         };
-        let entry = match self.provider.classify(decoded, deadline).await {
+        let entry = match self.provider.classify(decoded, deadline, origin).await {
             Ok(result) => CachedEntry::Classified(result),
             Err(ProviderError::ModerationRejected(message)) => {
                 tracing::warn!(sha256 = %key.digest, message, "the cloud model's moderation refused an image");
