@@ -272,7 +272,7 @@ impl ModelClient {
             .with_max_times(self.settings.max_retries)
             .with_jitter();
         let retry_max = self.settings.retry_max;
-        let completion = (|| self.attempt(body.clone(), deadline))
+        (|| self.attempt(body.clone(), deadline))
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(ProviderError::is_retryable)
@@ -290,8 +290,7 @@ impl ModelClient {
             .notify(|err, pause| {
                 tracing::info!(error = %err, pause_ms = pause.as_millis() as u64, "retrying the cloud model");
             })
-            .await;
-        completion
+            .await
     }
 
     /// One HTTP exchange through the breaker, the concurrency cap and the pace limiter.
