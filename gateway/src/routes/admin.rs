@@ -101,6 +101,19 @@ struct EndpointOut {
     p95_ms: f64,
 }
 
+#[derive(Serialize)]
+struct ModelCallsOut {
+    model: String,
+    source: String,
+    calls: u64,
+    errors: u64,
+    tokens: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+/// The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
+/// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
 pub async fn overview(
     State(state): State<AppState>,
     _session: AdminSession,
@@ -131,6 +144,19 @@ pub async fn overview(
             p95_ms: e.p95_ms,
         })
         .collect();
+    let model_calls: Vec<ModelCallsOut> = usage
+        .model_calls
+        .into_iter()
+        .map(|m| ModelCallsOut {
+            model: m.model,
+            source: m.source,
+            calls: m.calls,
+            errors: m.errors,
+            tokens: m.tokens,
+            p50_ms: m.p50_ms,
+            p95_ms: m.p95_ms,
+        })
+        .collect();
     Ok(Json(json!({
         "from": rfc3339_ms(window.0),
         "to": rfc3339_ms(window.1),
@@ -145,6 +171,7 @@ pub async fn overview(
             "model": usage.classified_model,
             "cache_hit_rate": usage.cache_hit_rate,
         },
+        "model_calls": model_calls,
         "model_tokens": usage.model_tokens,
         "model_cost_fen": usage.model_cost_fen,
         "revenue_fen": business.revenue_fen,

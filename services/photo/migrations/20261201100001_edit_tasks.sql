@@ -13,6 +13,9 @@ CREATE TABLE edit_tasks (
     id CHAR(32) NOT NULL,
     user_id BIGINT NOT NULL,
     client_id VARCHAR(128) NOT NULL,
+    -- Who asked, for the records of the model calls made for the task.
+    openid VARCHAR(64) NOT NULL DEFAULT '',
+    request_id VARCHAR(64) NOT NULL DEFAULT '',
     -- The client's idempotency key, or the digest of the request's content. Cleared when the
     -- task fails, so that the same request may be tried again.
     request_key VARCHAR(200) NULL,

@@ -66,6 +66,7 @@ pub struct PhotoConfig {
     pub edit_retry_max_ms: u64,
     pub edit_worker_tick_ms: u64,
     pub edit_max_result_bytes: usize,
+    pub stats_grpc_url: Option<String>,
     pub xintu_env: String,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,
@@ -205,6 +206,15 @@ impl PhotoConfig {
             .unwrap_or_else(photo_model::data_dir::default_model_path)
     }
 
+    /// The stats service that model calls are recorded to; None (unset or empty) switches
+    /// recording off.
+    pub fn stats_grpc_url(&self) -> Option<&str> {
+        self.stats_grpc_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+    }
+
     /// Returns the geodata directory: the configured one, else where the fetch script writes.
     pub fn geodata_dir(&self) -> PathBuf {
         self.geodata_dir
@@ -226,6 +236,16 @@ mod tests {
         assert!(cfg.geodata_dir().ends_with("geo"));
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("photo-local"), "{printed}");
+    }
+
+    #[test]
+    fn recording_is_off_unless_a_stats_url_is_set() {
+        let mut cfg = PhotoConfig::defaults().unwrap();
+        assert_eq!(cfg.stats_grpc_url(), None);
+        cfg.stats_grpc_url = Some(" ".into());
+        assert_eq!(cfg.stats_grpc_url(), None);
+        cfg.stats_grpc_url = Some("http://stats:50053".into());
+        assert_eq!(cfg.stats_grpc_url(), Some("http://stats:50053"));
     }
 
     #[test]

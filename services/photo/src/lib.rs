@@ -1,5 +1,6 @@
 //! Photo service: offline location, album classification (cache, local model, Qwen-VL) and
-//! image edits (Bailian's wanx2.1-imageedit and qwen-image-edit, paid by credits).
+//! image edits (Bailian's wanx2.1-imageedit and qwen-image-edit, paid by credits). Every model
+//! call is recorded for the stats service (`model_calls`).
 
 pub mod cache;
 pub mod classification;
@@ -12,6 +13,7 @@ pub mod geodata;
 pub mod grpc;
 pub mod local;
 pub mod metrics;
+pub mod model_calls;
 pub mod provider;
 pub mod storage;
 pub mod store;
@@ -26,10 +28,13 @@ use tonic::service::Routes;
 
 use photo_model::{DecodeLimits, LocalClassifier};
 use platform::db::Pools;
+use platform::grpc::PropagateContext;
 use platform::redis::{Keys, Redis};
+use platform::request_log::{Recorder, RecorderSettings};
 use proto::photo::v1::classifier_service_server::ClassifierServiceServer;
 use proto::photo::v1::image_edit_service_server::ImageEditServiceServer;
 use proto::photo::v1::location_service_server::LocationServiceServer;
+use proto::stats::v1::stats_service_client::StatsServiceClient;
 
 use crate::cache::CacheService;
 use crate::classification::{Classifier, ClassifyLimits, CloudPath};
@@ -40,6 +45,7 @@ use crate::domain::location::Locator;
 use crate::edit::{EditProvider, EditProviderSettings, EditService, EditSettings};
 use crate::grpc::{ClassifierGrpc, ImageEditGrpc, LocationGrpc};
 use crate::local::LocalModel;
+use crate::model_calls::ModelCallRecorder;
 use crate::provider::{ModelClient, ProviderSettings};
 use crate::storage::LocalDirStore;
 use crate::store::edit_tasks::ProviderLimits;
@@ -63,13 +69,20 @@ pub struct Dependencies {
     pub local_classifier: Arc<LocalClassifier>,
 }
 
-/// Builds the gRPC routes of this service around `edits` (whose worker [`run`] starts).
+/// Deadline of one batch of records sent to the stats service.
+const STATS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping instance waits for its last model-call records to be sent.
+const RECORDER_FLUSH_WAIT: Duration = Duration::from_secs(10);
+
+/// Builds the gRPC routes of this service around `edits` (whose worker [`run`] starts); model
+/// calls are recorded through `recorder`.
 pub fn routes(
     cfg: &PhotoConfig,
     deps: &Dependencies,
+    recorder: &ModelCallRecorder,
     edits: Arc<EditService>,
 ) -> anyhow::Result<Routes> {
-    let classifier = build_classifier(cfg, deps)?;
+    let classifier = build_classifier(cfg, deps, recorder)?;
     // Uploads travel in the request: the largest batch, plus room for the envelope.
     let max_message = cfg
         .classify_max_image_bytes
@@ -93,7 +106,11 @@ pub fn routes(
 
 /// Wires image edits: our storage, the provider client (when a DashScope key is configured),
 /// credits and the URL signer.
-pub fn build_edits(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Arc<EditService>> {
+pub fn build_edits(
+    cfg: &PhotoConfig,
+    deps: &Dependencies,
+    recorder: &ModelCallRecorder,
+) -> anyhow::Result<Arc<EditService>> {
     let storage = Arc::new(LocalDirStore::new(cfg.edit_storage_dir()));
     let provider = match dashscope_key(cfg) {
         Some(api_key) => Some(Arc::new(EditProvider::new(EditProviderSettings {
@@ -116,6 +133,7 @@ pub fn build_edits(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Arc
         storage,
         provider,
         credits,
+        recorder.clone(),
         UrlSigner::new(cfg.edit_url_secret.clone()),
         EditSettings {
             free_text_model: cfg.edit_free_text_model.clone(),
@@ -154,8 +172,12 @@ fn dashscope_key(cfg: &PhotoConfig) -> Option<secrecy::SecretString> {
 }
 
 /// Wires the classification use cases: cache, local model, and the cloud path when a DashScope
-/// key is configured.
-pub fn build_classifier(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Result<Arc<Classifier>> {
+/// key is configured; both models record their calls through `recorder`.
+pub fn build_classifier(
+    cfg: &PhotoConfig,
+    deps: &Dependencies,
+    recorder: &ModelCallRecorder,
+) -> anyhow::Result<Arc<Classifier>> {
     let keys = Keys::new(format!("{}:photo", cfg.redis_key_prefix));
     let cache = CacheService::new(
         deps.pools.clone(),
@@ -173,24 +195,28 @@ pub fn build_classifier(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Resul
         deps.local_classifier.clone(),
         cfg.local_model_concurrency,
         limits,
+        recorder.clone(),
     );
     let cloud = match dashscope_key(cfg) {
         Some(api_key) => {
-            let provider = ModelClient::new(ProviderSettings {
-                base_url: cfg.dashscope_base_url.clone(),
-                api_key,
-                model: cfg.dashscope_vision_model.clone(),
-                attempt_timeout: Duration::from_millis(cfg.dashscope_attempt_timeout_ms),
-                deadline: Duration::from_millis(cfg.dashscope_deadline_ms),
-                max_retries: cfg.dashscope_max_retries,
-                retry_base: Duration::from_millis(cfg.dashscope_retry_base_ms),
-                retry_max: Duration::from_millis(cfg.dashscope_retry_max_ms),
-                max_concurrency: cfg.dashscope_max_concurrency,
-                max_calls_per_second: cfg.dashscope_max_calls_per_second,
-                breaker_failures: cfg.dashscope_breaker_failures,
-                breaker_open: Duration::from_secs(cfg.dashscope_breaker_open_secs),
-                image_max_side: cfg.dashscope_image_max_side,
-            })?;
+            let provider = ModelClient::new(
+                ProviderSettings {
+                    base_url: cfg.dashscope_base_url.clone(),
+                    api_key,
+                    model: cfg.dashscope_vision_model.clone(),
+                    attempt_timeout: Duration::from_millis(cfg.dashscope_attempt_timeout_ms),
+                    deadline: Duration::from_millis(cfg.dashscope_deadline_ms),
+                    max_retries: cfg.dashscope_max_retries,
+                    retry_base: Duration::from_millis(cfg.dashscope_retry_base_ms),
+                    retry_max: Duration::from_millis(cfg.dashscope_retry_max_ms),
+                    max_concurrency: cfg.dashscope_max_concurrency,
+                    max_calls_per_second: cfg.dashscope_max_calls_per_second,
+                    breaker_failures: cfg.dashscope_breaker_failures,
+                    breaker_open: Duration::from_secs(cfg.dashscope_breaker_open_secs),
+                    image_max_side: cfg.dashscope_image_max_side,
+                },
+                recorder.clone(),
+            )?;
             let credits = CreditGate::new(
                 &cfg.membership_grpc_url,
                 Duration::from_millis(cfg.membership_timeout_ms),
@@ -215,26 +241,61 @@ pub fn build_classifier(cfg: &PhotoConfig, deps: &Dependencies) -> anyhow::Resul
     ))
 }
 
-/// Serves the service on `listener` until `shutdown` is cancelled.
+/// Starts the recorder of model calls when `stats_grpc_url` is set (else one that records
+/// nothing); it sends what it holds and ends once `stop` is cancelled.
+pub fn start_recorder(
+    cfg: &PhotoConfig,
+    stop: CancellationToken,
+) -> anyhow::Result<ModelCallRecorder> {
+    let Some(url) = cfg.stats_grpc_url() else {
+        tracing::info!("STATS_GRPC_URL is not set: model calls are not recorded");
+        return Ok(ModelCallRecorder::disabled());
+    };
+    let channel = platform::grpc::channel(url, STATS_TIMEOUT)?;
+    let client = StatsServiceClient::with_interceptor(channel, PropagateContext);
+    Ok(ModelCallRecorder::new(Recorder::start(
+        client,
+        RecorderSettings::default(),
+        stop,
+    )))
+}
+
+/// Serves the service on `listener` until `shutdown` is cancelled, recording model calls; the
+/// last records are sent once the server has drained.
 pub async fn run(
     cfg: &PhotoConfig,
     deps: Dependencies,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let edits = build_edits(cfg, &deps)?;
-    let routes = routes(cfg, &deps, edits.clone())?;
+    let recorder_stop = CancellationToken::new();
+    // Stops the recorder however this function ends.
+    let stop_recorder = recorder_stop.clone().drop_guard();
+    let recorder = start_recorder(cfg, recorder_stop)?;
+    let edits = build_edits(cfg, &deps, &recorder)?;
+    let routes = routes(cfg, &deps, &recorder, edits.clone())?;
     // The worker carries on every instance's edit tasks; it stops (draining its steps) with
     // the server.
     let worker = tokio::spawn(edit::worker::run(edits, shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "photo service listening");
-    let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown)
-        .await
-        .map_err(|err| anyhow::anyhow!(err));
+    let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown).await;
     if let Err(err) = worker.await {
         tracing::error!(error = %err, "edit worker ended abnormally");
     }
-    served
+    drop(stop_recorder);
+    if tokio::time::timeout(RECORDER_FLUSH_WAIT, recorder.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("model-call records still unsent at exit");
+    }
+    let sent = recorder.stats();
+    tracing::info!(
+        sent = sent.sent,
+        dropped = sent.dropped,
+        "model-call recorder stopped"
+    );
+    served.map_err(|err| anyhow::anyhow!(err))
 }
 
 /// Connects the pools (lazily) and Redis, and loads the location data and the local model. A

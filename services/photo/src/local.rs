@@ -15,6 +15,7 @@ use photo_model::{
 use crate::domain::classification::{ModelResult, ModelVersions, Producer, ScoredLabel};
 use crate::error::PhotoError;
 use crate::metrics::{Model, PhotoMetrics};
+use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
 
 #[derive(Clone)]
 pub struct LocalModel {
@@ -23,6 +24,7 @@ pub struct LocalModel {
     limits: DecodeLimits,
     versions: ModelVersions,
     metrics: PhotoMetrics,
+    recorder: ModelCallRecorder,
 }
 
 /// Loads the weights and the rules (the built-in ones unless a rules file is named).
@@ -43,7 +45,12 @@ pub fn load_classifier(
 }
 
 impl LocalModel {
-    pub fn new(classifier: Arc<LocalClassifier>, concurrency: usize, limits: DecodeLimits) -> Self {
+    pub fn new(
+        classifier: Arc<LocalClassifier>,
+        concurrency: usize,
+        limits: DecodeLimits,
+        recorder: ModelCallRecorder,
+    ) -> Self {
         let versions = ModelVersions {
             model_version: photo_model::MODEL_ID.to_owned(),
             // The rules decide the category, so their version is part of the cache key.
@@ -55,6 +62,7 @@ impl LocalModel {
             limits,
             versions,
             metrics: PhotoMetrics::new(),
+            recorder,
         }
     }
 
@@ -78,16 +86,23 @@ impl LocalModel {
         .await
     }
 
-    /// Decodes and classifies an upload; the decoded image comes back for the cloud model.
+    /// Decodes and classifies an upload; the decoded image comes back for the cloud model. The
+    /// inference is recorded for `origin` (see `model_calls`), its latency counted from the
+    /// request, queueing for a thread included; an upload refused by the decoder never reached
+    /// the model and is not recorded as a model call (the gateway records the request's 4xx).
     pub async fn decode_and_classify(
         &self,
         bytes: Arc<Vec<u8>>,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<(Arc<DecodedImage>, ModelResult), PhotoError> {
+        let call = self
+            .recorder
+            .start(&self.versions.model_version, ModelSource::Local, origin);
         let limits = self.limits.clone();
         let classifier = Arc::clone(&self.classifier);
         let started = std::time::Instant::now();
-        let classified = self
+        let outcome = self
             .blocking(deadline, move || {
                 let image =
                     photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
@@ -97,15 +112,22 @@ impl LocalModel {
                 Ok((Arc::new(image), to_result(answer)))
             })
             .await;
-        let outcome = match &classified {
+        let metric = match &outcome {
             Ok(_) => "ok",
             Err(PhotoError::Image { .. }) => "bad_image",
             Err(PhotoError::Overloaded) => "overloaded",
             Err(_) => "error",
         };
         self.metrics
-            .model_call(Model::Local, outcome, started.elapsed());
-        classified
+            .model_call(Model::Local, metric, started.elapsed());
+        match &outcome {
+            Ok(_) => call.answered(0),
+            Err(PhotoError::Image { .. }) => call.discard(),
+            Err(PhotoError::Overloaded) => call.failed(503, "overloaded", 0),
+            Err(PhotoError::LocalModel(_)) => call.failed(500, "local_model_failed", 0),
+            Err(_) => call.failed(500, "internal", 0),
+        }
+        outcome
     }
 
     /// Runs CPU work on a blocking thread once a permit is free. A request whose caller would

@@ -19,6 +19,20 @@ use crate::grpc::PropagateContext;
 
 pub type StatsClient = StatsServiceClient<InterceptedService<Channel, PropagateContext>>;
 
+/// The endpoint of a model call's record starts with this (`model:qwen-vl-max`); the gateway's
+/// route templates start with '/'. The stats service tells the two kinds apart by it.
+pub const MODEL_ENDPOINT_PREFIX: &str = "model:";
+/// The method of a model call's record.
+pub const MODEL_METHOD: &str = "MODEL";
+
+/// Tells whether a record's endpoint names a model call (ASCII case ignored, like the database's
+/// collation).
+pub fn is_model_call(endpoint: &str) -> bool {
+    endpoint
+        .get(..MODEL_ENDPOINT_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(MODEL_ENDPOINT_PREFIX))
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct RecorderSettings {
     /// Records waiting to be sent, at most (channel plus unsent batch).
@@ -59,7 +73,7 @@ pub struct RecorderStats {
 pub struct Recorder {
     tx: Option<mpsc::Sender<RequestRecord>>,
     counters: Arc<Counters>,
-    /// Cancelled when the sending task has finished (after its last flush).
+    /// Cancelled when the sending task has ended (after its last flush).
     finished: CancellationToken,
 }
 
@@ -84,11 +98,11 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(settings.capacity.max(1));
         let counters = Arc::new(Counters::default());
         let finished = CancellationToken::new();
-        let done = finished.clone();
-        let sending = send_loop(client, rx, settings, Arc::clone(&counters), shutdown);
+        let done = finished.clone().drop_guard();
+        let loop_counters = Arc::clone(&counters);
         tokio::spawn(async move {
-            sending.await;
-            done.cancel();
+            send_loop(client, rx, settings, loop_counters, shutdown).await;
+            drop(done);
         });
         Self {
             tx: Some(tx),
@@ -97,13 +111,16 @@ impl Recorder {
         }
     }
 
-    /// Waits until the sending task has stopped (after `shutdown` and its last flush), or
-    /// `limit` has passed; true when it stopped. A process awaits this before it exits, or the
-    /// last records die with the runtime.
+    /// Resolves once the sending task has ended: after `shutdown` was cancelled and what it held
+    /// was sent (or dropped and counted, when stats was unreachable). A process that exits right
+    /// after its server stopped awaits this so that the last records are not lost.
+    pub async fn stopped(&self) {
+        self.finished.cancelled().await;
+    }
+
+    /// [`Recorder::stopped`] within `limit`; true when it stopped in time.
     pub async fn finished(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.finished.cancelled())
-            .await
-            .is_ok()
+        tokio::time::timeout(limit, self.stopped()).await.is_ok()
     }
 
     /// Queues a record without waiting; a full queue drops it (counted).

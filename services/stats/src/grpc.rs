@@ -109,6 +109,19 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
             },
             model_tokens: count(t.model_tokens),
             model_cost_fen: overview.model_cost_fen,
+            model_calls: overview
+                .model_calls
+                .into_iter()
+                .map(|m| pb::ModelCallStats {
+                    model: m.model,
+                    source: if m.cloud { "model" } else { "local" }.to_owned(),
+                    calls: count(m.calls),
+                    errors: count(m.errors),
+                    tokens: count(m.tokens),
+                    p50_ms: m.p50,
+                    p95_ms: m.p95,
+                })
+                .collect(),
         }))
     }
 

@@ -30,11 +30,26 @@ pub struct Stats {
     replica_down_until_ms: Arc<AtomicU64>,
 }
 
+/// Requests, errors and latencies count HTTP requests; tokens and cost come from model calls.
 pub struct Overview {
     pub totals: Totals,
     pub active_clients: i64,
     pub endpoints: Vec<EndpointLatency>,
+    pub model_calls: Vec<ModelCalls>,
     pub model_cost_fen: i64,
+}
+
+/// The calls of one model.
+pub struct ModelCalls {
+    /// Without the `model:` prefix.
+    pub model: String,
+    /// The cloud model (else the local one).
+    pub cloud: bool,
+    pub calls: i64,
+    pub errors: i64,
+    pub tokens: i64,
+    pub p50: f64,
+    pub p95: f64,
 }
 
 pub struct EndpointLatency {
@@ -202,12 +217,36 @@ impl Stats {
                 errors: row.errors,
             });
         }
+        let rows = self
+            .read(|pool| store::model_calls(pool, from, to, 20))
+            .await?;
+        let mut model_calls = Vec::with_capacity(rows.len());
+        for row in rows {
+            let histogram = self
+                .read(|pool| store::latency_histogram(pool, &row.endpoint, from, to))
+                .await?;
+            let model = row
+                .endpoint
+                .get(platform::request_log::MODEL_ENDPOINT_PREFIX.len()..)
+                .unwrap_or_default()
+                .to_owned();
+            model_calls.push(ModelCalls {
+                model,
+                cloud: row.cloud_calls > 0,
+                calls: row.calls,
+                errors: row.errors,
+                tokens: row.tokens,
+                p50: percentile_cont(&histogram, 0.50),
+                p95: percentile_cont(&histogram, 0.95),
+            });
+        }
         let model_cost_fen =
             model_cost_fen(totals.model_tokens, self.model_price_fen_per_million_tokens);
         Ok(Overview {
             totals,
             active_clients,
             endpoints,
+            model_calls,
             model_cost_fen,
         })
     }

@@ -1,5 +1,10 @@
 //! `request_logs` and its hourly rollups: batched inserts on the primary, statistics from the
 //! rollups on the replica (whole hours), retention.
+//!
+//! Two kinds of rows share the tables: gateway (HTTP) requests and the services' model calls
+//! (endpoint `model:<model>`). A request that made a model call is counted once as a request and
+//! once as a call, so request, error and latency figures read `kind = 'http'` rollups only, and
+//! model calls and tokens read `kind = 'model'` ones only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +52,15 @@ pub async fn insert_batch(conn: &mut MySqlConnection, logs: &[NewLog]) -> Result
     let rollup = Rollup::of(logs);
     upsert_rollup(conn, &rollup).await?;
     Ok(stored)
+}
+
+/// The rollup kind of an endpoint (the `kind` column).
+fn kind_of(endpoint: &str) -> &'static str {
+    if platform::request_log::is_model_call(endpoint) {
+        "model"
+    } else {
+        "http"
+    }
 }
 
 fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -104,12 +118,13 @@ impl Rollup {
 
 async fn upsert_rollup(conn: &mut MySqlConnection, rollup: &Rollup) -> Result<(), sqlx::Error> {
     let mut query: QueryBuilder<'_, MySql> = QueryBuilder::new(
-        "INSERT INTO hourly_endpoint_stats (hour, endpoint, requests, server_errors, client_errors, \
-         classified_cache, classified_local, classified_model, model_tokens) ",
+        "INSERT INTO hourly_endpoint_stats (hour, endpoint, kind, requests, server_errors, \
+         client_errors, classified_cache, classified_local, classified_model, model_tokens) ",
     );
     query.push_values(&rollup.endpoints, |mut row, ((hour, endpoint), c)| {
         row.push_bind(hour)
             .push_bind(endpoint)
+            .push_bind(kind_of(endpoint))
             .push_bind(c.requests)
             .push_bind(c.server_errors)
             .push_bind(c.client_errors)
@@ -154,6 +169,8 @@ async fn upsert_rollup(conn: &mut MySqlConnection, rollup: &Rollup) -> Result<()
     Ok(())
 }
 
+/// Totals of a range: HTTP requests (with their classification mix), and the tokens of the
+/// model calls.
 #[derive(Debug, Default, FromRow)]
 pub struct Totals {
     pub requests: i64,
@@ -172,13 +189,13 @@ pub async fn totals(
     to: DateTime<Utc>,
 ) -> Result<Totals, sqlx::Error> {
     sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(requests), 0) AS SIGNED) AS requests, \
-         CAST(COALESCE(SUM(server_errors), 0) AS SIGNED) AS server_errors, \
-         CAST(COALESCE(SUM(client_errors), 0) AS SIGNED) AS client_errors, \
-         CAST(COALESCE(SUM(classified_cache), 0) AS SIGNED) AS classified_cache, \
-         CAST(COALESCE(SUM(classified_local), 0) AS SIGNED) AS classified_local, \
-         CAST(COALESCE(SUM(classified_model), 0) AS SIGNED) AS classified_model, \
-         CAST(COALESCE(SUM(model_tokens), 0) AS SIGNED) AS model_tokens \
+        "SELECT CAST(COALESCE(SUM(IF(kind = 'http', requests, 0)), 0) AS SIGNED) AS requests, \
+         CAST(COALESCE(SUM(IF(kind = 'http', server_errors, 0)), 0) AS SIGNED) AS server_errors, \
+         CAST(COALESCE(SUM(IF(kind = 'http', client_errors, 0)), 0) AS SIGNED) AS client_errors, \
+         CAST(COALESCE(SUM(IF(kind = 'http', classified_cache, 0)), 0) AS SIGNED) AS classified_cache, \
+         CAST(COALESCE(SUM(IF(kind = 'http', classified_local, 0)), 0) AS SIGNED) AS classified_local, \
+         CAST(COALESCE(SUM(IF(kind = 'http', classified_model, 0)), 0) AS SIGNED) AS classified_model, \
+         CAST(COALESCE(SUM(IF(kind = 'model', model_tokens, 0)), 0) AS SIGNED) AS model_tokens \
          FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ?",
     )
     .bind(from)
@@ -208,7 +225,7 @@ pub struct EndpointRow {
     pub errors: i64,
 }
 
-/// Requests and server errors per endpoint, busiest first.
+/// Requests and server errors per HTTP endpoint, busiest first.
 pub async fn endpoints(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -218,8 +235,42 @@ pub async fn endpoints(
     sqlx::query_as(
         "SELECT endpoint, CAST(SUM(requests) AS SIGNED) AS requests, \
          CAST(SUM(server_errors) AS SIGNED) AS errors \
-         FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ? \
+         FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ? AND kind = 'http' \
          GROUP BY endpoint ORDER BY requests DESC, endpoint LIMIT ?",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, FromRow)]
+pub struct ModelCallRow {
+    /// `model:<model>`.
+    pub endpoint: String,
+    pub calls: i64,
+    /// Calls without an answer (status >= 400).
+    pub errors: i64,
+    pub tokens: i64,
+    /// Calls of the cloud model (the rest ran the local one).
+    pub cloud_calls: i64,
+}
+
+/// Calls, failed calls and tokens per model, most calls first.
+pub async fn model_calls(
+    pool: &MySqlPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<ModelCallRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT endpoint, CAST(SUM(requests) AS SIGNED) AS calls, \
+         CAST(SUM(server_errors + client_errors) AS SIGNED) AS errors, \
+         CAST(SUM(model_tokens) AS SIGNED) AS tokens, \
+         CAST(SUM(classified_model) AS SIGNED) AS cloud_calls \
+         FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ? AND kind = 'model' \
+         GROUP BY endpoint ORDER BY calls DESC, endpoint LIMIT ?",
     )
     .bind(from)
     .bind(to)
@@ -254,7 +305,8 @@ pub struct SeriesRow {
     pub model_calls: i64,
 }
 
-/// Counts per bucket of `bucket_secs` (3600 or 86400), aligned to UTC.
+/// Counts per bucket of `bucket_secs` (3600 or 86400), aligned to UTC: HTTP requests and server
+/// errors, and calls of the cloud model.
 pub async fn series(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -264,9 +316,9 @@ pub async fn series(
     // Sessions run in UTC (sqlx sets time_zone '+00:00'), so UNIX_TIMESTAMP reads stored UTC.
     sqlx::query_as(
         "SELECT CAST(FLOOR(UNIX_TIMESTAMP(hour) / ?) * ? AS SIGNED) AS bucket_start, \
-         CAST(SUM(requests) AS SIGNED) AS requests, \
-         CAST(SUM(server_errors) AS SIGNED) AS errors, \
-         CAST(SUM(classified_model) AS SIGNED) AS model_calls \
+         CAST(SUM(IF(kind = 'http', requests, 0)) AS SIGNED) AS requests, \
+         CAST(SUM(IF(kind = 'http', server_errors, 0)) AS SIGNED) AS errors, \
+         CAST(SUM(IF(kind = 'model', classified_model, 0)) AS SIGNED) AS model_calls \
          FROM hourly_endpoint_stats WHERE hour >= ? AND hour < ? \
          GROUP BY bucket_start ORDER BY bucket_start",
     )
@@ -312,4 +364,52 @@ pub async fn purge_batch(
             .await?
             .rows_affected(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(endpoint: &str, source: &str, tokens: u32) -> NewLog {
+        NewLog {
+            at: DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
+            endpoint: endpoint.into(),
+            method: "POST".into(),
+            status: 200,
+            latency_ms: 10,
+            client_id: "c1".into(),
+            openid: String::new(),
+            source: source.into(),
+            model_tokens: tokens,
+            error_code: String::new(),
+            request_id: "r1".into(),
+        }
+    }
+
+    #[test]
+    fn model_calls_roll_up_apart_from_the_requests_that_made_them() {
+        assert_eq!(kind_of("/api/v1/photos/classify/batch"), "http");
+        assert_eq!(kind_of("unmatched"), "http");
+        assert_eq!(kind_of("model:qwen-vl-max"), "model");
+        let rollup = Rollup::of(&[
+            log("/api/v1/photos/classify/batch", "model", 2400),
+            log("model:qwen-vl-max", "model", 1200),
+            log("model:qwen-vl-max", "model", 1200),
+            log("model:local-efficientnet-lite0", "local", 0),
+        ]);
+        let rows: Vec<(&str, i64, i64)> = rollup
+            .endpoints
+            .iter()
+            .map(|((_, endpoint), c)| (endpoint.as_str(), c.requests, c.tokens))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("/api/v1/photos/classify/batch", 1, 2400),
+                ("model:local-efficientnet-lite0", 1, 0),
+                ("model:qwen-vl-max", 2, 2400),
+            ]
+        );
+        assert_eq!(rollup.clients.len(), 1, "one client in one hour");
+    }
 }

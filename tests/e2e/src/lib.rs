@@ -66,7 +66,8 @@ pub struct Options {
     pub reconcile_interval_ms: u64,
     pub reconcile_query_after_secs: u32,
     pub hold_janitor_interval_ms: u64,
-    /// The gateway records every request to the stats service.
+    /// The gateway records every request, and the photo service every model call, to the stats
+    /// service.
     pub request_logging: bool,
     /// How long the gateway's recorder holds a partial batch (default 500 ms).
     pub request_log_flush_ms: u64,
@@ -247,29 +248,20 @@ impl System {
             }));
         }
         let first_photo_stop = shutdown.child_token();
-        let photo = photo::start(
-            &options,
-            &sandbox,
-            &redis_prefix,
-            &membership_urls,
-            first_photo_stop.clone(),
-        )
-        .await;
+        let stats_url = stats.url();
+        let peers = photo::Peers {
+            sandbox: &sandbox,
+            redis_prefix: &redis_prefix,
+            membership_urls: &membership_urls,
+            stats_url: &stats_url,
+        };
+        let photo = photo::start(&options, peers, first_photo_stop.clone()).await;
         // (url, what stops that instance): the first one stops with the system.
         let mut photos = vec![(photo.url.clone(), first_photo_stop.clone())];
         for _ in 1..options.photos.max(1) {
             // Scaled instances share the first one's database, as in a deployment.
             let stop = shutdown.child_token();
-            let url = photo::start_instance(
-                &options,
-                &sandbox,
-                &redis_prefix,
-                &membership_urls,
-                &photo.db,
-                stop.clone(),
-                None,
-            )
-            .await;
+            let url = photo::start_instance(&options, peers, &photo.db, stop.clone(), None).await;
             photos.push((url, stop));
         }
         let mut photo_instances = Vec::new();
@@ -443,16 +435,14 @@ impl System {
             assert!(attempt < 400, "the photo port {addr} never came free");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        photo::start_instance(
-            &restart.options,
-            &self.sandbox,
-            &restart.redis_prefix,
-            &restart.membership_urls,
-            &self.photo_db,
-            stop,
-            Some(&addr),
-        )
-        .await;
+        let stats_url = self.stats.url();
+        let peers = photo::Peers {
+            sandbox: &self.sandbox,
+            redis_prefix: &restart.redis_prefix,
+            membership_urls: &restart.membership_urls,
+            stats_url: &stats_url,
+        };
+        photo::start_instance(&restart.options, peers, &self.photo_db, stop, Some(&addr)).await;
     }
 
     /// Stops one gateway instance (the others keep running).

@@ -1,7 +1,7 @@
 //! A photo service instance for the system under test: its own fresh database (migrated), the
 //! real location data and the real local model, loaded once per test process and shared by every
 //! instance in it. Its cloud model is the sandbox's DashScope; its credits are the membership
-//! instances'.
+//! instances'; it records its model calls to the stats service when the gateways record requests.
 
 use std::sync::Arc;
 
@@ -68,14 +68,17 @@ impl Default for PhotoOptions {
 static LOCATOR: OnceCell<Arc<Locator>> = OnceCell::const_new();
 static CLASSIFIER: OnceCell<Arc<LocalClassifier>> = OnceCell::const_new();
 
+/// What a photo instance talks to in the system under test.
+#[derive(Clone, Copy)]
+pub struct Peers<'a> {
+    pub sandbox: &'a Sandbox,
+    pub redis_prefix: &'a str,
+    pub membership_urls: &'a [String],
+    pub stats_url: &'a str,
+}
+
 /// Creates and migrates the photo database and starts one instance on port 0, stopped by `stop`.
-pub async fn start(
-    options: &Options,
-    sandbox: &Sandbox,
-    redis_prefix: &str,
-    membership_urls: &[String],
-    stop: CancellationToken,
-) -> PhotoService {
+pub async fn start(options: &Options, peers: Peers<'_>, stop: CancellationToken) -> PhotoService {
     let db = TestDatabase::create("photo", options.replica).await;
     let primary = db.primary().await;
     photo_svc::MIGRATOR
@@ -84,16 +87,7 @@ pub async fn start(
         .expect("migrate the photo test database");
     primary.close().await;
     db.wait_for_replica().await;
-    let url = start_instance(
-        options,
-        sandbox,
-        redis_prefix,
-        membership_urls,
-        &db,
-        stop,
-        None,
-    )
-    .await;
+    let url = start_instance(options, peers, &db, stop, None).await;
     PhotoService { url, db }
 }
 
@@ -105,13 +99,17 @@ pub fn edit_storage_dir(db: &TestDatabase) -> std::path::PathBuf {
 /// Starts one more instance on `db` (a scaled service shares its database); returns its URL.
 pub async fn start_instance(
     options: &Options,
-    sandbox: &Sandbox,
-    redis_prefix: &str,
-    membership_urls: &[String],
+    peers: Peers<'_>,
     db: &TestDatabase,
     stop: CancellationToken,
     addr: Option<&str>,
 ) -> String {
+    let Peers {
+        sandbox,
+        redis_prefix,
+        membership_urls,
+        stats_url,
+    } = peers;
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
     cfg.database_url = db.primary_url.clone();
     cfg.database_replica_url = Some(db.replica_url.clone());
@@ -119,6 +117,7 @@ pub async fn start_instance(
     cfg.redis_url = options.redis_url();
     cfg.redis_key_prefix = redis_prefix.to_owned();
     cfg.membership_grpc_url = membership_urls.join(",");
+    cfg.stats_grpc_url = options.request_logging.then(|| stats_url.to_owned());
     let photo = &options.photo;
     cfg.dashscope_api_key = photo
         .cloud

@@ -108,7 +108,7 @@ pub async fn submit(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let (user_id, _) = caller.bound_user()?;
+    let (user_id, openid) = caller.bound_user()?;
     state.limits.check_photos(&caller.client_id, 1)?;
     let form = edit_form::read(
         super::multipart_of(multipart)?,
@@ -128,7 +128,7 @@ pub async fn submit(
         .edit
         .clone()
         .submit_edit(pb::SubmitEditRequest {
-            caller: Some(super::caller_of(&caller, user_id)),
+            caller: Some(super::caller_of(&caller, user_id, openid)),
             image: form.image,
             mask: form.mask.unwrap_or_default(),
             function: form.function,
@@ -152,13 +152,13 @@ pub async fn get(
     caller: AuthenticatedClient,
     Path(task_id): Path<String>,
 ) -> Result<Json<EditTaskOut>, ApiError> {
-    let (user_id, _) = caller.bound_user()?;
+    let (user_id, openid) = caller.bound_user()?;
     let task = state
         .clients
         .edit
         .clone()
         .get_edit(pb::GetEditRequest {
-            caller: Some(super::caller_of(&caller, user_id)),
+            caller: Some(super::caller_of(&caller, user_id, openid)),
             task_id,
         })
         .await?

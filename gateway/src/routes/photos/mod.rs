@@ -102,7 +102,7 @@ pub async fn classify(
     record: Option<Extension<RecordFields>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<ClassificationOut>, ApiError> {
-    let (user_id, _) = caller.bound_user()?;
+    let (user_id, openid) = caller.bound_user()?;
     state.limits.check_photos(&caller.client_id, 1)?;
     let form =
         upload::read_form(multipart_of(multipart)?, state.cfg.photo_max_image_bytes, 1).await?;
@@ -116,7 +116,7 @@ pub async fn classify(
     let mut request = tonic::Request::new(pb::ClassifyRequest {
         image: upload.bytes,
         mode: mode.into(),
-        caller: Some(caller_of(&caller, user_id)),
+        caller: Some(caller_of(&caller, user_id, openid)),
     });
     request.set_timeout(classify_deadline(&state));
     let answer = state
@@ -146,7 +146,7 @@ pub async fn classify_batch(
     record: Option<Extension<RecordFields>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<BatchOut>, ApiError> {
-    let (user_id, _) = caller.bound_user()?;
+    let (user_id, openid) = caller.bound_user()?;
     let max_images = state.cfg.photo_batch_max_images;
     let form = upload::read_form(
         multipart_of(multipart)?,
@@ -172,7 +172,7 @@ pub async fn classify_batch(
     let mut request = tonic::Request::new(pb::ClassifyBatchRequest {
         images,
         mode: mode.into(),
-        caller: Some(caller_of(&caller, user_id)),
+        caller: Some(caller_of(&caller, user_id, openid)),
     });
     request.set_timeout(classify_deadline(&state));
     let answer = state
@@ -302,10 +302,11 @@ fn parse_mode(mode: Option<&str>) -> Result<pb::ClassifyMode, ApiError> {
     }
 }
 
-pub(super) fn caller_of(caller: &AuthenticatedClient, user_id: i64) -> pb::Caller {
+pub(super) fn caller_of(caller: &AuthenticatedClient, user_id: i64, openid: &str) -> pb::Caller {
     pb::Caller {
         user_id,
         client_id: caller.client_id.clone(),
+        openid: openid.to_owned(),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::domain::classification::{
     Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source,
 };
 use crate::metrics::{Model, PhotoMetrics};
+use crate::model_calls::CallOrigin;
 use crate::provider::{ModelClient, ProviderError};
 
 /// Time kept back from the caller's deadline to settle the credit and answer.
@@ -72,7 +73,9 @@ impl CloudPath {
     }
 
     /// Asks the cloud model about an image whose local answer is `local`; answers the local
-    /// result, saying why, when the cloud cannot be used.
+    /// result, saying why, when the cloud cannot be used. A call is recorded for `origin` when
+    /// this request leads the flight (the request that is charged for it).
+    #[allow(clippy::too_many_arguments)] // one image's whole context, passed once
     pub(super) async fn ask(
         &self,
         classifier: &Arc<Classifier>,
@@ -81,6 +84,7 @@ impl CloudPath {
         decoded: Option<Arc<DecodedImage>>,
         user_id: i64,
         deadline: Instant,
+        origin: CallOrigin,
     ) -> Answer {
         if deadline.saturating_duration_since(Instant::now()) < MIN_CLOUD_BUDGET {
             return skipped(local, CloudSkip::Deadline, None);
@@ -104,6 +108,7 @@ impl CloudPath {
                     decoded,
                     user_id,
                     deadline.checked_sub(SETTLE_MARGIN).unwrap_or(deadline),
+                    &origin,
                 )
                 .await
         });
@@ -113,6 +118,7 @@ impl CloudPath {
         })
     }
 
+    #[allow(clippy::too_many_arguments)] // one image's whole context, passed once
     async fn fly(
         &self,
         classifier: &Arc<Classifier>,
@@ -121,6 +127,7 @@ impl CloudPath {
         decoded: Option<Arc<DecodedImage>>,
         user_id: i64,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Answer {
         let key = self.versions().key(local.digest);
         for _ in 0..LEAD_TRIES {
@@ -132,6 +139,7 @@ impl CloudPath {
                 decoded.clone(),
                 user_id,
                 deadline,
+                origin,
                 Arc::clone(&mine),
             );
             let outcome = self.flights.try_get_with(key.clone(), lead).await;
@@ -195,6 +203,7 @@ impl CloudPath {
         decoded: Option<Arc<DecodedImage>>,
         user_id: i64,
         deadline: Instant,
+        origin: &CallOrigin,
         mine: Arc<Mutex<Option<Settlement>>>,
     ) -> Result<CachedEntry, FlightError> {
         let record = |settlement: Settlement| {
@@ -229,7 +238,9 @@ impl CloudPath {
                 return Err(FlightError::LeaderRefused);
             }
         };
-        let verdict = self.call(classifier, &key, image, decoded, deadline).await;
+        let verdict = self
+            .call(classifier, &key, image, decoded, deadline, origin)
+            .await;
         // The verdict is stored (or the call failed): waiting instances may go on.
         if let Some(token) = &claim {
             classifier.cache.release_claim(&key, token).await;
@@ -277,6 +288,7 @@ impl CloudPath {
         image: Arc<Vec<u8>>,
         decoded: Option<Arc<DecodedImage>>,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<CachedEntry, ProviderError> {
         let decoded = match decoded {
             Some(decoded) => decoded,
@@ -287,10 +299,8 @@ impl CloudPath {
                 .map_err(|err| ProviderError::Internal(err.to_string()))?,
         };
         let started = std::time::Instant::now();
-        let called = self.provider.classify(decoded, deadline).await;
-        let outcome = called
-            .as_ref()
-            .map_or_else(ProviderError::outcome, |_| "ok");
+        let called = self.provider.classify(decoded, deadline, origin).await;
+        let outcome = called.as_ref().map_or_else(ProviderError::code, |_| "ok");
         self.metrics
             .model_call(Model::Cloud, outcome, started.elapsed());
         let entry = match called {

@@ -17,6 +17,7 @@ use crate::domain::classification::{
 };
 use crate::error::PhotoError;
 use crate::local::LocalModel;
+use crate::model_calls::CallOrigin;
 
 pub use cloud::CloudPath;
 
@@ -38,6 +39,8 @@ pub struct ClassifyInput {
     pub user_id: i64,
     /// When the caller stops waiting.
     pub deadline: Instant,
+    /// Whom the model calls made for it are recorded for.
+    pub origin: CallOrigin,
 }
 
 pub struct Classifier {
@@ -103,7 +106,7 @@ impl Classifier {
         let (decoded, local) = match stored.local_result() {
             Some(result) => (None, answer(digest, result.clone(), Source::Cache)),
             None => {
-                self.run_local(digest, Arc::clone(&image), input.deadline)
+                self.run_local(digest, Arc::clone(&image), input.deadline, &input.origin)
                     .await?
             }
         };
@@ -117,18 +120,27 @@ impl Classifier {
             return Ok(skipped(local, CloudSkip::NotConfigured, None));
         };
         Ok(cloud
-            .ask(self, local, image, decoded, input.user_id, input.deadline)
+            .ask(
+                self,
+                local,
+                image,
+                decoded,
+                input.user_id,
+                input.deadline,
+                input.origin,
+            )
             .await)
     }
 
     /// Classifies each image on its own: a bad image gets its own error, the others go on. Errors
-    /// on our side (the database) fail the whole batch.
+    /// on our side (the database) fail the whole batch. Each model call is recorded on its own.
     pub async fn classify_batch(
         self: &Arc<Self>,
         images: Vec<Vec<u8>>,
         mode: Mode,
         user_id: i64,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<Vec<Result<Answer, PhotoError>>, PhotoError> {
         if images.is_empty() || images.len() > self.limits.batch_max {
             return Err(PhotoError::invalid(
@@ -147,6 +159,7 @@ impl Classifier {
                     mode,
                     user_id,
                     deadline,
+                    origin: origin.clone(),
                 })
             })
             .buffered(BATCH_CONCURRENCY)
@@ -196,17 +209,22 @@ impl Classifier {
     }
 
     /// Runs the local model once for all identical images in flight. The leader gets the decoded
-    /// image too (for the cloud model); the others got, for them, a cache hit.
+    /// image too (for the cloud model), and its request is the one the inference is recorded
+    /// for; the others got, for them, a cache hit.
     async fn run_local(
         &self,
         digest: Digest,
         image: Arc<Vec<u8>>,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<(Option<Arc<DecodedImage>>, Answer), PhotoError> {
         let key = self.local.versions().key(digest);
         let mine = Mutex::new(None::<Arc<DecodedImage>>);
         let lead = async {
-            let (decoded, result) = self.local.decode_and_classify(image, deadline).await?;
+            let (decoded, result) = self
+                .local
+                .decode_and_classify(image, deadline, origin)
+                .await?;
             self.remember(&key, CachedEntry::Classified(result.clone()))
                 .await;
             if let Ok(mut slot) = mine.lock() {

@@ -20,6 +20,7 @@ use platform::db::Pools;
 use crate::credits::{CreditGate, HoldError};
 use crate::domain::edit::{self, EditRequest, ImageInfo, Parameters, UrlSigner, ValidEdit};
 use crate::error::PhotoError;
+use crate::model_calls::{CallOrigin, ModelCallRecorder};
 use crate::storage::SharedStore;
 use crate::store::edit_tasks::{self, NewTask, ProviderLimits, TaskRow};
 
@@ -58,7 +59,8 @@ pub struct EditSettings {
 /// An edit as the gateway sends it.
 pub struct SubmitInput {
     pub user_id: i64,
-    pub client_id: String,
+    /// Who asked (client, openid, the gateway's request id), for the model-call records.
+    pub origin: CallOrigin,
     pub image: Vec<u8>,
     pub mask: Option<Vec<u8>>,
     pub function: String,
@@ -84,6 +86,8 @@ pub struct EditService {
     pub(crate) storage: SharedStore,
     pub(crate) provider: Option<Arc<EditProvider>>,
     pub(crate) credits: CreditGate,
+    /// Records every provider call made for a task (issue 6).
+    pub(crate) recorder: ModelCallRecorder,
     pub(crate) signer: UrlSigner,
     pub(crate) settings: EditSettings,
     /// Wakes this instance's worker when a task is queued.
@@ -101,6 +105,7 @@ impl EditService {
         storage: SharedStore,
         provider: Option<Arc<EditProvider>>,
         credits: CreditGate,
+        recorder: ModelCallRecorder,
         signer: UrlSigner,
         settings: EditSettings,
     ) -> Arc<Self> {
@@ -109,6 +114,7 @@ impl EditService {
             storage,
             provider,
             credits,
+            recorder,
             signer,
             settings,
             wake: Notify::new(),
@@ -139,7 +145,7 @@ impl EditService {
             code: invalid.code,
             message: invalid.message,
         })?;
-        if let Some(existing) = self.existing(&input.client_id, &request_key).await? {
+        if let Some(existing) = self.existing(&input.origin.client_id, &request_key).await? {
             return self.view(existing, false);
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -154,7 +160,7 @@ impl EditService {
         let inserted = self
             .insert(
                 &id,
-                &input.client_id,
+                &input.origin,
                 input.user_id,
                 &request_key,
                 &valid,
@@ -169,7 +175,7 @@ impl EditService {
             Err(err) if platform::db::is_unique_violation(&err) => {
                 // The same request raced this one and won: its task is the answer.
                 self.delete_objects(&[Some(input_key), mask_key]).await;
-                return match self.existing(&input.client_id, &request_key).await? {
+                return match self.existing(&input.origin.client_id, &request_key).await? {
                     Some(existing) => self.view(existing, false),
                     None => Err(PhotoError::Internal("an edit task vanished".into())),
                 };
@@ -254,7 +260,7 @@ impl EditService {
     async fn insert(
         &self,
         id: &str,
-        client_id: &str,
+        origin: &CallOrigin,
         user_id: i64,
         request_key: &str,
         valid: &ValidEdit,
@@ -269,7 +275,9 @@ impl EditService {
             &NewTask {
                 id,
                 user_id,
-                client_id,
+                client_id: &origin.client_id,
+                openid: &origin.openid,
+                request_id: &origin.request_id,
                 request_key,
                 function_name: valid.function.as_str(),
                 model: &valid.model,

@@ -46,6 +46,31 @@ pub enum EditProviderError {
 }
 
 impl EditProviderError {
+    /// The HTTP-like status of a call that ended with this error, for its record.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::RateLimited { .. } => 429,
+            Self::Server { status } => *status,
+            Self::Timeout => 504,
+            Self::Connect(_) | Self::Protocol(_) => 502,
+            Self::ModerationRejected(_) => 400,
+            Self::Rejected { status, .. } => *status,
+        }
+    }
+
+    /// A stable snake_case code, for the call's record.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Server { .. } => "provider_server_error",
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect_failed",
+            Self::Protocol(_) => "invalid_answer",
+            Self::ModerationRejected(_) => "moderation_rejected",
+            Self::Rejected { .. } => "provider_rejected",
+        }
+    }
+
     /// Worth calling again later: the provider was busy, slow or down, not refusing this edit.
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -11,6 +11,7 @@ use rand::Rng as _;
 
 use crate::credits::CaptureError;
 use crate::domain::edit::{self, FailureCode};
+use crate::model_calls::{CallOrigin, ModelCall, ModelSource};
 use crate::store::edit_tasks::{self, TaskRow};
 
 use super::provider::{EditProviderError, TaskPoll};
@@ -24,6 +25,30 @@ const DOWNLOAD_ATTEMPTS: u32 = 3;
 impl EditService {
     fn owner(&self) -> &str {
         &self.instance_id
+    }
+
+    /// Records one provider call made for `task` (issue 6): a wanx task from its submission to
+    /// its end at the provider, a refused submission, or a synchronous edit. Polls are not model
+    /// calls. Images are billed per image, not by tokens.
+    fn record_call(&self, task: &TaskRow, latency: Duration, outcome: Result<(), (u16, &str)>) {
+        let (status, error_code) = match outcome {
+            Ok(()) => (200, String::new()),
+            Err((status, code)) => (status, code.to_owned()),
+        };
+        self.recorder.record(ModelCall {
+            model: task.model.clone(),
+            source: ModelSource::Cloud,
+            at: std::time::SystemTime::now(),
+            latency,
+            status,
+            tokens: 0,
+            error_code,
+            origin: CallOrigin {
+                client_id: task.client_id.clone(),
+                openid: task.openid.clone(),
+                request_id: task.request_id.clone(),
+            },
+        });
     }
 
     /// A pause that doubles per attempt, with jitter, within the configured bounds.
@@ -87,6 +112,7 @@ impl EditService {
         let parameters: serde_json::Value =
             serde_json::from_str(&task.parameters).unwrap_or_else(|_| serde_json::json!({}));
         let function = edit::EditFunction::parse(&task.function_name);
+        let started = std::time::Instant::now();
         let answer = if function.is_some_and(edit::EditFunction::is_async) {
             provider
                 .submit(
@@ -105,6 +131,12 @@ impl EditService {
                 .map(Submitted::Results)
         };
         drop(image);
+        match &answer {
+            // A wanx task is recorded when it ends at the provider.
+            Ok(Submitted::Task(_)) => {}
+            Ok(Submitted::Results(_)) => self.record_call(&task, started.elapsed(), Ok(())),
+            Err(err) => self.record_call(&task, started.elapsed(), Err((err.status(), err.code()))),
+        }
         match answer {
             Ok(Submitted::Task(provider_task_id)) => {
                 let delay = self.settings.poll_initial.as_millis() as u64;
@@ -139,7 +171,22 @@ impl EditService {
         else {
             return;
         };
-        match provider.poll(&provider_task_id).await {
+        let polled = provider.poll(&provider_task_id).await;
+        let at_provider = Duration::from_millis(task.since_submit_ms.max(0) as u64);
+        match &polled {
+            Ok(TaskPoll::Succeeded { .. }) => self.record_call(&task, at_provider, Ok(())),
+            Ok(TaskPoll::Failed { code, .. }) if code == "DataInspectionFailed" => {
+                self.record_call(&task, at_provider, Err((400, "moderation_rejected")));
+            }
+            Ok(TaskPoll::Failed { .. }) => {
+                self.record_call(&task, at_provider, Err((500, "provider_failed")))
+            }
+            Ok(TaskPoll::Lost { .. }) => {
+                self.record_call(&task, at_provider, Err((410, "provider_lost")))
+            }
+            _ => {}
+        }
+        match polled {
             Ok(TaskPoll::Pending | TaskPoll::Running) => {
                 let delay = self.next_poll(task.since_submit_ms);
                 self.log_db(

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::classification::{Classifier, ClassifyInput};
 use crate::domain::classification::{Answer, CloudSkip, Mode, Source};
 use crate::error::PhotoError;
+use crate::model_calls::CallOrigin;
 
 /// The deadline when the caller sends none (the server's own call timeout is 30 s).
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(25);
@@ -31,6 +32,7 @@ impl pb::classifier_service_server::ClassifierService for ClassifierGrpc {
         request: Request<pb::ClassifyRequest>,
     ) -> Result<Response<pb::Classification>, Status> {
         let deadline = deadline_of(&request);
+        let origin = CallOrigin::of(request.metadata(), request.get_ref().caller.as_ref());
         let request = request.into_inner();
         let mode = parse_mode(request.mode)?;
         let user_id = caller_user_id(request.caller.as_ref())?;
@@ -41,6 +43,7 @@ impl pb::classifier_service_server::ClassifierService for ClassifierGrpc {
                 mode,
                 user_id,
                 deadline,
+                origin,
             })
             .await?;
         Ok(Response::new(to_pb(answer)))
@@ -52,12 +55,13 @@ impl pb::classifier_service_server::ClassifierService for ClassifierGrpc {
         request: Request<pb::ClassifyBatchRequest>,
     ) -> Result<Response<pb::ClassifyBatchResponse>, Status> {
         let deadline = deadline_of(&request);
+        let origin = CallOrigin::of(request.metadata(), request.get_ref().caller.as_ref());
         let request = request.into_inner();
         let mode = parse_mode(request.mode)?;
         let user_id = caller_user_id(request.caller.as_ref())?;
         let answers = self
             .classifier
-            .classify_batch(request.images, mode, user_id, deadline)
+            .classify_batch(request.images, mode, user_id, deadline, &origin)
             .await?;
         let items = answers
             .into_iter()
@@ -144,7 +148,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 fn to_pb(answer: Answer) -> pb::Classification {
     let result = answer.result;
     let model_tokens = match (answer.source, result.usage) {
-        (Source::Model, Some(usage)) => usage.prompt_tokens.saturating_add(usage.completion_tokens),
+        (Source::Model, Some(usage)) => usage.total(),
         _ => 0,
     };
     pb::Classification {

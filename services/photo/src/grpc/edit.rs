@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::edit::{Parameters, PublicStatus};
 use crate::edit::{EditService, SubmitInput, TaskView};
 use crate::error::PhotoError;
+use crate::model_calls::CallOrigin;
 
 pub struct ImageEditGrpc {
     edits: Arc<EditService>,
@@ -33,14 +34,15 @@ impl pb::image_edit_service_server::ImageEditService for ImageEditGrpc {
         &self,
         request: Request<pb::SubmitEditRequest>,
     ) -> Result<Response<pb::EditTask>, Status> {
+        let origin = CallOrigin::of(request.metadata(), request.get_ref().caller.as_ref());
         let request = request.into_inner();
-        let (user_id, client_id) = caller(request.caller.as_ref())?;
+        let (user_id, _) = caller(request.caller.as_ref())?;
         let given = request.parameters.unwrap_or_default();
         let task = self
             .edits
             .submit(SubmitInput {
                 user_id,
-                client_id,
+                origin,
                 image: request.image,
                 mask: (!request.mask.is_empty()).then_some(request.mask),
                 function: request.function,

@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::domain::classification::answer::{self, PROMPT_VERSION};
-use crate::domain::classification::{CloudSkip, ModelResult, ModelVersions, Producer};
+use crate::domain::classification::{CloudSkip, ModelResult, ModelVersions, Producer, TokenUsage};
+use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
 
 pub use breaker::Breaker;
 
@@ -92,16 +93,33 @@ impl ProviderError {
         self.is_retryable()
     }
 
-    /// A short snake_case word for metrics.
-    pub fn outcome(&self) -> &'static str {
+    /// The HTTP-like status of a call that ended with this error, for its record: the
+    /// provider's own status where it gave one, else what stands for the failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::CircuitOpen => 503,
+            Self::RateLimited { .. } => 429,
+            Self::Server { status } => *status,
+            Self::Timeout | Self::Deadline => 504,
+            Self::Connect(_) => 502,
+            Self::ModerationRejected(_) => 400,
+            Self::Rejected { status, .. } if *status >= 400 => *status,
+            // A 200 whose content is unusable: the upstream answered wrongly.
+            Self::Rejected { .. } | Self::InvalidAnswer(_) => 502,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    /// A stable snake_case code, for the call's record.
+    pub fn code(&self) -> &'static str {
         match self {
             Self::CircuitOpen => "circuit_open",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Server { .. } => "server_error",
+            Self::Server { .. } => "provider_server_error",
             Self::Timeout => "timeout",
-            Self::Connect(_) => "connect_error",
+            Self::Connect(_) => "connect_failed",
             Self::ModerationRejected(_) => "moderation_rejected",
-            Self::Rejected { .. } => "rejected",
+            Self::Rejected { .. } => "provider_rejected",
             Self::InvalidAnswer(_) => "invalid_answer",
             Self::Deadline => "deadline",
             Self::Internal(_) => "internal",
@@ -133,10 +151,14 @@ pub struct ModelClient {
     in_flight: Semaphore,
     pace: DefaultDirectRateLimiter,
     versions: ModelVersions,
+    recorder: ModelCallRecorder,
 }
 
 impl ModelClient {
-    pub fn new(settings: ProviderSettings) -> Result<Arc<Self>, reqwest::Error> {
+    pub fn new(
+        settings: ProviderSettings,
+        recorder: ModelCallRecorder,
+    ) -> Result<Arc<Self>, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -157,6 +179,7 @@ impl ModelClient {
                 prompt_version: PROMPT_VERSION.to_owned(),
             },
             settings,
+            recorder,
         }))
     }
 
@@ -170,13 +193,68 @@ impl ModelClient {
         !self.breaker.is_call_permitted()
     }
 
-    /// Classifies an upright image, by `deadline` at the latest.
+    /// Classifies an upright image, by `deadline` at the latest, and records the call for
+    /// `origin` (see `model_calls`).
+    ///
+    /// One record per call as the caller sees it: the retried attempts of one image are one
+    /// call, with the latency the caller waited (queueing, attempts and pauses) and the final
+    /// outcome. That is what the user's wait and the bill depend on (a 429 or 5xx attempt is not
+    /// billed; the attempts show in the logs, "retrying the cloud model", and in the breaker's).
+    /// A call refused before any exchange (open breaker, no time left) is recorded too: the
+    /// caller asked for the model and got no answer. An answer refused as invalid is recorded
+    /// with the tokens it was billed.
     #[tracing::instrument(skip_all, fields(model = %self.settings.model))]
     pub async fn classify(
         &self,
         image: Arc<DecodedImage>,
         deadline: Instant,
+        origin: &CallOrigin,
     ) -> Result<ModelResult, ProviderError> {
+        let call = self
+            .recorder
+            .start(&self.settings.model, ModelSource::Cloud, origin);
+        let completion = match self.complete(image, deadline).await {
+            Ok(completion) => completion,
+            Err(err) => {
+                call.failed(err.status(), err.code(), 0);
+                return Err(err);
+            }
+        };
+        let tokens = completion.usage.map_or(0, TokenUsage::total);
+        let parsed = match answer::parse(&completion.content) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                tracing::warn!(error = %err, "the cloud model's answer was refused");
+                let err = ProviderError::InvalidAnswer(err.to_string());
+                call.failed(err.status(), err.code(), tokens);
+                return Err(err);
+            }
+        };
+        call.answered(tokens);
+        if let Some(usage) = completion.usage {
+            tracing::info!(
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                "cloud classification"
+            );
+        }
+        Ok(ModelResult {
+            category: parsed.category,
+            labels: parsed.labels,
+            confidence: parsed.confidence,
+            sure: true,
+            producer: Producer::Model,
+            model: self.settings.model.clone(),
+            usage: completion.usage,
+        })
+    }
+
+    /// Sends the image and the question, retrying as configured; the last attempt's completion.
+    async fn complete(
+        &self,
+        image: Arc<DecodedImage>,
+        deadline: Instant,
+    ) -> Result<wire::Completion, ProviderError> {
         let deadline = deadline.min(Instant::now() + self.settings.deadline);
         let max_side = self.settings.image_max_side;
         let data_uri =
@@ -194,7 +272,7 @@ impl ModelClient {
             .with_max_times(self.settings.max_retries)
             .with_jitter();
         let retry_max = self.settings.retry_max;
-        let completion = (|| self.attempt(body.clone(), deadline))
+        (|| self.attempt(body.clone(), deadline))
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(ProviderError::is_retryable)
@@ -212,28 +290,7 @@ impl ModelClient {
             .notify(|err, pause| {
                 tracing::info!(error = %err, pause_ms = pause.as_millis() as u64, "retrying the cloud model");
             })
-            .await?;
-
-        let parsed = answer::parse(&completion.content).map_err(|err| {
-            tracing::warn!(error = %err, "the cloud model's answer was refused");
-            ProviderError::InvalidAnswer(err.to_string())
-        })?;
-        if let Some(usage) = completion.usage {
-            tracing::info!(
-                prompt_tokens = usage.prompt_tokens,
-                completion_tokens = usage.completion_tokens,
-                "cloud classification"
-            );
-        }
-        Ok(ModelResult {
-            category: parsed.category,
-            labels: parsed.labels,
-            confidence: parsed.confidence,
-            sure: true,
-            producer: Producer::Model,
-            model: self.settings.model.clone(),
-            usage: completion.usage,
-        })
+            .await
     }
 
     /// One HTTP exchange through the breaker, the concurrency cap and the pace limiter.
@@ -311,5 +368,54 @@ fn transport_error(err: reqwest::Error) -> ProviderError {
         ProviderError::Timeout
     } else {
         ProviderError::Connect(err.without_url().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_recorded_with_a_status_and_a_stable_code() {
+        let cases = [
+            (
+                ProviderError::Server { status: 503 },
+                503,
+                "provider_server_error",
+            ),
+            (
+                ProviderError::RateLimited {
+                    code: "limit_requests".into(),
+                    retry_after: None,
+                },
+                429,
+                "rate_limited",
+            ),
+            (ProviderError::Timeout, 504, "timeout"),
+            (ProviderError::Deadline, 504, "deadline"),
+            (ProviderError::CircuitOpen, 503, "circuit_open"),
+            (
+                ProviderError::ModerationRejected("x".into()),
+                400,
+                "moderation_rejected",
+            ),
+            (
+                ProviderError::Rejected {
+                    status: 401,
+                    code: "invalid_api_key".into(),
+                    message: String::new(),
+                },
+                401,
+                "provider_rejected",
+            ),
+            (
+                ProviderError::InvalidAnswer("prose".into()),
+                502,
+                "invalid_answer",
+            ),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!((err.status(), err.code()), (status, code), "{err}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 use sqlx::{Acquire, FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
 /// Columns read for a task.
-const COLUMNS: &str = "id, user_id, client_id, `function` AS function_name, model, prompt, \
+const COLUMNS: &str = "id, user_id, client_id, openid, request_id, `function` AS function_name, model, prompt, \
     CAST(parameters AS CHAR) AS parameters, outputs, input_key, input_content_type, mask_key, \
     mask_content_type, width, height, CAST(status AS CHAR) AS status, provider_task_id, attempts, \
     polls, CAST(results AS CHAR) AS results, credits_reserved, credits_charged, error_code, \
@@ -19,6 +19,8 @@ pub struct TaskRow {
     pub id: String,
     pub user_id: i64,
     pub client_id: String,
+    pub openid: String,
+    pub request_id: String,
     pub function_name: String,
     pub model: String,
     pub prompt: String,
@@ -50,6 +52,8 @@ pub struct NewTask<'a> {
     pub id: &'a str,
     pub user_id: i64,
     pub client_id: &'a str,
+    pub openid: &'a str,
+    pub request_id: &'a str,
     pub request_key: &'a str,
     pub function_name: &'a str,
     pub model: &'a str,
@@ -71,15 +75,17 @@ pub async fn insert(
     task: &NewTask<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO edit_tasks (id, user_id, client_id, request_key, `function`, model, prompt, \
-         parameters, outputs, input_key, input_content_type, mask_key, mask_content_type, width, \
-         height, status, next_attempt_at, deadline_at, credits_reserved) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', NOW(3), \
+        "INSERT INTO edit_tasks (id, user_id, client_id, openid, request_id, request_key, \
+         `function`, model, prompt, parameters, outputs, input_key, input_content_type, mask_key, \
+         mask_content_type, width, height, status, next_attempt_at, deadline_at, credits_reserved) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', NOW(3), \
          DATE_ADD(NOW(3), INTERVAL ? SECOND), ?)",
     )
     .bind(task.id)
     .bind(task.user_id)
     .bind(task.client_id)
+    .bind(task.openid)
+    .bind(task.request_id)
     .bind(task.request_key)
     .bind(task.function_name)
     .bind(task.model)

@@ -6,5 +6,6 @@ mod bad_input;
 mod cache;
 mod cloud;
 mod local;
+mod recording;
 mod resilience;
 pub(crate) mod support;

@@ -6,4 +6,5 @@ mod bad_input;
 mod failures;
 mod flows;
 mod limits;
+mod recording;
 mod support;

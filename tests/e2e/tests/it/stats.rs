@@ -71,7 +71,7 @@ async fn requests_succeed_while_stats_is_down_and_recording_resumes() {
 }
 
 /// Records rows with known values through the stats service's own API (then waits for the
-/// replica, unless it is paused).
+/// replica, unless it is paused): six gateway requests and the three model calls they made.
 async fn seed(system: &System, wait_for_replica: bool) {
     use proto::stats::v1 as pb;
     let mut client = pb::stats_service_client::StatsServiceClient::connect(system.stats.url())
@@ -86,6 +86,12 @@ async fn seed(system: &System, wait_for_replica: bool) {
         ("/api/v1/photos/classify", 502, 40, "c2", "", 0),
         ("/api/v1/location", 200, 5, "c3", "", 0),
         ("/api/v1/location", 400, 7, "", "", 0),
+        // The photo service's model calls behind those classifications: the local inference,
+        // the cloud call that answered (its tokens are on the request above too), and one
+        // whose answer was refused but billed.
+        ("model:local-efficientnet-lite0", 200, 25, "c1", "local", 0),
+        ("model:qwen-vl-max", 200, 800, "c2", "model", 1200),
+        ("model:qwen-vl-max", 502, 1000, "c2", "model", 300),
     ];
     let records = rows
         .into_iter()
@@ -93,7 +99,12 @@ async fn seed(system: &System, wait_for_replica: bool) {
             |(endpoint, status, latency, client, source, tokens)| pb::RequestRecord {
                 at_unix_ms: at,
                 endpoint: endpoint.into(),
-                method: "POST".into(),
+                method: if endpoint.starts_with("model:") {
+                    "MODEL"
+                } else {
+                    "POST"
+                }
+                .into(),
                 status,
                 latency_ms: latency,
                 client_id: client.into(),
@@ -109,7 +120,7 @@ async fn seed(system: &System, wait_for_replica: bool) {
         .unwrap()
         .into_inner()
         .stored;
-    assert_eq!(stored, 6);
+    assert_eq!(stored, 9);
     if wait_for_replica {
         system.stats.db.wait_for_replica().await;
     }
@@ -160,9 +171,33 @@ async fn the_overview_gives_exact_numbers_for_seeded_logs() {
             .abs()
             < 1e-9
     );
-    assert_eq!(overview["model_tokens"], 1200);
-    // 1200 tokens at 150 fen per million: 0.18 fen, rounded to 0.
+    // Tokens are the model calls' (the refused answer was billed too), not added again from the
+    // request that carried the answer's tokens.
+    assert_eq!(overview["model_tokens"], 1500);
+    // 1500 tokens at 150 fen per million: 0.225 fen, rounded to 0.
     assert_eq!(overview["model_cost_fen"], 0);
+    let endpoints = overview["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "HTTP endpoints only: {endpoints:?}");
+    let models = overview["model_calls"].as_array().unwrap();
+    assert_eq!(models.len(), 2, "{models:?}");
+    let (cloud, local) = (&models[0], &models[1]);
+    assert_eq!(
+        cloud["model"], "qwen-vl-max",
+        "most calls first: {models:?}"
+    );
+    assert_eq!(cloud["source"], "model");
+    assert_eq!(cloud["calls"], 2);
+    assert_eq!(cloud["errors"], 1);
+    assert_eq!(cloud["tokens"], 1500);
+    // PERCENTILE_CONT over 800, 1000: p50 = 900, p95 = 990.
+    assert_eq!(cloud["p50_ms"], 900.0);
+    assert!((cloud["p95_ms"].as_f64().unwrap() - 990.0).abs() < 1e-9);
+    assert_eq!(local["model"], "local-efficientnet-lite0");
+    assert_eq!(local["source"], "local");
+    assert_eq!(local["calls"], 1);
+    assert_eq!(local["errors"], 0);
+    assert_eq!(local["tokens"], 0);
+    assert_eq!(local["p50_ms"], 25.0);
     let classify = overview["endpoints"]
         .as_array()
         .unwrap()
@@ -177,13 +212,14 @@ async fn the_overview_gives_exact_numbers_for_seeded_logs() {
 
     let (status, series) = admin.get("/api/v1/admin/timeseries?bucket=hour").await;
     assert_eq!(status, 200);
-    let total: u64 = series["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["requests"].as_u64().unwrap())
-        .sum();
+    let points = series["points"].as_array().unwrap();
+    let total: u64 = points.iter().map(|p| p["requests"].as_u64().unwrap()).sum();
     assert_eq!(total, 6);
+    let calls: u64 = points
+        .iter()
+        .map(|p| p["model_calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(calls, 2, "calls of the cloud model");
     let (status, daily) = admin.get("/api/v1/admin/timeseries?bucket=day").await;
     assert_eq!(status, 200);
     assert!(!daily["points"].as_array().unwrap().is_empty());

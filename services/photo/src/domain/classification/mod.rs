@@ -72,6 +72,13 @@ pub struct TokenUsage {
     pub completion_tokens: u32,
 }
 
+impl TokenUsage {
+    /// Prompt and completion tokens together (what is billed).
+    pub fn total(self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
 /// One model's classification of one image.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelResult {

@@ -87,20 +87,40 @@ impl App {
     }
 
     pub async fn post_form(&self, path: &str, form: Form) -> (u16, Value) {
-        let response = self
+        self.post_form_with_id(path, form, None).await
+    }
+
+    /// Posts a form; with `request_id`, the gateway takes it as the request's id (`x-request-id`).
+    pub async fn post_form_with_id(
+        &self,
+        path: &str,
+        form: Form,
+        request_id: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self
             .system
             .http
             .post(self.url(path))
             .bearer_auth(&self.token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        answer(response).await
+            .multipart(form);
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        answer(request.send().await.unwrap()).await
     }
 
     /// Posts named images as repeated `images` fields.
     pub async fn batch(&self, images: Vec<(&str, Vec<u8>)>, mode: Option<&str>) -> (u16, Value) {
+        self.batch_with_id(images, mode, None).await
+    }
+
+    /// A batch whose gateway request id is `request_id`.
+    pub async fn batch_with_id(
+        &self,
+        images: Vec<(&str, Vec<u8>)>,
+        mode: Option<&str>,
+        request_id: Option<&str>,
+    ) -> (u16, Value) {
         let mut form = Form::new();
         for (name, bytes) in images {
             form = form.part("images", image_part(name, bytes));
@@ -108,7 +128,26 @@ impl App {
         if let Some(mode) = mode {
             form = form.text("mode", mode.to_owned());
         }
-        self.post_form("/api/v1/photos/classify/batch", form).await
+        self.post_form_with_id("/api/v1/photos/classify/batch", form, request_id)
+            .await
+    }
+
+    /// Classifies a sample photo under the gateway request id `request_id`; expects success.
+    pub async fn classify_photo_with_id(
+        &self,
+        name: &str,
+        mode: Option<&str>,
+        request_id: &str,
+    ) -> Value {
+        let mut form = Form::new().part("image", image_part(name, photo(name)));
+        if let Some(mode) = mode {
+            form = form.text("mode", mode.to_owned());
+        }
+        let (status, body) = self
+            .post_form_with_id("/api/v1/photos/classify", form, Some(request_id))
+            .await;
+        assert_eq!(status, 200, "{name}: {body}");
+        body
     }
 
     pub async fn lookup(&self, digests: &[String]) -> (u16, Value) {

@@ -56,6 +56,17 @@ impl App {
     }
 
     pub async fn submit_edit_as(&self, token: &str, form: Form, key: Option<&str>) -> (u16, Value) {
+        let (status, body, _) = self.submit_edit_traced(token, form, key).await;
+        (status, body)
+    }
+
+    /// Submits and also returns the gateway's request id of the submission.
+    pub async fn submit_edit_traced(
+        &self,
+        token: &str,
+        form: Form,
+        key: Option<&str>,
+    ) -> (u16, Value, String) {
         let mut request = self
             .system
             .http
@@ -67,7 +78,17 @@ impl App {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            request_id,
+        )
     }
 
     /// Submits and expects 202; returns the task id.
