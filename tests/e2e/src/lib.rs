@@ -391,6 +391,21 @@ impl System {
         body
     }
 
+    /// Binds app client `client_id` to the WeChat user `openid` (a QR code, then the user's
+    /// scan through the sandbox) and returns the client's token.
+    pub async fn bind_client(&self, client_id: &str, openid: &str) -> String {
+        let qr = self.create_qrcode(client_id).await;
+        let ticket = qr["ticket"].as_str().expect("a ticket");
+        self.sandbox
+            .scan(&self.push_url(), ticket, openid)
+            .await
+            .expect("scan");
+        qr["client_token"]
+            .as_str()
+            .expect("a client token")
+            .to_owned()
+    }
+
     /// Polls the binding status once.
     pub async fn binding(&self, client_id: &str, token: &str) -> (u16, serde_json::Value) {
         let response = self

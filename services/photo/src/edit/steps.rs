@@ -189,17 +189,7 @@ impl EditService {
         match polled {
             Ok(TaskPoll::Pending | TaskPoll::Running) => {
                 let delay = self.next_poll(task.since_submit_ms);
-                self.log_db(
-                    edit_tasks::reschedule(
-                        &self.pools.primary,
-                        &task.id,
-                        "running",
-                        self.owner(),
-                        delay,
-                        true,
-                    )
-                    .await,
-                );
+                self.later(&task, "running", delay, true).await;
             }
             Ok(TaskPoll::Succeeded { urls }) if !urls.is_empty() => self.finish(&task, &urls).await,
             Ok(TaskPoll::Succeeded { .. }) => {
@@ -230,17 +220,7 @@ impl EditService {
             Err(err) => {
                 let delay = self.backoff(task.polls.max(1));
                 tracing::info!(task = %task.id, error = %err, "poll failed; trying again");
-                self.log_db(
-                    edit_tasks::reschedule(
-                        &self.pools.primary,
-                        &task.id,
-                        "running",
-                        self.owner(),
-                        delay,
-                        true,
-                    )
-                    .await,
-                );
+                self.later(&task, "running", delay, true).await;
             }
         }
     }
@@ -307,17 +287,7 @@ impl EditService {
                         .await,
                     );
                 } else {
-                    self.log_db(
-                        edit_tasks::reschedule(
-                            &self.pools.primary,
-                            &task.id,
-                            status,
-                            self.owner(),
-                            self.backoff(1),
-                            false,
-                        )
-                        .await,
-                    );
+                    self.later(task, status, self.backoff(1), false).await;
                 }
                 return;
             }
@@ -383,17 +353,7 @@ impl EditService {
             Err(CaptureError::Unavailable(why)) => {
                 let delay = self.backoff(2);
                 tracing::warn!(task = %task.id, error = %why, delay_ms = delay, "credits not taken yet; trying again");
-                self.log_db(
-                    edit_tasks::reschedule(
-                        &self.pools.primary,
-                        &task.id,
-                        "settling",
-                        self.owner(),
-                        delay,
-                        false,
-                    )
-                    .await,
-                );
+                self.later(&task, "settling", delay, false).await;
             }
         }
     }
@@ -462,6 +422,21 @@ impl EditService {
     async fn delete_results(&self, results: &[StoredResult]) {
         let keys: Vec<Option<String>> = results.iter().map(|r| Some(r.key.clone())).collect();
         self.delete_objects(&keys).await;
+    }
+
+    /// The step on `task` (in `status`) is done; the next is due after `delay_ms`.
+    async fn later(&self, task: &TaskRow, status: &str, delay_ms: u64, polled: bool) {
+        self.log_db(
+            edit_tasks::reschedule(
+                &self.pools.primary,
+                &task.id,
+                status,
+                self.owner(),
+                delay_ms,
+                polled,
+            )
+            .await,
+        );
     }
 
     fn log_db(&self, outcome: Result<bool, sqlx::Error>) {

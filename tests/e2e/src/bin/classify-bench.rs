@@ -80,17 +80,9 @@ async fn main() {
         ..Options::default()
     })
     .await;
-    let qr = system.create_qrcode("bench-classifier").await;
-    system
-        .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_bench_classify",
-        )
-        .await
-        .unwrap();
-    let token = qr["client_token"].as_str().unwrap().to_owned();
+    let token = system
+        .bind_client("bench-classifier", "o_bench_classify")
+        .await;
     let http = reqwest::Client::new();
     let classify_url = format!("{}/api/v1/photos/classify", system.gateway());
     let lookup_url = format!("{}/api/v1/photos/lookup", system.gateway());

@@ -136,17 +136,7 @@ async fn main() {
         max_in_flight: 100_000,
         ..sandbox::EditSettings::default()
     });
-    let qr = system.create_qrcode("bench-editor").await;
-    system
-        .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_bench_edit",
-        )
-        .await
-        .unwrap();
-    let token = qr["client_token"].as_str().unwrap().to_owned();
+    let token = system.bind_client("bench-editor", "o_bench_edit").await;
     let user_id = system.user_id("o_bench_edit").await;
     system
         .credit_client()

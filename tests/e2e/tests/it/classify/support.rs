@@ -43,13 +43,7 @@ pub async fn bound_app(options: Options, openid: &str) -> App {
 
 /// Binds a client to `openid` and returns its token.
 pub async fn bind(system: &System, client_id: &str, openid: &str) -> String {
-    let qr = system.create_qrcode(client_id).await;
-    system
-        .sandbox
-        .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), openid)
-        .await
-        .expect("scan");
-    qr["client_token"].as_str().unwrap().to_owned()
+    system.bind_client(client_id, openid).await
 }
 
 fn image_part(name: &str, bytes: Vec<u8>) -> Part {
