@@ -124,12 +124,12 @@ impl EditService {
 
     /// Accepts an edit: validated in full, credits held for every output, queued. The same
     /// request again returns the first task (`created: false`) and holds nothing more.
-    pub async fn submit(&self, input: SubmitInput) -> Result<TaskView, PhotoError> {
+    pub async fn submit(&self, mut input: SubmitInput) -> Result<TaskView, PhotoError> {
         if self.provider.is_none() {
             return Err(PhotoError::EditsNotConfigured);
         }
         let request_key = request_key(&input)?;
-        let (image, mask) = self.inspect_images(&input).await?;
+        let (image, mask) = self.inspect_images(&mut input).await?;
         let valid = edit::validate(
             &EditRequest {
                 function: &input.function,
@@ -146,7 +146,7 @@ impl EditService {
             message: invalid.message,
         })?;
         if let Some(existing) = self.existing(&input.origin.client_id, &request_key).await? {
-            return self.view(existing, false);
+            return Ok(self.view(existing, false));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let input_key = format!("edits/{id}/input.{}", image.extension);
@@ -176,7 +176,7 @@ impl EditService {
                 // The same request raced this one and won: its task is the answer.
                 self.delete_objects(&[Some(input_key), mask_key]).await;
                 return match self.existing(&input.origin.client_id, &request_key).await? {
-                    Some(existing) => self.view(existing, false),
+                    Some(existing) => Ok(self.view(existing, false)),
                     None => Err(PhotoError::Internal("an edit task vanished".into())),
                 };
             }
@@ -203,7 +203,7 @@ impl EditService {
         let row = edit_tasks::find(&self.pools.primary, &id)
             .await?
             .ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))?;
-        self.view(row, true)
+        Ok(self.view(row, true))
     }
 
     /// A task of `client_id`; the same NotFound for an unknown task and another client's.
@@ -217,7 +217,7 @@ impl EditService {
         }
         // The primary: a client polls right after submitting.
         match edit_tasks::find(&self.pools.primary, &task_id.to_ascii_lowercase()).await? {
-            Some(row) if row.client_id == client_id => self.view(row, false),
+            Some(row) if row.client_id == client_id => Ok(self.view(row, false)),
             _ => Err(not_found),
         }
     }
@@ -350,12 +350,18 @@ impl EditService {
     /// their real sizes.
     async fn inspect_images(
         &self,
-        input: &SubmitInput,
+        input: &mut SubmitInput,
     ) -> Result<(Inspected, Option<Inspected>), PhotoError> {
         let max_bytes = self.settings.max_image_bytes;
-        let image = inspect(input.image.clone(), max_bytes, "image").await?;
-        let mask = match &input.mask {
-            Some(mask) => Some(inspect(mask.clone(), max_bytes, "mask").await?),
+        // The bytes travel to the decoding thread and back: an upload is never copied.
+        let (image, bytes) = inspect(std::mem::take(&mut input.image), max_bytes, "image").await?;
+        input.image = bytes;
+        let mask = match input.mask.take() {
+            Some(mask) => {
+                let (inspected, bytes) = inspect(mask, max_bytes, "mask").await?;
+                input.mask = Some(bytes);
+                Some(inspected)
+            }
             None => None,
         };
         Ok((image, mask))
@@ -369,13 +375,8 @@ impl EditService {
         }
     }
 
-    fn view(&self, row: TaskRow, created: bool) -> Result<TaskView, PhotoError> {
-        Ok(view::task_view(
-            &row,
-            created,
-            &self.signer,
-            self.settings.result_url_ttl,
-        ))
+    fn view(&self, row: TaskRow, created: bool) -> TaskView {
+        view::task_view(&row, created, &self.signer, self.settings.result_url_ttl)
     }
 }
 
@@ -390,7 +391,7 @@ async fn inspect(
     bytes: Vec<u8>,
     max_bytes: usize,
     what: &'static str,
-) -> Result<Inspected, PhotoError> {
+) -> Result<(Inspected, Vec<u8>), PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Edit {
             code: if what == "mask" {
@@ -407,10 +408,13 @@ async fn inspect(
         working_max_side: 64,
         ..DecodeLimits::default()
     };
-    let decoded = tokio::task::spawn_blocking(move || photo_model::decode(&bytes, &limits))
-        .await
-        .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))?
-        .map_err(PhotoError::from_decode)?;
+    let (decoded, bytes) = tokio::task::spawn_blocking(move || {
+        let decoded = photo_model::decode(&bytes, &limits);
+        (decoded, bytes)
+    })
+    .await
+    .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))?;
+    let decoded = decoded.map_err(PhotoError::from_decode)?;
     let meta = decoded.metadata;
     let (content_type, extension) = match meta.format {
         PhotoFormat::Jpeg => ("image/jpeg", "jpg"),
@@ -423,14 +427,15 @@ async fn inspect(
             });
         }
     };
-    Ok(Inspected {
+    let inspected = Inspected {
         info: ImageInfo {
             width: meta.width,
             height: meta.height,
         },
         content_type,
         extension,
-    })
+    };
+    Ok((inspected, bytes))
 }
 
 /// The task's idempotency key: the client's, or a digest of everything the request asks for

@@ -188,6 +188,17 @@ pub async fn claim_for_provider(
     max: u32,
 ) -> Result<Vec<TaskRow>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
+    // An idle worker looks (one indexed read) before it takes the dispatch lock.
+    let due: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM edit_tasks WHERE status = 'queued' AND next_attempt_at <= NOW(3) \
+         AND model = ? LIMIT 1",
+    )
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     sqlx::query("INSERT IGNORE INTO edit_dispatch (model) VALUES (?)")
         .bind(model)
         .execute(&mut *conn)
