@@ -75,6 +75,24 @@ for pipeline in pipelines.values():
             published = [str(p) for p in services["otel-collector"].get("ports", [])]
             assert any(p.endswith(f":{port}:{port}") for p in published), \
                 f"otel-collector.yaml: {exp} listens on {port}, which compose does not publish"
+# nginx heads the trace: the -otel image, its module loaded, spans to the collector, and the
+# trace context propagated to the gateway (tests/it/edge.rs runs `nginx -t` on the rest).
+nginx_svc = services["nginx"]
+assert str(nginx_svc["image"]).endswith("-otel"), "compose: nginx needs the -otel image for its module"
+assert "./deploy/nginx/env/compose:/etc/nginx/env:ro" in nginx_svc["volumes"], "compose: nginx env dir not mounted"
+for env_dir in ("compose", "production"):
+    nginx_env = root / "deploy" / "nginx" / "env" / env_dir
+    assert re.search(r"^load_module modules/ngx_otel_module\.so;", (nginx_env / "modules.conf").read_text(), re.M), \
+        f"nginx env/{env_dir}: the OpenTelemetry module is not loaded"
+    otel_conf = (nginx_env / "otel.conf").read_text()
+    endpoint = re.search(r"endpoint\s+([\w.-]+):(\d+);", otel_conf)
+    assert endpoint and endpoint.group(1) in services and endpoint.group(2) == "4317", \
+        f"nginx env/{env_dir}: spans must go to the collector's OTLP/gRPC port"
+    for directive in ("otel_trace on;", "otel_trace_context propagate;"):
+        assert directive in otel_conf, f"nginx env/{env_dir}: {directive} missing"
+nginx_conf = (root / "deploy" / "nginx" / "nginx.conf").read_text()
+for include in ("include env/modules.conf;", "include env/otel.conf;"):
+    assert include in nginx_conf, f"nginx.conf: {include} missing"
 assert "http://otel-collector:4317" in env_example, ".env.example must say how to point OTLP at the collector"
 for name, svc in services.items():
     env = svc.get("environment") or {}

@@ -241,7 +241,10 @@ pub fn app(state: AppState) -> Router {
                     .get(platform::request_id::HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+                let span = tracing::info_span!("http", otel.kind = "server", method = %request.method(), path = %request.uri().path(), request_id);
+                // nginx's span, where its OpenTelemetry module runs, is the parent.
+                platform::telemetry::continue_trace(&span, request.headers());
+                span
             }))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(TimeoutLayer::with_status_code(

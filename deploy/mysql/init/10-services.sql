@@ -16,3 +16,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES
 CREATE USER IF NOT EXISTS 'stats'@'%' IDENTIFIED BY 'stats-local';
 GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES
   ON xintu_stats.* TO 'stats'@'%';
+
+-- Read-only replication status (SHOW REPLICA STATUS) for the replica lag gauges; it shows no data.
+GRANT SLAVE MONITOR ON *.* TO 'membership'@'%', 'photo'@'%', 'stats'@'%';

@@ -55,6 +55,8 @@
   }
 
   function yuan(fen) { return '¥' + (Number(fen || 0) / 100).toFixed(2); }
+  // Where a model ran: our own server or the cloud (stats' `source` of a model call).
+  var SOURCES = { local: '本地', model: '云端' };
   function num(n) { return Number(n || 0).toLocaleString('zh-CN'); }
   function ms(n) { return Number(n || 0).toFixed(1); }
   function pct(x) { return (Number(x || 0) * 100).toFixed(1) + '%'; }
@@ -170,6 +172,7 @@
       if (r.status !== 200) {
         failed(r, errBox);
         rowError($('endpoints'), 5, r);
+        rowError($('model-calls'), 7, r);
         app.dataset.overview = 'error';
         return;
       }
@@ -193,6 +196,12 @@
       rows($('endpoints'), 5, eps, function (e) {
         return '<tr><td>' + esc(e.endpoint) + '</td><td class="num">' + num(e.requests) + '</td><td class="num">' +
           num(e.errors) + '</td><td class="num">' + ms(e.p50_ms) + '</td><td class="num">' + ms(e.p95_ms) + '</td></tr>';
+      });
+      // Already most calls first (the API's order).
+      rows($('model-calls'), 7, o.model_calls, function (m) {
+        return '<tr><td>' + esc(m.model) + '</td><td>' + esc(SOURCES[m.source] || m.source) + '</td><td class="num">' +
+          num(m.calls) + '</td><td class="num">' + num(m.errors) + '</td><td class="num">' + num(m.tokens) +
+          '</td><td class="num">' + ms(m.p50_ms) + '</td><td class="num">' + ms(m.p95_ms) + '</td></tr>';
       });
       app.dataset.overview = 'ready';
     });

@@ -234,7 +234,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let membership = Membership::build(cfg, &deps)?;
-    let background = membership.spawn_background(cfg, &shutdown);
+    let mut background = membership.spawn_background(cfg, &shutdown);
+    background.extend(deps.pools.spawn_replica_monitor(
+        Duration::from_millis(cfg.replica_status_interval_ms),
+        shutdown.clone(),
+    ));
     tracing::info!(addr = %listener.local_addr()?, "membership service listening");
     let served =
         platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown).await;

@@ -15,6 +15,7 @@ pub struct PhotoConfig {
     pub database_url: SecretString,
     pub database_replica_url: Option<SecretString>,
     pub database_max_connections: u32,
+    pub replica_status_interval_ms: u64,
     pub redis_url: SecretString,
     pub redis_key_prefix: String,
     pub geodata_dir: Option<PathBuf>,

@@ -277,10 +277,17 @@ pub async fn run(
     // The worker carries on every instance's edit tasks; it stops (draining its steps) with
     // the server.
     let worker = tokio::spawn(edit::worker::run(edits, shutdown.clone()));
+    let replica_monitor = deps.pools.spawn_replica_monitor(
+        Duration::from_millis(cfg.replica_status_interval_ms),
+        shutdown.clone(),
+    );
     tracing::info!(addr = %listener.local_addr()?, "photo service listening");
     let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown).await;
     if let Err(err) = worker.await {
         tracing::error!(error = %err, "edit worker ended abnormally");
+    }
+    if let Some(monitor) = replica_monitor {
+        let _ = monitor.await;
     }
     drop(stop_recorder);
     if tokio::time::timeout(RECORDER_FLUSH_WAIT, recorder.stopped())

@@ -19,6 +19,8 @@ use sqlx::{Executor, MySqlConnection};
 pub struct Pools {
     pub primary: MySqlPool,
     pub replica: MySqlPool,
+    /// False when no replica URL was given and `replica` reads the primary.
+    has_replica: bool,
     metrics: ReplicaMetrics,
 }
 
@@ -100,14 +102,28 @@ impl Pools {
         Ok(Self {
             primary,
             replica,
+            has_replica: replica_url.is_some(),
             metrics: ReplicaMetrics::new(),
         })
+    }
+
+    /// Samples the replica's replication state every `interval` until `shutdown`, for the
+    /// replica gauges ([`crate::replica_status`]). None when there is no separate replica or
+    /// `interval` is zero.
+    pub fn spawn_replica_monitor(
+        &self,
+        interval: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        (self.has_replica && !interval.is_zero())
+            .then(|| crate::replica_status::spawn_monitor(self.replica.clone(), interval, shutdown))
     }
 
     /// Returns true when the replica has applied `gtid` within `wait`. Any error, a timeout or a
     /// NULL answer counts as "not there": the caller then reads the primary.
     /// Each wait is counted by outcome (`xintu.db.replica.gtid_wait`): how often the replica is
     /// behind by more than `wait` is the replica lag an operator sees.
+    #[tracing::instrument(name = "replica.gtid_wait", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
     pub async fn replica_has(&self, gtid: &str, wait: Duration) -> bool {
         let started = Instant::now();
         let answer: Result<Option<i64>, sqlx::Error> =

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::Injector;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::request_id;
 
 mod discover;
+mod request_scope;
 
 /// The status metadata key that carries our stable, snake_case error code (for the gateway).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
@@ -58,6 +59,7 @@ pub async fn serve(
     Server::builder()
         .timeout(Duration::from_secs(30))
         .layer(TraceLayer::new_for_grpc().make_span_with(GrpcRequestSpan))
+        .layer(request_scope::ScopeRequestIdLayer)
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection)
@@ -80,26 +82,12 @@ impl<B> MakeSpan<B> for GrpcRequestSpan {
             .unwrap_or("");
         let span = tracing::info_span!(
             "grpc",
+            otel.kind = "server",
             rpc = %request.uri().path(),
             request_id = %request_id,
         );
-        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract(&HeaderExtractor(request.headers()))
-        });
-        let _ = span.set_parent(parent);
+        crate::telemetry::continue_trace(&span, request.headers());
         span
-    }
-}
-
-struct HeaderExtractor<'a>(&'a http::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod grpc;
 pub mod redis;
+pub mod replica_status;
 pub mod request_id;
 pub mod request_log;
 pub mod shutdown;

@@ -9,11 +9,13 @@
 use std::time::Duration;
 
 use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -140,4 +142,26 @@ pub fn seconds_histogram(
         .with_description(description)
         .with_boundaries(SECONDS_BUCKETS.to_vec())
         .build()
+}
+
+/// Makes `span` continue the W3C trace context (`traceparent`) that came with a request: nginx's
+/// span for the gateway, the gateway's for a service. Without one the span starts a trace.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    // Fails only when the span is disabled (filtered out): nothing to continue then.
+    let _ = span.set_parent(parent);
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
 }

@@ -122,28 +122,30 @@ impl TestDatabase {
 
     /// Stops the lagging replica's SQL thread: it keeps serving reads, ever staler.
     pub async fn pause_replica(&self) {
-        self.replica_control("STOP SLAVE SQL_THREAD").await;
+        self.replica_control(&["STOP SLAVE SQL_THREAD".to_owned()])
+            .await;
     }
 
     /// Restarts the lagging replica's SQL thread; it catches up by itself.
     pub async fn resume_replica(&self) {
-        self.replica_control("START SLAVE SQL_THREAD").await;
+        self.replica_control(&["START SLAVE SQL_THREAD".to_owned()])
+            .await;
     }
 
-    async fn replica_control(&self, statement: &str) {
+    /// Makes the lagging replica apply each change `seconds` after the primary committed it
+    /// (`MASTER_DELAY`), until the returned guard is dropped.
+    pub async fn delay_replica(&self, seconds: u32) -> ReplicaDelay {
+        self.replica_control(&set_delay(seconds)).await;
+        ReplicaDelay
+    }
+
+    async fn replica_control(&self, statements: &[String]) {
         assert_eq!(
             self.replica,
             Replica::Lagging,
             "only the lagging replica may be paused"
         );
-        let control = MySqlPool::connect(&env("XINTU_TEST_MYSQL_LAGGING_CONTROL"))
-            .await
-            .expect("connect to the lagging replica as its controller");
-        sqlx::query(statement)
-            .execute(&control)
-            .await
-            .expect("control the lagging replica");
-        control.close().await;
+        control_lagging_replica(statements).await;
     }
 
     /// Connects to this database on the primary, for assertions on what was written.
@@ -160,5 +162,49 @@ impl TestDatabase {
             .execute(&self.admin)
             .await;
         self.admin.close().await;
+    }
+}
+
+/// Runs `statements`, in order, on the lagging replica as its controller.
+async fn control_lagging_replica(statements: &[String]) {
+    let control = MySqlPool::connect(&env("XINTU_TEST_MYSQL_LAGGING_CONTROL"))
+        .await
+        .expect("connect to the lagging replica as its controller");
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&control)
+            .await
+            .expect("control the lagging replica");
+    }
+    control.close().await;
+}
+
+fn set_delay(seconds: u32) -> [String; 3] {
+    [
+        "STOP SLAVE".to_owned(),
+        format!("CHANGE MASTER TO MASTER_DELAY = {seconds}"),
+        "START SLAVE".to_owned(),
+    ]
+}
+
+/// Takes the lagging replica's delay away when dropped, also when the test fails: the tests
+/// after it need a replica that keeps up.
+#[must_use = "the delay ends when this is dropped"]
+pub struct ReplicaDelay;
+
+impl Drop for ReplicaDelay {
+    fn drop(&mut self) {
+        // Drop cannot await; a thread with its own runtime can, inside or outside a runtime.
+        let undone = std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to undo the replica delay")
+                .block_on(control_lagging_replica(&set_delay(0)));
+        })
+        .join();
+        if undone.is_err() && !std::thread::panicking() {
+            panic!("could not take the lagging replica's delay away");
+        }
     }
 }

@@ -13,6 +13,7 @@ pub struct StatsConfig {
     pub database_url: SecretString,
     pub database_replica_url: Option<SecretString>,
     pub database_max_connections: u32,
+    pub replica_status_interval_ms: u64,
     pub retention_days: u32,
     pub retention_batch_rows: u32,
     pub retention_interval_ms: u64,

@@ -41,6 +41,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let replica_monitor = pools.spawn_replica_monitor(
+        Duration::from_millis(cfg.replica_status_interval_ms),
+        shutdown.clone(),
+    );
     let stats = Stats::new(pools, cfg.model_price_fen_per_million_tokens);
     let retention = spawn_retention(stats.clone(), cfg, shutdown.clone());
     let routes = Routes::new(StatsServiceServer::new(grpc::StatsGrpc::new(stats)));
@@ -48,6 +52,9 @@ pub async fn run(
     let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown).await;
     // A purge round in progress finishes before the process may exit.
     let _ = retention.await;
+    if let Some(monitor) = replica_monitor {
+        let _ = monitor.await;
+    }
     served.map_err(|err| anyhow::anyhow!(err))
 }
 

@@ -27,6 +27,7 @@ pub struct NewLog {
 }
 
 /// Inserts a batch of logs and folds it into the hourly rollups, in one transaction.
+#[tracing::instrument(name = "stats.insert_batch", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn insert_batch(conn: &mut MySqlConnection, logs: &[NewLog]) -> Result<u64, sqlx::Error> {
     if logs.is_empty() {
         return Ok(0);
@@ -183,6 +184,7 @@ pub struct Totals {
 }
 
 /// Totals over whole hours [from, to).
+#[tracing::instrument(name = "stats.totals", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn totals(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -204,6 +206,7 @@ pub async fn totals(
     .await
 }
 
+#[tracing::instrument(name = "stats.active_clients", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn active_clients(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -226,6 +229,7 @@ pub struct EndpointRow {
 }
 
 /// Requests and server errors per HTTP endpoint, busiest first.
+#[tracing::instrument(name = "stats.endpoints", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn endpoints(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -258,6 +262,7 @@ pub struct ModelCallRow {
 }
 
 /// Calls, failed calls and tokens per model, most calls first.
+#[tracing::instrument(name = "stats.model_calls", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn model_calls(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -280,6 +285,7 @@ pub async fn model_calls(
 }
 
 /// The latency histogram (value → count, ascending) of one endpoint.
+#[tracing::instrument(name = "stats.latency_histogram", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn latency_histogram(
     pool: &MySqlPool,
     endpoint: &str,
@@ -307,6 +313,7 @@ pub struct SeriesRow {
 
 /// Counts per bucket of `bucket_secs` (3600 or 86400), aligned to UTC: HTTP requests and server
 /// errors, and calls of the cloud model.
+#[tracing::instrument(name = "stats.series", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn series(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -331,6 +338,7 @@ pub async fn series(
 }
 
 /// Distinct active clients per bucket.
+#[tracing::instrument(name = "stats.series_clients", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn series_clients(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -351,6 +359,7 @@ pub async fn series_clients(
 }
 
 /// Deletes up to `batch` rows older than `cutoff`, oldest first; returns how many went.
+#[tracing::instrument(name = "stats.purge_batch", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn purge_batch(
     conn: &mut MySqlConnection,
     cutoff: DateTime<Utc>,

@@ -233,6 +233,10 @@ impl Nginx {
             .map(|kind| format!("{kind}_temp_path {}/{kind};\n", temp.display()))
             .concat();
         std::fs::write(env.join("http.conf"), http).expect("env/http.conf");
+        // Debian's nginx has no OpenTelemetry module: the gateway starts the trace here.
+        for unused in ["modules.conf", "otel.conf"] {
+            std::fs::write(env.join(unused), "").expect("env/*.conf");
+        }
         let upstream: String = gateways
             .iter()
             .map(|url| format!("server {} max_fails=1 fail_timeout=10s;\n", host_port(url)))

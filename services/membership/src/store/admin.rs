@@ -12,6 +12,7 @@ pub struct OrderTotals {
 }
 
 /// Paid orders in [from, to) by payment time.
+#[tracing::instrument(name = "admin.order_totals", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn order_totals(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -36,6 +37,7 @@ pub struct UserTotals {
     pub total_users: i64,
 }
 
+#[tracing::instrument(name = "admin.user_totals", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn user_totals(
     pool: &MySqlPool,
     from: DateTime<Utc>,
@@ -71,6 +73,7 @@ pub struct UserListRow {
 }
 
 /// Users whose openid starts with `prefix` (the openid index serves the prefix), newest first.
+#[tracing::instrument(name = "admin.list_users", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn list_users(
     pool: &MySqlPool,
     prefix: &str,
@@ -114,6 +117,7 @@ pub struct OrderListRow {
     pub transaction_id: Option<String>,
 }
 
+#[tracing::instrument(name = "admin.list_orders", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn list_orders(
     pool: &MySqlPool,
     status: Option<&str>,
@@ -152,6 +156,7 @@ pub struct BindingListRow {
     pub expire_at: DateTime<Utc>,
 }
 
+#[tracing::instrument(name = "admin.list_bindings", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn list_bindings(
     pool: &MySqlPool,
     offset: u32,
@@ -172,6 +177,7 @@ pub async fn list_bindings(
 }
 
 /// Records an operator's action; the id is the reference of what it changes.
+#[tracing::instrument(name = "admin.audit", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn audit(
     conn: &mut MySqlConnection,
     admin: &str,
@@ -194,6 +200,7 @@ pub async fn audit(
 }
 
 /// The user id of an openid, from whatever executor the caller holds.
+#[tracing::instrument(name = "admin.user_id", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn user_id(
     executor: impl MySqlExecutor<'_>,
     openid: &str,

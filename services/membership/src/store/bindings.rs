@@ -21,6 +21,7 @@ const COLUMNS: &str = "id, client_id, client_token_hash, status, openid, user_id
 
 /// Creates the client's row, or resets an existing one to pending with a new token and expiry.
 /// Returns the row id (the scene id), which stays the same across refreshes.
+#[tracing::instrument(name = "bindings.upsert_pending", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn upsert_pending(
     conn: &mut MySqlConnection,
     client_id: &str,
@@ -46,6 +47,7 @@ pub async fn upsert_pending(
 }
 
 /// Stores the QR code WeChat made for the row.
+#[tracing::instrument(name = "bindings.set_qrcode", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn set_qrcode(
     executor: impl MySqlExecutor<'_>,
     id: u32,
@@ -66,6 +68,7 @@ pub async fn set_qrcode(
     Ok(())
 }
 
+#[tracing::instrument(name = "bindings.find_by_client", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find_by_client(
     executor: impl MySqlExecutor<'_>,
     client_id: &str,
@@ -78,6 +81,7 @@ pub async fn find_by_client(
     .await
 }
 
+#[tracing::instrument(name = "bindings.find_by_token_hash", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find_by_token_hash(
     executor: impl MySqlExecutor<'_>,
     token_hash: &[u8; 32],
@@ -91,6 +95,7 @@ pub async fn find_by_token_hash(
 }
 
 /// Locks the row of a scene for the rest of the transaction.
+#[tracing::instrument(name = "bindings.lock_scene", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn lock_scene(
     conn: &mut MySqlConnection,
     scene_id: u32,
@@ -103,6 +108,7 @@ pub async fn lock_scene(
     .await
 }
 
+#[tracing::instrument(name = "bindings.complete", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn complete(
     conn: &mut MySqlConnection,
     id: u32,

@@ -4,6 +4,7 @@ use sqlx::MySqlConnection;
 
 /// Claims a delivery by its dedup key. Returns false when the event was applied before (a
 /// concurrent duplicate waits on the row lock of the first and then finds it).
+#[tracing::instrument(name = "events.claim", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim(
     conn: &mut MySqlConnection,
     dedup_key: &str,
@@ -28,6 +29,7 @@ pub async fn claim(
     }
 }
 
+#[tracing::instrument(name = "events.record_outcome", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn record_outcome(
     conn: &mut MySqlConnection,
     dedup_key: &str,

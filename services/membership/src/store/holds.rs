@@ -15,6 +15,7 @@ pub struct HoldRow {
 const COLUMNS: &str = "reference, user_id, amount, captured, CAST(status AS CHAR) AS status";
 
 /// Inserts a hold; a unique violation means the reference exists (the caller reads it).
+#[tracing::instrument(name = "holds.insert", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn insert(
     conn: &mut MySqlConnection,
     reference: &str,
@@ -34,6 +35,7 @@ pub async fn insert(
     Ok(())
 }
 
+#[tracing::instrument(name = "holds.lock", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn lock(
     conn: &mut MySqlConnection,
     reference: &str,
@@ -46,6 +48,7 @@ pub async fn lock(
     .await
 }
 
+#[tracing::instrument(name = "holds.find", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find(
     executor: impl MySqlExecutor<'_>,
     reference: &str,
@@ -59,6 +62,7 @@ pub async fn find(
 }
 
 /// Reserves `amount` on the user's row when that much is spendable. Returns false otherwise.
+#[tracing::instrument(name = "holds.hold_on_user", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn hold_on_user(
     conn: &mut MySqlConnection,
     user_id: i64,
@@ -77,6 +81,7 @@ pub async fn hold_on_user(
 }
 
 /// The guarded settle: only a `held` hold moves, once.
+#[tracing::instrument(name = "holds.settle", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn settle(
     conn: &mut MySqlConnection,
     reference: &str,
@@ -96,6 +101,7 @@ pub async fn settle(
 }
 
 /// Frees `amount` held credits on the user's row.
+#[tracing::instrument(name = "holds.unhold_on_user", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn unhold_on_user(
     conn: &mut MySqlConnection,
     user_id: i64,
@@ -110,6 +116,7 @@ pub async fn unhold_on_user(
 }
 
 /// Holds past their expiry (a plain read; each is then released with the guarded settle).
+#[tracing::instrument(name = "holds.expired", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn expired(
     executor: impl MySqlExecutor<'_>,
     limit: u32,

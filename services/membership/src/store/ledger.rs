@@ -41,6 +41,7 @@ impl Reason {
 /// Adds `delta` (> 0) to the user's remaining and total credits, with its ledger row, unless the
 /// (reason, reference) was used before. Returns whether the credits were added. The ledger row
 /// is written first, so a used reference leaves nothing half done.
+#[tracing::instrument(name = "ledger.grant_once", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn grant_once(
     conn: &mut MySqlConnection,
     user_id: i64,
@@ -85,6 +86,7 @@ pub async fn grant_once(
 /// minus held, plus `from_held` of the caller's own hold, which is freed at the same time).
 /// Returns false, changing nothing, when the balance is too low. A used reference fails with a
 /// unique violation; the caller rolls back.
+#[tracing::instrument(name = "ledger.spend", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn spend(
     conn: &mut MySqlConnection,
     user_id: i64,
@@ -146,6 +148,7 @@ async fn record_change(
 /// Adds (delta > 0) or removes (delta < 0) credits with its ledger row, never taking the
 /// spendable balance below zero. Returns the new balance, or None (nothing changed) when a removal
 /// is larger than what is spendable.
+#[tracing::instrument(name = "ledger.adjust", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn adjust(
     conn: &mut MySqlConnection,
     user_id: i64,

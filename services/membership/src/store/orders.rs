@@ -36,6 +36,7 @@ pub struct NewOrder<'a> {
     pub expire_at: DateTime<Utc>,
 }
 
+#[tracing::instrument(name = "orders.insert", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn insert(conn: &mut MySqlConnection, order: &NewOrder<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO payment_orders (out_trade_no, user_id, openid, order_type, credits_amount, \
@@ -55,6 +56,7 @@ pub async fn insert(conn: &mut MySqlConnection, order: &NewOrder<'_>) -> Result<
     Ok(())
 }
 
+#[tracing::instrument(name = "orders.find", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find(
     executor: impl MySqlExecutor<'_>,
     out_trade_no: &str,
@@ -68,6 +70,7 @@ pub async fn find(
 }
 
 /// Locks the order row for the rest of the transaction (always before the user's row).
+#[tracing::instrument(name = "orders.lock", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn lock(
     conn: &mut MySqlConnection,
     out_trade_no: &str,
@@ -80,6 +83,7 @@ pub async fn lock(
     .await
 }
 
+#[tracing::instrument(name = "orders.set_prepay", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn set_prepay(
     executor: impl MySqlExecutor<'_>,
     out_trade_no: &str,
@@ -96,6 +100,7 @@ pub async fn set_prepay(
 }
 
 /// WeChat refused to create the order: nothing can be paid on it.
+#[tracing::instrument(name = "orders.mark_failed", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_failed(
     executor: impl MySqlExecutor<'_>,
     out_trade_no: &str,
@@ -114,6 +119,7 @@ pub async fn mark_failed(
 
 /// The one guarded transition to paid: only an unpaid (or closed, if WeChat took the money after
 /// all) order with exactly this amount. Returns whether this call made it.
+#[tracing::instrument(name = "orders.mark_paid", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_paid(
     conn: &mut MySqlConnection,
     out_trade_no: &str,
@@ -133,6 +139,7 @@ pub async fn mark_paid(
 }
 
 /// Marks an unpaid order closed (WeChat confirmed it). Returns whether this call closed it.
+#[tracing::instrument(name = "orders.mark_closed", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_closed(
     executor: impl MySqlExecutor<'_>,
     out_trade_no: &str,
@@ -148,6 +155,7 @@ pub async fn mark_closed(
 }
 
 /// Unpaid orders older than `older_than_secs` not checked for as long: a plain (non-locking) read.
+#[tracing::instrument(name = "orders.due_for_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn due_for_check(
     executor: impl MySqlExecutor<'_>,
     older_than_secs: u32,
@@ -168,6 +176,7 @@ pub async fn due_for_check(
 
 /// Claims an order for one check by this instance; another instance's claim within
 /// `interval_secs` wins. Returns whether this instance got it.
+#[tracing::instrument(name = "orders.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
     executor: impl MySqlExecutor<'_>,
     out_trade_no: &str,

@@ -25,6 +25,7 @@ impl UserRow {
 const COLUMNS: &str = "id, openid, subscribed, remaining_credits, held_credits, total_credits, \
                        is_member, member_expire_at";
 
+#[tracing::instrument(name = "users.find_by_openid", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find_by_openid(
     executor: impl MySqlExecutor<'_>,
     openid: &str,
@@ -37,6 +38,7 @@ pub async fn find_by_openid(
     .await
 }
 
+#[tracing::instrument(name = "users.find_by_id", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find_by_id(
     executor: impl MySqlExecutor<'_>,
     user_id: i64,
@@ -48,6 +50,7 @@ pub async fn find_by_id(
 }
 
 /// Locks the user's row for the rest of the transaction (orders row first, then this).
+#[tracing::instrument(name = "users.lock", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn lock(
     conn: &mut MySqlConnection,
     user_id: i64,
@@ -61,6 +64,7 @@ pub async fn lock(
 }
 
 /// Returns the user's id, creating a not-following user (an H5 buyer we have not seen follow).
+#[tracing::instrument(name = "users.ensure", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn ensure(conn: &mut MySqlConnection, openid: &str) -> Result<i64, sqlx::Error> {
     sqlx::query(
         "INSERT INTO wechat_users (openid, subscribed) VALUES (?, 0) \
@@ -75,6 +79,7 @@ pub async fn ensure(conn: &mut MySqlConnection, openid: &str) -> Result<i64, sql
         .await
 }
 
+#[tracing::instrument(name = "users.set_membership", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn set_membership(
     conn: &mut MySqlConnection,
     user_id: i64,
@@ -90,6 +95,7 @@ pub async fn set_membership(
 
 /// Records a follow: creates the user, or marks an existing one followed and active. Returns the
 /// user id and whether the row was created by this call.
+#[tracing::instrument(name = "users.upsert_follower", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn upsert_follower(
     conn: &mut MySqlConnection,
     openid: &str,
@@ -112,6 +118,7 @@ pub async fn upsert_follower(
 }
 
 /// Marks the user unfollowed; credits and bindings are kept.
+#[tracing::instrument(name = "users.mark_unfollowed", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_unfollowed(conn: &mut MySqlConnection, openid: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE wechat_users SET subscribed = 0, unsubscribed_at = CURRENT_TIMESTAMP(3) \
@@ -123,6 +130,7 @@ pub async fn mark_unfollowed(conn: &mut MySqlConnection, openid: &str) -> Result
     Ok(())
 }
 
+#[tracing::instrument(name = "users.remaining_credits", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn remaining_credits(
     conn: &mut MySqlConnection,
     openid: &str,

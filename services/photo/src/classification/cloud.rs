@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use photo_model::DecodedImage;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::claim::{Claim, claim_or_wait};
 use super::{Classifier, MIN_CLOUD_BUDGET, skipped};
@@ -93,25 +94,31 @@ impl CloudPath {
         if self.provider.is_failing_fast() {
             return skipped(local, CloudSkip::ProviderUnavailable, None);
         }
-        // Detached, so that a caller who hangs up mid-call cannot strand a credit hold.
+        // Detached, so that a caller who hangs up mid-call cannot strand a credit hold; still
+        // within the request's span and under its id, which the credit calls pass to membership.
         let classifier = Arc::clone(classifier);
         let fallback = local.clone();
-        let call = tokio::spawn(async move {
-            let Some(cloud) = &classifier.cloud else {
-                return skipped(local, CloudSkip::NotConfigured, None);
-            };
-            cloud
-                .fly(
-                    &classifier,
-                    local,
-                    image,
-                    decoded,
-                    user_id,
-                    deadline.checked_sub(SETTLE_MARGIN).unwrap_or(deadline),
-                    &origin,
-                )
-                .await
-        });
+        let request_id = origin.request_id.clone();
+        let call = tokio::spawn(platform::request_id::scope(
+            request_id,
+            async move {
+                let Some(cloud) = &classifier.cloud else {
+                    return skipped(local, CloudSkip::NotConfigured, None);
+                };
+                cloud
+                    .fly(
+                        &classifier,
+                        local,
+                        image,
+                        decoded,
+                        user_id,
+                        deadline.checked_sub(SETTLE_MARGIN).unwrap_or(deadline),
+                        &origin,
+                    )
+                    .await
+            }
+            .instrument(tracing::Span::current()),
+        ));
         call.await.unwrap_or_else(|err| {
             tracing::error!(error = %err, "cloud classification task failed");
             skipped(fallback, CloudSkip::ProviderUnavailable, None)

@@ -2,6 +2,7 @@
 //! runs them (submit within the provider's limits, poll, download and settle, fail what ran out
 //! of time). Any instance carries on what another began; after a restart nothing is lost.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::edit::WANX_MODEL;
-use crate::store::edit_tasks;
+use crate::store::edit_tasks::{self, TaskRow};
 
 use super::EditService;
 
@@ -45,6 +46,20 @@ pub async fn run(service: Arc<EditService>, shutdown: CancellationToken) {
     }
 }
 
+/// Starts one step of `task` under the id of the request that made the task, so what the step
+/// asks of membership (capturing or releasing the credits) is logged under that request.
+fn spawn_step<F, Fut>(steps: &mut JoinSet<()>, service: &Arc<EditService>, task: TaskRow, step: F)
+where
+    F: FnOnce(Arc<EditService>, TaskRow) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let request_id = task.request_id.clone();
+    steps.spawn(platform::request_id::scope(
+        request_id,
+        step(service.clone(), task),
+    ));
+}
+
 /// One round: claim every kind of due step and start it.
 async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<(), sqlx::Error> {
     let pool = &service.pools.primary;
@@ -64,8 +79,9 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
     )
     .await?
     {
-        let service = service.clone();
-        steps.spawn(async move { service.expire(expired).await });
+        spawn_step(steps, service, expired, |service, task| async move {
+            service.expire(task).await
+        });
     }
     let models = [
         (WANX_MODEL, settings.wanx_limits),
@@ -81,17 +97,20 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
         for task in
             edit_tasks::claim_for_provider(pool, model, owner, limits, lease, CLAIM_BATCH).await?
         {
-            let service = service.clone();
-            steps.spawn(async move { service.submit_step(task).await });
+            spawn_step(steps, service, task, |service, task| async move {
+                service.submit_step(task).await
+            });
         }
     }
     for task in edit_tasks::claim_due(pool, "running", owner, lease, CLAIM_BATCH).await? {
-        let service = service.clone();
-        steps.spawn(async move { service.poll_step(task).await });
+        spawn_step(steps, service, task, |service, task| async move {
+            service.poll_step(task).await
+        });
     }
     for task in edit_tasks::claim_due(pool, "settling", owner, lease, CLAIM_BATCH).await? {
-        let service = service.clone();
-        steps.spawn(async move { service.settle_step(task).await });
+        spawn_step(steps, service, task, |service, task| async move {
+            service.settle_step(task).await
+        });
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub struct StoredRow {
 
 /// Reads every stored result of `digests` (all model and prompt versions; the caller picks).
 /// A row that no longer parses (a category since removed) is skipped, as a miss.
+#[tracing::instrument(name = "classification_cache.find", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find(
     executor: impl MySqlExecutor<'_>,
     digests: &[Digest],
@@ -98,6 +99,7 @@ fn parse_row(row: Row) -> Option<StoredRow> {
 }
 
 /// Stores a result once: the first answer for a key stays (a repeat is a no-op, not an error).
+#[tracing::instrument(name = "classification_cache.insert", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn insert(
     executor: impl MySqlExecutor<'_>,
     key: &CacheKey,

@@ -70,6 +70,7 @@ pub struct NewTask<'a> {
 }
 
 /// Inserts a task in state `new`. A unique violation means the same request made one before.
+#[tracing::instrument(name = "edit_tasks.insert", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn insert(
     executor: impl MySqlExecutor<'_>,
     task: &NewTask<'_>,
@@ -105,6 +106,7 @@ pub async fn insert(
     Ok(())
 }
 
+#[tracing::instrument(name = "edit_tasks.find", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -115,6 +117,7 @@ pub async fn find(
         .await
 }
 
+#[tracing::instrument(name = "edit_tasks.find_by_request", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find_by_request(
     executor: impl MySqlExecutor<'_>,
     client_id: &str,
@@ -130,6 +133,7 @@ pub async fn find_by_request(
 }
 
 /// new → queued, once the credits are held.
+#[tracing::instrument(name = "edit_tasks.mark_queued", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_queued(executor: impl MySqlExecutor<'_>, id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE edit_tasks SET status = 'queued', next_attempt_at = NOW(3) \
@@ -144,6 +148,7 @@ pub async fn mark_queued(executor: impl MySqlExecutor<'_>, id: &str) -> Result<b
 /// Ends a task that delivered nothing. `owner` is the lease the caller holds (None: the task
 /// holds no lease, as during the request). The request key is cleared, so the same request may
 /// be tried again as a new task.
+#[tracing::instrument(name = "edit_tasks.fail", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn fail(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -179,6 +184,7 @@ pub struct ProviderLimits {
 /// Claims up to `max` queued tasks of `model` for the provider call, within its limits: under
 /// the model's dispatch row lock, counts the tasks in flight (submitting or running) and the
 /// submissions of the last window, and takes what is left, oldest first.
+#[tracing::instrument(name = "edit_tasks.claim_for_provider", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_for_provider(
     pool: &MySqlPool,
     model: &str,
@@ -255,6 +261,7 @@ pub async fn claim_for_provider(
 }
 
 /// Claims up to `max` tasks in `status` that are due and whose lease is free or ran out.
+#[tracing::instrument(name = "edit_tasks.claim_due", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_due(
     pool: &MySqlPool,
     status: &str,
@@ -276,6 +283,7 @@ pub async fn claim_due(
 
 /// Claims tasks past their deadline (or, in state `new`, older than `abandon_after_secs`: the
 /// instance that took the request stopped before the credits were held), lease free.
+#[tracing::instrument(name = "edit_tasks.claim_expired", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_expired(
     pool: &MySqlPool,
     owner: &str,
@@ -332,6 +340,7 @@ async fn take_leases(
 /// Gives back the leases of submits that never finished (their instance stopped): the tasks
 /// are queued again. The provider may have taken such a submit; a second one costs us, never
 /// the user (they pay for one task's results).
+#[tracing::instrument(name = "edit_tasks.requeue_lost_submits", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn requeue_lost_submits(executor: impl MySqlExecutor<'_>) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE edit_tasks SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
@@ -343,6 +352,7 @@ pub async fn requeue_lost_submits(executor: impl MySqlExecutor<'_>) -> Result<u6
 }
 
 /// submitting → queued again after `delay_ms` (the provider was busy).
+#[tracing::instrument(name = "edit_tasks.requeue", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn requeue(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -365,6 +375,7 @@ pub async fn requeue(
 /// submitting → running with the provider's task id; first poll after `delay_ms`. The
 /// submission is stamped again now that the provider has it: the provider counts it from its
 /// arrival, which the claim's stamp preceded by the time the call took.
+#[tracing::instrument(name = "edit_tasks.mark_running", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_running(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -389,6 +400,7 @@ pub async fn mark_running(
 
 /// A step on a task in `status` is done; the next one is due after `delay_ms`. Gives the lease
 /// back.
+#[tracing::instrument(name = "edit_tasks.reschedule", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn reschedule(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -414,6 +426,7 @@ pub async fn reschedule(
 
 /// submitting/running → settling with the stored results: from here on the task succeeds
 /// (once its credits are committed) and no deadline fails it.
+#[tracing::instrument(name = "edit_tasks.mark_settling", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_settling(
     executor: impl MySqlExecutor<'_>,
     id: &str,
@@ -433,6 +446,7 @@ pub async fn mark_settling(
 }
 
 /// settling → succeeded, with what was charged.
+#[tracing::instrument(name = "edit_tasks.mark_succeeded", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn mark_succeeded(
     executor: impl MySqlExecutor<'_>,
     id: &str,

@@ -1,6 +1,6 @@
 //! Issue 6, the admin site (`deploy/web/admin`) run for real: lighttpd serves it on the admin host
 //! and proxies `/api/v1/admin/*` to the gateway; headless Chromium signs in, reads the overview
-//! with seeded numbers and adjusts credits. Screenshots go to the artifacts directory.
+//! with seeded numbers (and model calls) and adjusts credits. Screenshots go to the artifacts directory.
 
 use e2e::browser::{Browser, BrowserOptions};
 use e2e::edge::{Lighttpd, free_port};
@@ -51,6 +51,34 @@ async fn wait_text(browser: &Browser, id: &str, text: &str) {
         .await;
 }
 
+/// Two calls of the cloud model as the photo service records them (issue 6): one answered with
+/// 1200 tokens in 800 ms, one refused after 1000 ms but billed 300 tokens.
+async fn record_model_calls(system: &System) {
+    use proto::stats::v1 as pb;
+    let mut client = pb::stats_service_client::StatsServiceClient::connect(system.stats.url())
+        .await
+        .unwrap();
+    let at = chrono::Utc::now().timestamp_millis() - 60_000;
+    let records = [(200, 800, 1200), (502, 1000, 300)]
+        .into_iter()
+        .map(|(status, latency_ms, model_tokens)| pb::RequestRecord {
+            at_unix_ms: at,
+            endpoint: "model:qwen-vl-max".into(),
+            method: "MODEL".into(),
+            status,
+            latency_ms,
+            client_id: "admin-site-app".into(),
+            source: "model".into(),
+            model_tokens,
+            ..Default::default()
+        })
+        .collect();
+    client
+        .record_requests(pb::RecordRequestsRequest { records })
+        .await
+        .unwrap();
+}
+
 async fn admin_adjust_rows(system: &System) -> Vec<(i64, String)> {
     let pool = system.db.primary().await;
     let rows: Vec<(i64, String)> = sqlx::query_as(
@@ -82,6 +110,7 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
     system.sandbox.pay(&order_no).await.unwrap();
     member.wait_for_order(&order_no, "paid").await;
     assert_eq!(member.profile().await["remaining_credits"], 20);
+    record_model_calls(&system).await;
 
     let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
     let browser = Browser::start(BrowserOptions::default()).await;
@@ -141,6 +170,22 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
         )
         .await;
     browser.screenshot("admin-4-overview-chart").await;
+    // The model-call table: calls, failures, tokens, and PERCENTILE_CONT over 800 and 1000 ms.
+    browser
+        .wait_for(
+            "document.getElementById('model-calls').innerText.includes('qwen-vl-max')",
+            "the model-call table",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute(
+                "return Array.from(document.querySelectorAll('#model-calls tr td')) \
+                 .map(td => td.innerText).join('|')"
+            )
+            .await,
+        "qwen-vl-max|云端|2|1|1,500|900.0|990.0"
+    );
 
     // The tables.
     browser.click(".tab[data-tab='users']").await;

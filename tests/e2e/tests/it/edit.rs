@@ -7,4 +7,4 @@ mod failures;
 mod flows;
 mod limits;
 mod recording;
-mod support;
+pub(crate) mod support;

@@ -1,5 +1,6 @@
-//! Observability (issue 8): one request's trace reaches an OTLP receiver with the gateway's span
-//! and the membership service's span, joined by the W3C trace context the gateway sends; the
+//! Observability (issue 8): one request's trace, entering through nginx with a W3C trace context,
+//! reaches an OTLP receiver with the gateway's span, the membership service's span and its
+//! database calls, joined by the trace context each hop sends; the
 //! services' metrics reach the same receiver with the counts of what was done.
 //!
 //! The tracer and meter providers are global to the process; nextest runs each test in its own
@@ -27,10 +28,12 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics};
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use e2e::edge::Nginx;
 use e2e::{Options, System};
 
 /// An OTLP/gRPC receiver that keeps every span and every metrics export it is sent.
@@ -79,6 +82,22 @@ impl Receiver {
             return None;
         };
         let point = sum
+            .data_points
+            .iter()
+            .find(|p| has_attributes(&p.attributes, attributes))?;
+        match point.value {
+            Some(number_data_point::Value::AsInt(value)) => Some(value),
+            Some(number_data_point::Value::AsDouble(value)) => Some(value as i64),
+            None => None,
+        }
+    }
+
+    /// The value of gauge `name` for the data point carrying every one of `attributes`.
+    fn gauge(&self, scope: &str, name: &str, attributes: &[(&str, &str)]) -> Option<i64> {
+        let Some(Data::Gauge(gauge)) = self.metric(scope, name)?.data else {
+            return None;
+        };
+        let point = gauge
             .data_points
             .iter()
             .find(|p| has_attributes(&p.attributes, attributes))?;
@@ -211,49 +230,167 @@ async fn a_request_trace_reaches_the_otlp_receiver_from_gateway_and_membership()
     .unwrap();
 
     let system = System::start(Options::default()).await;
-    let qr = system.create_qrcode("otel-client").await;
-    assert!(qr["client_token"].is_string(), "{qr}");
+    // Through the edge, as nginx with its OpenTelemetry module sends it: a traceparent naming
+    // nginx's span (Debian's nginx has no such module; it passes the header on unchanged).
+    let nginx = Nginx::start(&system.gateway_urls).await;
+    let (trace_id, nginx_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let response = system
+        .http
+        .post(format!("{}/api/v1/auth/wechat/qrcode", nginx.url))
+        .header("traceparent", format!("00-{trace_id}-{nginx_span}-01"))
+        .json(&serde_json::json!({ "client_id": "otel-client" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     // The batch exporter sends every few seconds; wait for the trace, bounded.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (http, grpc) = loop {
-        let found = joined_trace(
-            &receiver.spans.lock().unwrap(),
-            "/api/v1/auth/wechat/qrcode",
-        );
-        if let Some(found) = found {
-            break found;
-        }
-        let names: Vec<String> = receiver
-            .spans
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} {:?} {:?}",
-                    s.name,
-                    attribute(s, "path"),
-                    attribute(s, "rpc")
-                )
-            })
-            .collect();
-        assert!(
-            Instant::now() < deadline,
-            "no trace with gateway and membership spans; received: {names:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (http, grpc) = wait_for_spans(&receiver, "a gateway span joined by membership", |spans| {
+        joined_trace(spans, "/api/v1/auth/wechat/qrcode")
+    })
+    .await;
+    // The gateway's span continues nginx's trace, below nginx's span.
+    assert_eq!(hex::encode(&http.trace_id), trace_id);
+    assert_eq!(hex::encode(&http.parent_span_id), nginx_span);
+    assert_eq!(http.kind, SpanKind::Server as i32);
     // The membership span continues the gateway's trace rather than starting its own.
     assert_eq!(grpc.trace_id, http.trace_id);
     assert!(!grpc.parent_span_id.is_empty(), "membership span is a root");
     assert_ne!(grpc.span_id, http.span_id);
+
+    // The QR code's row is written on the primary: that call is a client span below the
+    // membership span, in the same trace.
+    let db_calls = wait_for_spans(&receiver, "the QR code's database calls", |spans| {
+        let calls: Vec<Span> = spans
+            .iter()
+            .filter(|s| {
+                s.trace_id == http.trace_id && attribute(s, "db.system.name") == Some("mysql")
+            })
+            .cloned()
+            .collect();
+        calls
+            .iter()
+            .any(|s| s.name == "bindings.upsert_pending")
+            .then_some(calls)
+    })
+    .await;
+    let spans = receiver.spans.lock().unwrap().clone();
+    for call in &db_calls {
+        assert_eq!(call.kind, SpanKind::Client as i32, "{}", call.name);
+        assert!(
+            descends_from(&spans, call, &grpc),
+            "{} is not below the membership span",
+            call.name
+        );
+        assert!(call.end_time_unix_nano >= call.start_time_unix_nano);
+    }
 
     system.stop();
     // Shutting the provider down blocks on the exporter; keep that off the async workers.
     tokio::task::spawn_blocking(move || drop(telemetry))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_calls_made_for_a_request_carry_its_id_to_membership() {
+    use crate::edit::support::{form, photo};
+    let (receiver, endpoint) = Receiver::start().await;
+    let telemetry = platform::telemetry::init(
+        "xintu-e2e",
+        platform::telemetry::LogFormat::Json,
+        Some(&endpoint),
+    )
+    .unwrap();
+    let app = crate::classify::support::bound_app(Options::default(), "o_traced_credits").await;
+    // An unsure photo: the classification holds a credit at membership, then spends it (from a
+    // task detached from the request).
+    let body = app
+        .classify_photo_with_id("astronaut.png", None, "req-traced-classify")
+        .await;
+    assert_eq!(body["credits_charged"], 1, "{body}");
+    // An edit: the credit is held while the request is served, and spent later by the worker.
+    let (status, task, edit_request) = app
+        .submit_edit_traced(
+            &app.token,
+            form(photo(), "free_text", &[("prompt", "海滩")]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    let task_id = task["task_id"].as_str().unwrap();
+    let done = app.wait_for_edit(task_id, Duration::from_secs(30)).await;
+    assert_eq!(done["credits_charged"], 1, "{done}");
+
+    // Membership's span of each of those calls names the request it was made for.
+    let expected = [
+        ("req-traced-classify", "Reserve"),
+        ("req-traced-classify", "Commit"),
+        (edit_request.as_str(), "Reserve"),
+        (edit_request.as_str(), "Commit"),
+    ];
+    for (request_id, method) in expected {
+        let rpc = format!("/membership.v1.CreditService/{method}");
+        wait_for_spans(&receiver, &format!("{rpc} for {request_id}"), |spans| {
+            spans.iter().find(|s| {
+                s.name == "grpc"
+                    && attribute(s, "rpc") == Some(rpc.as_str())
+                    && attribute(s, "request_id") == Some(request_id)
+            })?;
+            Some(())
+        })
+        .await;
+    }
+
+    app.system.stop();
+    tokio::task::spawn_blocking(move || drop(telemetry))
+        .await
+        .unwrap();
+}
+
+/// True when `span`'s chain of parents (within the received spans) reaches `ancestor`.
+fn descends_from(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
+    let mut parent = span.parent_span_id.clone();
+    // Bounded: a broken export cannot loop forever.
+    for _ in 0..spans.len() {
+        if parent == ancestor.span_id {
+            return true;
+        }
+        match spans
+            .iter()
+            .find(|s| s.trace_id == span.trace_id && s.span_id == parent)
+        {
+            Some(next) => parent = next.parent_span_id.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Waits (bounded) until `check` finds what it wants in the receiver's spans.
+async fn wait_for_spans<T>(
+    receiver: &Receiver,
+    what: &str,
+    check: impl Fn(&[Span]) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = check(&receiver.spans.lock().unwrap()) {
+            return found;
+        }
+        let names: Vec<String> = receiver
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "{what} never arrived; spans received: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits (bounded) until `check` finds what it wants in the receiver's metrics.
@@ -383,6 +520,95 @@ async fn request_and_credit_metrics_reach_the_otlp_receiver() {
     );
 
     system.stop();
+    tokio::task::spawn_blocking(move || drop(telemetry))
+        .await
+        .unwrap();
+}
+
+/// The port of the lagging replica the tests may pause.
+fn lagging_replica_port() -> String {
+    // mysql://user:password@host:port, without a database.
+    let url = std::env::var("XINTU_TEST_MYSQL_LAGGING_REPLICA").unwrap();
+    url.rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+// Named `replica_lags_*` so nextest runs it alone in the lagging-replica group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_lags_and_stops_show_in_the_replica_gauges() {
+    let (receiver, endpoint) = Receiver::start().await;
+    let telemetry = platform::telemetry::init_with(
+        "xintu-e2e",
+        platform::telemetry::LogFormat::Json,
+        Some(&endpoint),
+        Some(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let db = platform::testing::TestDatabase::create(
+        "replica_gauges",
+        platform::testing::Replica::Lagging,
+    )
+    .await;
+    let pools = db.pools();
+    // The primary is no replica: nothing to report rather than a made-up zero.
+    assert_eq!(
+        platform::replica_status::read(&pools.primary)
+            .await
+            .unwrap(),
+        None
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let monitor = pools
+        .spawn_replica_monitor(Duration::from_millis(200), stop.clone())
+        .expect("a separate replica is monitored");
+
+    let port = lagging_replica_port();
+    let this_replica = [("server.port", port.as_str())];
+    let gauge = |name: &str| receiver.gauge("xintu.db", name, &this_replica);
+    wait_for_metrics(&receiver, "replicating = 1", || {
+        gauge("xintu.db.replica.replicating").filter(|v| *v == 1)
+    })
+    .await;
+
+    // Delayed by ten minutes, the replica falls behind by the age of the primary's last write.
+    let delay = db.delay_replica(600).await;
+    let primary = db.primary().await;
+    sqlx::query("CREATE TABLE lag_probe (id INT PRIMARY KEY)")
+        .execute(&primary)
+        .await
+        .unwrap();
+    let lag = wait_for_metrics(&receiver, "a lag of 2 s or more", || {
+        gauge("xintu.db.replica.lag").filter(|v| *v >= 2)
+    })
+    .await;
+    assert!(
+        lag < 600,
+        "lag {lag} s counts from the write, not the delay"
+    );
+    assert_eq!(gauge("xintu.db.replica.replicating"), Some(1));
+    drop(delay);
+
+    // A stopped SQL thread reads as not replicating.
+    db.pause_replica().await;
+    wait_for_metrics(&receiver, "replicating = 0", || {
+        gauge("xintu.db.replica.replicating").filter(|v| *v == 0)
+    })
+    .await;
+    db.resume_replica().await;
+    wait_for_metrics(&receiver, "replicating again, caught up", || {
+        (gauge("xintu.db.replica.replicating") == Some(1))
+            .then(|| gauge("xintu.db.replica.lag"))
+            .flatten()
+            .filter(|v| *v == 0)
+    })
+    .await;
+
+    stop.cancel();
+    monitor.await.unwrap();
+    db.drop_database().await;
     tokio::task::spawn_blocking(move || drop(telemetry))
         .await
         .unwrap();
