@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, ResourceMetrics};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use tokio::net::TcpListener;
@@ -62,6 +62,22 @@ impl Receiver {
         (receiver, endpoint)
     }
 
+    /// Starts a receiver and points this process's telemetry at it (metrics every
+    /// `metrics_interval`, else the default minute).
+    async fn install(
+        metrics_interval: Option<Duration>,
+    ) -> (Self, platform::telemetry::TelemetryGuard) {
+        let (receiver, endpoint) = Self::start().await;
+        let telemetry = platform::telemetry::init_with(
+            "xintu-e2e",
+            platform::telemetry::LogFormat::Json,
+            Some(&endpoint),
+            metrics_interval,
+        )
+        .unwrap();
+        (receiver, telemetry)
+    }
+
     /// The latest export of metric `name` in meter scope `scope`.
     fn metric(&self, scope: &str, name: &str) -> Option<Metric> {
         let exports = self.metrics.lock().unwrap();
@@ -78,33 +94,17 @@ impl Receiver {
 
     /// The value of counter `name` for the data point carrying every one of `attributes`.
     fn counter(&self, scope: &str, name: &str, attributes: &[(&str, &str)]) -> Option<i64> {
-        let Some(Data::Sum(sum)) = self.metric(scope, name)?.data else {
-            return None;
-        };
-        let point = sum
-            .data_points
-            .iter()
-            .find(|p| has_attributes(&p.attributes, attributes))?;
-        match point.value {
-            Some(number_data_point::Value::AsInt(value)) => Some(value),
-            Some(number_data_point::Value::AsDouble(value)) => Some(value as i64),
-            None => None,
+        match self.metric(scope, name)?.data? {
+            Data::Sum(sum) => number(&sum.data_points, attributes),
+            _ => None,
         }
     }
 
     /// The value of gauge `name` for the data point carrying every one of `attributes`.
     fn gauge(&self, scope: &str, name: &str, attributes: &[(&str, &str)]) -> Option<i64> {
-        let Some(Data::Gauge(gauge)) = self.metric(scope, name)?.data else {
-            return None;
-        };
-        let point = gauge
-            .data_points
-            .iter()
-            .find(|p| has_attributes(&p.attributes, attributes))?;
-        match point.value {
-            Some(number_data_point::Value::AsInt(value)) => Some(value),
-            Some(number_data_point::Value::AsDouble(value)) => Some(value as i64),
-            None => None,
+        match self.metric(scope, name)?.data? {
+            Data::Gauge(gauge) => number(&gauge.data_points, attributes),
+            _ => None,
         }
     }
 
@@ -136,6 +136,17 @@ impl Receiver {
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// The value of the point carrying every one of `attributes`, as an integer.
+fn number(points: &[NumberDataPoint], attributes: &[(&str, &str)]) -> Option<i64> {
+    let point = points
+        .iter()
+        .find(|p| has_attributes(&p.attributes, attributes))?;
+    match point.value? {
+        number_data_point::Value::AsInt(value) => Some(value),
+        number_data_point::Value::AsDouble(value) => Some(value as i64),
     }
 }
 
@@ -221,13 +232,7 @@ fn joined_trace(spans: &[Span], path: &str) -> Option<(Span, Span)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_trace_reaches_the_otlp_receiver_from_gateway_and_membership() {
-    let (receiver, endpoint) = Receiver::start().await;
-    let telemetry = platform::telemetry::init(
-        "xintu-e2e",
-        platform::telemetry::LogFormat::Json,
-        Some(&endpoint),
-    )
-    .unwrap();
+    let (receiver, telemetry) = Receiver::install(None).await;
 
     let system = System::start(Options::default()).await;
     // Through the edge, as nginx with its OpenTelemetry module sends it: a traceparent naming
@@ -286,22 +291,13 @@ async fn a_request_trace_reaches_the_otlp_receiver_from_gateway_and_membership()
     }
 
     system.stop();
-    // Shutting the provider down blocks on the exporter; keep that off the async workers.
-    tokio::task::spawn_blocking(move || drop(telemetry))
-        .await
-        .unwrap();
+    flush(telemetry).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credit_calls_made_for_a_request_carry_its_id_to_membership() {
     use crate::edit::support::{form, photo};
-    let (receiver, endpoint) = Receiver::start().await;
-    let telemetry = platform::telemetry::init(
-        "xintu-e2e",
-        platform::telemetry::LogFormat::Json,
-        Some(&endpoint),
-    )
-    .unwrap();
+    let (receiver, telemetry) = Receiver::install(None).await;
     let app = crate::classify::support::bound_app(Options::default(), "o_traced_credits").await;
     // An unsure photo: the classification holds a credit at membership, then spends it (from a
     // task detached from the request).
@@ -343,6 +339,11 @@ async fn credit_calls_made_for_a_request_carry_its_id_to_membership() {
     }
 
     app.system.stop();
+    flush(telemetry).await;
+}
+
+/// Shuts the exporters down, sending what they hold: that blocks, so off the async workers.
+async fn flush(telemetry: platform::telemetry::TelemetryGuard) {
     tokio::task::spawn_blocking(move || drop(telemetry))
         .await
         .unwrap();
@@ -415,14 +416,7 @@ const QRCODE_ROUTE: &str = "/api/v1/auth/wechat/qrcode";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_credit_metrics_reach_the_otlp_receiver() {
-    let (receiver, endpoint) = Receiver::start().await;
-    let telemetry = platform::telemetry::init_with(
-        "xintu-e2e",
-        platform::telemetry::LogFormat::Json,
-        Some(&endpoint),
-        Some(Duration::from_millis(300)),
-    )
-    .unwrap();
+    let (receiver, telemetry) = Receiver::install(Some(Duration::from_millis(300))).await;
     let system = System::start(Options::default()).await;
 
     // Three QR codes and one refused binding poll through the gateway.
@@ -520,9 +514,7 @@ async fn request_and_credit_metrics_reach_the_otlp_receiver() {
     );
 
     system.stop();
-    tokio::task::spawn_blocking(move || drop(telemetry))
-        .await
-        .unwrap();
+    flush(telemetry).await;
 }
 
 /// The port of the lagging replica the tests may pause.
@@ -539,14 +531,7 @@ fn lagging_replica_port() -> String {
 // Named `replica_lags_*` so nextest runs it alone in the lagging-replica group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_lags_and_stops_show_in_the_replica_gauges() {
-    let (receiver, endpoint) = Receiver::start().await;
-    let telemetry = platform::telemetry::init_with(
-        "xintu-e2e",
-        platform::telemetry::LogFormat::Json,
-        Some(&endpoint),
-        Some(Duration::from_millis(300)),
-    )
-    .unwrap();
+    let (receiver, telemetry) = Receiver::install(Some(Duration::from_millis(300))).await;
     let db = platform::testing::TestDatabase::create(
         "replica_gauges",
         platform::testing::Replica::Lagging,
@@ -609,7 +594,5 @@ async fn replica_lags_and_stops_show_in_the_replica_gauges() {
     stop.cancel();
     monitor.await.unwrap();
     db.drop_database().await;
-    tokio::task::spawn_blocking(move || drop(telemetry))
-        .await
-        .unwrap();
+    flush(telemetry).await;
 }
