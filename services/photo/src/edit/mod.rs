@@ -4,6 +4,7 @@
 
 pub mod provider;
 mod steps;
+mod upright;
 mod view;
 pub mod worker;
 
@@ -408,15 +409,21 @@ async fn inspect(
         working_max_side: 64,
         ..DecodeLimits::default()
     };
-    let (decoded, bytes) = tokio::task::spawn_blocking(move || {
-        let decoded = photo_model::decode(&bytes, &limits);
-        (decoded, bytes)
+    let (meta, format, bytes) = tokio::task::spawn_blocking(move || {
+        let meta = photo_model::decode(&bytes, &limits)
+            .map_err(PhotoError::from_decode)?
+            .metadata;
+        Ok::<_, PhotoError>(match upright::upright(&bytes, &meta, &limits)? {
+            Some((turned, format)) => (meta, format, turned),
+            None => {
+                let format = meta.format;
+                (meta, format, bytes)
+            }
+        })
     })
     .await
-    .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))?;
-    let decoded = decoded.map_err(PhotoError::from_decode)?;
-    let meta = decoded.metadata;
-    let (content_type, extension) = match meta.format {
+    .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))??;
+    let (content_type, extension) = match format {
         PhotoFormat::Jpeg => ("image/jpeg", "jpg"),
         PhotoFormat::Png => ("image/png", "png"),
         PhotoFormat::WebP => ("image/webp", "webp"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use e2e::Options;
 use sandbox::EditSettings;
 
-use super::support::{assert_inverted_photo, bind, bound_app, form, photo};
+use super::support::{assert_inverted_photo, bind, bound_app, form, photo, turned_phone_photo};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -91,6 +91,36 @@ async fn a_free_text_edit_runs_on_qwen_image_edit() {
     assert_inverted_photo(&bytes);
     assert_eq!(app.credits().await, (9, 0));
     assert_eq!(app.system.sandbox.edit_stats().sync_calls, 1);
+}
+
+#[tokio::test]
+async fn a_turned_phone_photo_is_edited_as_it_is_shown() {
+    let app = bound_app(Options::default(), "o_edit_turned").await;
+    let task_id = app
+        .edit(form(
+            turned_phone_photo(),
+            "free_text",
+            &[("prompt", "反色")],
+        ))
+        .await;
+    let task = app.wait_for_edit(&task_id, WITHIN).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let (status, bytes, _) = app.fetch(task["results"][0]["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // The provider was given the photo upright: its (inverted) result is the portrait the user
+    // saw, red turned cyan at the top right, blue turned yellow elsewhere.
+    let result = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert_eq!(result.dimensions(), (600, 800));
+    let top_right = result.get_pixel(520, 80);
+    let top_left = result.get_pixel(80, 80);
+    assert!(
+        top_right[0] < 60 && top_right[1] > 200 && top_right[2] > 200,
+        "{top_right:?}"
+    );
+    assert!(
+        top_left[0] > 200 && top_left[1] > 200 && top_left[2] < 60,
+        "{top_left:?}"
+    );
 }
 
 #[tokio::test]

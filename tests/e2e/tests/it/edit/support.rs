@@ -24,6 +24,33 @@ pub fn photo() -> Vec<u8> {
     test_png(768, 512)
 }
 
+/// A JPEG of a landscape 800×600 picture, red in its stored top-left corner and blue elsewhere,
+/// whose EXIF says "rotate 90° clockwise to display" (orientation 6, as phones write): shown, it
+/// is a 600×800 portrait with red at the top right.
+pub fn turned_phone_photo() -> Vec<u8> {
+    let stored = image::RgbImage::from_fn(800, 600, |x, y| {
+        if x < 160 && y < 160 {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 255])
+        }
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&stored)
+        .unwrap();
+    // APP1: "Exif\0\0", a big-endian TIFF header, one IFD with one entry: Orientation (0x0112),
+    // SHORT, count 1, value 6; no next IFD.
+    let mut app1 = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
+    app1.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&u16::try_from(app1.len() + 2).unwrap().to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 fn file(bytes: Vec<u8>) -> Part {
     Part::bytes(bytes)
         .file_name("photo.png")
