@@ -67,6 +67,8 @@ pub struct PhotoConfig {
     pub edit_retry_max_ms: u64,
     pub edit_worker_tick_ms: u64,
     pub edit_max_result_bytes: usize,
+    pub edit_result_retention_secs: u64,
+    pub edit_retention_interval_ms: u64,
     pub stats_grpc_url: Option<String>,
     pub xintu_env: String,
     pub log_format: LogFormat,

@@ -159,6 +159,9 @@ pub fn build_edits(
             retry_max: Duration::from_millis(cfg.edit_retry_max_ms),
             tick: Duration::from_millis(cfg.edit_worker_tick_ms),
             result_url_ttl: Duration::from_secs(cfg.edit_result_url_ttl_secs),
+            result_retention: (cfg.edit_result_retention_secs > 0)
+                .then(|| Duration::from_secs(cfg.edit_result_retention_secs)),
+            retention_interval: Duration::from_millis(cfg.edit_retention_interval_ms.max(10)),
         },
     ))
 }

@@ -44,6 +44,8 @@ pub struct PhotoOptions {
     pub edit_poll_ms: u64,
     pub edit_lease_secs: u64,
     pub edit_free_text_model: String,
+    /// How long stored results are kept after their task succeeded (looked at every 100 ms).
+    pub edit_result_retention_secs: u64,
 }
 
 impl Default for PhotoOptions {
@@ -61,6 +63,7 @@ impl Default for PhotoOptions {
             edit_poll_ms: 50,
             edit_lease_secs: 2,
             edit_free_text_model: "qwen-image-edit".into(),
+            edit_result_retention_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -137,6 +140,8 @@ pub async fn start_instance(
     cfg.edit_poll_initial_ms = photo.edit_poll_ms;
     cfg.edit_poll_max_ms = photo.edit_poll_ms * 4;
     cfg.edit_lease_secs = photo.edit_lease_secs;
+    cfg.edit_result_retention_secs = photo.edit_result_retention_secs;
+    cfg.edit_retention_interval_ms = 100;
     cfg.edit_abandon_after_secs = 5;
     cfg.edit_worker_tick_ms = 50;
     cfg.edit_retry_base_ms = 50;

@@ -77,6 +77,9 @@ pub struct EditTaskOut {
     pub results: Vec<EditResultOut>,
     /// Unix seconds when the result URLs stop working (ask the task again for fresh ones).
     pub results_expire_at: Option<i64>,
+    /// True once the stored results were deleted, 30 days after the task succeeded (by
+    /// default): `results` is empty then, and the same request may be made again.
+    pub results_purged: bool,
     /// Credits held for the task, and credits it cost (0 unless it succeeded).
     pub credits_reserved: i64,
     pub credits_charged: i64,
@@ -220,6 +223,7 @@ fn task_out(state: &AppState, task: pb::EditTask) -> EditTaskOut {
             })
             .collect(),
         results_expire_at: (task.results_expire_at_unix > 0).then_some(task.results_expire_at_unix),
+        results_purged: task.results_purged,
         credits_reserved: task.credits_reserved,
         credits_charged: task.credits_charged,
         error: (!task.error_code.is_empty()).then_some(EditErrorOut {

@@ -55,6 +55,10 @@ pub struct EditSettings {
     pub tick: Duration,
     /// Result URLs work this long after they are handed out.
     pub result_url_ttl: Duration,
+    /// Stored results are deleted this long after their task succeeded (None: kept).
+    pub result_retention: Option<Duration>,
+    /// How often the worker looks for results past their retention.
+    pub retention_interval: Duration,
 }
 
 /// An edit as the gateway sends it.
@@ -99,6 +103,8 @@ pub struct EditService {
 
 /// Longest idempotency key a client may send.
 const MAX_REQUEST_KEY: usize = 128;
+/// Tasks whose results are deleted per retention round.
+const PURGE_BATCH: u32 = 100;
 
 impl EditService {
     pub fn new(
@@ -366,6 +372,29 @@ impl EditService {
             None => None,
         };
         Ok((image, mask))
+    }
+
+    /// Deletes the stored results of tasks past their retention, a batch per call; returns how
+    /// many tasks lost theirs. Each task is taken by one guarded UPDATE before its files are
+    /// deleted, so instances sharing the volume never do it twice and no URL is handed out for a
+    /// file about to go.
+    pub(crate) async fn purge_old_results(&self) -> Result<u64, sqlx::Error> {
+        let Some(retention) = self.settings.result_retention else {
+            return Ok(0);
+        };
+        let pool = &self.pools.primary;
+        let mut purged = 0;
+        for (id, results) in
+            edit_tasks::results_past_retention(pool, retention.as_secs(), PURGE_BATCH).await?
+        {
+            if !edit_tasks::purge_results(pool, &id).await? {
+                continue;
+            }
+            let stored: Vec<StoredResult> = serde_json::from_str(&results).unwrap_or_default();
+            self.delete_results(&stored).await;
+            purged += 1;
+        }
+        Ok(purged)
     }
 
     pub(crate) async fn delete_objects(&self, keys: &[Option<String>]) {

@@ -419,7 +419,7 @@ impl EditService {
             .await;
     }
 
-    async fn delete_results(&self, results: &[StoredResult]) {
+    pub(super) async fn delete_results(&self, results: &[StoredResult]) {
         let keys: Vec<Option<String>> = results.iter().map(|r| Some(r.key.clone())).collect();
         self.delete_objects(&keys).await;
     }

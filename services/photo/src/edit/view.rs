@@ -34,6 +34,8 @@ pub struct TaskView {
     pub results_expire_at_unix: i64,
     /// False when an earlier identical request made the task.
     pub created: bool,
+    /// The stored results were deleted after their retention.
+    pub results_purged: bool,
 }
 
 /// The results stored for a task (none unless it got that far).
@@ -79,6 +81,7 @@ pub fn task_view(row: &TaskRow, created: bool, signer: &UrlSigner, url_ttl: Dura
         created_at_unix_ms: row.created_ms,
         finished_at_unix_ms: row.finished_ms,
         results_expire_at_unix,
+        results_purged: row.results_purged,
         created,
     }
 }

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,9 +23,18 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Runs until `shutdown`, then lets the steps in progress finish (within [`DRAIN`]).
 pub async fn run(service: Arc<EditService>, shutdown: CancellationToken) {
     let mut steps = JoinSet::new();
+    let mut next_purge = Instant::now();
     loop {
         if let Err(err) = round(&service, &mut steps).await {
             tracing::warn!(error = %err, "edit worker round failed; trying again");
+        }
+        if Instant::now() >= next_purge {
+            next_purge = Instant::now() + service.settings.retention_interval;
+            match service.purge_old_results().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "edit results past their retention deleted"),
+                Err(err) => tracing::warn!(error = %err, "edit retention round failed"),
+            }
         }
         while steps.try_join_next().is_some() {}
         tokio::select! {

@@ -118,6 +118,7 @@ fn to_pb(task: TaskView) -> pb::EditTask {
         created_at_unix_ms: task.created_at_unix_ms,
         finished_at_unix_ms: task.finished_at_unix_ms,
         results_expire_at_unix: task.results_expire_at_unix,
+        results_purged: task.results_purged,
         created: task.created,
     }
 }

@@ -9,7 +9,8 @@ use sqlx::{Acquire, FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 const COLUMNS: &str = "id, user_id, client_id, openid, request_id, `function` AS function_name, model, prompt, \
     CAST(parameters AS CHAR) AS parameters, outputs, input_key, input_content_type, mask_key, \
     mask_content_type, width, height, CAST(status AS CHAR) AS status, provider_task_id, attempts, \
-    polls, CAST(results AS CHAR) AS results, credits_reserved, credits_charged, error_code, \
+    polls, CAST(results AS CHAR) AS results, results_purged_at IS NOT NULL AS results_purged, \
+    credits_reserved, credits_charged, error_code, \
     error_message, CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED) AS created_ms, \
     CAST(COALESCE(UNIX_TIMESTAMP(finished_at) * 1000, 0) AS SIGNED) AS finished_ms, \
     CAST(TIMESTAMPDIFF(MICROSECOND, COALESCE(submitted_at, created_at), NOW(3)) / 1000 AS SIGNED) AS since_submit_ms";
@@ -37,6 +38,8 @@ pub struct TaskRow {
     pub attempts: u32,
     pub polls: u32,
     pub results: Option<String>,
+    /// The stored results were deleted after their retention (`results` is NULL then).
+    pub results_purged: bool,
     pub credits_reserved: u32,
     pub credits_charged: u32,
     pub error_code: Option<String>,
@@ -461,6 +464,43 @@ pub async fn mark_succeeded(
     .bind(charged)
     .bind(id)
     .bind(owner)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Succeeded tasks that still hold results and ended over `retention_secs` ago, oldest first:
+/// (id, results JSON).
+#[tracing::instrument(name = "edit_tasks.results_past_retention", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn results_past_retention(
+    executor: impl MySqlExecutor<'_>,
+    retention_secs: u64,
+    limit: u32,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, CAST(results AS CHAR) FROM edit_tasks \
+         WHERE status = 'succeeded' AND finished_at < NOW(3) - INTERVAL ? SECOND \
+           AND results IS NOT NULL \
+         ORDER BY finished_at LIMIT ?",
+    )
+    .bind(retention_secs)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Forgets a task's results, once: true for the one caller that did it (who then deletes the
+/// files). The request key goes too, so the same request may be made again.
+#[tracing::instrument(name = "edit_tasks.purge_results", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn purge_results(
+    executor: impl MySqlExecutor<'_>,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE edit_tasks SET results = NULL, results_purged_at = NOW(3), request_key = NULL \
+         WHERE id = ? AND status = 'succeeded' AND results IS NOT NULL",
+    )
+    .bind(id)
     .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -124,6 +124,65 @@ async fn a_turned_phone_photo_is_edited_as_it_is_shown() {
 }
 
 #[tokio::test]
+async fn results_are_deleted_after_their_retention_and_the_request_can_be_made_again() {
+    let mut options = Options::default();
+    options.photo.edit_result_retention_secs = 3;
+    let app = bound_app(options, "o_edit_retention").await;
+    let request = || form(photo(), "free_text", &[("prompt", "将背景更改为海滩")]);
+    let (status, task) = app
+        .submit_edit_with_key(request(), Some("retained-1"))
+        .await;
+    assert_eq!(status, 202, "{task}");
+    let task_id = task["task_id"].as_str().unwrap().to_owned();
+    let done = app.wait_for_edit(&task_id, WITHIN).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["results_purged"], false);
+    let url = done["results"][0]["url"].as_str().unwrap().to_owned();
+    let (status, bytes, _) = app.fetch(&url).await;
+    assert_eq!(status, 200);
+    assert_inverted_photo(&bytes);
+    let task_dir = e2e::photo::edit_storage_dir(&app.system.photo_db)
+        .join("edits")
+        .join(&task_id);
+    let files = || {
+        std::fs::read_dir(&task_dir)
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        files(),
+        1,
+        "the result (the input went when the task ended)"
+    );
+
+    // Past the retention: the task says its results are gone, and they are.
+    let started = std::time::Instant::now();
+    let purged = loop {
+        let (status, task) = app.edit_task_as(&app.token, &task_id).await;
+        assert_eq!(status, 200, "{task}");
+        if task["results_purged"] == true {
+            break task;
+        }
+        assert!(started.elapsed() < WITHIN, "results never purged: {task}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(purged["status"], "succeeded");
+    assert_eq!(purged["results"], serde_json::json!([]));
+    assert_eq!(purged["credits_charged"], 1, "what was paid stays paid");
+    assert_eq!(app.fetch(&url).await.0, 404, "a URL handed out earlier");
+    assert_eq!(files(), 0);
+    assert_eq!(app.credits().await, (9, 0));
+
+    // The same request (same key) now makes a new task rather than showing the emptied one.
+    let (status, again) = app
+        .submit_edit_with_key(request(), Some("retained-1"))
+        .await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["created"], true);
+    assert_ne!(again["task_id"], task_id.as_str());
+}
+
+#[tokio::test]
 async fn a_task_survives_a_restart_of_the_photo_service_and_is_charged_once() {
     let app = bound_app(Options::default(), "o_edit_restart").await;
     // The provider takes long enough for the restart to fall inside the task.
