@@ -1,7 +1,8 @@
 //! Request recording for the stats service: callers hand records to a bounded channel and never
 //! wait; a background task batches them and sends them over gRPC. When stats is down the batch is
 //! kept and retried, within a bound; past it records are dropped and counted (never unbounded
-//! memory, never a slower or failed user request).
+//! memory, never a slower or failed user request). A batch keeps its id and its records across
+//! retries, so one that was stored although its answer came too late is not stored twice.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct RecorderSettings {
     pub batch: usize,
     /// A partial batch is sent after this long.
     pub flush_interval: Duration,
+    /// How long one send may take before it is tried again.
+    pub send_timeout: Duration,
 }
 
 impl Default for RecorderSettings {
@@ -49,6 +52,7 @@ impl Default for RecorderSettings {
             capacity: 10_000,
             batch: 500,
             flush_interval: Duration::from_millis(500),
+            send_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -150,6 +154,8 @@ async fn send_loop(
 ) {
     // Unsent records, oldest first; bounded by `capacity` together with the channel.
     let mut pending: VecDeque<RequestRecord> = VecDeque::new();
+    // The batch being sent, the same (id and records) on every retry until stats takes it.
+    let mut in_flight: Option<proto::stats::v1::RecordRequestsRequest> = None;
     let mut backoff = Duration::from_millis(100);
     let mut tick = tokio::time::interval(settings.flush_interval);
     loop {
@@ -178,24 +184,27 @@ async fn send_loop(
                 push_bounded(&mut pending, record, settings.capacity, &counters);
             }
         }
-        while !pending.is_empty() {
-            let take = pending.len().min(settings.batch);
-            let batch: Vec<RequestRecord> = pending.iter().take(take).cloned().collect();
-            let sent = tokio::time::timeout(
-                Duration::from_secs(5),
-                client.record_requests(proto::stats::v1::RecordRequestsRequest { records: batch }),
-            )
-            .await;
+        while in_flight.is_some() || !pending.is_empty() {
+            let batch = in_flight.get_or_insert_with(|| {
+                let take = pending.len().min(settings.batch);
+                proto::stats::v1::RecordRequestsRequest {
+                    records: pending.drain(..take).collect(),
+                    batch_id: uuid::Uuid::new_v4().simple().to_string(),
+                }
+            });
+            let sent =
+                tokio::time::timeout(settings.send_timeout, client.record_requests(batch.clone()))
+                    .await;
             match sent {
                 Ok(Ok(_)) => {
-                    pending.drain(..take);
-                    counters.sent.fetch_add(take as u64, Ordering::Relaxed);
+                    let stored = in_flight.take().map_or(0, |batch| batch.records.len());
+                    counters.sent.fetch_add(stored as u64, Ordering::Relaxed);
                     backoff = Duration::from_millis(100);
                 }
                 _ => {
                     counters.failed_sends.fetch_add(1, Ordering::Relaxed);
                     if closing {
-                        let lost = pending.len() as u64;
+                        let lost = (pending.len() + batch.records.len()) as u64;
                         counters.dropped.fetch_add(lost, Ordering::Relaxed);
                         tracing::warn!(lost, "stats unreachable at shutdown; records dropped");
                         return;
@@ -270,27 +279,115 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn finished_waits_for_the_last_flush() {
-        let stats = SlowStats::default();
+    /// A stats service that stores the first batch at once but answers it too late; later calls
+    /// are answered at once. It keeps (batch id, records) of every call.
+    #[derive(Clone, Default)]
+    struct LateStats {
+        calls: Arc<std::sync::Mutex<Vec<(String, usize)>>>,
+    }
+
+    #[tonic::async_trait]
+    impl pb::stats_service_server::StatsService for LateStats {
+        async fn record_requests(
+            &self,
+            request: Request<pb::RecordRequestsRequest>,
+        ) -> Result<Response<pb::RecordRequestsResponse>, Status> {
+            let request = request.into_inner();
+            let first = {
+                let mut calls = self.calls.lock().expect("calls");
+                calls.push((request.batch_id, request.records.len()));
+                calls.len() == 1
+            };
+            if first {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(Response::new(pb::RecordRequestsResponse {
+                stored: request.records.len() as u32,
+            }))
+        }
+
+        async fn overview(
+            &self,
+            _: Request<pb::OverviewRequest>,
+        ) -> Result<Response<pb::OverviewResponse>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+
+        async fn time_series(
+            &self,
+            _: Request<pb::TimeSeriesRequest>,
+        ) -> Result<Response<pb::TimeSeriesResponse>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+    }
+
+    /// Serves `service` on a loopback port; returns a client of it.
+    async fn serve<S>(service: S) -> StatsClient
+    where
+        S: pb::stats_service_server::StatsService,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = stats.clone();
         tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(pb::stats_service_server::StatsServiceServer::new(server))
+                .add_service(pb::stats_service_server::StatsServiceServer::new(service))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await
         });
         let channel = tonic::transport::Endpoint::from_shared(url)
             .expect("url")
             .connect_lazy();
+        StatsServiceClient::with_interceptor(channel, PropagateContext)
+    }
+
+    #[tokio::test]
+    async fn a_batch_answered_too_late_is_sent_again_whole_under_its_id() {
+        let stats = LateStats::default();
+        let shutdown = CancellationToken::new();
+        let recorder = Recorder::start(
+            serve(stats.clone()).await,
+            RecorderSettings {
+                flush_interval: Duration::from_millis(20),
+                send_timeout: Duration::from_millis(100),
+                ..RecorderSettings::default()
+            },
+            shutdown.clone(),
+        );
+        for _ in 0..3 {
+            recorder.record(RequestRecord::default());
+        }
+        // Records arriving while the first batch waits for its answer go in a later batch.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        recorder.record(RequestRecord::default());
+        shutdown.cancel();
+        assert!(recorder.finished(Duration::from_secs(10)).await);
+
+        let calls = stats.calls.lock().expect("calls").clone();
+        assert!(
+            calls.len() >= 3,
+            "the late batch, its retry, the next: {calls:?}"
+        );
+        let (first_id, first_records) = &calls[0];
+        assert_eq!(first_id.len(), 32);
+        assert_eq!(*first_records, 3);
+        assert_eq!(calls[1], calls[0], "the retry is the same batch");
+        let last = calls.last().expect("a call");
+        assert_ne!(&last.0, first_id);
+        assert_eq!(last.1, 1);
+        let stats = recorder.stats();
+        assert_eq!((stats.sent, stats.dropped), (4, 0));
+        assert!(stats.failed_sends >= 1);
+    }
+
+    #[tokio::test]
+    async fn finished_waits_for_the_last_flush() {
+        let stats = SlowStats::default();
         let shutdown = CancellationToken::new();
         // Nothing is sent before the stop: the batch is not full and the interval is long.
         let recorder = Recorder::start(
-            StatsServiceClient::with_interceptor(channel, PropagateContext),
+            serve(stats.clone()).await,
             RecorderSettings {
                 flush_interval: Duration::from_secs(600),
                 ..RecorderSettings::default()

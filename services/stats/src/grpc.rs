@@ -49,8 +49,8 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
         &self,
         request: Request<pb::RecordRequestsRequest>,
     ) -> Result<Response<pb::RecordRequestsResponse>, Status> {
+        let request = request.into_inner();
         let logs: Vec<NewLog> = request
-            .into_inner()
             .records
             .into_iter()
             .filter_map(|r| {
@@ -69,7 +69,7 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
                 })
             })
             .collect();
-        let stored = self.stats.record(&logs).await?;
+        let stored = self.stats.record(&request.batch_id, &logs).await?;
         Ok(Response::new(pb::RecordRequestsResponse {
             stored: u32::try_from(stored).unwrap_or(u32::MAX),
         }))

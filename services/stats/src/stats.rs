@@ -18,6 +18,8 @@ use crate::store::{self, NewLog, Totals};
 const MAX_RANGE_DAYS: i64 = 400;
 /// A batch larger than this is refused (the gateway sends a few hundred at a time).
 pub const MAX_BATCH: usize = 5000;
+/// Batch ids are the senders' UUIDs (32 hex digits, `record_batches.batch_id`).
+pub const MAX_BATCH_ID: usize = 32;
 /// After the replica failed to answer, reads go straight to the primary for this long, so each
 /// dashboard call does not wait out a connect timeout first.
 const REPLICA_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -163,7 +165,16 @@ impl Stats {
         }
     }
 
-    pub async fn record(&self, logs: &[NewLog]) -> Result<u64, StatsError> {
+    /// Stores a batch of records and folds it into the rollups, in one transaction. A non-empty
+    /// `batch_id` seen before stores nothing (returns 0): the sender's retry of a batch whose
+    /// answer it did not get.
+    pub async fn record(&self, batch_id: &str, logs: &[NewLog]) -> Result<u64, StatsError> {
+        if batch_id.len() > MAX_BATCH_ID {
+            return Err(StatsError::invalid(
+                "batch_id",
+                format!("at most {MAX_BATCH_ID} characters"),
+            ));
+        }
         if logs.len() > MAX_BATCH {
             return Err(StatsError::invalid(
                 "records",
@@ -175,7 +186,14 @@ impl Stats {
         loop {
             attempt += 1;
             let mut tx = self.pools.primary.begin().await?;
-            match store::insert_batch(&mut tx, logs).await {
+            let stored = async {
+                if !batch_id.is_empty() && !store::claim_batch(&mut tx, batch_id).await? {
+                    return Ok(0);
+                }
+                store::insert_batch(&mut tx, logs).await
+            }
+            .await;
+            match stored {
                 Ok(stored) => {
                     tx.commit().await?;
                     return Ok(stored);
@@ -298,6 +316,8 @@ impl Stats {
                 tx.commit().await?;
                 purged += deleted;
                 if deleted < u64::from(batch.max(1)) {
+                    store::forget_batches(&mut conn, Utc::now() - chrono::Duration::days(1))
+                        .await?;
                     break Ok::<_, StatsError>(purged);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;

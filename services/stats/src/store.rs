@@ -358,6 +358,32 @@ pub async fn series_clients(
     .await
 }
 
+/// Notes that batch `batch_id` is being stored: false when it was stored before (the caller
+/// then stores nothing). In the batch's transaction, so a batch that fails is not noted.
+#[tracing::instrument(name = "stats.claim_batch", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn claim_batch(conn: &mut MySqlConnection, batch_id: &str) -> Result<bool, sqlx::Error> {
+    let noted = sqlx::query("INSERT IGNORE INTO record_batches (batch_id) VALUES (?)")
+        .bind(batch_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(noted.rows_affected() == 1)
+}
+
+/// Forgets batch ids noted before `cutoff`; returns how many went.
+#[tracing::instrument(name = "stats.forget_batches", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn forget_batches(
+    conn: &mut MySqlConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM record_batches WHERE received_at < ?")
+            .bind(cutoff)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// Deletes up to `batch` rows older than `cutoff`, oldest first; returns how many went.
 #[tracing::instrument(name = "stats.purge_batch", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn purge_batch(

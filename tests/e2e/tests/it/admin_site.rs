@@ -74,7 +74,10 @@ async fn record_model_calls(system: &System) {
         })
         .collect();
     client
-        .record_requests(pb::RecordRequestsRequest { records })
+        .record_requests(pb::RecordRequestsRequest {
+            records,
+            ..Default::default()
+        })
         .await
         .unwrap();
 }

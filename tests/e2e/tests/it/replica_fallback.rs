@@ -66,6 +66,7 @@ async fn stats_reads_fall_back_to_the_primary_when_the_replica_is_unreachable() 
         match client
             .record_requests(RecordRequestsRequest {
                 records: Vec::clone(&records),
+                ..Default::default()
             })
             .await
         {
