@@ -237,57 +237,32 @@ fn push_bounded(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-
     use proto::stats::v1 as pb;
     use tonic::{Request, Response, Status};
 
     use super::*;
 
-    /// A stats service that takes its time to store what it is sent.
+    /// A stats service that stores each batch at once and answers after `delay` (only the first
+    /// call when `only_first`). It keeps (batch id, records) of every call.
     #[derive(Clone, Default)]
-    struct SlowStats {
-        stored: Arc<AtomicUsize>,
-    }
-
-    #[tonic::async_trait]
-    impl pb::stats_service_server::StatsService for SlowStats {
-        async fn record_requests(
-            &self,
-            request: Request<pb::RecordRequestsRequest>,
-        ) -> Result<Response<pb::RecordRequestsResponse>, Status> {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let records = request.into_inner().records.len();
-            self.stored.fetch_add(records, Ordering::SeqCst);
-            Ok(Response::new(pb::RecordRequestsResponse {
-                stored: records as u32,
-            }))
-        }
-
-        async fn overview(
-            &self,
-            _: Request<pb::OverviewRequest>,
-        ) -> Result<Response<pb::OverviewResponse>, Status> {
-            Err(Status::unimplemented("not here"))
-        }
-
-        async fn time_series(
-            &self,
-            _: Request<pb::TimeSeriesRequest>,
-        ) -> Result<Response<pb::TimeSeriesResponse>, Status> {
-            Err(Status::unimplemented("not here"))
-        }
-    }
-
-    /// A stats service that stores the first batch at once but answers it too late; later calls
-    /// are answered at once. It keeps (batch id, records) of every call.
-    #[derive(Clone, Default)]
-    struct LateStats {
+    struct FakeStats {
+        delay: Duration,
+        only_first: bool,
         calls: Arc<std::sync::Mutex<Vec<(String, usize)>>>,
     }
 
+    impl FakeStats {
+        fn calls(&self) -> Vec<(String, usize)> {
+            self.calls.lock().expect("calls").clone()
+        }
+
+        fn stored(&self) -> usize {
+            self.calls().iter().map(|(_, records)| records).sum()
+        }
+    }
+
     #[tonic::async_trait]
-    impl pb::stats_service_server::StatsService for LateStats {
+    impl pb::stats_service_server::StatsService for FakeStats {
         async fn record_requests(
             &self,
             request: Request<pb::RecordRequestsRequest>,
@@ -298,8 +273,8 @@ mod tests {
                 calls.push((request.batch_id, request.records.len()));
                 calls.len() == 1
             };
-            if first {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            if first || !self.only_first {
+                tokio::time::sleep(self.delay).await;
             }
             Ok(Response::new(pb::RecordRequestsResponse {
                 stored: request.records.len() as u32,
@@ -344,7 +319,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_answered_too_late_is_sent_again_whole_under_its_id() {
-        let stats = LateStats::default();
+        // The first batch is stored, but its answer comes after the recorder gave up on it.
+        let stats = FakeStats {
+            delay: Duration::from_millis(500),
+            only_first: true,
+            ..FakeStats::default()
+        };
         let shutdown = CancellationToken::new();
         let recorder = Recorder::start(
             serve(stats.clone()).await,
@@ -364,7 +344,7 @@ mod tests {
         shutdown.cancel();
         assert!(recorder.finished(Duration::from_secs(10)).await);
 
-        let calls = stats.calls.lock().expect("calls").clone();
+        let calls = stats.calls();
         assert!(
             calls.len() >= 3,
             "the late batch, its retry, the next: {calls:?}"
@@ -383,7 +363,10 @@ mod tests {
 
     #[tokio::test]
     async fn finished_waits_for_the_last_flush() {
-        let stats = SlowStats::default();
+        let stats = FakeStats {
+            delay: Duration::from_millis(300),
+            ..FakeStats::default()
+        };
         let shutdown = CancellationToken::new();
         // Nothing is sent before the stop: the batch is not full and the interval is long.
         let recorder = Recorder::start(
@@ -400,11 +383,7 @@ mod tests {
         assert!(!recorder.finished(Duration::from_millis(50)).await);
         shutdown.cancel();
         assert!(recorder.finished(Duration::from_secs(10)).await);
-        assert_eq!(
-            stats.stored.load(Ordering::SeqCst),
-            3,
-            "flushed before finished"
-        );
+        assert_eq!(stats.stored(), 3, "flushed before finished");
         assert_eq!(recorder.stats().sent, 3);
         assert!(
             Recorder::disabled()
