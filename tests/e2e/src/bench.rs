@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+/// The numeric command-line arguments, in order (counts and concurrency; words are skipped).
+pub fn numeric_args() -> Vec<usize> {
+    std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
 pub struct Report {
     pub name: &'static str,
     pub requests: usize,

@@ -562,6 +562,26 @@ pub struct MemberBrowser {
 }
 
 impl System {
+    /// Signs the admin in (`admin` / [`ADMIN_PASSWORD`]) as the admin site does: a browser with
+    /// the session cookie.
+    pub async fn admin_sign_in(&self) -> MemberBrowser {
+        let browser = MemberBrowser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("browser"),
+            gateway: self.gateway().to_owned(),
+        };
+        let (status, body) = browser
+            .post(
+                "/api/v1/admin/login",
+                serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, 200, "admin sign-in: {body}");
+        browser
+    }
+
     /// Signs `openid` in the way the H5 page does: authorize → WeChat (the sandbox) → callback.
     pub async fn sign_in(&self, openid: &str) -> MemberBrowser {
         let http = reqwest::Client::builder()

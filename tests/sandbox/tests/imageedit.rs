@@ -82,6 +82,17 @@ impl Harness {
         format!("{}{path}", self.sandbox.url())
     }
 
+    /// Posts `body` to a control endpoint of the sandbox, as another process would.
+    async fn control(&self, path: &str, body: &Value) -> StatusCode {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     async fn submit(&self, body: &Value) -> (StatusCode, Value) {
         let response = self
             .http
@@ -151,6 +162,17 @@ fn assert_native_error(answer: &Value, code: &str) {
     let fields: Vec<&String> = answer.as_object().unwrap().keys().collect();
     assert_eq!(fields, ["code", "message", "request_id"], "{answer}");
     assert_eq!(answer["code"], code, "{answer}");
+}
+
+/// A 400 `InvalidParameter` whose message names `expected`.
+fn assert_invalid_parameter(status: StatusCode, answer: &Value, expected: &str) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_native_error(answer, "InvalidParameter");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains(expected),
+        "{expected:?} not in {message:?}"
+    );
 }
 
 /// Downloads a result and asserts it is `input` with its colours inverted.
@@ -254,14 +276,12 @@ async fn result_urls_expire() {
 
     // The time-to-live, set over the control API as another process would.
     let settings = json!({ "result_ttl_ms": 300, "sync_delay_ms": 0 });
-    let set = harness
-        .http
-        .post(harness.url("/_sandbox/dashscope/edit/settings"))
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        harness
+            .control("/_sandbox/dashscope/edit/settings", &settings)
+            .await,
+        StatusCode::NO_CONTENT
+    );
     let image = data_uri(&picture(400, 300));
     let (status, answer) = harness
         .generate(&qwen("qwen-image-edit", &[&image], "去除图像中的文字"))
@@ -384,13 +404,7 @@ async fn invalid_submissions_are_invalid_parameter() {
     let count = cases.len() as u64;
     for (body, expected) in cases {
         let (status, answer) = harness.submit(&body).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert_native_error(&answer, "InvalidParameter");
-        let message = answer["message"].as_str().unwrap();
-        assert!(
-            message.contains(expected),
-            "{expected:?} not in {message:?}"
-        );
+        assert_invalid_parameter(status, &answer, expected);
     }
     // A mask of the right size is fine.
     harness
@@ -648,13 +662,7 @@ async fn invalid_sync_edits_are_invalid_parameter() {
     ];
     for (body, expected) in cases {
         let (status, answer) = harness.generate(&body).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert_native_error(&answer, "InvalidParameter");
-        let message = answer["message"].as_str().unwrap();
-        assert!(
-            message.contains(expected),
-            "{expected:?} not in {message:?}"
-        );
+        assert_invalid_parameter(status, &answer, expected);
     }
 }
 
@@ -662,14 +670,12 @@ async fn invalid_sync_edits_are_invalid_parameter() {
 async fn sync_edit_faults_set_over_http() {
     let harness = start(unlimited()).await;
     let faults = json!({ "sync_rate_limited": 1, "sync_server_errors": 1, "sync_moderation": 1 });
-    let set = harness
-        .http
-        .post(harness.url("/_sandbox/dashscope/edit/faults"))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        harness
+            .control("/_sandbox/dashscope/edit/faults", &faults)
+            .await,
+        StatusCode::NO_CONTENT
+    );
     let image = data_uri(&picture(400, 400));
     let body = qwen("qwen-image-edit", &[&image], "修复老照片");
     let expected = [

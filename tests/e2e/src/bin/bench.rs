@@ -96,18 +96,12 @@ async fn recording_cost(requests: usize, concurrency: usize) {
 #[tokio::main]
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("recording") {
-        let args: Vec<usize> = std::env::args()
-            .skip(2)
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        let args = e2e::bench::numeric_args();
         let requests = args.first().copied().unwrap_or(10_000);
         recording_cost(requests, args.get(1).copied().unwrap_or(32)).await;
         return;
     }
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = e2e::bench::numeric_args();
     let requests = args.first().copied().unwrap_or(2000);
     let concurrency = args.get(1).copied().unwrap_or(32);
     println!("xintu gateway benchmark: {requests} requests per scenario, {concurrency} in flight");

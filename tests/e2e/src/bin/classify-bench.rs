@@ -62,10 +62,7 @@ async fn classify(
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = e2e::bench::numeric_args();
     let requests = args.first().copied().unwrap_or(5000);
     let concurrency = args.get(1).copied().unwrap_or(32);
     println!(

@@ -109,10 +109,7 @@ async fn end_to_end(
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = e2e::bench::numeric_args();
     let submissions = args.first().copied().unwrap_or(500);
     let concurrency = args.get(1).copied().unwrap_or(16);
     let tasks = args.get(2).copied().unwrap_or(50);

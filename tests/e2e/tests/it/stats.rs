@@ -203,25 +203,6 @@ async fn a_batch_sent_again_is_stored_once_even_when_the_copies_race() {
     assert_eq!(rows_after, 3);
 }
 
-async fn admin_browser(system: &System) -> e2e::MemberBrowser {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let browser = e2e::MemberBrowser {
-        http,
-        gateway: system.gateway().to_owned(),
-    };
-    let (status, body) = browser
-        .post(
-            "/api/v1/admin/login",
-            serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    browser
-}
-
 #[tokio::test]
 async fn the_overview_gives_exact_numbers_for_seeded_logs() {
     let system = System::start(Options {
@@ -230,7 +211,7 @@ async fn the_overview_gives_exact_numbers_for_seeded_logs() {
     })
     .await;
     seed(&system, true).await;
-    let admin = admin_browser(&system).await;
+    let admin = system.admin_sign_in().await;
     let (status, overview) = admin.get("/api/v1/admin/overview").await;
     assert_eq!(status, 200, "{overview}");
     assert_eq!(overview["requests"], 6);
@@ -310,7 +291,7 @@ async fn statistics_come_from_the_replica_so_they_lag_when_the_replica_lags() {
         ..Options::default()
     })
     .await;
-    let admin = admin_browser(&system).await;
+    let admin = system.admin_sign_in().await;
     system.stats.db.pause_replica().await;
     seed(&system, false).await;
     let (_, overview) = admin.get("/api/v1/admin/overview").await;
@@ -365,7 +346,7 @@ async fn admin_sign_in_lockout_and_sessions() {
         .await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "invalid_credentials");
-    let admin = admin_browser(&system).await;
+    let admin = system.admin_sign_in().await;
     let (status, me) = admin.get("/api/v1/admin/me").await;
     assert_eq!((status, me["username"].as_str()), (200, Some("admin")));
 
@@ -404,7 +385,7 @@ async fn credit_adjustment_writes_one_audited_ledger_row() {
         )
         .await
         .unwrap();
-    let admin = admin_browser(&system).await;
+    let admin = system.admin_sign_in().await;
     let (status, answer) = admin
         .post(
             "/api/v1/admin/credits/adjust",

@@ -306,16 +306,12 @@ async fn credit_calls_made_for_a_request_carry_its_id_to_membership() {
         .await;
     assert_eq!(body["credits_charged"], 1, "{body}");
     // An edit: the credit is held while the request is served, and spent later by the worker.
-    let (status, task, edit_request) = app
-        .submit_edit_traced(
-            &app.token,
+    let (done, edit_request) = app
+        .edit_to_end(
             form(photo(), "free_text", &[("prompt", "海滩")]),
-            None,
+            Duration::from_secs(30),
         )
         .await;
-    assert_eq!(status, 202, "{task}");
-    let task_id = task["task_id"].as_str().unwrap();
-    let done = app.wait_for_edit(task_id, Duration::from_secs(30)).await;
     assert_eq!(done["credits_charged"], 1, "{done}");
 
     // Membership's span of each of those calls names the request it was made for.

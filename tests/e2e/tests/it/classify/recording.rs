@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e::{ADMIN_PASSWORD, MemberBrowser, Options, System};
+use e2e::{Options, System};
 
 use super::support::{App, bound_app, photo};
 
@@ -66,24 +66,6 @@ fn assert_call(row: &Logged, app: &App, source: &str, status: u16, error_code: &
     assert_eq!(row.openid, app.openid, "{row:?}");
 }
 
-async fn admin(system: &System) -> MemberBrowser {
-    let browser = MemberBrowser {
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap(),
-        gateway: system.gateway().to_owned(),
-    };
-    let (status, body) = browser
-        .post(
-            "/api/v1/admin/login",
-            serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    browser
-}
-
 async fn http_rows(system: &System) -> u64 {
     let pool = system.stats.db.primary().await;
     let count: i64 =
@@ -140,7 +122,7 @@ async fn each_model_call_of_a_batch_is_recorded_under_the_gateway_request() {
     // The overview counts the request once, and the calls apart.
     let before = http_rows(&app.system).await;
     app.system.stats.db.wait_for_replica().await;
-    let admin = admin(&app.system).await;
+    let admin = app.system.admin_sign_in().await;
     let (status, overview) = admin.get("/api/v1/admin/overview").await;
     assert_eq!(status, 200, "{overview}");
     let requests = overview["requests"].as_u64().unwrap();

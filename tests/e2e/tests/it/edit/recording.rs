@@ -38,16 +38,11 @@ async fn rows_of(app: &App, request_id: &str, expected: usize) -> Vec<Row> {
 async fn an_edits_provider_calls_are_recorded_under_its_request() {
     let app = bound_app(Options::default(), "o_edit_recorded").await;
     let client = "pc-o_edit_recorded";
-    let (status, task, request_id) = app
-        .submit_edit_traced(
-            &app.token,
+    let (done, request_id) = app
+        .edit_to_end(
             form(photo(), "expand", &[("top_scale", "1.5")]),
-            None,
+            Duration::from_secs(20),
         )
-        .await;
-    assert_eq!(status, 202, "{task}");
-    let done = app
-        .wait_for_edit(task["task_id"].as_str().unwrap(), Duration::from_secs(20))
         .await;
     assert_eq!(done["status"], "succeeded");
     let rows = rows_of(&app, &request_id, 2).await;
@@ -68,16 +63,11 @@ async fn an_edits_provider_calls_are_recorded_under_its_request() {
         sync_moderation: 1,
         ..EditFaults::default()
     });
-    let (status, task, request_id) = app
-        .submit_edit_traced(
-            &app.token,
+    let (done, request_id) = app
+        .edit_to_end(
             form(photo(), "free_text", &[("prompt", "换个发型")]),
-            None,
+            Duration::from_secs(20),
         )
-        .await;
-    assert_eq!(status, 202, "{task}");
-    let done = app
-        .wait_for_edit(task["task_id"].as_str().unwrap(), Duration::from_secs(20))
         .await;
     assert_eq!(done["status"], "failed");
     let rows = rows_of(&app, &request_id, 2).await;

@@ -118,6 +118,15 @@ impl App {
         )
     }
 
+    /// Submits (expecting 202) and waits for the task's end; returns the ended task and the
+    /// gateway's request id of the submission.
+    pub async fn edit_to_end(&self, form: Form, within: Duration) -> (Value, String) {
+        let (status, task, request_id) = self.submit_edit_traced(&self.token, form, None).await;
+        assert_eq!(status, 202, "{task}");
+        let task_id = task["task_id"].as_str().unwrap();
+        (self.wait_for_edit(task_id, within).await, request_id)
+    }
+
     /// Submits and expects 202; returns the task id.
     pub async fn edit(&self, form: Form) -> String {
         let (status, body) = self.submit_edit(form).await;
