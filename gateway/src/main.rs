@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let cfg = GatewayConfig::load()?;
+            let cfg = platform::cli::config_or_exit(GatewayConfig::load());
             let _telemetry = platform::telemetry::init(
                 "gateway",
                 cfg.log_format,

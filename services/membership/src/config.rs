@@ -40,6 +40,8 @@ pub struct MembershipConfig {
     pub order_close_min_age_secs: u32,
     pub reconcile_interval_ms: u64,
     pub reconcile_query_after_secs: u32,
+    pub reconcile_backoff_first_secs: u32,
+    pub reconcile_backoff_max_secs: u32,
     pub hold_ttl_secs: u32,
     pub hold_janitor_interval_ms: u64,
     pub xintu_env: String,
@@ -94,10 +96,13 @@ impl MembershipConfig {
                 "credits_min must be within 1..=credits_max".into(),
             ));
         }
-        if wechat_protocol::pay::SignType::parse(Some(&self.wechatpay_sign_type)).is_none() {
-            return Err(ConfigError::Invalid(
-                "wechatpay_sign_type must be MD5 or HMAC-SHA256".into(),
-            ));
+        if let Err(why) = self
+            .wechatpay_sign_type
+            .parse::<wechat_protocol::pay::SignType>()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "WECHATPAY_SIGN_TYPE: {why}: it must be MD5 or HMAC-SHA256"
+            )));
         }
         if self.wechatpay_api_key.expose_secret().len() != 32 {
             return Err(ConfigError::Invalid(

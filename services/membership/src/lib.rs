@@ -88,8 +88,10 @@ impl Membership {
             },
             deps.redis.clone(),
         )?;
-        let sign_type = wechat_protocol::pay::SignType::parse(Some(&cfg.wechatpay_sign_type))
-            .ok_or_else(|| anyhow::anyhow!("wechatpay_sign_type must be MD5 or HMAC-SHA256"))?;
+        let sign_type = cfg
+            .wechatpay_sign_type
+            .parse::<wechat_protocol::pay::SignType>()
+            .map_err(|why| anyhow::anyhow!("WECHATPAY_SIGN_TYPE: {why}"))?;
         let pay = PayClient::new(PaySettings {
             api_base: cfg.wechatpay_api_base.clone(),
             appid: cfg.wechat_appid.clone(),
@@ -139,6 +141,8 @@ impl Membership {
                 expire_minutes: cfg.order_expire_minutes,
                 close_min_age_secs: cfg.order_close_min_age_secs,
                 query_after_secs: cfg.reconcile_query_after_secs,
+                backoff_first_secs: cfg.reconcile_backoff_first_secs,
+                backoff_max_secs: cfg.reconcile_backoff_max_secs,
             },
         );
         let credits = Credits::new(deps.pools.clone(), cfg.hold_ttl_secs);
@@ -181,11 +185,10 @@ impl Membership {
     ) -> Vec<JoinHandle<()>> {
         let orders = self.orders.clone();
         let interval = Duration::from_millis(cfg.reconcile_interval_ms.max(10));
-        let claim_secs = u32::try_from(interval.as_secs()).unwrap_or(u32::MAX);
         let reconciler = every(interval, shutdown.clone(), move || {
             let orders = orders.clone();
             async move {
-                match orders.reconcile_once(claim_secs).await {
+                match orders.reconcile_once().await {
                     Ok(report) if report.checked > 0 => {
                         tracing::info!(?report, "reconciler round");
                     }

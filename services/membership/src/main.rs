@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     {
         return checked;
     }
-    let cfg = MembershipConfig::load()?;
+    let cfg = platform::cli::config_or_exit(MembershipConfig::load());
     let _telemetry = platform::telemetry::init(
         "membership",
         cfg.log_format,

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     {
         return checked;
     }
-    let cfg = PhotoConfig::load()?;
+    let cfg = platform::cli::config_or_exit(PhotoConfig::load());
     let _telemetry = platform::telemetry::init(
         "photo",
         cfg.log_format,

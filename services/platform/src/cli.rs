@@ -37,6 +37,18 @@ pub async fn healthcheck_if_asked(
     }
 }
 
+/// The service's configuration, or the end of the process with one line naming the bad setting
+/// (exit status 2): operators read it in container logs, where a backtrace would bury it.
+pub fn config_or_exit<T>(loaded: Result<T, crate::config::ConfigError>) -> T {
+    loaded.unwrap_or_else(|err| {
+        #[allow(clippy::print_stderr)] // no logger is set up before the config is read
+        {
+            eprintln!("configuration error: {err}");
+        }
+        std::process::exit(2)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,3 +208,50 @@ impl Drop for ReplicaDelay {
         }
     }
 }
+
+/// Start-up tests: every string setting of a service's defaults document set to an all-digit
+/// value as long as its default (an id, key, token, password or name can be all digits in real
+/// life), as `(VARIABLE, value)` pairs. `structured` keys (addresses, URLs, paths, choices among
+/// words) are left out for the test to set to working values.
+pub fn all_digit_string_settings(defaults: &str, structured: &[&str]) -> Vec<(String, String)> {
+    crate::config::string_settings(defaults)
+        .into_iter()
+        .filter(|(key, _)| !structured.contains(&key.as_str()))
+        .map(|(key, example)| {
+            let digits: String = "1900009191"
+                .chars()
+                .cycle()
+                .take(example.chars().count().max(8))
+                .collect();
+            (key.to_ascii_uppercase(), digits)
+        })
+        .collect()
+}
+
+/// Runs a service binary to its end with `env` added; returns its exit code and its stderr.
+pub fn run_binary(bin: &str, args: &[&str], env: &[(String, String)]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(bin)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        // A backtrace would show if the binary panicked or returned the error from main.
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run the service binary");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A bad value for `variable` stops the binary with exit status 2 and one line that names the
+/// variable (in any case), before it connects to anything.
+pub fn assert_refused_in_one_line(bin: &str, args: &[&str], variable: &str, value: &str) {
+    let (code, stderr) = run_binary(bin, args, &[(variable.to_owned(), value.to_owned())]);
+    assert_eq!(code, Some(2), "{variable}={value}: {stderr}");
+    let line = stderr.trim_end();
+    assert!(!line.contains('\n'), "{variable}={value}: {stderr}");
+    assert!(
+        line.starts_with("configuration error: ") && line.to_ascii_uppercase().contains(variable),
+        "{variable}={value}: {stderr}"
+    );
+}

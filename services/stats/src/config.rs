@@ -23,8 +23,8 @@ pub struct StatsConfig {
 }
 
 impl StatsConfig {
-    pub fn load() -> Result<Self, Box<figment::Error>> {
-        platform::config::load(DEFAULTS)
+    pub fn load() -> Result<Self, platform::config::ConfigError> {
+        Ok(platform::config::load(DEFAULTS)?)
     }
 
     /// The embedded defaults, for tests that start from them.

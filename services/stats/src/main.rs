@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     {
         return checked;
     }
-    let cfg = StatsConfig::load()?;
+    let cfg = platform::cli::config_or_exit(StatsConfig::load());
     let _telemetry = platform::telemetry::init(
         "stats",
         cfg.log_format,

@@ -15,6 +15,19 @@ pub enum SignType {
     HmacSha256,
 }
 
+impl std::str::FromStr for SignType {
+    type Err = String;
+
+    /// A configured sign type: exactly `MD5` or `HMAC-SHA256`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "MD5" => Ok(Self::Md5),
+            "HMAC-SHA256" => Ok(Self::HmacSha256),
+            other => Err(format!("{other:?} is not MD5 or HMAC-SHA256")),
+        }
+    }
+}
+
 impl SignType {
     /// As written in the `sign_type` / `signType` field.
     pub fn as_str(self) -> &'static str {
@@ -24,7 +37,9 @@ impl SignType {
         }
     }
 
-    /// Parses a `sign_type` field; absent means MD5, as WeChat defines.
+    /// Parses the `sign_type` field of a merchant's request; absent means MD5, as WeChat
+    /// defines for requests. (Answers and notifies are verified with the configured type
+    /// instead: see [`verify`].)
     pub fn parse(field: Option<&str>) -> Option<Self> {
         match field {
             None | Some("") | Some("MD5") => Some(Self::Md5),
@@ -66,22 +81,50 @@ where
     hex::encode_upper(digest)
 }
 
-/// Verifies the `sign` field of a received document over every field received, with the sign
-/// type it names. A missing or empty `sign` fails closed.
-pub fn verify(fields: &BTreeMap<String, String>, key: &str) -> bool {
-    let Some(presented) = fields.get("sign").filter(|s| !s.is_empty()) else {
-        return false;
-    };
-    let Some(sign_type) = SignType::parse(fields.get("sign_type").map(String::as_str)) else {
-        return false;
-    };
+/// Why a received document is not believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no sign")]
+    MissingSign,
+    #[error("sign_type is not the merchant's sign type")]
+    SignTypeMismatch,
+    #[error("sign does not match")]
+    BadSign,
+}
+
+/// Verifies the `sign` field of a received document (an answer or a notify) over every field
+/// received, with the merchant's configured sign type. WeChat Pay signs answers with the
+/// algorithm of the request and leaves `sign_type` out of them; notifies may or may not carry
+/// it. So the configured type decides, and a `sign_type` that is present must name it: a
+/// message cannot downgrade HMAC-SHA256 to MD5 by saying so. A missing or empty `sign` fails
+/// closed.
+pub fn verify(
+    fields: &BTreeMap<String, String>,
+    key: &str,
+    configured: SignType,
+) -> Result<(), VerifyError> {
+    let presented = fields
+        .get("sign")
+        .filter(|s| !s.is_empty())
+        .ok_or(VerifyError::MissingSign)?;
+    match fields.get("sign_type").map(String::as_str) {
+        None | Some("") => {}
+        Some(named) if named == configured.as_str() => {}
+        Some(_) => return Err(VerifyError::SignTypeMismatch),
+    }
     let expected = sign(
         fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         key,
-        sign_type,
+        configured,
     );
     let presented = presented.to_ascii_uppercase();
-    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+    let matches = expected.len() == presented.len()
+        && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()));
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSign)
+    }
 }
 
 #[cfg(test)]
@@ -138,25 +181,98 @@ mod tests {
         );
     }
 
+    fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn verify_uses_every_field_and_the_named_sign_type() {
-        let mut fields: BTreeMap<String, String> = [("test1", "test1"), ("test2", "test2")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        assert!(!verify(&fields, KEY), "a missing sign fails closed");
-        fields.insert("sign".into(), "1E3A8D73B5A4AEE787C0F68B5DAB8520".into());
-        assert!(verify(&fields, KEY));
-        fields.insert("coupon_id_0".into(), "added".into());
-        assert!(
-            !verify(&fields, KEY),
+    fn verify_uses_every_field_and_the_configured_sign_type() {
+        let mut md5 = fields(&[("test1", "test1"), ("test2", "test2")]);
+        assert_eq!(
+            verify(&md5, KEY, SignType::Md5),
+            Err(VerifyError::MissingSign),
+            "a missing sign fails closed"
+        );
+        md5.insert("sign".into(), "1E3A8D73B5A4AEE787C0F68B5DAB8520".into());
+        assert_eq!(verify(&md5, KEY, SignType::Md5), Ok(()));
+        md5.insert("coupon_id_0".into(), "added".into());
+        assert_eq!(
+            verify(&md5, KEY, SignType::Md5),
+            Err(VerifyError::BadSign),
             "a field added in transit breaks the sign"
         );
-        fields.remove("coupon_id_0");
-        fields.insert("sign_type".into(), "HMAC-SHA256".into());
-        assert!(!verify(&fields, KEY), "the MD5 sign does not pass as HMAC");
-        fields.insert("sign_type".into(), "SHA1".into());
-        assert!(!verify(&fields, KEY));
-        assert!(!verify(&BTreeMap::new(), KEY));
+        md5.remove("coupon_id_0");
+        assert_eq!(
+            verify(&md5, KEY, SignType::HmacSha256),
+            Err(VerifyError::BadSign),
+            "an MD5 sign does not pass where HMAC-SHA256 is configured"
+        );
+        assert!(verify(&BTreeMap::new(), KEY, SignType::Md5).is_err());
+    }
+
+    #[test]
+    fn answers_without_sign_type_verify_with_the_configured_type() {
+        // How WeChat Pay answers a request signed with HMAC-SHA256: no sign_type field.
+        let answer = fields(&[
+            ("test1", "test1"),
+            ("test2", "test2"),
+            (
+                "sign",
+                "EDAC6D70D2FDF5A2382F8204FC96A1918017E46ACC5297F565ED1A7610ACF659",
+            ),
+        ]);
+        assert_eq!(verify(&answer, KEY, SignType::HmacSha256), Ok(()));
+        assert_eq!(
+            verify(&answer, KEY, SignType::Md5),
+            Err(VerifyError::BadSign)
+        );
+    }
+
+    #[test]
+    fn a_present_sign_type_must_name_the_configured_one() {
+        let mut hmac = fields(&[("test1", "test1"), ("test2", "test2")]);
+        hmac.insert("sign_type".into(), "HMAC-SHA256".into());
+        let signed = sign(
+            hmac.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            KEY,
+            SignType::HmacSha256,
+        );
+        hmac.insert("sign".into(), signed);
+        assert_eq!(verify(&hmac, KEY, SignType::HmacSha256), Ok(()));
+        // The same document as MD5-configured: refused before any hashing.
+        assert_eq!(
+            verify(&hmac, KEY, SignType::Md5),
+            Err(VerifyError::SignTypeMismatch)
+        );
+        // A downgrade: signed with MD5 and saying so, where HMAC-SHA256 is configured.
+        let mut downgraded = fields(&[("test1", "test1"), ("test2", "test2")]);
+        downgraded.insert("sign_type".into(), "MD5".into());
+        let signed = sign(
+            downgraded.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            KEY,
+            SignType::Md5,
+        );
+        downgraded.insert("sign".into(), signed);
+        assert_eq!(
+            verify(&downgraded, KEY, SignType::HmacSha256),
+            Err(VerifyError::SignTypeMismatch)
+        );
+        assert_eq!(verify(&downgraded, KEY, SignType::Md5), Ok(()));
+        downgraded.insert("sign_type".into(), "SHA1".into());
+        assert_eq!(
+            verify(&downgraded, KEY, SignType::Md5),
+            Err(VerifyError::SignTypeMismatch)
+        );
+    }
+
+    #[test]
+    fn configured_sign_types_parse_exactly() {
+        assert_eq!("MD5".parse::<SignType>(), Ok(SignType::Md5));
+        assert_eq!("HMAC-SHA256".parse::<SignType>(), Ok(SignType::HmacSha256));
+        assert!("md5".parse::<SignType>().is_err());
+        assert!("".parse::<SignType>().is_err());
     }
 }

@@ -63,8 +63,12 @@ pub struct Options {
     pub qrcode_per_client_per_minute: u32,
     /// Membership instances reach the primary through a proxy the test can cut.
     pub cuttable_primary: bool,
+    /// The merchant's configured WeChat Pay sign type (`WECHATPAY_SIGN_TYPE`).
+    pub wechatpay_sign_type: wechat_protocol::pay::SignType,
     pub reconcile_interval_ms: u64,
     pub reconcile_query_after_secs: u32,
+    /// The reconciler's first pause per order (it doubles per check).
+    pub reconcile_backoff_first_secs: u32,
     pub hold_janitor_interval_ms: u64,
     /// The gateway records every request, and the photo service every model call, to the stats
     /// service.
@@ -103,8 +107,10 @@ impl Default for Options {
             qrcode_per_client_per_minute: 1000,
             cuttable_primary: false,
             // Out of the way unless a test wants the background loops.
+            wechatpay_sign_type: wechat_protocol::pay::SignType::HmacSha256,
             reconcile_interval_ms: 3_600_000,
             reconcile_query_after_secs: 60,
+            reconcile_backoff_first_secs: 1,
             hold_janitor_interval_ms: 3_600_000,
             request_logging: true,
             request_log_flush_ms: 500,
@@ -232,8 +238,10 @@ impl System {
             cfg.wechatpay_mch_id = sandbox_cfg.mch_id.clone();
             cfg.wechatpay_api_key = SecretString::from(sandbox_cfg.pay_key.clone());
             cfg.wechatpay_notify_url = format!("{}/api/v1/payment/notify", gateway_urls[0]);
+            cfg.wechatpay_sign_type = options.wechatpay_sign_type.as_str().to_owned();
             cfg.reconcile_interval_ms = options.reconcile_interval_ms;
             cfg.reconcile_query_after_secs = options.reconcile_query_after_secs;
+            cfg.reconcile_backoff_first_secs = options.reconcile_backoff_first_secs;
             cfg.hold_janitor_interval_ms = options.hold_janitor_interval_ms;
             let deps = membership_svc::connect(&cfg)
                 .await

@@ -19,6 +19,8 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/scan", post(scan))
         .route("/_sandbox/pay", post(pay))
         .route("/_sandbox/notify-mode", post(notify_mode))
+        .route("/_sandbox/notify-style", post(notify_style))
+        .route("/_sandbox/trade-state", post(trade_state))
         .route("/_sandbox/dashscope/edit/settings", post(edit_settings))
         .route("/_sandbox/dashscope/edit/faults", post(edit_faults))
         .route("/_sandbox/dashscope/edit/stats", get(edit_stats))
@@ -51,6 +53,31 @@ async fn notify_mode(
 ) -> StatusCode {
     sandbox.set_notify_mode(mode);
     StatusCode::NO_CONTENT
+}
+
+async fn notify_style(
+    State(sandbox): State<Sandbox>,
+    Json(style): Json<crate::pay::NotifyStyle>,
+) -> StatusCode {
+    sandbox.set_notify_style(style);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct TradeStateIn {
+    out_trade_no: String,
+    state: crate::pay::TradeState,
+}
+
+async fn trade_state(
+    State(sandbox): State<Sandbox>,
+    Json(input): Json<TradeStateIn>,
+) -> StatusCode {
+    if sandbox.set_trade_state(&input.out_trade_no, input.state) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn set_faults(State(sandbox): State<Sandbox>, Json(faults): Json<Faults>) -> StatusCode {

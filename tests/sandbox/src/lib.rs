@@ -141,6 +141,7 @@ struct Accounts {
     pay_orders: HashMap<String, pay::PayOrder>,
     oauth_codes: HashMap<String, (String, i64)>,
     notify_mode: NotifyMode,
+    notify_style: pay::NotifyStyle,
 }
 
 pub(crate) struct State {

@@ -162,33 +162,73 @@ pub async fn due_for_check(
     limit: u32,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT out_trade_no FROM payment_orders WHERE status = 'notpay' \
+        "SELECT out_trade_no FROM payment_orders WHERE status = 'notpay' AND attention = '' \
          AND created_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND \
-         AND (checked_at IS NULL OR checked_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND) \
+         AND (next_check_at IS NULL OR next_check_at <= CURRENT_TIMESTAMP(3)) \
          ORDER BY created_at LIMIT ?",
     )
-    .bind(older_than_secs)
     .bind(older_than_secs)
     .bind(limit)
     .fetch_all(executor)
     .await
 }
 
-/// Claims an order for one check by this instance; another instance's claim within
-/// `interval_secs` wins. Returns whether this instance got it.
+/// When the reconciler asks about an order again, after it has asked `checks` times.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckSchedule {
+    /// The first pause; each later one doubles.
+    pub first_secs: u32,
+    /// The longest pause.
+    pub max_secs: u32,
+    /// An order may be closed this long after its creation (and not before its expiry): the
+    /// next check is pulled forward to that moment so expired orders close on time.
+    pub close_min_age_secs: u32,
+}
+
+/// Claims an order for one check by this instance and schedules the next one (backoff from its
+/// check count). Another instance that claimed it first wins. Returns whether this instance got
+/// it.
 #[tracing::instrument(name = "orders.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
     executor: impl MySqlExecutor<'_>,
     out_trade_no: &str,
-    interval_secs: u32,
+    schedule: CheckSchedule,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "UPDATE payment_orders SET checked_at = CURRENT_TIMESTAMP(3) \
-         WHERE out_trade_no = ? AND status = 'notpay' \
-         AND (checked_at IS NULL OR checked_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND)",
+        "UPDATE payment_orders SET checked_at = CURRENT_TIMESTAMP(3), checks = checks + 1, \
+         next_check_at = CASE \
+           WHEN GREATEST(expire_at, created_at + INTERVAL ? SECOND) > CURRENT_TIMESTAMP(3) \
+           THEN LEAST(CURRENT_TIMESTAMP(3) + INTERVAL LEAST(?, ? * POW(2, LEAST(checks - 1, 16))) SECOND, \
+                      GREATEST(expire_at, created_at + INTERVAL ? SECOND)) \
+           ELSE CURRENT_TIMESTAMP(3) + INTERVAL LEAST(?, ? * POW(2, LEAST(checks - 1, 16))) SECOND END \
+         WHERE out_trade_no = ? AND status = 'notpay' AND attention = '' \
+         AND (next_check_at IS NULL OR next_check_at <= CURRENT_TIMESTAMP(3))",
     )
+    .bind(schedule.close_min_age_secs)
+    .bind(schedule.max_secs)
+    .bind(schedule.first_secs)
+    .bind(schedule.close_min_age_secs)
+    .bind(schedule.max_secs)
+    .bind(schedule.first_secs)
     .bind(out_trade_no)
-    .bind(interval_secs)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Takes an unpaid order off the reconciler's schedule because a person must look at it.
+#[tracing::instrument(name = "orders.set_attention", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn set_attention(
+    executor: impl MySqlExecutor<'_>,
+    out_trade_no: &str,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE payment_orders SET attention = ?, next_check_at = NULL \
+         WHERE out_trade_no = ? AND status = 'notpay' AND attention = ''",
+    )
+    .bind(reason)
+    .bind(out_trade_no)
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)

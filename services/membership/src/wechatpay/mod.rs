@@ -104,9 +104,14 @@ impl PayClient {
         &self.settings.mch_id
     }
 
-    /// Verifies a document signed with our API key (a notify or an answer).
-    pub fn verify(&self, fields: &BTreeMap<String, String>) -> bool {
-        pay::verify(fields, self.settings.api_key.expose_secret())
+    /// Verifies a document signed with our API key (a notify or an answer) with the configured
+    /// sign type: answers carry no `sign_type`, and one that a notify carries must name ours.
+    pub fn verify(&self, fields: &BTreeMap<String, String>) -> Result<(), pay::VerifyError> {
+        pay::verify(
+            fields,
+            self.settings.api_key.expose_secret(),
+            self.settings.sign_type,
+        )
     }
 
     /// Places a JSAPI order; returns the prepay id.
@@ -225,7 +230,7 @@ impl PayClient {
             });
         }
         // A SUCCESS answer is signed; an unsigned or mis-signed one is not WeChat Pay's.
-        if !self.verify(&answer)
+        if self.verify(&answer).is_err()
             || answer.get("appid") != Some(&self.settings.appid)
             || answer.get("mch_id") != Some(&self.settings.mch_id)
         {

@@ -1,5 +1,7 @@
-//! The location rules on the real data that `deploy/local/fetch-geodata.sh` prepares.
+//! The location rules on the real data that `deploy/local/fetch-geodata.sh` prepares, and the
+//! binary's start-up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
 
 mod locations;
+mod startup;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use e2e::{Options, System};
 use platform::testing::Replica;
 use sandbox::NotifyMode;
+use sandbox::pay::NotifyStyle;
 use wechat_protocol::pay::{SignType, sign};
 
 fn notify_url(system: &System) -> String {
@@ -236,6 +237,92 @@ async fn fifty_concurrent_notifies_credit_once() {
     system.assert_ledger_invariant().await;
 }
 
+/// WeChat Pay answers carry no `sign_type` (they are signed with the algorithm of the request),
+/// and notifies may or may not carry one: with either configured sign type, orders are placed,
+/// paid and credited, whichever way the notify comes.
+#[tokio::test]
+async fn orders_are_paid_with_either_sign_type_and_notifies_with_or_without_sign_type() {
+    for sign_type in [SignType::HmacSha256, SignType::Md5] {
+        let system = System::start(Options {
+            wechatpay_sign_type: sign_type,
+            ..Options::default()
+        })
+        .await;
+        let browser = system.sign_in("o_sign_types").await;
+        let mut credits = 0;
+        for name_sign_type in [false, true] {
+            system.sandbox.set_notify_style(NotifyStyle {
+                name_sign_type,
+                coupon_fee: 0,
+            });
+            let created = browser
+                .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 3 }))
+                .await;
+            let params = &created["pay_params"];
+            assert_eq!(params["signType"], sign_type.as_str());
+            let expected = sign(
+                ["appId", "timeStamp", "nonceStr", "package", "signType"]
+                    .map(|k| (k, params[k].as_str().unwrap())),
+                &system.sandbox.config().pay_key,
+                sign_type,
+            );
+            assert_eq!(params["paySign"], expected, "{sign_type:?}");
+            let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+            system.sandbox.pay(&no).await.unwrap();
+            let fields = system.sandbox.notify_fields(&no).unwrap();
+            assert_eq!(
+                fields.get("sign_type").is_some(),
+                name_sign_type,
+                "{fields:?}"
+            );
+            browser.wait_for_order(&no, "paid").await;
+            credits += 3;
+            assert_eq!(
+                browser.profile().await["remaining_credits"],
+                credits,
+                "{sign_type:?}, sign_type named: {name_sign_type}"
+            );
+        }
+        system.assert_ledger_invariant().await;
+    }
+}
+
+/// A notify carries every field WeChat Pay documents, not only those we read: coupon fields,
+/// `settlement_total_fee`, `cash_fee_type`, `device_info` and a Chinese `attach` all pass
+/// through verification, and the order is credited by `total_fee`, not by the cash paid.
+#[tokio::test]
+async fn a_notify_with_a_coupon_and_chinese_attach_credits_the_order_amount() {
+    let system = System::start(Options::default()).await;
+    let browser = system.sign_in("o_coupon").await;
+    system.sandbox.set_notify_mode(NotifyMode::Drop);
+    system.sandbox.set_notify_style(NotifyStyle {
+        name_sign_type: false,
+        coupon_fee: 100,
+    });
+    let created = browser
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 7 }))
+        .await;
+    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    system.sandbox.pay(&no).await.unwrap();
+    let mut fields = system.sandbox.notify_fields(&no).unwrap();
+    assert_eq!(fields["total_fee"], "350");
+    assert_eq!(fields["cash_fee"], "250");
+    assert_eq!(fields["settlement_total_fee"], "250");
+    assert_eq!(fields["coupon_fee_0"], "100");
+    assert_eq!(fields["cash_fee_type"], "CNY");
+    fields.insert("attach".into(), "芯图相册·积分 <7个> & 更多".into());
+    fields.insert("device_info".into(), "WEB".into());
+    resign(&system, &mut fields);
+    let (acknowledged, status, reply) = system
+        .sandbox
+        .post_notify(&notify_url(&system), &fields)
+        .await;
+    assert!(acknowledged, "{status} {reply}");
+    browser.wait_for_order(&no, "paid").await;
+    assert_eq!(browser.profile().await["remaining_credits"], 7);
+    system.assert_ledger_invariant().await;
+}
+
 fn resign(system: &System, fields: &mut BTreeMap<String, String>) {
     system.sandbox.pay_sign(fields, SignType::HmacSha256);
 }
@@ -273,9 +360,19 @@ async fn forged_tampered_and_hostile_notifies_change_nothing() {
     let mut no_sign = genuine.clone();
     no_sign.remove("sign");
     cases.push(("no signature", xml(&no_sign)));
-    let mut md5_claimed = genuine.clone();
-    md5_claimed.remove("sign_type");
-    cases.push(("sign type switched", xml(&md5_claimed)));
+    // HMAC-SHA256 is configured: an MD5 signature is refused, whether or not the notify names
+    // it, so nobody can downgrade the merchant's algorithm.
+    let mut md5_unnamed = genuine.clone();
+    system.sandbox.pay_sign(&mut md5_unnamed, SignType::Md5);
+    cases.push(("MD5-signed, no sign_type", xml(&md5_unnamed)));
+    let mut md5_named = genuine.clone();
+    md5_named.insert("sign_type".into(), "MD5".into());
+    system.sandbox.pay_sign(&mut md5_named, SignType::Md5);
+    cases.push(("MD5-signed, sign_type MD5", xml(&md5_named)));
+    let mut mislabelled = genuine.clone();
+    mislabelled.insert("sign_type".into(), "MD5".into());
+    resign(&system, &mut mislabelled);
+    cases.push(("HMAC-signed, sign_type MD5", xml(&mislabelled)));
     let mut unknown = genuine.clone();
     unknown.insert("out_trade_no".into(), "XT00000000000000000000000000".into());
     resign(&system, &mut unknown);

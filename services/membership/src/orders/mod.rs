@@ -16,7 +16,13 @@ use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, ledger, orders::OrderRow};
-use crate::wechatpay::{JsapiParams, PayClient, PayError, UnifiedOrder};
+use crate::wechatpay::{JsapiParams, PayClient, UnifiedOrder};
+
+mod reconcile;
+
+use wechat_protocol::pay::VerifyError;
+
+pub use reconcile::ReconcileReport;
 
 /// Timing rules of orders, from config.
 #[derive(Clone, Debug)]
@@ -24,6 +30,10 @@ pub struct OrderRules {
     pub expire_minutes: u32,
     pub close_min_age_secs: u32,
     pub query_after_secs: u32,
+    /// The reconciler's pause after its first question about an order; it doubles per check.
+    pub backoff_first_secs: u32,
+    /// The longest pause between two questions about one order.
+    pub backoff_max_secs: u32,
 }
 
 /// What became of a reported payment.
@@ -46,14 +56,6 @@ impl PaymentOutcome {
             Self::Conflict => "conflict",
         }
     }
-}
-
-/// What the reconciler did in one round.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReconcileReport {
-    pub checked: usize,
-    pub paid: usize,
-    pub closed: usize,
 }
 
 #[derive(Clone)]
@@ -258,8 +260,11 @@ impl Orders {
 
     /// Why a notify is not to be believed, if it is not.
     fn refusal(&self, fields: &BTreeMap<String, String>) -> Option<&'static str> {
-        if !self.pay.verify(fields) {
-            return Some("bad or missing signature");
+        match self.pay.verify(fields) {
+            Ok(()) => {}
+            Err(VerifyError::MissingSign) => return Some("missing signature"),
+            Err(VerifyError::SignTypeMismatch) => return Some("sign_type is not ours"),
+            Err(VerifyError::BadSign) => return Some("bad signature"),
         }
         if fields.get("return_code").map(String::as_str) != Some("SUCCESS") {
             return Some("return_code is not SUCCESS");
@@ -370,110 +375,6 @@ impl Orders {
         }
         Ok(outcome)
     }
-
-    /// One reconciler round: asks WeChat about unpaid orders older than the query delay, applies
-    /// payments whose notify was lost, and closes orders past their lifetime once WeChat confirms.
-    pub async fn reconcile_once(
-        &self,
-        interval_secs: u32,
-    ) -> Result<ReconcileReport, MembershipError> {
-        let due =
-            store::orders::due_for_check(&self.pools.primary, self.rules.query_after_secs, 100)
-                .await?;
-        let mut report = ReconcileReport::default();
-        for out_trade_no in due {
-            // Several instances may run this loop; one claim per order per interval.
-            if !store::orders::claim_check(&self.pools.primary, &out_trade_no, interval_secs.max(1))
-                .await?
-            {
-                continue;
-            }
-            report.checked += 1;
-            match self.settle(&out_trade_no).await {
-                Ok(Settled::Paid) => report.paid += 1,
-                Ok(Settled::Closed) => report.closed += 1,
-                Ok(Settled::Open) => {}
-                Err(err) => tracing::warn!(out_trade_no, error = %err, "order check failed"),
-            }
-        }
-        Ok(report)
-    }
-
-    async fn settle(&self, out_trade_no: &str) -> Result<Settled, MembershipError> {
-        let Some(order) = store::orders::find(&self.pools.primary, out_trade_no).await? else {
-            return Ok(Settled::Open);
-        };
-        match self.pay.order_query(out_trade_no).await {
-            Ok(queried) => match queried.trade_state.as_str() {
-                "SUCCESS" => self.apply_queried(out_trade_no, &queried).await,
-                "CLOSED" | "REVOKED" | "PAYERROR" => self.mark_closed(out_trade_no).await,
-                _ if self.closable(&order) => self.close(out_trade_no).await,
-                _ => Ok(Settled::Open),
-            },
-            // WeChat never created it (the unified order failed in flight).
-            Err(err) if err.code() == Some("ORDERNOTEXIST") && self.closable(&order) => {
-                self.mark_closed(out_trade_no).await
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    fn closable(&self, order: &OrderRow) -> bool {
-        let now = Utc::now();
-        let old_enough =
-            now - order.created_at >= Duration::seconds(i64::from(self.rules.close_min_age_secs));
-        old_enough && now >= order.expire_at
-    }
-
-    async fn close(&self, out_trade_no: &str) -> Result<Settled, MembershipError> {
-        match self.pay.close_order(out_trade_no).await {
-            Ok(()) => self.mark_closed(out_trade_no).await,
-            Err(err) if err.code() == Some("ORDERCLOSED") => self.mark_closed(out_trade_no).await,
-            Err(err) if err.code() == Some("ORDERPAID") => {
-                let queried = self.pay.order_query(out_trade_no).await?;
-                self.apply_queried(out_trade_no, &queried).await
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    async fn apply_queried(
-        &self,
-        out_trade_no: &str,
-        queried: &crate::wechatpay::QueriedOrder,
-    ) -> Result<Settled, MembershipError> {
-        if queried.trade_state != "SUCCESS" {
-            return Ok(Settled::Open);
-        }
-        let fee = queried.total_fee.ok_or_else(|| {
-            MembershipError::WechatPay(PayError::Malformed("orderquery without total_fee".into()))
-        })?;
-        match self
-            .apply_payment(out_trade_no, &queried.transaction_id, fee)
-            .await?
-        {
-            PaymentOutcome::Applied => Ok(Settled::Paid),
-            _ => Ok(Settled::Open),
-        }
-    }
-
-    async fn mark_closed(&self, out_trade_no: &str) -> Result<Settled, MembershipError> {
-        if store::orders::mark_closed(&self.pools.primary, out_trade_no).await? {
-            tracing::info!(out_trade_no, "order closed");
-            self.freshness
-                .wrote(&order_subject(out_trade_no), None)
-                .await;
-            Ok(Settled::Closed)
-        } else {
-            Ok(Settled::Open)
-        }
-    }
-}
-
-enum Settled {
-    Paid,
-    Closed,
-    Open,
 }
 
 #[cfg(test)]

@@ -1,0 +1,87 @@
+//! The orders WeChat Pay holds for the merchant, with the trade states `pay/orderquery` reports.
+
+use serde::{Deserialize, Serialize};
+use wechat_protocol::pay::SignType;
+
+/// `trade_state` of `pay/orderquery`, with the `trade_state_desc` texts WeChat Pay documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TradeState {
+    NotPay,
+    Success,
+    /// Paid, then refunded (in part or whole): the payment stands, money went back.
+    Refund,
+    Closed,
+    /// Cancelled at the till (micropay); a JSAPI order should never show it.
+    Revoked,
+    /// The user is still entering a password or the bank is still answering.
+    UserPaying,
+    /// The bank refused the payment.
+    PayError,
+}
+
+impl TradeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotPay => "NOTPAY",
+            Self::Success => "SUCCESS",
+            Self::Refund => "REFUND",
+            Self::Closed => "CLOSED",
+            Self::Revoked => "REVOKED",
+            Self::UserPaying => "USERPAYING",
+            Self::PayError => "PAYERROR",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NotPay => "订单未支付",
+            Self::Success => "支付成功",
+            Self::Refund => "转入退款",
+            Self::Closed => "已关闭",
+            Self::Revoked => "已撤销（刷卡支付）",
+            Self::UserPaying => "用户支付中",
+            Self::PayError => "支付失败(其他原因，如银行返回失败)",
+        }
+    }
+
+    /// States in which money was taken: the order carries a transaction id and amounts.
+    pub fn was_paid(self) -> bool {
+        matches!(self, Self::Success | Self::Refund)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PayOrder {
+    pub out_trade_no: String,
+    pub prepay_id: String,
+    pub total_fee: i64,
+    pub openid: String,
+    pub notify_url: String,
+    pub body: String,
+    /// Merchant data, given back unchanged in the notify and the query.
+    pub attach: String,
+    pub device_info: String,
+    pub state: TradeState,
+    pub transaction_id: Option<String>,
+    pub time_end: Option<String>,
+    /// Part of the amount paid with a coupon (`coupon_fee`), 0 without one.
+    pub coupon_fee: i64,
+    pub created_at: i64,
+    /// The algorithm of the merchant's unified order: notifies are signed with it.
+    pub sign_type: SignType,
+}
+
+/// How the notify of a paid order looks, beyond what the order decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyStyle {
+    /// Notifies carry an optional `sign_type` field; with `false` it is left out (the
+    /// merchant's configured type applies), with `true` it names the order's type.
+    #[serde(default)]
+    pub name_sign_type: bool,
+    /// The user pays this many fen with a non-cash coupon: the notify then carries
+    /// `coupon_fee`, `coupon_count`, `coupon_type_0`, `coupon_id_0`, `coupon_fee_0`, a smaller
+    /// `cash_fee` and a `settlement_total_fee`; `total_fee` stays the order's amount.
+    #[serde(default)]
+    pub coupon_fee: i64,
+}
