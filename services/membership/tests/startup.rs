@@ -47,6 +47,7 @@ async fn migrate_runs_with_all_digit_values_for_every_string_setting() {
         assert!(digits(name), "{name} is not in the all-digit set");
     }
     // The other types, each set from the environment.
+    let redis = redis_url();
     let others = [
         ("DATABASE_MAX_CONNECTIONS", "3"),
         ("QRCODE_EXPIRE_SECONDS", "900"),
@@ -56,7 +57,7 @@ async fn migrate_runs_with_all_digit_values_for_every_string_setting() {
         ("WECHATPAY_SIGN_TYPE", "MD5"),
         ("LOG_FORMAT", "json"),
         ("DATABASE_URL", db.primary_url.expose_secret()),
-        ("REDIS_URL", redis_url().expose_secret()),
+        ("REDIS_URL", redis.expose_secret()),
     ];
     env.extend(others.map(|(k, v)| (k.to_owned(), v.to_owned())));
     let (code, stderr) = run_binary(BIN, &["migrate"], &env);

@@ -6,7 +6,7 @@ use platform::testing::{
 };
 use secrecy::ExposeSecret;
 
-const DEFAULTS: &str = include_str!("../config.default.toml");
+const DEFAULTS: &str = include_str!("../../config.default.toml");
 const BIN: &str = env!("CARGO_BIN_EXE_photo-svc");
 
 #[tokio::test]
