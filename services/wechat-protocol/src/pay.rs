@@ -127,6 +127,34 @@ pub fn verify(
     }
 }
 
+/// Verifies the `sign` field of a received document with the merchant's CONFIGURED sign type
+/// (wechat.md §1e rule 6): answers to unifiedorder/orderquery/closeorder carry no `sign_type` and
+/// are signed with the algorithm of the request; notifies may or may not carry one. A `sign_type`
+/// that is present and non-empty must name the configured type; when absent (or empty) the
+/// configured type applies. The signature is computed over every field received. A missing or
+/// empty `sign` fails closed; the comparison is constant-time and ignores hex case.
+pub fn verify_configured(
+    fields: &BTreeMap<String, String>,
+    key: &str,
+    configured: SignType,
+) -> bool {
+    let Some(presented) = fields.get("sign").filter(|s| !s.is_empty()) else {
+        return false;
+    };
+    if let Some(named) = fields.get("sign_type").filter(|s| !s.is_empty())
+        && SignType::parse(Some(named)) != Some(configured)
+    {
+        return false;
+    }
+    let expected = sign(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        key,
+        configured,
+    );
+    let presented = presented.to_ascii_uppercase();
+    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +302,47 @@ mod tests {
         assert_eq!("HMAC-SHA256".parse::<SignType>(), Ok(SignType::HmacSha256));
         assert!("md5".parse::<SignType>().is_err());
         assert!("".parse::<SignType>().is_err());
+    }
+
+    #[test]
+    fn verify_configured_follows_the_configuration() {
+        let mut fields: BTreeMap<String, String> = [("test1", "test1"), ("test2", "test2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert!(!verify_configured(&fields, KEY, SignType::Md5), "no sign");
+        fields.insert(
+            "sign".into(),
+            "EDAC6D70D2FDF5A2382F8204FC96A1918017E46ACC5297F565ED1A7610ACF659".into(),
+        );
+        // No sign_type: the configured type applies (answers never carry one).
+        assert!(verify_configured(&fields, KEY, SignType::HmacSha256));
+        assert!(!verify_configured(&fields, KEY, SignType::Md5));
+        fields.insert(
+            "sign".into(),
+            "edac6d70d2fdf5a2382f8204fc96a1918017e46acc5297f565ed1a7610acf659".into(),
+        );
+        assert!(
+            verify_configured(&fields, KEY, SignType::HmacSha256),
+            "hex case"
+        );
+        // A named type must equal the configured one.
+        let mut named = fields.clone();
+        named.insert("sign_type".into(), "HMAC-SHA256".into());
+        let resigned = sign(
+            named.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            KEY,
+            SignType::HmacSha256,
+        );
+        named.insert("sign".into(), resigned);
+        assert!(verify_configured(&named, KEY, SignType::HmacSha256));
+        assert!(!verify_configured(&named, KEY, SignType::Md5));
+        named.insert("sign_type".into(), "SHA1".into());
+        assert!(!verify_configured(&named, KEY, SignType::HmacSha256));
+        fields.insert("sign".into(), String::new());
+        assert!(
+            !verify_configured(&fields, KEY, SignType::HmacSha256),
+            "empty sign"
+        );
     }
 }
