@@ -127,34 +127,6 @@ pub fn verify(
     }
 }
 
-/// Verifies the `sign` field of a received document with the merchant's CONFIGURED sign type
-/// (wechat.md §1e rule 6): answers to unifiedorder/orderquery/closeorder carry no `sign_type` and
-/// are signed with the algorithm of the request; notifies may or may not carry one. A `sign_type`
-/// that is present and non-empty must name the configured type; when absent (or empty) the
-/// configured type applies. The signature is computed over every field received. A missing or
-/// empty `sign` fails closed; the comparison is constant-time and ignores hex case.
-pub fn verify_configured(
-    fields: &BTreeMap<String, String>,
-    key: &str,
-    configured: SignType,
-) -> bool {
-    let Some(presented) = fields.get("sign").filter(|s| !s.is_empty()) else {
-        return false;
-    };
-    if let Some(named) = fields.get("sign_type").filter(|s| !s.is_empty())
-        && SignType::parse(Some(named)) != Some(configured)
-    {
-        return false;
-    }
-    let expected = sign(
-        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        key,
-        configured,
-    );
-    let presented = presented.to_ascii_uppercase();
-    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,20 +282,20 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        assert!(!verify_configured(&fields, KEY, SignType::Md5), "no sign");
+        assert!(verify(&fields, KEY, SignType::Md5).is_err(), "no sign");
         fields.insert(
             "sign".into(),
             "EDAC6D70D2FDF5A2382F8204FC96A1918017E46ACC5297F565ED1A7610ACF659".into(),
         );
         // No sign_type: the configured type applies (answers never carry one).
-        assert!(verify_configured(&fields, KEY, SignType::HmacSha256));
-        assert!(!verify_configured(&fields, KEY, SignType::Md5));
+        assert!(verify(&fields, KEY, SignType::HmacSha256).is_ok());
+        assert!(verify(&fields, KEY, SignType::Md5).is_err());
         fields.insert(
             "sign".into(),
             "edac6d70d2fdf5a2382f8204fc96a1918017e46acc5297f565ed1a7610acf659".into(),
         );
         assert!(
-            verify_configured(&fields, KEY, SignType::HmacSha256),
+            verify(&fields, KEY, SignType::HmacSha256).is_ok(),
             "hex case"
         );
         // A named type must equal the configured one.
@@ -335,13 +307,13 @@ mod tests {
             SignType::HmacSha256,
         );
         named.insert("sign".into(), resigned);
-        assert!(verify_configured(&named, KEY, SignType::HmacSha256));
-        assert!(!verify_configured(&named, KEY, SignType::Md5));
+        assert!(verify(&named, KEY, SignType::HmacSha256).is_ok());
+        assert!(verify(&named, KEY, SignType::Md5).is_err());
         named.insert("sign_type".into(), "SHA1".into());
-        assert!(!verify_configured(&named, KEY, SignType::HmacSha256));
+        assert!(verify(&named, KEY, SignType::HmacSha256).is_err());
         fields.insert("sign".into(), String::new());
         assert!(
-            !verify_configured(&fields, KEY, SignType::HmacSha256),
+            verify(&fields, KEY, SignType::HmacSha256).is_err(),
             "empty sign"
         );
     }

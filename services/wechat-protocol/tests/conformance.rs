@@ -1,7 +1,7 @@
 //! Conformance of the Pay v2 verifier against real WeChat Pay messages taken from public SDK test
 //! data (and cases derived from them), listed in `tests/conformance/pay_v2.toml`.
 //!
-//! Each row names the merchant's configured sign type and the verdict `verify_configured` must
+//! Each row names the merchant's configured sign type and the verdict `pay::verify` must
 //! give. Every row's document must also parse with our XML reader, keep every element it holds,
 //! and keep each value exactly as the raw text says (checked by an independent naive scan).
 
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
-use wechat_protocol::pay::{SignType, verify_configured};
+use wechat_protocol::pay::{SignType, verify};
 
 const TABLE: &str = include_str!("conformance/pay_v2.toml");
 
@@ -155,13 +155,13 @@ fn verdicts_hold() {
         let configured = sign_type(&m.configured);
         match m.verdict.as_str() {
             "accept" => assert!(
-                verify_configured(&fields, &m.key, configured),
+                verify(&fields, &m.key, configured).is_ok(),
                 "{} must be accepted: {}",
                 m.name,
                 m.why
             ),
             "refuse" => assert!(
-                !verify_configured(&fields, &m.key, configured),
+                verify(&fields, &m.key, configured).is_err(),
                 "{} must be refused: {}",
                 m.name,
                 m.why
@@ -170,7 +170,7 @@ fn verdicts_hold() {
             _ => {
                 if !m.key.is_empty() {
                     for t in [SignType::Md5, SignType::HmacSha256] {
-                        assert!(!verify_configured(&fields, &m.key, t), "{}", m.name);
+                        assert!(verify(&fields, &m.key, t).is_err(), "{}", m.name);
                     }
                 }
                 continue;
@@ -196,7 +196,7 @@ fn real_hmac_answers_carry_no_sign_type() {
         let fields = parse(m);
         assert!(!fields.contains_key("sign_type"), "{}", m.name);
         assert!(
-            !verify_configured(&fields, &m.key, SignType::Md5),
+            verify(&fields, &m.key, SignType::Md5).is_err(),
             "{}",
             m.name
         );
