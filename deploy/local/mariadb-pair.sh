@@ -53,7 +53,8 @@ up() {
   down
   rm -rf "$BASE"
   mkdir -p "$BASE"/{p,r,l}/{data,log}
-  write_cnf p "$P_PORT" 1 ""
+  # Migrations create triggers; without SUPER that needs this while the binlog is on.
+  write_cnf p "$P_PORT" 1 "log_bin_trust_function_creators=1"
   for role in r l; do
     port=$R_PORT; id=2
     [ "$role" = l ] && { port=$L_PORT; id=3; }

@@ -14,6 +14,30 @@ use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, holds::HoldRow, ledger, users::UserRow};
 
+/// Who asks for a grant and why: kept in the audit row the grant leaves.
+pub struct GrantAudit<'a> {
+    pub actor: &'a str,
+    pub note: &'a str,
+}
+
+impl GrantAudit<'_> {
+    fn check(&self) -> Result<(), MembershipError> {
+        if !(1..=64).contains(&self.actor.chars().count()) {
+            return Err(MembershipError::invalid(
+                "actor",
+                "must be 1 to 64 characters",
+            ));
+        }
+        if self.note.trim().is_empty() || self.note.chars().count() > 255 {
+            return Err(MembershipError::invalid(
+                "note",
+                "must be 1 to 255 characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct Credits {
     pools: Pools,
@@ -257,8 +281,15 @@ impl Credits {
                 Ok(true) => {}
                 Ok(false) => return Err(MembershipError::InsufficientCredits),
                 Err(err) if platform::db::is_unique_violation(&err) => {
-                    // Charged before: the rollback undoes this attempt's balance change.
+                    // Charged before: the rollback undoes this attempt's balance change. Only
+                    // the same charge (user and amount) is a repeat; another under the same
+                    // reference is refused, so no caller learns "charged" for someone else's.
                     tx.rollback().await?;
+                    let earlier =
+                        ledger::find_change(&mut conn, ledger::Reason::Charge, reference).await?;
+                    if earlier != Some((user_id, -amount)) {
+                        return Err(MembershipError::ReferenceConflict(reference.to_owned()));
+                    }
                     repeated.store(true, Ordering::Relaxed);
                     return self.balance(user_id).await;
                 }
@@ -273,17 +304,19 @@ impl Credits {
         .await
     }
 
-    /// Adds credits once per (reason, reference).
+    /// Adds credits once per (reason, reference), with an audit row saying who asked and why.
+    /// Repeating the same grant changes nothing; another grant under a used reference is refused.
     pub async fn grant(
         &self,
         user_id: i64,
         amount: i64,
         reason: ledger::Reason,
         reference: &str,
+        audit: &GrantAudit<'_>,
     ) -> Result<UserRow, MembershipError> {
         let repeated = AtomicBool::new(false);
         let result = self
-            .grant_inner(user_id, amount, reason, reference, &repeated)
+            .grant_inner(user_id, amount, reason, reference, audit, &repeated)
             .await;
         self.count(CreditOperation::Grant, &result, &repeated, amount);
         result
@@ -295,17 +328,35 @@ impl Credits {
         amount: i64,
         reason: ledger::Reason,
         reference: &str,
+        audit: &GrantAudit<'_>,
         repeated: &AtomicBool,
     ) -> Result<UserRow, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
+        audit.check()?;
         retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
             let mut tx = conn.begin().await?;
             store::users::lock(&mut tx, user_id)
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
-            if !ledger::grant_once(&mut tx, user_id, amount, reason, reference).await? {
+            if ledger::grant_once(&mut tx, user_id, amount, reason, reference).await? {
+                store::admin::audit_grant(
+                    &mut tx,
+                    &store::admin::GrantAuditRow {
+                        actor: audit.actor,
+                        user_id,
+                        delta: amount,
+                        note: audit.note,
+                        reference,
+                    },
+                )
+                .await?;
+            } else {
+                let earlier = ledger::find_change(&mut tx, reason, reference).await?;
+                if earlier != Some((user_id, amount)) {
+                    return Err(MembershipError::ReferenceConflict(reference.to_owned()));
+                }
                 repeated.store(true, Ordering::Relaxed);
             }
             let balance = store::users::lock(&mut tx, user_id)

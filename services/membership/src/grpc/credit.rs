@@ -3,7 +3,7 @@
 use proto::membership::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::credits::{Credits, HoldView};
+use crate::credits::{Credits, GrantAudit, HoldView};
 use crate::error::MembershipError;
 use crate::store::ledger::Reason;
 use crate::store::users::UserRow;
@@ -111,7 +111,16 @@ impl pb::credit_service_server::CreditService for CreditGrpc {
             .ok_or_else(|| MembershipError::invalid("reason", "not a grantable reason"))?;
         let user = self
             .credits
-            .grant(r.user_id, r.amount, reason, &r.reference)
+            .grant(
+                r.user_id,
+                r.amount,
+                reason,
+                &r.reference,
+                &GrantAudit {
+                    actor: &r.actor,
+                    note: &r.note,
+                },
+            )
             .await?;
         Ok(Response::new(balance_to_pb(&user)))
     }

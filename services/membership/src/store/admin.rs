@@ -199,6 +199,36 @@ pub async fn audit(
     i64::try_from(result.last_insert_id()).map_err(|err| sqlx::Error::Decode(Box::new(err)))
 }
 
+/// A grant by another service or an operator tool, for its audit row.
+pub struct GrantAuditRow<'a> {
+    pub actor: &'a str,
+    pub user_id: i64,
+    pub delta: i64,
+    pub note: &'a str,
+    /// The grant's ledger reference.
+    pub reference: &'a str,
+}
+
+/// Records a grant (action `grant`) with the reference of its ledger row.
+#[tracing::instrument(name = "admin.audit_grant", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn audit_grant(
+    conn: &mut MySqlConnection,
+    row: &GrantAuditRow<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO admin_audit (admin, action, user_id, delta, reason, reference) \
+         VALUES (?, 'grant', ?, ?, ?, ?)",
+    )
+    .bind(row.actor)
+    .bind(row.user_id)
+    .bind(row.delta)
+    .bind(row.note)
+    .bind(row.reference)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The user id of an openid, from whatever executor the caller holds.
 #[tracing::instrument(name = "admin.user_id", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn user_id(

@@ -82,6 +82,21 @@ pub async fn grant_once(
     Ok(true)
 }
 
+/// The user and amount of the ledger row written under (reason, reference), if there is one:
+/// a repeated request is the same request only when both match.
+#[tracing::instrument(name = "ledger.find_change", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn find_change(
+    conn: &mut MySqlConnection,
+    reason: Reason,
+    reference: &str,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT user_id, delta FROM credit_ledger WHERE reason = ? AND reference = ?")
+        .bind(reason.as_str())
+        .bind(reference)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
 /// Spends `amount` (> 0) credits, with its ledger row, when that much is spendable (remaining
 /// minus held, plus `from_held` of the caller's own hold, which is freed at the same time).
 /// Returns false, changing nothing, when the balance is too low. A used reference fails with a

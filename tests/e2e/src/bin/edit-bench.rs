@@ -143,6 +143,8 @@ async fn main() {
             amount: (submissions + 2 * tasks) as i64,
             reason: "admin_adjust".into(),
             reference: "edit-bench".into(),
+            note: "test credits".into(),
+            actor: "e2e".into(),
         })
         .await
         .unwrap();

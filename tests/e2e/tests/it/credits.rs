@@ -248,33 +248,147 @@ async fn the_janitor_releases_expired_holds_once() {
     system.assert_ledger_invariant().await;
 }
 
+fn grant_request(user_id: i64, amount: i64, reason: &str, reference: &str) -> pb::GrantRequest {
+    pb::GrantRequest {
+        user_id,
+        amount,
+        reason: reason.into(),
+        reference: reference.into(),
+        note: "补偿：编辑任务失败".into(),
+        actor: "ops-tool".into(),
+    }
+}
+
 #[tokio::test]
-async fn grants_accept_only_known_reasons_and_apply_once() {
+async fn grants_accept_only_known_reasons_apply_once_and_leave_an_audit_row() {
     let system = System::start(Options::default()).await;
     let user_id = user_with_credits(&system, "o_granted", 1).await;
     let mut client = system.credit_client().await;
     for _ in 0..3 {
         let balance = client
-            .grant(pb::GrantRequest {
-                user_id,
-                amount: 5,
-                reason: "admin_adjust".into(),
-                reference: "audit-1".into(),
-            })
+            .grant(grant_request(user_id, 5, "admin_adjust", "audit-1"))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(balance.remaining, 6);
     }
+    let pool = system.db.primary().await;
+    let audit: Vec<(String, String, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT admin, action, delta, reason, reference FROM admin_audit WHERE user_id = ?",
+    )
+    .bind(user_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        vec![(
+            "ops-tool".into(),
+            "grant".into(),
+            5,
+            "补偿：编辑任务失败".into(),
+            Some("audit-1".into())
+        )],
+        "one audit row for the grant applied, none for its repeats"
+    );
+    let refused = [
+        ("a reason no service may grant", {
+            grant_request(user_id, 5, "purchase", "fake")
+        }),
+        (
+            "no note",
+            pb::GrantRequest {
+                note: " ".into(),
+                ..grant_request(user_id, 5, "admin_adjust", "audit-2")
+            },
+        ),
+        (
+            "no actor",
+            pb::GrantRequest {
+                actor: String::new(),
+                ..grant_request(user_id, 5, "admin_adjust", "audit-3")
+            },
+        ),
+    ];
+    for (case, request) in refused {
+        let err = client.grant(request).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{case}");
+    }
+    // The used reference for another amount is another grant: refused, nothing changes.
     let err = client
-        .grant(pb::GrantRequest {
-            user_id,
-            amount: 5,
-            reason: "purchase".into(),
-            reference: "fake".into(),
-        })
+        .grant(grant_request(user_id, 50, "admin_adjust", "audit-1"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    assert_eq!(platform::grpc::error_code(&err), Some("reference_conflict"));
+    let balance = client
+        .get_balance(pb::GetBalanceRequest { user_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(balance.remaining, 6);
+    system.assert_ledger_invariant().await;
+}
+
+/// A charge reference is one charge: the same user and amount again is "already charged", but
+/// another user or amount under it is refused and changes nothing, even when they race.
+#[tokio::test]
+async fn a_used_charge_reference_is_refused_for_another_user_or_amount() {
+    let system = System::start(Options::default()).await;
+    let alice = user_with_credits(&system, "o_alice", 10).await;
+    let bob = user_with_credits(&system, "o_bob", 10).await;
+    let client = system.credit_client().await;
+    let charge = |user_id: i64, amount: i64| {
+        let mut client = client.clone();
+        async move {
+            client
+                .charge(pb::ChargeRequest {
+                    user_id,
+                    amount,
+                    reference: "task-shared".into(),
+                })
+                .await
+        }
+    };
+    // Ten copies from each user at once: exactly one charge lands.
+    let racing = (0..20).map(|i| charge(if i % 2 == 0 { alice } else { bob }, 2));
+    let results = futures::future::join_all(racing).await;
+    let pool = system.db.primary().await;
+    let (charged_user,): (i64,) = sqlx::query_as(
+        "SELECT user_id FROM credit_ledger WHERE reason = 'charge' AND reference = 'task-shared'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    for (i, result) in results.iter().enumerate() {
+        let user = if i % 2 == 0 { alice } else { bob };
+        if user == charged_user {
+            assert_eq!(result.as_ref().unwrap().get_ref().remaining, 8);
+        } else {
+            let err = result.as_ref().unwrap_err();
+            assert_eq!(err.code(), tonic::Code::AlreadyExists);
+            assert_eq!(platform::grpc::error_code(err), Some("reference_conflict"));
+        }
+    }
+    let other = if charged_user == alice { bob } else { alice };
+    let err = charge(charged_user, 3).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists, "another amount");
+    assert_eq!(
+        charge(other, 2).await.unwrap_err().code(),
+        tonic::Code::AlreadyExists
+    );
+    assert_eq!(
+        charge(charged_user, 2).await.unwrap().get_ref().remaining,
+        8
+    );
+    let mut client = client.clone();
+    for (user_id, remaining) in [(charged_user, 8), (other, 10)] {
+        let balance = client
+            .get_balance(pb::GetBalanceRequest { user_id })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(balance.remaining, remaining);
+    }
     system.assert_ledger_invariant().await;
 }

@@ -37,7 +37,7 @@ impl TradeState {
         match self {
             Self::NotPay => "订单未支付",
             Self::Success => "支付成功",
-            Self::Refund => "转入退款",
+            Self::Refund => "订单发生过退款，退款详情请查询退款单",
             Self::Closed => "已关闭",
             Self::Revoked => "已撤销（刷卡支付）",
             Self::UserPaying => "用户支付中",

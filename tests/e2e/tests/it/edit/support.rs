@@ -198,6 +198,8 @@ impl App {
                 amount,
                 reason: "admin_adjust".into(),
                 reference: format!("test-grant-{}", uuid_like()),
+                note: "test credits".into(),
+                actor: "e2e".into(),
             })
             .await
             .unwrap();
