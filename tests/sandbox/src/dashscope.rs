@@ -122,10 +122,38 @@ async fn set_answer(
 fn error(status: StatusCode, code: &str, kind: &str, message: &str) -> Response {
     let body = json!({
         "error": { "code": code, "param": null, "message": message, "type": kind },
-        "id": format!("chatcmpl-{}", rand::random::<u64>()),
-        "request_id": format!("{:032x}", rand::random::<u128>()),
+        "request_id": request_id(),
     });
     (status, Json(body)).into_response()
+}
+
+/// A request id in DashScope's shape (a UUID: 8-4-4-4-12 hex digits).
+fn request_id() -> String {
+    let hex = format!("{:032x}", rand::random::<u128>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Moderation refusals also carry the completion id (`chatcmpl-` + the request id).
+fn moderation_error(message: &str) -> Response {
+    let request_id = request_id();
+    let body = json!({
+        "error": {
+            "message": message,
+            "type": "data_inspection_failed",
+            "param": null,
+            "code": "data_inspection_failed",
+        },
+        "id": format!("chatcmpl-{request_id}"),
+        "request_id": request_id,
+    });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 /// The fault that applies to this call, used up.
@@ -180,7 +208,7 @@ async fn chat_completions(
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
             "invalid_request_error",
-            "Incorrect API key provided.",
+            "Incorrect API key provided. For details, see: https://help.aliyun.com/zh/model-studio/error-code#apikey-error",
         );
     }
     let fault = take_fault(&mut lock(&vision.faults));
@@ -235,11 +263,8 @@ async fn chat_completions(
     };
     let content = match fault {
         Some(Fault::DataInspection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "data_inspection_failed",
-                "data_inspection_failed",
-                "Input data may contain inappropriate content.",
+            return moderation_error(
+                "Input data may contain inappropriate content. For details, see: https://help.aliyun.com/zh/model-studio/error-code#inappropriate-content",
             );
         }
         Some(Fault::Malformed) => "这张照片里有一个人站在户外。".to_owned(),

@@ -85,9 +85,7 @@ struct TokenQuery {
 }
 
 async fn access_token(State(sandbox): State<Sandbox>, Query(query): Query<TokenQuery>) -> Response {
-    let error = |code: i64, message: &str| {
-        Json(json!({ "errcode": code, "errmsg": message })).into_response()
-    };
+    let error = crate::official_account::error;
     if query.appid != sandbox.state.cfg.appid {
         return error(40013, "invalid appid");
     }
@@ -96,6 +94,9 @@ async fn access_token(State(sandbox): State<Sandbox>, Query(query): Query<TokenQ
     }
     if query.grant_type != "authorization_code" {
         return error(40002, "invalid grant_type");
+    }
+    if query.code.is_empty() {
+        return error(41008, "missing code");
     }
     sandbox.state.oauth_exchanges.fetch_add(1, Ordering::SeqCst);
     let mut accounts = lock(&sandbox.state.accounts);

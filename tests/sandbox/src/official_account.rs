@@ -27,8 +27,17 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/cgi-bin/showqrcode", get(show_qrcode))
 }
 
-fn error(code: i64, message: &str) -> Response {
-    Json(json!({ "errcode": code, "errmsg": message })).into_response()
+/// WeChat's error body: HTTP 200, `errmsg` followed by a request id (`rid: xxxxxxxx-xxxxxxxx-xxxxxxxx`)
+/// as real answers carry it.
+pub(crate) fn error(code: i64, message: &str) -> Response {
+    let errmsg = format!("{message} rid: {}", rid());
+    Json(json!({ "errcode": code, "errmsg": errmsg })).into_response()
+}
+
+/// A request id in WeChat's shape: three groups of 8 hex digits.
+pub(crate) fn rid() -> String {
+    let hex = format!("{:024x}", rand::random::<u128>() >> 32);
+    format!("{}-{}-{}", &hex[..8], &hex[8..16], &hex[16..])
 }
 
 fn random_string(bytes: usize) -> String {
@@ -230,7 +239,9 @@ async fn create_qrcode(
             .and_then(|s| s.get("scene_id"))
             .and_then(Value::as_u64)
             .filter(|id| *id > 0 && *id <= u64::from(u32::MAX)),
-        _ => return error(40053, "invalid action_name"),
+        // WeChat answers an unknown action_name with 40052 (captured: "invalid action name hint:
+        // [...]"); the sandbox knows only the integer-scene kinds the client uses.
+        _ => return error(40052, "invalid action name"),
     };
     let Some(scene_id) = scene_id.and_then(|id| u32::try_from(id).ok()) else {
         // WeChat accepts a misplaced scene and later sends qrscene_0; we refuse it loudly.

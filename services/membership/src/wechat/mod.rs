@@ -151,6 +151,12 @@ async fn send_json<T: DeserializeOwned>(
         return Err(WechatError::Http(status.as_u16()));
     }
     let value: serde_json::Value = response.json().await?;
+    interpret(value)
+}
+
+/// Reads WeChat's JSON answer: `errcode != 0` is an error (quota codes apart), anything else must
+/// have the shape of `T`.
+fn interpret<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, WechatError> {
     if let Some(code) = value.get("errcode").and_then(serde_json::Value::as_i64)
         && code != 0
     {
@@ -185,14 +191,23 @@ impl WechatApi {
             ("code", code),
             ("grant_type", "authorization_code"),
         ]);
-        match send_json::<OAuthToken>(request).await {
-            Ok(token) if token.is_snapshotuser == Some(1) || token.openid.is_empty() => Ok(None),
-            Ok(token) => Ok(Some(token.openid)),
-            Err(WechatError::Api {
-                code: 40029 | 40163 | 41008,
-                ..
-            }) => Ok(None),
-            Err(err) => Err(err),
-        }
+        oauth_outcome(send_json::<OAuthToken>(request).await)
     }
 }
+
+/// What an OAuth code exchange says about the user: an openid, nobody (used, invalid or missing
+/// code; snapshot-page virtual user), or a failure.
+fn oauth_outcome(answer: Result<OAuthToken, WechatError>) -> Result<Option<String>, WechatError> {
+    match answer {
+        Ok(token) if token.is_snapshotuser == Some(1) || token.openid.is_empty() => Ok(None),
+        Ok(token) => Ok(Some(token.openid)),
+        Err(WechatError::Api {
+            code: 40029 | 40163 | 41008,
+            ..
+        }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod conformance;

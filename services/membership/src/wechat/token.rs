@@ -26,9 +26,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0";
 
 #[derive(Deserialize)]
-struct StableToken {
-    access_token: String,
-    expires_in: u64,
+pub(super) struct StableToken {
+    pub(super) access_token: String,
+    pub(super) expires_in: u64,
 }
 
 #[derive(Clone)]

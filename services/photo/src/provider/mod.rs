@@ -4,6 +4,8 @@
 //! that fails fast while the provider is down, and a cap on calls in flight and per second.
 
 mod breaker;
+#[cfg(test)]
+mod conformance;
 mod image;
 mod wire;
 
