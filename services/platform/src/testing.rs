@@ -260,6 +260,8 @@ pub fn assert_refused_in_one_line(bin: &str, args: &[&str], variable: &str, valu
 /// creates (with their local default passwords), on `schema`.
 pub fn service_user_url(user: &str, password: &str, schema: &str) -> SecretString {
     let base = env("XINTU_TEST_MYSQL_PRIMARY");
-    let host = base.rsplit_once('@').map_or(base.as_str(), |(_, host)| host);
+    let host = base
+        .rsplit_once('@')
+        .map_or(base.as_str(), |(_, host)| host);
     SecretString::from(format!("mysql://{user}:{password}@{host}/{schema}"))
 }

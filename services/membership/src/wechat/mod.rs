@@ -39,12 +39,15 @@ impl WechatError {
         )
     }
 
-    /// Worth one more try: transport failures, 5xx and WeChat's "system busy" (-1).
+    /// Worth one more try: transport failures, 5xx, WeChat's "system busy" (-1) and its
+    /// "system error" (-1000), which the token endpoints answer on a bad moment.
     fn is_transient(&self) -> bool {
         match self {
             Self::Transport(_) => true,
             Self::Http(status) => *status >= 500,
-            Self::Api { code: -1, .. } => true,
+            Self::Api {
+                code: -1 | -1000, ..
+            } => true,
             _ => false,
         }
     }

@@ -175,6 +175,13 @@ fn classify_error(
         return ProviderError::ModerationRejected(message);
     }
     match status {
+        // An exhausted quota answers 429 too, but waiting does not bring it back: a person must
+        // top up or change the plan, so it is a refusal, not a rate limit to retry.
+        429 if is_quota_exhausted(&code) => ProviderError::Rejected {
+            status,
+            code,
+            message,
+        },
         429 => ProviderError::RateLimited { code, retry_after },
         500..=599 => ProviderError::Server { status },
         _ => ProviderError::Rejected {
@@ -183,6 +190,11 @@ fn classify_error(
             message,
         },
     }
+}
+
+/// `insufficient_quota` (OpenAI-compatible) or `Throttling.AllocationQuota` (native).
+fn is_quota_exhausted(code: &str) -> bool {
+    matches!(code, "insufficient_quota" | "Throttling.AllocationQuota")
 }
 
 /// `data_inspection_failed` (OpenAI-compatible) or `DataInspectionFailed` (native), but not
