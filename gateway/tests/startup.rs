@@ -1,7 +1,7 @@
 //! Start-up with real-world values: every string setting takes an all-digit value (app ids,
 //! tokens, secrets, names), and a bad value stops the gateway with one line naming it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test binary: failing loudly is the point
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -79,7 +79,7 @@ pub struct Faults {
     /// Business calls that answer 45009 (daily quota reached).
     #[serde(default)]
     pub quota_exceeded: u32,
-    /// Calls (token endpoints included) that answer HTTP 503.
+    /// Calls (token endpoints included) that answer errcode -1, WeChat's "system busy".
     #[serde(default)]
     pub server_errors: u32,
     /// Delay before every answer, milliseconds.

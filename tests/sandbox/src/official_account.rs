@@ -46,7 +46,8 @@ fn random_string(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-/// Applies the configured delay and answers 503 while server errors are injected.
+/// Applies the configured delay and answers WeChat's "system busy" while server errors are
+/// injected: HTTP 200 with errcode -1, as WeChat answers a bad moment (never a 5xx).
 async fn injected(sandbox: &Sandbox) -> Option<Response> {
     let delay = lock(&sandbox.state.faults).delay_ms;
     if delay > 0 {
@@ -55,7 +56,7 @@ async fn injected(sandbox: &Sandbox) -> Option<Response> {
     let mut faults = lock(&sandbox.state.faults);
     if faults.server_errors > 0 {
         faults.server_errors -= 1;
-        return Some((StatusCode::SERVICE_UNAVAILABLE, "busy").into_response());
+        return Some(error(-1, "system error"));
     }
     None
 }

@@ -34,8 +34,6 @@ struct Message {
     expire_seconds: Option<u32>,
     url: Option<String>,
     openid: Option<String>,
-    client_concludes: Option<String>,
-    known_gap: Option<String>,
 }
 
 fn table() -> Vec<Message> {
@@ -132,7 +130,6 @@ fn conclude(message: &Message) -> String {
 fn every_documented_answer_is_understood() {
     let messages = table();
     assert!(messages.len() >= 30, "the table lost rows");
-    let mut gaps = Vec::new();
     for message in &messages {
         assert!(!message.source.is_empty(), "{}: no source", message.name);
         assert!(
@@ -143,23 +140,7 @@ fn every_documented_answer_is_understood() {
         // WeChat reports errors in a 200 body; the table has nothing else.
         assert_eq!(message.http_status, 200, "{}", message.name);
         let concluded = conclude(message);
-        match (&message.client_concludes, &message.known_gap) {
-            (Some(current), Some(gap)) => {
-                // A known gap: pin today's behaviour so that a fix shows up here (then move the
-                // row's `expect` to what the client concludes and drop the gap).
-                assert_eq!(&concluded, current, "{}: known gap changed", message.name);
-                assert_ne!(&concluded, &message.expect, "{}: gap fixed?", message.name);
-                gaps.push(format!("{}: {gap}", message.name));
-            }
-            (None, None) => assert_eq!(concluded, message.expect, "{}", message.name),
-            _ => panic!(
-                "{}: client_concludes and known_gap go together",
-                message.name
-            ),
-        }
-    }
-    for gap in gaps {
-        eprintln!("known gap: {gap}");
+        assert_eq!(concluded, message.expect, "{}", message.name);
     }
 }
 

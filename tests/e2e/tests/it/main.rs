@@ -13,6 +13,7 @@ mod operations;
 mod outages;
 mod payment;
 mod push_security;
+mod reconciler;
 mod replica_fallback;
 mod scaling;
 mod stats;

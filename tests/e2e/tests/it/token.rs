@@ -52,7 +52,7 @@ async fn a_revoked_token_is_refetched_once_and_the_call_succeeds() {
 async fn provider_failures_answer_502_and_transient_ones_are_retried() {
     let system = System::start(Options::default()).await;
     system.create_qrcode("client-fault-0").await;
-    // One 503 from WeChat: retried once, the user never sees it.
+    // One "system busy" (errcode -1) from WeChat: retried once, the user never sees it.
     system.sandbox.set_faults(sandbox::Faults {
         server_errors: 1,
         ..Default::default()
