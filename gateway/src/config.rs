@@ -1,6 +1,7 @@
 //! Gateway configuration (defaults and documentation in `config.default.toml`).
 
-use secrecy::SecretString;
+use platform::config::production::ProductionCheck;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use platform::telemetry::LogFormat;
@@ -46,13 +47,50 @@ pub struct GatewayConfig {
     pub edit_max_result_bytes: usize,
     pub edit_result_base_url: String,
     pub trust_proxy_headers: bool,
+    pub xintu_env: String,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
 impl GatewayConfig {
     pub fn load() -> Result<Self, platform::config::ConfigError> {
-        Ok(platform::config::load(DEFAULTS)?)
+        let cfg: Self = platform::config::load(DEFAULTS)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The rules of `XINTU_ENV=production`: a forged session or admin cookie must not be one
+    /// anybody can sign with a published key, and nothing may be sent over plain http.
+    pub fn validate(&self) -> Result<(), platform::config::ConfigError> {
+        if self.xintu_env != "production" {
+            return Ok(());
+        }
+        let mut check = ProductionCheck::new();
+        check
+            .secret("SESSION_SECRET", self.session_secret.expose_secret(), 32)
+            // WeChat's console takes a push token of 3 to 32 characters.
+            .secret("WECHAT_TOKEN", self.wechat_token.expose_secret(), 3)
+            .https_url("PUBLIC_BASE_URL", &self.public_base_url)
+            .https_url("WECHAT_OPEN_BASE", &self.wechat_open_base)
+            .require(
+                "SESSION_COOKIE_SECURE",
+                self.session_cookie_secure,
+                "must be true (cookies only over https)",
+            );
+        if let Some(aes_key) = &self.wechat_aes_key {
+            check.secret("WECHAT_AES_KEY", aes_key.expose_secret(), 43);
+        }
+        if !self.edit_result_base_url.is_empty() {
+            check.https_url("EDIT_RESULT_BASE_URL", &self.edit_result_base_url);
+        }
+        if let Some(hash) = &self.admin_password_hash {
+            check.require(
+                "ADMIN_PASSWORD_HASH",
+                hash.expose_secret().starts_with("$argon2"),
+                "must be an argon2 hash (gateway hash-password)",
+            );
+        }
+        check.finish()
     }
 
     /// The embedded defaults, for tests that start from them.

@@ -6,42 +6,14 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use platform::testing::{all_digit_string_settings, assert_refused_in_one_line};
+use platform::testing::{all_digit_string_settings, assert_refused_in_one_line, run_binary};
 
 const DEFAULTS: &str = include_str!("../config.default.toml");
 const BIN: &str = env!("CARGO_BIN_EXE_gateway");
 
-#[tokio::test]
-async fn serves_with_all_digit_values_for_every_string_setting() {
-    let structured = [
-        "gateway_listen_addr",
-        "membership_grpc_url",
-        "photo_grpc_url",
-        "stats_grpc_url",
-        "redis_url",
-        "admin_password_hash",
-        "public_base_url",
-        "member_page_path",
-        "wechat_open_base",
-        "edit_result_base_url",
-        "log_format",
-        "otel_exporter_otlp_endpoint",
-        // Exactly 43 characters; digits are valid ones, set below.
-        "wechat_aes_key",
-    ];
-    let mut env = all_digit_string_settings(DEFAULTS, &structured);
-    env.push((
-        "WECHAT_AES_KEY".into(),
-        "1900009191".repeat(5)[..43].to_owned(),
-    ));
-    for name in [
-        "WECHAT_APPID",
-        "WECHAT_TOKEN",
-        "SESSION_SECRET",
-        "ADMIN_USERNAME",
-    ] {
-        assert!(env.iter().any(|(k, _)| k == name), "{name}");
-    }
+/// Starts `gateway serve` with `env` on a free port and waits for /healthz; panics if the
+/// gateway exits or never answers.
+async fn serves(env: Vec<(String, String)>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -76,6 +48,97 @@ async fn serves_with_all_digit_values_for_every_string_setting() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(answered.is_some(), "the gateway never answered /healthz");
+}
+
+#[tokio::test]
+async fn serves_with_all_digit_values_for_every_string_setting() {
+    let structured = [
+        "gateway_listen_addr",
+        "membership_grpc_url",
+        "photo_grpc_url",
+        "stats_grpc_url",
+        "redis_url",
+        "admin_password_hash",
+        "public_base_url",
+        "member_page_path",
+        "wechat_open_base",
+        "edit_result_base_url",
+        "xintu_env",
+        "log_format",
+        "otel_exporter_otlp_endpoint",
+        // Exactly 43 characters; digits are valid ones, set below.
+        "wechat_aes_key",
+    ];
+    let mut env = all_digit_string_settings(DEFAULTS, &structured);
+    env.push((
+        "WECHAT_AES_KEY".into(),
+        "1900009191".repeat(5)[..43].to_owned(),
+    ));
+    for name in [
+        "WECHAT_APPID",
+        "WECHAT_TOKEN",
+        "SESSION_SECRET",
+        "ADMIN_USERNAME",
+    ] {
+        assert!(env.iter().any(|(k, _)| k == name), "{name}");
+    }
+    serves(env).await;
+}
+
+/// Production values that pass its rules: real-looking secrets, https everywhere.
+fn production_env() -> Vec<(String, String)> {
+    [
+        ("XINTU_ENV", "production"),
+        ("SESSION_SECRET", "k3J9x2Lq8Zm4Wv7Tn1Rb6Yc0Hd5Ga2Ef8Pu3Si"),
+        ("WECHAT_TOKEN", "Tq7mW2zR9"),
+        ("SESSION_COOKIE_SECURE", "true"),
+        ("PUBLIC_BASE_URL", "https://www.xintuxiangce.top"),
+        ("WECHAT_OPEN_BASE", "https://open.weixin.qq.com"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec()
+}
+
+#[tokio::test]
+async fn production_serves_with_production_values() {
+    serves(production_env()).await;
+}
+
+/// With the shipped defaults anybody could sign a session or admin cookie with the published
+/// secret: production refuses to start, naming every setting to fix.
+#[test]
+fn production_refuses_the_shipped_defaults() {
+    let (code, stderr) = run_binary(
+        BIN,
+        &["serve"],
+        &[("XINTU_ENV".to_owned(), "production".to_owned())],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for variable in [
+        "SESSION_SECRET",
+        "WECHAT_TOKEN",
+        "PUBLIC_BASE_URL",
+        "SESSION_COOKIE_SECURE",
+    ] {
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+    // Each rule alone.
+    for (variable, value) in [
+        ("SESSION_SECRET", "CHANGE-ME"),
+        ("SESSION_SECRET", "k3J9x2Lq8Zm4"),
+        ("PUBLIC_BASE_URL", "http://www.xintuxiangce.top"),
+        ("SESSION_COOKIE_SECURE", "false"),
+        ("WECHAT_AES_KEY", "sandbox-aes-key"),
+        ("ADMIN_PASSWORD_HASH", "admin-demo"),
+    ] {
+        let mut env = production_env();
+        env.retain(|(k, _)| k != variable);
+        env.push((variable.to_owned(), value.to_owned()));
+        let (code, stderr) = run_binary(BIN, &["serve"], &env);
+        assert_eq!(code, Some(2), "{variable}={value}: {stderr}");
+        assert!(stderr.contains(variable), "{variable}={value}: {stderr}");
+    }
 }
 
 #[test]

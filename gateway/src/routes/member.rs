@@ -22,18 +22,40 @@ pub struct AuthorizeQuery {
 
 /// Only same-site paths: an open redirect would hand the session to anyone's page.
 fn safe_return_path(candidate: Option<&str>, fallback: &str) -> String {
-    match candidate {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.contains('\\')
-                && !path.contains('|')
-                && path.len() <= 200 =>
-        {
-            path.to_owned()
-        }
-        _ => fallback.to_owned(),
+    candidate
+        .and_then(same_site_path)
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+/// `candidate` as a path on our own site, or None. Browsers read a Location as the WHATWG URL
+/// parser does: tabs and newlines are dropped and `\` is a `/`, so `/\t/evil.example` lands on
+/// another host. The candidate is therefore resolved by that same parser against a placeholder
+/// origin; only one that stays on it is kept, and in its resolved form, so the browser reads
+/// exactly what was checked.
+fn same_site_path(candidate: &str) -> Option<String> {
+    if !candidate.starts_with('/')
+        || candidate.len() > 200
+        || candidate.contains('|')
+        || candidate.chars().any(char::is_control)
+    {
+        return None;
     }
+    let origin = reqwest::Url::parse("https://return-to.invalid/").ok()?;
+    let resolved = origin.join(candidate).ok()?;
+    if resolved.origin() != origin.origin() {
+        return None;
+    }
+    let mut path = resolved.path().to_owned();
+    if let Some(query) = resolved.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    if let Some(fragment) = resolved.fragment() {
+        path.push('#');
+        path.push_str(fragment);
+    }
+    // A path that still begins with `//` would be read as another host's address.
+    (!path.starts_with("//")).then_some(path)
 }
 
 /// Starts sign-in: a `state` bound to this browser by a signed cookie, then WeChat's page.
@@ -199,7 +221,7 @@ pub async fn profile(
 
 #[cfg(test)]
 mod tests {
-    use super::safe_return_path;
+    use super::{safe_return_path, same_site_path};
 
     #[test]
     fn only_same_site_paths_are_return_targets() {
@@ -217,5 +239,32 @@ mod tests {
             assert_eq!(safe_return_path(Some(bad), "/member/"), "/member/", "{bad}");
         }
         assert_eq!(safe_return_path(None, "/member/"), "/member/");
+    }
+
+    #[test]
+    fn only_same_site_paths_are_kept_as_the_browser_reads_them() {
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "\\/evil.example",
+            "https://evil.example/",
+            "/\u{0}/evil.example",
+        ] {
+            assert_eq!(same_site_path(hostile), None, "{hostile:?}");
+        }
+        assert_eq!(
+            same_site_path("/member/?tab=credits#top").as_deref(),
+            Some("/member/?tab=credits#top")
+        );
+        // Dot segments are resolved, and stay on the site.
+        assert_eq!(same_site_path("/member/../../x").as_deref(), Some("/x"));
+        assert_eq!(
+            same_site_path("/%09/evil.example").as_deref(),
+            Some("/%09/evil.example"),
+            "an encoded tab in a path is not stripped by browsers"
+        );
     }
 }

@@ -49,6 +49,7 @@ pub struct MembershipConfig {
     pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
+use platform::config::production::ProductionCheck;
 pub use platform::config::{ConfigError, is_sandbox_url};
 
 impl MembershipConfig {
@@ -76,17 +77,20 @@ impl MembershipConfig {
             ));
         }
         if self.xintu_env == "production" {
-            for (key, url) in [
-                ("wechat_api_base", &self.wechat_api_base),
-                ("wechatpay_api_base", &self.wechatpay_api_base),
-                ("wechatpay_notify_url", &self.wechatpay_notify_url),
-            ] {
-                if is_sandbox_url(url) {
-                    return Err(ConfigError::Invalid(format!(
-                        "{key} {url} is a sandbox address; production refuses it"
-                    )));
-                }
-            }
+            let mut check = ProductionCheck::new();
+            check
+                .https_url("WECHAT_API_BASE", &self.wechat_api_base)
+                .https_url("WECHAT_MP_BASE", &self.wechat_mp_base)
+                .https_url("WECHATPAY_API_BASE", &self.wechatpay_api_base)
+                .https_url("WECHATPAY_NOTIFY_URL", &self.wechatpay_notify_url)
+                // An official account's AppSecret and a merchant's API key are 32 characters.
+                .secret("WECHAT_SECRET", self.wechat_secret.expose_secret(), 32)
+                .secret(
+                    "WECHATPAY_API_KEY",
+                    self.wechatpay_api_key.expose_secret(),
+                    32,
+                );
+            check.finish()?;
         }
         if self.member_price_fen <= 0 || self.credit_unit_fen <= 0 {
             return Err(ConfigError::Invalid("prices must be positive fen".into()));
@@ -128,7 +132,16 @@ mod tests {
         assert!(cfg.validate().is_err(), "the pay sandbox is refused too");
         cfg.wechatpay_api_base = "https://api.mch.weixin.qq.com".into();
         cfg.wechatpay_notify_url = "https://www.xintuxiangce.top/api/v1/payment/notify".into();
+        let refused = cfg.validate().unwrap_err().to_string();
+        assert!(
+            refused.contains("WECHAT_SECRET") && refused.contains("WECHATPAY_API_KEY"),
+            "the sandbox's credentials are refused too: {refused}"
+        );
+        cfg.wechat_secret = SecretString::from("3c5d0e8f1a2b4c6d8e0f1a3b5c7d9e0f".to_owned());
+        cfg.wechatpay_api_key = SecretString::from("Q8w2E4r6T8y0U2i4O6p8A0s2D4f6G8h0".to_owned());
         cfg.validate().unwrap();
+        cfg.wechatpay_api_key = SecretString::from("1900009191".to_owned());
+        assert!(cfg.validate().is_err(), "an API key is 32 characters");
     }
 
     #[test]

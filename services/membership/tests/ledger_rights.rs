@@ -2,7 +2,7 @@
 //! `deploy/mysql/init`: the migration user owns the schema; the runtime user can add rows but
 //! not change or delete one, nor change the schema or read another service's.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test binary: failing loudly is the point
 
 use platform::testing::service_user_url;
 use secrecy::ExposeSecret;

@@ -87,3 +87,25 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
         assert_refused_in_one_line(BIN, &["migrate"], variable, value);
     }
 }
+
+/// With the sandbox's credentials (here with real https addresses) production refuses to start,
+/// naming each secret to set.
+#[test]
+fn production_refuses_the_sandbox_credentials() {
+    let env: Vec<(String, String)> = [
+        ("XINTU_ENV", "production"),
+        ("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+        ("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com"),
+        (
+            "WECHATPAY_NOTIFY_URL",
+            "https://www.xintuxiangce.top/api/v1/payment/notify",
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let (code, stderr) = run_binary(BIN, &["migrate"], &env);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("WECHAT_SECRET"), "{stderr}");
+    assert!(stderr.contains("WECHATPAY_API_KEY"), "{stderr}");
+}

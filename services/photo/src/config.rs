@@ -192,11 +192,16 @@ impl PhotoConfig {
         if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError::Invalid((*message).into()));
         }
-        if self.xintu_env == "production" && is_sandbox_url(&self.dashscope_base_url) {
-            return Err(ConfigError::Invalid(format!(
-                "dashscope_base_url {} is a sandbox address; production refuses it",
-                self.dashscope_base_url
-            )));
+        if self.xintu_env == "production" {
+            use secrecy::ExposeSecret;
+            let mut check = platform::config::production::ProductionCheck::new();
+            check
+                .https_url("DASHSCOPE_BASE_URL", &self.dashscope_base_url)
+                .secret("EDIT_URL_SECRET", self.edit_url_secret.expose_secret(), 32);
+            if let Some(key) = &self.dashscope_api_key {
+                check.secret("DASHSCOPE_API_KEY", key.expose_secret(), 20);
+            }
+            check.finish()?;
         }
         Ok(())
     }

@@ -592,6 +592,16 @@ impl System {
 
     /// Signs `openid` in the way the H5 page does: authorize → WeChat (the sandbox) → callback.
     pub async fn sign_in(&self, openid: &str) -> MemberBrowser {
+        self.sign_in_returning(openid, None).await.0
+    }
+
+    /// Signs in with `return_to` on the authorize URL; also returns where the callback sends
+    /// the browser (its Location header, as written).
+    pub async fn sign_in_returning(
+        &self,
+        openid: &str,
+        return_to: Option<&str>,
+    ) -> (MemberBrowser, String) {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -599,11 +609,15 @@ impl System {
             .build()
             .expect("browser");
         let gateway = self.gateway().to_owned();
-        let to_wechat = http
-            .get(format!("{gateway}/api/v1/member/oauth/authorize"))
-            .send()
-            .await
-            .expect("authorize");
+        let mut authorize =
+            reqwest::Url::parse(&format!("{gateway}/api/v1/member/oauth/authorize"))
+                .expect("authorize url");
+        if let Some(return_to) = return_to {
+            authorize
+                .query_pairs_mut()
+                .append_pair("return_to", return_to);
+        }
+        let to_wechat = http.get(authorize).send().await.expect("authorize");
         assert_eq!(to_wechat.status(), 302);
         let mut wechat_page = reqwest::Url::parse(location(&to_wechat)).expect("wechat url");
         // The fragment stays in the browser; the sandbox learns who is "in WeChat" from a parameter.
@@ -620,7 +634,8 @@ impl System {
         let callback = location(&back).to_owned();
         let signed_in = http.get(callback).send().await.expect("callback");
         assert_eq!(signed_in.status(), 302, "{:?}", signed_in.text().await);
-        MemberBrowser { http, gateway }
+        let landing = location(&signed_in).to_owned();
+        (MemberBrowser { http, gateway }, landing)
     }
 }
 

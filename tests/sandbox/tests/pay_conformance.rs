@@ -202,10 +202,10 @@ async fn notifies_carry_what_a_real_notify_carries() {
 async fn bad_requests_get_the_documented_answers() {
     let merchant = Merchant::start().await;
     let http = &merchant.http;
-    let url = format!("{}/pay/unifiedorder", merchant.sandbox.url());
+    let url = &format!("{}/pay/unifiedorder", merchant.sandbox.url());
     let answer = |body: Vec<u8>| async move {
         let text = http
-            .post(&url)
+            .post(url)
             .body(body)
             .send()
             .await

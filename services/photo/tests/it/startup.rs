@@ -42,3 +42,19 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
     assert_refused_in_one_line(BIN, &["migrate"], "DATABASE_MAX_CONNECTIONS", "ten");
     assert_refused_in_one_line(BIN, &["migrate"], "LOG_FORMAT", "xml");
 }
+
+/// The sandbox's DashScope key is refused in production even at a real https address.
+#[test]
+fn production_refuses_the_sandbox_credentials() {
+    let env: Vec<(String, String)> = [
+        ("XINTU_ENV", "production"),
+        ("DASHSCOPE_BASE_URL", "https://dashscope.aliyuncs.com"),
+        ("DASHSCOPE_API_KEY", "sk-sandbox-dashscope-0001"),
+        ("EDIT_URL_SECRET", "k3J9x2Lq8Zm4Wv7Tn1Rb6Yc0Hd5Ga2Ef8Pu3Si"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let (code, stderr) = run_binary(BIN, &["migrate"], &env);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("DASHSCOPE_API_KEY"), "{stderr}");
+}

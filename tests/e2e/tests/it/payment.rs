@@ -203,6 +203,44 @@ async fn oauth_refuses_a_wrong_state_and_a_reused_code() {
     assert_eq!(system.sandbox.stats().oauth_exchanges, 1);
 }
 
+/// After sign-in the browser goes back where `return_to` said, but only ever to a page of our
+/// own site as the browser itself reads the address: a tab, a newline or a backslash cannot turn
+/// it into another host's.
+#[tokio::test]
+async fn sign_in_returns_only_to_our_own_site() {
+    let system = System::start(Options::default()).await;
+    let site = reqwest::Url::parse(system.gateway()).unwrap();
+    for hostile in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example/",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "//evil.example",
+        "https://evil.example/",
+    ] {
+        let (_, landing) = system
+            .sign_in_returning("o_redirected", Some(hostile))
+            .await;
+        // What a browser does with the Location: WHATWG parsing against the current page.
+        let lands_on = site.join(&landing).unwrap();
+        assert_eq!(
+            lands_on.origin(),
+            site.origin(),
+            "{hostile:?} -> {landing:?}"
+        );
+        assert_eq!(
+            landing, "/member/",
+            "{hostile:?} falls back to the member page"
+        );
+    }
+    let (browser, landing) = system
+        .sign_in_returning("o_redirected", Some("/member/?tab=credits"))
+        .await;
+    assert_eq!(landing, "/member/?tab=credits");
+    assert_eq!(browser.profile().await["openid"], "o_redirected");
+}
+
 #[tokio::test]
 async fn fifty_concurrent_notifies_credit_once() {
     let system = System::start(Options::default()).await;
@@ -271,7 +309,7 @@ async fn orders_are_paid_with_either_sign_type_and_notifies_with_or_without_sign
             system.sandbox.pay(&no).await.unwrap();
             let fields = system.sandbox.notify_fields(&no).unwrap();
             assert_eq!(
-                fields.get("sign_type").is_some(),
+                fields.contains_key("sign_type"),
                 name_sign_type,
                 "{fields:?}"
             );

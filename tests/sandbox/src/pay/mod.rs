@@ -371,7 +371,14 @@ async fn close_order(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
     };
     drop(accounts);
     match answer {
-        Ok(()) => sandbox.pay_answer(&request, &[("result_code", "SUCCESS".to_owned())]),
+        // The documented close answer also says the result in words.
+        Ok(()) => sandbox.pay_answer(
+            &request,
+            &[
+                ("result_code", "SUCCESS".to_owned()),
+                ("result_msg", "OK".to_owned()),
+            ],
+        ),
         Err((code, description)) => sandbox.business_error(&request, code, description),
     }
 }

@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+pub mod production;
+
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
