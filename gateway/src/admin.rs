@@ -124,7 +124,10 @@ impl FromRequestParts<AppState> for AdminSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let jar = SignedCookieJar::from_headers(&parts.headers, state.cookie_key.clone());
+        let jar = SignedCookieJar::from_headers(
+            &parts.headers,
+            state.cookie_keys.admin_session.clone().into(),
+        );
         let denied =
             || ApiError::unauthorized("admin_sign_in_required", "sign in to the admin site");
         let cookie = jar.get(ADMIN_COOKIE).ok_or_else(denied)?;

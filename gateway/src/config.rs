@@ -28,6 +28,7 @@ pub struct GatewayConfig {
     pub wechat_appid: String,
     pub wechat_token: SecretString,
     pub wechat_aes_key: Option<SecretString>,
+    pub push_max_age_secs: u64,
     pub session_secret: SecretString,
     pub session_ttl_secs: u64,
     pub session_cookie_secure: bool,

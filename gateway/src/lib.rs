@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod cookie_keys;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -103,22 +104,18 @@ pub struct AppState {
     pub clients: Clients,
     pub push: PushCodec,
     pub limits: Limits,
-    /// Signs the member page's session and OAuth-state cookies.
-    pub cookie_key: axum_extra::extract::cookie::Key,
+    /// Sign the member session, admin session and OAuth-state cookies, one key each.
+    pub cookie_keys: cookie_keys::CookieKeys,
     /// Sends request records to the stats service.
     pub recorder: platform::request_log::Recorder,
     /// Request counts and latencies (OpenTelemetry).
     pub metrics: metrics::RequestMetrics,
     /// Shared counters (admin lockout); connected on first use, bounded per command.
     pub redis: platform::redis::Redis,
+    /// Refuses stale and replayed WeChat pushes, across instances.
+    pub replay: wechat::replay::ReplayGuard,
     /// Stops the recorder after the server has drained (it then flushes what it holds).
     recorder_stop: CancellationToken,
-}
-
-impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
-    fn from_ref(state: &AppState) -> Self {
-        state.cookie_key.clone()
-    }
 }
 
 impl AppState {
@@ -141,7 +138,7 @@ impl AppState {
             secret.len() >= 32,
             "session_secret must be at least 32 bytes"
         );
-        let cookie_key = axum_extra::extract::cookie::Key::derive_from(secret);
+        let cookie_keys = cookie_keys::CookieKeys::derive(secret);
         let recorder_stop = CancellationToken::new();
         let recorder = if cfg.request_logging {
             platform::request_log::Recorder::start(
@@ -156,16 +153,22 @@ impl AppState {
             platform::request_log::Recorder::disabled()
         };
         let redis = platform::redis::Redis::new(&cfg.redis_url)?;
+        let replay = wechat::replay::ReplayGuard::new(
+            redis.clone(),
+            &cfg.redis_key_prefix,
+            Duration::from_secs(cfg.push_max_age_secs),
+        );
         Ok(Self {
             cfg: Arc::new(cfg),
             clients,
             push,
             limits,
-            cookie_key,
+            cookie_keys,
             recorder,
             metrics: metrics::RequestMetrics::new(),
             recorder_stop,
             redis,
+            replay,
         })
     }
 }

@@ -52,7 +52,10 @@ impl FromRequestParts<AppState> for MemberSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let jar = SignedCookieJar::from_headers(&parts.headers, state.cookie_key.clone());
+        let jar = SignedCookieJar::from_headers(
+            &parts.headers,
+            state.cookie_keys.member_session.clone().into(),
+        );
         let unauthenticated =
             || ApiError::unauthorized("not_signed_in", "sign in through WeChat first");
         let cookie = jar.get(SESSION_COOKIE).ok_or_else(unauthenticated)?;

@@ -14,6 +14,7 @@ use proto::stats::v1 as stats;
 
 use crate::AppState;
 use crate::admin::{ADMIN_COOKIE, AdminSession, session_cookie, verify_login};
+use crate::cookie_keys::AdminSessionKey;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientIp};
 
@@ -25,7 +26,7 @@ pub struct LoginIn {
 
 pub async fn login(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    jar: SignedCookieJar<AdminSessionKey>,
     ClientIp(ip): ClientIp,
     ApiJson(input): ApiJson<LoginIn>,
 ) -> Result<Response, ApiError> {
@@ -34,7 +35,7 @@ pub async fn login(
     Ok((jar, Json(json!({ "username": input.username }))).into_response())
 }
 
-pub async fn logout(jar: SignedCookieJar) -> Response {
+pub async fn logout(jar: SignedCookieJar<AdminSessionKey>) -> Response {
     let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(ADMIN_COOKIE).path("/"));
     (jar, Json(json!({ "signed_out": true }))).into_response()
 }

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use proto::membership::v1 as pb;
 
 use crate::AppState;
+use crate::cookie_keys::{MemberSessionKey, OAuthStateKey};
 use crate::error::ApiError;
 use crate::session::{MemberSession, OAUTH_STATE_COOKIE, oauth_state_cookie, session_cookie};
 
@@ -63,7 +64,7 @@ fn same_site_path(candidate: &str) -> Option<String> {
     responses((status = 302, description = "to WeChat's OAuth page")))]
 pub async fn authorize(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    jar: SignedCookieJar<OAuthStateKey>,
     Query(query): Query<AuthorizeQuery>,
 ) -> Response {
     let nonce = format!("{:032x}", rand::random::<u128>());
@@ -117,7 +118,8 @@ pub struct CallbackQuery {
     responses((status = 302, description = "signed in, back to the page"), (status = 401)))]
 pub async fn callback(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    jar: SignedCookieJar<OAuthStateKey>,
+    sessions: SignedCookieJar<MemberSessionKey>,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     let expected = jar.get(OAUTH_STATE_COOKIE).map(|c| c.value().to_owned());
@@ -140,13 +142,16 @@ pub async fn callback(
         .into_inner()
         .openid;
     let return_to = safe_return_path(Some(return_to), &state.cfg.member_page_path);
-    let jar = jar
-        .remove(
-            axum_extra::extract::cookie::Cookie::build(OAUTH_STATE_COOKIE)
-                .path("/api/v1/member/oauth"),
-        )
-        .add(session_cookie(&state, &openid));
-    Ok((jar, (StatusCode::FOUND, [(header::LOCATION, return_to)])).into_response())
+    let jar = jar.remove(
+        axum_extra::extract::cookie::Cookie::build(OAUTH_STATE_COOKIE).path("/api/v1/member/oauth"),
+    );
+    let sessions = sessions.add(session_cookie(&state, &openid));
+    Ok((
+        jar,
+        sessions,
+        (StatusCode::FOUND, [(header::LOCATION, return_to)]),
+    )
+        .into_response())
 }
 
 fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {

@@ -9,7 +9,17 @@ use proto::membership::v1 as pb;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::wechat::replay::Claim;
 use crate::wechat::{OpenedPush, PushError, PushQuery, text_reply};
+
+/// "success" tells WeChat the push was handled and needs no reply.
+fn plain_success() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        "success",
+    )
+        .into_response()
+}
 
 /// Answers WeChat's server URL check with the echostr when the signature holds.
 pub async fn verify_url(
@@ -37,7 +47,42 @@ pub async fn receive_push(
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?;
     let push = state.push.open(&query, &body).map_err(push_error)?;
-    let reply = handle(&state, &push).await?;
+    if !state
+        .replay
+        .is_timely(&query.timestamp, chrono::Utc::now().timestamp())
+    {
+        tracing::warn!("push with a stale timestamp refused");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "stale_push",
+            "the push's timestamp is too far from now",
+        ));
+    }
+    match state
+        .replay
+        .claim(&query.timestamp, &query.nonce, &body)
+        .await
+    {
+        Claim::Fresh => {}
+        // WeChat sending it again: it was applied; "success" stops the retries.
+        Claim::Retry => return Ok(plain_success()),
+        Claim::Forged => {
+            tracing::warn!("a used push signature with another body refused");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "replayed_push",
+                "this push signature was used before",
+            ));
+        }
+    }
+    let reply = match handle(&state, &push).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            // Not applied: WeChat's retry of it must be.
+            state.replay.release(&query.timestamp, &query.nonce).await;
+            return Err(err);
+        }
+    };
     let body = match reply {
         Some(document) => state.push.seal(document, push.encrypted),
         // "success" tells WeChat the push was handled and needs no reply.

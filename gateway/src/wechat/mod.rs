@@ -1,6 +1,8 @@
 //! WeChat pushes: signature checks, safe-mode decryption and the flat XML, before anything is
 //! trusted; and the sealing of passive replies in the mode the push came in.
 
+pub mod replay;
+
 use secrecy::{ExposeSecret, SecretString};
 use wechat_protocol::crypto::{CryptoError, MessageCrypto};
 use wechat_protocol::sign::{sha1_signature, signature_matches};

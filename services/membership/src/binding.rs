@@ -278,7 +278,9 @@ impl Bindings {
             return Ok((EventOutcome::Followed, "expired_scene", None));
         }
         // A refreshed binding has a new ticket; an event from a superseded QR code binds nothing.
-        if !event.ticket.is_empty() && row.ticket.as_deref() != Some(event.ticket.as_str()) {
+        // WeChat puts the QR code's ticket in every scan event, so one without it binds nothing
+        // either (it cannot be checked against the live code).
+        if event.ticket.is_empty() || row.ticket.as_deref() != Some(event.ticket.as_str()) {
             return Ok((EventOutcome::Followed, "stale_qrcode", None));
         }
         store::bindings::complete(conn, row.id, &event.openid, user_id).await?;

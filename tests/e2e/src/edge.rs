@@ -422,7 +422,8 @@ impl Lighttpd {
 
     /// Everything logged so far: makes one more request and waits until it is in the log.
     pub async fn access_log_complete(&self) -> String {
-        let marker = format!("/favicon.svg?log-marker-{}", rand_marker());
+        // In the path: the log keeps paths only, never query strings.
+        let marker = format!("/log-marker-{}", rand_marker());
         let http = reqwest::Client::new();
         let _ = http.get(format!("{}{marker}", self.url)).send().await;
         self.access_log_with(&marker).await

@@ -241,6 +241,12 @@ async fn wechat_push_and_pay_notify_pass_through_lighttpd() {
         id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{notify_line}"
     );
+    let log = lighttpd.access_log_complete().await;
+    assert!(log.contains("POST /api/v1/auth/wechat/verify "), "{log}");
+    assert!(
+        !log.contains("signature="),
+        "push signatures stay out of the access log: {log}"
+    );
     lighttpd.assert_running();
 }
 
@@ -1050,7 +1056,11 @@ async fn member_page_in_wechat_signs_in_and_buys() {
     assert_eq!((paid, credits), (2, 120));
     system.assert_ledger_invariant().await;
     let log = lighttpd.access_log_complete().await;
-    assert!(log.contains("GET /api/v1/member/oauth/callback?"));
+    assert!(log.contains("GET /api/v1/member/oauth/callback "));
+    assert!(
+        !log.contains("code="),
+        "OAuth codes stay out of the access log"
+    );
     assert!(log.contains("GET /api/v1/payment/orders/"));
 }
 

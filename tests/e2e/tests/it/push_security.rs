@@ -180,3 +180,136 @@ async fn safe_mode_refuses_a_tampered_ciphertext_or_a_plain_push() {
     assert_eq!(body["error"]["code"], "encryption_mode_mismatch");
     assert_nothing_written(&system).await;
 }
+
+/// The query of `push` with its timestamp moved by `seconds` and signed again, as a push sent
+/// that long ago (or ahead) would be.
+fn shifted(system: &System, push: &sandbox::user::Push, seconds: i64) -> Vec<(String, String)> {
+    let mut query = push.query.clone();
+    let timestamp = (chrono::Utc::now().timestamp() + seconds).to_string();
+    let nonce = query.iter().find(|(k, _)| k == "nonce").unwrap().1.clone();
+    let token = system.sandbox.config().push_token.clone();
+    let signature = wechat_protocol::sign::sha1_signature(&[&token, &timestamp, &nonce]);
+    for (key, value) in &mut query {
+        match key.as_str() {
+            "timestamp" => *value = timestamp.clone(),
+            "signature" => *value = signature.clone(),
+            _ => {}
+        }
+    }
+    query
+}
+
+/// In plain mode a push's signature covers its query only: a captured one must not carry another
+/// body, a stale one must not be accepted at all, and WeChat's own retry of a push (same query,
+/// same body) changes nothing, on any gateway instance.
+#[tokio::test]
+async fn stale_and_replayed_pushes_are_refused_across_instances() {
+    let system = System::start(Options {
+        gateways: 2,
+        ..Options::default()
+    })
+    .await;
+    let victim = system.create_qrcode("client-victim").await;
+    let scene = victim["scene_id"].as_u64().unwrap();
+    let ticket = victim["ticket"].as_str().unwrap();
+
+    // Signed, but sent ten minutes ago (or ten minutes ahead): refused, nothing written.
+    let push = system.sandbox.event_push(
+        "o_attacker",
+        "subscribe",
+        &format!("qrscene_{scene}"),
+        ticket,
+        1,
+    );
+    for seconds in [-600, 600] {
+        let (status, body) = post_raw(
+            &system,
+            &shifted(&system, &push, seconds),
+            push.body.clone(),
+        )
+        .await;
+        assert_eq!(status, 403, "{seconds}: {body}");
+        assert_eq!(body["error"]["code"], "stale_push");
+    }
+    assert_nothing_written(&system).await;
+
+    // A genuine push (the user's scan of another QR code) is applied once.
+    let own = system.create_qrcode("client-own").await;
+    let genuine = system.sandbox.event_push(
+        "o_user",
+        "subscribe",
+        &format!("qrscene_{}", own["scene_id"]),
+        own["ticket"].as_str().unwrap(),
+        2,
+    );
+    let (status, _) = post_raw(&system, &genuine.query, genuine.body.clone()).await;
+    assert_eq!(status, 200);
+    // WeChat sends it again to the other instance: acknowledged, not applied twice.
+    let retry = system
+        .http
+        .post(format!(
+            "{}/api/v1/auth/wechat/verify",
+            system.gateway_urls[1]
+        ))
+        .query(&genuine.query)
+        .body(genuine.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.text().await.unwrap(), "success");
+    assert_eq!(system.snapshot("o_user").await.ledger_rows, 1);
+
+    // The captured query with the attacker's body (binding the victim's QR code to them):
+    // refused at either instance.
+    for instance in 0..2 {
+        let response = system
+            .http
+            .post(format!(
+                "{}/api/v1/auth/wechat/verify",
+                system.gateway_urls[instance]
+            ))
+            .query(&genuine.query)
+            .body(push.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "instance {instance}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "replayed_push");
+    }
+    let (_, victim_view) = system
+        .binding("client-victim", victim["client_token"].as_str().unwrap())
+        .await;
+    assert_eq!(victim_view["status"], "pending");
+    let attacker = system.snapshot("o_attacker").await;
+    assert_eq!(
+        (attacker.remaining_credits, attacker.users),
+        (None, 1),
+        "only o_user exists"
+    );
+}
+
+/// WeChat puts the QR code's ticket in every scan event: a scene without one binds nothing.
+#[tokio::test]
+async fn a_scan_event_without_its_ticket_binds_nothing() {
+    let system = System::start(Options::default()).await;
+    let qr = system.create_qrcode("client-no-ticket").await;
+    let push = system.sandbox.event_push(
+        "o_ticketless",
+        "subscribe",
+        &format!("qrscene_{}", qr["scene_id"]),
+        "",
+        3,
+    );
+    let reply = system
+        .sandbox
+        .deliver(&system.push_url(), &push)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let (_, view) = system
+        .binding("client-no-ticket", qr["client_token"].as_str().unwrap())
+        .await;
+    assert_eq!(view["status"], "pending");
+}
