@@ -63,6 +63,27 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientBearer {
     }
 }
 
+/// Optional where a route serves callers with and without a token (a new client's first QR code).
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for ClientBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// The caller's address: the TCP peer, or X-Real-IP when the gateway sits behind our own edge
 /// (`trust_proxy_headers`), which overwrites that header.
 pub struct ClientIp(pub Option<IpAddr>);

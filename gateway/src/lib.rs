@@ -186,6 +186,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/auth/wechat/binding",
             get(routes::auth::binding_status),
         )
+        .route("/api/v1/auth/wechat/unbind", post(routes::auth::unbind))
         .route(
             "/api/v1/auth/wechat/verify",
             get(routes::wechat::verify_url).post(routes::wechat::receive_push),

@@ -33,12 +33,19 @@ pub struct QrCodeOut {
     pub client_token: String,
 }
 
-/// Creates (or refreshes) the client's binding and its WeChat QR code.
+/// Creates (or refreshes) the client's binding and its WeChat QR code. A client that is bound
+/// refreshes only with its current token (`Authorization: Bearer`): without it the answer is 409
+/// `client_bound` and nothing changes, so nobody who merely knows a client id can sign an app
+/// out. A client that is not bound (new, pending, expired or signed out) needs no token.
 #[utoipa::path(post, path = "/api/v1/auth/wechat/qrcode", request_body = QrCodeIn,
-    responses((status = 200, body = QrCodeOut), (status = 400), (status = 429), (status = 502)))]
+    security((), ("client_token" = [])),
+    responses((status = 200, body = QrCodeOut), (status = 400),
+        (status = 409, description = "client_bound: the client is bound; send its current token or sign it out first"),
+        (status = 429), (status = 502)))]
 pub async fn create_qrcode(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    bearer: Option<ClientBearer>,
     ApiJson(input): ApiJson<QrCodeIn>,
 ) -> Result<Json<QrCodeOut>, ApiError> {
     state.limits.check_qrcode(&input.client_id, ip)?;
@@ -46,6 +53,7 @@ pub async fn create_qrcode(
     let issued = client
         .create_qr_code(pb::CreateQrCodeRequest {
             client_id: input.client_id,
+            client_token: bearer.map(|ClientBearer(token)| token).unwrap_or_default(),
         })
         .await?
         .into_inner();
@@ -105,5 +113,34 @@ pub async fn binding_status(
         openid: Some(view.openid).filter(|openid| !openid.is_empty()),
         completed_at: (view.completed_at_unix > 0).then(|| super::rfc3339(view.completed_at_unix)),
         expires_at: super::rfc3339(view.expires_at_unix),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UnbindOut {
+    pub client_id: String,
+    /// Always `signed_out`.
+    pub status: &'static str,
+}
+
+/// Signs the app out: its token stops working at once and the client is no longer bound (its
+/// next QR code needs no token). The WeChat user keeps their credits and membership.
+#[utoipa::path(post, path = "/api/v1/auth/wechat/unbind",
+    security(("client_token" = [])),
+    responses((status = 200, body = UnbindOut), (status = 401)))]
+pub async fn unbind(
+    State(state): State<AppState>,
+    ClientBearer(token): ClientBearer,
+) -> Result<Json<UnbindOut>, ApiError> {
+    let mut client = state.clients.binding.clone();
+    let done = client
+        .unbind(pb::UnbindRequest {
+            client_token: token,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(UnbindOut {
+        client_id: done.client_id,
+        status: "signed_out",
     }))
 }

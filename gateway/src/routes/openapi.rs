@@ -12,6 +12,7 @@ use super::{auth, location, member, payment, photos};
     paths(
         auth::create_qrcode,
         auth::binding_status,
+        auth::unbind,
         location::locate,
         location::locate_batch,
         member::authorize,
@@ -30,6 +31,7 @@ use super::{auth, location, member, payment, photos};
         auth::QrCodeIn,
         auth::QrCodeOut,
         auth::BindingOut,
+        auth::UnbindOut,
         location::PointIn,
         location::BatchIn,
         location::LocationOut,

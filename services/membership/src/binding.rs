@@ -75,10 +75,13 @@ impl Bindings {
     }
 
     /// Creates or refreshes the client's binding (a new token, back to pending) and asks WeChat
-    /// for a temporary QR code whose scene id is the binding's row id.
+    /// for a temporary QR code whose scene id is the binding's row id. A bound client's binding
+    /// is refreshed only with its current token (`presented`): anybody may know a client id, so
+    /// without the token nothing changes and the app stays signed in.
     pub async fn create_qrcode(
         &self,
         client_id: &ClientId,
+        presented: Option<&ClientToken>,
     ) -> Result<IssuedQrCode, MembershipError> {
         let client_token = ClientToken::generate();
         let requested_expiry =
@@ -86,6 +89,17 @@ impl Bindings {
         let scene_id = {
             let mut conn = self.pools.primary.acquire().await?;
             let mut tx = conn.begin().await?;
+            let mut current =
+                store::bindings::client_state(&mut tx, client_id.as_str(), false).await?;
+            if current.is_some() {
+                current = store::bindings::client_state(&mut tx, client_id.as_str(), true).await?;
+            }
+            if let Some((status, hash)) = &current
+                && status == "completed"
+                && !presented.is_some_and(|token| token.matches(hash))
+            {
+                return Err(MembershipError::ClientBound);
+            }
             let scene_id = store::bindings::upsert_pending(
                 &mut tx,
                 client_id.as_str(),
@@ -98,6 +112,12 @@ impl Bindings {
             self.freshness
                 .wrote(&client_subject(client_id.as_str()), gtid.as_deref())
                 .await;
+            // The old token stops working at once, even on a lagging replica.
+            if let Some((_, old_hash)) = &current {
+                self.freshness
+                    .wrote(&token_subject(old_hash), gtid.as_deref())
+                    .await;
+            }
             scene_id
         };
         // No connection is held while WeChat answers.
@@ -287,6 +307,28 @@ impl Bindings {
         Ok((EventOutcome::Bound, "", Some(row.client_id)))
     }
 
+    /// Signs an app out: its token stops working at once (even where the replica lags) and the
+    /// client is no longer bound. Returns the client id.
+    pub async fn unbind(&self, token: &ClientToken) -> Result<String, MembershipError> {
+        let hash = token.hash();
+        let mut conn = self.pools.primary.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let unknown = ClientToken::generate().hash();
+        let client_id = store::bindings::revoke(&mut tx, &hash, &unknown)
+            .await?
+            .ok_or(MembershipError::InvalidClientToken)?;
+        tx.commit().await?;
+        let gtid = last_gtid(&mut conn).await;
+        self.freshness
+            .wrote(&token_subject(&hash), gtid.as_deref())
+            .await;
+        self.freshness
+            .wrote(&client_subject(&client_id), gtid.as_deref())
+            .await;
+        tracing::info!(client_id, "client signed out");
+        Ok(client_id)
+    }
+
     /// Resolves an app's bearer token. A token is valid from its QR code on; the client is bound
     /// once its binding completed.
     pub async fn authenticate(
@@ -296,7 +338,19 @@ impl Bindings {
         let hash = token.hash();
         let from_replica = store::bindings::find_by_token_hash(&self.pools.replica, &hash).await;
         let row = match from_replica {
-            Ok(Some(row)) if row.status == "completed" => Some(row),
+            // A bound token on the replica holds unless it was rotated or revoked since: then
+            // its write is remembered and decides where to read.
+            Ok(Some(row)) if row.status == "completed" => {
+                let pool = self
+                    .freshness
+                    .pool_for(&self.pools, &token_subject(&hash))
+                    .await;
+                if std::ptr::eq(pool, &self.pools.replica) {
+                    Some(row)
+                } else {
+                    store::bindings::find_by_token_hash(pool, &hash).await?
+                }
+            }
             // Unknown, pending or unreadable on the replica: the primary has the last word.
             _ => store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?,
         };
@@ -312,6 +366,12 @@ impl Bindings {
 
 fn client_subject(client_id: &str) -> String {
     format!("client:{client_id}")
+}
+
+/// A token's own freshness subject, written when the token is rotated or revoked.
+fn token_subject(hash: &[u8]) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("token:{hex}")
 }
 
 async fn read_binding(

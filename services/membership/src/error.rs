@@ -23,6 +23,8 @@ pub enum MembershipError {
     ReferenceConflict(String),
     #[error("invalid oauth code")]
     InvalidOAuthCode,
+    #[error("the client is bound; refresh it with its current token, or sign it out first")]
+    ClientBound,
     #[error(transparent)]
     WechatPay(#[from] crate::wechatpay::PayError),
     #[error(transparent)]
@@ -43,6 +45,7 @@ impl MembershipError {
             Self::HoldSettled { .. } => "hold_settled",
             Self::ReferenceConflict(_) => "reference_conflict",
             Self::InvalidOAuthCode => "invalid_oauth_code",
+            Self::ClientBound => "client_bound",
             Self::WechatPay(_) => "wechatpay_unavailable",
             Self::Wechat(_) => "wechat_unavailable",
             Self::Database(db) if platform::db::is_unavailable(db) => "database_unavailable",
@@ -83,6 +86,9 @@ impl From<MembershipError> for tonic::Status {
             }
             MembershipError::ReferenceConflict(_) => {
                 status(Code::AlreadyExists, "reference_conflict", err.to_string())
+            }
+            MembershipError::ClientBound => {
+                status(Code::AlreadyExists, "client_bound", err.to_string())
             }
             MembershipError::InvalidOAuthCode => {
                 status(Code::Unauthenticated, "invalid_oauth_code", err.to_string())

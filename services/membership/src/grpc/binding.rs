@@ -25,8 +25,15 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
         &self,
         request: Request<pb::CreateQrCodeRequest>,
     ) -> Result<Response<pb::CreateQrCodeResponse>, Status> {
-        let client_id = ClientId::parse(&request.get_ref().client_id)?;
-        let issued = self.bindings.create_qrcode(&client_id).await?;
+        let request = request.into_inner();
+        let client_id = ClientId::parse(&request.client_id)?;
+        let presented = Some(request.client_token.as_str())
+            .filter(|token| !token.is_empty())
+            .map(ClientToken::from_presented);
+        let issued = self
+            .bindings
+            .create_qrcode(&client_id, presented.as_ref())
+            .await?;
         Ok(Response::new(pb::CreateQrCodeResponse {
             scene_id: issued.scene_id,
             ticket: issued.ticket,
@@ -112,5 +119,15 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
             openid: identity.openid.unwrap_or_default(),
             user_id: identity.user_id.unwrap_or(0),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unbind(
+        &self,
+        request: Request<pb::UnbindRequest>,
+    ) -> Result<Response<pb::UnbindResponse>, Status> {
+        let token = ClientToken::from_presented(&request.get_ref().client_token);
+        let client_id = self.bindings.unbind(&token).await?;
+        Ok(Response::new(pb::UnbindResponse { client_id }))
     }
 }

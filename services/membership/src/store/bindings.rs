@@ -46,6 +46,56 @@ pub async fn upsert_pending(
         .await
 }
 
+/// The status and token hash of a client's binding. With `lock`, the row is locked for the rest
+/// of the transaction; callers lock only a row they have seen exists, since a locking read of a
+/// missing key locks the gap and makes concurrent first QR codes deadlock.
+#[tracing::instrument(name = "bindings.client_state", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn client_state(
+    conn: &mut MySqlConnection,
+    client_id: &str,
+    lock: bool,
+) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+    let sql = if lock {
+        "SELECT CAST(status AS CHAR), client_token_hash FROM client_bindings \
+         WHERE client_id = ? FOR UPDATE"
+    } else {
+        "SELECT CAST(status AS CHAR), client_token_hash FROM client_bindings WHERE client_id = ?"
+    };
+    sqlx::query_as(sql)
+        .bind(client_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Signs a client out: the row gets a token hash nobody holds and is no longer bound. Returns
+/// the client id, or None when no row has the token.
+#[tracing::instrument(name = "bindings.revoke", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn revoke(
+    conn: &mut MySqlConnection,
+    token_hash: &[u8; 32],
+    unknown_hash: &[u8; 32],
+) -> Result<Option<String>, sqlx::Error> {
+    let client_id: Option<String> = sqlx::query_scalar(
+        "SELECT client_id FROM client_bindings WHERE client_token_hash = ? FOR UPDATE",
+    )
+    .bind(&token_hash[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    if client_id.is_some() {
+        sqlx::query(
+            "UPDATE client_bindings SET client_token_hash = ?, status = 'pending', openid = NULL, \
+             user_id = NULL, ticket = NULL, qr_url = NULL, completed_at = NULL, \
+             expire_at = CURRENT_TIMESTAMP(3), updated_at = CURRENT_TIMESTAMP(3) \
+             WHERE client_token_hash = ?",
+        )
+        .bind(&unknown_hash[..])
+        .bind(&token_hash[..])
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(client_id)
+}
+
 /// Stores the QR code WeChat made for the row.
 #[tracing::instrument(name = "bindings.set_qrcode", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn set_qrcode(
