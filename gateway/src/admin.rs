@@ -72,13 +72,20 @@ pub async fn verify_login(
         }
     }
     let username_ok = username == state.cfg.admin_username;
-    let password_ok = PasswordHash::new(hash.expose_secret())
-        .map(|parsed| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false);
+    // argon2 is meant to be slow (tens of milliseconds of CPU): it runs on a blocking thread so a
+    // burst of sign-in attempts cannot stall the requests sharing this runtime's threads.
+    let (hash, attempt) = (hash.expose_secret().to_owned(), password.to_owned());
+    let password_ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(attempt.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
     if username_ok && password_ok {
         let _: Result<(), _> = redis.del(&keys[0]).await;
         return Ok(());

@@ -610,6 +610,35 @@ async fn nginx_spreads_requests_and_survives_a_stopped_gateway() {
     assert!(nginx.error_log().contains("connect() failed"));
 }
 
+/// The admin API answers only on the admin site's host: through the public API host (nginx) its
+/// sign-in is a 404 from nginx that never reaches a gateway.
+#[tokio::test]
+async fn the_public_api_host_has_no_admin_api() {
+    let system = System::start(Options::default()).await;
+    let nginx = Nginx::start(&system.gateway_urls).await;
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/admin/login"),
+        (reqwest::Method::GET, "/api/v1/admin/overview"),
+        (reqwest::Method::GET, "/api/v1/admin/../admin/me"),
+    ] {
+        let response = http
+            .request(method, format!("{}{path}", nginx.url))
+            .json(&serde_json::json!({ "username": "admin", "password": "guess" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+        assert_eq!(nginx.logged(&id).await["upstream_addr"], "", "{path}");
+    }
+}
+
 #[tokio::test]
 async fn edges_refuse_oversized_bodies() {
     let system = System::start(Options::default()).await;

@@ -17,6 +17,16 @@ async fn order(browser: &MemberBrowser) -> String {
         .to_owned()
 }
 
+/// A reconciler round every 100 ms, asking about orders at once, first again after 1 s.
+fn fast_reconciler() -> Options {
+    Options {
+        reconcile_interval_ms: 100,
+        reconcile_query_after_secs: 0,
+        reconcile_backoff_first_secs: 1,
+        ..Options::default()
+    }
+}
+
 /// Moves an order three hours into the past, here and at WeChat Pay: past its lifetime and old
 /// enough to close.
 async fn age(system: &System, no: &str) {
@@ -56,13 +66,7 @@ async fn wait_row(system: &System, no: &str, done: impl Fn(&(String, String, i32
 
 #[tokio::test]
 async fn every_trade_state_has_one_outcome() {
-    let system = System::start(Options {
-        reconcile_interval_ms: 100,
-        reconcile_query_after_secs: 0,
-        reconcile_backoff_first_secs: 1,
-        ..Options::default()
-    })
-    .await;
+    let system = System::start(fast_reconciler()).await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     let browser = system.sign_in("o_reconciled").await;
     let mut cases = Vec::new();
@@ -134,16 +138,10 @@ async fn every_trade_state_has_one_outcome() {
 }
 
 /// An abandoned order is asked about on a doubling pause, not once per round: over five seconds
-/// of 100 ms rounds (50 rounds) it is asked about three or four times.
+/// of 100 ms rounds (50 rounds) it is asked about two to four times (pauses of 1, 2 and 4 s).
 #[tokio::test]
 async fn an_abandoned_order_is_asked_about_on_a_backoff() {
-    let system = System::start(Options {
-        reconcile_interval_ms: 100,
-        reconcile_query_after_secs: 0,
-        reconcile_backoff_first_secs: 1,
-        ..Options::default()
-    })
-    .await;
+    let system = System::start(fast_reconciler()).await;
     let browser = system.sign_in("o_abandoned").await;
     let no = order(&browser).await;
     let before = system.sandbox.stats().order_queries;
