@@ -243,8 +243,14 @@ pub async fn run(
         shutdown.clone(),
     ));
     tracing::info!(addr = %listener.local_addr()?, "membership service listening");
-    let served =
-        platform::grpc::serve(listener, membership.routes(), SERVICE_NAMES, shutdown).await;
+    let served = platform::grpc::serve(
+        listener,
+        membership.routes(),
+        SERVICE_NAMES,
+        platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        shutdown,
+    )
+    .await;
     // In-flight calls are done; the loops finish their round (a payment being applied, a hold
     // being released) before the process may exit.
     for task in background {

@@ -285,7 +285,14 @@ pub async fn run(
         shutdown.clone(),
     );
     tracing::info!(addr = %listener.local_addr()?, "photo service listening");
-    let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown).await;
+    let served = platform::grpc::serve(
+        listener,
+        routes,
+        SERVICE_NAMES,
+        platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        shutdown,
+    )
+    .await;
     if let Err(err) = worker.await {
         tracing::error!(error = %err, "edit worker ended abnormally");
     }

@@ -39,12 +39,32 @@ pub fn error_code(status: &Status) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Serves `routes` on `listener` with gRPC health (each name in `services` reported serving) and
-/// reflection, until `shutdown` is cancelled; in-flight calls finish first.
+/// Whether a server answers gRPC reflection: a map of every method, handy with grpcurl on a
+/// developer's machine and withheld in production, where it only helps whoever got inside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reflection {
+    On,
+    Off,
+}
+
+impl Reflection {
+    /// Off when `XINTU_ENV` is `production`, on elsewhere.
+    pub fn for_env(xintu_env: &str) -> Self {
+        if xintu_env == "production" {
+            Self::Off
+        } else {
+            Self::On
+        }
+    }
+}
+
+/// Serves `routes` on `listener` with gRPC health (each name in `services` reported serving) and,
+/// when asked, reflection, until `shutdown` is cancelled; in-flight calls finish first.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     services: &[&str],
+    reflection: Reflection,
     shutdown: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -53,16 +73,21 @@ pub async fn serve(
             .set_service_status(*name, tonic_health::ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection = match reflection {
+        Reflection::On => Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .build_v1()?,
+        ),
+        Reflection::Off => None,
+    };
     Server::builder()
         .timeout(Duration::from_secs(30))
         .layer(TraceLayer::new_for_grpc().make_span_with(GrpcRequestSpan))
         .layer(request_scope::ScopeRequestIdLayer)
         .add_routes(routes)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_optional_service(reflection)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())
@@ -208,6 +233,69 @@ mod tests {
         );
         let outside = PropagateContext.call(Request::new(())).expect("intercept");
         assert!(outside.metadata().get(request_id::HEADER).is_none());
+    }
+
+    /// Lists the services a server reflects, or the status it refuses reflection with.
+    async fn reflected(reflection: Reflection) -> Result<Vec<String>, Status> {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &["test"],
+            reflection,
+            shutdown.clone(),
+        ));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await;
+        let listed = match answer {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                let mut names = Vec::new();
+                while let Some(message) = stream.message().await? {
+                    if let Some(MessageResponse::ListServicesResponse(list)) =
+                        message.message_response
+                    {
+                        names.extend(list.service.into_iter().map(|s| s.name));
+                    }
+                }
+                Ok(names)
+            }
+            Err(status) => Err(status),
+        };
+        shutdown.cancel();
+        let _ = server.await;
+        listed
+    }
+
+    #[tokio::test]
+    async fn reflection_is_withheld_in_production() {
+        assert_eq!(Reflection::for_env("production"), Reflection::Off);
+        assert_eq!(Reflection::for_env("local"), Reflection::On);
+        let listed = reflected(Reflection::On).await.expect("reflection answers");
+        assert!(
+            listed.iter().any(|name| name.starts_with("membership.v1.")),
+            "{listed:?}"
+        );
+        let refused = reflected(Reflection::Off).await.expect_err("no reflection");
+        assert_eq!(refused.code(), tonic::Code::Unimplemented);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub struct StatsConfig {
     pub retention_batch_rows: u32,
     pub retention_interval_ms: u64,
     pub model_price_fen_per_million_tokens: i64,
+    pub xintu_env: String,
     pub log_format: LogFormat,
     pub otel_exporter_otlp_endpoint: Option<String>,
 }

@@ -49,7 +49,14 @@ pub async fn run(
     let retention = spawn_retention(stats.clone(), cfg, shutdown.clone());
     let routes = Routes::new(StatsServiceServer::new(grpc::StatsGrpc::new(stats)));
     tracing::info!(addr = %listener.local_addr()?, "stats service listening");
-    let served = platform::grpc::serve(listener, routes, SERVICE_NAMES, shutdown).await;
+    let served = platform::grpc::serve(
+        listener,
+        routes,
+        SERVICE_NAMES,
+        platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        shutdown,
+    )
+    .await;
     // A purge round in progress finishes before the process may exit.
     let _ = retention.await;
     if let Some(monitor) = replica_monitor {
