@@ -38,6 +38,7 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     pub qrcode_per_client_per_minute: u32,
     pub qrcode_per_ip_per_minute: u32,
+    pub orders_per_user_per_minute: u32,
     pub classify_timeout_ms: u64,
     pub photo_max_image_bytes: usize,
     pub photo_batch_max_images: usize,

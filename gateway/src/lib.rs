@@ -132,6 +132,7 @@ impl AppState {
             cfg.qrcode_per_ip_per_minute,
             cfg.photos_per_client_per_minute,
             cfg.photo_lookups_per_client_per_minute,
+            cfg.orders_per_user_per_minute,
         );
         let secret = secrecy::ExposeSecret::expose_secret(&cfg.session_secret).as_bytes();
         anyhow::ensure!(

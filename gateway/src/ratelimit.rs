@@ -1,5 +1,5 @@
-//! Per-client and per-IP limits on QR code creation, and per-client limits on photo uploads
-//! (governor, in-process per gateway).
+//! Per-client and per-IP limits on QR code creation, per-client limits on photo uploads, and
+//! per-user limits on orders (governor, in-process per gateway).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -16,6 +16,7 @@ pub struct Limits {
     qrcode_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     photos_per_client: Arc<DefaultKeyedRateLimiter<String>>,
     lookups_per_client: Arc<DefaultKeyedRateLimiter<String>>,
+    orders_per_user: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl Limits {
@@ -24,6 +25,7 @@ impl Limits {
         per_ip_per_minute: u32,
         photos_per_client_per_minute: u32,
         lookups_per_client_per_minute: u32,
+        orders_per_user_per_minute: u32,
     ) -> Self {
         let quota =
             |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
@@ -32,6 +34,7 @@ impl Limits {
             qrcode_per_ip: Arc::new(RateLimiter::keyed(quota(per_ip_per_minute))),
             photos_per_client: Arc::new(RateLimiter::keyed(quota(photos_per_client_per_minute))),
             lookups_per_client: Arc::new(RateLimiter::keyed(quota(lookups_per_client_per_minute))),
+            orders_per_user: Arc::new(RateLimiter::keyed(quota(orders_per_user_per_minute))),
         }
     }
 
@@ -73,6 +76,14 @@ impl Limits {
                 "more photos in one request than this client may send per minute",
             )),
         }
+    }
+
+    /// Counts one order against the WeChat user's per-minute allowance: each order is a call to
+    /// WeChat Pay and a row, so a signed-in user cannot make them in bulk.
+    pub fn check_order(&self, openid: &str) -> Result<(), ApiError> {
+        self.orders_per_user
+            .check_key(&openid.to_owned())
+            .map_err(|_| ApiError::too_many_requests("too many orders; try again in a minute"))
     }
 
     /// Counts one cached-result lookup against the client's per-minute allowance.

@@ -111,6 +111,7 @@ pub async fn create_order(
             ));
         }
     };
+    state.limits.check_order(&session.openid)?;
     let mut orders = state.clients.order.clone();
     let created = orders
         .create_order(pb::CreateOrderRequest {

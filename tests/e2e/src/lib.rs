@@ -61,6 +61,8 @@ pub struct Options {
     pub gateways: usize,
     pub qrcode_expire_seconds: u32,
     pub qrcode_per_client_per_minute: u32,
+    /// Orders a member may place per minute (the gateway's default unless a bench lifts it).
+    pub orders_per_user_per_minute: u32,
     /// Membership instances reach the primary through a proxy the test can cut.
     pub cuttable_primary: bool,
     /// The merchant's configured WeChat Pay sign type (`WECHATPAY_SIGN_TYPE`).
@@ -105,6 +107,7 @@ impl Default for Options {
             gateways: 1,
             qrcode_expire_seconds: 600,
             qrcode_per_client_per_minute: 1000,
+            orders_per_user_per_minute: 10,
             cuttable_primary: false,
             // Out of the way unless a test wants the background loops.
             wechatpay_sign_type: wechat_protocol::pay::SignType::HmacSha256,
@@ -309,6 +312,7 @@ impl System {
                 .unwrap_or_else(|| gateway_urls[index].clone());
             cfg.trust_proxy_headers = options.trust_proxy_headers;
             cfg.qrcode_per_client_per_minute = options.qrcode_per_client_per_minute;
+            cfg.orders_per_user_per_minute = options.orders_per_user_per_minute;
             cfg.qrcode_per_ip_per_minute = 100_000;
             let state = gateway::AppState::new(cfg).expect("gateway state");
             let stop = shutdown.child_token();

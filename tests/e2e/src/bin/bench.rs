@@ -107,6 +107,7 @@ async fn main() {
     println!("xintu gateway benchmark: {requests} requests per scenario, {concurrency} in flight");
     let system = System::start(Options {
         qrcode_per_client_per_minute: u32::MAX,
+        orders_per_user_per_minute: u32::MAX,
         ..Options::default()
     })
     .await;

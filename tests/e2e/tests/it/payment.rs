@@ -241,6 +241,27 @@ async fn sign_in_returns_only_to_our_own_site() {
     assert_eq!(browser.profile().await["openid"], "o_redirected");
 }
 
+/// Orders cost a WeChat Pay call and a row each: a signed-in user gets ten a minute, then 429,
+/// and the refused ones never reach WeChat Pay. Another user is not affected.
+#[tokio::test]
+async fn orders_per_user_are_limited() {
+    let system = System::start(Options::default()).await;
+    let browser = system.sign_in("o_bulk").await;
+    let order = serde_json::json!({ "order_type": "credits", "credits_amount": 1 });
+    for _ in 0..10 {
+        browser.create_order(order.clone()).await;
+    }
+    let (status, body) = browser
+        .post("/api/v1/payment/create-order", order.clone())
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(system.sandbox.stats().unified_orders, 10);
+    let other = system.sign_in("o_calm").await;
+    other.create_order(order).await;
+    assert_eq!(system.sandbox.stats().unified_orders, 11);
+}
+
 #[tokio::test]
 async fn fifty_concurrent_notifies_credit_once() {
     let system = System::start(Options::default()).await;
