@@ -61,7 +61,7 @@ impl ReplayGuard {
     /// Claims the push's (timestamp, nonce) for its body.
     pub async fn claim(&self, timestamp: &str, nonce: &str, body: &[u8]) -> Claim {
         let key = self.key(timestamp, nonce);
-        let digest = hex_digest(body);
+        let digest = hex::encode(Sha256::digest(body));
         let ttl = self.window.as_secs().saturating_mul(2).max(1);
         let mut redis = self.redis.clone();
         let options = redis::SetOptions::default()
@@ -95,11 +95,4 @@ impl ReplayGuard {
         let _: Result<(), _> = redis.del(&key).await;
         self.local.invalidate(&key).await;
     }
-}
-
-fn hex_digest(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -341,14 +341,15 @@ impl Bindings {
             // A bound token on the replica holds unless it was rotated or revoked since: then
             // its write is remembered and decides where to read.
             Ok(Some(row)) if row.status == "completed" => {
-                let pool = self
+                let subject = token_subject(&hash);
+                if self
                     .freshness
-                    .pool_for(&self.pools, &token_subject(&hash))
-                    .await;
-                if std::ptr::eq(pool, &self.pools.replica) {
+                    .replica_is_current(&self.pools, &subject)
+                    .await
+                {
                     Some(row)
                 } else {
-                    store::bindings::find_by_token_hash(pool, &hash).await?
+                    store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?
                 }
             }
             // Unknown, pending or unreadable on the replica: the primary has the last word.
@@ -370,8 +371,7 @@ fn client_subject(client_id: &str) -> String {
 
 /// A token's own freshness subject, written when the token is rotated or revoked.
 fn token_subject(hash: &[u8]) -> String {
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("token:{hex}")
+    format!("token:{}", hex::encode(hash))
 }
 
 async fn read_binding(

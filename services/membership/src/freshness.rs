@@ -50,23 +50,26 @@ impl Freshness {
 
     /// Picks the pool that returns `subject` as of its last write.
     pub async fn pool_for<'a>(&self, pools: &'a Pools, subject: &str) -> &'a MySqlPool {
+        if self.replica_is_current(pools, subject).await {
+            &pools.replica
+        } else {
+            &pools.primary
+        }
+    }
+
+    /// True when the replica already shows `subject`'s last write (or none is remembered).
+    pub async fn replica_is_current(&self, pools: &Pools, subject: &str) -> bool {
         let mut redis = self.redis.clone();
         let key = self.keys.key(&["fresh", subject]);
         let marker: Result<Option<String>, redis::RedisError> = redis.get(key).await;
         match marker {
-            Ok(None) => &pools.replica,
-            Ok(Some(gtid)) if gtid != "primary" => {
-                if pools.replica_has(&gtid, REPLICA_WAIT).await {
-                    &pools.replica
-                } else {
-                    &pools.primary
-                }
-            }
-            Ok(Some(_)) => &pools.primary,
+            Ok(None) => true,
+            Ok(Some(gtid)) if gtid != "primary" => pools.replica_has(&gtid, REPLICA_WAIT).await,
+            Ok(Some(_)) => false,
             Err(err) => {
                 tracing::warn!(error = %err, "freshness unknown; reading the primary");
                 pools.note_replica_fallback("freshness_unknown");
-                &pools.primary
+                false
             }
         }
     }

@@ -128,46 +128,45 @@ impl Provider for TypedEnv {
 /// The string settings of a defaults document, each with its default or example value (for
 /// start-up tests that feed every one of them an all-digit value).
 pub fn string_settings(defaults: &str) -> Vec<(String, String)> {
-    defaults
-        .lines()
-        .map(|line| line.trim().trim_start_matches('#').trim())
-        .filter_map(|line| line.split_once('='))
+    assignments(defaults)
         .filter_map(|(key, value)| {
-            let value = value.trim();
             let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
             let inner = value.strip_prefix(quote)?.split(quote).next()?;
-            Some((key.trim().to_owned(), inner.to_owned()))
+            Some((key.to_owned(), inner.to_owned()))
         })
-        .filter(|(key, _)| is_key(key))
         .collect()
 }
 
-fn is_key(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
 /// Keys of a flat TOML document with their types, so only variables we know are read from the
-/// env. A commented assignment (`# wechat_aes_key = "..."`) names an optional key that has no
-/// default; its example value still says its type.
+/// env.
 fn top_level_keys(defaults: &str) -> Vec<(String, KeyType)> {
-    defaults
-        .lines()
-        .map(|line| line.trim().trim_start_matches('#').trim())
-        .filter_map(|line| line.split_once('='))
+    assignments(defaults)
         .map(|(key, value)| {
-            let value = value.trim_start();
             let key_type = if value.starts_with('"') || value.starts_with('\'') {
                 KeyType::Text
             } else {
                 KeyType::Parsed
             };
-            (key.trim().to_owned(), key_type)
+            (key.to_owned(), key_type)
         })
-        .filter(|(key, _)| is_key(key))
         .collect()
+}
+
+/// The `key = value` lines of a flat TOML document, trimmed. A commented assignment
+/// (`# wechat_aes_key = "..."`) names an optional key that has no default; its example value
+/// still says its type.
+fn assignments(defaults: &str) -> impl Iterator<Item = (&str, &str)> {
+    defaults
+        .lines()
+        .map(|line| line.trim().trim_start_matches('#').trim())
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim(), value.trim()))
+        .filter(|(key, _)| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
 }
 
 #[cfg(test)]

@@ -617,17 +617,8 @@ async fn stale_orders_are_closed_only_after_wechat_confirms() {
         .unwrap()
         .to_owned();
     // Two orders are past their lifetime and 10 minutes old, here and at WeChat.
-    let pool = system.db.primary().await;
     for no in [&old, &paid_late] {
-        sqlx::query(
-            "UPDATE payment_orders SET created_at = NOW(3) - INTERVAL 3 HOUR, \
-             expire_at = NOW(3) - INTERVAL 1 HOUR WHERE out_trade_no = ?",
-        )
-        .bind(no)
-        .execute(&pool)
-        .await
-        .unwrap();
-        system.sandbox.age_pay_order(no, 3 * 3600);
+        crate::reconciler::age(&system, no).await;
     }
     // The user paid one of them at the last moment and its notify was lost.
     system.sandbox.set_notify_mode(NotifyMode::Drop);

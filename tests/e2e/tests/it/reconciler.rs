@@ -29,7 +29,7 @@ fn fast_reconciler() -> Options {
 
 /// Moves an order three hours into the past, here and at WeChat Pay: past its lifetime and old
 /// enough to close.
-async fn age(system: &System, no: &str) {
+pub(crate) async fn age(system: &System, no: &str) {
     let pool = system.db.primary().await;
     sqlx::query(
         "UPDATE payment_orders SET created_at = NOW(3) - INTERVAL 3 HOUR, \
