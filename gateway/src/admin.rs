@@ -104,7 +104,8 @@ pub async fn verify_login(
                 .await;
         }
     }
-    tracing::warn!(username, "failed admin sign-in");
+    // Not the name itself: a mistyped password in the username field would land in the log.
+    tracing::warn!(configured_account = username_ok, "failed admin sign-in");
     Err(ApiError::unauthorized(
         "invalid_credentials",
         "wrong username or password",

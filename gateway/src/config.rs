@@ -46,6 +46,7 @@ pub struct GatewayConfig {
     pub photo_lookup_max: usize,
     pub photos_per_client_per_minute: u32,
     pub photo_lookups_per_client_per_minute: u32,
+    pub locations_per_client_per_minute: u32,
     pub edit_max_result_bytes: usize,
     pub edit_result_base_url: String,
     pub trust_proxy_headers: bool,

@@ -127,13 +127,6 @@ impl AppState {
             .as_ref()
             .filter(|key| !secrecy::ExposeSecret::expose_secret(*key).is_empty());
         let push = PushCodec::new(cfg.wechat_token.clone(), aes_key, &cfg.wechat_appid)?;
-        let limits = Limits::new(
-            cfg.qrcode_per_client_per_minute,
-            cfg.qrcode_per_ip_per_minute,
-            cfg.photos_per_client_per_minute,
-            cfg.photo_lookups_per_client_per_minute,
-            cfg.orders_per_user_per_minute,
-        );
         let secret = secrecy::ExposeSecret::expose_secret(&cfg.session_secret).as_bytes();
         anyhow::ensure!(
             secret.len() >= 32,
@@ -154,6 +147,7 @@ impl AppState {
             platform::request_log::Recorder::disabled()
         };
         let redis = platform::redis::Redis::new(&cfg.redis_url)?;
+        let limits = Limits::new(&cfg, &redis);
         let replay = wechat::replay::ReplayGuard::new(
             redis.clone(),
             &cfg.redis_key_prefix,

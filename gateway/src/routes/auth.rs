@@ -48,7 +48,7 @@ pub async fn create_qrcode(
     bearer: Option<ClientBearer>,
     ApiJson(input): ApiJson<QrCodeIn>,
 ) -> Result<Json<QrCodeOut>, ApiError> {
-    state.limits.check_qrcode(&input.client_id, ip)?;
+    state.limits.check_qrcode(&input.client_id, ip).await?;
     let mut client = state.clients.binding.clone();
     let issued = client
         .create_qr_code(pb::CreateQrCodeRequest {

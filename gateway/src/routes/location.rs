@@ -1,4 +1,5 @@
-//! Photo location: WGS-84 GPS coordinates to Chinese place names, offline (SYSTEM.md §4, §5).
+//! Photo location: WGS-84 GPS coordinates to Chinese place names, offline (SYSTEM.md §4, §5),
+//! for bound clients, within a per-client allowance (each point of a batch counts).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -58,14 +59,18 @@ pub struct BatchOut {
 /// Names the place of one WGS-84 coordinate in Chinese.
 #[utoipa::path(get, path = "/api/v1/location", params(PointIn),
     security(("client_token" = [])),
-    responses((status = 200, body = LocationOut), (status = 400), (status = 401)))]
+    responses((status = 200, body = LocationOut), (status = 400), (status = 401),
+        (status = 403, description = "the client is not bound to WeChat"),
+        (status = 429, description = "over the client's allowance of place names")))]
 pub async fn locate(
     State(state): State<AppState>,
-    _caller: AuthenticatedClient,
+    caller: AuthenticatedClient,
     query: Result<Query<PointIn>, QueryRejection>,
 ) -> Result<Json<LocationOut>, ApiError> {
+    caller.bound_user()?;
     let Query(point) =
         query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    state.limits.check_locations(&caller.client_id, 1).await?;
     let mut client = state.clients.location.clone();
     let answer = client
         .locate(pb::LocateRequest {
@@ -80,18 +85,25 @@ pub async fn locate(
 /// Names the places of 1 to 100 WGS-84 coordinates; one invalid point fails the request.
 #[utoipa::path(post, path = "/api/v1/location/batch", request_body = BatchIn,
     security(("client_token" = [])),
-    responses((status = 200, body = BatchOut), (status = 400), (status = 401)))]
+    responses((status = 200, body = BatchOut), (status = 400), (status = 401),
+        (status = 403, description = "the client is not bound to WeChat"),
+        (status = 429, description = "over the client's allowance of place names")))]
 pub async fn locate_batch(
     State(state): State<AppState>,
-    _caller: AuthenticatedClient,
+    caller: AuthenticatedClient,
     ApiJson(input): ApiJson<BatchIn>,
 ) -> Result<Json<BatchOut>, ApiError> {
+    caller.bound_user()?;
     if input.points.is_empty() || input.points.len() > BATCH_MAX {
         return Err(ApiError::bad_request(
             "invalid_batch_size",
             format!("send 1 to {BATCH_MAX} points, not {}", input.points.len()),
         ));
     }
+    state
+        .limits
+        .check_locations(&caller.client_id, input.points.len())
+        .await?;
     let mut client = state.clients.location.clone();
     let answer = client
         .locate_batch(pb::LocateBatchRequest {

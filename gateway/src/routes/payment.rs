@@ -111,7 +111,7 @@ pub async fn create_order(
             ));
         }
     };
-    state.limits.check_order(&session.openid)?;
+    state.limits.check_order(&session.openid).await?;
     let mut orders = state.clients.order.clone();
     let created = orders
         .create_order(pb::CreateOrderRequest {

@@ -112,6 +112,11 @@ impl Bindings {
             self.freshness
                 .wrote(&client_subject(client_id.as_str()), gtid.as_deref())
                 .await;
+            // The new token is known at once, from the primary, while the replica catches up:
+            // an unknown token without such a record is refused without asking the primary.
+            self.freshness
+                .wrote(&token_subject(&client_token.hash()), gtid.as_deref())
+                .await;
             // The old token stops working at once, even on a lagging replica.
             if let Some((_, old_hash)) = &current {
                 self.freshness
@@ -352,7 +357,11 @@ impl Bindings {
                     store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?
                 }
             }
-            // Unknown, pending or unreadable on the replica: the primary has the last word.
+            // Unknown on the replica: only a token issued (or changed) within the freshness window
+            // can be on the primary alone, and its write is remembered. Any other token is
+            // unknown, and guessing tokens costs the primary nothing.
+            Ok(None) if !self.freshness.remembers(&token_subject(&hash)).await => None,
+            // Pending, recently written or unreadable on the replica: the primary has the last word.
             _ => store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?,
         };
         let row = row.ok_or(MembershipError::InvalidClientToken)?;

@@ -57,6 +57,15 @@ impl Freshness {
         }
     }
 
+    /// True when a write of `subject` is remembered, or when that cannot be known (Redis
+    /// unreachable): false only when Redis says there is none.
+    pub async fn remembers(&self, subject: &str) -> bool {
+        let mut redis = self.redis.clone();
+        let key = self.keys.key(&["fresh", subject]);
+        let exists: Result<bool, redis::RedisError> = redis.exists(key).await;
+        exists.unwrap_or(true)
+    }
+
     /// True when the replica already shows `subject`'s last write (or none is remembered).
     pub async fn replica_is_current(&self, pools: &Pools, subject: &str) -> bool {
         let mut redis = self.redis.clone();

@@ -63,6 +63,8 @@ pub struct Options {
     pub qrcode_per_client_per_minute: u32,
     /// Orders a member may place per minute (the gateway's default unless a bench lifts it).
     pub orders_per_user_per_minute: u32,
+    /// Place names a client may ask for per minute (each point of a batch counts).
+    pub locations_per_client_per_minute: u32,
     /// Membership instances reach the primary through a proxy the test can cut.
     pub cuttable_primary: bool,
     /// The merchant's configured WeChat Pay sign type (`WECHATPAY_SIGN_TYPE`).
@@ -84,6 +86,11 @@ pub struct Options {
     /// The Redis every service uses; default: the shared test server. A test that stops Redis
     /// starts its own ([`redis_server::RedisServer`]) and points here.
     pub redis_url: Option<SecretString>,
+    /// Reach WeChat, WeChat Pay and DashScope through a [`proxy::FaultyProvider`] in front of the
+    /// sandbox (`System::providers`), so a test can make them refuse or hang.
+    pub faulty_providers: bool,
+    /// The membership service's WeChat and WeChat Pay timeouts, in milliseconds.
+    pub provider_timeout_ms: Option<u64>,
 }
 
 impl Options {
@@ -108,6 +115,7 @@ impl Default for Options {
             qrcode_expire_seconds: 600,
             qrcode_per_client_per_minute: 1000,
             orders_per_user_per_minute: 10,
+            locations_per_client_per_minute: 100_000,
             cuttable_primary: false,
             // Out of the way unless a test wants the background loops.
             wechatpay_sign_type: wechat_protocol::pay::SignType::HmacSha256,
@@ -120,6 +128,8 @@ impl Default for Options {
             stats_replica: Replica::Shared,
             photo: photo::PhotoOptions::default(),
             redis_url: None,
+            faulty_providers: false,
+            provider_timeout_ms: None,
         }
     }
 }
@@ -145,12 +155,15 @@ pub struct System {
     membership_tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// With `Options::photos` > 1: every photo instance, as the gateways reach it.
     pub photo_instances: Vec<grpc_proxy::CountingProxy>,
+    /// With `Options::faulty_providers`: the way the services reach the providers.
+    pub providers: Option<proxy::FaultyProvider>,
     photo_restart: PhotoRestart,
 }
 
 /// What it takes to stop the first photo instance and start a new one at its address.
 struct PhotoRestart {
     options: Options,
+    provider_url: String,
     redis_prefix: String,
     membership_urls: Vec<String>,
     url: String,
@@ -183,6 +196,13 @@ impl System {
         let sandbox = Sandbox::start_local(sandbox_cfg.clone())
             .await
             .expect("start the sandbox");
+        let providers = match options.faulty_providers {
+            true => Some(proxy::FaultyProvider::start(sandbox.addr()).await),
+            false => None,
+        };
+        let provider_url = providers
+            .as_ref()
+            .map_or_else(|| sandbox.url(), proxy::FaultyProvider::url);
         let db = TestDatabase::create("membership", options.replica).await;
         let primary = db.primary().await;
         membership_svc::MIGRATOR
@@ -234,10 +254,14 @@ impl System {
             cfg.redis_key_prefix = redis_prefix.clone();
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_secret = SecretString::from(sandbox_cfg.secret.clone());
-            cfg.wechat_api_base = sandbox.url();
+            cfg.wechat_api_base = provider_url.clone();
             cfg.wechat_mp_base = sandbox.url();
             cfg.qrcode_expire_seconds = options.qrcode_expire_seconds;
-            cfg.wechatpay_api_base = sandbox.url();
+            cfg.wechatpay_api_base = provider_url.clone();
+            if let Some(timeout) = options.provider_timeout_ms {
+                cfg.wechat_timeout_ms = timeout;
+                cfg.wechatpay_timeout_ms = timeout;
+            }
             cfg.wechatpay_mch_id = sandbox_cfg.mch_id.clone();
             cfg.wechatpay_api_key = SecretString::from(sandbox_cfg.pay_key.clone());
             cfg.wechatpay_notify_url = format!("{}/api/v1/payment/notify", gateway_urls[0]);
@@ -262,6 +286,7 @@ impl System {
         let stats_url = stats.url();
         let peers = photo::Peers {
             sandbox: &sandbox,
+            provider_url: &provider_url,
             redis_prefix: &redis_prefix,
             membership_urls: &membership_urls,
             stats_url: &stats_url,
@@ -313,6 +338,7 @@ impl System {
             cfg.trust_proxy_headers = options.trust_proxy_headers;
             cfg.qrcode_per_client_per_minute = options.qrcode_per_client_per_minute;
             cfg.orders_per_user_per_minute = options.orders_per_user_per_minute;
+            cfg.locations_per_client_per_minute = options.locations_per_client_per_minute;
             cfg.qrcode_per_ip_per_minute = 100_000;
             let state = gateway::AppState::new(cfg).expect("gateway state");
             let stop = shutdown.child_token();
@@ -325,6 +351,7 @@ impl System {
         }
         let photo_restart = PhotoRestart {
             options: options.clone(),
+            provider_url,
             redis_prefix: redis_prefix.clone(),
             membership_urls: membership_urls.clone(),
             url: photo.url.clone(),
@@ -345,6 +372,7 @@ impl System {
             gateway_tasks: std::sync::Mutex::new(gateway_tasks),
             membership_tasks: std::sync::Mutex::new(membership_tasks),
             photo_instances,
+            providers,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -465,6 +493,7 @@ impl System {
         let stats_url = self.stats.url();
         let peers = photo::Peers {
             sandbox: &self.sandbox,
+            provider_url: &restart.provider_url,
             redis_prefix: &restart.redis_prefix,
             membership_urls: &restart.membership_urls,
             stats_url: &stats_url,

@@ -75,6 +75,8 @@ static CLASSIFIER: OnceCell<Arc<LocalClassifier>> = OnceCell::const_new();
 #[derive(Clone, Copy)]
 pub struct Peers<'a> {
     pub sandbox: &'a Sandbox,
+    /// Where DashScope is reached: the sandbox, or a faulty provider in front of it.
+    pub provider_url: &'a str,
     pub redis_prefix: &'a str,
     pub membership_urls: &'a [String],
     pub stats_url: &'a str,
@@ -109,6 +111,7 @@ pub async fn start_instance(
 ) -> String {
     let Peers {
         sandbox,
+        provider_url,
         redis_prefix,
         membership_urls,
         stats_url,
@@ -125,7 +128,7 @@ pub async fn start_instance(
     cfg.dashscope_api_key = photo
         .cloud
         .then(|| SecretString::from(sandbox.config().dashscope_api_key.clone()));
-    cfg.dashscope_base_url = sandbox.url();
+    cfg.dashscope_base_url = provider_url.to_owned();
     cfg.dashscope_max_retries = photo.max_retries;
     cfg.dashscope_retry_base_ms = photo.retry_base_ms;
     cfg.dashscope_retry_max_ms = photo.retry_base_ms * 8;

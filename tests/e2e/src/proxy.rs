@@ -66,3 +66,94 @@ impl CuttableProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// What a [`FaultyProvider`] does with connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderBehaviour {
+    /// Passes them to the provider.
+    Forward,
+    /// Closes its port: connecting is refused, as with a provider that is down.
+    Refuse,
+    /// Accepts them and never answers, as with a provider that hangs (callers time out).
+    Stall,
+}
+
+/// A provider's address that a test can make fail the ways real providers do. A change of
+/// behaviour drops every open connection, so pooled keep-alive connections meet it too.
+pub struct FaultyProvider {
+    pub addr: SocketAddr,
+    behaviour: watch::Sender<ProviderBehaviour>,
+}
+
+impl FaultyProvider {
+    /// Forwards a new loopback port to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("provider proxy addr");
+        let (behaviour, changes) = watch::channel(ProviderBehaviour::Forward);
+        tokio::spawn(serve_provider(Some(listener), addr, target, changes));
+        Self { addr, behaviour }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, behaviour: ProviderBehaviour) {
+        self.behaviour.send_replace(behaviour);
+    }
+}
+
+async fn serve_provider(
+    mut listener: Option<TcpListener>,
+    addr: SocketAddr,
+    target: SocketAddr,
+    mut changes: watch::Receiver<ProviderBehaviour>,
+) {
+    loop {
+        let behaviour = *changes.borrow_and_update();
+        if behaviour == ProviderBehaviour::Refuse {
+            listener = None;
+        } else if listener.is_none() {
+            // The same port again (tokio binds with SO_REUSEADDR), so callers keep their address.
+            listener = TcpListener::bind(addr).await.ok();
+        }
+        let accepted = match &listener {
+            None => {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(listener) => tokio::select! {
+                accepted = listener.accept() => accepted,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Ok((client, _)) = accepted else { continue };
+        let mut changed = changes.clone();
+        tokio::spawn(async move {
+            let mut client = client;
+            match behaviour {
+                ProviderBehaviour::Forward => {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = changed.changed() => {}
+                    }
+                }
+                // Held open, unanswered, until the behaviour changes.
+                _ => {
+                    let _ = changed.changed().await;
+                }
+            }
+        });
+    }
+}

@@ -229,6 +229,11 @@ impl Sandbox {
         format!("http://{}", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     pub fn config(&self) -> &SandboxConfig {
         &self.state.cfg
     }
@@ -255,6 +260,14 @@ impl Sandbox {
             vision_calls: self.state.vision.calls(),
             vision_answers: self.state.vision.answered(),
         }
+    }
+
+    /// The access token handed out last, if it is still current.
+    pub fn current_access_token(&self) -> Option<String> {
+        lock(&self.state.accounts)
+            .token
+            .as_ref()
+            .map(|token| token.value.clone())
     }
 
     /// Revokes the current access token, as another caller's force refresh would.

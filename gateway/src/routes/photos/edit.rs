@@ -112,7 +112,7 @@ pub async fn submit(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let (user_id, openid) = caller.bound_user()?;
-    state.limits.check_photos(&caller.client_id, 1)?;
+    state.limits.check_photos(&caller.client_id, 1).await?;
     let form = edit_form::read(
         super::multipart_of(multipart)?,
         state.cfg.photo_max_image_bytes,

@@ -103,7 +103,7 @@ pub async fn classify(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<ClassificationOut>, ApiError> {
     let (user_id, openid) = caller.bound_user()?;
-    state.limits.check_photos(&caller.client_id, 1)?;
+    state.limits.check_photos(&caller.client_id, 1).await?;
     let form =
         upload::read_form(multipart_of(multipart)?, state.cfg.photo_max_image_bytes, 1).await?;
     let mode = parse_mode(form.mode.as_deref())?;
@@ -163,7 +163,8 @@ pub async fn classify_batch(
     }
     state
         .limits
-        .check_photos(&caller.client_id, form.images.len())?;
+        .check_photos(&caller.client_id, form.images.len())
+        .await?;
     let (file_names, images): (Vec<_>, Vec<_>) = form
         .images
         .into_iter()
@@ -253,7 +254,7 @@ pub async fn lookup(
     ApiJson(input): ApiJson<LookupIn>,
 ) -> Result<Json<LookupOut>, ApiError> {
     caller.bound_user()?;
-    state.limits.check_lookup(&caller.client_id)?;
+    state.limits.check_lookup(&caller.client_id).await?;
     let max = state.cfg.photo_lookup_max;
     if input.sha256.is_empty() || input.sha256.len() > max {
         return Err(ApiError::bad_request(

@@ -291,7 +291,7 @@ impl Orders {
         transaction_id: &str,
         total_fee: i64,
     ) -> Result<PaymentOutcome, MembershipError> {
-        let (outcome, openid) = retry::transaction(|| async {
+        let (outcome, user_id) = retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
             let mut tx = (&mut *conn).begin().await?;
             let Some(order) = store::orders::lock(&mut tx, out_trade_no).await? else {
@@ -366,12 +366,13 @@ impl Orders {
             self.freshness
                 .wrote(&user_subject(&order.openid), gtid.as_deref())
                 .await;
-            Ok((PaymentOutcome::Applied, Some(order.openid)))
+            Ok((PaymentOutcome::Applied, Some(user.id)))
         })
         .await?;
         self.metrics.payment(outcome.as_str());
-        if let Some(openid) = openid {
-            tracing::info!(out_trade_no, openid, "payment applied");
+        // The user by our own id: an openid is personal data and stays out of the log.
+        if let Some(user_id) = user_id {
+            tracing::info!(out_trade_no, user_id, "payment applied");
         }
         Ok(outcome)
     }

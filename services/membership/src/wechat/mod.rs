@@ -15,8 +15,10 @@ pub use token::AccessTokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WechatError {
-    #[error("wechat request failed: {0}")]
-    Transport(#[from] reqwest::Error),
+    /// Holds the error without its URL: WeChat's URLs carry the access token and the OAuth
+    /// exchange the AppSecret, and this error is logged.
+    #[error("wechat request failed: {}", describe_transport(.0))]
+    Transport(reqwest::Error),
     #[error("wechat answered http {0}")]
     Http(u16),
     #[error("wechat answered errcode {code}: {message}")]
@@ -25,6 +27,25 @@ pub enum WechatError {
     QuotaExceeded { code: i64 },
     #[error("wechat answered an unexpected body: {0}")]
     Malformed(String),
+}
+
+impl From<reqwest::Error> for WechatError {
+    fn from(err: reqwest::Error) -> Self {
+        Self::Transport(err.without_url())
+    }
+}
+
+/// What went wrong with an HTTP call, cause by cause, for the log: timed out, refused, reset.
+/// Only the outermost error knows the URL, and the callers have removed it.
+pub(crate) fn describe_transport(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl WechatError {

@@ -12,8 +12,9 @@ use wechat_protocol::xml::{self, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {
-    #[error("wechat pay request failed: {0}")]
-    Transport(#[from] reqwest::Error),
+    /// Holds the error without its URL, like every outbound error that may be logged.
+    #[error("wechat pay request failed: {}", crate::wechat::describe_transport(.0))]
+    Transport(reqwest::Error),
     #[error("wechat pay answered http {0}")]
     Http(u16),
     #[error("wechat pay answered malformed XML: {0}")]
@@ -22,6 +23,12 @@ pub enum PayError {
     BadSignature,
     #[error("wechat pay refused: {code}: {message}")]
     Refused { code: String, message: String },
+}
+
+impl From<reqwest::Error> for PayError {
+    fn from(err: reqwest::Error) -> Self {
+        Self::Transport(err.without_url())
+    }
 }
 
 impl PayError {

@@ -108,6 +108,7 @@ async fn main() {
     let system = System::start(Options {
         qrcode_per_client_per_minute: u32::MAX,
         orders_per_user_per_minute: u32::MAX,
+        locations_per_client_per_minute: u32::MAX,
         ..Options::default()
     })
     .await;

@@ -4,11 +4,12 @@ use serde_json::{Value, json};
 
 use e2e::{Options, System};
 
-/// The system and a client token (any issued token will do: location needs no WeChat binding).
+/// The system and the token of a client bound to WeChat (place names are for bound clients).
 async fn start() -> (System, String) {
     let system = System::start(Options::default()).await;
-    let qr = system.create_qrcode("location-client").await;
-    let token = qr["client_token"].as_str().unwrap().to_owned();
+    let token = system
+        .bind_client("location-client", "o_location_user")
+        .await;
     (system, token)
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test binary: fail loudly
 
+mod abuse;
 mod admin_site;
 mod binding;
 mod classify;
@@ -9,6 +10,7 @@ mod credits;
 mod edge;
 mod edit;
 mod location;
+mod log_privacy;
 mod operations;
 mod outages;
 mod payment;

@@ -24,8 +24,7 @@ async fn calls_spread_over_every_photo_instance_and_avoid_a_stopped_one() {
         ..Options::default()
     })
     .await;
-    let qr = system.create_qrcode("scaling-client").await;
-    let token = qr["client_token"].as_str().unwrap().to_owned();
+    let token = system.bind_client("scaling-client", "o_scaling_user").await;
     let instances = &system.photo_instances;
     assert_eq!(instances.len(), 3);
 
