@@ -47,6 +47,8 @@ pub struct GatewayConfig {
     pub photos_per_client_per_minute: u32,
     pub photo_lookups_per_client_per_minute: u32,
     pub locations_per_client_per_minute: u32,
+    pub token_cache_ttl_secs: u64,
+    pub binding_wait_max_secs: u64,
     pub edit_max_result_bytes: usize,
     pub edit_result_base_url: String,
     pub trust_proxy_headers: bool,

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 
 use crate::AppState;
+use crate::client_cache::{CachedClient, token_key};
 use crate::error::ApiError;
 
 /// A JSON body; malformed or oversized bodies get our error format.
@@ -114,7 +115,8 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 /// An app call's caller: the client its bearer token belongs to, and the WeChat user bound to it
-/// (None while the client is not bound). Resolved by the membership service.
+/// (None while the client is not bound). Resolved by the membership service, or by this
+/// gateway's cache of bound tokens.
 pub struct AuthenticatedClient {
     pub client_id: String,
     pub openid: Option<String>,
@@ -143,17 +145,38 @@ impl FromRequestParts<AppState> for AuthenticatedClient {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let ClientBearer(token) = ClientBearer::from_request_parts(parts, state).await?;
-        let mut binding = state.clients.binding.clone();
-        let identity = binding
-            .authenticate_client(proto::membership::v1::AuthenticateClientRequest {
-                client_token: token,
-            })
-            .await?
-            .into_inner();
-        let client = Self {
-            client_id: identity.client_id,
-            openid: Some(identity.openid).filter(|openid| !openid.is_empty()),
-            user_id: Some(identity.user_id).filter(|id| *id > 0),
+        let key = token_key(&token);
+        let client = match state.client_cache.get(&key) {
+            Some(cached) => Self {
+                client_id: cached.client_id.clone(),
+                openid: Some(cached.openid.clone()),
+                user_id: Some(cached.user_id),
+            },
+            None => {
+                let epoch = state.client_cache.epoch();
+                let mut binding = state.clients.binding.clone();
+                let identity = binding
+                    .authenticate_client(proto::membership::v1::AuthenticateClientRequest {
+                        client_token: token,
+                    })
+                    .await?
+                    .into_inner();
+                if identity.user_id > 0 && !identity.openid.is_empty() {
+                    let cached = CachedClient {
+                        client_id: identity.client_id.clone(),
+                        openid: identity.openid.clone(),
+                        user_id: identity.user_id,
+                        completed_at_unix: identity.completed_at_unix,
+                        expires_at_unix: identity.expires_at_unix,
+                    };
+                    state.client_cache.insert(key, cached, epoch);
+                }
+                Self {
+                    client_id: identity.client_id,
+                    openid: Some(identity.openid).filter(|openid| !openid.is_empty()),
+                    user_id: Some(identity.user_id).filter(|id| *id > 0),
+                }
+            }
         };
         if let Some(fields) = parts.extensions.get::<crate::recording::RecordFields>() {
             fields.set_caller(&client.client_id, client.openid.as_deref());

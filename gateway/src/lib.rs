@@ -1,6 +1,8 @@
 //! The edge gateway: REST and WeChat XML in, gRPC calls to the services out.
 
 pub mod admin;
+pub mod binding_changes;
+pub mod client_cache;
 pub mod config;
 pub mod cookie_keys;
 pub mod error;
@@ -114,6 +116,10 @@ pub struct AppState {
     pub redis: platform::redis::Redis,
     /// Refuses stale and replayed WeChat pushes, across instances.
     pub replay: wechat::replay::ReplayGuard,
+    /// Bound app tokens, remembered while binding changes arrive.
+    pub client_cache: client_cache::ClientCache,
+    /// Long polls waiting for a binding to change.
+    pub binding_waiters: binding_changes::Waiters,
     /// Stops the recorder after the server has drained (it then flushes what it holds).
     recorder_stop: CancellationToken,
 }
@@ -148,6 +154,8 @@ impl AppState {
         };
         let redis = platform::redis::Redis::new(&cfg.redis_url)?;
         let limits = Limits::new(&cfg, &redis);
+        let client_cache =
+            client_cache::ClientCache::new(Duration::from_secs(cfg.token_cache_ttl_secs));
         let replay = wechat::replay::ReplayGuard::new(
             redis.clone(),
             &cfg.redis_key_prefix,
@@ -164,6 +172,8 @@ impl AppState {
             recorder_stop,
             redis,
             replay,
+            client_cache,
+            binding_waiters: binding_changes::Waiters::default(),
         })
     }
 }
@@ -176,10 +186,6 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/auth/wechat/qrcode",
             post(routes::auth::create_qrcode),
-        )
-        .route(
-            "/api/v1/auth/wechat/binding",
-            get(routes::auth::binding_status),
         )
         .route("/api/v1/auth/wechat/unbind", post(routes::auth::unbind))
         .route(
@@ -226,6 +232,15 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            request_timeout,
+        ))
+        // A long poll waits up to binding_wait_max_secs; each of its calls has its own deadline.
+        .route(
+            "/api/v1/auth/wechat/binding",
+            get(routes::auth::binding_status),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             recording::record,
@@ -246,10 +261,6 @@ pub fn app(state: AppState) -> Router {
                 span
             }))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::GATEWAY_TIMEOUT,
-                request_timeout,
-            ))
             .layer(axum::extract::DefaultBodyLimit::max(body_limit))
             .layer(middleware::from_fn(scope_request_id)),
     )
@@ -285,6 +296,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let cleanup = state.limits.spawn_cleanup(shutdown.clone());
+    let subscriber = binding_changes::spawn_subscriber(
+        state.cfg.redis_url.clone(),
+        format!(
+            "{}:{}",
+            state.cfg.redis_key_prefix,
+            proto::membership::v1::BINDING_CHANGES_CHANNEL
+        ),
+        state.client_cache.clone(),
+        state.binding_waiters.clone(),
+        shutdown.clone(),
+    );
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let recorder_stop = state.recorder_stop.clone();
     let recorder = state.recorder.clone();
@@ -302,6 +324,7 @@ pub async fn run(
         tracing::warn!("request recorder did not finish flushing in time");
     }
     let _ = cleanup.await;
+    let _ = subscriber.await;
     served?;
     Ok(())
 }

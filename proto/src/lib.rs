@@ -4,6 +4,9 @@
 pub mod membership {
     pub mod v1 {
         tonic::include_proto!("membership.v1");
+
+        /// The Redis pub/sub channel of [`BindingChanged`], after `<REDIS_KEY_PREFIX>:`.
+        pub const BINDING_CHANGES_CHANNEL: &str = "bindings:changed";
     }
 }
 

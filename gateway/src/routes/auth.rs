@@ -1,6 +1,10 @@
-//! App binding: QR code creation and binding-status polls (SYSTEM.md flows 1 and 3).
+//! App binding: QR code creation and binding-status polls, plain or long (SYSTEM.md flows 1
+//! and 3).
+
+use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -8,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use proto::membership::v1 as pb;
 
 use crate::AppState;
+use crate::client_cache::{CachedClient, token_key};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientBearer, ClientIp};
 
@@ -49,14 +54,21 @@ pub async fn create_qrcode(
     ApiJson(input): ApiJson<QrCodeIn>,
 ) -> Result<Json<QrCodeOut>, ApiError> {
     state.limits.check_qrcode(&input.client_id, ip).await?;
+    let presented = bearer.map(|ClientBearer(token)| token).unwrap_or_default();
+    let replaced = (!presented.is_empty()).then(|| token_key(&presented));
     let mut client = state.clients.binding.clone();
     let issued = client
         .create_qr_code(pb::CreateQrCodeRequest {
             client_id: input.client_id,
-            client_token: bearer.map(|ClientBearer(token)| token).unwrap_or_default(),
+            client_token: presented,
         })
         .await?
         .into_inner();
+    // The presented token was replaced: this instance forgets it before answering; the others
+    // hear of it from membership.
+    if let Some(replaced) = replaced {
+        state.client_cache.revoke(&replaced);
+    }
     Ok(Json(QrCodeOut {
         scene_id: issued.scene_id,
         ticket: issued.ticket,
@@ -71,6 +83,10 @@ pub async fn create_qrcode(
 #[derive(Deserialize, IntoParams)]
 pub struct BindingQuery {
     pub client_id: String,
+    /// Long poll: wait up to this many seconds (at most 25) for the scan, answering as soon as
+    /// the binding completes on any instance; absent or 0 answers at once.
+    #[serde(default)]
+    pub wait: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,20 +101,56 @@ pub struct BindingOut {
     pub expires_at: String,
 }
 
-/// Returns the client's binding status; `completed` carries the WeChat openid.
+/// Returns the client's binding status; `completed` carries the WeChat openid. With `wait`, a
+/// pending binding is answered when it completes (or at the wait's end, as it then is).
 #[utoipa::path(get, path = "/api/v1/auth/wechat/binding", params(BindingQuery),
     security(("client_token" = [])),
     responses((status = 200, body = BindingOut), (status = 401)))]
 pub async fn binding_status(
     State(state): State<AppState>,
     ClientBearer(token): ClientBearer,
-    Query(query): Query<BindingQuery>,
+    query: Result<Query<BindingQuery>, QueryRejection>,
 ) -> Result<Json<BindingOut>, ApiError> {
+    let Query(query) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let wait = Duration::from_secs(query.wait.min(state.cfg.binding_wait_max_secs));
+    // Registered before the first read, so a scan landing in between is not missed.
+    let mut watch = (!wait.is_zero()).then(|| state.binding_waiters.watch(&query.client_id));
+    let first = binding_view(&state, &query.client_id, &token).await?;
+    let Some(watch) = watch.as_mut().filter(|_| first.status == "pending") else {
+        return Ok(Json(first));
+    };
+    // Woken by the change (or the gateway closing), or not at all: either way, read again.
+    let _ = tokio::time::timeout(wait, watch.changed()).await;
+    Ok(Json(binding_view(&state, &query.client_id, &token).await?))
+}
+
+/// The binding as the token's holder sees it: a bound token this gateway remembers answers at
+/// once; otherwise membership answers (fresh even while the replica lags), and a completed answer
+/// is remembered.
+async fn binding_view(
+    state: &AppState,
+    client_id: &str,
+    token: &str,
+) -> Result<BindingOut, ApiError> {
+    let key = token_key(token);
+    if let Some(cached) = state.client_cache.get(&key)
+        && cached.client_id == client_id
+    {
+        return Ok(BindingOut {
+            client_id: client_id.to_owned(),
+            status: "completed",
+            openid: Some(cached.openid.clone()),
+            completed_at: Some(super::rfc3339(cached.completed_at_unix)),
+            expires_at: super::rfc3339(cached.expires_at_unix),
+        });
+    }
+    let epoch = state.client_cache.epoch();
     let mut client = state.clients.binding.clone();
     let view = client
         .get_binding_status(pb::GetBindingStatusRequest {
-            client_id: query.client_id.clone(),
-            client_token: token,
+            client_id: client_id.to_owned(),
+            client_token: token.to_owned(),
         })
         .await?
         .into_inner();
@@ -107,13 +159,23 @@ pub async fn binding_status(
         Ok(pb::BindingStatus::Expired) => "expired",
         _ => "pending",
     };
-    Ok(Json(BindingOut {
-        client_id: query.client_id,
+    if status == "completed" && view.user_id > 0 && !view.openid.is_empty() {
+        let cached = CachedClient {
+            client_id: client_id.to_owned(),
+            openid: view.openid.clone(),
+            user_id: view.user_id,
+            completed_at_unix: view.completed_at_unix,
+            expires_at_unix: view.expires_at_unix,
+        };
+        state.client_cache.insert(key, cached, epoch);
+    }
+    Ok(BindingOut {
+        client_id: client_id.to_owned(),
         status,
         openid: Some(view.openid).filter(|openid| !openid.is_empty()),
         completed_at: (view.completed_at_unix > 0).then(|| super::rfc3339(view.completed_at_unix)),
         expires_at: super::rfc3339(view.expires_at_unix),
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -132,6 +194,7 @@ pub async fn unbind(
     State(state): State<AppState>,
     ClientBearer(token): ClientBearer,
 ) -> Result<Json<UnbindOut>, ApiError> {
+    let revoked = token_key(&token);
     let mut client = state.clients.binding.clone();
     let done = client
         .unbind(pb::UnbindRequest {
@@ -139,6 +202,7 @@ pub async fn unbind(
         })
         .await?
         .into_inner();
+    state.client_cache.revoke(&revoked);
     Ok(Json(UnbindOut {
         client_id: done.client_id,
         status: "signed_out",

@@ -6,6 +6,7 @@ use sqlx::{Acquire, MySqlPool};
 
 use platform::db::{Pools, last_gtid};
 
+use crate::binding_changes::BindingChanges;
 use crate::domain::binding::{BindingState, ClientId, ClientToken};
 use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
@@ -36,6 +37,7 @@ pub struct IssuedQrCode {
 pub struct BindingView {
     pub state: BindingState,
     pub openid: Option<String>,
+    pub user_id: Option<i64>,
     pub completed_at: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
 }
@@ -52,6 +54,9 @@ pub struct ClientIdentity {
     pub client_id: String,
     pub openid: Option<String>,
     pub user_id: Option<i64>,
+    /// Set once bound.
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -59,16 +64,24 @@ pub struct Bindings {
     pools: Pools,
     wechat: WechatApi,
     freshness: Freshness,
+    changes: BindingChanges,
     rules: BindingRules,
     metrics: CreditMetrics,
 }
 
 impl Bindings {
-    pub fn new(pools: Pools, wechat: WechatApi, freshness: Freshness, rules: BindingRules) -> Self {
+    pub fn new(
+        pools: Pools,
+        wechat: WechatApi,
+        freshness: Freshness,
+        changes: BindingChanges,
+        rules: BindingRules,
+    ) -> Self {
         Self {
             pools,
             wechat,
             freshness,
+            changes,
             rules,
             metrics: CreditMetrics::new(),
         }
@@ -117,10 +130,14 @@ impl Bindings {
             self.freshness
                 .wrote(&token_subject(&client_token.hash()), gtid.as_deref())
                 .await;
-            // The old token stops working at once, even on a lagging replica.
+            // The old token stops working at once, even on a lagging replica and in the
+            // gateways' caches.
             if let Some((_, old_hash)) = &current {
                 self.freshness
                     .wrote(&token_subject(old_hash), gtid.as_deref())
+                    .await;
+                self.changes
+                    .publish(client_id.as_str(), Some(old_hash.as_ref()))
                     .await;
             }
             scene_id
@@ -184,6 +201,7 @@ impl Bindings {
         Ok(BindingView {
             state: BindingState::derive(&row.status, row.expire_at),
             openid: row.openid,
+            user_id: row.user_id,
             completed_at: row.completed_at,
             expires_at: row.expire_at,
         })
@@ -265,6 +283,8 @@ impl Bindings {
             self.freshness
                 .wrote(&client_subject(&client_id), gtid.as_deref())
                 .await;
+            // After the freshness record: a woken long poll reads the binding as of this write.
+            self.changes.publish(&client_id, None).await;
         }
         Ok(EventResult {
             outcome,
@@ -330,6 +350,9 @@ impl Bindings {
         self.freshness
             .wrote(&client_subject(&client_id), gtid.as_deref())
             .await;
+        self.changes
+            .publish(&client_id, Some(hash.as_slice()))
+            .await;
         tracing::info!(client_id, "client signed out");
         Ok(client_id)
     }
@@ -370,6 +393,8 @@ impl Bindings {
             client_id: row.client_id,
             openid: if bound { row.openid } else { None },
             user_id: if bound { row.user_id } else { None },
+            completed_at: if bound { row.completed_at } else { None },
+            expires_at: row.expire_at,
         })
     }
 }

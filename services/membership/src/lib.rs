@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod binding;
+pub mod binding_changes;
 pub mod config;
 pub mod credits;
 pub mod domain;
@@ -32,6 +33,7 @@ use proto::membership::v1::member_service_server::MemberServiceServer;
 use proto::membership::v1::order_service_server::OrderServiceServer;
 
 use crate::binding::{BindingRules, Bindings};
+use crate::binding_changes::BindingChanges;
 use crate::config::MembershipConfig;
 use crate::credits::Credits;
 use crate::domain::pricing::PriceList;
@@ -120,6 +122,7 @@ impl Membership {
             deps.pools.clone(),
             wechat.clone(),
             freshness.clone(),
+            BindingChanges::new(deps.redis.clone(), &cfg.redis_key_prefix),
             BindingRules {
                 qrcode_expire_seconds: cfg.qrcode_expire_seconds,
                 mp_base: cfg.wechat_mp_base.clone(),

@@ -91,6 +91,8 @@ pub struct Options {
     pub faulty_providers: bool,
     /// The membership service's WeChat and WeChat Pay timeouts, in milliseconds.
     pub provider_timeout_ms: Option<u64>,
+    /// How long a gateway remembers a bound token (`TOKEN_CACHE_TTL_SECS`); None: the default.
+    pub token_cache_ttl_secs: Option<u64>,
 }
 
 impl Options {
@@ -130,6 +132,7 @@ impl Default for Options {
             redis_url: None,
             faulty_providers: false,
             provider_timeout_ms: None,
+            token_cache_ttl_secs: None,
         }
     }
 }
@@ -339,6 +342,9 @@ impl System {
             cfg.qrcode_per_client_per_minute = options.qrcode_per_client_per_minute;
             cfg.orders_per_user_per_minute = options.orders_per_user_per_minute;
             cfg.locations_per_client_per_minute = options.locations_per_client_per_minute;
+            if let Some(ttl) = options.token_cache_ttl_secs {
+                cfg.token_cache_ttl_secs = ttl;
+            }
             cfg.qrcode_per_ip_per_minute = 100_000;
             let state = gateway::AppState::new(cfg).expect("gateway state");
             let stop = shutdown.child_token();

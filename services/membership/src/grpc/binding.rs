@@ -64,6 +64,7 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
             openid: view.openid.unwrap_or_default(),
             completed_at_unix: view.completed_at.map(|at| at.timestamp()).unwrap_or(0),
             expires_at_unix: view.expires_at.timestamp(),
+            user_id: view.user_id.unwrap_or(0),
         }))
     }
 
@@ -118,6 +119,8 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
             client_id: identity.client_id,
             openid: identity.openid.unwrap_or_default(),
             user_id: identity.user_id.unwrap_or(0),
+            completed_at_unix: identity.completed_at.map_or(0, |at| at.timestamp()),
+            expires_at_unix: identity.expires_at.timestamp(),
         }))
     }
 

@@ -11,6 +11,7 @@ mod edge;
 mod edit;
 mod location;
 mod log_privacy;
+mod long_poll;
 mod operations;
 mod outages;
 mod payment;
