@@ -5,10 +5,15 @@
 //! interleaved rounds and prints requests/s, p99 and the ratios.
 //!
 //!   compare [seconds per run = 8] [rounds = 2] [connections = 32] [clients = 64]
+//!   compare long-poll [waiting clients = 5000] [scans = 200]
+//!
+//! The second form measures this system's long poll instead: memory per waiting client, the
+//! gateway's CPU while they wait, and the time from a scan to its client's answer.
 //!
 //! Needs the test infrastructure and its environment, release builds and wrk:
 //! `deploy/local/xintu bench-compare` provides all three.
 
+mod long_poll;
 mod procs;
 mod systems;
 mod wrk;
@@ -31,18 +36,31 @@ struct Settings {
     clients: usize,
 }
 
-fn settings() -> Settings {
+/// What to measure, from the command line.
+enum Mode {
+    Compare(Settings),
+    LongPoll { waiting: usize, scans: usize },
+}
+
+fn mode() -> Mode {
+    let long_poll = std::env::args().nth(1).as_deref() == Some("long-poll");
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|arg| arg.parse().ok())
         .collect();
     let arg = |i: usize, default: u64| args.get(i).copied().unwrap_or(default);
-    Settings {
+    if long_poll {
+        return Mode::LongPoll {
+            waiting: usize::try_from(arg(0, 5000)).unwrap_or(5000),
+            scans: usize::try_from(arg(1, 200)).unwrap_or(200),
+        };
+    }
+    Mode::Compare(Settings {
         seconds: u32::try_from(arg(0, 8)).unwrap_or(8),
         rounds: u32::try_from(arg(1, 2)).unwrap_or(2),
         connections: u32::try_from(arg(2, 32)).unwrap_or(32),
         clients: usize::try_from(arg(3, 64)).unwrap_or(64),
-    }
+    })
 }
 
 fn bearer(token: &str) -> Vec<(String, String)> {
@@ -161,7 +179,7 @@ fn print_table(results: &Results, settings: &Settings) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = settings();
+    let mode = mode();
     let logs = std::env::temp_dir().join(format!("xintu-compare-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
     println!("logs and wrk scripts: {}", logs.display());
@@ -180,6 +198,18 @@ async fn main() -> anyhow::Result<()> {
         &http,
     )
     .await?;
+    let settings = match mode {
+        Mode::Compare(settings) => settings,
+        Mode::LongPoll { waiting, scans } => {
+            let report = long_poll::measure(&sandbox, &ours, waiting, scans).await?;
+            report.print();
+            drop(ours);
+            for db in [membership_db, photo_db, stats_db] {
+                db.drop_database().await;
+            }
+            return Ok(());
+        }
+    };
     let one_hop = systems::start_one_hop(&membership_db, &logs).await?;
     let peer_dir = PathBuf::from(
         std::env::var("XINTU_PEER_DIR").unwrap_or_else(|_| "../shared/peer-fastapi".into()),

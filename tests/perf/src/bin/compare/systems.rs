@@ -15,7 +15,16 @@ use crate::procs::{Process, free_port, release_dir, run_to_end, wait_listening, 
 /// A system's base URL; its processes run while it lives.
 pub struct Running {
     pub url: String,
-    _processes: Vec<Process>,
+    processes: Vec<Process>,
+}
+
+impl Running {
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.processes
+            .iter()
+            .find(|process| process.name == name)?
+            .pid()
+    }
 }
 
 fn pair(key: &str, value: impl Into<String>) -> (String, String) {
@@ -150,7 +159,7 @@ pub async fn start_ours(
     .context("this system")?;
     Ok(Running {
         url: gateway,
-        _processes: vec![stats, membership, photo, gateway_process],
+        processes: vec![stats, membership, photo, gateway_process],
     })
 }
 
@@ -200,7 +209,7 @@ pub async fn start_peer(
     .context("the seed's stack")?;
     Ok(Running {
         url,
-        _processes: vec![process],
+        processes: vec![process],
     })
 }
 
@@ -219,7 +228,7 @@ pub async fn start_one_hop(db: &TestDatabase, logs: &Path) -> anyhow::Result<Run
     wait_listening(port, Duration::from_secs(30)).await?;
     Ok(Running {
         url: format!("http://{addr}"),
-        _processes: vec![process],
+        processes: vec![process],
     })
 }
 
