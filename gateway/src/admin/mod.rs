@@ -1,24 +1,33 @@
 //! The admin site's sign-in: one operator account with an argon2 password hash from config, a
-//! signed session cookie, and a lockout after repeated failures, counted in Redis so every gateway
-//! instance shares it (and refusing sign-in while Redis is unreachable: fail closed).
+//! server-side session named by a signed cookie, a lockout after repeated failures that an
+//! attacker cannot turn against the operator ([`lockout`]), and state changes accepted only from
+//! the admin site's own origin ([`origin`]). Counts and sessions live in Redis, shared by every
+//! gateway instance; without Redis the admin API fails closed.
+
+pub mod lockout;
+pub mod origin;
+pub mod sessions;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 
 use crate::AppState;
 use crate::error::ApiError;
+
+pub use origin::require_admin_origin;
 
 pub const ADMIN_COOKIE: &str = "xintu_admin";
 
 /// A signed-in operator.
 pub struct AdminSession {
     pub username: String,
+    /// The server-side session this cookie names (ended by sign-out).
+    pub session_id: String,
 }
 
 fn unavailable(message: &str) -> ApiError {
@@ -29,7 +38,7 @@ fn unavailable(message: &str) -> ApiError {
     )
 }
 
-/// Checks the credentials, counting failures per account and per address.
+/// Checks the credentials, counting failures per address (see [`lockout`]).
 pub async fn verify_login(
     state: &AppState,
     username: &str,
@@ -44,42 +53,18 @@ pub async fn verify_login(
     let Some(hash) = configured else {
         return Err(unavailable("no admin account is configured"));
     };
-    // Without Redis the failure counts cannot be kept: sign-in fails closed (503) rather than
-    // open a way around the lockout.
-    let mut redis = state.redis.clone();
-    let keys = [
-        format!(
-            "{}:gateway:admin-fail:user:{username}",
-            state.cfg.redis_key_prefix
-        ),
-        format!(
-            "{}:gateway:admin-fail:ip:{}",
-            state.cfg.redis_key_prefix,
-            ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-        ),
-    ];
-    for key in &keys {
-        let failures: Option<u32> = redis
-            .get(key)
-            .await
-            .map_err(|_| unavailable("sign-in is unavailable, try again later"))?;
-        if failures.unwrap_or(0) >= state.cfg.admin_max_failures {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "admin_locked",
-                "too many failed sign-ins; try again later",
-            ));
-        }
-    }
     let username_ok = username == state.cfg.admin_username;
+    let attempt = lockout::Attempt::new(state, ip, username_ok);
+    attempt.check(state).await?;
     // argon2 is meant to be slow (tens of milliseconds of CPU): it runs on a blocking thread so a
-    // burst of sign-in attempts cannot stall the requests sharing this runtime's threads.
-    let (hash, attempt) = (hash.expose_secret().to_owned(), password.to_owned());
+    // burst of sign-in attempts cannot stall the requests sharing this runtime's threads. It runs
+    // for an unknown user name too, so the answer's timing does not tell the name.
+    let (hash, given) = (hash.expose_secret().to_owned(), password.to_owned());
     let password_ok = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 argon2::Argon2::default()
-                    .verify_password(attempt.as_bytes(), &parsed)
+                    .verify_password(given.as_bytes(), &parsed)
                     .is_ok()
             })
             .unwrap_or(false)
@@ -87,41 +72,56 @@ pub async fn verify_login(
     .await
     .unwrap_or(false);
     if username_ok && password_ok {
-        let _: Result<(), _> = redis.del(&keys[0]).await;
+        attempt.succeeded(state).await;
         return Ok(());
     }
-    for key in &keys {
-        let count: u32 = redis
-            .incr(key, 1)
-            .await
-            .map_err(|_| unavailable("sign-in is unavailable"))?;
-        if count == 1 {
-            let _: Result<(), _> = redis
-                .expire(
-                    key,
-                    i64::try_from(state.cfg.admin_lockout_secs).unwrap_or(900),
-                )
-                .await;
-        }
-    }
-    tracing::warn!(username, "failed admin sign-in");
+    attempt.failed(state).await?;
+    // The attempted name is not logged: it is whatever a stranger typed (a password, at times).
+    tracing::warn!(
+        known_account = username_ok,
+        address = %attempt.address,
+        "failed admin sign-in"
+    );
     Err(ApiError::unauthorized(
         "invalid_credentials",
         "wrong username or password",
     ))
 }
 
-/// The session cookie: `username|expires_unix`, signed; Strict so other sites cannot use it.
-pub fn session_cookie(state: &AppState, username: &str) -> Cookie<'static> {
+/// The session cookie: `username|expires_unix|session_id`, signed; Strict so other sites cannot
+/// use it.
+pub fn session_cookie(state: &AppState, username: &str, session_id: &str) -> Cookie<'static> {
     let ttl = i64::try_from(state.cfg.admin_session_ttl_secs).unwrap_or(28_800);
     let expires = chrono::Utc::now().timestamp() + ttl;
-    Cookie::build((ADMIN_COOKIE, format!("{username}|{expires}")))
+    Cookie::build((ADMIN_COOKIE, format!("{username}|{expires}|{session_id}")))
         .path("/")
         .http_only(true)
         .secure(state.cfg.session_cookie_secure)
         .same_site(SameSite::Strict)
         .max_age(cookie::time::Duration::seconds(ttl))
         .build()
+}
+
+/// The session a request's cookie names, when the cookie is ours, unexpired and for the
+/// configured operator (whether the session is still live is not asked here).
+pub fn claimed_session(headers: &HeaderMap, state: &AppState) -> Option<AdminSession> {
+    let jar =
+        SignedCookieJar::from_headers(headers, state.cookie_keys.admin_session.clone().into());
+    let cookie = jar.get(ADMIN_COOKIE)?;
+    let mut fields = cookie.value().rsplitn(3, '|');
+    let (Some(session_id), Some(expires), Some(username)) =
+        (fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    let expires: i64 = expires.parse().ok()?;
+    let valid = username == state.cfg.admin_username
+        && expires > chrono::Utc::now().timestamp()
+        && !session_id.is_empty();
+    valid.then(|| AdminSession {
+        username: username.to_owned(),
+        session_id: session_id.to_owned(),
+    })
 }
 
 impl FromRequestParts<AppState> for AdminSession {
@@ -131,21 +131,13 @@ impl FromRequestParts<AppState> for AdminSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let jar = SignedCookieJar::from_headers(
-            &parts.headers,
-            state.cookie_keys.admin_session.clone().into(),
-        );
         let denied =
             || ApiError::unauthorized("admin_sign_in_required", "sign in to the admin site");
-        let cookie = jar.get(ADMIN_COOKIE).ok_or_else(denied)?;
-        let (username, expires) = cookie.value().rsplit_once('|').ok_or_else(denied)?;
-        let expires: i64 = expires.parse().map_err(|_| denied())?;
-        if username != state.cfg.admin_username || expires <= chrono::Utc::now().timestamp() {
+        let session = claimed_session(&parts.headers, state).ok_or_else(denied)?;
+        if !sessions::is_live(state, &session.session_id, &session.username).await? {
             return Err(denied());
         }
-        Ok(Self {
-            username: username.to_owned(),
-        })
+        Ok(session)
     }
 }
 

@@ -1,29 +1,72 @@
-//! The admin API (`/api/v1/admin/...`): sign-in, overview and time series (stats service, plus
-//! revenue and members from the membership service), users, orders, bindings, and audited credit
-//! adjustments. Every endpoint but login needs the admin session.
+//! The admin API (`/api/v1/admin/...`): sign-in and sign-out, the reports ([`reports`]) and
+//! audited credit adjustments. Every endpoint but login needs the admin session, and every
+//! state-changing one comes from the admin site's own origin ([`crate::admin::origin`]).
 
-use axum::Json;
-use axum::extract::{Query, State};
+pub mod reports;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
 use axum_extra::extract::SignedCookieJar;
+use axum_extra::extract::cookie::Cookie;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use proto::membership::v1 as membership;
-use proto::stats::v1 as stats;
 
 use crate::AppState;
-use crate::admin::{ADMIN_COOKIE, AdminSession, session_cookie, verify_login};
+use crate::admin::{
+    ADMIN_COOKIE, AdminSession, claimed_session, require_admin_origin, session_cookie, sessions,
+    verify_login,
+};
 use crate::cookie_keys::AdminSessionKey;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientIp};
 
-#[derive(Deserialize)]
+/// The admin routes, behind the origin check.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/login", post(login))
+        .route("/api/v1/admin/logout", post(logout))
+        .route("/api/v1/admin/me", get(me))
+        .route("/api/v1/admin/overview", get(reports::overview))
+        .route("/api/v1/admin/timeseries", get(reports::timeseries))
+        .route("/api/v1/admin/users", get(reports::users))
+        .route("/api/v1/admin/orders", get(reports::orders))
+        .route("/api/v1/admin/bindings", get(reports::bindings))
+        .route("/api/v1/admin/credits/adjust", post(adjust_credits))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_origin,
+        ))
+}
+
+#[derive(Deserialize, ToSchema)]
 pub struct LoginIn {
     pub username: String,
     pub password: String,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AdminOut {
+    pub username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignedOutOut {
+    pub signed_out: bool,
+}
+
+/// Signs the operator in: a session (Redis) named by a signed HttpOnly cookie. Failures lock the
+/// address they come from, never the account.
+#[utoipa::path(post, path = "/api/v1/admin/login", request_body = LoginIn,
+    responses((status = 200, body = AdminOut, description = "signed in; the session cookie is set"),
+        (status = 401, description = "invalid_credentials"),
+        (status = 403, description = "origin_not_allowed: not from the admin site"),
+        (status = 429, description = "admin_locked: too many failures from this address"),
+        (status = 503, description = "admin_unavailable: no account configured, or Redis unreachable")))]
 pub async fn login(
     State(state): State<AppState>,
     jar: SignedCookieJar<AdminSessionKey>,
@@ -31,329 +74,72 @@ pub async fn login(
     ApiJson(input): ApiJson<LoginIn>,
 ) -> Result<Response, ApiError> {
     verify_login(&state, &input.username, &input.password, ip).await?;
-    let jar = jar.add(session_cookie(&state, &input.username));
-    Ok((jar, Json(json!({ "username": input.username }))).into_response())
-}
-
-pub async fn logout(jar: SignedCookieJar<AdminSessionKey>) -> Response {
-    let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(ADMIN_COOKIE).path("/"));
-    (jar, Json(json!({ "signed_out": true }))).into_response()
-}
-
-pub async fn me(session: AdminSession) -> Json<Value> {
-    Json(json!({ "username": session.username }))
-}
-
-/// A time range; RFC 3339 or unix milliseconds; the last 24 hours by default.
-#[derive(Deserialize)]
-pub struct RangeQuery {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub bucket: Option<String>,
-}
-
-fn parse_time(raw: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    if let Ok(ms) = raw.parse::<i64>() {
-        return chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| {
-            ApiError::bad_request("invalid_argument", format!("{field} is not a time"))
-        });
-    }
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|at| at.with_timezone(&chrono::Utc))
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_argument",
-                format!("{field} is not RFC 3339 or unix ms"),
-            )
-        })
-}
-
-fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
-    let to = match &query.to {
-        Some(raw) => parse_time(raw, "to")?,
-        None => chrono::Utc::now(),
+    let session_id = sessions::start(&state, &input.username).await?;
+    let jar = jar.add(session_cookie(&state, &input.username, &session_id));
+    let out = AdminOut {
+        username: input.username,
     };
-    let from = match &query.from {
-        Some(raw) => parse_time(raw, "from")?,
-        None => to - chrono::Duration::hours(24),
-    };
-    Ok((from.timestamp_millis(), to.timestamp_millis()))
+    Ok((jar, Json(out)).into_response())
 }
 
-fn time_range((from, to): (i64, i64)) -> stats::TimeRange {
-    stats::TimeRange {
-        from_unix_ms: from,
-        to_unix_ms: to,
-    }
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|at| at.to_rfc3339())
-        .unwrap_or_default()
-}
-
-#[derive(Serialize)]
-struct EndpointOut {
-    endpoint: String,
-    requests: u64,
-    errors: u64,
-    p50_ms: f64,
-    p95_ms: f64,
-}
-
-#[derive(Serialize)]
-struct ModelCallsOut {
-    model: String,
-    source: String,
-    calls: u64,
-    errors: u64,
-    tokens: u64,
-    p50_ms: f64,
-    p95_ms: f64,
-}
-
-/// The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
-/// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
-pub async fn overview(
+/// Signs out: the session ends on the server, so every copy of its cookie stops working, and
+/// the cookie is cleared. Without a session it only clears the cookie.
+#[utoipa::path(post, path = "/api/v1/admin/logout",
+    security(("admin_session" = [])),
+    responses((status = 200, body = SignedOutOut),
+        (status = 403, description = "origin_not_allowed: not from the admin site"),
+        (status = 503, description = "admin_unavailable: the session could not be ended (Redis)")))]
+pub async fn logout(
     State(state): State<AppState>,
-    _session: AdminSession,
-    Query(query): Query<RangeQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let window = range(&query)?;
-    let mut stats_client = state.clients.stats.clone();
-    let mut admin_client = state.clients.admin.clone();
-    let (usage, business) = tokio::join!(
-        stats_client.overview(stats::OverviewRequest {
-            range: Some(time_range(window))
-        }),
-        admin_client.summary(membership::SummaryRequest {
-            from_unix_ms: window.0,
-            to_unix_ms: window.1
-        }),
-    );
-    let usage = usage?.into_inner();
-    let business = business?.into_inner();
-    let endpoints: Vec<EndpointOut> = usage
-        .endpoints
-        .into_iter()
-        .map(|e| EndpointOut {
-            endpoint: e.endpoint,
-            requests: e.requests,
-            errors: e.errors,
-            p50_ms: e.p50_ms,
-            p95_ms: e.p95_ms,
-        })
-        .collect();
-    let model_calls: Vec<ModelCallsOut> = usage
-        .model_calls
-        .into_iter()
-        .map(|m| ModelCallsOut {
-            model: m.model,
-            source: m.source,
-            calls: m.calls,
-            errors: m.errors,
-            tokens: m.tokens,
-            p50_ms: m.p50_ms,
-            p95_ms: m.p95_ms,
-        })
-        .collect();
-    Ok(Json(json!({
-        "from": rfc3339_ms(window.0),
-        "to": rfc3339_ms(window.1),
-        "requests": usage.requests,
-        "active_clients": usage.active_clients,
-        "server_errors": usage.server_errors,
-        "client_errors": usage.client_errors,
-        "endpoints": endpoints,
-        "classification": {
-            "cache": usage.classified_cache,
-            "local": usage.classified_local,
-            "model": usage.classified_model,
-            "cache_hit_rate": usage.cache_hit_rate,
-        },
-        "model_calls": model_calls,
-        "model_tokens": usage.model_tokens,
-        "model_cost_fen": usage.model_cost_fen,
-        "revenue_fen": business.revenue_fen,
-        "paid_orders": business.paid_orders,
-        "member_orders": business.member_orders,
-        "credit_orders": business.credit_orders,
-        "new_followers": business.new_followers,
-        "active_members": business.active_members,
-        "total_users": business.total_users,
-    })))
+    jar: SignedCookieJar<AdminSessionKey>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(session) = claimed_session(&headers, &state) {
+        sessions::end(&state, &session.session_id).await?;
+        tracing::info!(admin = session.username, "admin signed out");
+    }
+    let jar = jar.remove(Cookie::build(ADMIN_COOKIE).path("/"));
+    Ok((jar, Json(SignedOutOut { signed_out: true })).into_response())
 }
 
-pub async fn timeseries(
-    State(state): State<AppState>,
-    _session: AdminSession,
-    Query(query): Query<RangeQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let window = range(&query)?;
-    let bucket = match query.bucket.as_deref() {
-        None | Some("hour") => stats::Bucket::Hour,
-        Some("day") => stats::Bucket::Day,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_argument",
-                "bucket must be hour or day",
-            ));
-        }
-    };
-    let mut client = state.clients.stats.clone();
-    let series = client
-        .time_series(stats::TimeSeriesRequest {
-            range: Some(time_range(window)),
-            bucket: bucket.into(),
-        })
-        .await?
-        .into_inner();
-    let points: Vec<Value> = series
-        .points
-        .into_iter()
-        .map(|p| {
-            json!({
-                "at": rfc3339_ms(p.at_unix_ms),
-                "requests": p.requests,
-                "errors": p.errors,
-                "active_clients": p.active_clients,
-                "model_calls": p.model_calls,
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "bucket": query.bucket.as_deref().unwrap_or("hour"), "points": points }),
-    ))
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    pub openid: Option<String>,
-    pub status: Option<String>,
-    #[serde(default)]
-    pub offset: u32,
-    pub limit: Option<u32>,
-}
-
-fn page(query: &ListQuery) -> Option<membership::Page> {
-    Some(membership::Page {
-        offset: query.offset,
-        limit: query.limit.unwrap_or(50),
+/// The signed-in operator (401 when the session is missing, expired or signed out).
+#[utoipa::path(get, path = "/api/v1/admin/me",
+    security(("admin_session" = [])),
+    responses((status = 200, body = AdminOut), (status = 401), (status = 503)))]
+pub async fn me(session: AdminSession) -> Json<AdminOut> {
+    Json(AdminOut {
+        username: session.username,
     })
 }
 
-fn unix_text(unix: i64) -> Option<String> {
-    (unix > 0).then(|| super::rfc3339(unix))
-}
-
-pub async fn users(
-    State(state): State<AppState>,
-    _session: AdminSession,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let mut client = state.clients.admin.clone();
-    let answer = client
-        .list_users(membership::ListUsersRequest {
-            openid_prefix: query.openid.clone().unwrap_or_default(),
-            page: page(&query),
-        })
-        .await?
-        .into_inner();
-    let users: Vec<Value> = answer
-        .users
-        .into_iter()
-        .map(|u| {
-            json!({
-                "user_id": u.user_id,
-                "openid": u.openid,
-                "following": u.following,
-                "remaining_credits": u.remaining_credits,
-                "held_credits": u.held_credits,
-                "total_credits": u.total_credits,
-                "is_member": u.is_member,
-                "member_expire_at": unix_text(u.member_expire_at_unix),
-                "created_at": unix_text(u.created_at_unix),
-                "last_active_at": unix_text(u.last_active_at_unix),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "total": answer.total, "users": users })))
-}
-
-pub async fn orders(
-    State(state): State<AppState>,
-    _session: AdminSession,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let mut client = state.clients.admin.clone();
-    let answer = client
-        .list_orders(membership::ListOrdersRequest {
-            status: query.status.clone().unwrap_or_default(),
-            page: page(&query),
-        })
-        .await?
-        .into_inner();
-    let orders: Vec<Value> = answer
-        .orders
-        .into_iter()
-        .map(|o| {
-            json!({
-                "order_no": o.order_no,
-                "openid": o.openid,
-                "order_type": o.order_type,
-                "total_fee": o.total_fee,
-                "status": o.status,
-                "credits_amount": o.credits_amount,
-                "created_at": unix_text(o.created_at_unix),
-                "paid_at": unix_text(o.paid_at_unix),
-                "transaction_id": o.transaction_id,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "total": answer.total, "orders": orders })))
-}
-
-pub async fn bindings(
-    State(state): State<AppState>,
-    _session: AdminSession,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let mut client = state.clients.admin.clone();
-    let answer = client
-        .list_bindings(membership::ListBindingsRequest { page: page(&query) })
-        .await?
-        .into_inner();
-    let bindings: Vec<Value> = answer
-        .bindings
-        .into_iter()
-        .map(|b| {
-            json!({
-                "scene_id": b.scene_id,
-                "client_id": b.client_id,
-                "status": b.status,
-                "openid": Some(b.openid).filter(|o| !o.is_empty()),
-                "created_at": unix_text(b.created_at_unix),
-                "completed_at": unix_text(b.completed_at_unix),
-                "expire_at": unix_text(b.expire_at_unix),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "total": answer.total, "bindings": bindings })))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AdjustIn {
     pub openid: String,
+    /// Credits to add (negative: to take; never below zero).
     pub delta: i64,
+    /// Why; required, kept in the audit row.
     pub reason: String,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AdjustOut {
+    pub audit_id: i64,
+    pub remaining_credits: i64,
+}
+
+/// Adjusts a user's credits: one `admin_adjust` ledger row, referenced by its audit row.
+#[utoipa::path(post, path = "/api/v1/admin/credits/adjust", request_body = AdjustIn,
+    security(("admin_session" = [])),
+    responses((status = 200, body = AdjustOut),
+        (status = 400, description = "no reason, or a zero delta"),
+        (status = 401), (status = 403, description = "origin_not_allowed: not from the admin site"),
+        (status = 404, description = "no such user"),
+        (status = 409, description = "the balance would go below zero"), (status = 503)))]
 pub async fn adjust_credits(
     State(state): State<AppState>,
     session: AdminSession,
     ApiJson(input): ApiJson<AdjustIn>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdjustOut>, ApiError> {
     let mut client = state.clients.admin.clone();
     let answer = client
         .adjust_credits(membership::AdjustCreditsRequest {
@@ -364,7 +150,8 @@ pub async fn adjust_credits(
         })
         .await?
         .into_inner();
-    Ok(Json(
-        json!({ "audit_id": answer.audit_id, "remaining_credits": answer.remaining_credits }),
-    ))
+    Ok(Json(AdjustOut {
+        audit_id: answer.audit_id,
+        remaining_credits: answer.remaining_credits,
+    }))
 }

@@ -51,11 +51,7 @@ async fn send(
         .find(|value| value.starts_with("xintu_admin="))
         .and_then(|value| value.split(';').next())
         .map(str::to_owned);
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        cookie,
-    )
+    (status, response.json().await.unwrap_or(Value::Null), cookie)
 }
 
 async fn login(system: &System, password: &str, call: &Call<'_>) -> (u16, Value, Option<String>) {
@@ -74,9 +70,15 @@ async fn me(system: &System, cookie: &str) -> u16 {
         cookie: Some(cookie),
         ..Call::default()
     };
-    send(system, reqwest::Method::GET, "/api/v1/admin/me", None, &call)
-        .await
-        .0
+    send(
+        system,
+        reqwest::Method::GET,
+        "/api/v1/admin/me",
+        None,
+        &call,
+    )
+    .await
+    .0
 }
 
 #[tokio::test]
@@ -112,7 +114,11 @@ async fn an_attacker_cannot_lock_the_operator_out() {
     // attacker.
     let (status, _, _) = login(&system, ADMIN_PASSWORD, &attacker).await;
     assert_eq!(status, 429);
-    for address in ["2001:db8:1:2::10", "2001:db8:1:2::11", "2001:db8:1:2:ffff::1"] {
+    for address in [
+        "2001:db8:1:2::10",
+        "2001:db8:1:2::11",
+        "2001:db8:1:2:ffff::1",
+    ] {
         let from_v6 = Call {
             address: Some(address),
             ..Call::default()
@@ -273,7 +279,10 @@ async fn admin_state_changes_only_come_from_the_admin_sites_origin() {
         assert_eq!(status, 200, "{body}");
     }
     let after = system.snapshot("o_origin").await;
-    assert_eq!(after.remaining_credits, before.remaining_credits.map(|c| c + 10));
+    assert_eq!(
+        after.remaining_credits,
+        before.remaining_credits.map(|c| c + 10)
+    );
 }
 
 #[tokio::test]
@@ -389,8 +398,19 @@ async fn a_failed_sign_in_is_logged_without_the_name_typed() {
         .filter(|line| line.contains("failed admin sign-in"))
         .collect();
     assert_eq!(failures.len(), 2, "{text}");
-    assert!(failures[0].contains("known_account=true"), "{}", failures[0]);
-    assert!(failures[1].contains("known_account=false"), "{}", failures[1]);
+    assert!(
+        failures[0].contains("known_account=true"),
+        "{}",
+        failures[0]
+    );
+    assert!(
+        failures[1].contains("known_account=false"),
+        "{}",
+        failures[1]
+    );
     assert!(failures[1].contains("address=127.0.0.1"), "{}", failures[1]);
-    assert!(!text.contains("Hunter2"), "the typed name was logged: {text}");
+    assert!(
+        !text.contains("Hunter2"),
+        "the typed name was logged: {text}"
+    );
 }

@@ -1,0 +1,339 @@
+//! The admin API's reports: overview and time series (stats service, plus revenue and members
+//! from the membership service), and the users, orders and bindings lists. Each needs the admin
+//! session.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use proto::membership::v1 as membership;
+use proto::stats::v1 as stats;
+
+use crate::AppState;
+use crate::admin::AdminSession;
+use crate::error::ApiError;
+
+/// A time range; RFC 3339 or unix milliseconds; the last 24 hours by default.
+#[derive(Deserialize, IntoParams)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Time series only: `hour` (default) or `day`.
+    pub bucket: Option<String>,
+}
+
+fn parse_time(raw: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if let Ok(ms) = raw.parse::<i64>() {
+        return chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| {
+            ApiError::bad_request("invalid_argument", format!("{field} is not a time"))
+        });
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_argument",
+                format!("{field} is not RFC 3339 or unix ms"),
+            )
+        })
+}
+
+fn range(query: &RangeQuery) -> Result<(i64, i64), ApiError> {
+    let to = match &query.to {
+        Some(raw) => parse_time(raw, "to")?,
+        None => chrono::Utc::now(),
+    };
+    let from = match &query.from {
+        Some(raw) => parse_time(raw, "from")?,
+        None => to - chrono::Duration::hours(24),
+    };
+    Ok((from.timestamp_millis(), to.timestamp_millis()))
+}
+
+fn time_range((from, to): (i64, i64)) -> stats::TimeRange {
+    stats::TimeRange {
+        from_unix_ms: from,
+        to_unix_ms: to,
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct EndpointOut {
+    endpoint: String,
+    requests: u64,
+    errors: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+#[derive(Serialize)]
+struct ModelCallsOut {
+    model: String,
+    source: String,
+    calls: u64,
+    errors: u64,
+    tokens: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+/// The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
+/// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
+#[utoipa::path(get, path = "/api/v1/admin/overview", params(RangeQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue, orders, followers, members"),
+        (status = 400), (status = 401), (status = 503)))]
+pub async fn overview(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = range(&query)?;
+    let mut stats_client = state.clients.stats.clone();
+    let mut admin_client = state.clients.admin.clone();
+    let (usage, business) = tokio::join!(
+        stats_client.overview(stats::OverviewRequest {
+            range: Some(time_range(window))
+        }),
+        admin_client.summary(membership::SummaryRequest {
+            from_unix_ms: window.0,
+            to_unix_ms: window.1
+        }),
+    );
+    let usage = usage?.into_inner();
+    let business = business?.into_inner();
+    let endpoints: Vec<EndpointOut> = usage
+        .endpoints
+        .into_iter()
+        .map(|e| EndpointOut {
+            endpoint: e.endpoint,
+            requests: e.requests,
+            errors: e.errors,
+            p50_ms: e.p50_ms,
+            p95_ms: e.p95_ms,
+        })
+        .collect();
+    let model_calls: Vec<ModelCallsOut> = usage
+        .model_calls
+        .into_iter()
+        .map(|m| ModelCallsOut {
+            model: m.model,
+            source: m.source,
+            calls: m.calls,
+            errors: m.errors,
+            tokens: m.tokens,
+            p50_ms: m.p50_ms,
+            p95_ms: m.p95_ms,
+        })
+        .collect();
+    Ok(Json(json!({
+        "from": rfc3339_ms(window.0),
+        "to": rfc3339_ms(window.1),
+        "requests": usage.requests,
+        "active_clients": usage.active_clients,
+        "server_errors": usage.server_errors,
+        "client_errors": usage.client_errors,
+        "endpoints": endpoints,
+        "classification": {
+            "cache": usage.classified_cache,
+            "local": usage.classified_local,
+            "model": usage.classified_model,
+            "cache_hit_rate": usage.cache_hit_rate,
+        },
+        "model_calls": model_calls,
+        "model_tokens": usage.model_tokens,
+        "model_cost_fen": usage.model_cost_fen,
+        "revenue_fen": business.revenue_fen,
+        "paid_orders": business.paid_orders,
+        "member_orders": business.member_orders,
+        "credit_orders": business.credit_orders,
+        "new_followers": business.new_followers,
+        "active_members": business.active_members,
+        "total_users": business.total_users,
+    })))
+}
+
+/// Requests, errors, active clients and model calls per hour or day.
+#[utoipa::path(get, path = "/api/v1/admin/timeseries", params(RangeQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`bucket` and `points` [{at, requests, errors, active_clients, model_calls}]"),
+        (status = 400), (status = 401), (status = 503)))]
+pub async fn timeseries(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = range(&query)?;
+    let bucket = match query.bucket.as_deref() {
+        None | Some("hour") => stats::Bucket::Hour,
+        Some("day") => stats::Bucket::Day,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_argument",
+                "bucket must be hour or day",
+            ));
+        }
+    };
+    let mut client = state.clients.stats.clone();
+    let series = client
+        .time_series(stats::TimeSeriesRequest {
+            range: Some(time_range(window)),
+            bucket: bucket.into(),
+        })
+        .await?
+        .into_inner();
+    let points: Vec<Value> = series
+        .points
+        .into_iter()
+        .map(|p| {
+            json!({
+                "at": rfc3339_ms(p.at_unix_ms),
+                "requests": p.requests,
+                "errors": p.errors,
+                "active_clients": p.active_clients,
+                "model_calls": p.model_calls,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "bucket": query.bucket.as_deref().unwrap_or("hour"), "points": points }),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Users only: an openid prefix.
+    pub openid: Option<String>,
+    /// Orders only: `created`, `paid`, `closed`, ...
+    pub status: Option<String>,
+    #[serde(default)]
+    pub offset: u32,
+    /// 50 by default.
+    pub limit: Option<u32>,
+}
+
+fn page(query: &ListQuery) -> Option<membership::Page> {
+    Some(membership::Page {
+        offset: query.offset,
+        limit: query.limit.unwrap_or(50),
+    })
+}
+
+fn unix_text(unix: i64) -> Option<String> {
+    (unix > 0).then(|| crate::routes::rfc3339(unix))
+}
+
+/// WeChat users with their credits and membership.
+#[utoipa::path(get, path = "/api/v1/admin/users", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `users`"), (status = 401), (status = 503)))]
+pub async fn users(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .list_users(membership::ListUsersRequest {
+            openid_prefix: query.openid.clone().unwrap_or_default(),
+            page: page(&query),
+        })
+        .await?
+        .into_inner();
+    let users: Vec<Value> = answer
+        .users
+        .into_iter()
+        .map(|u| {
+            json!({
+                "user_id": u.user_id,
+                "openid": u.openid,
+                "following": u.following,
+                "remaining_credits": u.remaining_credits,
+                "held_credits": u.held_credits,
+                "total_credits": u.total_credits,
+                "is_member": u.is_member,
+                "member_expire_at": unix_text(u.member_expire_at_unix),
+                "created_at": unix_text(u.created_at_unix),
+                "last_active_at": unix_text(u.last_active_at_unix),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": answer.total, "users": users })))
+}
+
+/// Payment orders, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/orders", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `orders`"), (status = 400), (status = 401), (status = 503)))]
+pub async fn orders(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .list_orders(membership::ListOrdersRequest {
+            status: query.status.clone().unwrap_or_default(),
+            page: page(&query),
+        })
+        .await?
+        .into_inner();
+    let orders: Vec<Value> = answer
+        .orders
+        .into_iter()
+        .map(|o| {
+            json!({
+                "order_no": o.order_no,
+                "openid": o.openid,
+                "order_type": o.order_type,
+                "total_fee": o.total_fee,
+                "status": o.status,
+                "credits_amount": o.credits_amount,
+                "created_at": unix_text(o.created_at_unix),
+                "paid_at": unix_text(o.paid_at_unix),
+                "transaction_id": o.transaction_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": answer.total, "orders": orders })))
+}
+
+/// App clients and their WeChat bindings.
+#[utoipa::path(get, path = "/api/v1/admin/bindings", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `bindings`"), (status = 401), (status = 503)))]
+pub async fn bindings(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let answer = client
+        .list_bindings(membership::ListBindingsRequest { page: page(&query) })
+        .await?
+        .into_inner();
+    let bindings: Vec<Value> = answer
+        .bindings
+        .into_iter()
+        .map(|b| {
+            json!({
+                "scene_id": b.scene_id,
+                "client_id": b.client_id,
+                "status": b.status,
+                "openid": Some(b.openid).filter(|o| !o.is_empty()),
+                "created_at": unix_text(b.created_at_unix),
+                "completed_at": unix_text(b.completed_at_unix),
+                "expire_at": unix_text(b.expire_at_unix),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": answer.total, "bindings": bindings })))
+}
