@@ -37,9 +37,7 @@ async fn a_client_bound_to_another_user_does_not_see_the_first_users_tasks() {
     let app = bound_app(Options::default(), "o_edit_first").await;
     let client_id = "pc-o_edit_first";
     let request = || form(photo(), "super_resolution", &[("upscale_factor", "2")]);
-    let (status, accepted) = app
-        .submit_edit_with_key(request(), Some("album-7"))
-        .await;
+    let (status, accepted) = app.submit_edit_with_key(request(), Some("album-7")).await;
     assert_eq!(status, 202, "{accepted}");
     let task_id = accepted["task_id"].as_str().unwrap().to_owned();
     let task = app.wait_for_edit(&task_id, WITHIN).await;
@@ -50,7 +48,10 @@ async fn a_client_bound_to_another_user_does_not_see_the_first_users_tasks() {
     // Another WeChat user signs in on the same app.
     let second = rebind(&app.system, client_id, &app.token, "o_edit_second").await;
     let (status, body) = app.edit_task_as(&second, &task_id).await;
-    assert_eq!(status, 404, "the second user sees the first one's task: {body}");
+    assert_eq!(
+        status, 404,
+        "the second user sees the first one's task: {body}"
+    );
     assert_eq!(body["error"]["code"], "edit_not_found");
     let (status, _, _) = app.fetch(&url).await;
     assert_eq!(status, 404, "the first user's result URL still works");
@@ -78,7 +79,10 @@ async fn a_client_bound_to_another_user_does_not_see_the_first_users_tasks() {
     let signed_out = app
         .system
         .http
-        .post(format!("{}/api/v1/auth/wechat/unbind", app.system.gateway()))
+        .post(format!(
+            "{}/api/v1/auth/wechat/unbind",
+            app.system.gateway()
+        ))
         .bearer_auth(&back)
         .send()
         .await
