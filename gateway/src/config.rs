@@ -22,7 +22,9 @@ pub struct GatewayConfig {
     pub admin_password_hash: Option<SecretString>,
     pub admin_session_ttl_secs: u64,
     pub admin_max_failures: u32,
+    pub admin_account_max_failures: u32,
     pub admin_lockout_secs: u64,
+    pub admin_allowed_origins: String,
     pub grpc_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub wechat_appid: String,
@@ -64,9 +66,15 @@ impl GatewayConfig {
         Ok(cfg)
     }
 
-    /// The rules of `XINTU_ENV=production`: a forged session or admin cookie must not be one
-    /// anybody can sign with a published key, and nothing may be sent over plain http.
+    /// Checks what the types cannot (the admin origins are origins), and the rules of
+    /// `XINTU_ENV=production`: a forged session or admin cookie must not be one anybody can sign
+    /// with a published key, and nothing may be sent over plain http.
     pub fn validate(&self) -> Result<(), platform::config::ConfigError> {
+        crate::admin::origin::parse_allowed(&self.admin_allowed_origins).map_err(|entry| {
+            platform::config::ConfigError::Invalid(format!(
+                "ADMIN_ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port])"
+            ))
+        })?;
         if self.xintu_env != "production" {
             return Ok(());
         }
@@ -87,6 +95,10 @@ impl GatewayConfig {
         }
         if !self.edit_result_base_url.is_empty() {
             check.https_url("EDIT_RESULT_BASE_URL", &self.edit_result_base_url);
+        }
+        let origins = self.admin_allowed_origins.split(',').map(str::trim);
+        for origin in origins.filter(|origin| !origin.is_empty()) {
+            check.https_url("ADMIN_ALLOWED_ORIGINS", origin);
         }
         if let Some(hash) = &self.admin_password_hash {
             check.require(

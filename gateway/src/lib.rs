@@ -112,7 +112,7 @@ pub struct AppState {
     pub recorder: platform::request_log::Recorder,
     /// Request counts and latencies (OpenTelemetry).
     pub metrics: metrics::RequestMetrics,
-    /// Shared counters (admin lockout); connected on first use, bounded per command.
+    /// Shared counters and admin sessions; connected on first use, bounded per command.
     pub redis: platform::redis::Redis,
     /// Refuses stale and replayed WeChat pushes, across instances.
     pub replay: wechat::replay::ReplayGuard,
@@ -216,18 +216,7 @@ pub fn app(state: AppState) -> Router {
             post(routes::location::locate_batch),
         )
         .merge(routes::photos::router(&state.cfg))
-        .route("/api/v1/admin/login", post(routes::admin::login))
-        .route("/api/v1/admin/logout", post(routes::admin::logout))
-        .route("/api/v1/admin/me", get(routes::admin::me))
-        .route("/api/v1/admin/overview", get(routes::admin::overview))
-        .route("/api/v1/admin/timeseries", get(routes::admin::timeseries))
-        .route("/api/v1/admin/users", get(routes::admin::users))
-        .route("/api/v1/admin/orders", get(routes::admin::orders))
-        .route("/api/v1/admin/bindings", get(routes::admin::bindings))
-        .route(
-            "/api/v1/admin/credits/adjust",
-            post(routes::admin::adjust_credits),
-        )
+        .merge(routes::admin::router(&state))
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -63,6 +63,8 @@ async fn serves_with_all_digit_values_for_every_string_setting() {
         "member_page_path",
         "wechat_open_base",
         "edit_result_base_url",
+        // Origins (scheme://host), or nothing.
+        "admin_allowed_origins",
         "xintu_env",
         "log_format",
         "otel_exporter_otlp_endpoint",
@@ -131,6 +133,7 @@ fn production_refuses_the_shipped_defaults() {
         ("SESSION_COOKIE_SECURE", "false"),
         ("WECHAT_AES_KEY", "sandbox-aes-key"),
         ("ADMIN_PASSWORD_HASH", "admin-demo"),
+        ("ADMIN_ALLOWED_ORIGINS", "http://admin.xintuxiangce.top"),
     ] {
         let mut env = production_env();
         env.retain(|(k, _)| k != variable);
@@ -145,4 +148,10 @@ fn production_refuses_the_shipped_defaults() {
 fn a_bad_value_stops_start_up_with_one_line_naming_it() {
     assert_refused_in_one_line(BIN, &["serve"], "QRCODE_PER_CLIENT_PER_MINUTE", "many");
     assert_refused_in_one_line(BIN, &["serve"], "TRUST_PROXY_HEADERS", "perhaps");
+    assert_refused_in_one_line(
+        BIN,
+        &["serve"],
+        "ADMIN_ALLOWED_ORIGINS",
+        "https://admin.xintuxiangce.top,admin.xintuxaingce.top",
+    );
 }

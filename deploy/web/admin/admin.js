@@ -7,8 +7,10 @@
 
   var ERRORS = {
     invalid_credentials: '用户名或密码错误',
-    admin_locked: '登录失败次数过多，账号已暂时锁定，请稍后再试',
+    admin_locked: '此网络登录失败次数过多，已暂时锁定，请稍后再试',
     admin_sign_in_required: '登录已失效，请重新登录',
+    admin_unavailable: '登录服务暂时不可用，请稍后再试',
+    origin_not_allowed: '请求来源不被允许，请从管理后台页面操作',
     invalid_argument: '参数不正确',
     not_found: '找不到该用户',
     user_not_found: '找不到该用户',

@@ -2,9 +2,9 @@
 
 use axum::Json;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{auth, location, member, payment, photos};
+use super::{admin, auth, location, member, payment, photos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +25,16 @@ use super::{auth, location, member, payment, photos};
         photos::lookup,
         photos::edit::submit,
         photos::edit::get,
-        photos::edit::result
+        photos::edit::result,
+        admin::login,
+        admin::logout,
+        admin::me,
+        admin::reports::overview,
+        admin::reports::timeseries,
+        admin::reports::users,
+        admin::reports::orders,
+        admin::reports::bindings,
+        admin::adjust_credits
     ),
     components(schemas(
         auth::QrCodeIn,
@@ -56,20 +65,31 @@ use super::{auth, location, member, payment, photos};
         photos::EditForm,
         photos::EditTaskOut,
         photos::EditResultOut,
-        photos::EditErrorOut
+        photos::EditErrorOut,
+        admin::LoginIn,
+        admin::AdminOut,
+        admin::SignedOutOut,
+        admin::AdjustIn,
+        admin::AdjustOut
     )),
-    modifiers(&ClientTokenScheme)
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
 
-struct ClientTokenScheme;
+/// The security schemes: the apps' client token and the admin session cookie.
+struct SecuritySchemes;
 
-impl utoipa::Modify for ClientTokenScheme {
+impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "client_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The admin site's session (POST /api/v1/admin/login sets it).
+        components.add_security_scheme(
+            "admin_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::admin::ADMIN_COOKIE))),
         );
     }
 }

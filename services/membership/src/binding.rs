@@ -397,6 +397,19 @@ impl Bindings {
             expires_at: row.expire_at,
         })
     }
+
+    /// The user a client is bound to now (None when it is not bound). Reads the replica unless
+    /// the client's last write (a new QR code, a scan, a sign-out) may not be there yet.
+    pub async fn current_user(&self, client_id: &ClientId) -> Result<Option<i64>, MembershipError> {
+        let pool = self
+            .freshness
+            .pool_for(&self.pools, &client_subject(client_id.as_str()))
+            .await;
+        let row = read_binding(pool, client_id).await?;
+        Ok(row
+            .filter(|row| row.status == "completed")
+            .and_then(|row| row.user_id))
+    }
 }
 
 fn client_subject(client_id: &str) -> String {

@@ -23,6 +23,9 @@ pub enum PhotoError {
     InsufficientCredits { needed: i64 },
     #[error("credits could not be checked; try again shortly")]
     CreditsUnavailable,
+    /// Whom a client belongs to could not be asked; nothing is handed out meanwhile.
+    #[error("the membership service could not be reached; try again shortly")]
+    MembershipUnavailable,
     #[error("image editing is not configured on this deployment")]
     EditsNotConfigured,
     /// Unknown, or not the caller's: the same answer, so nothing leaks.
@@ -99,6 +102,7 @@ impl PhotoError {
             Self::Overloaded
             | Self::InsufficientCredits { .. }
             | Self::CreditsUnavailable
+            | Self::MembershipUnavailable
             | Self::EditsNotConfigured
             | Self::NotFound { .. }
             | Self::Storage(_)
@@ -134,6 +138,9 @@ impl From<PhotoError> for tonic::Status {
             ),
             PhotoError::CreditsUnavailable => {
                 status(Code::Unavailable, "credits_unavailable", err.to_string())
+            }
+            PhotoError::MembershipUnavailable => {
+                status(Code::Unavailable, "membership_unavailable", err.to_string())
             }
             PhotoError::EditsNotConfigured => {
                 status(Code::Unavailable, "edits_not_configured", err.to_string())

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod local;
 pub mod metrics;
 pub mod model_calls;
+pub mod owners;
 pub mod provider;
 pub mod storage;
 pub mod store;
@@ -46,6 +47,7 @@ use crate::edit::{EditProvider, EditProviderSettings, EditService, EditSettings}
 use crate::grpc::{ClassifierGrpc, ImageEditGrpc, LocationGrpc};
 use crate::local::LocalModel;
 use crate::model_calls::ModelCallRecorder;
+use crate::owners::ClientOwners;
 use crate::provider::{ModelClient, ProviderSettings};
 use crate::storage::LocalDirStore;
 use crate::store::edit_tasks::ProviderLimits;
@@ -127,12 +129,17 @@ pub fn build_edits(
         Duration::from_millis(cfg.membership_timeout_ms),
         cfg.cloud_credit_hold_secs,
     )?;
+    let owners = ClientOwners::new(
+        &cfg.membership_grpc_url,
+        Duration::from_millis(cfg.membership_timeout_ms),
+    )?;
     let window_ms = cfg.edit_submit_window_ms;
     Ok(EditService::new(
         deps.pools.clone(),
         storage,
         provider,
         credits,
+        owners,
         recorder.clone(),
         UrlSigner::new(cfg.edit_url_secret.clone()),
         EditSettings {

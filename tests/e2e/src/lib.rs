@@ -610,11 +610,17 @@ pub struct MemberBrowser {
 
 impl System {
     /// Signs the admin in (`admin` / [`ADMIN_PASSWORD`]) as the admin site does: a browser with
-    /// the session cookie.
+    /// the session cookie, sending its page's origin as browsers do.
     pub async fn admin_sign_in(&self) -> MemberBrowser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ORIGIN,
+            self.gateway().parse().expect("an origin header"),
+        );
         let browser = MemberBrowser {
             http: reqwest::Client::builder()
                 .cookie_store(true)
+                .default_headers(headers)
                 .build()
                 .expect("browser"),
             gateway: self.gateway().to_owned(),

@@ -49,7 +49,8 @@ pub struct EditForm {
 
 #[derive(Serialize, ToSchema)]
 pub struct EditResultOut {
-    /// Our copy of the result; works until `results_expire_at`, no token needed.
+    /// Our copy of the result; works until `results_expire_at`, no token needed, while this app
+    /// is still bound to this WeChat user (re-bound or signed out, it is 404).
     pub url: String,
     pub width: u32,
     pub height: u32,
@@ -145,7 +146,8 @@ pub async fn submit(
     Ok((StatusCode::ACCEPTED, Json(task_out(&state, task))).into_response())
 }
 
-/// An edit task of the calling client (404 for any other task).
+/// An edit task of the calling WeChat user on the calling client (404 for any other task: one of
+/// another app, or of another user on this app).
 #[utoipa::path(get, path = "/api/v1/photos/edit/{task_id}",
     params(("task_id" = String, Path)),
     security(("client_token" = [])),
@@ -170,11 +172,13 @@ pub async fn get(
 }
 
 /// A stored result. The URL is the authority (signed, expiring): apps can hand it to an image
-/// view without headers.
+/// view without headers. It stops working once the app is re-bound to another user or signed
+/// out.
 #[utoipa::path(get, path = "/api/v1/photos/edit/results/{token}",
     params(("token" = String, Path)),
     responses((status = 200, description = "the image", content_type = "image/png"),
-        (status = 404, description = "unknown, altered or expired URL")))]
+        (status = 404, description = "unknown, altered or expired URL, or the app is no longer bound to the task's user"),
+        (status = 503, description = "membership_unavailable")))]
 pub async fn result(
     State(state): State<AppState>,
     Path(token): Path<String>,

@@ -124,6 +124,18 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(client_id = %request.get_ref().client_id))]
+    async fn get_client_user(
+        &self,
+        request: Request<pb::GetClientUserRequest>,
+    ) -> Result<Response<pb::GetClientUserResponse>, Status> {
+        let client_id = ClientId::parse(&request.get_ref().client_id)?;
+        let user_id = self.bindings.current_user(&client_id).await?;
+        Ok(Response::new(pb::GetClientUserResponse {
+            user_id: user_id.unwrap_or(0),
+        }))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn unbind(
         &self,

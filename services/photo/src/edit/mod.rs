@@ -22,6 +22,7 @@ use crate::credits::{CreditGate, HoldError};
 use crate::domain::edit::{self, EditRequest, ImageInfo, Parameters, UrlSigner, ValidEdit};
 use crate::error::PhotoError;
 use crate::model_calls::{CallOrigin, ModelCallRecorder};
+use crate::owners::ClientOwners;
 use crate::storage::SharedStore;
 use crate::store::edit_tasks::{self, NewTask, ProviderLimits, TaskRow};
 
@@ -76,6 +77,18 @@ pub struct SubmitInput {
     pub request_key: Option<String>,
 }
 
+/// Whom a task belongs to: the WeChat user, on the app client it asked from.
+pub struct Owner<'a> {
+    pub user_id: i64,
+    pub client_id: &'a str,
+}
+
+impl Owner<'_> {
+    fn owns(&self, row: &TaskRow) -> bool {
+        row.user_id == self.user_id && row.client_id == self.client_id
+    }
+}
+
 /// One stored result, as kept in the task's `results` column.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoredResult {
@@ -91,6 +104,8 @@ pub struct EditService {
     pub(crate) storage: SharedStore,
     pub(crate) provider: Option<Arc<EditProvider>>,
     pub(crate) credits: CreditGate,
+    /// Whom a task's client belongs to now: results are served only to that user.
+    pub(crate) owners: ClientOwners,
     /// Records every provider call made for a task (issue 6).
     pub(crate) recorder: ModelCallRecorder,
     pub(crate) signer: UrlSigner,
@@ -107,11 +122,13 @@ const MAX_REQUEST_KEY: usize = 128;
 const PURGE_BATCH: u32 = 100;
 
 impl EditService {
+    #[allow(clippy::too_many_arguments)] // the service's parts, wired once at start
     pub fn new(
         pools: Pools,
         storage: SharedStore,
         provider: Option<Arc<EditProvider>>,
         credits: CreditGate,
+        owners: ClientOwners,
         recorder: ModelCallRecorder,
         signer: UrlSigner,
         settings: EditSettings,
@@ -121,6 +138,7 @@ impl EditService {
             storage,
             provider,
             credits,
+            owners,
             recorder,
             signer,
             settings,
@@ -152,7 +170,11 @@ impl EditService {
             code: invalid.code,
             message: invalid.message,
         })?;
-        if let Some(existing) = self.existing(&input.origin.client_id, &request_key).await? {
+        let owner = Owner {
+            user_id: input.user_id,
+            client_id: &input.origin.client_id,
+        };
+        if let Some(existing) = self.existing(&owner, &request_key).await? {
             return Ok(self.view(existing, false));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -182,7 +204,7 @@ impl EditService {
             Err(err) if platform::db::is_unique_violation(&err) => {
                 // The same request raced this one and won: its task is the answer.
                 self.delete_objects(&[Some(input_key), mask_key]).await;
-                return match self.existing(&input.origin.client_id, &request_key).await? {
+                return match self.existing(&owner, &request_key).await? {
                     Some(existing) => Ok(self.view(existing, false)),
                     None => Err(PhotoError::Internal("an edit task vanished".into())),
                 };
@@ -213,8 +235,10 @@ impl EditService {
         Ok(self.view(row, true))
     }
 
-    /// A task of `client_id`; the same NotFound for an unknown task and another client's.
-    pub async fn get(&self, client_id: &str, task_id: &str) -> Result<TaskView, PhotoError> {
+    /// A task of this user on this client; the same NotFound for an unknown task and for one of
+    /// another client or another user (a client re-bound to another user shows that user none of
+    /// the first one's tasks).
+    pub async fn get(&self, owner: &Owner<'_>, task_id: &str) -> Result<TaskView, PhotoError> {
         let not_found = PhotoError::NotFound {
             code: "edit_not_found",
             what: "edit task",
@@ -224,12 +248,13 @@ impl EditService {
         }
         // The primary: a client polls right after submitting.
         match edit_tasks::find(&self.pools.primary, &task_id.to_ascii_lowercase()).await? {
-            Some(row) if row.client_id == client_id => Ok(self.view(row, false)),
+            Some(row) if owner.owns(&row) => Ok(self.view(row, false)),
             _ => Err(not_found),
         }
     }
 
-    /// The bytes of one result by the token of its URL.
+    /// The bytes of one result by the token of its URL, while the task's client is still bound
+    /// to the task's user (re-bound or signed out, its URLs are nothing).
     pub async fn read_result(&self, token: &str) -> Result<(Vec<u8>, String), PhotoError> {
         let not_found = || PhotoError::NotFound {
             code: "edit_result_not_found",
@@ -249,18 +274,30 @@ impl EditService {
         if row.status != "succeeded" {
             return Err(not_found());
         }
+        if self.owners.current_user(&row.client_id).await? != Some(row.user_id) {
+            tracing::info!(task = %row.id, "edit result refused: its client is no longer its user's");
+            return Err(not_found());
+        }
         let results = view::stored_results(&row);
         let result = results.get(named.index as usize).ok_or_else(not_found)?;
         let bytes = self.storage.get(&result.key).await?.ok_or_else(not_found)?;
         Ok((bytes, result.content_type.clone()))
     }
 
+    /// The task an earlier identical request of this user on this client made (a key is the
+    /// user's own: another user on the same client gets a task of their own).
     async fn existing(
         &self,
-        client_id: &str,
+        owner: &Owner<'_>,
         request_key: &str,
     ) -> Result<Option<TaskRow>, PhotoError> {
-        Ok(edit_tasks::find_by_request(&self.pools.primary, client_id, request_key).await?)
+        Ok(edit_tasks::find_by_request(
+            &self.pools.primary,
+            owner.client_id,
+            owner.user_id,
+            request_key,
+        )
+        .await?)
     }
 
     #[allow(clippy::too_many_arguments)] // one row's worth of columns

@@ -6,7 +6,7 @@ use proto::photo::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::domain::edit::{Parameters, PublicStatus};
-use crate::edit::{EditService, SubmitInput, TaskView};
+use crate::edit::{EditService, Owner, SubmitInput, TaskView};
 use crate::error::PhotoError;
 use crate::model_calls::CallOrigin;
 
@@ -70,8 +70,12 @@ impl pb::image_edit_service_server::ImageEditService for ImageEditGrpc {
         request: Request<pb::GetEditRequest>,
     ) -> Result<Response<pb::EditTask>, Status> {
         let request = request.into_inner();
-        let (_, client_id) = caller(request.caller.as_ref())?;
-        let task = self.edits.get(&client_id, &request.task_id).await?;
+        let (user_id, client_id) = caller(request.caller.as_ref())?;
+        let owner = Owner {
+            user_id,
+            client_id: &client_id,
+        };
+        let task = self.edits.get(&owner, &request.task_id).await?;
         Ok(Response::new(to_pb(task)))
     }
 

@@ -124,12 +124,14 @@ pub async fn find(
 pub async fn find_by_request(
     executor: impl MySqlExecutor<'_>,
     client_id: &str,
+    user_id: i64,
     request_key: &str,
 ) -> Result<Option<TaskRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM edit_tasks WHERE client_id = ? AND request_key = ?"
+        "SELECT {COLUMNS} FROM edit_tasks WHERE client_id = ? AND user_id = ? AND request_key = ?"
     ))
     .bind(client_id)
+    .bind(user_id)
     .bind(request_key)
     .fetch_optional(executor)
     .await

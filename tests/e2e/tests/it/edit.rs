@@ -6,5 +6,6 @@ mod bad_input;
 mod failures;
 mod flows;
 mod limits;
+mod owner;
 mod recording;
 pub(crate) mod support;

@@ -69,6 +69,9 @@ async fn the_gateway_reports_liveness_readiness_and_its_api() {
         "/api/v1/member/profile",
         "/api/v1/payment/create-order",
         "/api/v1/payment/orders/{order_no}",
+        "/api/v1/admin/login",
+        "/api/v1/admin/logout",
+        "/api/v1/admin/credits/adjust",
     ] {
         assert!(
             doc["paths"][path].is_object(),

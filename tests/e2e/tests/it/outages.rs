@@ -62,6 +62,7 @@ async fn with_redis_gone_classification_limits_and_payments_keep_working() {
         .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
         .await;
     let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let admin = system.admin_sign_in().await;
 
     redis.kill();
 
@@ -133,6 +134,9 @@ async fn with_redis_gone_classification_limits_and_payments_keep_working() {
         ),
     )
     .await;
+    assert_eq!(status, 503, "{body}");
+    // So does a session made before: whether it was signed out cannot be known.
+    let (status, body) = quickly("an admin read", admin.get("/api/v1/admin/me")).await;
     assert_eq!(status, 503, "{body}");
 
     // Redis back (empty): once the pause after the failure is over, hot copies are stored again.

@@ -1,54 +1,26 @@
-//! The admin API (`/api/v1/admin/...`): sign-in, overview and time series (stats service, plus
-//! revenue and members from the membership service), users, orders, bindings, and audited credit
-//! adjustments. Every endpoint but login needs the admin session.
+//! The admin API's reports: overview and time series (stats service, plus revenue and members
+//! from the membership service), and the users, orders and bindings lists. Each needs the admin
+//! session.
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use axum_extra::extract::SignedCookieJar;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::IntoParams;
 
 use proto::membership::v1 as membership;
 use proto::stats::v1 as stats;
 
 use crate::AppState;
-use crate::admin::{ADMIN_COOKIE, AdminSession, session_cookie, verify_login};
-use crate::cookie_keys::AdminSessionKey;
+use crate::admin::AdminSession;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ClientIp};
-
-#[derive(Deserialize)]
-pub struct LoginIn {
-    pub username: String,
-    pub password: String,
-}
-
-pub async fn login(
-    State(state): State<AppState>,
-    jar: SignedCookieJar<AdminSessionKey>,
-    ClientIp(ip): ClientIp,
-    ApiJson(input): ApiJson<LoginIn>,
-) -> Result<Response, ApiError> {
-    verify_login(&state, &input.username, &input.password, ip).await?;
-    let jar = jar.add(session_cookie(&state, &input.username));
-    Ok((jar, Json(json!({ "username": input.username }))).into_response())
-}
-
-pub async fn logout(jar: SignedCookieJar<AdminSessionKey>) -> Response {
-    let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(ADMIN_COOKIE).path("/"));
-    (jar, Json(json!({ "signed_out": true }))).into_response()
-}
-
-pub async fn me(session: AdminSession) -> Json<Value> {
-    Json(json!({ "username": session.username }))
-}
 
 /// A time range; RFC 3339 or unix milliseconds; the last 24 hours by default.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 pub struct RangeQuery {
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Time series only: `hour` (default) or `day`.
     pub bucket: Option<String>,
 }
 
@@ -115,6 +87,10 @@ struct ModelCallsOut {
 
 /// The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
 /// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
+#[utoipa::path(get, path = "/api/v1/admin/overview", params(RangeQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue, orders, followers, members"),
+        (status = 400), (status = 401), (status = 503)))]
 pub async fn overview(
     State(state): State<AppState>,
     _session: AdminSession,
@@ -185,6 +161,11 @@ pub async fn overview(
     })))
 }
 
+/// Requests, errors, active clients and model calls per hour or day.
+#[utoipa::path(get, path = "/api/v1/admin/timeseries", params(RangeQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`bucket` and `points` [{at, requests, errors, active_clients, model_calls}]"),
+        (status = 400), (status = 401), (status = 503)))]
 pub async fn timeseries(
     State(state): State<AppState>,
     _session: AdminSession,
@@ -227,12 +208,15 @@ pub async fn timeseries(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
+    /// Users only: an openid prefix.
     pub openid: Option<String>,
+    /// Orders only: `created`, `paid`, `closed`, ...
     pub status: Option<String>,
     #[serde(default)]
     pub offset: u32,
+    /// 50 by default.
     pub limit: Option<u32>,
 }
 
@@ -244,9 +228,13 @@ fn page(query: &ListQuery) -> Option<membership::Page> {
 }
 
 fn unix_text(unix: i64) -> Option<String> {
-    (unix > 0).then(|| super::rfc3339(unix))
+    (unix > 0).then(|| crate::routes::rfc3339(unix))
 }
 
+/// WeChat users with their credits and membership.
+#[utoipa::path(get, path = "/api/v1/admin/users", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `users`"), (status = 401), (status = 503)))]
 pub async fn users(
     State(state): State<AppState>,
     _session: AdminSession,
@@ -281,6 +269,10 @@ pub async fn users(
     Ok(Json(json!({ "total": answer.total, "users": users })))
 }
 
+/// Payment orders, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/orders", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `orders`"), (status = 400), (status = 401), (status = 503)))]
 pub async fn orders(
     State(state): State<AppState>,
     _session: AdminSession,
@@ -314,6 +306,10 @@ pub async fn orders(
     Ok(Json(json!({ "total": answer.total, "orders": orders })))
 }
 
+/// App clients and their WeChat bindings.
+#[utoipa::path(get, path = "/api/v1/admin/bindings", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `bindings`"), (status = 401), (status = 503)))]
 pub async fn bindings(
     State(state): State<AppState>,
     _session: AdminSession,
@@ -340,31 +336,4 @@ pub async fn bindings(
         })
         .collect();
     Ok(Json(json!({ "total": answer.total, "bindings": bindings })))
-}
-
-#[derive(Deserialize)]
-pub struct AdjustIn {
-    pub openid: String,
-    pub delta: i64,
-    pub reason: String,
-}
-
-pub async fn adjust_credits(
-    State(state): State<AppState>,
-    session: AdminSession,
-    ApiJson(input): ApiJson<AdjustIn>,
-) -> Result<Json<Value>, ApiError> {
-    let mut client = state.clients.admin.clone();
-    let answer = client
-        .adjust_credits(membership::AdjustCreditsRequest {
-            openid: input.openid,
-            delta: input.delta,
-            reason: input.reason,
-            admin: session.username,
-        })
-        .await?
-        .into_inner();
-    Ok(Json(
-        json!({ "audit_id": answer.audit_id, "remaining_credits": answer.remaining_credits }),
-    ))
 }

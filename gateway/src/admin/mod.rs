@@ -1,0 +1,151 @@
+//! The admin site's sign-in: one operator account with an argon2 password hash from config, a
+//! server-side session named by a signed cookie, a lockout after repeated failures that an
+//! attacker cannot turn against the operator ([`lockout`]), and state changes accepted only from
+//! the admin site's own origin ([`origin`]). Counts and sessions live in Redis, shared by every
+//! gateway instance; without Redis the admin API fails closed.
+
+pub mod lockout;
+pub mod origin;
+pub mod sessions;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum_extra::extract::SignedCookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use secrecy::ExposeSecret;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub use origin::require_admin_origin;
+
+pub const ADMIN_COOKIE: &str = "xintu_admin";
+
+/// A signed-in operator.
+pub struct AdminSession {
+    pub username: String,
+    /// The server-side session this cookie names (ended by sign-out).
+    pub session_id: String,
+}
+
+fn unavailable(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "admin_unavailable",
+        message,
+    )
+}
+
+/// Checks the credentials, counting failures per address (see [`lockout`]).
+pub async fn verify_login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), ApiError> {
+    let configured = state
+        .cfg
+        .admin_password_hash
+        .as_ref()
+        .filter(|hash| !hash.expose_secret().is_empty());
+    let Some(hash) = configured else {
+        return Err(unavailable("no admin account is configured"));
+    };
+    let username_ok = username == state.cfg.admin_username;
+    let attempt = lockout::Attempt::new(state, ip, username_ok);
+    attempt.check(state).await?;
+    // argon2 is meant to be slow (tens of milliseconds of CPU): it runs on a blocking thread so a
+    // burst of sign-in attempts cannot stall the requests sharing this runtime's threads. It runs
+    // for an unknown user name too, so the answer's timing does not tell the name.
+    let (hash, given) = (hash.expose_secret().to_owned(), password.to_owned());
+    let password_ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(given.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    if username_ok && password_ok {
+        attempt.succeeded(state).await;
+        return Ok(());
+    }
+    attempt.failed(state).await?;
+    // The attempted name is not logged: it is whatever a stranger typed (a password, at times).
+    tracing::warn!(
+        known_account = username_ok,
+        address = %attempt.address,
+        "failed admin sign-in"
+    );
+    Err(ApiError::unauthorized(
+        "invalid_credentials",
+        "wrong username or password",
+    ))
+}
+
+/// The session cookie: `username|expires_unix|session_id`, signed; Strict so other sites cannot
+/// use it.
+pub fn session_cookie(state: &AppState, username: &str, session_id: &str) -> Cookie<'static> {
+    let ttl = i64::try_from(state.cfg.admin_session_ttl_secs).unwrap_or(28_800);
+    let expires = chrono::Utc::now().timestamp() + ttl;
+    Cookie::build((ADMIN_COOKIE, format!("{username}|{expires}|{session_id}")))
+        .path("/")
+        .http_only(true)
+        .secure(state.cfg.session_cookie_secure)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(ttl))
+        .build()
+}
+
+/// The session a request's cookie names, when the cookie is ours, unexpired and for the
+/// configured operator (whether the session is still live is not asked here).
+pub fn claimed_session(headers: &HeaderMap, state: &AppState) -> Option<AdminSession> {
+    let jar =
+        SignedCookieJar::from_headers(headers, state.cookie_keys.admin_session.clone().into());
+    let cookie = jar.get(ADMIN_COOKIE)?;
+    let mut fields = cookie.value().rsplitn(3, '|');
+    let (Some(session_id), Some(expires), Some(username)) =
+        (fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    let expires: i64 = expires.parse().ok()?;
+    let valid = username == state.cfg.admin_username
+        && expires > chrono::Utc::now().timestamp()
+        && !session_id.is_empty();
+    valid.then(|| AdminSession {
+        username: username.to_owned(),
+        session_id: session_id.to_owned(),
+    })
+}
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let denied =
+            || ApiError::unauthorized("admin_sign_in_required", "sign in to the admin site");
+        let session = claimed_session(&parts.headers, state).ok_or_else(denied)?;
+        if !sessions::is_live(state, &session.session_id, &session.username).await? {
+            return Err(denied());
+        }
+        Ok(session)
+    }
+}
+
+/// Hashes a password for `admin_password_hash` (the `hash-password` command).
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
