@@ -355,6 +355,11 @@ impl System {
         system
     }
 
+    /// The first photo instance's gRPC URL.
+    pub fn photo_url(&self) -> &str {
+        &self.photo_restart.url
+    }
+
     /// The first gateway's base URL.
     pub fn gateway(&self) -> &str {
         &self.gateway_urls[0]
