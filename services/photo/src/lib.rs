@@ -125,6 +125,7 @@ pub fn build_edits(
     let credits = CreditGate::new(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
+        &cfg.service_token,
         cfg.cloud_credit_hold_secs,
     )?;
     let window_ms = cfg.edit_submit_window_ms;
@@ -223,6 +224,7 @@ pub fn build_classifier(
             let credits = CreditGate::new(
                 &cfg.membership_grpc_url,
                 Duration::from_millis(cfg.membership_timeout_ms),
+                &cfg.service_token,
                 cfg.cloud_credit_hold_secs,
             )?;
             Some(CloudPath::new(provider, credits))
@@ -254,7 +256,7 @@ pub fn start_recorder(
         tracing::info!("STATS_GRPC_URL is not set: model calls are not recorded");
         return Ok(ModelCallRecorder::disabled());
     };
-    let channel = platform::grpc::channel(url, STATS_TIMEOUT)?;
+    let channel = platform::grpc::channel(url, STATS_TIMEOUT, &cfg.service_token)?;
     let client = StatsServiceClient::with_interceptor(channel, PropagateContext);
     Ok(ModelCallRecorder::new(Recorder::start(
         client,
@@ -290,6 +292,7 @@ pub async fn run(
         routes,
         SERVICE_NAMES,
         platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        cfg.service_token.clone(),
         shutdown,
     )
     .await;

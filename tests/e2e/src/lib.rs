@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use gateway::config::GatewayConfig;
 use membership_svc::config::MembershipConfig;
+use platform::grpc::{ServiceChannel, ServiceToken};
 use platform::testing::{Replica, TestDatabase};
 use sandbox::{Sandbox, SandboxConfig};
 
@@ -134,6 +135,8 @@ pub struct System {
     pub stats: stats::StatsService,
     pub gateway_urls: Vec<String>,
     pub membership_urls: Vec<String>,
+    /// The service token every process of this system sends and accepts (random per system).
+    pub service_token: ServiceToken,
     /// Set with `Options::cuttable_primary`: the membership instances' way to the primary.
     pub primary_proxy: Option<proxy::CuttableProxy>,
     pub http: reqwest::Client,
@@ -152,6 +155,7 @@ pub struct System {
 struct PhotoRestart {
     options: Options,
     redis_prefix: String,
+    service_token: ServiceToken,
     membership_urls: Vec<String>,
     url: String,
     stop: std::sync::Mutex<CancellationToken>,
@@ -219,11 +223,18 @@ impl System {
         let shutdown = CancellationToken::new();
         let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
-        let stats = stats::start(options.stats_replica, shutdown.child_token()).await;
+        let service_token = platform::testing::service_token();
+        let stats = stats::start(
+            options.stats_replica,
+            &service_token,
+            shutdown.child_token(),
+        )
+        .await;
         let mut membership_urls = Vec::new();
         let mut membership_tasks = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
+            cfg.service_token = service_token.clone();
             cfg.database_url = match &primary_proxy {
                 Some(proxy) => with_host(&db.primary_url, proxy.addr),
                 None => db.primary_url.clone(),
@@ -263,6 +274,7 @@ impl System {
         let peers = photo::Peers {
             sandbox: &sandbox,
             redis_prefix: &redis_prefix,
+            service_token: &service_token,
             membership_urls: &membership_urls,
             stats_url: &stats_url,
         };
@@ -292,6 +304,7 @@ impl System {
         let mut gateway_tasks = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
+            cfg.service_token = service_token.clone();
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
@@ -326,6 +339,7 @@ impl System {
         let photo_restart = PhotoRestart {
             options: options.clone(),
             redis_prefix: redis_prefix.clone(),
+            service_token: service_token.clone(),
             membership_urls: membership_urls.clone(),
             url: photo.url.clone(),
             stop: std::sync::Mutex::new(first_photo_stop),
@@ -339,6 +353,7 @@ impl System {
             stats,
             gateway_urls,
             membership_urls,
+            service_token,
             primary_proxy,
             membership_shutdown,
             gateway_shutdowns,
@@ -471,6 +486,7 @@ impl System {
         let peers = photo::Peers {
             sandbox: &self.sandbox,
             redis_prefix: &restart.redis_prefix,
+            service_token: &restart.service_token,
             membership_urls: &restart.membership_urls,
             stats_url: &stats_url,
         };
@@ -740,16 +756,20 @@ impl System {
         (ledger, paid, credits)
     }
 
+    /// A channel to a service instance at `url` that carries this system's service token, as
+    /// the services' own clients do.
+    pub fn grpc_channel(&self, url: &str) -> ServiceChannel {
+        platform::grpc::channel(url, Duration::from_secs(30), &self.service_token)
+            .expect("a gRPC channel")
+    }
+
     /// A gRPC client straight to the first membership instance (the credits API of the services).
-    pub async fn credit_client(
+    pub fn credit_client(
         &self,
-    ) -> proto::membership::v1::credit_service_client::CreditServiceClient<tonic::transport::Channel>
-    {
-        proto::membership::v1::credit_service_client::CreditServiceClient::connect(
-            self.membership_urls[0].clone(),
+    ) -> proto::membership::v1::credit_service_client::CreditServiceClient<ServiceChannel> {
+        proto::membership::v1::credit_service_client::CreditServiceClient::new(
+            self.grpc_channel(&self.membership_urls[0]),
         )
-        .await
-        .expect("connect to membership")
     }
 
     /// The user id of an openid.

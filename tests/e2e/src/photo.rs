@@ -76,6 +76,7 @@ static CLASSIFIER: OnceCell<Arc<LocalClassifier>> = OnceCell::const_new();
 pub struct Peers<'a> {
     pub sandbox: &'a Sandbox,
     pub redis_prefix: &'a str,
+    pub service_token: &'a platform::grpc::ServiceToken,
     pub membership_urls: &'a [String],
     pub stats_url: &'a str,
 }
@@ -110,10 +111,12 @@ pub async fn start_instance(
     let Peers {
         sandbox,
         redis_prefix,
+        service_token,
         membership_urls,
         stats_url,
     } = peers;
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
+    cfg.service_token = service_token.clone();
     cfg.database_url = db.primary_url.clone();
     cfg.database_replica_url = Some(db.replica_url.clone());
     cfg.database_max_connections = 5;
