@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of deploy files that cannot run here (no Docker engine): the compose file parses
-# and names only images, env and configs that exist; the Kubernetes manifests in deploy/k8s/ agree with it.
+# and names only images, env and configs that exist; the Kubernetes manifests in deploy/k8s/ agree
+# with it, and their NetworkPolicies with the calls the programs make; no file holds a fixed
+# replication password, and the replication init script refuses to run without a real one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 python3 - "$ROOT" <<'PY'
@@ -106,7 +108,7 @@ for name, svc in services.items():
         assert deps.get(f"{name}-migrate", {}).get("condition") == "service_completed_successfully", \
             f"{name} must wait for its migration step"
     for key, val in env.items():
-        if any(w in key for w in ("PASSWORD", "SECRET", "API_KEY", "AES_KEY")) or key.endswith("DATABASE_URL") \
+        if any(w in key for w in ("PASSWORD", "SECRET", "API_KEY", "AES_KEY", "TOKEN")) or key.endswith("DATABASE_URL") \
                 or key.endswith("DATABASE_REPLICA_URL"):
             assert "${" in str(val), f"{name}: {key} is written into docker-compose.yml instead of coming from .env"
     if "build" in svc:
@@ -120,7 +122,7 @@ SPEC_ENV = ["DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "WECHAT_APPID",
             "OTEL_EXPORTER_OTLP_ENDPOINT", "RUST_LOG"]
 SECRET_ENV = {"DATABASE_URL", "DATABASE_REPLICA_URL", "WECHAT_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY",
               "WECHATPAY_API_KEY", "DASHSCOPE_API_KEY", "SESSION_SECRET", "ADMIN_PASSWORD_HASH",
-              "EDIT_URL_SECRET"}
+              "EDIT_URL_SECRET", "SERVICE_TOKEN"}
 k8s = root / "deploy" / "k8s"
 objects = []
 for path in sorted(k8s.glob("*.yaml")):
@@ -197,5 +199,138 @@ for name, (fname, svc) in by_kind.get("Service", {}).items():
                for _, d in deployments.values()), f"{fname}: Service {name} selects no Deployment"
 for name in SPEC_ENV:
     assert name in env_seen, f"k8s manifests do not pass {name} (SYSTEM.md §6)"
+
+# The service token: every program of ours gets it, in compose from .env and in Kubernetes from
+# the Secret; every key a manifest reads from the Secret is in its template.
+for name, svc in services.items():
+    if "build" in svc and name != "sandbox" and "lighttpd" not in name:
+        assert "${SERVICE_TOKEN" in str((svc.get("environment") or {}).get("SERVICE_TOKEN", "")), \
+            f"compose: {name} does not get SERVICE_TOKEN from .env"
+secret_template = yaml.safe_load((k8s / "example" / "secret.yaml").read_text())["stringData"]
+pod_templates = {n: d["spec"]["template"] for n, (_, d) in deployments.items()}
+pod_templates.update({n: j["spec"]["template"] for n, (_, j) in by_kind.get("Job", {}).items()})
+for name, template in pod_templates.items():
+    for c in template["spec"]["containers"]:
+        names = [e["name"] for e in c.get("env", [])]
+        assert "SERVICE_TOKEN" in names, f"k8s: {name} does not get SERVICE_TOKEN"
+        for e in c.get("env", []):
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                assert ref["key"] in secret_template, f"k8s: {name} reads {ref['key']}, missing from example/secret.yaml"
+
+# NetworkPolicies: a default deny of both directions, a policy of its own for every pod, and
+# allowances that are exactly the calls the programs make (their *_GRPC_URL settings), the
+# database port only for holders of a DATABASE_URL, Redis's only for holders of a REDIS_URL.
+policies = [o for _, o in by_kind.get("NetworkPolicy", {}).values()]
+def types(p):
+    return set(p["spec"].get("policyTypes") or [])
+def matches(selector, labels):
+    assert not (selector or {}).get("matchExpressions"), "check-deploy reads matchLabels only"
+    return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
+def port_ok(ports, port):
+    return not ports or any(p.get("port") == port for p in ports)
+pods = {n: (t["metadata"]["labels"], {e["name"]: e.get("value") for c in t["spec"]["containers"] for e in c.get("env", [])})
+        for n, t in pod_templates.items()}
+def selecting(labels, kind):
+    return [p for p in policies if kind in types(p) and matches(p["spec"]["podSelector"], labels)]
+assert any(p["spec"]["podSelector"] == {} and types(p) >= {"Ingress", "Egress"}
+           and not p["spec"].get("ingress") and not p["spec"].get("egress") for p in policies), \
+    "k8s: no default-deny NetworkPolicy (empty podSelector, Ingress and Egress, no rules)"
+def ingress_sources(labels, port):
+    found = set()
+    for p in selecting(labels, "Ingress"):
+        for rule in p["spec"].get("ingress") or []:
+            if not port_ok(rule.get("ports"), port):
+                continue
+            for peer in rule.get("from") or [None]:
+                if peer is None:
+                    found.add("anywhere")
+                elif "podSelector" in peer and "namespaceSelector" not in peer:
+                    found |= {n for n, (l, _) in pods.items() if matches(peer["podSelector"], l)}
+                else:
+                    found.add("outside")
+    return found
+def egress_ok(labels, port, target=None):
+    for p in selecting(labels, "Egress"):
+        for rule in p["spec"].get("egress") or []:
+            if not port_ok(rule.get("ports"), port):
+                continue
+            peers = rule.get("to")
+            if not peers or any(matches(peer.get("podSelector"), target) if target is not None and "podSelector" in peer
+                                else target is None and "podSelector" not in peer for peer in peers):
+                return True
+    return False
+for name, (labels, _) in pods.items():
+    assert any(p["spec"]["podSelector"] for p in selecting(labels, "Ingress")), \
+        f"k8s: {name} is selected by no NetworkPolicy of its own"
+callers = {}
+for name, (_, env) in pods.items():
+    for key, value in env.items():
+        if key.endswith("_GRPC_URL"):
+            host, port = value.split("//")[1].split(":")
+            selector = by_kind["Service"][host][1]["spec"]["selector"]
+            for target, (labels, _) in pods.items():
+                if matches({"matchLabels": selector}, labels):
+                    callers.setdefault((target, int(port.strip("/"))), set()).add(name)
+for (target, port), who in callers.items():
+    allowed = ingress_sources(pods[target][0], port)
+    assert allowed == who, f"k8s: {target}:{port} is reachable from {sorted(allowed)}, called by {sorted(who)}"
+    for caller in who:
+        assert egress_ok(pods[caller][0], port, pods[target][0]), f"k8s: {caller} may not reach {target}:{port}"
+for name, (labels, env) in pods.items():
+    listen = [int(v.rsplit(":", 1)[1]) for k, v in env.items() if k.endswith("_LISTEN_ADDR")]
+    if name == "gateway":
+        assert ingress_sources(labels, listen[0]) == {"outside"}, \
+            "k8s: the gateway must be reached from the ingress controller's namespace only"
+    elif not listen:
+        assert not any(ingress_sources(labels, port) for port in (50051, 50052, 50053, 8080)), f"k8s: {name} accepts connections"
+    for port, needs in ((3306, "DATABASE_URL" in env), (6379, "REDIS_URL" in env)):
+        assert egress_ok(labels, port) == needs, f"k8s: {name} {'may not' if needs else 'may'} reach port {port}"
+
+# Replication: the password comes from the environment; no deploy file holds one.
+fixed = re.compile(r"replpass|'repl'@'[^']*'\s+IDENTIFIED BY\s+'(?!\$)|MASTER_PASSWORD\s*=\s*'(?!\$)", re.I)
+for path in [root / "docker-compose.yml", *sorted((root / "deploy").rglob("*"))]:
+    if path.is_file() and path.suffix in (".sh", ".sql", ".yml", ".yaml", ".cnf", "") and path.name != "check-deploy.sh":
+        for line in path.read_text(errors="replace").splitlines():
+            assert not fixed.search(line), f"{path.relative_to(root)}: a fixed replication password: {line.strip()}"
+script = "./deploy/mysql/init/00-replication.sh"
+for name in ("mysql-primary", "mysql-replica"):
+    svc = services[name]
+    assert f"{script}:/docker-entrypoint-initdb.d/00-replication.sh:ro" in svc["volumes"], f"compose: {name} does not run {script}"
+    assert str(svc["environment"].get("MYSQL_REPLICATION_PASSWORD", "")).startswith("${MYSQL_REPLICATION_PASSWORD:?"), \
+        f"compose: {name} must require MYSQL_REPLICATION_PASSWORD from .env"
+    assert "XINTU_ENV" in svc["environment"], f"compose: {name} must know XINTU_ENV (production refuses a placeholder)"
+assert services["mysql-replica"]["environment"].get("MYSQL_REPLICATION_PRIMARY_HOST") in services
+import os
+assert os.access(root / script, os.X_OK), f"{script} must be executable (the image sources other *.sh)"
 print("deploy files: ok")
 PY
+
+# The replication init script itself, with a stand-in `mariadb` that keeps the SQL it is sent:
+# no password, a placeholder or short one in production, or a quote: refused, nothing sent.
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+printf '#!/bin/sh\necho "-- $*" >> "%s/sent.sql"; cat >> "%s/sent.sql"\n' "$WORK" "$WORK" > "$WORK/mariadb"
+chmod +x "$WORK/mariadb"
+repl() { env -i PATH="$WORK:/usr/bin:/bin" "$@" "$ROOT/deploy/mysql/init/00-replication.sh" 2>/dev/null; }
+refused() { # with a root password, so only the password's rules can refuse
+  if repl MARIADB_ROOT_PASSWORD=root-pw "$@"; then echo "00-replication.sh ran with $*" >&2; exit 1; fi
+  if [ -s "$WORK/sent.sql" ]; then echo "00-replication.sh sent SQL with $*" >&2; exit 1; fi
+}
+refused
+refused MYSQL_REPLICATION_PASSWORD=
+refused MYSQL_REPLICATION_PASSWORD="it's-quoted-0123456789"
+refused XINTU_ENV=production MYSQL_REPLICATION_PASSWORD=local-only-replication-change-me
+refused XINTU_ENV=production MYSQL_REPLICATION_PASSWORD=Zq8r2Lm5
+# Never the client's default socket, which may be another server's.
+refused MYSQL_REPLICATION_PASSWORD=Zq8r2Lm5Tn4Wv7Xy1Kd3 MARIADB_ROOT_PASSWORD=
+repl XINTU_ENV=production MYSQL_REPLICATION_PASSWORD=Zq8r2Lm5Tn4Wv7Xy1Kd3 MARIADB_ROOT_PASSWORD=root-pw
+grep -qx -- "-- -uroot -proot-pw" "$WORK/sent.sql"
+grep -q "CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'Zq8r2Lm5Tn4Wv7Xy1Kd3'" "$WORK/sent.sql"
+rm "$WORK/sent.sql"
+repl MYSQL_REPLICATION_PASSWORD=Zq8r2Lm5Tn4Wv7Xy1Kd3 MYSQL_REPLICATION_PRIMARY_HOST=mysql-primary \
+  XINTU_MARIADB_SOCKET=/run/replica.sock
+grep -qx -- "-- -S /run/replica.sock" "$WORK/sent.sql"
+grep -q "MASTER_HOST='mysql-primary'" "$WORK/sent.sql"
+grep -q "MASTER_PASSWORD='Zq8r2Lm5Tn4Wv7Xy1Kd3'" "$WORK/sent.sql"
+echo "replication init script: ok"

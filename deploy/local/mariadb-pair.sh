@@ -3,7 +3,8 @@
 #   mariadb-pair.sh up     start fresh servers (wipes $XINTU_RUN_DIR/mariadb)
 #   mariadb-pair.sh down   stop them
 # The second replica ("lagging") exists so tests can stop its SQL thread without disturbing
-# others. Ports: XINTU_MYSQL_PRIMARY_PORT, XINTU_MYSQL_REPLICA_PORT, XINTU_MYSQL_LAGGING_PORT.
+# others. Ports: XINTU_MYSQL_PRIMARY_PORT, XINTU_MYSQL_REPLICA_PORT, XINTU_MYSQL_LAGGING_PORT;
+# the replication user's password: MYSQL_REPLICATION_PASSWORD (a local default when unset).
 set -euo pipefail
 RUN_DIR=${XINTU_RUN_DIR:-/tmp/xintu}
 BASE=$RUN_DIR/mariadb
@@ -76,17 +77,17 @@ read_only=1"
     done
     mariadb-admin -S "$(sock $role)" ping >/dev/null || { cat "$BASE/$role/log/error.log"; exit 1; }
   done
-  # Users and schemas are made on the primary and reach the replicas through the binlog.
-  mariadb -S "$(sock p)" < "$HERE/../mysql/init/00-replication.sql"
+  # Users and schemas are made on the primary and reach the replicas through the binlog. The
+  # replication user and the replicas' CHANGE MASTER come from the deploy's own init script, as
+  # root on each server's socket, with the password from the environment (a local default).
+  local repl=$HERE/../mysql/init/00-replication.sh
+  export MYSQL_REPLICATION_PASSWORD=${MYSQL_REPLICATION_PASSWORD:-local-only-replication}
+  MARIADB_ROOT_PASSWORD='' XINTU_MARIADB_SOCKET=$(sock p) MYSQL_REPLICATION_PRIMARY_HOST='' "$repl"
   mariadb -S "$(sock p)" < "$HERE/../mysql/init/10-services.sql"
   mariadb -S "$(sock p)" < "$HERE/local-users.sql"
   for role in r l; do
-    mariadb -S "$(sock $role)" <<SQL
-SET GLOBAL gtid_slave_pos='';
-CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$P_PORT, MASTER_USER='repl',
-  MASTER_PASSWORD='replpass', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
-START SLAVE;
-SQL
+    MARIADB_ROOT_PASSWORD='' XINTU_MARIADB_SOCKET=$(sock $role) MYSQL_REPLICATION_PRIMARY_HOST=127.0.0.1 \
+      MYSQL_REPLICATION_PRIMARY_PORT=$P_PORT "$repl"
   done
   # The lagging replica's controller may stop and start replication there, nothing else.
   # Made locally without binlogging, so no replica-side GTID is ever created.

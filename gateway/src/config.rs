@@ -14,6 +14,7 @@ pub struct GatewayConfig {
     pub membership_grpc_url: String,
     pub photo_grpc_url: String,
     pub stats_grpc_url: String,
+    pub service_token: platform::grpc::ServiceToken,
     pub request_logging: bool,
     pub request_log_flush_ms: u64,
     pub redis_url: SecretString,
@@ -83,6 +84,7 @@ impl GatewayConfig {
             .secret("SESSION_SECRET", self.session_secret.expose_secret(), 32)
             // WeChat's console takes a push token of 3 to 32 characters.
             .secret("WECHAT_TOKEN", self.wechat_token.expose_secret(), 3)
+            .service_token(&self.service_token)
             .https_url("PUBLIC_BASE_URL", &self.public_base_url)
             .https_url("WECHAT_OPEN_BASE", &self.wechat_open_base)
             .require(

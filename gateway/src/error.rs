@@ -104,6 +104,14 @@ impl From<tonic::Status> for ApiError {
         } else {
             status.code()
         };
+        // A service refused the gateway's own SERVICE_TOKEN: our configuration is wrong, not
+        // the caller's credentials, so the caller gets an internal error (logged below).
+        let (grpc_code, error_code) =
+            if error_code.as_deref() == Some(platform::grpc::SERVICE_TOKEN_REFUSED) {
+                (Code::Internal, None)
+            } else {
+                (grpc_code, error_code)
+            };
         let http = http_status(grpc_code, error_code.as_deref());
         let code = match error_code {
             Some(code) => Cow::Owned(code),
@@ -219,5 +227,15 @@ mod tests {
         let err = ApiError::from(tonic::Status::unavailable("connection refused"));
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.code, "service_unavailable");
+        // The gateway's own service token refused: not the caller's fault, and not a 401.
+        let refused = platform::grpc::status(
+            Code::Unauthenticated,
+            platform::grpc::SERVICE_TOKEN_REFUSED,
+            "this service answers only callers with the service token",
+        );
+        let err = ApiError::from(refused);
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.code, "internal");
+        assert_eq!(err.message, "internal error");
     }
 }

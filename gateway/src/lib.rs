@@ -26,7 +26,6 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -34,7 +33,7 @@ use tower_http::request_id::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use platform::grpc::PropagateContext;
+use platform::grpc::{PropagateContext, ServiceChannel};
 use proto::membership::v1::admin_service_client::AdminServiceClient;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
 use proto::membership::v1::member_service_client::MemberServiceClient;
@@ -48,7 +47,7 @@ use crate::config::GatewayConfig;
 use crate::ratelimit::Limits;
 use crate::wechat::PushCodec;
 
-type Intercepted = InterceptedService<Channel, PropagateContext>;
+type Intercepted = InterceptedService<ServiceChannel, PropagateContext>;
 
 /// gRPC clients, built once; cloning one per request is cheap.
 #[derive(Clone)]
@@ -56,27 +55,29 @@ pub struct Clients {
     pub binding: BindingServiceClient<Intercepted>,
     pub member: MemberServiceClient<Intercepted>,
     pub order: OrderServiceClient<Intercepted>,
-    pub membership_channel: Channel,
+    pub membership_channel: ServiceChannel,
     pub location: LocationServiceClient<Intercepted>,
     /// Classification, on a channel of its own with a longer deadline (it may ask the cloud).
     pub classifier: ClassifierServiceClient<Intercepted>,
     /// Image edits (uploads in, stored results out).
     pub edit: ImageEditServiceClient<Intercepted>,
-    pub photo_channel: Channel,
+    pub photo_channel: ServiceChannel,
     pub admin: AdminServiceClient<Intercepted>,
     pub stats: StatsServiceClient<Intercepted>,
-    pub stats_channel: Channel,
+    pub stats_channel: ServiceChannel,
 }
 
 impl Clients {
     pub fn connect(cfg: &GatewayConfig) -> Result<Self, tonic::transport::Error> {
         let timeout = Duration::from_millis(cfg.grpc_timeout_ms);
-        let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout)?;
-        let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout)?;
-        let stats = platform::grpc::channel(&cfg.stats_grpc_url, timeout)?;
+        let token = &cfg.service_token;
+        let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout, token)?;
+        let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout, token)?;
+        let stats = platform::grpc::channel(&cfg.stats_grpc_url, timeout, token)?;
         let classify = platform::grpc::channel(
             &cfg.photo_grpc_url,
             Duration::from_millis(cfg.classify_timeout_ms),
+            token,
         )?;
         Ok(Self {
             binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),

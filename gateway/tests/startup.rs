@@ -93,6 +93,7 @@ fn production_env() -> Vec<(String, String)> {
         ("XINTU_ENV", "production"),
         ("SESSION_SECRET", "k3J9x2Lq8Zm4Wv7Tn1Rb6Yc0Hd5Ga2Ef8Pu3Si"),
         ("WECHAT_TOKEN", "Tq7mW2zR9"),
+        ("SERVICE_TOKEN", "Vn4Qe8Rt2Yu6Io0Pa3Sd7Fg1Hj5Kl9Zx2Cv6Bn"),
         ("SESSION_COOKIE_SECURE", "true"),
         ("PUBLIC_BASE_URL", "https://www.xintuxiangce.top"),
         ("WECHAT_OPEN_BASE", "https://open.weixin.qq.com"),
@@ -122,6 +123,7 @@ fn production_refuses_the_shipped_defaults() {
         "WECHAT_TOKEN",
         "PUBLIC_BASE_URL",
         "SESSION_COOKIE_SECURE",
+        "SERVICE_TOKEN",
     ] {
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }

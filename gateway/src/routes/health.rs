@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::grpc::ServiceChannel;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
 use crate::AppState;
 
@@ -35,8 +35,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     )
 }
 
-/// Returns true when a service instance behind `channel` reports itself serving.
-async fn serving(channel: Channel) -> bool {
+/// Returns true when a service instance behind `channel` reports itself serving. The check
+/// carries the gateway's service token, so a gateway whose token the services refuse is not
+/// ready.
+async fn serving(channel: ServiceChannel) -> bool {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     health
         .check(tonic_health::pb::HealthCheckRequest {

@@ -10,6 +10,7 @@ const DEFAULTS: &str = include_str!("../config.default.toml");
 #[derive(Clone, Debug, Deserialize)]
 pub struct MembershipConfig {
     pub membership_listen_addr: String,
+    pub service_token: platform::grpc::ServiceToken,
     pub database_url: SecretString,
     pub database_replica_url: Option<SecretString>,
     pub database_max_connections: u32,
@@ -89,7 +90,8 @@ impl MembershipConfig {
                     "WECHATPAY_API_KEY",
                     self.wechatpay_api_key.expose_secret(),
                     32,
-                );
+                )
+                .service_token(&self.service_token);
             check.finish()?;
         }
         if self.member_price_fen <= 0 || self.credit_unit_fen <= 0 {
@@ -137,6 +139,9 @@ mod tests {
             refused.contains("WECHAT_SECRET") && refused.contains("WECHATPAY_API_KEY"),
             "the sandbox's credentials are refused too: {refused}"
         );
+        assert!(refused.contains("SERVICE_TOKEN"), "{refused}");
+        cfg.service_token =
+            platform::grpc::ServiceToken::parse("Vn4Qe8Rt2Yu6Io0Pa3Sd7Fg1Hj5Kl9Zx2Cv6Bn").unwrap();
         cfg.wechat_secret = SecretString::from("3c5d0e8f1a2b4c6d8e0f1a3b5c7d9e0f".to_owned());
         cfg.wechatpay_api_key = SecretString::from("Q8w2E4r6T8y0U2i4O6p8A0s2D4f6G8h0".to_owned());
         cfg.validate().unwrap();

@@ -251,6 +251,7 @@ pub async fn run(
         membership.routes(),
         SERVICE_NAMES,
         platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        cfg.service_token.clone(),
         shutdown,
     )
     .await;

@@ -108,4 +108,6 @@ fn production_refuses_the_sandbox_credentials() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("WECHAT_SECRET"), "{stderr}");
     assert!(stderr.contains("WECHATPAY_API_KEY"), "{stderr}");
+    // The shipped service token would let anyone inside the network call membership.
+    assert!(stderr.contains("SERVICE_TOKEN"), "{stderr}");
 }

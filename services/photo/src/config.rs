@@ -12,6 +12,7 @@ const DEFAULTS: &str = include_str!("../config.default.toml");
 #[derive(Clone, Debug, Deserialize)]
 pub struct PhotoConfig {
     pub photo_listen_addr: String,
+    pub service_token: platform::grpc::ServiceToken,
     pub database_url: SecretString,
     pub database_replica_url: Option<SecretString>,
     pub database_max_connections: u32,
@@ -197,7 +198,8 @@ impl PhotoConfig {
             let mut check = platform::config::production::ProductionCheck::new();
             check
                 .https_url("DASHSCOPE_BASE_URL", &self.dashscope_base_url)
-                .secret("EDIT_URL_SECRET", self.edit_url_secret.expose_secret(), 32);
+                .secret("EDIT_URL_SECRET", self.edit_url_secret.expose_secret(), 32)
+                .service_token(&self.service_token);
             if let Some(key) = &self.dashscope_api_key {
                 check.secret("DASHSCOPE_API_KEY", key.expose_secret(), 20);
             }
@@ -268,6 +270,10 @@ mod tests {
         assert!(cfg.validate().is_err());
         cfg.edit_url_secret =
             SecretString::from("a-production-secret-of-forty-bytes-0123".to_owned());
+        // And the local default of the service token.
+        assert!(cfg.validate().is_err());
+        cfg.service_token =
+            platform::grpc::ServiceToken::parse("Vn4Qe8Rt2Yu6Io0Pa3Sd7Fg1Hj5Kl9Zx2Cv6Bn").unwrap();
         cfg.validate().unwrap();
         cfg.edit_url_secret = SecretString::from("too-short".to_owned());
         assert!(cfg.validate().is_err());

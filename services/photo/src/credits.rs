@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-use platform::grpc::PropagateContext;
+use platform::grpc::{PropagateContext, ServiceChannel, ServiceToken};
 use proto::membership::v1 as pb;
 use proto::membership::v1::credit_service_client::CreditServiceClient;
 
 use crate::domain::classification::CloudSkip;
 
-type Client = CreditServiceClient<InterceptedService<Channel, PropagateContext>>;
+type Client = CreditServiceClient<InterceptedService<ServiceChannel, PropagateContext>>;
 
 /// Credits for one cloud classification.
 const CLOUD_PRICE: i64 = 1;
@@ -48,9 +47,10 @@ impl CreditGate {
     pub fn new(
         membership_urls: &str,
         timeout: Duration,
+        token: &ServiceToken,
         hold_ttl_secs: u32,
     ) -> anyhow::Result<Self> {
-        let channel = platform::grpc::channel(membership_urls, timeout)?;
+        let channel = platform::grpc::channel(membership_urls, timeout, token)?;
         Ok(Self {
             client: CreditServiceClient::with_interceptor(channel, PropagateContext),
             hold_ttl_secs,

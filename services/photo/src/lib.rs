@@ -127,6 +127,7 @@ pub fn build_edits(
     let credits = CreditGate::new(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
+        &cfg.service_token,
         cfg.cloud_credit_hold_secs,
     )?;
     let owners = ClientOwners::new(
@@ -230,6 +231,7 @@ pub fn build_classifier(
             let credits = CreditGate::new(
                 &cfg.membership_grpc_url,
                 Duration::from_millis(cfg.membership_timeout_ms),
+                &cfg.service_token,
                 cfg.cloud_credit_hold_secs,
             )?;
             Some(CloudPath::new(provider, credits))
@@ -261,7 +263,7 @@ pub fn start_recorder(
         tracing::info!("STATS_GRPC_URL is not set: model calls are not recorded");
         return Ok(ModelCallRecorder::disabled());
     };
-    let channel = platform::grpc::channel(url, STATS_TIMEOUT)?;
+    let channel = platform::grpc::channel(url, STATS_TIMEOUT, &cfg.service_token)?;
     let client = StatsServiceClient::with_interceptor(channel, PropagateContext);
     Ok(ModelCallRecorder::new(Recorder::start(
         client,
@@ -297,6 +299,7 @@ pub async fn run(
         routes,
         SERVICE_NAMES,
         platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        cfg.service_token.clone(),
         shutdown,
     )
     .await;

@@ -1,5 +1,6 @@
-//! gRPC plumbing: a server with health, reflection and a request span per call, and client
-//! channels that carry the request id and W3C trace context into every service.
+//! gRPC plumbing: a server with health, reflection, the service-token check and a request span
+//! per call, and client channels that carry the service token, the request id and W3C trace
+//! context into every service.
 
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ use crate::request_id;
 
 mod discover;
 mod request_scope;
+mod service_auth;
+
+pub use service_auth::{InvalidServiceToken, SERVICE_TOKEN_REFUSED, ServiceChannel, ServiceToken};
 
 /// The status metadata key that carries our stable, snake_case error code (for the gateway).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
@@ -59,12 +63,15 @@ impl Reflection {
 }
 
 /// Serves `routes` on `listener` with gRPC health (each name in `services` reported serving) and,
-/// when asked, reflection, until `shutdown` is cancelled; in-flight calls finish first.
+/// when asked, reflection, until `shutdown` is cancelled; in-flight calls finish first. Every
+/// call must carry one of `token`'s accepted tokens, except a health check without any token
+/// (see [`ServiceToken`]); reflection is behind the token too (grpcurl takes it with `-H`).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     services: &[&str],
     reflection: Reflection,
+    token: ServiceToken,
     shutdown: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -85,6 +92,7 @@ pub async fn serve(
         .timeout(Duration::from_secs(30))
         .layer(TraceLayer::new_for_grpc().make_span_with(GrpcRequestSpan))
         .layer(request_scope::ScopeRequestIdLayer)
+        .layer(service_auth::RequireServiceTokenLayer::new(token))
         .add_routes(routes)
         .add_service(health_service)
         .add_optional_service(reflection)
@@ -148,13 +156,22 @@ impl Injector for MetadataInjector<'_> {
     }
 }
 
-/// A channel to one service. `urls` is a comma-separated list of instance entries, each a static
-/// address or a name that resolves to every instance (a compose service scaled with `--scale`, a
-/// Kubernetes headless Service). Calls are spread over all instances; the entries are resolved and
-/// probed again every few seconds, so instances that start or stop are noticed without a restart
-/// (one pinned HTTP/2 connection would send everything to one instance). Connections are made
-/// lazily, so a client can be built before its peers run. Needs a Tokio runtime.
-pub fn channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+/// A channel to one service that carries `token` on every call. `urls` is a comma-separated
+/// list of instance entries, each a static address or a name that resolves to every instance (a
+/// compose service scaled with `--scale`, a Kubernetes headless Service). Calls are spread over
+/// all instances; the entries are resolved and probed again every few seconds, so instances that
+/// start or stop are noticed without a restart (one pinned HTTP/2 connection would send
+/// everything to one instance). Connections are made lazily, so a client can be built before its
+/// peers run. Needs a Tokio runtime.
+pub fn channel(
+    urls: &str,
+    timeout: Duration,
+    token: &ServiceToken,
+) -> Result<ServiceChannel, tonic::transport::Error> {
+    balanced_channel(urls, timeout).map(|channel| token.attach(channel))
+}
+
+fn balanced_channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
     let endpoints = urls
         .split(',')
         .map(str::trim)
@@ -235,67 +252,132 @@ mod tests {
         assert!(outside.metadata().get(request_id::HEADER).is_none());
     }
 
-    /// Lists the services a server reflects, or the status it refuses reflection with.
-    async fn reflected(reflection: Reflection) -> Result<Vec<String>, Status> {
+    const TOKEN: &str = "current-service-token-0123456789abcdef";
+
+    /// A server on a loopback port with `reflection`, accepting `accepted`; its URL and stop.
+    async fn start(reflection: Reflection, accepted: &str) -> (String, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let token = ServiceToken::parse(accepted).expect("token");
+        tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &["test"],
+            reflection,
+            token,
+            shutdown.clone(),
+        ));
+        (url, shutdown)
+    }
+
+    fn plain(url: &str) -> Channel {
+        Endpoint::from_shared(url.to_owned())
+            .expect("endpoint")
+            .connect_lazy()
+    }
+
+    fn with_token(url: &str, token: &str) -> ServiceChannel {
+        ServiceToken::parse(token)
+            .expect("token")
+            .attach(plain(url))
+    }
+
+    /// Lists the services a server reflects over `channel`, or the status it refuses with.
+    async fn reflected<T>(channel: T) -> Result<Vec<String>, Status>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
         use tonic_reflection::pb::v1::ServerReflectionRequest;
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(
-            listener,
-            Routes::default(),
-            &["test"],
-            reflection,
-            shutdown.clone(),
-        ));
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
         let mut client = ServerReflectionClient::new(channel);
         let request = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
         };
-        let answer = client
+        let mut stream = client
             .server_reflection_info(tokio_stream::iter([request]))
-            .await;
-        let listed = match answer {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                let mut names = Vec::new();
-                while let Some(message) = stream.message().await? {
-                    if let Some(MessageResponse::ListServicesResponse(list)) =
-                        message.message_response
-                    {
-                        names.extend(list.service.into_iter().map(|s| s.name));
-                    }
-                }
-                Ok(names)
+            .await?
+            .into_inner();
+        let mut names = Vec::new();
+        while let Some(message) = stream.message().await? {
+            if let Some(MessageResponse::ListServicesResponse(list)) = message.message_response {
+                names.extend(list.service.into_iter().map(|s| s.name));
             }
-            Err(status) => Err(status),
+        }
+        Ok(names)
+    }
+
+    /// The health status a server reports over `channel`, or the status it refuses with.
+    async fn health<T>(channel: T) -> Result<i32, Status>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
         };
-        shutdown.cancel();
-        let _ = server.await;
-        listed
+        Ok(client.check(request).await?.into_inner().status)
     }
 
     #[tokio::test]
     async fn reflection_is_withheld_in_production() {
         assert_eq!(Reflection::for_env("production"), Reflection::Off);
         assert_eq!(Reflection::for_env("local"), Reflection::On);
-        let listed = reflected(Reflection::On).await.expect("reflection answers");
+        let (url, on) = start(Reflection::On, TOKEN).await;
+        let listed = reflected(with_token(&url, TOKEN))
+            .await
+            .expect("reflection answers");
         assert!(
             listed.iter().any(|name| name.starts_with("membership.v1.")),
             "{listed:?}"
         );
-        let refused = reflected(Reflection::Off).await.expect_err("no reflection");
+        on.cancel();
+        let (url, off) = start(Reflection::Off, TOKEN).await;
+        let refused = reflected(with_token(&url, TOKEN))
+            .await
+            .expect_err("no reflection");
         assert_eq!(refused.code(), tonic::Code::Unimplemented);
+        off.cancel();
+    }
+
+    #[tokio::test]
+    async fn calls_need_an_accepted_service_token() {
+        let previous = "previous-service-token-0123456789abcd";
+        let (url, stop) = start(Reflection::On, &format!("{TOKEN},{previous}")).await;
+        let wrong = "wrong-service-token-0123456789abcdefgh";
+        let refusals = [
+            reflected(plain(&url)).await.expect_err("no token"),
+            reflected(with_token(&url, wrong))
+                .await
+                .expect_err("a wrong token"),
+            health(with_token(&url, wrong))
+                .await
+                .expect_err("a wrong token, even for health"),
+        ];
+        for refused in refusals {
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+            assert_eq!(error_code(&refused), Some("service_token_refused"));
+        }
+        // The current token and, while a new one is rolled out, the previous one are accepted.
+        for token in [TOKEN, previous] {
+            let listed = reflected(with_token(&url, token)).await.expect(token);
+            assert!(!listed.is_empty());
+            assert_eq!(health(with_token(&url, token)).await.expect(token), 1);
+        }
+        // Probes present no token: health answers them, as `healthcheck` shows.
+        assert_eq!(health(plain(&url)).await.expect("open health"), 1);
+        healthcheck(&url).await.expect("the binaries' healthcheck");
+        stop.cancel();
     }
 
     #[test]

@@ -14,11 +14,10 @@ use proto::stats::v1::stats_service_client::StatsServiceClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-use crate::grpc::PropagateContext;
+use crate::grpc::{PropagateContext, ServiceChannel};
 
-pub type StatsClient = StatsServiceClient<InterceptedService<Channel, PropagateContext>>;
+pub type StatsClient = StatsServiceClient<InterceptedService<ServiceChannel, PropagateContext>>;
 
 /// The endpoint of a model call's record starts with this (`model:qwen-vl-max`); the gateway's
 /// route templates start with '/'. The stats service tells the two kinds apart by it.
@@ -314,7 +313,8 @@ mod tests {
         let channel = tonic::transport::Endpoint::from_shared(url)
             .expect("url")
             .connect_lazy();
-        StatsServiceClient::with_interceptor(channel, PropagateContext)
+        let token = crate::grpc::ServiceToken::parse("test-service-token").expect("token");
+        StatsServiceClient::with_interceptor(token.attach(channel), PropagateContext)
     }
 
     #[tokio::test]

@@ -35,6 +35,16 @@ pub fn redis_url() -> SecretString {
     SecretString::from(env("XINTU_TEST_REDIS_URL"))
 }
 
+/// Returns a fresh, random service token: the system under test shares it, and nothing else
+/// knows it.
+pub fn service_token() -> crate::grpc::ServiceToken {
+    crate::grpc::ServiceToken::parse(&format!(
+        "test-service-token-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .expect("a service token")
+}
+
 /// Returns a fresh, unique Redis key prefix.
 pub fn redis_prefix() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
@@ -264,4 +274,38 @@ pub fn service_user_url(user: &str, password: &str, schema: &str) -> SecretStrin
         .rsplit_once('@')
         .map_or(base.as_str(), |(_, host)| host);
     SecretString::from(format!("mysql://{user}:{password}@{host}/{schema}"))
+}
+
+/// Connects as one of the real per-service users of `deploy/mysql/init` to `schema`.
+pub async fn connect_as(user: &str, password: &str, schema: &str) -> MySqlPool {
+    use secrecy::ExposeSecret;
+    let url = service_user_url(user, password, schema);
+    MySqlPool::connect(url.expose_secret())
+        .await
+        .unwrap_or_else(|err| panic!("connect as {user} to {schema}: {err}"))
+}
+
+/// Checks a service's runtime user with its real credentials (SYSTEM.md §7): it reads
+/// `own_table` of its own schema, cannot change that schema, and is refused every table of
+/// `others` (tables of other services' schemas, `schema.table`).
+pub async fn assert_runtime_user_rights(runtime: &MySqlPool, own_table: &str, others: &[&str]) {
+    sqlx::query(&format!("SELECT COUNT(*) FROM {own_table}"))
+        .fetch_one(runtime)
+        .await
+        .unwrap_or_else(|err| panic!("the runtime user cannot read {own_table}: {err}"));
+    let ddl = [
+        format!("ALTER TABLE {own_table} ADD COLUMN scratch INT"),
+        format!("DROP TABLE {own_table}"),
+        format!("TRUNCATE TABLE {own_table}"),
+        "CREATE TABLE scratch (id INT)".to_owned(),
+    ];
+    let reads = others
+        .iter()
+        .map(|table| format!("SELECT COUNT(*) FROM {table}"));
+    for sql in ddl.into_iter().chain(reads) {
+        match sqlx::raw_sql(&sql).execute(runtime).await {
+            Ok(_) => panic!("{sql} was allowed"),
+            Err(err) => assert!(err.to_string().contains("denied"), "{sql}: {err}"),
+        }
+    }
 }

@@ -54,6 +54,7 @@ pub async fn run(
         routes,
         SERVICE_NAMES,
         platform::grpc::Reflection::for_env(&cfg.xintu_env),
+        cfg.service_token.clone(),
         shutdown,
     )
     .await;

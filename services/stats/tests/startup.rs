@@ -33,4 +33,20 @@ async fn migrate_runs_with_all_digit_values_for_every_string_setting() {
 fn a_bad_value_stops_start_up_with_one_line_naming_it() {
     assert_refused_in_one_line(BIN, &["migrate"], "RETENTION_DAYS", "ninety");
     assert_refused_in_one_line(BIN, &["migrate"], "DATABASE_MAX_CONNECTIONS", "-1");
+    assert_refused_in_one_line(BIN, &["migrate"], "SERVICE_TOKEN", "with a space");
+    assert_refused_in_one_line(BIN, &["migrate"], "SERVICE_TOKEN", "current,,previous");
+}
+
+/// The shipped service token would let anyone inside the network read and write statistics:
+/// production refuses it, and a short one, in one line.
+#[test]
+fn production_refuses_the_shipped_service_token() {
+    for token in [None, Some("Vn4Qe8Rt2Yu6")] {
+        let mut env = vec![("XINTU_ENV".to_owned(), "production".to_owned())];
+        env.extend(token.map(|token| ("SERVICE_TOKEN".to_owned(), token.to_owned())));
+        let (code, stderr) = run_binary(BIN, &["migrate"], &env);
+        assert_eq!(code, Some(2), "{token:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("SERVICE_TOKEN"), "{stderr}");
+    }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use gateway::config::GatewayConfig;
 use membership_svc::config::MembershipConfig;
+use platform::grpc::{ServiceChannel, ServiceToken};
 use platform::testing::{Replica, TestDatabase};
 use sandbox::{Sandbox, SandboxConfig};
 
@@ -147,6 +148,8 @@ pub struct System {
     pub stats: stats::StatsService,
     pub gateway_urls: Vec<String>,
     pub membership_urls: Vec<String>,
+    /// The service token every process of this system sends and accepts (random per system).
+    pub service_token: ServiceToken,
     /// Set with `Options::cuttable_primary`: the membership instances' way to the primary.
     pub primary_proxy: Option<proxy::CuttableProxy>,
     pub http: reqwest::Client,
@@ -168,6 +171,7 @@ struct PhotoRestart {
     options: Options,
     provider_url: String,
     redis_prefix: String,
+    service_token: ServiceToken,
     membership_urls: Vec<String>,
     url: String,
     stop: std::sync::Mutex<CancellationToken>,
@@ -242,11 +246,18 @@ impl System {
         let shutdown = CancellationToken::new();
         let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
-        let stats = stats::start(options.stats_replica, shutdown.child_token()).await;
+        let service_token = platform::testing::service_token();
+        let stats = stats::start(
+            options.stats_replica,
+            &service_token,
+            shutdown.child_token(),
+        )
+        .await;
         let mut membership_urls = Vec::new();
         let mut membership_tasks = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
+            cfg.service_token = service_token.clone();
             cfg.database_url = match &primary_proxy {
                 Some(proxy) => with_host(&db.primary_url, proxy.addr),
                 None => db.primary_url.clone(),
@@ -291,6 +302,7 @@ impl System {
             sandbox: &sandbox,
             provider_url: &provider_url,
             redis_prefix: &redis_prefix,
+            service_token: &service_token,
             membership_urls: &membership_urls,
             stats_url: &stats_url,
         };
@@ -320,6 +332,7 @@ impl System {
         let mut gateway_tasks = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
+            cfg.service_token = service_token.clone();
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
@@ -359,6 +372,7 @@ impl System {
             options: options.clone(),
             provider_url,
             redis_prefix: redis_prefix.clone(),
+            service_token: service_token.clone(),
             membership_urls: membership_urls.clone(),
             url: photo.url.clone(),
             stop: std::sync::Mutex::new(first_photo_stop),
@@ -372,6 +386,7 @@ impl System {
             stats,
             gateway_urls,
             membership_urls,
+            service_token,
             primary_proxy,
             membership_shutdown,
             gateway_shutdowns,
@@ -387,6 +402,11 @@ impl System {
         };
         system.wait_until_ready().await;
         system
+    }
+
+    /// The first photo instance's gRPC URL.
+    pub fn photo_url(&self) -> &str {
+        &self.photo_restart.url
     }
 
     /// The first gateway's base URL.
@@ -501,6 +521,7 @@ impl System {
             sandbox: &self.sandbox,
             provider_url: &restart.provider_url,
             redis_prefix: &restart.redis_prefix,
+            service_token: &restart.service_token,
             membership_urls: &restart.membership_urls,
             stats_url: &stats_url,
         };
@@ -776,16 +797,20 @@ impl System {
         (ledger, paid, credits)
     }
 
+    /// A channel to a service instance at `url` that carries this system's service token, as
+    /// the services' own clients do.
+    pub fn grpc_channel(&self, url: &str) -> ServiceChannel {
+        platform::grpc::channel(url, Duration::from_secs(30), &self.service_token)
+            .expect("a gRPC channel")
+    }
+
     /// A gRPC client straight to the first membership instance (the credits API of the services).
-    pub async fn credit_client(
+    pub fn credit_client(
         &self,
-    ) -> proto::membership::v1::credit_service_client::CreditServiceClient<tonic::transport::Channel>
-    {
-        proto::membership::v1::credit_service_client::CreditServiceClient::connect(
-            self.membership_urls[0].clone(),
+    ) -> proto::membership::v1::credit_service_client::CreditServiceClient<ServiceChannel> {
+        proto::membership::v1::credit_service_client::CreditServiceClient::new(
+            self.grpc_channel(&self.membership_urls[0]),
         )
-        .await
-        .expect("connect to membership")
     }
 
     /// The user id of an openid.

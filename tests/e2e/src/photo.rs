@@ -78,6 +78,7 @@ pub struct Peers<'a> {
     /// Where DashScope is reached: the sandbox, or a faulty provider in front of it.
     pub provider_url: &'a str,
     pub redis_prefix: &'a str,
+    pub service_token: &'a platform::grpc::ServiceToken,
     pub membership_urls: &'a [String],
     pub stats_url: &'a str,
 }
@@ -113,10 +114,12 @@ pub async fn start_instance(
         sandbox,
         provider_url,
         redis_prefix,
+        service_token,
         membership_urls,
         stats_url,
     } = peers;
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
+    cfg.service_token = service_token.clone();
     cfg.database_url = db.primary_url.clone();
     cfg.database_replica_url = Some(db.replica_url.clone());
     cfg.database_max_connections = 5;

@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use platform::grpc::ServiceToken;
 use platform::testing::{Replica, TestDatabase};
 use stats_svc::config::StatsConfig;
 
 pub struct StatsService {
     pub addr: SocketAddr,
     pub db: TestDatabase,
+    service_token: ServiceToken,
     stop: std::sync::Mutex<CancellationToken>,
     parent: CancellationToken,
 }
@@ -40,12 +42,18 @@ impl StatsService {
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
-        serve(&self.db, listener.expect("rebind the stats address"), stop);
+        serve(
+            &self.db,
+            &self.service_token,
+            listener.expect("rebind the stats address"),
+            stop,
+        );
     }
 }
 
-fn serve(db: &TestDatabase, listener: TcpListener, stop: CancellationToken) {
+fn serve(db: &TestDatabase, token: &ServiceToken, listener: TcpListener, stop: CancellationToken) {
     let mut cfg = StatsConfig::defaults().expect("stats defaults");
+    cfg.service_token = token.clone();
     cfg.database_url = db.primary_url.clone();
     cfg.database_replica_url = Some(db.replica_url.clone());
     let pools = db.pools();
@@ -56,7 +64,11 @@ fn serve(db: &TestDatabase, listener: TcpListener, stop: CancellationToken) {
     });
 }
 
-pub async fn start(replica: Replica, parent: CancellationToken) -> StatsService {
+pub async fn start(
+    replica: Replica,
+    service_token: &ServiceToken,
+    parent: CancellationToken,
+) -> StatsService {
     let db = TestDatabase::create("stats", replica).await;
     let primary = db.primary().await;
     stats_svc::MIGRATOR
@@ -68,10 +80,11 @@ pub async fn start(replica: Replica, parent: CancellationToken) -> StatsService 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stop = parent.child_token();
-    serve(&db, listener, stop.clone());
+    serve(&db, service_token, listener, stop.clone());
     StatsService {
         addr,
         db,
+        service_token: service_token.clone(),
         stop: std::sync::Mutex::new(stop),
         parent,
     }

@@ -57,4 +57,6 @@ fn production_refuses_the_sandbox_credentials() {
     let (code, stderr) = run_binary(BIN, &["migrate"], &env);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("DASHSCOPE_API_KEY"), "{stderr}");
+    // The shipped service token would let anyone inside the network call photo.
+    assert!(stderr.contains("SERVICE_TOKEN"), "{stderr}");
 }

@@ -48,6 +48,15 @@ impl ProductionCheck {
         self
     }
 
+    /// Every token of `SERVICE_TOKEN` (current and any being retired) is a real secret of at
+    /// least 32 characters: whoever knows it can call every service.
+    pub fn service_token(&mut self, token: &crate::grpc::ServiceToken) -> &mut Self {
+        for configured in token.configured() {
+            self.secret("SERVICE_TOKEN", configured, 32);
+        }
+        self
+    }
+
     /// A provider's or our own public address: https, and not this machine.
     pub fn https_url(&mut self, variable: &str, url: &str) -> &mut Self {
         if is_sandbox_url(url) {
@@ -116,5 +125,25 @@ mod tests {
              URL that is not loopback; SESSION_COOKIE_SECURE must be true"
         );
         assert!(ProductionCheck::new().finish().is_ok());
+    }
+
+    #[test]
+    fn every_service_token_must_be_real_and_long() {
+        use crate::grpc::ServiceToken;
+        let check = |configured: &str| {
+            let token = ServiceToken::parse(configured).unwrap();
+            ProductionCheck::new().service_token(&token).finish()
+        };
+        let long = "f3Jk9q2LmZ8x7Wv4Tn6Rb1Yc5Hd0Ga8E";
+        assert!(check(long).is_ok());
+        assert!(check(&format!("{long},Q8w2E4r6T8y0U2i4O6p8A0s2D4f6G8h0")).is_ok());
+        for refused in [
+            "local-only-service-token-change-me",
+            "short-token",
+            &format!("{long},short-old-token"),
+        ] {
+            let message = check(refused).unwrap_err().to_string();
+            assert!(message.contains("SERVICE_TOKEN"), "{refused}: {message}");
+        }
     }
 }

@@ -137,7 +137,6 @@ async fn main() {
     let user_id = system.user_id("o_bench_edit").await;
     system
         .credit_client()
-        .await
         .grant(proto::membership::v1::GrantRequest {
             user_id,
             amount: (submissions + 2 * tasks) as i64,

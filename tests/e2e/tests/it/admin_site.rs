@@ -55,9 +55,8 @@ async fn wait_text(browser: &Browser, id: &str, text: &str) {
 /// 1200 tokens in 800 ms, one refused after 1000 ms but billed 300 tokens.
 async fn record_model_calls(system: &System) {
     use proto::stats::v1 as pb;
-    let mut client = pb::stats_service_client::StatsServiceClient::connect(system.stats.url())
-        .await
-        .unwrap();
+    let mut client =
+        pb::stats_service_client::StatsServiceClient::new(system.grpc_channel(&system.stats.url()));
     let at = chrono::Utc::now().timestamp_millis() - 60_000;
     let records = [(200, 800, 1200), (502, 1000, 300)]
         .into_iter()

@@ -19,7 +19,7 @@ async fn user_with_credits(system: &System, openid: &str, credits: u32) -> i64 {
 async fn hundred_concurrent_charges_on_fifty_credits_spend_exactly_fifty() {
     let system = System::start(Options::default()).await;
     let user_id = user_with_credits(&system, "o_spender", 50).await;
-    let client = system.credit_client().await;
+    let client = system.credit_client();
     let charges = (0..100).map(|i| {
         let mut client = client.clone();
         async move {
@@ -58,7 +58,7 @@ async fn hundred_concurrent_charges_on_fifty_credits_spend_exactly_fifty() {
 async fn a_retried_charge_is_charged_once() {
     let system = System::start(Options::default()).await;
     let user_id = user_with_credits(&system, "o_retry", 10).await;
-    let mut client = system.credit_client().await;
+    let mut client = system.credit_client();
     for _ in 0..10 {
         let balance = client
             .charge(pb::ChargeRequest {
@@ -78,7 +78,7 @@ async fn a_retried_charge_is_charged_once() {
 async fn reserve_commit_and_release_are_exact_and_idempotent() {
     let system = System::start(Options::default()).await;
     let user_id = user_with_credits(&system, "o_holder", 10).await;
-    let mut client = system.credit_client().await;
+    let mut client = system.credit_client();
     let reserve = |reference: &str, amount: i64| pb::ReserveRequest {
         user_id,
         amount,
@@ -157,7 +157,7 @@ async fn reserve_commit_and_release_are_exact_and_idempotent() {
 async fn commit_and_release_racing_on_one_hold_settle_it_once() {
     let system = System::start(Options::default()).await;
     let user_id = user_with_credits(&system, "o_racer", 40).await;
-    let client = system.credit_client().await;
+    let client = system.credit_client();
     for round in 0..20 {
         let reference = format!("race-{round}");
         let mut c = client.clone();
@@ -207,7 +207,7 @@ async fn the_janitor_releases_expired_holds_once() {
     })
     .await;
     let user_id = user_with_credits(&system, "o_crashed", 5).await;
-    let mut client = system.credit_client().await;
+    let mut client = system.credit_client();
     client
         .reserve(pb::ReserveRequest {
             user_id,
@@ -263,7 +263,7 @@ fn grant_request(user_id: i64, amount: i64, reason: &str, reference: &str) -> pb
 async fn grants_accept_only_known_reasons_apply_once_and_leave_an_audit_row() {
     let system = System::start(Options::default()).await;
     let user_id = user_with_credits(&system, "o_granted", 1).await;
-    let mut client = system.credit_client().await;
+    let mut client = system.credit_client();
     for _ in 0..3 {
         let balance = client
             .grant(grant_request(user_id, 5, "admin_adjust", "audit-1"))
@@ -337,7 +337,7 @@ async fn a_used_charge_reference_is_refused_for_another_user_or_amount() {
     let system = System::start(Options::default()).await;
     let alice = user_with_credits(&system, "o_alice", 10).await;
     let bob = user_with_credits(&system, "o_bob", 10).await;
-    let client = system.credit_client().await;
+    let client = system.credit_client();
     let charge = |user_id: i64, amount: i64| {
         let mut client = client.clone();
         async move {

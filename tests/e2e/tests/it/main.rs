@@ -20,6 +20,7 @@ mod push_security;
 mod reconciler;
 mod replica_fallback;
 mod scaling;
+mod service_auth;
 mod sign_out;
 mod stats;
 mod telemetry;

@@ -12,11 +12,8 @@ async fn services_answer_health_and_reflection() {
     platform::grpc::healthcheck(&system.membership_urls[0])
         .await
         .unwrap();
-    let channel = tonic::transport::Channel::from_shared(system.membership_urls[0].clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    // Reflection, like every call but a probe's health check, needs the service token.
+    let channel = system.grpc_channel(&system.membership_urls[0]);
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

@@ -40,13 +40,14 @@ async fn stats_reads_fall_back_to_the_primary_when_the_replica_is_unreachable() 
 
     let mut cfg = StatsConfig::defaults().unwrap();
     cfg.database_url = db.primary_url.clone();
+    let token = cfg.service_token.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
     let serving = stop.clone();
     tokio::spawn(async move { stats_svc::run(&cfg, pools, listener, serving).await });
-    let mut client =
-        StatsServiceClient::new(platform::grpc::channel(&url, Duration::from_secs(10)).unwrap());
+    let channel = platform::grpc::channel(&url, Duration::from_secs(10), &token).unwrap();
+    let mut client = StatsServiceClient::new(channel);
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let records = (0..3)

@@ -74,9 +74,8 @@ async fn requests_succeed_while_stats_is_down_and_recording_resumes() {
 /// replica, unless it is paused): six gateway requests and the three model calls they made.
 async fn seed(system: &System, wait_for_replica: bool) {
     use proto::stats::v1 as pb;
-    let mut client = pb::stats_service_client::StatsServiceClient::connect(system.stats.url())
-        .await
-        .unwrap();
+    let mut client =
+        pb::stats_service_client::StatsServiceClient::new(system.grpc_channel(&system.stats.url()));
     let at = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let rows = [
         // endpoint, status, latency, client, source, tokens
@@ -137,9 +136,8 @@ async fn a_batch_sent_again_is_stored_once_even_when_the_copies_race() {
         ..Options::default()
     })
     .await;
-    let client = pb::stats_service_client::StatsServiceClient::connect(system.stats.url())
-        .await
-        .unwrap();
+    let client =
+        pb::stats_service_client::StatsServiceClient::new(system.grpc_channel(&system.stats.url()));
     let at = chrono::Utc::now().timestamp_millis() - 60_000;
     let batch = pb::RecordRequestsRequest {
         records: (0..3)

@@ -432,7 +432,7 @@ async fn request_and_credit_metrics_reach_the_otlp_receiver() {
     system.sandbox.pay(&order_no).await.unwrap();
     browser.wait_for_order(&order_no, "paid").await;
     let user_id = system.user_id(openid).await;
-    let mut credits = system.credit_client().await;
+    let mut credits = system.credit_client();
     for _ in 0..2 {
         credits
             .charge(proto::membership::v1::ChargeRequest {

@@ -148,7 +148,7 @@ async fn identical_uploads_spread_over_instances_still_make_one_provider_call() 
 async fn without_credits_or_provider_the_local_answer_says_why() {
     let app = bound_app(Options::default(), "o_spent").await;
     let user_id = app.system.user_id("o_spent").await;
-    let mut credits = app.system.credit_client().await;
+    let mut credits = app.system.credit_client();
     credits
         .charge(pb::ChargeRequest {
             user_id,

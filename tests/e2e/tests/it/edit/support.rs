@@ -192,7 +192,6 @@ impl App {
         let user_id = self.system.user_id(&self.openid).await;
         self.system
             .credit_client()
-            .await
             .grant(proto::membership::v1::GrantRequest {
                 user_id,
                 amount,
