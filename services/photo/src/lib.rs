@@ -133,6 +133,7 @@ pub fn build_edits(
     let owners = ClientOwners::new(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
+        &cfg.service_token,
     )?;
     let window_ms = cfg.edit_submit_window_ms;
     Ok(EditService::new(

@@ -6,15 +6,14 @@
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-use platform::grpc::PropagateContext;
+use platform::grpc::{PropagateContext, ServiceChannel, ServiceToken};
 use proto::membership::v1 as pb;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
 
 use crate::error::PhotoError;
 
-type Client = BindingServiceClient<InterceptedService<Channel, PropagateContext>>;
+type Client = BindingServiceClient<InterceptedService<ServiceChannel, PropagateContext>>;
 
 #[derive(Clone)]
 pub struct ClientOwners {
@@ -22,8 +21,12 @@ pub struct ClientOwners {
 }
 
 impl ClientOwners {
-    pub fn new(membership_urls: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let channel = platform::grpc::channel(membership_urls, timeout)?;
+    pub fn new(
+        membership_urls: &str,
+        timeout: Duration,
+        token: &ServiceToken,
+    ) -> anyhow::Result<Self> {
+        let channel = platform::grpc::channel(membership_urls, timeout, token)?;
         Ok(Self {
             client: BindingServiceClient::with_interceptor(channel, PropagateContext),
         })
