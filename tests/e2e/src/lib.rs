@@ -44,6 +44,8 @@ pub mod edge;
 
 pub mod redis_server;
 
+pub mod memory;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -296,6 +298,12 @@ impl System {
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
             cfg.photo_lookups_per_client_per_minute = options.photo.lookups_per_client_per_minute;
+            if let Some(bytes) = options.photo.uploads_in_flight_bytes {
+                cfg.photo_uploads_in_flight_bytes = bytes;
+            }
+            if let Some(wait) = options.photo.upload_wait_ms {
+                cfg.photo_upload_wait_ms = wait;
+            }
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.request_log_flush_ms = options.request_log_flush_ms;

@@ -9,6 +9,7 @@ mod credits;
 mod edge;
 mod edit;
 mod location;
+mod memory;
 mod operations;
 mod outages;
 mod payment;
