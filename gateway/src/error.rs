@@ -31,9 +31,7 @@ impl ApiError {
             status,
             code: Cow::Borrowed(code),
             message: message.into(),
-            retry_after: BUSY_CODES
-                .contains(&code)
-                .then_some(BUSY_RETRY_AFTER_SECS),
+            retry_after: BUSY_CODES.contains(&code).then_some(BUSY_RETRY_AFTER_SECS),
         }
     }
 

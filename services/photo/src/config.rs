@@ -158,7 +158,8 @@ impl PhotoConfig {
     fn validate_classification(&self) -> Result<(), ConfigError> {
         let checks: [(bool, &str); 10] = [
             (
-                self.decode_budget_bytes >= MIN_DECODE_BUDGET && self.decode_budget_wait_ms <= 60_000,
+                self.decode_budget_bytes >= MIN_DECODE_BUDGET
+                    && self.decode_budget_wait_ms <= 60_000,
                 "decode_budget_bytes must be at least 64 MiB and decode_budget_wait_ms at most 60000",
             ),
             (

@@ -184,8 +184,13 @@ mod tests {
         let root =
             std::env::temp_dir().join(format!("xintu-store-{}", uuid::Uuid::new_v4().simple()));
         let store = LocalDirStore::new(&root);
-        let object: Vec<u8> = (0..CHUNK_BYTES * 2 + 100).map(|i| (i % 251) as u8).collect();
-        store.put("edits/abc/result-0.png", object.clone()).await.unwrap();
+        let object: Vec<u8> = (0..CHUNK_BYTES * 2 + 100)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        store
+            .put("edits/abc/result-0.png", object.clone())
+            .await
+            .unwrap();
         let read = store
             .read_chunks("edits/abc/result-0.png")
             .await
@@ -195,7 +200,13 @@ mod tests {
         let chunks: Vec<Vec<u8>> = read.chunks.try_collect().await.unwrap();
         assert!(chunks.iter().all(|c| c.len() <= CHUNK_BYTES));
         assert_eq!(chunks.concat(), object);
-        assert!(store.read_chunks("edits/abc/none.png").await.unwrap().is_none());
+        assert!(
+            store
+                .read_chunks("edits/abc/none.png")
+                .await
+                .unwrap()
+                .is_none()
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -190,7 +190,9 @@ pub async fn result(
         .into_inner();
     // The first message names the file; an error before it (404) is answered as one.
     let header = chunks.message().await?.ok_or_else(|| {
-        ApiError::from(tonic::Status::internal("an edit result stream without a header"))
+        ApiError::from(tonic::Status::internal(
+            "an edit result stream without a header",
+        ))
     })?;
     let body = Body::from_stream(chunks.map(|chunk| chunk.map(|chunk| chunk.data)));
     Ok((

@@ -45,13 +45,21 @@ fn png(image: image::RgbaImage) -> Vec<u8> {
 
 fn huge_png(variant: u32) -> Vec<u8> {
     let mut image = image::RgbaImage::from_pixel(8000, 8000, image::Rgba([90, 140, 200, 255]));
-    image.put_pixel(0, 0, image::Rgba([(variant % 256) as u8, (variant / 256) as u8, 0, 255]));
+    image.put_pixel(
+        0,
+        0,
+        image::Rgba([(variant % 256) as u8, (variant / 256) as u8, 0, 255]),
+    );
     png(image)
 }
 
 fn edit_png(variant: u32) -> Vec<u8> {
     let mut image = image::RgbaImage::from_pixel(4096, 4096, image::Rgba([30, 90, 60, 255]));
-    image.put_pixel(0, 0, image::Rgba([(variant % 256) as u8, (variant / 256) as u8, 0, 255]));
+    image.put_pixel(
+        0,
+        0,
+        image::Rgba([(variant % 256) as u8, (variant / 256) as u8, 0, 255]),
+    );
     png(image)
 }
 
@@ -68,7 +76,8 @@ fn noise_jpeg(bytes: usize, seed: u64) -> Vec<u8> {
     let pixels = bytes as f64 / 1.9;
     let width = (pixels * 4.0 / 3.0).sqrt() as u32;
     let height = (width as f64 * 0.75) as u32;
-    let image = image::RgbImage::from_fn(width, height, |_, _| image::Rgb([next(), next(), next()]));
+    let image =
+        image::RgbImage::from_fn(width, height, |_, _| image::Rgb([next(), next(), next()]));
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
         .encode_image(&image)
@@ -107,7 +116,10 @@ impl Drop for Child2 {
 async fn wait_until_serving(http: &reqwest::Client, url: &str, child: &mut Child) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        assert!(child.try_wait().unwrap().is_none(), "{url}: the process exited");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{url}: the process exited"
+        );
         if let Ok(response) = http.get(url).send().await
             && response.status() == 200
         {
@@ -160,7 +172,9 @@ async fn main() {
         max_in_flight: 1000,
         ..sandbox::EditSettings::default()
     });
-    let token = system.bind_client("pc-memory-bench", "o_memory_bench").await;
+    let token = system
+        .bind_client("pc-memory-bench", "o_memory_bench")
+        .await;
     let user_id = system.user_id("o_memory_bench").await;
     system
         .credit_client()
@@ -184,7 +198,10 @@ async fn main() {
         .arg("serve")
         .env("PHOTO_LISTEN_ADDR", format!("127.0.0.1:{photo_port}"))
         .env("DATABASE_URL", system.photo_db.primary_url.expose_secret())
-        .env("DATABASE_REPLICA_URL", system.photo_db.replica_url.expose_secret())
+        .env(
+            "DATABASE_REPLICA_URL",
+            system.photo_db.replica_url.expose_secret(),
+        )
         .env("REDIS_URL", platform::testing::redis_url().expose_secret())
         .env("REDIS_KEY_PREFIX", &prefix)
         .env("MEMBERSHIP_GRPC_URL", system.membership_urls.join(","))
@@ -223,7 +240,9 @@ async fn main() {
 
     println!("preparing the images ...");
     let jpeg_at_cap = noise_jpeg(10 * MIB - 64 * 1024, 7);
-    let batch_jpegs: Vec<Vec<u8>> = (0..20).map(|i| noise_jpeg(2 * MIB - 16 * 1024, i + 11)).collect();
+    let batch_jpegs: Vec<Vec<u8>> = (0..20)
+        .map(|i| noise_jpeg(2 * MIB - 16 * 1024, i + 11))
+        .collect();
     let mut requests = Vec::new();
     for round in 0..rounds as u32 {
         requests.push((Kind::HugePngLocal, vec![huge_png(round + 1)], round));
@@ -262,14 +281,20 @@ async fn main() {
                             .part("image", Part::bytes(images[0].clone()).file_name("a"))
                             .text(
                                 "mode",
-                                if matches!(kind, Kind::HugePngLocal) { "local" } else { "auto" },
+                                if matches!(kind, Kind::HugePngLocal) {
+                                    "local"
+                                } else {
+                                    "auto"
+                                },
                             ),
                     ),
                     Kind::BatchAtCap => (
                         "/api/v1/photos/classify/batch",
-                        images.iter().fold(Form::new().text("mode", "local"), |form, image| {
-                            form.part("images", Part::bytes(image.clone()).file_name("b"))
-                        }),
+                        images
+                            .iter()
+                            .fold(Form::new().text("mode", "local"), |form, image| {
+                                form.part("images", Part::bytes(image.clone()).file_name("b"))
+                            }),
                     ),
                     Kind::EditLargest | Kind::EditHugePng => (
                         "/api/v1/photos/edit",

@@ -22,19 +22,26 @@ const MIB: u64 = 1024 * 1024;
 /// What a burst may add beside the decodes: request bytes, buffers, the services' own work.
 const SLACK: u64 = 64 * MIB;
 
-/// A valid 8000×8000 RGBA PNG of a few hundred KB (a flat picture compresses about a
-/// thousandfold); `variant` changes one pixel, so each variant is a different photo. Decoded,
-/// it is 244 MiB of pixels.
-fn huge_png(variant: u8) -> Vec<u8> {
-    let mut image = image::RgbaImage::from_pixel(8000, 8000, image::Rgba([90, 140, 200, 255]));
+/// A valid `side`×`side` RGBA PNG that compresses about a thousandfold (a flat picture):
+/// 8000×8000 is some 250 KB, and 244 MiB of pixels decoded. `variant` changes one pixel, so
+/// each variant is a different photo.
+fn flat_png(side: u32, variant: u8) -> Vec<u8> {
+    let mut image = image::RgbaImage::from_pixel(side, side, image::Rgba([90, 140, 200, 255]));
     image.put_pixel(0, 0, image::Rgba([variant, 0, 0, 255]));
     encode(&image)
 }
 
 fn encode(image: &image::RgbaImage) -> Vec<u8> {
+    use image::ImageEncoder as _;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let mut png = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::Up)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgba8,
+        )
         .unwrap();
     png
 }
@@ -58,13 +65,17 @@ async fn classify(app: &App, image: Vec<u8>) -> (u16, Option<String>, Value) {
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
-    (status, retry_after, response.json().await.unwrap_or(Value::Null))
+    (
+        status,
+        retry_after,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
 async fn three_edits_of_a_small_8000_pixel_png_are_refused_from_its_header() {
     let app = bound_app(Options::default(), "o_mem_edit_header").await;
-    let png = huge_png(1);
+    let png = flat_png(8000, 1);
     assert!(png.len() < 400 * 1024, "{} bytes", png.len());
     let credits = app.credits().await;
     let edits = (0..3).map(|seed| {
@@ -96,7 +107,11 @@ async fn three_edits_of_a_small_8000_pixel_png_are_refused_from_its_header() {
     assert_eq!(app.credits().await, credits, "nothing held or charged");
     // The service is up and takes a photo of a size the models take.
     let task = app
-        .edit(form(photo(), "stylization_all", &[("prompt", "金箔艺术风格")]))
+        .edit(form(
+            photo(),
+            "stylization_all",
+            &[("prompt", "金箔艺术风格")],
+        ))
         .await;
     let task = app.wait_for_edit(&task, Duration::from_secs(30)).await;
     assert_eq!(task["status"], "succeeded", "{task}");
@@ -104,7 +119,8 @@ async fn three_edits_of_a_small_8000_pixel_png_are_refused_from_its_header() {
 
 #[tokio::test]
 async fn a_burst_of_huge_photos_is_decoded_within_the_budget() {
-    const BUDGET: u64 = 300 * MIB;
+    // One 6000×6000 RGBA photo (137 MiB of pixels, about 152 MiB to decode) fits, two do not.
+    const BUDGET: u64 = 160 * MIB;
     let app = bound_app(
         Options {
             photo: PhotoOptions {
@@ -117,7 +133,7 @@ async fn a_burst_of_huge_photos_is_decoded_within_the_budget() {
         "o_mem_classify_burst",
     )
     .await;
-    let images: Vec<Vec<u8>> = (1..=3).map(huge_png).collect();
+    let images: Vec<Vec<u8>> = (1..=3).map(|variant| flat_png(6000, variant)).collect();
     let burst = images.iter().map(|png| classify(&app, png.clone()));
     let (answers, rise) = rise_during(futures::future::join_all(burst)).await;
     assert!(
@@ -170,7 +186,11 @@ async fn an_edit_photo_needing_more_than_the_whole_budget_is_refused_and_holds_n
     ));
     let credits = app.credits().await;
     let (status, body) = app
-        .submit_edit(form(large, "stylization_all", &[("prompt", "金箔艺术风格")]))
+        .submit_edit(form(
+            large,
+            "stylization_all",
+            &[("prompt", "金箔艺术风格")],
+        ))
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "image_too_large", "{body}");
@@ -181,7 +201,11 @@ async fn an_edit_photo_needing_more_than_the_whole_budget_is_refused_and_holds_n
     assert_eq!(app.edit_rows().await, 0);
     assert_eq!(app.credits().await, credits);
     let task = app
-        .edit(form(photo(), "stylization_all", &[("prompt", "金箔艺术风格")]))
+        .edit(form(
+            photo(),
+            "stylization_all",
+            &[("prompt", "金箔艺术风格")],
+        ))
         .await;
     assert_eq!(app.edit_rows().await, 1, "{task}");
 }
@@ -205,12 +229,7 @@ impl HeldUpload {
     }
 
     async fn send(&mut self, data: &[u8]) {
-        let chunk = [
-            format!("{:x}\r\n", data.len()).as_bytes(),
-            data,
-            b"\r\n",
-        ]
-        .concat();
+        let chunk = [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
         self.stream.write_all(&chunk).await.unwrap();
     }
 
@@ -265,10 +284,7 @@ async fn photo_uploads_past_the_in_flight_budget_are_refused_before_reaching_a_s
     let mut probes = 0;
     let busy = loop {
         let (status, body) = app
-            .post_form(
-                "/api/v1/photos/classify",
-                Form::new().text("mode", "local"),
-            )
+            .post_form("/api/v1/photos/classify", Form::new().text("mode", "local"))
             .await;
         if status == 503 {
             break body;
@@ -286,19 +302,28 @@ async fn photo_uploads_past_the_in_flight_budget_are_refused_before_reaching_a_s
             .http
             .post(format!("{}/api/v1/photos/edit", app.system.gateway()))
             .bearer_auth(&app.token)
-            .multipart(form(photo(), "stylization_all", &[("prompt", "金箔艺术风格")]))
+            .multipart(form(
+                photo(),
+                "stylization_all",
+                &[("prompt", "金箔艺术风格")],
+            ))
     };
     let refused = request().send().await.unwrap();
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "uploads_busy", "{body}");
-    assert_eq!(app.edit_rows().await, 0, "nothing reached the photo service");
+    assert_eq!(
+        app.edit_rows().await,
+        0,
+        "nothing reached the photo service"
+    );
     assert_eq!(app.credits().await, credits, "nothing held");
 
     // The held upload completes and is answered; then the refused edit goes through.
     held.send(&photo()).await;
-    held.send(format!("\r\n--{boundary}--\r\n").as_bytes()).await;
+    held.send(format!("\r\n--{boundary}--\r\n").as_bytes())
+        .await;
     let (status, answer) = held.finish().await;
     assert_eq!(status, 200, "{answer}");
     let accepted = request().send().await.unwrap();
@@ -351,8 +376,10 @@ async fn edit_results_are_streamed_through_byte_for_byte_and_never_held_whole() 
             (headers, len, hex::encode(digest.finalize()))
         }
     };
-    let (downloads, rise) =
-        rise_during(futures::future::join_all((0..4).map(|_| download(url.clone())))).await;
+    let (downloads, rise) = rise_during(futures::future::join_all(
+        (0..4).map(|_| download(url.clone())),
+    ))
+    .await;
     for (headers, len, sha) in downloads {
         assert_eq!(len, 32 * MIB);
         assert_eq!(sha, expected, "byte for byte");
