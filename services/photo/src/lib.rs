@@ -174,8 +174,8 @@ pub fn build_edits(
             result_retention: (cfg.edit_result_retention_secs > 0)
                 .then(|| Duration::from_secs(cfg.edit_result_retention_secs)),
             retention_interval: Duration::from_millis(cfg.edit_retention_interval_ms.max(10)),
+            decode_budget: budget.clone(),
         },
-        budget.clone(),
     ))
 }
 

@@ -304,6 +304,10 @@ impl System {
             if let Some(wait) = options.photo.upload_wait_ms {
                 cfg.photo_upload_wait_ms = wait;
             }
+            if let Some(timeout) = options.photo.classify_timeout_ms {
+                cfg.classify_timeout_ms = timeout;
+                cfg.request_timeout_ms = cfg.request_timeout_ms.max(timeout + 1000);
+            }
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.request_log_flush_ms = options.request_log_flush_ms;

@@ -52,6 +52,9 @@ pub struct PhotoOptions {
     /// The gateway's budget of photo upload bytes in flight and its wait (defaults when None).
     pub uploads_in_flight_bytes: Option<usize>,
     pub upload_wait_ms: Option<u64>,
+    /// The gateway's deadline of a classification (its default when None), for tests whose
+    /// photos take long to decode on a loaded machine.
+    pub classify_timeout_ms: Option<u64>,
 }
 
 impl Default for PhotoOptions {
@@ -74,6 +77,7 @@ impl Default for PhotoOptions {
             decode_budget_wait_ms: None,
             uploads_in_flight_bytes: None,
             upload_wait_ms: None,
+            classify_timeout_ms: None,
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct EditSettings {
     pub result_retention: Option<Duration>,
     /// How often the worker looks for results past their retention.
     pub retention_interval: Duration,
+    /// The memory every image decode of this instance shares (classification too).
+    pub decode_budget: DecodeBudget,
 }
 
 /// An edit as the gateway sends it.
@@ -100,8 +102,6 @@ pub struct EditService {
     pub(crate) wake: Notify,
     /// This instance's name on the leases it takes.
     pub(crate) instance_id: String,
-    /// The memory every image decode of this instance shares.
-    pub(crate) decode_budget: DecodeBudget,
 }
 
 /// Longest idempotency key a client may send.
@@ -118,7 +118,6 @@ impl EditService {
         recorder: ModelCallRecorder,
         signer: UrlSigner,
         settings: EditSettings,
-        decode_budget: DecodeBudget,
     ) -> Arc<Self> {
         Arc::new(Self {
             pools,
@@ -130,7 +129,6 @@ impl EditService {
             settings,
             wake: Notify::new(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
-            decode_budget,
         })
     }
 
@@ -387,7 +385,7 @@ impl EditService {
         input: &mut SubmitInput,
     ) -> Result<(Inspected, Option<Inspected>), PhotoError> {
         let max_bytes = self.settings.max_image_bytes;
-        let budget = &self.decode_budget;
+        let budget = &self.settings.decode_budget;
         // The bytes travel to the decoding thread and back: an upload is never copied.
         let (image, bytes) =
             inspect(std::mem::take(&mut input.image), max_bytes, "image", budget).await?;

@@ -18,7 +18,12 @@
 //!   cargo build --release -p gateway -p photo-svc
 //!   cargo run --release -p e2e --bin memory-bench -- [rounds] [concurrency]
 
-#![allow(clippy::expect_used, clippy::print_stdout, clippy::unwrap_used)] // a CLI report
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::unwrap_used
+)] // a CLI report: it stops loudly
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -35,10 +40,18 @@ use e2e::{Options, System};
 
 const MIB: usize = 1024 * 1024;
 
+/// At the best compression: a flat 8000×8000 picture takes some 250 KB.
 fn png(image: image::RgbaImage) -> Vec<u8> {
+    use image::ImageEncoder as _;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let mut out = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Up)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgba8,
+        )
         .unwrap();
     out
 }
@@ -63,8 +76,21 @@ fn edit_png(variant: u32) -> Vec<u8> {
     png(image)
 }
 
-/// A JPEG of noise (which does not compress) of about `bytes`, at quality 95.
+/// A JPEG of noise (which does not compress) of at most `bytes` and close to it, at quality 95.
 fn noise_jpeg(bytes: usize, seed: u64) -> Vec<u8> {
+    let mut bytes_per_pixel = 2.4;
+    loop {
+        let pixels = bytes as f64 / bytes_per_pixel;
+        let width = (pixels * 4.0 / 3.0).sqrt() as u32;
+        let jpeg = noise_jpeg_of(width, (f64::from(width) * 0.75) as u32, seed);
+        if jpeg.len() <= bytes {
+            return jpeg;
+        }
+        bytes_per_pixel *= jpeg.len() as f64 / bytes as f64 * 1.02;
+    }
+}
+
+fn noise_jpeg_of(width: u32, height: u32, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
     let mut next = move || {
         state ^= state << 13;
@@ -72,10 +98,6 @@ fn noise_jpeg(bytes: usize, seed: u64) -> Vec<u8> {
         state ^= state << 17;
         state as u8
     };
-    // About 1.9 bytes per pixel at this quality.
-    let pixels = bytes as f64 / 1.9;
-    let width = (pixels * 4.0 / 3.0).sqrt() as u32;
-    let height = (width as f64 * 0.75) as u32;
     let image =
         image::RgbImage::from_fn(width, height, |_, _| image::Rgb([next(), next(), next()]));
     let mut out = Vec::new();

@@ -126,6 +126,8 @@ async fn a_burst_of_huge_photos_is_decoded_within_the_budget() {
             photo: PhotoOptions {
                 decode_budget_bytes: Some(BUDGET),
                 decode_budget_wait_ms: Some(0),
+                // A 36-megapixel decode may take a while on a loaded machine.
+                classify_timeout_ms: Some(60_000),
                 ..PhotoOptions::default()
             },
             ..Options::default()
