@@ -8,6 +8,9 @@ use platform::telemetry::LogFormat;
 
 const DEFAULTS: &str = include_str!("../config.default.toml");
 
+/// Room for the multipart boundaries and headers around the images of an upload.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct GatewayConfig {
     pub gateway_listen_addr: String,
@@ -53,6 +56,8 @@ pub struct GatewayConfig {
     pub token_cache_ttl_secs: u64,
     pub binding_wait_max_secs: u64,
     pub edit_max_result_bytes: usize,
+    pub photo_uploads_in_flight_bytes: usize,
+    pub photo_upload_wait_ms: u64,
     pub edit_result_base_url: String,
     pub trust_proxy_headers: bool,
     pub xintu_env: String,
@@ -76,6 +81,14 @@ impl GatewayConfig {
                 "ADMIN_ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port])"
             ))
         })?;
+        let largest = self.single_upload_body().max(self.batch_upload_body());
+        if self.photo_uploads_in_flight_bytes < largest.max(self.edit_upload_body()) {
+            return Err(platform::config::ConfigError::Invalid(format!(
+                "photo_uploads_in_flight_bytes must hold the largest upload a route takes \
+                 ({} bytes)",
+                largest.max(self.edit_upload_body())
+            )));
+        }
         if self.xintu_env != "production" {
             return Ok(());
         }
@@ -110,6 +123,21 @@ impl GatewayConfig {
             );
         }
         check.finish()
+    }
+
+    /// The largest body of `/api/v1/photos/classify`: one image and the form around it.
+    pub fn single_upload_body(&self) -> usize {
+        self.photo_max_image_bytes + MULTIPART_OVERHEAD
+    }
+
+    /// The largest body of `/api/v1/photos/classify/batch`.
+    pub fn batch_upload_body(&self) -> usize {
+        self.photo_batch_max_bytes + MULTIPART_OVERHEAD
+    }
+
+    /// The largest body of `POST /api/v1/photos/edit`: an image and its mask.
+    pub fn edit_upload_body(&self) -> usize {
+        2 * self.photo_max_image_bytes + MULTIPART_OVERHEAD
     }
 
     /// The embedded defaults, for tests that start from them.

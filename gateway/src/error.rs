@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tonic::Code;
@@ -15,7 +15,15 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: Cow<'static, str>,
     pub message: String,
+    /// Seconds after which the same request may succeed (`Retry-After`), for a busy service.
+    pub retry_after: Option<u32>,
 }
+
+/// The codes of a service too busy for the request right now; nothing was done, and the same
+/// request a little later may succeed.
+const BUSY_CODES: [&str; 3] = ["overloaded", "decode_busy", "uploads_busy"];
+/// What busy answers ask a client to wait before trying again, seconds.
+const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -23,7 +31,14 @@ impl ApiError {
             status,
             code: Cow::Borrowed(code),
             message: message.into(),
+            retry_after: BUSY_CODES.contains(&code).then_some(BUSY_RETRY_AFTER_SECS),
         }
+    }
+
+    /// 503 with `Retry-After`: the request was refused before anything was done because the
+    /// gateway or a service is at capacity.
+    pub fn busy(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -61,6 +76,8 @@ pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
             ),
         ) => StatusCode::BAD_GATEWAY,
         (_, Some("insufficient_credits")) => StatusCode::CONFLICT,
+        // Capacity, not the client's rate: the same request may succeed in a moment.
+        (_, Some("decode_busy" | "uploads_busy")) => StatusCode::SERVICE_UNAVAILABLE,
         // An upload that is well-formed as a request but cannot be read as a photo.
         (
             _,
@@ -128,10 +145,14 @@ impl From<tonic::Status> for ApiError {
         } else {
             status.message().to_owned()
         };
+        let retry_after = BUSY_CODES
+            .contains(&code.as_ref())
+            .then_some(BUSY_RETRY_AFTER_SECS);
         Self {
             status: http,
             code,
             message,
+            retry_after,
         }
     }
 }
@@ -158,6 +179,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
             .extensions_mut()
             .insert(crate::recording::ErrorCode(self.code.into_owned()));
@@ -189,6 +215,8 @@ mod tests {
             (Code::Unavailable, Some("wechat_quota_exceeded"), 502),
             (Code::Unavailable, Some("wechatpay_unavailable"), 502),
             (Code::FailedPrecondition, Some("insufficient_credits"), 409),
+            (Code::ResourceExhausted, Some("decode_busy"), 503),
+            (Code::ResourceExhausted, Some("rate_limited"), 429),
             (Code::AlreadyExists, Some("membership_active"), 409),
             (Code::InvalidArgument, Some("not_an_image"), 422),
             (Code::InvalidArgument, Some("truncated_image"), 422),
@@ -227,6 +255,7 @@ mod tests {
         let err = ApiError::from(tonic::Status::unavailable("connection refused"));
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.code, "service_unavailable");
+        assert_eq!(err.retry_after, None);
         // The gateway's own service token refused: not the caller's fault, and not a 401.
         let refused = platform::grpc::status(
             Code::Unauthenticated,
@@ -237,5 +266,18 @@ mod tests {
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.code, "internal");
         assert_eq!(err.message, "internal error");
+    }
+
+    #[test]
+    fn busy_services_ask_for_a_retry_after_a_second() {
+        let status = platform::grpc::status(Code::ResourceExhausted, "decode_busy", "busy");
+        let response = ApiError::from(status).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let response = ApiError::busy("uploads_busy", "busy").into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let response = ApiError::bad_request("invalid_mode", "no").into_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

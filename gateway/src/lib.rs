@@ -90,9 +90,9 @@ impl Clients {
                 .max_encoding_message_size(
                     cfg.photo_max_image_bytes.max(cfg.photo_batch_max_bytes) + 1024 * 1024,
                 ),
+            // Results come back in small chunks (StreamEditResult), never whole.
             edit: ImageEditServiceClient::with_interceptor(photo.clone(), PropagateContext)
-                .max_encoding_message_size(cfg.photo_max_image_bytes * 2 + 1024 * 1024)
-                .max_decoding_message_size(cfg.edit_max_result_bytes + 1024 * 1024),
+                .max_encoding_message_size(cfg.photo_max_image_bytes * 2 + 1024 * 1024),
             photo_channel: photo,
             stats: StatsServiceClient::with_interceptor(stats.clone(), PropagateContext),
             stats_channel: stats,

@@ -6,6 +6,7 @@
 //! makes the decoder allocate 243 MB before it notices the data is missing).
 
 mod camera;
+mod cost;
 mod error;
 mod jpeg_end;
 mod jpeg_reduced;
@@ -13,10 +14,11 @@ mod jpeg_reduced;
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use serde::{Deserialize, Serialize};
 
 pub use camera::CameraExif;
+pub use cost::Probe;
 pub use error::DecodeError;
 
 use crate::resize;
@@ -114,6 +116,65 @@ pub struct DecodedImage {
 /// Decodes a photo within `limits`: sniffs the format, refuses oversized input before any large
 /// allocation, applies the EXIF orientation and scales the result down to the working size.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
+    let (decoder, header) = open(bytes, limits)?;
+    let Header {
+        probe,
+        orientation,
+        camera,
+    } = header;
+    let (format, width, height) = (probe.format, probe.width, probe.height);
+
+    let reduced = (format == PhotoFormat::Jpeg
+        && jpeg_reduced::worth_trying(width, height, limits.working_max_side))
+    .then(|| jpeg_reduced::decode_reduced(bytes, limits.working_max_side, limits.max_alloc))
+    .flatten();
+    let decoded = match reduced {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => DynamicImage::from_decoder(decoder).map_err(DecodeError::from_image)?,
+    };
+    let working = resize::fit_within(decoded, limits.working_max_side)?;
+    // Rotating after the downscale touches far fewer pixels.
+    let mut upright = DynamicImage::ImageRgb8(working);
+    upright.apply_orientation(orientation);
+
+    let (width, height) = if swaps_axes(orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    Ok(DecodedImage {
+        metadata: ImageMetadata {
+            format,
+            width,
+            height,
+            exif_orientation: orientation.to_exif(),
+            camera,
+            byte_len: bytes.len(),
+        },
+        image: upright.into_rgb8(),
+    })
+}
+
+/// Reads what the header of a photo says, within `limits` and without decoding any pixel: the
+/// caller learns what decoding it would cost before it commits any memory to it. The same
+/// checks as [`decode`] refuse the same inputs.
+pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, DecodeError> {
+    open(bytes, limits).map(|(_, header)| header.probe)
+}
+
+/// The header of a photo, read by [`open`].
+struct Header {
+    probe: Probe,
+    orientation: Orientation,
+    camera: Option<CameraExif>,
+}
+
+/// Checks the byte cap, sniffs the format, finds truncated JPEGs and reads the header, refusing
+/// oversized images; returns the decoder, ready for the pixels, with its limits set.
+fn open<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<(impl ImageDecoder + 'a, Header), DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooManyBytes {
             len: bytes.len(),
@@ -149,36 +210,23 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
     let camera = exif.as_deref().and_then(CameraExif::from_exif_chunk);
-
-    let reduced = (format == PhotoFormat::Jpeg
-        && jpeg_reduced::worth_trying(width, height, limits.working_max_side))
-    .then(|| jpeg_reduced::decode_reduced(bytes, limits.working_max_side, limits.max_alloc))
-    .flatten();
-    let decoded = match reduced {
-        Some(rgb) => DynamicImage::ImageRgb8(rgb),
-        None => DynamicImage::from_decoder(decoder).map_err(DecodeError::from_image)?,
+    let probe = Probe {
+        format,
+        width,
+        height,
+        exif_orientation: orientation.to_exif(),
+        decoded_bytes: decoder.total_bytes(),
+        decoded_rgb8: decoder.color_type() == ColorType::Rgb8,
+        progressive: format == PhotoFormat::Jpeg && jpeg_end::is_progressive(bytes),
     };
-    let working = resize::fit_within(decoded, limits.working_max_side)?;
-    // Rotating after the downscale touches far fewer pixels.
-    let mut upright = DynamicImage::ImageRgb8(working);
-    upright.apply_orientation(orientation);
-
-    let (width, height) = if swaps_axes(orientation) {
-        (height, width)
-    } else {
-        (width, height)
-    };
-    Ok(DecodedImage {
-        metadata: ImageMetadata {
-            format,
-            width,
-            height,
-            exif_orientation: orientation.to_exif(),
+    Ok((
+        decoder,
+        Header {
+            probe,
+            orientation,
             camera,
-            byte_len: bytes.len(),
         },
-        image: upright.into_rgb8(),
-    })
+    ))
 }
 
 fn sniff_format(bytes: &[u8]) -> Result<PhotoFormat, DecodeError> {

@@ -22,6 +22,8 @@ pub mod rules;
 
 pub use category::AlbumCategory;
 pub use classifier::{LocalClassification, LocalClassifier, MODEL_ID, TopLabel, top_classes};
-pub use decode::{DecodeError, DecodeLimits, DecodedImage, ImageMetadata, PhotoFormat, decode};
+pub use decode::{
+    DecodeError, DecodeLimits, DecodedImage, ImageMetadata, PhotoFormat, Probe, decode, probe,
+};
 pub use model::ModelError;
 pub use rules::{CategoryDecision, CategoryRules, RulesError};

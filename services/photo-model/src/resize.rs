@@ -9,21 +9,24 @@ fn options() -> ResizeOptions {
     ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
 }
 
-/// Converts to RGB and scales down (never up) to fit in `max_side`×`max_side`, keeping the aspect.
+/// Scales down (never up) to fit in `max_side`×`max_side`, keeping the aspect, and converts to
+/// RGB. The scaling is done in the decoder's own pixel format, so a photo that is not 8-bit RGB
+/// (RGBA, grey, 16-bit) is never copied whole just to be converted; alpha is dropped, not
+/// composited, as a conversion to RGB would.
 pub fn fit_within(image: DynamicImage, max_side: u32) -> Result<RgbImage, DecodeError> {
-    let rgb = image.into_rgb8();
-    let (width, height) = rgb.dimensions();
+    let (width, height) = (image.width(), image.height());
     let long_side = width.max(height);
     if long_side <= max_side {
-        return Ok(rgb);
+        return Ok(image.into_rgb8());
     }
     let scale = f64::from(max_side) / f64::from(long_side);
     let target = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, max_side);
-    let mut out = RgbImage::new(target(width), target(height));
+    let mut out = DynamicImage::new(target(width), target(height), image.color());
     Resizer::new()
-        .resize(&rgb, &mut out, &options())
+        .resize(&image, &mut out, &options().use_alpha(false))
         .map_err(|err| DecodeError::Internal(format!("resize: {err}")))?;
-    Ok(out)
+    drop(image);
+    Ok(out.into_rgb8())
 }
 
 /// Resizes so the short side becomes `short_side`, then cuts the centre `crop`×`crop` square,

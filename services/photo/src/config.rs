@@ -32,6 +32,8 @@ pub struct PhotoConfig {
     pub lookup_max: usize,
     pub classify_batch_max_bytes: usize,
     pub classification_cache_ttl_secs: u64,
+    pub decode_budget_bytes: u64,
+    pub decode_budget_wait_ms: u64,
     pub dashscope_api_key: Option<SecretString>,
     pub dashscope_base_url: String,
     pub dashscope_vision_model: String,
@@ -77,6 +79,10 @@ pub struct PhotoConfig {
 }
 
 pub use platform::config::{ConfigError, is_sandbox_url};
+
+/// The smallest decode budget: a 12-megapixel phone photo (a baseline JPEG, the common case)
+/// needs about 50 MiB.
+const MIN_DECODE_BUDGET: u64 = 64 * 1024 * 1024;
 
 impl PhotoConfig {
     /// Loads the defaults overlaid by the environment, then validates.
@@ -151,7 +157,12 @@ impl PhotoConfig {
     }
 
     fn validate_classification(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &str); 9] = [
+        let checks: [(bool, &str); 10] = [
+            (
+                self.decode_budget_bytes >= MIN_DECODE_BUDGET
+                    && self.decode_budget_wait_ms <= 60_000,
+                "decode_budget_bytes must be at least 64 MiB and decode_budget_wait_ms at most 60000",
+            ),
             (
                 (1..=64).contains(&self.local_model_concurrency),
                 "local_model_concurrency must be within 1..=64",

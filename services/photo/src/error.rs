@@ -16,6 +16,9 @@ pub enum PhotoError {
     InvalidDigest { index: usize },
     #[error("the service is busy; try again shortly")]
     Overloaded,
+    /// The memory for decoding images is taken by the decodes under way.
+    #[error("too many large images are being decoded at once; try again shortly")]
+    DecodeBusy,
     /// An edit request the service refuses; `code` is the stable code for clients.
     #[error("{message}")]
     Edit { code: &'static str, message: String },
@@ -85,6 +88,7 @@ impl PhotoError {
                     reason: reason.clone(),
                 },
                 Self::Overloaded => Self::Overloaded,
+                Self::DecodeBusy => Self::DecodeBusy,
                 other => Self::Internal(other.to_string()),
             },
         }
@@ -100,6 +104,7 @@ impl PhotoError {
             Self::InvalidCoordinate { .. } => Some("invalid_coordinate"),
             Self::Edit { code, .. } => Some(code),
             Self::Overloaded
+            | Self::DecodeBusy
             | Self::InsufficientCredits { .. }
             | Self::CreditsUnavailable
             | Self::MembershipUnavailable
@@ -129,6 +134,9 @@ impl From<PhotoError> for tonic::Status {
             PhotoError::Overloaded => {
                 tracing::warn!("local model queue longer than the caller's deadline; refused");
                 status(Code::Unavailable, "overloaded", err.to_string())
+            }
+            PhotoError::DecodeBusy => {
+                status(Code::ResourceExhausted, "decode_busy", err.to_string())
             }
             PhotoError::Edit { code, .. } => status(Code::InvalidArgument, code, err.to_string()),
             PhotoError::InsufficientCredits { .. } => status(

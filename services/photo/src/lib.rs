@@ -6,6 +6,7 @@ pub mod cache;
 pub mod classification;
 pub mod config;
 pub mod credits;
+pub mod decode_budget;
 pub mod domain;
 pub mod edit;
 pub mod error;
@@ -41,6 +42,7 @@ use crate::cache::CacheService;
 use crate::classification::{Classifier, ClassifyLimits, CloudPath};
 use crate::config::PhotoConfig;
 use crate::credits::CreditGate;
+use crate::decode_budget::DecodeBudget;
 use crate::domain::edit::UrlSigner;
 use crate::domain::location::Locator;
 use crate::edit::{EditProvider, EditProviderSettings, EditService, EditSettings};
@@ -83,8 +85,9 @@ pub fn routes(
     deps: &Dependencies,
     recorder: &ModelCallRecorder,
     edits: Arc<EditService>,
+    budget: &DecodeBudget,
 ) -> anyhow::Result<Routes> {
-    let classifier = build_classifier(cfg, deps, recorder)?;
+    let classifier = build_classifier(cfg, deps, recorder, budget)?;
     // Uploads travel in the request: the largest batch, plus room for the envelope.
     let max_message = cfg
         .classify_max_image_bytes
@@ -106,12 +109,21 @@ pub fn routes(
     ))
 }
 
+/// The memory budget every image decode of one instance shares (`decode_budget_*`).
+pub fn decode_budget(cfg: &PhotoConfig) -> DecodeBudget {
+    DecodeBudget::new(
+        cfg.decode_budget_bytes,
+        Duration::from_millis(cfg.decode_budget_wait_ms),
+    )
+}
+
 /// Wires image edits: our storage, the provider client (when a DashScope key is configured),
-/// credits and the URL signer.
+/// credits and the URL signer; their images are decoded within `budget`.
 pub fn build_edits(
     cfg: &PhotoConfig,
     deps: &Dependencies,
     recorder: &ModelCallRecorder,
+    budget: &DecodeBudget,
 ) -> anyhow::Result<Arc<EditService>> {
     let storage = Arc::new(LocalDirStore::new(cfg.edit_storage_dir()));
     let provider = match dashscope_key(cfg) {
@@ -171,6 +183,7 @@ pub fn build_edits(
             result_retention: (cfg.edit_result_retention_secs > 0)
                 .then(|| Duration::from_secs(cfg.edit_result_retention_secs)),
             retention_interval: Duration::from_millis(cfg.edit_retention_interval_ms.max(10)),
+            decode_budget: budget.clone(),
         },
     ))
 }
@@ -184,11 +197,13 @@ fn dashscope_key(cfg: &PhotoConfig) -> Option<secrecy::SecretString> {
 }
 
 /// Wires the classification use cases: cache, local model, and the cloud path when a DashScope
-/// key is configured; both models record their calls through `recorder`.
+/// key is configured; both models record their calls through `recorder`, and images are
+/// decoded within `budget`.
 pub fn build_classifier(
     cfg: &PhotoConfig,
     deps: &Dependencies,
     recorder: &ModelCallRecorder,
+    budget: &DecodeBudget,
 ) -> anyhow::Result<Arc<Classifier>> {
     let keys = Keys::new(format!("{}:photo", cfg.redis_key_prefix));
     let cache = CacheService::new(
@@ -207,6 +222,7 @@ pub fn build_classifier(
         deps.local_classifier.clone(),
         cfg.local_model_concurrency,
         limits,
+        budget.clone(),
         recorder.clone(),
     );
     let cloud = match dashscope_key(cfg) {
@@ -285,8 +301,9 @@ pub async fn run(
     // Stops the recorder however this function ends.
     let stop_recorder = recorder_stop.clone().drop_guard();
     let recorder = start_recorder(cfg, recorder_stop)?;
-    let edits = build_edits(cfg, &deps, &recorder)?;
-    let routes = routes(cfg, &deps, &recorder, edits.clone())?;
+    let budget = decode_budget(cfg);
+    let edits = build_edits(cfg, &deps, &recorder, &budget)?;
+    let routes = routes(cfg, &deps, &recorder, edits.clone(), &budget)?;
     // The worker carries on every instance's edit tasks; it stops (draining its steps) with
     // the server.
     let worker = tokio::spawn(edit::worker::run(edits, shutdown.clone()));

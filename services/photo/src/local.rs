@@ -1,6 +1,7 @@
 //! The local model: EfficientNet-Lite0 plus album rules (crate photo-model), loaded once at
 //! start. Decoding and inference are CPU work, so they run on blocking threads behind a small
-//! semaphore: a burst of uploads queues here instead of starving the async reactor.
+//! semaphore: a burst of uploads queues here instead of starving the async reactor. Each decode
+//! also reserves its memory in the instance's decode budget first.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use photo_model::{
     CategoryRules, DecodeLimits, DecodedImage, LocalClassification, LocalClassifier,
 };
 
+use crate::decode_budget::{DecodeBudget, Decoding};
 use crate::domain::classification::{ModelResult, ModelVersions, Producer, ScoredLabel};
 use crate::error::PhotoError;
 use crate::metrics::{Model, PhotoMetrics};
@@ -22,6 +24,7 @@ pub struct LocalModel {
     classifier: Arc<LocalClassifier>,
     permits: Arc<Semaphore>,
     limits: DecodeLimits,
+    budget: DecodeBudget,
     versions: ModelVersions,
     metrics: PhotoMetrics,
     recorder: ModelCallRecorder,
@@ -49,6 +52,7 @@ impl LocalModel {
         classifier: Arc<LocalClassifier>,
         concurrency: usize,
         limits: DecodeLimits,
+        budget: DecodeBudget,
         recorder: ModelCallRecorder,
     ) -> Self {
         let versions = ModelVersions {
@@ -60,6 +64,7 @@ impl LocalModel {
             classifier,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             limits,
+            budget,
             versions,
             metrics: PhotoMetrics::new(),
             recorder,
@@ -77,13 +82,8 @@ impl LocalModel {
         bytes: Arc<Vec<u8>>,
         deadline: Instant,
     ) -> Result<Arc<DecodedImage>, PhotoError> {
-        let limits = self.limits.clone();
-        self.blocking(deadline, move || {
-            photo_model::decode(&bytes, &limits)
-                .map(Arc::new)
-                .map_err(PhotoError::from_decode)
-        })
-        .await
+        self.decode_then(bytes, deadline, |image| Ok(Arc::new(image)))
+            .await
     }
 
     /// Decodes and classifies an upload; the decoded image comes back for the cloud model. The
@@ -99,13 +99,10 @@ impl LocalModel {
         let call = self
             .recorder
             .start(&self.versions.model_version, ModelSource::Local, origin);
-        let limits = self.limits.clone();
         let classifier = Arc::clone(&self.classifier);
         let started = std::time::Instant::now();
         let outcome = self
-            .blocking(deadline, move || {
-                let image =
-                    photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
+            .decode_then(bytes, deadline, move |image| {
                 let answer = classifier
                     .classify(&image)
                     .map_err(PhotoError::LocalModel)?;
@@ -115,7 +112,7 @@ impl LocalModel {
         let metric = match &outcome {
             Ok(_) => "ok",
             Err(PhotoError::Image { .. }) => "bad_image",
-            Err(PhotoError::Overloaded) => "overloaded",
+            Err(PhotoError::Overloaded | PhotoError::DecodeBusy) => "overloaded",
             Err(_) => "error",
         };
         self.metrics
@@ -124,18 +121,26 @@ impl LocalModel {
             Ok(_) => call.answered(0),
             Err(PhotoError::Image { .. }) => call.discard(),
             Err(PhotoError::Overloaded) => call.failed(503, "overloaded", 0),
+            Err(PhotoError::DecodeBusy) => call.failed(503, "decode_busy", 0),
             Err(PhotoError::LocalModel(_)) => call.failed(500, "local_model_failed", 0),
             Err(_) => call.failed(500, "internal", 0),
         }
         outcome
     }
 
-    /// Runs CPU work on a blocking thread once a permit is free. A request whose caller would
-    /// have given up before its turn comes is refused rather than queued: under a burst the
-    /// service sheds load instead of working for nobody.
-    async fn blocking<T, F>(&self, deadline: Instant, work: F) -> Result<T, PhotoError>
+    /// Decodes the upload and runs `then` on the picture, on a blocking thread, once a permit is
+    /// free and the decode's memory is reserved (held until `then` is done with the full-size
+    /// pixels; the working copy handed on is small). A request whose caller would have given up
+    /// before its turn comes is refused rather than queued: under a burst the service sheds load
+    /// instead of working for nobody.
+    async fn decode_then<T, F>(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        deadline: Instant,
+        then: F,
+    ) -> Result<T, PhotoError>
     where
-        F: FnOnce() -> Result<T, PhotoError> + Send + 'static,
+        F: FnOnce(DecodedImage) -> Result<T, PhotoError> + Send + 'static,
         T: Send + 'static,
     {
         let _permit = match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
@@ -143,10 +148,45 @@ impl LocalModel {
             Ok(Err(_)) => return Err(PhotoError::Internal("local model semaphore closed".into())),
             Err(_) => return Err(PhotoError::Overloaded),
         };
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|err| PhotoError::Internal(format!("local model task failed: {err}")))?
+        let limits = self.limits.clone();
+        let probe = {
+            let (bytes, limits) = (Arc::clone(&bytes), limits.clone());
+            on_blocking_thread(move || {
+                photo_model::probe(&bytes, &limits).map_err(PhotoError::from_decode)
+            })
+            .await?
+        };
+        let decoding = Decoding {
+            what: "image",
+            width: probe.width,
+            height: probe.height,
+        };
+        let memory = self
+            .budget
+            .reserve(
+                probe.decode_peak_bytes(limits.working_max_side),
+                &decoding,
+                Some(deadline),
+            )
+            .await?;
+        on_blocking_thread(move || {
+            let image = photo_model::decode(&bytes, &limits).map_err(PhotoError::from_decode)?;
+            let answer = then(image);
+            drop(memory);
+            answer
+        })
+        .await
     }
+}
+
+async fn on_blocking_thread<T, F>(work: F) -> Result<T, PhotoError>
+where
+    F: FnOnce() -> Result<T, PhotoError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| PhotoError::Internal(format!("local model task failed: {err}")))?
 }
 
 fn to_result(answer: LocalClassification) -> ModelResult {

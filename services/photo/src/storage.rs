@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -22,11 +23,25 @@ pub trait ObjectStore: Send + Sync {
     fn put<'a>(&'a self, key: &'a str, bytes: Vec<u8>) -> BoxFuture<'a, Result<(), StorageError>>;
     /// None when there is no such object.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StorageError>>;
+    /// The object in chunks, read as they are taken; None when there is no such object.
+    fn read_chunks<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ObjectChunks>, StorageError>>;
     /// Deletes the object if it exists.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
 }
 
 pub type SharedStore = Arc<dyn ObjectStore>;
+
+/// An object being read: its whole length and its bytes in chunks, in order.
+pub struct ObjectChunks {
+    pub len: u64,
+    pub chunks: BoxStream<'static, Result<Vec<u8>, StorageError>>,
+}
+
+/// Bytes per chunk of an object read in chunks.
+pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Keys are made by us, but are checked anyway: no way out of the root directory.
 fn check_key(key: &str) -> Result<(), StorageError> {
@@ -88,6 +103,35 @@ impl ObjectStore for LocalDirStore {
         })
     }
 
+    fn read_chunks<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ObjectChunks>, StorageError>> {
+        Box::pin(async move {
+            let file = match tokio::fs::File::open(self.path(key)?).await {
+                Ok(file) => file,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(err.into()),
+            };
+            // The open file stays readable even if the object is deleted meanwhile.
+            let len = file.metadata().await?.len();
+            let chunks = futures::stream::try_unfold(file, |mut file| async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut chunk = vec![0; CHUNK_BYTES];
+                let read = file.read(&mut chunk).await?;
+                if read == 0 {
+                    return Ok(None);
+                }
+                chunk.truncate(read);
+                Ok(Some((chunk, file)))
+            });
+            Ok(Some(ObjectChunks {
+                len,
+                chunks: Box::pin(chunks),
+            }))
+        })
+    }
+
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
             match tokio::fs::remove_file(self.path(key)?).await {
@@ -131,6 +175,38 @@ mod tests {
         store.delete("edits/abc/result-0.png").await.unwrap();
         store.delete("edits/abc/result-0.png").await.unwrap();
         assert!(store.get("edits/abc/result-0.png").await.unwrap().is_none());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[tokio::test]
+    async fn objects_are_read_in_chunks_in_order() {
+        use futures::TryStreamExt as _;
+        let root =
+            std::env::temp_dir().join(format!("xintu-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = LocalDirStore::new(&root);
+        let object: Vec<u8> = (0..CHUNK_BYTES * 2 + 100)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        store
+            .put("edits/abc/result-0.png", object.clone())
+            .await
+            .unwrap();
+        let read = store
+            .read_chunks("edits/abc/result-0.png")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.len, object.len() as u64);
+        let chunks: Vec<Vec<u8>> = read.chunks.try_collect().await.unwrap();
+        assert!(chunks.iter().all(|c| c.len() <= CHUNK_BYTES));
+        assert_eq!(chunks.concat(), object);
+        assert!(
+            store
+                .read_chunks("edits/abc/none.png")
+                .await
+                .unwrap()
+                .is_none()
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -45,6 +45,8 @@ pub mod edge;
 
 pub mod redis_server;
 
+pub mod memory;
+
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -337,6 +339,16 @@ impl System {
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
             cfg.photo_lookups_per_client_per_minute = options.photo.lookups_per_client_per_minute;
+            if let Some(bytes) = options.photo.uploads_in_flight_bytes {
+                cfg.photo_uploads_in_flight_bytes = bytes;
+            }
+            if let Some(wait) = options.photo.upload_wait_ms {
+                cfg.photo_upload_wait_ms = wait;
+            }
+            if let Some(timeout) = options.photo.classify_timeout_ms {
+                cfg.classify_timeout_ms = timeout;
+                cfg.request_timeout_ms = cfg.request_timeout_ms.max(timeout + 1000);
+            }
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.request_log_flush_ms = options.request_log_flush_ms;

@@ -46,6 +46,15 @@ pub struct PhotoOptions {
     pub edit_free_text_model: String,
     /// How long stored results are kept after their task succeeded (looked at every 100 ms).
     pub edit_result_retention_secs: u64,
+    /// The photo service's decode budget and its wait (its defaults when None).
+    pub decode_budget_bytes: Option<u64>,
+    pub decode_budget_wait_ms: Option<u64>,
+    /// The gateway's budget of photo upload bytes in flight and its wait (defaults when None).
+    pub uploads_in_flight_bytes: Option<usize>,
+    pub upload_wait_ms: Option<u64>,
+    /// The gateway's deadline of a classification (its default when None), for tests whose
+    /// photos take long to decode on a loaded machine.
+    pub classify_timeout_ms: Option<u64>,
 }
 
 impl Default for PhotoOptions {
@@ -64,6 +73,11 @@ impl Default for PhotoOptions {
             edit_lease_secs: 2,
             edit_free_text_model: "qwen-image-edit".into(),
             edit_result_retention_secs: 30 * 24 * 3600,
+            decode_budget_bytes: None,
+            decode_budget_wait_ms: None,
+            uploads_in_flight_bytes: None,
+            upload_wait_ms: None,
+            classify_timeout_ms: None,
         }
     }
 }
@@ -155,6 +169,12 @@ pub async fn start_instance(
     cfg.edit_call_timeout_ms = 3000;
     cfg.edit_sync_timeout_ms = 5000;
     cfg.edit_free_text_model = photo.edit_free_text_model.clone();
+    if let Some(bytes) = photo.decode_budget_bytes {
+        cfg.decode_budget_bytes = bytes;
+    }
+    if let Some(wait) = photo.decode_budget_wait_ms {
+        cfg.decode_budget_wait_ms = wait;
+    }
     cfg.validate().expect("photo test config");
     let locator = LOCATOR
         .get_or_init(|| async {

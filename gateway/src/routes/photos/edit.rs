@@ -7,6 +7,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -104,8 +105,8 @@ pub struct EditTaskOut {
         (status = 401), (status = 403, description = "client not bound to WeChat"),
         (status = 409, description = "not enough credits"),
         (status = 413, description = "image over the size cap"),
-        (status = 422, description = "not an image, or outside the model's pixel sizes"),
-        (status = 429), (status = 503, description = "editing not configured or credits unavailable")))]
+        (status = 422, description = "not an image, outside the model's pixel sizes (image_dimensions, from the header: more than 4096 px per side), or more than the service decodes at once (image_too_large)"),
+        (status = 429), (status = 503, description = "editing not configured, credits unavailable, or at capacity (uploads_busy, decode_busy: nothing done; retry after Retry-After seconds)")))]
 pub async fn submit(
     State(state): State<AppState>,
     caller: AuthenticatedClient,
@@ -173,30 +174,39 @@ pub async fn get(
 
 /// A stored result. The URL is the authority (signed, expiring): apps can hand it to an image
 /// view without headers. It stops working once the app is re-bound to another user or signed
-/// out.
+/// out. The file is streamed through as the photo service reads it: a download never holds a
+/// whole result in the gateway's memory.
 #[utoipa::path(get, path = "/api/v1/photos/edit/results/{token}",
     params(("token" = String, Path)),
-    responses((status = 200, description = "the image", content_type = "image/png"),
+    responses((status = 200, description = "the image (with its Content-Length)", content_type = "image/png"),
         (status = 404, description = "unknown, altered or expired URL, or the app is no longer bound to the task's user"),
         (status = 503, description = "membership_unavailable")))]
 pub async fn result(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let file = state
+    let mut chunks = state
         .clients
         .edit
         .clone()
-        .read_edit_result(pb::ReadEditResultRequest { token })
+        .stream_edit_result(pb::ReadEditResultRequest { token })
         .await?
         .into_inner();
+    // The first message names the file; an error before it (404) is answered as one.
+    let header = chunks.message().await?.ok_or_else(|| {
+        ApiError::from(tonic::Status::internal(
+            "an edit result stream without a header",
+        ))
+    })?;
+    let body = Body::from_stream(chunks.map(|chunk| chunk.map(|chunk| chunk.data)));
     Ok((
         [
-            (header::CONTENT_TYPE, file.content_type),
+            (header::CONTENT_TYPE, header.content_type),
+            (header::CONTENT_LENGTH, header.total_bytes.to_string()),
             (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         ],
-        Body::from(file.content),
+        body,
     )
         .into_response())
 }

@@ -3,6 +3,7 @@
 
 pub mod edit;
 mod edit_form;
+pub mod in_flight;
 mod out;
 mod upload;
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -29,29 +31,35 @@ pub use out::{
     LookupOut, ScoredLabelOut,
 };
 
-/// Room for the multipart boundaries and headers around the images.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
-
-/// The routes, each with a body cap sized for its images (the gateway-wide cap is for JSON).
+/// The routes, each with a body cap sized for its images (the gateway-wide cap is for JSON), and
+/// the uploads of all of them within one budget of bytes in flight.
 pub fn router(cfg: &GatewayConfig) -> Router<AppState> {
-    let single = cfg.photo_max_image_bytes + MULTIPART_OVERHEAD;
-    let batch = cfg.photo_batch_max_bytes + MULTIPART_OVERHEAD;
+    let uploads = in_flight::UploadBudget::new(
+        cfg.photo_uploads_in_flight_bytes,
+        Duration::from_millis(cfg.photo_upload_wait_ms),
+    );
+    let upload_route = |handler: MethodRouter<AppState>, max_body: usize| {
+        handler
+            .layer(DefaultBodyLimit::max(max_body))
+            .layer(middleware::from_fn_with_state(
+                uploads.gate(max_body),
+                in_flight::limit,
+            ))
+    };
     Router::new()
         .route(
             "/api/v1/photos/classify",
-            post(classify).layer(DefaultBodyLimit::max(single)),
+            upload_route(post(classify), cfg.single_upload_body()),
         )
         .route(
             "/api/v1/photos/classify/batch",
-            post(classify_batch).layer(DefaultBodyLimit::max(batch)),
+            upload_route(post(classify_batch), cfg.batch_upload_body()),
         )
         .route("/api/v1/photos/lookup", post(lookup))
         .route(
             "/api/v1/photos/edit",
             // An image and its mask.
-            post(edit::submit).layer(DefaultBodyLimit::max(
-                2 * cfg.photo_max_image_bytes + MULTIPART_OVERHEAD,
-            )),
+            upload_route(post(edit::submit), cfg.edit_upload_body()),
         )
         .route("/api/v1/photos/edit/{task_id}", get(edit::get))
         .route("/api/v1/photos/edit/results/{token}", get(edit::result))
@@ -94,8 +102,9 @@ pub struct LookupIn {
         (status = 400, description = "missing image, empty image or unknown mode"),
         (status = 401), (status = 403, description = "client not bound to WeChat"),
         (status = 413, description = "image over the size cap"),
-        (status = 422, description = "not an image, truncated, corrupt or too many pixels"),
-        (status = 429, description = "too many photos from this client")))]
+        (status = 422, description = "not an image, truncated, corrupt, or too many pixels (image_too_large: more than the service decodes at once)"),
+        (status = 429, description = "too many photos from this client"),
+        (status = 503, description = "uploads_busy (the gateway) or decode_busy (the photo service): at capacity, nothing done; retry after Retry-After seconds")))]
 pub async fn classify(
     State(state): State<AppState>,
     caller: AuthenticatedClient,
@@ -139,7 +148,8 @@ pub async fn classify(
     responses(
         (status = 200, body = BatchOut, description = "per image: a classification or an error"),
         (status = 400, description = "no images, too many images or unknown mode"),
-        (status = 401), (status = 403), (status = 413), (status = 429)))]
+        (status = 401), (status = 403), (status = 413), (status = 429),
+        (status = 503, description = "uploads_busy or decode_busy: at capacity, nothing done; retry after Retry-After seconds")))]
 pub async fn classify_batch(
     State(state): State<AppState>,
     caller: AuthenticatedClient,

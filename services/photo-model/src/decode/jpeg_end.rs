@@ -70,6 +70,42 @@ pub fn jpeg_end(bytes: &[u8]) -> JpegEnd {
     }
 }
 
+/// Tells whether a JPEG is progressive (its decoders then keep every DCT coefficient of the
+/// whole picture at once), from its first frame header; a file the walk cannot read counts as
+/// progressive, the costlier case.
+pub fn is_progressive(bytes: &[u8]) -> bool {
+    let mut at = 2;
+    while let (Some(&0xff), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) {
+        if marker == 0xff {
+            at += 1;
+            continue;
+        }
+        at += 2;
+        if is_standalone(marker) {
+            continue;
+        }
+        if is_frame_header(marker) {
+            return matches!(marker, 0xc2 | 0xc6 | 0xca | 0xce);
+        }
+        if marker == SOS || marker == EOI {
+            break;
+        }
+        let Some(length) = bytes
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            break;
+        };
+        at += length;
+    }
+    true
+}
+
+/// SOF0 to SOF15, except DHT, JPG and DAC, which share the range.
+fn is_frame_header(marker: u8) -> bool {
+    (0xc0..=0xcf).contains(&marker) && !matches!(marker, 0xc4 | 0xc8 | 0xcc)
+}
+
 /// Skips entropy-coded data: returns the offset of the first marker that is neither stuffing
 /// (`FF 00`) nor a restart marker, or `None` if the data ends first.
 fn next_marker_after_scan(bytes: &[u8], mut at: usize) -> Option<usize> {
@@ -110,6 +146,20 @@ mod tests {
         for keep in 2..jpeg.len() - 1 {
             assert_eq!(jpeg_end(&jpeg[..keep]), JpegEnd::Truncated, "cut at {keep}");
         }
+    }
+
+    #[test]
+    fn baseline_jpegs_are_not_progressive() {
+        assert!(!is_progressive(&tiny_jpeg()));
+        // The same frame header marked progressive (SOF2 instead of SOF0).
+        let mut progressive = tiny_jpeg();
+        let sof0 = progressive
+            .windows(2)
+            .position(|w| w == [0xff, 0xc0])
+            .unwrap();
+        progressive[sof0 + 1] = 0xc2;
+        assert!(is_progressive(&progressive));
+        assert!(is_progressive(b"not a jpeg"));
     }
 
     #[test]

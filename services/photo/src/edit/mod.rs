@@ -19,11 +19,12 @@ use photo_model::{DecodeLimits, PhotoFormat};
 use platform::db::Pools;
 
 use crate::credits::{CreditGate, HoldError};
+use crate::decode_budget::{DecodeBudget, Decoding};
 use crate::domain::edit::{self, EditRequest, ImageInfo, Parameters, UrlSigner, ValidEdit};
 use crate::error::PhotoError;
 use crate::model_calls::{CallOrigin, ModelCallRecorder};
 use crate::owners::ClientOwners;
-use crate::storage::SharedStore;
+use crate::storage::{ObjectChunks, SharedStore};
 use crate::store::edit_tasks::{self, NewTask, ProviderLimits, TaskRow};
 
 pub use provider::{EditProvider, EditProviderSettings};
@@ -60,6 +61,8 @@ pub struct EditSettings {
     pub result_retention: Option<Duration>,
     /// How often the worker looks for results past their retention.
     pub retention_interval: Duration,
+    /// The memory every image decode of this instance shares (classification too).
+    pub decode_budget: DecodeBudget,
 }
 
 /// An edit as the gateway sends it.
@@ -256,32 +259,54 @@ impl EditService {
     /// The bytes of one result by the token of its URL, while the task's client is still bound
     /// to the task's user (re-bound or signed out, its URLs are nothing).
     pub async fn read_result(&self, token: &str) -> Result<(Vec<u8>, String), PhotoError> {
-        let not_found = || PhotoError::NotFound {
-            code: "edit_result_not_found",
-            what: "edit result",
-        };
+        let result = self.find_result(token).await?;
+        let bytes = self
+            .storage
+            .get(&result.key)
+            .await?
+            .ok_or_else(result_not_found)?;
+        Ok((bytes, result.content_type))
+    }
+
+    /// One result by the token of its URL, in chunks read as they are sent: a download never
+    /// holds a whole result in memory.
+    pub async fn read_result_chunks(
+        &self,
+        token: &str,
+    ) -> Result<(ObjectChunks, String), PhotoError> {
+        let result = self.find_result(token).await?;
+        let chunks = self
+            .storage
+            .read_chunks(&result.key)
+            .await?
+            .ok_or_else(result_not_found)?;
+        Ok((chunks, result.content_type))
+    }
+
+    /// The stored result a URL token names, if its task succeeded and still has it.
+    async fn find_result(&self, token: &str) -> Result<StoredResult, PhotoError> {
         let named = self
             .signer
             .verify(token, chrono::Utc::now().timestamp())
             .map_err(|err| {
                 tracing::info!(error = %err, "edit result token refused");
-                not_found()
+                result_not_found()
             })?;
         // The primary: a result is read right after its task succeeded.
         let row = edit_tasks::find(&self.pools.primary, &named.task_id)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(result_not_found)?;
         if row.status != "succeeded" {
-            return Err(not_found());
+            return Err(result_not_found());
         }
         if self.owners.current_user(&row.client_id).await? != Some(row.user_id) {
             tracing::info!(task = %row.id, "edit result refused: its client is no longer its user's");
-            return Err(not_found());
+            return Err(result_not_found());
         }
-        let results = view::stored_results(&row);
-        let result = results.get(named.index as usize).ok_or_else(not_found)?;
-        let bytes = self.storage.get(&result.key).await?.ok_or_else(not_found)?;
-        Ok((bytes, result.content_type.clone()))
+        view::stored_results(&row)
+            .into_iter()
+            .nth(named.index as usize)
+            .ok_or_else(result_not_found)
     }
 
     /// The task an earlier identical request of this user on this client made (a key is the
@@ -391,18 +416,20 @@ impl EditService {
     }
 
     /// Decodes the image and mask within the limits (refusing bombs and broken files) to learn
-    /// their real sizes.
+    /// their real sizes, one after the other, each within the decode budget.
     async fn inspect_images(
         &self,
         input: &mut SubmitInput,
     ) -> Result<(Inspected, Option<Inspected>), PhotoError> {
         let max_bytes = self.settings.max_image_bytes;
+        let budget = &self.settings.decode_budget;
         // The bytes travel to the decoding thread and back: an upload is never copied.
-        let (image, bytes) = inspect(std::mem::take(&mut input.image), max_bytes, "image").await?;
+        let (image, bytes) =
+            inspect(std::mem::take(&mut input.image), max_bytes, "image", budget).await?;
         input.image = bytes;
         let mask = match input.mask.take() {
             Some(mask) => {
-                let (inspected, bytes) = inspect(mask, max_bytes, "mask").await?;
+                let (inspected, bytes) = inspect(mask, max_bytes, "mask", budget).await?;
                 input.mask = Some(bytes);
                 Some(inspected)
             }
@@ -447,6 +474,13 @@ impl EditService {
     }
 }
 
+fn result_not_found() -> PhotoError {
+    PhotoError::NotFound {
+        code: "edit_result_not_found",
+        what: "edit result",
+    }
+}
+
 /// What the decoder learnt of an upload.
 struct Inspected {
     info: ImageInfo,
@@ -454,10 +488,16 @@ struct Inspected {
     extension: &'static str,
 }
 
+/// The size of the check decode: only the size and soundness matter, so a tiny working copy.
+const INSPECT_SIDE: u32 = 64;
+
+/// Reads the header (refusing what no edit model takes before any pixel is decoded), reserves
+/// the decode's memory, then decodes and, if the photo is to be turned, turns it upright.
 async fn inspect(
     bytes: Vec<u8>,
     max_bytes: usize,
     what: &'static str,
+    budget: &DecodeBudget,
 ) -> Result<(Inspected, Vec<u8>), PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Edit {
@@ -471,34 +511,56 @@ async fn inspect(
     }
     let limits = DecodeLimits {
         max_bytes,
-        // Only the size and soundness matter here: a small working copy is cheapest.
-        working_max_side: 64,
+        working_max_side: INSPECT_SIDE,
         ..DecodeLimits::default()
     };
-    let (meta, format, bytes) = tokio::task::spawn_blocking(move || {
-        let meta = photo_model::decode(&bytes, &limits)
+    let (probe, bytes) = on_blocking_thread(bytes, limits.clone(), |bytes, limits| {
+        photo_model::probe(bytes, limits).map_err(PhotoError::from_decode)
+    })
+    .await?;
+    if probe.format == PhotoFormat::Gif {
+        return Err(not_for_edits(what));
+    }
+    let (width, height) = probe.upright_size();
+    edit::check_max_side(what, ImageInfo { width, height }).map_err(|invalid| {
+        PhotoError::Edit {
+            code: invalid.code,
+            message: invalid.message,
+        }
+    })?;
+    let memory = budget
+        .reserve(
+            upright::peak_bytes(&probe, INSPECT_SIDE, &limits),
+            &Decoding {
+                what,
+                width: probe.width,
+                height: probe.height,
+            },
+            None,
+        )
+        .await?;
+    // The reservation goes with the decode: a request that stops waiting does not stop it.
+    let ((meta, format), bytes) = on_blocking_thread(bytes, limits, move |bytes, limits| {
+        let meta = photo_model::decode(bytes, limits)
             .map_err(PhotoError::from_decode)?
             .metadata;
-        Ok::<_, PhotoError>(match upright::upright(&bytes, &meta, &limits)? {
-            Some((turned, format)) => (meta, format, turned),
-            None => {
-                let format = meta.format;
-                (meta, format, bytes)
-            }
-        })
+        let turned = upright::upright(bytes, &meta, limits)?;
+        drop(memory);
+        Ok((meta, turned))
     })
     .await
-    .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))??;
+    .map(|((meta, turned), bytes)| match turned {
+        Some((turned, format)) => ((meta, format), turned),
+        None => {
+            let format = meta.format;
+            ((meta, format), bytes)
+        }
+    })?;
     let (content_type, extension) = match format {
         PhotoFormat::Jpeg => ("image/jpeg", "jpg"),
         PhotoFormat::Png => ("image/png", "png"),
         PhotoFormat::WebP => ("image/webp", "webp"),
-        PhotoFormat::Gif => {
-            return Err(PhotoError::Image {
-                code: "unsupported_image_format",
-                message: format!("the {what} is a GIF; edits take JPEG, PNG or WebP"),
-            });
-        }
+        PhotoFormat::Gif => return Err(not_for_edits(what)),
     };
     let inspected = Inspected {
         info: ImageInfo {
@@ -509,6 +571,28 @@ async fn inspect(
         extension,
     };
     Ok((inspected, bytes))
+}
+
+fn not_for_edits(what: &str) -> PhotoError {
+    PhotoError::Image {
+        code: "unsupported_image_format",
+        message: format!("the {what} is a GIF; edits take JPEG, PNG or WebP"),
+    }
+}
+
+/// Runs `work` on the upload on a blocking thread and hands the upload back with its answer.
+async fn on_blocking_thread<T, F>(
+    bytes: Vec<u8>,
+    limits: DecodeLimits,
+    work: F,
+) -> Result<(T, Vec<u8>), PhotoError>
+where
+    F: FnOnce(&[u8], &DecodeLimits) -> Result<T, PhotoError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || work(&bytes, &limits).map(|answer| (answer, bytes)))
+        .await
+        .map_err(|err| PhotoError::Internal(format!("decode task failed: {err}")))?
 }
 
 /// The task's idempotency key: the client's, or a digest of everything the request asks for

@@ -6,12 +6,25 @@
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
-use photo_model::{DecodeLimits, ImageMetadata, PhotoFormat};
+use photo_model::{DecodeLimits, ImageMetadata, PhotoFormat, Probe};
 
 use crate::error::PhotoError;
 
 /// Re-encoded JPEGs keep nearly all detail; the provider re-encodes its results anyway.
 const JPEG_QUALITY: u8 = 92;
+
+/// The most memory inspecting a photo holds at once: the check decode at `inspect_side`, then,
+/// for a photo to be turned, the whole picture decoded, turned and re-encoded (within the byte
+/// cap). The two run one after the other.
+pub(super) fn peak_bytes(probe: &Probe, inspect_side: u32, limits: &DecodeLimits) -> u64 {
+    let inspect = probe.decode_peak_bytes(inspect_side);
+    if probe.exif_orientation <= 1 {
+        return inspect;
+    }
+    let (width, height) = probe.upright_size();
+    let encoded = u64::try_from(limits.max_bytes).unwrap_or(u64::MAX);
+    inspect.max(probe.decode_peak_bytes(width.max(height)) + encoded)
+}
 
 /// The photo turned upright: a JPEG stays a JPEG, anything else becomes a PNG (without alpha,
 /// which a turned photo does not carry in practice). None when no turning is needed.
@@ -31,7 +44,7 @@ pub(super) fn upright(
     let image = photo_model::decode(bytes, &whole)
         .map_err(PhotoError::from_decode)?
         .image;
-    let mut encoded = Vec::new();
+    let mut encoded = Capped::new(limits.max_bytes);
     let format = match metadata.format {
         PhotoFormat::Jpeg => {
             JpegEncoder::new_with_quality(&mut encoded, JPEG_QUALITY).encode_image(&image)
@@ -46,17 +59,51 @@ pub(super) fn upright(
     .map(|()| match metadata.format {
         PhotoFormat::Jpeg => PhotoFormat::Jpeg,
         _ => PhotoFormat::Png,
-    })
-    .map_err(|err| PhotoError::Internal(format!("re-encoding an upright photo: {err}")))?;
-    if encoded.len() > limits.max_bytes {
-        return Err(PhotoError::Image {
+    });
+    match format {
+        Ok(format) => Ok(Some((encoded.bytes, format))),
+        Err(_) if encoded.over => Err(PhotoError::Image {
             code: "image_too_large",
             message: format!(
-                "turned upright, the photo takes {} bytes, over the {} allowed",
-                encoded.len(),
+                "turned upright, the photo takes more than the {} bytes allowed",
                 limits.max_bytes
             ),
-        });
+        }),
+        Err(err) => Err(PhotoError::Internal(format!(
+            "re-encoding an upright photo: {err}"
+        ))),
     }
-    Ok(Some((encoded, format)))
+}
+
+/// The re-encoded photo, refused as soon as it passes the byte cap (its room is reserved up
+/// front, so it is never copied while it grows).
+struct Capped {
+    bytes: Vec<u8>,
+    cap: usize,
+    over: bool,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(cap),
+            cap,
+            over: false,
+        }
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + data.len() > self.cap {
+            self.over = true;
+            return Err(std::io::Error::other("over the byte cap"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use proto::photo::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -29,6 +31,8 @@ fn caller(caller: Option<&pb::Caller>) -> Result<(i64, String), PhotoError> {
 
 #[tonic::async_trait]
 impl pb::image_edit_service_server::ImageEditService for ImageEditGrpc {
+    type StreamEditResultStream = BoxStream<'static, Result<pb::EditResultChunk, Status>>;
+
     #[tracing::instrument(skip_all, fields(function = %request.get_ref().function))]
     async fn submit_edit(
         &self,
@@ -88,6 +92,31 @@ impl pb::image_edit_service_server::ImageEditService for ImageEditGrpc {
             content,
             content_type,
         }))
+    }
+
+    async fn stream_edit_result(
+        &self,
+        request: Request<pb::ReadEditResultRequest>,
+    ) -> Result<Response<Self::StreamEditResultStream>, Status> {
+        let (object, content_type) = self
+            .edits
+            .read_result_chunks(&request.get_ref().token)
+            .await?;
+        let header = pb::EditResultChunk {
+            data: Vec::new(),
+            content_type,
+            total_bytes: object.len,
+        };
+        let data = object.chunks.map(|chunk| match chunk {
+            Ok(data) => Ok(pb::EditResultChunk {
+                data,
+                ..Default::default()
+            }),
+            Err(err) => Err(Status::from(PhotoError::Storage(err))),
+        });
+        Ok(Response::new(Box::pin(
+            futures::stream::once(async { Ok(header) }).chain(data),
+        )))
     }
 }
 

@@ -13,6 +13,7 @@ mod edit;
 mod location;
 mod log_privacy;
 mod long_poll;
+mod memory;
 mod operations;
 mod outages;
 mod payment;

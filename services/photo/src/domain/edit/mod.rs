@@ -4,7 +4,9 @@
 mod request;
 mod token;
 
-pub use request::{EditRequest, ImageInfo, Parameters, ValidEdit, validate};
+pub use request::{
+    EditRequest, ImageInfo, MAX_SIDE, Parameters, ValidEdit, check_max_side, validate,
+};
 pub use token::{ResultToken, TokenError, UrlSigner};
 
 use serde::{Deserialize, Serialize};

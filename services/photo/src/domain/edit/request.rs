@@ -13,6 +13,28 @@ const MAX_NEGATIVE_PROMPT_CHARS: usize = 500;
 const WANX_SIDES: (u32, u32) = (512, 4096);
 const QWEN_SIDES: (u32, u32) = (384, 4096);
 
+/// The longest side any edit model takes: a larger photo is refused from its header, before its
+/// pixels are decoded.
+pub const MAX_SIDE: u32 = if WANX_SIDES.1 > QWEN_SIDES.1 {
+    WANX_SIDES.1
+} else {
+    QWEN_SIDES.1
+};
+
+/// Refuses an image (or mask) larger than any edit model takes, from its upright size.
+pub fn check_max_side(what: &str, info: ImageInfo) -> Result<(), Invalid> {
+    if info.width.max(info.height) <= MAX_SIDE {
+        return Ok(());
+    }
+    Err(invalid(
+        "image_dimensions",
+        format!(
+            "the {what} is {}×{} pixels; edits take at most {MAX_SIDE} pixels per side",
+            info.width, info.height
+        ),
+    ))
+}
+
 /// The function's parameters as the client sent them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Parameters {

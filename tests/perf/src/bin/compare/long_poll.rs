@@ -110,7 +110,9 @@ pub async fn measure(
     let ticks_before = cpu_ticks(gateway_pid).unwrap_or(0);
     let idle = Duration::from_secs(5);
     tokio::time::sleep(idle).await;
-    let ticks = cpu_ticks(gateway_pid).unwrap_or(0).saturating_sub(ticks_before);
+    let ticks = cpu_ticks(gateway_pid)
+        .unwrap_or(0)
+        .saturating_sub(ticks_before);
     // Linux reports CPU time in 1/100 s.
     let idle_cpu_percent = ticks as f64 / idle.as_secs_f64();
 
@@ -151,17 +153,22 @@ pub async fn measure(
 
 impl LongPollReport {
     pub fn print(&self) {
-        let per_client =
-            (self.rss_waiting_kib.saturating_sub(self.rss_before_kib)) as f64 * 1024.0
-                / self.waiting.max(1) as f64;
-        println!("\n| long poll, {} waiting clients on one gateway | |", self.waiting);
+        let per_client = (self.rss_waiting_kib.saturating_sub(self.rss_before_kib)) as f64 * 1024.0
+            / self.waiting.max(1) as f64;
+        println!(
+            "\n| long poll, {} waiting clients on one gateway | |",
+            self.waiting
+        );
         println!("|---|---|");
         println!(
             "| gateway RSS before / while waiting | {:.1} MiB / {:.1} MiB |",
             self.rss_before_kib as f64 / 1024.0,
             self.rss_waiting_kib as f64 / 1024.0
         );
-        println!("| memory per waiting client | {:.1} KiB |", per_client / 1024.0);
+        println!(
+            "| memory per waiting client | {:.1} KiB |",
+            per_client / 1024.0
+        );
         println!(
             "| gateway CPU while they wait | {:.1} % of a core |",
             self.idle_cpu_percent
