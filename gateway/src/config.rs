@@ -55,7 +55,6 @@ pub struct GatewayConfig {
     pub locations_per_client_per_minute: u32,
     pub token_cache_ttl_secs: u64,
     pub binding_wait_max_secs: u64,
-    pub edit_max_result_bytes: usize,
     pub photo_uploads_in_flight_bytes: usize,
     pub photo_upload_wait_ms: u64,
     pub edit_result_base_url: String,

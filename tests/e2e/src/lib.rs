@@ -36,6 +36,7 @@ pub mod photo;
 pub mod stats;
 
 pub mod bench;
+pub mod captured_log;
 pub mod proxy;
 
 pub mod grpc_proxy;

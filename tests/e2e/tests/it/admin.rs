@@ -2,8 +2,7 @@
 //! operator, state changes only from the admin site's own origin, and sign-out that ends the
 //! session on the server.
 
-use std::sync::{Arc, Mutex};
-
+use e2e::captured_log::CapturedLog;
 use e2e::{ADMIN_PASSWORD, Options, System};
 use serde_json::{Value, json};
 
@@ -345,34 +344,11 @@ async fn signing_out_ends_the_session_for_every_copy_of_the_cookie() {
     assert_eq!(me(&system, &other).await, 200);
 }
 
-/// What the process logs, kept for the test to read.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// A failed sign-in is logged with what an operator needs (the address, whether the name was
 /// the account's), never with the name typed: people type passwords into the name field.
 #[tokio::test]
 async fn a_failed_sign_in_is_logged_without_the_name_typed() {
-    let logs = Logs::default();
+    let logs = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(logs.clone())
         .with_ansi(false)
@@ -392,7 +368,7 @@ async fn a_failed_sign_in_is_logged_without_the_name_typed() {
         .await;
         assert_eq!(status, 401, "{body}");
     }
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let failures: Vec<&str> = text
         .lines()
         .filter(|line| line.contains("failed admin sign-in"))

@@ -3,70 +3,39 @@
 //! answer, then refuse connections, then hang; the captured text is then searched for every
 //! secret and raw identifier that the flows handled.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use e2e::captured_log::CapturedLog;
 use e2e::photo::PhotoOptions;
 use e2e::proxy::ProviderBehaviour;
 use e2e::{ADMIN_PASSWORD, Options, System};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::classify::support::{App, photo};
 
-/// The log lines every component of this process wrote.
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
+/// Installs a capture as this process's subscriber (nextest runs each test in its own).
+fn install_capture() -> CapturedLog {
+    let log = CapturedLog::default();
+    let ours = [
+        "gateway",
+        "membership_svc",
+        "photo_svc",
+        "stats_svc",
+        "platform",
+    ];
+    let mut filter = EnvFilter::new("info").add_directive("sandbox=off".parse().unwrap());
+    for target in ours {
+        filter = filter.add_directive(format!("{target}=debug").parse().unwrap());
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for CapturedLog {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl CapturedLog {
-    /// Installs the capture as this process's subscriber (nextest runs each test in its own).
-    fn install() -> Self {
-        let log = Self::default();
-        let ours = [
-            "gateway",
-            "membership_svc",
-            "photo_svc",
-            "stats_svc",
-            "platform",
-        ];
-        let mut filter = EnvFilter::new("info").add_directive("sandbox=off".parse().unwrap());
-        for target in ours {
-            filter = filter.add_directive(format!("{target}=debug").parse().unwrap());
-        }
-        tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_env_filter(filter)
-            .with_writer(log.clone())
-            .try_init()
-            .expect("the test's process has no other subscriber");
-        log
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_env_filter(filter)
+        .with_writer(log.clone())
+        .try_init()
+        .expect("the test's process has no other subscriber");
+    log
 }
 
 /// Asks for a QR code, signs in through OAuth and classifies in the cloud: each of these reaches
@@ -129,7 +98,7 @@ async fn create_qrcode(system: &System, client_id: &str) -> (u16, serde_json::Va
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_providers_and_payments_leave_no_secret_or_openid_in_the_logs() {
-    let log = CapturedLog::install();
+    let log = install_capture();
     let options = Options {
         faulty_providers: true,
         provider_timeout_ms: Some(400),
