@@ -9,7 +9,7 @@ use futures::StreamExt;
 use sandbox::Sandbox;
 
 use crate::procs::{cpu_ticks, rss_kib};
-use crate::systems::Running;
+use crate::systems::{Running, create_qrcode};
 
 /// What the measurement found.
 pub struct LongPollReport {
@@ -37,18 +37,11 @@ async fn create_pending(
     let created = futures::stream::iter(0..count)
         .map(|i| async move {
             let client_id = format!("waiting-pc-{i}");
-            let qr: serde_json::Value = http
-                .post(format!("{base}/api/v1/auth/wechat/qrcode"))
-                .json(&serde_json::json!({ "client_id": client_id }))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
+            let (token, ticket) = create_qrcode(http, base, &client_id).await?;
             anyhow::Ok(Pending {
                 client_id,
-                token: qr["client_token"].as_str().context("token")?.to_owned(),
-                ticket: qr["ticket"].as_str().context("ticket")?.to_owned(),
+                token,
+                ticket,
             })
         })
         .buffer_unordered(32)

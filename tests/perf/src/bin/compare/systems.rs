@@ -237,6 +237,25 @@ pub async fn databases(label: &str) -> TestDatabase {
     TestDatabase::create(label, Replica::Shared).await
 }
 
+/// A QR code for `client_id` through `base`'s API: (client token, ticket).
+pub async fn create_qrcode(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+) -> anyhow::Result<(String, String)> {
+    let qr: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/wechat/qrcode"))
+        .json(&serde_json::json!({ "client_id": client_id }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = qr["client_token"].as_str().context("a token")?.to_owned();
+    let ticket = qr["ticket"].as_str().context("a ticket")?.to_owned();
+    Ok((token, ticket))
+}
+
 /// Binds `count` clients to WeChat users through `base`'s QR code and push; returns
 /// (client id, token) pairs.
 pub async fn bind_clients(
@@ -249,20 +268,11 @@ pub async fn bind_clients(
     let mut bound = Vec::with_capacity(count);
     for i in 0..count {
         let client_id = format!("{label}-pc-{i}");
-        let qr: serde_json::Value = http
-            .post(format!("{base}/api/v1/auth/wechat/qrcode"))
-            .json(&serde_json::json!({ "client_id": client_id }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let ticket = qr["ticket"].as_str().context("a ticket")?;
-        let token = qr["client_token"].as_str().context("a token")?.to_owned();
+        let (token, ticket) = create_qrcode(http, base, &client_id).await?;
         sandbox
             .scan(
                 &format!("{base}/api/v1/auth/wechat/verify"),
-                ticket,
+                &ticket,
                 &format!("o_{label}_{i}"),
             )
             .await
