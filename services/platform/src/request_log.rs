@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use proto::stats::v1::RequestRecord;
 use proto::stats::v1::stats_service_client::StatsServiceClient;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
@@ -71,10 +71,20 @@ pub struct RecorderStats {
     pub failed_sends: u64,
 }
 
+/// The records on their way to the sending task. The task is not woken per record (a wake-up per
+/// request costs more than building the record): it takes what has queued on its flush tick, or
+/// earlier when a whole batch is waiting.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::Sender<RequestRecord>,
+    batch_ready: Arc<Notify>,
+    batch: usize,
+}
+
 /// A cheap handle; clone it into every request.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: Option<mpsc::Sender<RequestRecord>>,
+    queue: Option<Queue>,
     counters: Arc<Counters>,
     /// Cancelled when the sending task has ended (after its last flush).
     finished: CancellationToken,
@@ -86,7 +96,7 @@ impl Recorder {
         let finished = CancellationToken::new();
         finished.cancel();
         Self {
-            tx: None,
+            queue: None,
             counters: Arc::default(),
             finished,
         }
@@ -99,16 +109,30 @@ impl Recorder {
         shutdown: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::channel(settings.capacity.max(1));
+        let batch_ready = Arc::new(Notify::new());
+        let loop_batch_ready = Arc::clone(&batch_ready);
         let counters = Arc::new(Counters::default());
         let finished = CancellationToken::new();
         let done = finished.clone().drop_guard();
         let loop_counters = Arc::clone(&counters);
         tokio::spawn(async move {
-            send_loop(client, rx, settings, loop_counters, shutdown).await;
+            send_loop(
+                client,
+                rx,
+                loop_batch_ready,
+                settings,
+                loop_counters,
+                shutdown,
+            )
+            .await;
             drop(done);
         });
         Self {
-            tx: Some(tx),
+            queue: Some(Queue {
+                tx,
+                batch_ready,
+                batch: settings.batch.max(1),
+            }),
             counters,
             finished,
         }
@@ -128,10 +152,13 @@ impl Recorder {
 
     /// Queues a record without waiting; a full queue drops it (counted).
     pub fn record(&self, record: RequestRecord) {
-        if let Some(tx) = &self.tx
-            && tx.try_send(record).is_err()
-        {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        if queue.tx.try_send(record).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if queue.tx.max_capacity() - queue.tx.capacity() >= queue.batch {
+            queue.batch_ready.notify_one();
         }
     }
 
@@ -147,6 +174,7 @@ impl Recorder {
 async fn send_loop(
     mut client: StatsClient,
     mut rx: mpsc::Receiver<RequestRecord>,
+    batch_ready: Arc<Notify>,
     settings: RecorderSettings,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
@@ -158,29 +186,19 @@ async fn send_loop(
     let mut backoff = Duration::from_millis(100);
     let mut tick = tokio::time::interval(settings.flush_interval);
     loop {
-        let closing = tokio::select! {
+        let mut closing = tokio::select! {
             _ = shutdown.cancelled() => true,
-            received = rx.recv() => match received {
-                Some(record) => {
-                    push_bounded(&mut pending, record, settings.capacity, &counters);
-                    while pending.len() < settings.batch {
-                        match rx.try_recv() {
-                            Ok(record) => push_bounded(&mut pending, record, settings.capacity, &counters),
-                            Err(_) => break,
-                        }
-                    }
-                    if pending.len() < settings.batch {
-                        continue;
-                    }
-                    false
-                }
-                None => true,
-            },
+            _ = batch_ready.notified() => false,
             _ = tick.tick() => false,
         };
-        if closing {
-            while let Ok(record) = rx.try_recv() {
-                push_bounded(&mut pending, record, settings.capacity, &counters);
+        loop {
+            match rx.try_recv() {
+                Ok(record) => push_bounded(&mut pending, record, settings.capacity, &counters),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closing = true;
+                    break;
+                }
             }
         }
         while in_flight.is_some() || !pending.is_empty() {
@@ -359,6 +377,39 @@ mod tests {
         let stats = recorder.stats();
         assert_eq!((stats.sent, stats.dropped), (4, 0));
         assert!(stats.failed_sends >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_sent_before_the_flush_tick() {
+        let stats = FakeStats::default();
+        let shutdown = CancellationToken::new();
+        let recorder = Recorder::start(
+            serve(stats.clone()).await,
+            RecorderSettings {
+                batch: 10,
+                flush_interval: Duration::from_secs(600),
+                ..RecorderSettings::default()
+            },
+            shutdown.clone(),
+        );
+        // The interval's first tick is at once; records queued after it wait for a full batch.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..25 {
+            recorder.record(RequestRecord::default());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while stats.stored() < 20 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            stats.stored() >= 20,
+            "full batches went out: {:?}",
+            stats.calls()
+        );
+        assert!(stats.calls().iter().all(|(_, records)| *records <= 10));
+        shutdown.cancel();
+        assert!(recorder.finished(Duration::from_secs(10)).await);
+        assert_eq!(stats.stored(), 25, "the partial batch at the stop");
     }
 
     #[tokio::test]

@@ -4,11 +4,13 @@
 //! Redis, binds clients on each through the sandbox, then loads each path with wrk in
 //! interleaved rounds and prints requests/s, p99 and the ratios.
 //!
-//!   compare [seconds per run = 8] [rounds = 2] [connections = 32] [clients = 64]
+//!   compare [seconds per run = 8] [rounds = 2] [connections = 32] [clients = 64] [--only=PATH]
 //!   compare long-poll [waiting clients = 5000] [scans = 200]
 //!
 //! The second form measures this system's long poll instead: memory per waiting client, the
 //! gateway's CPU while they wait, and the time from a scan to its client's answer.
+//!
+//! `--only=location` (any part of a path's name) loads that path alone, for a profiler to watch.
 //!
 //! Needs the test infrastructure and its environment, release builds and wrk:
 //! `deploy/local/xintu bench-compare` provides all three.
@@ -34,6 +36,8 @@ struct Settings {
     rounds: u32,
     connections: u32,
     clients: usize,
+    /// Loads only the paths whose name contains this.
+    only: Option<String>,
 }
 
 /// What to measure, from the command line.
@@ -60,6 +64,7 @@ fn mode() -> Mode {
         rounds: u32::try_from(arg(1, 2)).unwrap_or(2),
         connections: u32::try_from(arg(2, 32)).unwrap_or(32),
         clients: usize::try_from(arg(3, 64)).unwrap_or(64),
+        only: std::env::args().find_map(|arg| arg.strip_prefix("--only=").map(str::to_owned)),
     })
 }
 
@@ -272,6 +277,9 @@ async fn main() -> anyhow::Result<()> {
                 binding_polls(&peer_clients),
             ),
         );
+    }
+    if let Some(only) = &settings.only {
+        runs.retain(|(scenario, ..)| scenario.contains(only.as_str()));
     }
     let mut results = Results::new();
     for round in 1..=settings.rounds {
