@@ -3,6 +3,7 @@
 //! while Redis is unreachable, per instance ([`allowance`]).
 
 mod allowance;
+mod lease;
 
 use std::net::IpAddr;
 use std::sync::Arc;
