@@ -23,6 +23,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -100,9 +101,21 @@ impl Clients {
     }
 }
 
-/// Shared by every handler.
+/// Shared by every handler. Extractors and middleware clone it several times per request, so a
+/// clone is one reference count, not a copy of every gRPC client.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub cfg: Arc<GatewayConfig>,
     pub clients: Clients,
     pub push: PushCodec,
@@ -162,7 +175,7 @@ impl AppState {
             &cfg.redis_key_prefix,
             Duration::from_secs(cfg.push_max_age_secs),
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             cfg: Arc::new(cfg),
             clients,
             push,
@@ -175,7 +188,7 @@ impl AppState {
             replay,
             client_cache,
             binding_waiters: binding_changes::Waiters::default(),
-        })
+        })))
     }
 }
 
@@ -300,6 +313,13 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let recorder_stop = state.recorder_stop.clone();
     let recorder = state.recorder.clone();
+    // Nagle's algorithm off: an answer written in parts (headers, then a streamed body) must not
+    // wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "TCP_NODELAY not set");
+        }
+    });
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -4,6 +4,11 @@ use platform::cli::ServiceCommand as Command;
 
 use stats_svc::config::StatsConfig;
 
+// The same allocator as the gateway: many small short-lived buffers per call, on several
+// runtime threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = platform::cli::parse();

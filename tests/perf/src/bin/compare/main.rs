@@ -11,6 +11,8 @@
 //! gateway's CPU while they wait, and the time from a scan to its client's answer.
 //!
 //! `--only=location` (any part of a path's name) loads that path alone, for a profiler to watch.
+//! `--hold` starts everything, writes each path's wrk script and waits (Ctrl-C ends it), for
+//! loading and profiling by hand.
 //!
 //! Needs the test infrastructure and its environment, release builds and wrk:
 //! `deploy/local/xintu bench-compare` provides all three.
@@ -280,6 +282,18 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(only) = &settings.only {
         runs.retain(|(scenario, ..)| scenario.contains(only.as_str()));
+    }
+    if std::env::args().any(|arg| arg == "--hold") {
+        for (scenario, system, url, script) in &runs {
+            let path = logs.join(format!("{scenario}-{system}.lua").replace([' ', '\''], "_"));
+            std::fs::write(&path, script.lua())?;
+            println!(
+                "{scenario} / {system}: wrk -t2 -c32 -d8s --latency -s {} {url}",
+                path.display()
+            );
+        }
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
     }
     let mut results = Results::new();
     for round in 1..=settings.rounds {

@@ -27,7 +27,7 @@ pub struct Script {
 }
 
 impl Script {
-    fn lua(&self) -> String {
+    pub fn lua(&self) -> String {
         let quote = |text: &str| format!("{text:?}");
         let mut lua = String::from("local all = {\n");
         for Request {
