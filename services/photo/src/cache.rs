@@ -1,6 +1,13 @@
 //! CacheService: classification results by image digest and model versions. Redis holds a hot
 //! copy with a TTL; MySQL holds the durable copy. Redis is only an accelerator: when it fails,
 //! reads and writes go on against MySQL and the failure is logged.
+//!
+//! Redis also remembers, for a minute, that a digest had no stored result (an absence marker),
+//! so an app that asks again about photos it has not uploaded costs no database read. Only
+//! lookups trust a marker ([`Read::Advisory`]): a wrong "not found" there costs the app one
+//! upload, which classification then answers from the database ([`Read::Authoritative`] ignores
+//! markers), so a marker can never make a stored result be computed or charged twice. Storing
+//! a result overwrites its marker; a marker is written only where no value is (`SET NX`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,6 +21,28 @@ use crate::domain::classification::{CacheKey, CachedEntry, Digest};
 use crate::error::PhotoError;
 use crate::metrics::{CacheLayer, PhotoMetrics};
 use crate::store;
+
+/// The Redis value that says "nothing stored" (not JSON, so older readers take it as a miss).
+const ABSENT: &str = "absent";
+/// How long an absence marker lives.
+const ABSENCE_TTL_SECS: u64 = 60;
+
+/// How much a read may trust absence markers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// A lookup: a known absence is an answer.
+    Advisory,
+    /// Before computing (and perhaps charging for) a result: only the database says "absent".
+    Authoritative,
+}
+
+/// What Redis holds under one key.
+#[derive(Clone, Debug)]
+enum Hot {
+    Entry(CachedEntry),
+    Absent,
+    Unknown,
+}
 
 #[derive(Clone)]
 pub struct CacheService {
@@ -48,25 +77,39 @@ impl CacheService {
     pub async fn get_many(
         &self,
         keys: &[CacheKey],
+        read: Read,
     ) -> Result<Vec<Option<CachedEntry>>, PhotoError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut found = match self.redis_get_many(keys).await {
-            Ok(found) => {
-                let hits = found.iter().filter(|entry| entry.is_some()).count();
+        let hot = match self.redis_get_many(keys).await {
+            Ok(hot) => {
+                let hits = hot.iter().filter(|h| matches!(h, Hot::Entry(_))).count();
+                let absent = hot.iter().filter(|h| matches!(h, Hot::Absent)).count();
                 self.metrics.cache(CacheLayer::Redis, "hit", hits);
+                self.metrics.cache(CacheLayer::Redis, "absent", absent);
                 self.metrics
-                    .cache(CacheLayer::Redis, "miss", keys.len() - hits);
-                found
+                    .cache(CacheLayer::Redis, "miss", keys.len() - hits - absent);
+                hot
             }
             Err(err) => {
                 tracing::warn!(error = %err, "redis read failed; reading the database");
                 self.metrics.cache(CacheLayer::Redis, "error", keys.len());
-                vec![None; keys.len()]
+                vec![Hot::Unknown; keys.len()]
             }
         };
-        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        let mut found: Vec<Option<CachedEntry>> = Vec::with_capacity(keys.len());
+        let mut missing: Vec<usize> = Vec::new();
+        for (index, hot) in hot.into_iter().enumerate() {
+            match hot {
+                Hot::Entry(entry) => found.push(Some(entry)),
+                Hot::Absent if read == Read::Advisory => found.push(None),
+                Hot::Absent | Hot::Unknown => {
+                    found.push(None);
+                    missing.push(index);
+                }
+            }
+        }
         if missing.is_empty() {
             return Ok(found);
         }
@@ -85,10 +128,14 @@ impl CacheService {
                 }
             };
         let mut backfill = Vec::new();
+        let mut absent = Vec::new();
         for &index in &missing {
-            if let Some(entry) = rows.get(&keys[index]) {
-                backfill.push((keys[index].clone(), entry.clone()));
-                found[index] = Some(entry.clone());
+            match rows.get(&keys[index]) {
+                Some(entry) => {
+                    backfill.push((keys[index].clone(), entry.clone()));
+                    found[index] = Some(entry.clone());
+                }
+                None => absent.push(&keys[index]),
             }
         }
         self.metrics
@@ -98,7 +145,32 @@ impl CacheService {
         for (key, entry) in backfill {
             self.redis_put(&key, &entry).await;
         }
+        if read == Read::Advisory {
+            self.mark_absent(&absent).await;
+        }
         Ok(found)
+    }
+
+    /// Remembers that nothing is stored under `keys`, where Redis holds nothing for them.
+    async fn mark_absent(&self, keys: &[&CacheKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("SET")
+                .arg(self.redis_key(key))
+                .arg(ABSENT)
+                .arg("NX")
+                .arg("EX")
+                .arg(ABSENCE_TTL_SECS)
+                .ignore();
+        }
+        let mut redis = self.redis.clone();
+        let written: Result<(), _> = pipe.query_async(&mut redis).await;
+        if let Err(err) = written {
+            tracing::warn!(error = %err, "absence markers not written");
+        }
     }
 
     /// Stores a result durably, then as the hot copy.
@@ -156,7 +228,10 @@ impl CacheService {
     /// Reads the hot copy alone (polled while another instance calls the cloud model).
     pub async fn get_hot(&self, key: &CacheKey) -> Option<CachedEntry> {
         match self.redis_get_many(std::slice::from_ref(key)).await {
-            Ok(mut found) => found.pop().flatten(),
+            Ok(mut found) => match found.pop() {
+                Some(Hot::Entry(entry)) => Some(entry),
+                _ => None,
+            },
             Err(err) => {
                 tracing::warn!(error = %err, "redis read failed");
                 None
@@ -173,20 +248,21 @@ impl CacheService {
         ])
     }
 
-    async fn redis_get_many(
-        &self,
-        keys: &[CacheKey],
-    ) -> Result<Vec<Option<CachedEntry>>, redis::RedisError> {
+    async fn redis_get_many(&self, keys: &[CacheKey]) -> Result<Vec<Hot>, redis::RedisError> {
         let names: Vec<String> = keys.iter().map(|key| self.redis_key(key)).collect();
         let mut redis = self.redis.clone();
         // MGET with one key answers a bare value; asking for a Vec handles both shapes.
         let values: Vec<Option<String>> = redis.mget(&names).await?;
         if values.len() != keys.len() {
-            return Ok(vec![None; keys.len()]);
+            return Ok(vec![Hot::Unknown; keys.len()]);
         }
         Ok(values
             .into_iter()
-            .map(|value| value.and_then(|text| serde_json::from_str(&text).ok()))
+            .map(|value| match value.as_deref() {
+                None => Hot::Unknown,
+                Some(ABSENT) => Hot::Absent,
+                Some(text) => serde_json::from_str(text).map_or(Hot::Unknown, Hot::Entry),
+            })
             .collect())
     }
 

@@ -153,6 +153,8 @@ pub struct System {
     pub membership_urls: Vec<String>,
     /// The service token every process of this system sends and accepts (random per system).
     pub service_token: ServiceToken,
+    /// Every Redis key of this system starts with it.
+    pub redis_prefix: String,
     /// Set with `Options::cuttable_primary`: the membership instances' way to the primary.
     pub primary_proxy: Option<proxy::CuttableProxy>,
     pub http: reqwest::Client,
@@ -400,6 +402,7 @@ impl System {
             gateway_urls,
             membership_urls,
             service_token,
+            redis_prefix: redis_prefix.clone(),
             primary_proxy,
             membership_shutdown,
             gateway_shutdowns,

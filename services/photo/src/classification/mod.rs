@@ -11,7 +11,7 @@ use futures::StreamExt;
 use photo_model::DecodedImage;
 use tokio::time::Instant;
 
-use crate::cache::CacheService;
+use crate::cache::{CacheService, Read};
 use crate::domain::classification::{
     Answer, CacheKey, CachedEntry, CloudSkip, Digest, Mode, ModelResult, Source, Stored,
 };
@@ -98,7 +98,11 @@ impl Classifier {
         }
         let digest = Digest::of(&input.image);
         tracing::Span::current().record("sha256", tracing::field::display(digest));
-        let stored = self.stored(&[digest]).await?.pop().unwrap_or_default();
+        let stored = self
+            .stored(&[digest], Read::Authoritative)
+            .await?
+            .pop()
+            .unwrap_or_default();
         if let Some(result) = stored.cloud_result() {
             return Ok(answer(digest, result.clone(), Source::Cache));
         }
@@ -195,7 +199,7 @@ impl Classifier {
             .enumerate()
             .map(|(index, hex)| Digest::parse(hex).map_err(|_| PhotoError::InvalidDigest { index }))
             .collect::<Result<Vec<_>, _>>()?;
-        let stored = self.stored(&parsed).await?;
+        let stored = self.stored(&parsed, Read::Advisory).await?;
         Ok(parsed
             .into_iter()
             .zip(stored)
@@ -247,7 +251,7 @@ impl Classifier {
     }
 
     /// What is stored for each digest under the current local and cloud versions.
-    async fn stored(&self, digests: &[Digest]) -> Result<Vec<Stored>, PhotoError> {
+    async fn stored(&self, digests: &[Digest], read: Read) -> Result<Vec<Stored>, PhotoError> {
         let cloud_versions = self.cloud.as_ref().map(CloudPath::versions);
         let mut keys: Vec<CacheKey> = Vec::with_capacity(digests.len() * 2);
         for digest in digests {
@@ -256,7 +260,7 @@ impl Classifier {
                 keys.push(versions.key(*digest));
             }
         }
-        let mut found = self.cache.get_many(&keys).await?.into_iter();
+        let mut found = self.cache.get_many(&keys, read).await?.into_iter();
         Ok(digests
             .iter()
             .map(|_| Stored {

@@ -78,6 +78,75 @@ async fn the_durable_copy_answers_when_redis_has_forgotten() {
     assert_eq!(again["category"], "animal");
 }
 
+/// The hot-copy keys of `digest` under `prefix` in the shared test Redis, with their values.
+async fn hot_copies(
+    prefix: &str,
+    digest: &str,
+) -> (redis::aio::MultiplexedConnection, Vec<(String, String)>) {
+    let client = redis::Client::open(std::env::var("XINTU_TEST_REDIS_URL").unwrap()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:photo:cls:{digest}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mut copies = Vec::new();
+    for key in keys {
+        let value: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        copies.push((key, value));
+    }
+    (redis, copies)
+}
+
+#[tokio::test]
+async fn a_lookup_remembers_an_absence_that_an_upload_does_not_trust() {
+    let app = bound_app(Options::default(), "o_absent").await;
+    let digest = sha256_hex(&photo("coffee.png"));
+    let (status, body) = app.lookup(std::slice::from_ref(&digest)).await;
+    assert_eq!(
+        (status, &body["results"][0]["found"]),
+        (200, &Value::Bool(false)),
+        "{body}"
+    );
+    let (_, copies) = hot_copies(&app.system.redis_prefix, &digest).await;
+    assert!(
+        !copies.is_empty() && copies.iter().all(|(_, value)| value == "absent"),
+        "the miss is remembered: {copies:?}"
+    );
+
+    let first = app.classify_photo("coffee.png", None).await;
+    assert_eq!(first["source"], "local", "{first}");
+    let (_, body) = app.lookup(std::slice::from_ref(&digest)).await;
+    assert_eq!(
+        body["results"][0]["found"], true,
+        "storing replaced the marker: {body}"
+    );
+
+    // A marker over a stored result (its hot copy lost): lookups may say "not found", but an
+    // upload reads the database and answers the stored result, with no model run or charge.
+    let (mut redis, copies) = hot_copies(&app.system.redis_prefix, &digest).await;
+    for (key, _) in &copies {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("absent")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    app.system.photo_db.wait_for_replica().await;
+    let (_, body) = app.lookup(std::slice::from_ref(&digest)).await;
+    assert_eq!(body["results"][0]["found"], false, "{body}");
+    let again = app.classify_photo("coffee.png", None).await;
+    assert_eq!(again["source"], "cache", "{again}");
+    assert_eq!(again["category"], first["category"]);
+    assert_eq!(app.cached_rows().await, 1);
+    assert_eq!(app.credits().await, (10, 0));
+}
+
 #[tokio::test]
 async fn lookup_refuses_malformed_requests() {
     let app = bound_app(Options::default(), "o_lookup_bad").await;
