@@ -21,7 +21,12 @@ use proto::membership::v1 as pb;
 
 use crate::client_cache::ClientCache;
 
-const PING_EVERY: Duration = Duration::from_secs(15);
+/// Tests ping often, to see pings answered without losing the subscription.
+const PING_EVERY: Duration = if cfg!(test) {
+    Duration::from_millis(50)
+} else {
+    Duration::from_secs(15)
+};
 const PING_BUDGET: Duration = Duration::from_secs(3);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -184,7 +189,8 @@ async fn subscribe_until_lost(
                 apply(message.get_payload_bytes(), cache, waiters);
             }
             _ = ping.tick() => {
-                tokio::time::timeout(PING_BUDGET, sink.ping::<String>())
+                // A subscribed connection answers PING with ["pong", ""], not a plain string.
+                tokio::time::timeout(PING_BUDGET, sink.ping::<redis::Value>())
                     .await
                     .map_err(|_| timed_out())??;
             }
@@ -230,6 +236,35 @@ mod tests {
         assert_eq!(waiters.len(), 1);
         drop(other);
         assert!(waiters.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_subscription_outlives_its_keepalive_pings() {
+        let cache = ClientCache::new(Duration::from_secs(60));
+        let shutdown = CancellationToken::new();
+        let before = cache.epoch();
+        let task = spawn_subscriber(
+            platform::testing::redis_url(),
+            format!("{}:bindings:changed", platform::testing::redis_prefix()),
+            cache.clone(),
+            Waiters::default(),
+            shutdown.clone(),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while cache.epoch() == before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let subscribed = cache.epoch();
+        assert_ne!(subscribed, before, "subscribed");
+        tokio::time::sleep(PING_EVERY * 6).await;
+        // Every (re)subscription moves the epoch: still the first one.
+        assert_eq!(
+            cache.epoch(),
+            subscribed,
+            "the pings broke the subscription"
+        );
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[test]

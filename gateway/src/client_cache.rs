@@ -41,7 +41,7 @@ pub struct ClientCache {
 }
 
 /// Taken before asking membership; an answer is remembered only if it is still current.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Epoch(u64);
 
 impl ClientCache {

@@ -87,12 +87,16 @@ pub async fn measure(
             let answer = request.send().await;
             let at = Instant::now();
             let status = match answer {
-                Ok(response) => response
-                    .json::<serde_json::Value>()
-                    .await
-                    .ok()
-                    .and_then(|body| body["status"].as_str().map(str::to_owned)),
-                Err(_) => None,
+                Ok(response) => {
+                    let code = response.status();
+                    match response.json::<serde_json::Value>().await {
+                        Ok(body) => body["status"]
+                            .as_str()
+                            .map_or_else(|| format!("http {code}: {body}"), str::to_owned),
+                        Err(err) => format!("http {code}: {err}"),
+                    }
+                }
+                Err(err) => format!("error: {err:?}"),
             };
             (status, at)
         }));
@@ -123,13 +127,23 @@ pub async fn measure(
     }
     let mut latencies = Vec::with_capacity(scans);
     let mut answered_late = 0;
+    let mut otherwise = std::collections::BTreeMap::<String, usize>::new();
     for (poll, at) in polls.into_iter().zip(scanned_at) {
         let (status, answered) = poll.await?;
-        if status.as_deref() == Some("completed") && answered >= at {
+        if status == "completed" && answered >= at {
             latencies.push((answered - at).as_secs_f64() * 1000.0);
         } else {
             answered_late += 1;
+            let early = if answered < at {
+                " before its scan"
+            } else {
+                ""
+            };
+            *otherwise.entry(format!("{status}{early}")).or_default() += 1;
         }
+    }
+    for (outcome, count) in &otherwise {
+        println!("{count} polls answered otherwise: {outcome}");
     }
     latencies.sort_by(f64::total_cmp);
     Ok(LongPollReport {
