@@ -54,6 +54,18 @@ assert re.search(r'^HEALTHCHECK .*CMD \["/usr/local/bin/app", "healthcheck"\]', 
 assert "cargo" not in runtime and "rust:" not in runtime.split("\n")[0], "Dockerfile: toolchain in the runtime image"
 for ln in re.findall(r"cargo (?:build|chef cook)[^\n]*", dockerfile):
     assert "--locked" in ln and "--release" in ln, f"Dockerfile: {ln!r} is not a locked release build"
+# Services that scale (`docker compose --scale`) publish no fixed host port.
+for name in ["gateway", "membership", "photo", "stats"]:
+    assert not services[name].get("ports"), f"compose: {name} publishes a host port, so it cannot scale"
+# nginx takes every photo upload the gateway takes: its cap covers the largest batch and the form.
+import tomllib
+gateway_cfg = tomllib.loads((root / "gateway" / "config.default.toml").read_text())
+api_conf = (root / "deploy" / "nginx" / "api.aifuture.net.cn.conf").read_text()
+photos = re.search(r"location /api/v1/photos/ \{[^}]*client_max_body_size (\d+)m;", api_conf)
+assert photos, "nginx: /api/v1/photos/ sets no client_max_body_size"
+needed = gateway_cfg["photo_batch_max_bytes"] + gateway_cfg["max_body_bytes"]
+assert int(photos.group(1)) * 1024 * 1024 >= needed, \
+    f"nginx: /api/v1/photos/ caps bodies at {photos.group(1)} MiB, the gateway takes {needed} bytes"
 # Compose: the observability profile, healthchecks, secrets only from .env.
 obs = [n for n, s in services.items() if "observability" in (s.get("profiles") or [])]
 assert "otel-collector" in obs and any(n != "otel-collector" for n in obs), \

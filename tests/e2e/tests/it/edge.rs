@@ -683,12 +683,12 @@ async fn edges_refuse_oversized_bodies() {
         entry["request_length"].as_u64().unwrap() > 1 << 20,
         "{entry}"
     );
-    // ...up to 16 MiB.
+    // ...up to 41 MiB: the gateway's largest batch (40 MiB) and its form fields.
     let head = post_head_only(
         nginx.port,
         API,
         "/api/v1/photos/classify",
-        16 * 1024 * 1024 + 1,
+        41 * 1024 * 1024 + 1,
     );
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
 
