@@ -54,6 +54,13 @@ assert re.search(r'^HEALTHCHECK .*CMD \["/usr/local/bin/app", "healthcheck"\]', 
 assert "cargo" not in runtime and "rust:" not in runtime.split("\n")[0], "Dockerfile: toolchain in the runtime image"
 for ln in re.findall(r"cargo (?:build|chef cook)[^\n]*", dockerfile):
     assert "--locked" in ln and "--release" in ln, f"Dockerfile: {ln!r} is not a locked release build"
+# What a browser or the app is sent to must resolve from the host, never a compose service name.
+env_values = dict(re.findall(r"^([A-Z_]+)=(.*)$", env_example, re.M))
+for var in ["WECHAT_MP_BASE", "WECHAT_OPEN_BASE", "PUBLIC_BASE_URL"]:
+    urls = re.findall(r"\$\{" + var + r":-([^}]*)\}", compose) + [env_values.get(var, "")]
+    for url in filter(None, urls):
+        host = re.sub(r"^https?://", "", url).split("/")[0].split(":")[0]
+        assert host not in services, f"{var}={url}: a browser cannot reach the compose service {host}"
 # Services that scale (`docker compose --scale`) publish no fixed host port.
 for name in ["gateway", "membership", "photo", "stats"]:
     assert not services[name].get("ports"), f"compose: {name} publishes a host port, so it cannot scale"
