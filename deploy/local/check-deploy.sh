@@ -61,6 +61,12 @@ for var in ["WECHAT_MP_BASE", "WECHAT_OPEN_BASE", "PUBLIC_BASE_URL"]:
     for url in filter(None, urls):
         host = re.sub(r"^https?://", "", url).split("/")[0].split(":")[0]
         assert host not in services, f"{var}={url}: a browser cannot reach the compose service {host}"
+# The users 10-services.sh makes on the primary have the passwords the services' URLs carry:
+# every password variable of a URL is passed to the primary, with the same default.
+primary_env = services["mysql-primary"]["environment"]
+for var, default in set(re.findall(r"mysql://\w+:\$\{(\w+_DB_PASSWORD):-([^}]*)\}@", compose)):
+    assert primary_env.get(var) == "${" + var + ":-" + default + "}", \
+        f"compose: mysql-primary does not get {var} (default {default}) for 10-services.sh"
 # Services that scale (`docker compose --scale`) publish no fixed host port.
 for name in ["gateway", "membership", "photo", "stats"]:
     assert not services[name].get("ports"), f"compose: {name} publishes a host port, so it cannot scale"
@@ -353,3 +359,27 @@ grep -qx -- "-- -S /run/replica.sock" "$WORK/sent.sql"
 grep -q "MASTER_HOST='mysql-primary'" "$WORK/sent.sql"
 grep -q "MASTER_PASSWORD='Zq8r2Lm5Tn4Wv7Xy1Kd3'" "$WORK/sent.sql"
 echo "replication init script: ok"
+
+# The services' users script: every password from the environment, checked before anything is sent.
+users() { env -i PATH="$WORK:/usr/bin:/bin" MARIADB_ROOT_PASSWORD=root-pw "$@" \
+  "$ROOT/deploy/mysql/init/10-services.sh" 2>/dev/null; }
+all_set="MEMBERSHIP_DB_PASSWORD=Mb7Qz2Xk9Lp4Rt6Wn MEMBERSHIP_MIGRATE_DB_PASSWORD=Mm3Vh8Jc5Ty1Ue7Ka
+  PHOTO_DB_PASSWORD=Pd6Gs2Bn8Fq4Zx9Ly PHOTO_MIGRATE_DB_PASSWORD=Pm1Hw7Nc3Rk5Vt2Qe
+  STATS_DB_PASSWORD=Sd4Jy9Mc2Xb6Kq8Wt STATS_MIGRATE_DB_PASSWORD=Sm5Lr1Gv7Pz3Hn9Df"
+users_refused() {
+  # shellcheck disable=SC2086
+  if users $all_set "$@"; then echo "10-services.sh ran with $*" >&2; exit 1; fi
+  if [ -s "$WORK/sent.sql" ]; then echo "10-services.sh sent SQL with $*" >&2; exit 1; fi
+}
+rm -f "$WORK/sent.sql"
+users_refused STATS_DB_PASSWORD=
+users_refused PHOTO_DB_PASSWORD="it's"
+users_refused PHOTO_DB_PASSWORD="p@ss/word"
+users_refused XINTU_ENV=production MEMBERSHIP_DB_PASSWORD=membership-local
+users_refused XINTU_ENV=production STATS_MIGRATE_DB_PASSWORD=Short8ch
+# shellcheck disable=SC2086
+users XINTU_ENV=production $all_set
+grep -q "CREATE USER IF NOT EXISTS 'membership'@'%' IDENTIFIED BY 'Mb7Qz2Xk9Lp4Rt6Wn'" "$WORK/sent.sql"
+grep -q "CREATE USER IF NOT EXISTS 'stats_migrate'@'%' IDENTIFIED BY 'Sm5Lr1Gv7Pz3Hn9Df'" "$WORK/sent.sql"
+grep -q "GRANT SELECT, INSERT, UPDATE, DELETE ON xintu_photo.\* TO 'photo'@'%'" "$WORK/sent.sql"
+echo "services' users init script: ok"

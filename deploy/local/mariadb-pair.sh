@@ -83,7 +83,13 @@ read_only=1"
   local repl=$HERE/../mysql/init/00-replication.sh
   export MYSQL_REPLICATION_PASSWORD=${MYSQL_REPLICATION_PASSWORD:-local-only-replication}
   MARIADB_ROOT_PASSWORD='' XINTU_MARIADB_SOCKET=$(sock p) MYSQL_REPLICATION_PRIMARY_HOST='' "$repl"
-  mariadb -S "$(sock p)" < "$HERE/../mysql/init/10-services.sql"
+  # The services' schemas and users, by the deploy's own script, with the local passwords the
+  # test environment's database URLs carry.
+  MEMBERSHIP_DB_PASSWORD=membership-local MEMBERSHIP_MIGRATE_DB_PASSWORD=membership-migrate-local \
+    PHOTO_DB_PASSWORD=photo-local PHOTO_MIGRATE_DB_PASSWORD=photo-migrate-local \
+    STATS_DB_PASSWORD=stats-local STATS_MIGRATE_DB_PASSWORD=stats-migrate-local \
+    XINTU_ENV='' MARIADB_ROOT_PASSWORD='' XINTU_MARIADB_SOCKET=$(sock p) \
+    "$HERE/../mysql/init/10-services.sh"
   mariadb -S "$(sock p)" < "$HERE/local-users.sql"
   for role in r l; do
     MARIADB_ROOT_PASSWORD='' XINTU_MARIADB_SOCKET=$(sock $role) MYSQL_REPLICATION_PRIMARY_HOST=127.0.0.1 \
