@@ -67,6 +67,10 @@ primary_env = services["mysql-primary"]["environment"]
 for var, default in set(re.findall(r"mysql://\w+:\$\{(\w+_DB_PASSWORD):-([^}]*)\}@", compose)):
     assert primary_env.get(var) == "${" + var + ":-" + default + "}", \
         f"compose: mysql-primary does not get {var} (default {default}) for 10-services.sh"
+# The observability profile has no sign-in: its ports stay on loopback, whatever BIND_HOST says.
+for name in [n for n, v in services.items() if "observability" in (v.get("profiles") or [])]:
+    for port in services[name].get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"compose: {name} publishes {port} beyond loopback"
 # Services that scale (`docker compose --scale`) publish no fixed host port.
 for name in ["gateway", "membership", "photo", "stats"]:
     assert not services[name].get("ports"), f"compose: {name} publishes a host port, so it cannot scale"
