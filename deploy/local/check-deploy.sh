@@ -83,6 +83,17 @@ assert photos, "nginx: /api/v1/photos/ sets no client_max_body_size"
 needed = gateway_cfg["photo_batch_max_bytes"] + gateway_cfg["max_body_bytes"]
 assert int(photos.group(1)) * 1024 * 1024 >= needed, \
     f"nginx: /api/v1/photos/ caps bodies at {photos.group(1)} MiB, the gateway takes {needed} bytes"
+# The registry-free image (deploy/images) runs the same runtime stage: the same instructions
+# from FROM on, and COPY to the same places (only where the files come from differs).
+def runtime_stage(text):
+    stage = text.split("\nFROM ")[-1].split("\n")[1:]
+    lines = [ln for ln in stage if ln.strip() and not ln.startswith("#")]
+    same = [ln for ln in lines if not ln.startswith("COPY ")]
+    copied_to = [ln.split()[-1] for ln in lines if ln.startswith("COPY ")]
+    return same, copied_to
+registry_free = (root / "deploy" / "images" / "service.Dockerfile").read_text()
+assert runtime_stage(registry_free) == runtime_stage(dockerfile), \
+    "deploy/images/service.Dockerfile and deploy/docker/Dockerfile's runtime stage differ"
 # Compose: the observability profile, healthchecks, secrets only from .env.
 obs = [n for n, s in services.items() if "observability" in (s.get("profiles") or [])]
 assert "otel-collector" in obs and any(n != "otel-collector" for n in obs), \

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Images without a registry, for tests and for operators who have none:
+#   deploy/images/build.sh           the Debian base, then xintu/<bin>:latest for the four service
+#                                    binaries and the sandbox, from this machine's release builds
+#   deploy/images/build.sh base      the base alone
+# The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
+# root filesystem is cached under $XINTU_IMAGE_CACHE (default ~/.cache/xintu/images), keyed by the
+# hash of its recipe below, and made again only when the recipe changes. The service images are
+# deploy/images/service.Dockerfile on that base: the same runtime stage as the registry path
+# (deploy/docker/Dockerfile), with the binary built here rather than in a builder stage.
+# Needs a running Docker engine, debootstrap, and the binaries' runtime: glibc of bookworm, which
+# is what this machine builds against.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${XINTU_IMAGE_CACHE:-$HOME/.cache/xintu/images}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/xintu/target}
+DATA=${XINTU_DATA_DIR:-$HOME/.cache/xintu/data}
+export PATH="$PATH:/usr/sbin:/sbin"
+# The classic builder: no BuildKit plugin is installed from Debian's packages.
+export DOCKER_BUILDKIT=0
+
+# The base's recipe: change any of it and the base is made again.
+SUITE=bookworm
+VARIANT=minbase
+MIRROR=${XINTU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+RECIPE="debootstrap --variant=$VARIANT $SUITE $MIRROR; apt lists and caches removed"
+BASE_HASH=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-12)
+BASE=xintu/debian:$SUITE-$BASE_HASH
+
+log() { printf '\033[1m[images]\033[0m %s\n' "$*" >&2; }
+
+build_base() {
+  if docker image inspect "$BASE" >/dev/null 2>&1; then
+    docker tag "$BASE" "xintu/debian:$SUITE"
+    return
+  fi
+  mkdir -p "$CACHE"
+  local tarball=$CACHE/debian-$SUITE-$BASE_HASH.tar
+  if [ ! -s "$tarball" ]; then
+    log "debootstrap $SUITE ($VARIANT; about a minute)"
+    local rootfs
+    rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    debootstrap --variant="$VARIANT" "$SUITE" "$rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+      || { tail -20 "$CACHE/debootstrap.log" >&2; rm -rf "$rootfs"; exit 1; }
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+    tar -C "$rootfs" -cf "$tarball.partial" .
+    mv "$tarball.partial" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  log "importing $BASE"
+  docker import "$tarball" "$BASE" >/dev/null
+  docker tag "$BASE" "xintu/debian:$SUITE"
+}
+
+# The build context of one binary: the binary as `app`, and `data/` (the photo service's model
+# and location data, empty for the others; never the sample photos).
+context_of() {
+  local bin=$1 dir=$CACHE/context/$1
+  rm -rf "$dir"
+  mkdir -p "$dir/data"
+  cp "$CARGO_TARGET_DIR/release/$bin" "$dir/app"
+  if [ "$bin" = photo-svc ]; then
+    cp -r "$DATA/models" "$DATA/geo" "$dir/data/"
+  fi
+  printf '%s' "$dir"
+}
+
+build_services() {
+  log "release builds"
+  (cd "$ROOT" && cargo build --release --locked -p gateway -p membership-svc -p photo-svc \
+    -p stats-svc -p sandbox --bins)
+  local bin
+  for bin in gateway membership-svc photo-svc stats-svc sandbox; do
+    log "xintu/$bin:latest"
+    docker build -q -t "xintu/$bin:latest" --build-arg "BASE=$BASE" \
+      -f "$ROOT/deploy/images/service.Dockerfile" "$(context_of "$bin")" >/dev/null
+  done
+}
+
+case "${1:-all}" in
+  base) build_base ;;
+  all) build_base; build_services ;;
+  *) echo "usage: $0 [base|all]" >&2; exit 2 ;;
+esac
