@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Images without a registry, for tests and for operators who have none:
 #   deploy/images/build.sh           the Debian base, then xintu/<bin>:latest for the four service
-#                                    binaries and the sandbox, from this machine's release builds
+#                                    binaries and the sandbox, from this machine's release builds,
+#                                    and xintu/mariadb:latest (deploy/images/mariadb)
 #   deploy/images/build.sh base      the base alone
+#   deploy/images/build.sh mariadb   the base and the MariaDB image
 # The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
 # root filesystem is cached under $XINTU_IMAGE_CACHE (default ~/.cache/xintu/images), keyed by the
 # hash of its recipe below, and made again only when the recipe changes. The service images are
@@ -77,8 +79,15 @@ build_services() {
   done
 }
 
+# MariaDB from Debian's packages, with the official image's conventions that compose relies on.
+build_mariadb() {
+  log "xintu/mariadb:latest"
+  docker build -q -t xintu/mariadb:latest --build-arg "BASE=$BASE" "$ROOT/deploy/images/mariadb" >/dev/null
+}
+
 case "${1:-all}" in
   base) build_base ;;
-  all) build_base; build_services ;;
-  *) echo "usage: $0 [base|all]" >&2; exit 2 ;;
+  mariadb) build_base; build_mariadb ;;
+  all) build_base; build_services; build_mariadb ;;
+  *) echo "usage: $0 [base|mariadb|all]" >&2; exit 2 ;;
 esac
