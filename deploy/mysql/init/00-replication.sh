@@ -29,19 +29,8 @@ if [ "${XINTU_ENV:-}" = production ]; then
   [ "${#password}" -ge 16 ] || refuse "is shorter than 16 characters"
 fi
 
-# Root on this server: in the image, with its root password; on the local servers, as the OS
-# user root on the socket named by XINTU_MARIADB_SOCKET. Never the client's default socket,
-# which may be another server's.
-client() {
-  if [ -n "${MARIADB_ROOT_PASSWORD:-}" ]; then
-    mariadb -uroot -p"$MARIADB_ROOT_PASSWORD"
-  elif [ -n "${XINTU_MARIADB_SOCKET:-}" ]; then
-    mariadb -S "$XINTU_MARIADB_SOCKET"
-  else
-    echo "$0: set MARIADB_ROOT_PASSWORD (the image's) or XINTU_MARIADB_SOCKET" >&2
-    exit 1
-  fi
-}
+# Root on this server (`client`).
+. "$(dirname "$0")/root-client.inc"
 
 if [ -z "${MYSQL_REPLICATION_PRIMARY_HOST:-}" ]; then
   client <<SQL

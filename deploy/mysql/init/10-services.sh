@@ -45,17 +45,8 @@ photo_migrate=$(password_of PHOTO_MIGRATE_DB_PASSWORD)
 stats=$(password_of STATS_DB_PASSWORD)
 stats_migrate=$(password_of STATS_MIGRATE_DB_PASSWORD)
 
-# Root on this server, as 00-replication.sh reaches it.
-client() {
-  if [ -n "${MARIADB_ROOT_PASSWORD:-}" ]; then
-    mariadb -uroot -p"$MARIADB_ROOT_PASSWORD"
-  elif [ -n "${XINTU_MARIADB_SOCKET:-}" ]; then
-    mariadb -S "$XINTU_MARIADB_SOCKET"
-  else
-    echo "$0: set MARIADB_ROOT_PASSWORD (the image's) or XINTU_MARIADB_SOCKET" >&2
-    exit 1
-  fi
-}
+# Root on this server (`client`).
+. "$(dirname "$0")/root-client.inc"
 
 client <<SQL
 CREATE DATABASE IF NOT EXISTS xintu_membership CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
