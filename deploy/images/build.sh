@@ -2,9 +2,11 @@
 # Images without a registry, for tests and for operators who have none:
 #   deploy/images/build.sh           the Debian base, then xintu/<bin>:latest for the four service
 #                                    binaries and the sandbox, from this machine's release builds,
-#                                    and xintu/mariadb:latest (deploy/images/mariadb)
+#                                    and the infrastructure: xintu/mariadb, xintu/redis and
+#                                    xintu/nginx (deploy/images/*) and xintu/lighttpd
+#                                    (deploy/lighttpd), all :latest
 #   deploy/images/build.sh base      the base alone
-#   deploy/images/build.sh mariadb   the base and the MariaDB image
+#   deploy/images/build.sh infra     the base and the infrastructure images
 # The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
 # root filesystem is cached under $XINTU_IMAGE_CACHE (default ~/.cache/xintu/images), keyed by the
 # hash of its recipe below, and made again only when the recipe changes. The service images are
@@ -79,15 +81,23 @@ build_services() {
   done
 }
 
-# MariaDB from Debian's packages, with the official image's conventions that compose relies on.
-build_mariadb() {
-  log "xintu/mariadb:latest"
-  docker build -q -t xintu/mariadb:latest --build-arg "BASE=$BASE" "$ROOT/deploy/images/mariadb" >/dev/null
+# MariaDB, Redis and nginx from Debian's packages, with the conventions compose relies on, and the
+# web tier's lighttpd image on the same base.
+build_infra() {
+  local name
+  for name in mariadb redis nginx; do
+    log "xintu/$name:latest"
+    docker build -q -t "xintu/$name:latest" --build-arg "BASE=$BASE" \
+      "$ROOT/deploy/images/$name" >/dev/null
+  done
+  log "xintu/lighttpd:latest"
+  docker build -q -t xintu/lighttpd:latest --build-arg "BASE=$BASE" \
+    -f "$ROOT/deploy/lighttpd/Dockerfile" "$ROOT/deploy/lighttpd" >/dev/null
 }
 
 case "${1:-all}" in
   base) build_base ;;
-  mariadb) build_base; build_mariadb ;;
-  all) build_base; build_services; build_mariadb ;;
-  *) echo "usage: $0 [base|mariadb|all]" >&2; exit 2 ;;
+  infra) build_base; build_infra ;;
+  all) build_base; build_services; build_infra ;;
+  *) echo "usage: $0 [base|infra|all]" >&2; exit 2 ;;
 esac
