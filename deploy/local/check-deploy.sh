@@ -94,6 +94,13 @@ def runtime_stage(text):
 registry_free = (root / "deploy" / "images" / "service.Dockerfile").read_text()
 assert runtime_stage(registry_free) == runtime_stage(dockerfile), \
     "deploy/images/service.Dockerfile and deploy/docker/Dockerfile's runtime stage differ"
+# The registry-free override names only images (and nginx's no-otel files) of existing services.
+override = yaml.safe_load((root / "deploy" / "images" / "compose.yml").read_text())["services"]
+for name, svc in override.items():
+    assert name in services, f"deploy/images/compose.yml overrides unknown service {name}"
+    assert svc["image"].startswith("xintu/"), f"deploy/images/compose.yml: {name} is not a registry-free image"
+    for volume in svc.get("volumes", []):
+        assert (root / volume.split(":")[0]).exists(), f"deploy/images/compose.yml mounts missing {volume}"
 # Compose: the observability profile, healthchecks, secrets only from .env.
 obs = [n for n, s in services.items() if "observability" in (s.get("profiles") or [])]
 assert "otel-collector" in obs and any(n != "otel-collector" for n in obs), \
