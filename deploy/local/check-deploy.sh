@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of deploy files that cannot run here (no Docker engine): the compose file parses
 # and names only images, env and configs that exist; the Kubernetes manifests in deploy/k8s/ agree
-# with it, and their NetworkPolicies with the calls the programs make; no file holds a fixed
+# with it, and their NetworkPolicies with the calls the programs make; the manifests validate
+# against the Kubernetes API's schemas (kubernetes-validate, strict); no file holds a fixed
 # replication password, and the replication init script refuses to run without a real one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -405,3 +406,8 @@ grep -q "CREATE USER IF NOT EXISTS 'membership'@'%' IDENTIFIED BY 'Mb7Qz2Xk9Lp4R
 grep -q "CREATE USER IF NOT EXISTS 'stats_migrate'@'%' IDENTIFIED BY 'Sm5Lr1Gv7Pz3Hn9Df'" "$WORK/sent.sql"
 grep -q "GRANT SELECT, INSERT, UPDATE, DELETE ON xintu_photo.\* TO 'photo'@'%'" "$WORK/sent.sql"
 echo "services' users init script: ok"
+
+# The Kubernetes manifests against the API's own schemas (strict: an unknown field is an error).
+python3 -m kubernetes_validate --kubernetes-version 1.37.0 --strict --quiet \
+  "$ROOT"/deploy/k8s/*.yaml "$ROOT"/deploy/k8s/example/*.yaml
+echo "kubernetes manifests against the API schemas (1.37): ok"
