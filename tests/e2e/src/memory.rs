@@ -61,3 +61,20 @@ pub async fn rise_during<F: std::future::Future>(work: F) -> (F::Output, u64) {
     let peak = Process::Me.peak().expect("VmHWM");
     (output, peak.saturating_sub(before))
 }
+
+/// `image` as a PNG at the best compression: a flat 8000×8000 picture takes some 250 KB, so a
+/// small upload can ask for a large decode (the memory tests' and the memory bench's inputs).
+pub fn compact_png(image: &image::RgbaImage) -> Vec<u8> {
+    use image::ImageEncoder as _;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::Up)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgba8,
+        )
+        .expect("PNG encoding into memory");
+    png
+}

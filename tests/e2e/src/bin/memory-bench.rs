@@ -34,27 +34,11 @@ use futures::StreamExt;
 use reqwest::multipart::{Form, Part};
 use secrecy::ExposeSecret;
 
-use e2e::memory::{Process, mib};
+use e2e::memory::{Process, compact_png, mib};
 use e2e::photo::PhotoOptions;
 use e2e::{Options, System};
 
 const MIB: usize = 1024 * 1024;
-
-/// At the best compression: a flat 8000×8000 picture takes some 250 KB.
-fn png(image: image::RgbaImage) -> Vec<u8> {
-    use image::ImageEncoder as _;
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Up)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgba8,
-        )
-        .unwrap();
-    out
-}
 
 fn huge_png(variant: u32) -> Vec<u8> {
     let mut image = image::RgbaImage::from_pixel(8000, 8000, image::Rgba([90, 140, 200, 255]));
@@ -63,7 +47,7 @@ fn huge_png(variant: u32) -> Vec<u8> {
         0,
         image::Rgba([(variant % 256) as u8, (variant / 256) as u8, 0, 255]),
     );
-    png(image)
+    compact_png(&image)
 }
 
 fn edit_png(variant: u32) -> Vec<u8> {
@@ -73,7 +57,7 @@ fn edit_png(variant: u32) -> Vec<u8> {
         0,
         image::Rgba([(variant % 256) as u8, (variant / 256) as u8, 0, 255]),
     );
-    png(image)
+    compact_png(&image)
 }
 
 /// A JPEG of noise (which does not compress) of at most `bytes` and close to it, at quality 95.

@@ -12,7 +12,7 @@ use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use e2e::Options;
-use e2e::memory::{mib, rise_during};
+use e2e::memory::{compact_png, mib, rise_during};
 use e2e::photo::PhotoOptions;
 
 use crate::classify::support::{App, bound_app, sha256_hex};
@@ -28,22 +28,7 @@ const SLACK: u64 = 64 * MIB;
 fn flat_png(side: u32, variant: u8) -> Vec<u8> {
     let mut image = image::RgbaImage::from_pixel(side, side, image::Rgba([90, 140, 200, 255]));
     image.put_pixel(0, 0, image::Rgba([variant, 0, 0, 255]));
-    encode(&image)
-}
-
-fn encode(image: &image::RgbaImage) -> Vec<u8> {
-    use image::ImageEncoder as _;
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    let mut png = Vec::new();
-    PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::Up)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgba8,
-        )
-        .unwrap();
-    png
+    compact_png(&image)
 }
 
 /// Classifies with the local model; returns status, Retry-After and body.
@@ -181,7 +166,7 @@ async fn an_edit_photo_needing_more_than_the_whole_budget_is_refused_and_holds_n
         "o_mem_edit_budget",
     )
     .await;
-    let large = encode(&image::RgbaImage::from_pixel(
+    let large = compact_png(&image::RgbaImage::from_pixel(
         4096,
         4096,
         image::Rgba([10, 20, 30, 255]),

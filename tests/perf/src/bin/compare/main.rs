@@ -40,6 +40,8 @@ struct Settings {
     clients: usize,
     /// Loads only the paths whose name contains this.
     only: Option<String>,
+    /// Starts everything and waits instead of loading (`--hold`).
+    hold: bool,
 }
 
 /// What to measure, from the command line.
@@ -67,6 +69,7 @@ fn mode() -> Mode {
         connections: u32::try_from(arg(2, 32)).unwrap_or(32),
         clients: usize::try_from(arg(3, 64)).unwrap_or(64),
         only: std::env::args().find_map(|arg| arg.strip_prefix("--only=").map(str::to_owned)),
+        hold: std::env::args().any(|arg| arg == "--hold"),
     })
 }
 
@@ -283,7 +286,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(only) = &settings.only {
         runs.retain(|(scenario, ..)| scenario.contains(only.as_str()));
     }
-    if std::env::args().any(|arg| arg == "--hold") {
+    if settings.hold {
         for (scenario, system, url, script) in &runs {
             let path = logs.join(format!("{scenario}-{system}.lua").replace([' ', '\''], "_"));
             std::fs::write(&path, script.lua())?;
