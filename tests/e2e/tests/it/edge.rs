@@ -610,6 +610,59 @@ async fn nginx_spreads_requests_and_survives_a_stopped_gateway() {
     assert!(nginx.error_log().contains("connect() failed"));
 }
 
+/// A service that is down is the gateways' answer to give, not a sign that the gateways are: with
+/// photo stopped, every location lookup through nginx gets the gateway's own 503, and the
+/// gateways stay in nginx's rotation for everything else (an nginx that counted those 503s as
+/// failed instances took both out and answered 502 on every route).
+#[tokio::test]
+async fn nginx_passes_a_service_outage_through_and_keeps_other_routes_up() {
+    let system = System::start(Options {
+        gateways: 2,
+        trust_proxy_headers: true,
+        ..Options::default()
+    })
+    .await;
+    let nginx = Nginx::start(&system.gateway_urls).await;
+    let http = reqwest::Client::new();
+    let token = system.bind_client("pc-outage", "o_outage_user").await;
+    system.stop_photo();
+    for attempt in 0.. {
+        let status = http
+            .get(format!("{}/api/v1/location?lat=39.9&lng=116.4", nginx.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 503 {
+            break;
+        }
+        assert!(attempt < 200, "the photo outage never showed: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    for _ in 0..6 {
+        let response = http
+            .get(format!("{}/api/v1/location?lat=39.9&lng=116.4", nginx.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+        let binding = http
+            .get(format!(
+                "{}/api/v1/auth/wechat/binding?client_id=pc-outage",
+                nginx.url
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(binding.status(), 200, "{:?}", binding.text().await);
+    }
+}
+
 /// The admin API answers only on the admin site's host: through the public API host (nginx) its
 /// sign-in is a 404 from nginx that never reaches a gateway.
 #[tokio::test]
