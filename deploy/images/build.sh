@@ -33,6 +33,13 @@ BASE=xintu/debian:$SUITE-$BASE_HASH
 
 log() { printf '\033[1m[images]\033[0m %s\n' "$*" >&2; }
 
+# docker build, quiet: its output (and the client's notice about the classic builder) only when
+# it fails.
+build_image() {
+  local out
+  out=$(docker build -q "$@" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+}
+
 build_base() {
   if docker image inspect "$BASE" >/dev/null 2>&1; then
     docker tag "$BASE" "xintu/debian:$SUITE"
@@ -76,8 +83,8 @@ build_services() {
   local bin
   for bin in gateway membership-svc photo-svc stats-svc sandbox; do
     log "xintu/$bin:latest"
-    docker build -q -t "xintu/$bin:latest" --build-arg "BASE=$BASE" \
-      -f "$ROOT/deploy/images/service.Dockerfile" "$(context_of "$bin")" >/dev/null
+    build_image -t "xintu/$bin:latest" --build-arg "BASE=$BASE" \
+      -f "$ROOT/deploy/images/service.Dockerfile" "$(context_of "$bin")"
   done
 }
 
@@ -87,12 +94,11 @@ build_infra() {
   local name
   for name in mariadb redis nginx; do
     log "xintu/$name:latest"
-    docker build -q -t "xintu/$name:latest" --build-arg "BASE=$BASE" \
-      "$ROOT/deploy/images/$name" >/dev/null
+    build_image -t "xintu/$name:latest" --build-arg "BASE=$BASE" "$ROOT/deploy/images/$name"
   done
   log "xintu/lighttpd:latest"
-  docker build -q -t xintu/lighttpd:latest --build-arg "BASE=$BASE" \
-    -f "$ROOT/deploy/lighttpd/Dockerfile" "$ROOT/deploy/lighttpd" >/dev/null
+  build_image -t xintu/lighttpd:latest --build-arg "BASE=$BASE" \
+    -f "$ROOT/deploy/lighttpd/Dockerfile" "$ROOT"
 }
 
 case "${1:-all}" in
