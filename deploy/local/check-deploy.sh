@@ -195,8 +195,17 @@ for name, svc in services.items():
             compose_ports[name] = int(str(val).rsplit(":", 1)[1])
 env_seen = set()
 deployments = by_kind.get("Deployment", {})
-for want in ["gateway", "membership", "photo", "stats"]:
+for want in ["gateway", "membership", "photo", "stats", "web"]:
     assert want in deployments, f"k8s: no Deployment {want}"
+# The web tier: compose's lighttpd image, with an entry file of its own (web-config) naming the
+# gateway's Service and port as its one app server.
+WEB_IMAGE = services["lighttpd"]["image"]
+web_entry = configmaps["web-config"]["lighttpd.conf"]
+web_upstreams = re.findall(r'"host"\s*=>\s*"([^"]+)",\s*"port"\s*=>\s*(\d+)', web_entry)
+assert web_upstreams == [("gateway", "80")], f"k8s: web-config's app servers {web_upstreams}"
+assert 'include "/etc/lighttpd/xintu/xintu.conf"' in web_entry, "k8s: web-config does not include the sites"
+gateway_service_ports = {p["port"]: p["targetPort"] for p in by_kind["Service"]["gateway"][1]["spec"]["ports"]}
+assert gateway_service_ports.get(80) == "http", "k8s: the gateway Service's port 80 is not its http port"
 def check_env(fname, owner, container):
     for env in container.get("env", []):
         env_seen.add(env["name"])
@@ -219,11 +228,16 @@ for name, (fname, dep) in deployments.items():
             p = c[probe]
             cmd = (p.get("exec") or {}).get("command", [])
             path = (p.get("httpGet") or {}).get("path")
-            assert path in ("/healthz", "/readyz") or cmd[1:2] == ["healthcheck"], \
+            assert path in ("/healthz", "/readyz") or cmd[1:2] == ["healthcheck"] \
+                or (name == "web" and path == "/"), \
                 f"{fname}: {c['name']} {probe} is neither /healthz, /readyz nor the binary's healthcheck"
         assert c.get("securityContext", {}).get("runAsNonRoot"), f"{fname}: {c['name']} may run as root"
         check_env(fname, c["name"], c)
         ports = [p["containerPort"] for p in c.get("ports", [])]
+        if name == "web":
+            assert c["image"] == WEB_IMAGE, f"{fname}: web runs {c['image']}, not compose's {WEB_IMAGE}"
+            assert "server.port          = 8080" in web_entry and ports == [8080], f"{fname}: web's port"
+            continue
         assert name in compose_ports and compose_ports[name] in ports, \
             f"{fname}: {name} ports {ports} differ from compose's {compose_ports.get(name)}"
         listen = [e["value"] for e in c["env"] if e["name"].endswith("_LISTEN_ADDR")]
@@ -248,6 +262,28 @@ for name, (fname, svc) in by_kind.get("Service", {}).items():
 for name in SPEC_ENV:
     assert name in env_seen, f"k8s manifests do not pass {name} (SYSTEM.md §6)"
 
+# Ingress: every host on TLS, every backend an existing Service's named port; the API host to the
+# gateway with deploy/nginx's body limit for photo uploads, the sites' hosts to the web tier.
+ingress_hosts = {}
+for name, (fname, ing) in by_kind.get("Ingress", {}).items():
+    tls_hosts = {h for t in ing["spec"].get("tls", []) for h in t["hosts"]}
+    for rule in ing["spec"]["rules"]:
+        assert rule["host"] in tls_hosts, f"{fname}: {rule['host']} without TLS"
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            svc = by_kind["Service"].get(backend["name"])
+            assert svc and backend["port"]["name"] in [p["name"] for p in svc[1]["spec"]["ports"]], \
+                f"{fname}: {rule['host']} goes to no Service port: {backend}"
+            ingress_hosts[rule["host"]] = (name, backend["name"])
+assert ingress_hosts.get("api.aifuture.net.cn", (None, None))[1] == "gateway", "k8s: no Ingress for the API host"
+for host in ("www.xintuxiangce.top", "admin.xintuxiangce.top", "www.aifuture.net.cn"):
+    assert ingress_hosts.get(host, (None, None))[1] == "web", f"k8s: no Ingress of {host} to the web tier"
+nginx_api = (root / "deploy" / "nginx" / "api.aifuture.net.cn.conf").read_text()
+photos_cap = re.search(r"location /api/v1/photos/ \{[^}]*client_max_body_size (\w+);", nginx_api).group(1)
+api_ingress = by_kind["Ingress"][ingress_hosts["api.aifuture.net.cn"][0]][1]
+assert api_ingress["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/proxy-body-size") == photos_cap, \
+    f"k8s: the API Ingress's body limit differs from deploy/nginx's {photos_cap}"
+
 # The service token: every program of ours gets it, in compose from .env and in Kubernetes from
 # the Secret; every key a manifest reads from the Secret is in its template.
 for name, svc in services.items():
@@ -260,7 +296,8 @@ pod_templates.update({n: j["spec"]["template"] for n, (_, j) in by_kind.get("Job
 for name, template in pod_templates.items():
     for c in template["spec"]["containers"]:
         names = [e["name"] for e in c.get("env", [])]
-        assert "SERVICE_TOKEN" in names, f"k8s: {name} does not get SERVICE_TOKEN"
+        # The web tier makes no gRPC call and holds no secret.
+        assert ("SERVICE_TOKEN" in names) == (name != "web"), f"k8s: {name} and SERVICE_TOKEN"
         for e in c.get("env", []):
             ref = (e.get("valueFrom") or {}).get("secretKeyRef")
             if ref:
@@ -320,16 +357,21 @@ for name, (_, env) in pods.items():
             for target, (labels, _) in pods.items():
                 if matches({"matchLabels": selector}, labels):
                     callers.setdefault((target, int(port.strip("/"))), set()).add(name)
+# The web tier's app server: the gateway Service's target port.
+callers.setdefault(("gateway", 8080), set()).add("web")
+# Reached from outside the namespace: the ingress controller's two backends.
+FROM_INGRESS = {("gateway", 8080), ("web", 8080)}
+for target_port in FROM_INGRESS:
+    callers.setdefault(target_port, set()).add("outside")
 for (target, port), who in callers.items():
     allowed = ingress_sources(pods[target][0], port)
     assert allowed == who, f"k8s: {target}:{port} is reachable from {sorted(allowed)}, called by {sorted(who)}"
-    for caller in who:
+    for caller in who - {"outside"}:
         assert egress_ok(pods[caller][0], port, pods[target][0]), f"k8s: {caller} may not reach {target}:{port}"
 for name, (labels, env) in pods.items():
     listen = [int(v.rsplit(":", 1)[1]) for k, v in env.items() if k.endswith("_LISTEN_ADDR")]
-    if name == "gateway":
-        assert ingress_sources(labels, listen[0]) == {"outside"}, \
-            "k8s: the gateway must be reached from the ingress controller's namespace only"
+    if name in ("gateway", "web"):
+        pass  # compared with their callers above
     elif not listen:
         assert not any(ingress_sources(labels, port) for port in (50051, 50052, 50053, 8080)), f"k8s: {name} accepts connections"
     for port, needs in ((3306, "DATABASE_URL" in env), (6379, "REDIS_URL" in env)):
