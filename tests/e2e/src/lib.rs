@@ -684,41 +684,51 @@ impl System {
         openid: &str,
         return_to: Option<&str>,
     ) -> (MemberBrowser, String) {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("browser");
-        let gateway = self.gateway().to_owned();
-        let mut authorize =
-            reqwest::Url::parse(&format!("{gateway}/api/v1/member/oauth/authorize"))
-                .expect("authorize url");
-        if let Some(return_to) = return_to {
-            authorize
-                .query_pairs_mut()
-                .append_pair("return_to", return_to);
-        }
-        let to_wechat = http.get(authorize).send().await.expect("authorize");
-        assert_eq!(to_wechat.status(), 302);
-        let mut wechat_page = reqwest::Url::parse(location(&to_wechat)).expect("wechat url");
-        // The fragment stays in the browser; the sandbox learns who is "in WeChat" from a parameter.
-        wechat_page.set_fragment(None);
-        wechat_page
-            .query_pairs_mut()
-            .append_pair("sandbox_openid", openid);
-        let back = http
-            .get(wechat_page)
-            .send()
-            .await
-            .expect("wechat authorize");
-        assert_eq!(back.status(), 302);
-        let callback = location(&back).to_owned();
-        let signed_in = http.get(callback).send().await.expect("callback");
-        assert_eq!(signed_in.status(), 302, "{:?}", signed_in.text().await);
-        let landing = location(&signed_in).to_owned();
-        (MemberBrowser { http, gateway }, landing)
+        member_sign_in(self.gateway(), openid, return_to).await
     }
+}
+
+/// Signs `openid` in as the H5 page does, through whatever serves the member API at `base` (the
+/// gateway, or an edge in front of it): authorize → WeChat (a sandbox, told who is "in WeChat"
+/// by a parameter) → callback. Returns the signed-in browser and where the callback sends it.
+pub async fn member_sign_in(
+    base: &str,
+    openid: &str,
+    return_to: Option<&str>,
+) -> (MemberBrowser, String) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("browser");
+    let gateway = base.to_owned();
+    let mut authorize = reqwest::Url::parse(&format!("{gateway}/api/v1/member/oauth/authorize"))
+        .expect("authorize url");
+    if let Some(return_to) = return_to {
+        authorize
+            .query_pairs_mut()
+            .append_pair("return_to", return_to);
+    }
+    let to_wechat = http.get(authorize).send().await.expect("authorize");
+    assert_eq!(to_wechat.status(), 302);
+    let mut wechat_page = reqwest::Url::parse(location(&to_wechat)).expect("wechat url");
+    // The fragment stays in the browser; the sandbox learns who is "in WeChat" from a parameter.
+    wechat_page.set_fragment(None);
+    wechat_page
+        .query_pairs_mut()
+        .append_pair("sandbox_openid", openid);
+    let back = http
+        .get(wechat_page)
+        .send()
+        .await
+        .expect("wechat authorize");
+    assert_eq!(back.status(), 302);
+    let callback = location(&back).to_owned();
+    let signed_in = http.get(callback).send().await.expect("callback");
+    assert_eq!(signed_in.status(), 302, "{:?}", signed_in.text().await);
+    let landing = location(&signed_in).to_owned();
+    (MemberBrowser { http, gateway }, landing)
 }
 
 fn location(response: &reqwest::Response) -> &str {
