@@ -232,8 +232,6 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::photos::router(&state.cfg))
         .merge(routes::admin::router(&state))
         .route("/api/v1/openapi.json", get(routes::openapi::document))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
@@ -248,6 +246,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             recording::record,
         ))
+        // Health probes are the orchestrator's (every few seconds), not users': neither recorded
+        // for the statistics nor counted in the request metrics. Each answers within its own
+        // deadlines.
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
         .with_state(state);
     api.layer(
         ServiceBuilder::new()

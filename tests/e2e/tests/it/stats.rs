@@ -59,6 +59,24 @@ async fn a_thousand_requests_make_a_thousand_rows() {
     );
 }
 
+/// Health probes are the orchestrator's, not users' (compose, Kubernetes and nginx probe every
+/// few seconds): the overview's requests and errors count neither `/healthz` nor `/readyz`.
+#[tokio::test]
+async fn health_probes_are_not_recorded_as_requests() {
+    let system = System::start(Options::default()).await;
+    for path in ["/healthz", "/readyz"] {
+        for _ in 0..20 {
+            let url = format!("{}{path}", system.gateway());
+            assert_eq!(system.http.get(url).send().await.unwrap().status(), 200);
+        }
+    }
+    // Records travel in order: once these are stored, the probes' would be too.
+    poll_binding(&system, 5).await;
+    wait_logged(&system, "/api/v1/auth/wechat/binding", 5).await;
+    assert_eq!(logged(&system, "/healthz").await, 0);
+    assert_eq!(logged(&system, "/readyz").await, 0);
+}
+
 #[tokio::test]
 async fn requests_succeed_while_stats_is_down_and_recording_resumes() {
     let system = System::start(Options::default()).await;
