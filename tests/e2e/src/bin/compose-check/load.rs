@@ -28,15 +28,15 @@ async fn profile(member: &MemberBrowser) -> anyhow::Result<u16> {
     Ok(member.http.get(url).send().await?.status().as_u16())
 }
 
-/// Runs `workers` loops for `length`; returns what they saw.
+/// Runs `workers` loops from `started` until `length` after it; returns what they saw.
 pub async fn run(
     edge: Arc<Edge>,
     app: Arc<App>,
     member: Arc<MemberBrowser>,
     workers: usize,
+    started: Instant,
     length: Duration,
 ) -> Outcome {
-    let started = Instant::now();
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let mut tasks = Vec::new();
     for worker in 0..workers {
