@@ -2,10 +2,12 @@
 //! per call, and client channels that carry the service token, the request id and W3C trace
 //! context into every service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::propagation::Injector;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::service::{Interceptor, Routes};
@@ -20,8 +22,10 @@ use crate::request_id;
 mod discover;
 mod request_scope;
 mod service_auth;
+mod watched;
 
 pub use service_auth::{InvalidServiceToken, SERVICE_TOKEN_REFUSED, ServiceChannel, ServiceToken};
+pub use watched::WatchedChannel;
 
 /// The status metadata key that carries our stable, snake_case error code (for the gateway).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
@@ -178,7 +182,10 @@ pub fn channel(
     balanced_channel(urls, timeout).map(|channel| token.attach(channel))
 }
 
-fn balanced_channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+fn balanced_channel(
+    urls: &str,
+    timeout: Duration,
+) -> Result<WatchedChannel, tonic::transport::Error> {
     let endpoints = urls
         .split(',')
         .map(str::trim)
@@ -198,14 +205,15 @@ fn balanced_channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::tra
         .collect();
     match (endpoints.as_slice(), entries) {
         // One fixed address has nothing to discover or route around.
-        ([single], _) if is_ip_literal(single) => Ok(single.connect_lazy()),
+        ([single], _) if is_ip_literal(single) => Ok(single.connect_lazy().into()),
         (_, Some(entries)) if !entries.is_empty() => {
             let (channel, changes) = Channel::balance_channel(64);
-            tokio::spawn(discover::run(entries, changes));
-            Ok(channel)
+            let call_failed = Arc::new(Notify::new());
+            tokio::spawn(discover::run(entries, changes, call_failed.clone()));
+            Ok(WatchedChannel::new(channel, call_failed))
         }
         // No host to resolve (or no entry at all): tonic reports the problem on the first call.
-        _ => Ok(Channel::balance_list(endpoints.into_iter())),
+        _ => Ok(Channel::balance_list(endpoints.into_iter()).into()),
     }
 }
 

@@ -7,9 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 use tonic::transport::Endpoint;
 use tonic::transport::channel::Change;
@@ -17,6 +19,9 @@ use tonic::transport::channel::Change;
 /// How often the entries are resolved and probed again: at most how long a new instance waits
 /// for its first call, and a stopped one keeps being offered calls.
 pub(super) const REFRESH: Duration = Duration::from_secs(2);
+/// The shortest time between the starts of two rounds when failing calls ask for early ones (a
+/// service down everywhere fails every call).
+const EARLY_ROUND_GAP: Duration = Duration::from_millis(200);
 /// A TCP connect slower than this counts as down for one round.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -72,10 +77,17 @@ impl Entry {
     }
 }
 
-/// Keeps the balancer behind `changes` in step with `entries` until the channel is dropped.
-pub(super) async fn run(entries: Vec<Entry>, changes: Sender<Change<SocketAddr, Endpoint>>) {
+/// Keeps the balancer behind `changes` in step with `entries` until the channel is dropped: a
+/// round every [`REFRESH`], and one as soon as `call_failed` says a call failed in transport (at
+/// most one per [`EARLY_ROUND_GAP`]).
+pub(super) async fn run(
+    entries: Vec<Entry>,
+    changes: Sender<Change<SocketAddr, Endpoint>>,
+    call_failed: Arc<Notify>,
+) {
     let mut current: BTreeMap<SocketAddr, Endpoint> = BTreeMap::new();
     loop {
+        let started = tokio::time::Instant::now();
         let wanted = round(&entries, &current).await;
         for (addr, endpoint) in &wanted {
             if !current.contains_key(addr) {
@@ -98,6 +110,9 @@ pub(super) async fn run(entries: Vec<Entry>, changes: Sender<Change<SocketAddr, 
         current = wanted;
         tokio::select! {
             () = tokio::time::sleep(REFRESH) => {}
+            () = call_failed.notified() => {
+                tokio::time::sleep_until(started + EARLY_ROUND_GAP).await;
+            }
             () = changes.closed() => return,
         }
     }
@@ -212,5 +227,33 @@ mod tests {
         drop(listener);
         let wanted = round(&[entry(&format!("http://{addr}"))], &BTreeMap::new()).await;
         assert_eq!(wanted.keys().copied().collect::<Vec<_>>(), vec![addr]);
+    }
+
+    /// A failed call asks for a round at once: a stopped instance leaves the balancer long before
+    /// the next regular round.
+    #[tokio::test]
+    async fn a_failed_call_brings_the_next_round_forward() {
+        let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (up_addr, down_addr) = (up.local_addr().unwrap(), down.local_addr().unwrap());
+        let entries = vec![
+            entry(&format!("http://{up_addr}")),
+            entry(&format!("http://{down_addr}")),
+        ];
+        let (changes, mut seen) = tokio::sync::mpsc::channel(8);
+        let call_failed = Arc::new(Notify::new());
+        tokio::spawn(run(entries, changes, call_failed.clone()));
+        for _ in 0..2 {
+            assert!(matches!(seen.recv().await, Some(Change::Insert(..))));
+        }
+        drop(down);
+        // Past the early rounds' minimum gap, well inside the regular period.
+        tokio::time::sleep(EARLY_ROUND_GAP).await;
+        call_failed.notify_one();
+        let removed = tokio::time::timeout(REFRESH / 4, seen.recv()).await;
+        assert!(
+            matches!(removed, Ok(Some(Change::Remove(addr))) if addr == down_addr),
+            "{removed:?}"
+        );
     }
 }

@@ -14,12 +14,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::WatchedChannel;
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tonic::transport::Channel;
 use tower::{Layer, Service};
 use tower_http::set_header::SetRequestHeader;
 
@@ -30,7 +30,7 @@ pub const SERVICE_TOKEN_REFUSED: &str = "service_token_refused";
 const OPEN_PREFIX: &str = "/grpc.health.v1.Health/";
 
 /// A channel whose every call carries this process's service token.
-pub type ServiceChannel = SetRequestHeader<Channel, HeaderValue>;
+pub type ServiceChannel = SetRequestHeader<WatchedChannel, HeaderValue>;
 
 /// The configured service token(s): the one this process sends and every one it accepts.
 #[derive(Clone)]
@@ -111,8 +111,8 @@ impl ServiceToken {
     }
 
     /// `channel` with this process's token on every call.
-    pub fn attach(&self, channel: Channel) -> ServiceChannel {
-        SetRequestHeader::overriding(channel, AUTHORIZATION, self.inner.sent.clone())
+    pub fn attach(&self, channel: impl Into<WatchedChannel>) -> ServiceChannel {
+        SetRequestHeader::overriding(channel.into(), AUTHORIZATION, self.inner.sent.clone())
     }
 }
 
