@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use e2e::MemberBrowser;
 use tokio::sync::Mutex;
 
@@ -28,23 +30,28 @@ async fn profile(member: &MemberBrowser) -> anyhow::Result<u16> {
     Ok(member.http.get(url).send().await?.status().as_u16())
 }
 
-/// Runs `workers` loops from `started` until `length` after it; returns what they saw.
+/// Runs `workers` loops from `started` until `stop` is cancelled; returns what they saw.
 pub async fn run(
     edge: Arc<Edge>,
     app: Arc<App>,
     member: Arc<MemberBrowser>,
     workers: usize,
     started: Instant,
-    length: Duration,
+    stop: CancellationToken,
 ) -> Outcome {
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let mut tasks = Vec::new();
     for worker in 0..workers {
-        let (edge, app, member, outcome) =
-            (edge.clone(), app.clone(), member.clone(), outcome.clone());
+        let (edge, app, member, outcome, stop) = (
+            edge.clone(),
+            app.clone(),
+            member.clone(),
+            outcome.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut turn = worker;
-            while started.elapsed() < length {
+            while !stop.is_cancelled() {
                 let (what, result) = match turn % 3 {
                     0 => ("location", edge.locate(&app).await.map(|(s, _)| s)),
                     1 => ("binding", edge.binding(&app).await.map(|(s, _)| s)),

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use compose::{Compose, Container};
 use e2e::browser::{Browser, BrowserOptions, WECHAT_USER_AGENT};
@@ -295,29 +296,37 @@ async fn scaled(compose: &Compose, edge: Arc<Edge>) -> Result<()> {
 
     step("instances killed under load");
     let workers = 6;
+    let mut victims = Vec::new();
+    for service in ["photo", "membership", "gateway"] {
+        victims.push(
+            compose
+                .containers(service)?
+                .pop()
+                .context("an instance to kill")?,
+        );
+    }
     let started = Instant::now();
+    let stop = CancellationToken::new();
     let load = tokio::spawn(load::run(
         edge.clone(),
         app.clone(),
         member.clone(),
         workers,
         started,
-        Duration::from_secs(16),
+        stop.clone(),
     ));
     // Each kill's window: from the `docker kill` until discovery's next rounds (every 2 s) have
     // surely taken the instance out of every balancer.
     let mut windows = Vec::new();
-    for service in ["photo", "membership", "gateway"] {
+    for victim in victims {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let victim = compose
-            .containers(service)?
-            .pop()
-            .context("an instance to kill")?;
         let from = started.elapsed();
         compose.kill(&victim)?;
         println!("killed {} at {from:.1?}", victim.name);
         windows.push((victim.name, from, started.elapsed() + ROUTED_AROUND_WITHIN));
     }
+    tokio::time::sleep(ROUTED_AROUND_WITHIN + Duration::from_secs(1)).await;
+    stop.cancel();
     let outcome = load.await?;
     println!(
         "{} requests by {workers} workers (at most {workers} in flight at a kill), {} failed",
