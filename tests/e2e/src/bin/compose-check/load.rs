@@ -12,9 +12,11 @@ use tokio::sync::Mutex;
 
 use crate::edge::{App, Edge};
 
-/// A request that did not succeed, and when, from the start of the load.
+/// A request that did not succeed: when it was sent and when it failed, from the start of the
+/// load.
 #[derive(Debug)]
 pub struct Failure {
+    pub sent: Duration,
     pub at: Duration,
     pub what: String,
 }
@@ -52,6 +54,7 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let mut turn = worker;
             while !stop.is_cancelled() {
+                let sent = started.elapsed();
                 let (what, result) = match turn % 3 {
                     0 => ("location", edge.locate(&app).await.map(|(s, _)| s)),
                     1 => ("binding", edge.binding(&app).await.map(|(s, _)| s)),
@@ -63,10 +66,12 @@ pub async fn run(
                 match result {
                     Ok(200) => {}
                     Ok(status) => outcome.failures.push(Failure {
+                        sent,
                         at: started.elapsed(),
                         what: format!("{what}: {status}"),
                     }),
                     Err(err) => outcome.failures.push(Failure {
+                        sent,
                         at: started.elapsed(),
                         what: format!("{what}: {err:#}"),
                     }),

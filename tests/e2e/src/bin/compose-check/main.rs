@@ -183,25 +183,20 @@ async fn payments_once(compose: &Compose, edge: &Edge) -> Result<()> {
         .context("credits")?;
     let mut orders = Vec::new();
     let mut expected = start;
-    edge.notify_mode(json!("drop")).await?;
-    for amount in [3, 5, 7, 11] {
-        let created = member
-            .create_order(json!({ "order_type": "credits", "credits_amount": amount }))
-            .await;
-        let order_no = created["order"]["order_no"].as_str().context("order_no")?;
-        edge.pay(order_no).await?;
-        orders.push(order_no.to_owned());
-        expected += amount;
-    }
-    edge.notify_mode(json!({ "duplicates": 4 })).await?;
-    for amount in [13, 17] {
-        let created = member
-            .create_order(json!({ "order_type": "credits", "credits_amount": amount }))
-            .await;
-        let order_no = created["order"]["order_no"].as_str().context("order_no")?;
-        edge.pay(order_no).await?;
-        orders.push(order_no.to_owned());
-        expected += amount;
+    for (mode, amounts) in [
+        (json!("drop"), &[3, 5, 7, 11][..]),
+        (json!({ "duplicates": 4 }), &[13, 17][..]),
+    ] {
+        edge.notify_mode(mode).await?;
+        for &amount in amounts {
+            let created = member
+                .create_order(json!({ "order_type": "credits", "credits_amount": amount }))
+                .await;
+            let order_no = created["order"]["order_no"].as_str().context("order_no")?;
+            edge.pay(order_no).await?;
+            orders.push(order_no.to_owned());
+            expected += amount;
+        }
     }
     edge.notify_mode(json!("normal")).await?;
     for order_no in &orders {
@@ -322,8 +317,9 @@ async fn scaled(compose: &Compose, edge: Arc<Edge>) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let from = started.elapsed();
         compose.kill(&victim)?;
+        let killed = started.elapsed();
         println!("killed {} at {from:.1?}", victim.name);
-        windows.push((victim.name, from, started.elapsed() + ROUTED_AROUND_WITHIN));
+        windows.push((victim.name, from, killed, killed + ROUTED_AROUND_WITHIN));
     }
     tokio::time::sleep(ROUTED_AROUND_WITHIN + Duration::from_secs(1)).await;
     stop.cancel();
@@ -333,16 +329,26 @@ async fn scaled(compose: &Compose, edge: Arc<Edge>) -> Result<()> {
         outcome.requests,
         outcome.failures.len()
     );
-    for (name, from, to) in &windows {
-        let failed: Vec<String> = outcome
+    for (name, from, killed, to) in &windows {
+        let failed: Vec<&load::Failure> = outcome
             .failures
             .iter()
             .filter(|f| f.at >= *from && f.at <= *to)
-            .map(|f| format!("{:.2?} {}", f.at - *from, f.what))
+            .collect();
+        // Sent once `docker kill` had returned: certainly not in flight when the instance died.
+        let later = failed.iter().filter(|f| f.sent > *killed).count();
+        let shown: Vec<String> = failed
+            .iter()
+            .map(|f| format!("{:.0?} {}", f.at.saturating_sub(*from), f.what))
             .collect();
         println!(
-            "  {name}: {} failed after the kill: {failed:?}",
+            "  {name}: {} failed, {later} of them sent after the kill: {shown:?}",
             failed.len()
+        );
+        // At most the requests in flight: one per worker.
+        ensure!(
+            failed.len() <= workers,
+            "{name}: more failures than requests in flight"
         );
     }
     let outside: Vec<&load::Failure> = outcome
@@ -351,7 +357,7 @@ async fn scaled(compose: &Compose, edge: Arc<Edge>) -> Result<()> {
         .filter(|f| {
             !windows
                 .iter()
-                .any(|(_, from, to)| f.at >= *from && f.at <= *to)
+                .any(|(_, from, _, to)| f.at >= *from && f.at <= *to)
         })
         .collect();
     ensure!(
