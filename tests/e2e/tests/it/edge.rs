@@ -1328,7 +1328,16 @@ fn production_and_compose_entry_files_pass_the_servers_checks() {
             "/srv/xintu/web",
             &root.join("deploy/web").display().to_string(),
         )
-        .replace("\"host\" => \"gateway\"", "\"host\" => \"127.0.0.1\"");
+        // The gateway service's name only resolves inside compose; app-servers.sh lists what a
+        // name resolves to.
+        .replace(
+            "app-servers.sh gateway 8080",
+            "app-servers.sh localhost 8080",
+        );
+    assert!(
+        entry.contains("/deploy/lighttpd/app-servers.sh localhost 8080"),
+        "the compose entry file lists the gateway's addresses with app-servers.sh"
+    );
     std::fs::write(dir.join("lighttpd.conf"), entry).unwrap();
     let output = std::process::Command::new(lighttpd)
         .arg("-tt")
