@@ -10,6 +10,7 @@ mod classify;
 mod credits;
 mod edge;
 mod edit;
+mod ledger_properties;
 mod location;
 mod log_privacy;
 mod long_poll;
