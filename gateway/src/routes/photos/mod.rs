@@ -2,7 +2,7 @@
 //! Handlers check the shape and the caller, then hand the work to the photo service.
 
 pub mod edit;
-mod edit_form;
+pub mod edit_form;
 pub mod in_flight;
 mod out;
 mod upload;

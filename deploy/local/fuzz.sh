@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of the parsers that face the internet (tests/fuzz), with libFuzzer on
+# the stable toolchain: the targets are built with LLVM's sanitizer-coverage pass, which
+# libfuzzer-sys's libFuzzer reads. No sanitizer is needed: the code is safe Rust, and each
+# target caps its own memory (the `cap` allocator), so an allocation over the cap aborts.
+#
+#   deploy/local/fuzz.sh build
+#   deploy/local/fuzz.sh smoke [seconds]      every target for some seconds (default 20) from
+#                                             the committed corpus; part of `xintu test`
+#   deploy/local/fuzz.sh run TARGET [runs]    one target for `runs` executions (default ten
+#                                             million) on a corpus kept under the cache
+#   deploy/local/fuzz.sh targets
+#
+# Findings are written under $XINTU_FUZZ_DIR/artifacts (crash-*, timeout-*, oom-*): replay one
+# with `$BIN/TARGET FILE`, then fix it with a regression test beside the code it concerns.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export PATH="$PATH:$HOME/.cargo/bin"
+FUZZ_DIR=${XINTU_FUZZ_DIR:-$HOME/.cache/xintu/fuzz}
+# Apart from the main target directory: the instrumented build shares no artefact with it.
+TARGET_DIR=${XINTU_FUZZ_TARGET_DIR:-$HOME/.cache/xintu/fuzz-target}
+HOST=$(rustc -vV | sed -n 's/^host: //p')
+BIN=$TARGET_DIR/$HOST/fuzz
+CORPUS=$ROOT/tests/fuzz/corpus
+DICTS=$ROOT/tests/fuzz/dict
+TARGETS=(wechat_xml wechat_push pay_notify photo_decode edit_form api_queries session_cookie)
+
+log() { printf '\033[1m[fuzz]\033[0m %s\n' "$*" >&2; }
+
+build() {
+  log "building the instrumented targets"
+  # --target keeps the flags off build scripts and proc macros, which libFuzzer never links.
+  RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cforce-frame-pointers=yes" \
+    cargo build --locked --profile fuzz --target "$HOST" --target-dir "$TARGET_DIR" -p fuzz --bins
+}
+
+# The options every run shares: the geodata for api_queries, a hang after 10 s, 2 GiB of RSS
+# at most (the caps inside are lower), findings kept apart from the corpus.
+fuzz_options() {
+  local target=$1
+  mkdir -p "$FUZZ_DIR/artifacts"
+  local options=(-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$FUZZ_DIR/artifacts/$target-"
+    -print_final_stats=1)
+  [ -f "$DICTS/$target.dict" ] && options+=(-dict="$DICTS/$target.dict")
+  printf '%s\n' "${options[@]}"
+}
+
+smoke() {
+  local seconds=${1:-20} failed=()
+  for target in "${TARGETS[@]}"; do
+    local scratch; scratch=$(mktemp -d)
+    log "$target: ${seconds}s"
+    mapfile -t options < <(fuzz_options "$target")
+    # New inputs go to the scratch directory; the committed corpus is only read.
+    if ! "$BIN/$target" "${options[@]}" -max_total_time="$seconds" "$scratch" "$CORPUS/$target" \
+      >"$scratch.log" 2>&1; then
+      failed+=("$target")
+      tail -40 "$scratch.log"
+    else
+      grep -E '^stat::number_of_executed_units|^Done' "$scratch.log" | tr '\n' ' ' >&2; echo >&2
+    fi
+    rm -rf "$scratch" "$scratch.log"
+  done
+  if [ ${#failed[@]} -gt 0 ]; then
+    log "findings in: ${failed[*]} (see $FUZZ_DIR/artifacts)"
+    exit 1
+  fi
+}
+
+run() {
+  local target=$1 runs=${2:-10000000}
+  local corpus=$FUZZ_DIR/corpus/$target
+  mkdir -p "$corpus"
+  mapfile -t options < <(fuzz_options "$target")
+  log "$target: $runs executions, corpus $corpus"
+  "$BIN/$target" "${options[@]}" -runs="$runs" "$corpus" "$CORPUS/$target"
+}
+
+case "${1:-}" in
+  build) build ;;
+  smoke) shift; build; smoke "$@" ;;
+  run) shift; [ $# -ge 1 ] || { echo "usage: $0 run TARGET [runs]" >&2; exit 2; }; build; run "$@" ;;
+  targets) printf '%s\n' "${TARGETS[@]}" ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
+esac
