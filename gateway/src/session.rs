@@ -93,7 +93,10 @@ mod tests {
         let mut jar = cookie::CookieJar::new();
         jar.signed_mut(key)
             .add(Cookie::new(SESSION_COOKIE, value.to_owned()));
-        format!("{SESSION_COOKIE}={}", jar.get(SESSION_COOKIE).unwrap().value())
+        format!(
+            "{SESSION_COOKIE}={}",
+            jar.get(SESSION_COOKIE).unwrap().value()
+        )
     }
 
     fn read(header: &str, key: &Key) -> Option<String> {

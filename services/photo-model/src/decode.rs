@@ -10,6 +10,7 @@ mod cost;
 mod error;
 mod jpeg_end;
 mod jpeg_reduced;
+mod webp_chunks;
 
 use std::io::Cursor;
 
@@ -196,6 +197,10 @@ fn open<'a>(
 
     let (width, height) = decoder.dimensions();
     check_size(width, height, decoder.total_bytes(), bytes.len(), limits)?;
+    if format == PhotoFormat::WebP && !webp_chunks::frames_fit_canvas(bytes, width, height) {
+        // The decoder would size its buffers from the frame, not from the canvas checked above.
+        return Err(DecodeError::FrameLargerThanCanvas);
+    }
     let mut decode_limits = header_limits;
     decode_limits.max_image_width = Some(limits.max_width);
     decode_limits.max_image_height = Some(limits.max_height);
@@ -204,7 +209,11 @@ fn open<'a>(
         .map_err(DecodeError::from_image)?;
 
     // Broken EXIF must not make a good photo undecodable: it then counts as absent.
-    let exif = decoder.exif_metadata().ok().flatten();
+    let exif = if format != PhotoFormat::WebP || webp_chunks::exif_is_safe_to_read(bytes) {
+        decoder.exif_metadata().ok().flatten()
+    } else {
+        None
+    };
     let orientation = exif
         .as_deref()
         .and_then(Orientation::from_exif_chunk)

@@ -64,7 +64,7 @@ impl PhotoError {
             D::UnsupportedFormat { .. } => "unsupported_image_format",
             D::TooLarge { .. } | D::OverLimits => "image_too_large",
             D::Truncated => "truncated_image",
-            D::Corrupt(_) => "corrupt_image",
+            D::Corrupt(_) | D::FrameLargerThanCanvas => "corrupt_image",
             D::Internal(_) => return Self::Internal(err.to_string()),
         };
         Self::Image {

@@ -25,24 +25,36 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 fn locator() -> &'static Locator {
     static LOCATOR: OnceLock<Locator> = OnceLock::new();
     LOCATOR.get_or_init(|| {
-        photo_svc::geodata::load(&photo_svc::geodata::default_dir())
-            .unwrap_or_else(|err| unreachable!("the geodata loads (deploy/local/fetch-geodata.sh): {err}"))
+        photo_svc::geodata::load(&photo_svc::geodata::default_dir()).unwrap_or_else(|err| {
+            unreachable!("the geodata loads (deploy/local/fetch-geodata.sh): {err}")
+        })
     })
 }
 
 fn locate(lat: f64, lng: f64) {
-    let Ok(point) = Wgs84::parse(lat, lng) else { return };
+    let Ok(point) = Wgs84::parse(lat, lng) else {
+        return;
+    };
     assert!((-90.0..=90.0).contains(&point.lat()) && (-180.0..=180.0).contains(&point.lng()));
     if let Some(place) = locator().locate(point) {
-        assert!(!place.place.display().is_empty(), "a place without a name at {lat},{lng}");
+        assert!(
+            !place.place.display().is_empty(),
+            "a place without a name at {lat},{lng}"
+        );
     }
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, data)) = input.split_first() else { return };
+    let Some((&mode, data)) = input.split_first() else {
+        return;
+    };
     if mode & 1 == 0 {
-        let Ok(query) = std::str::from_utf8(data) else { return };
-        let Ok(uri) = format!("/api/v1/location?{query}").parse::<http::Uri>() else { return };
+        let Ok(query) = std::str::from_utf8(data) else {
+            return;
+        };
+        let Ok(uri) = format!("/api/v1/location?{query}").parse::<http::Uri>() else {
+            return;
+        };
         if let Ok(Query(point)) = Query::<PointIn>::try_from_uri(&uri) {
             locate(point.lat, point.lng);
         }

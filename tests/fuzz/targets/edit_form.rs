@@ -11,8 +11,9 @@ use axum::extract::{FromRequest, Multipart};
 use gateway::routes::photos::edit_form;
 use libfuzzer_sys::fuzz_target;
 
+// Inputs are at most 64 KiB; the cap leaves room for a panic's backtrace to be symbolised.
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 64 << 20);
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 256 << 20);
 
 const BOUNDARY: &str = "xintu-fuzz-boundary";
 const MAX_IMAGE_BYTES: usize = 64 * 1024;
@@ -30,14 +31,25 @@ fuzz_target!(|body: &[u8]| {
     let request = http::Request::builder()
         .method("POST")
         .uri("/api/v1/photos/edits")
-        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
         .body(Body::from(body.to_vec()));
     let Ok(request) = request else { return };
     runtime().block_on(async {
-        let Ok(multipart) = Multipart::from_request(request, &()).await else { return };
-        let Ok(form) = edit_form::read(multipart, MAX_IMAGE_BYTES).await else { return };
+        let Ok(multipart) = Multipart::from_request(request, &()).await else {
+            return;
+        };
+        let Ok(form) = edit_form::read(multipart, MAX_IMAGE_BYTES).await else {
+            return;
+        };
         assert!(form.image.len() <= MAX_IMAGE_BYTES);
-        assert!(form.mask.as_ref().is_none_or(|mask| mask.len() <= MAX_IMAGE_BYTES));
+        assert!(
+            form.mask
+                .as_ref()
+                .is_none_or(|mask| mask.len() <= MAX_IMAGE_BYTES)
+        );
         assert!(form.prompt.len() <= 4096 && form.function.len() <= 4096);
     });
 });

@@ -13,8 +13,9 @@
 use libfuzzer_sys::fuzz_target;
 use photo_model::{DecodeLimits, decode, probe};
 
-/// Outside a decode, the harness itself may hold this much.
-const HARNESS_CAP: usize = 64 << 20;
+/// Outside a decode (the probe included, which allocates no pixels), the harness may hold this
+/// much; it leaves room for a panic's backtrace to be symbolised.
+const HARNESS_CAP: usize = 128 << 20;
 /// Allocator bookkeeping and small buffers a decode's estimate does not model.
 const SLACK: usize = 1 << 20;
 
@@ -24,18 +25,25 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 fuzz_target!(|bytes: &[u8]| {
     let limits = DecodeLimits::default();
     let probed = probe(bytes, &limits);
-    let budget = probed
-        .as_ref()
-        .map_or(0, |header| header.decode_peak_bytes(limits.working_max_side));
+    let budget = probed.as_ref().map_or(0, |header| {
+        header.decode_peak_bytes(limits.working_max_side)
+    });
     let held = ALLOCATOR.allocated();
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-    let _ = ALLOCATOR.set_limit(held.saturating_add(budget).saturating_add(SLACK).max(HARNESS_CAP));
+    let _ = ALLOCATOR.set_limit(
+        held.saturating_add(budget)
+            .saturating_add(SLACK)
+            .max(HARNESS_CAP),
+    );
     let decoded = decode(bytes, &limits);
     let _ = ALLOCATOR.set_limit(HARNESS_CAP.max(ALLOCATOR.allocated()));
     match (&probed, decoded) {
         (Ok(header), Ok(image)) => {
             let (width, height) = header.upright_size();
-            assert_eq!((image.metadata.width, image.metadata.height), (width, height));
+            assert_eq!(
+                (image.metadata.width, image.metadata.height),
+                (width, height)
+            );
             let side = limits.working_max_side;
             assert!(image.image.width() <= side && image.image.height() <= side);
             assert!(image.image.width() > 0 && image.image.height() > 0);

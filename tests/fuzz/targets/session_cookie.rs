@@ -13,8 +13,9 @@ use axum_extra::extract::cookie::{Cookie, Key};
 use gateway::session::{SESSION_COOKIE, signed_in_openid};
 use libfuzzer_sys::fuzz_target;
 
+// Inputs are at most 64 KiB; the cap leaves room for a panic's backtrace to be symbolised.
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 64 << 20);
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 256 << 20);
 
 const NOW: i64 = 1_800_000_000;
 
@@ -29,7 +30,9 @@ fn cookie_header(cookie: &[u8]) -> Option<HeaderMap> {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, data)) = input.split_first() else { return };
+    let Some((&mode, data)) = input.split_first() else {
+        return;
+    };
     if mode & 1 == 0 {
         if let Some(headers) = cookie_header(data) {
             // The fuzzer cannot sign, so nothing it sends is a session.
@@ -37,16 +40,26 @@ fuzz_target!(|input: &[u8]| {
         }
         return;
     }
-    let Ok(value) = std::str::from_utf8(data) else { return };
+    let Ok(value) = std::str::from_utf8(data) else {
+        return;
+    };
     // What the gateway puts in a session: an openid and a number, in cookie-safe characters.
-    if !value.bytes().all(|b| b.is_ascii_graphic() && !b";,\"\\%".contains(&b)) {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b";,\"\\%".contains(&b))
+    {
         return;
     }
     let mut jar = cookie::CookieJar::new();
-    jar.signed_mut(&key()).add(Cookie::new(SESSION_COOKIE, value.to_owned()));
-    let Some(signed) = jar.get(SESSION_COOKIE) else { return };
+    jar.signed_mut(&key())
+        .add(Cookie::new(SESSION_COOKIE, value.to_owned()));
+    let Some(signed) = jar.get(SESSION_COOKIE) else {
+        return;
+    };
     let sent = format!("{SESSION_COOKIE}={}", signed.value());
-    let Some(headers) = cookie_header(sent.as_bytes()) else { return };
+    let Some(headers) = cookie_header(sent.as_bytes()) else {
+        return;
+    };
     let expected = value.rsplit_once('|').and_then(|(openid, expires)| {
         let expires: i64 = expires.parse().ok()?;
         (!openid.is_empty() && expires > NOW).then(|| openid.to_owned())
@@ -54,7 +67,9 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(signed_in_openid(&headers, key(), NOW), expected);
     // Flip one byte of the signed value (chosen by the mode byte): never accepted.
     let mut tampered = sent.into_bytes();
-    let at = SESSION_COOKIE.len() + 1 + usize::from(mode >> 1) % (tampered.len() - SESSION_COOKIE.len() - 1);
+    let at = SESSION_COOKIE.len()
+        + 1
+        + usize::from(mode >> 1) % (tampered.len() - SESSION_COOKIE.len() - 1);
     tampered[at] ^= 0x01;
     if let Some(changed) = cookie_header(&tampered) {
         let read = signed_in_openid(&changed, key(), NOW);

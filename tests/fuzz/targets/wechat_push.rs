@@ -19,8 +19,9 @@ use secrecy::SecretString;
 use wechat_protocol::sign::sha1_signature;
 use wechat_protocol::xml;
 
+// Inputs are at most 64 KiB; the cap leaves room for a panic's backtrace to be symbolised.
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 64 << 20);
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 256 << 20);
 
 const TOKEN: &str = "xintu-fuzz-token";
 // The EncodingAESKey and appid of WeChat's own safe-mode example.
@@ -49,7 +50,14 @@ fn signed_query(ciphertext: Option<&str>) -> PushQuery {
 /// AES-256-CBC as WeChat uses it (key from the EncodingAESKey, IV its first 16 bytes), over
 /// `plain` zero-filled to whole blocks: the fuzzer chooses the padding bytes too.
 fn encrypt_raw(plain: &[u8]) -> String {
-    let key: [u8; 32] = base64::engine::general_purpose::STANDARD_NO_PAD
+    // The EncodingAESKey's last character carries bits beyond the key, which WeChat ignores.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let key: [u8; 32] = lenient
         .decode(AES_KEY)
         .ok()
         .and_then(|k| k.try_into().ok())
@@ -65,14 +73,18 @@ fn encrypt_raw(plain: &[u8]) -> String {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, data)) = input.split_first() else { return };
+    let Some((&mode, data)) = input.split_first() else {
+        return;
+    };
     match mode % 4 {
         0 => {
             let _ = codec(false).open(&signed_query(None), data);
         }
         1 => {
             let Ok(outer) = xml::parse(data) else { return };
-            let Some(ciphertext) = outer.get("Encrypt") else { return };
+            let Some(ciphertext) = outer.get("Encrypt") else {
+                return;
+            };
             let _ = codec(true).open(&signed_query(Some(ciphertext)), data);
         }
         2 => {
@@ -93,7 +105,10 @@ fuzz_target!(|input: &[u8]| {
             query.msg_signature = Some(msg_signature.into_owned());
             let expected = sha1_signature(&[TOKEN, TIMESTAMP, NONCE]);
             let opened = codec(true).open(&query, body).is_ok();
-            assert!(!opened || query.signature.eq_ignore_ascii_case(&expected), "opened unsigned");
+            assert!(
+                !opened || query.signature.eq_ignore_ascii_case(&expected),
+                "opened unsigned"
+            );
         }
     }
 });

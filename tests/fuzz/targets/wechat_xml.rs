@@ -7,8 +7,9 @@
 use libfuzzer_sys::fuzz_target;
 use wechat_protocol::xml::{self, MAX_BODY_BYTES, Value, XmlError};
 
+// Inputs are at most 64 KiB; the cap leaves room for a panic's backtrace to be symbolised.
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 64 << 20);
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 256 << 20);
 
 fuzz_target!(|body: &[u8]| {
     let parsed = xml::parse(body);
@@ -27,12 +28,18 @@ fuzz_target!(|body: &[u8]| {
     let written = xml::write(&pairs);
     if written.len() <= MAX_BODY_BYTES && fields.keys().all(|name| is_plain_name(name)) {
         let again = xml::parse(written.as_bytes()).ok();
-        assert_eq!(again.as_ref(), Some(&fields), "write then parse changed the fields");
+        assert_eq!(
+            again.as_ref(),
+            Some(&fields),
+            "write then parse changed the fields"
+        );
     }
 });
 
 fn is_plain_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

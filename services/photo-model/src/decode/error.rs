@@ -22,6 +22,8 @@ pub enum DecodeError {
     OverLimits,
     #[error("the image data is truncated")]
     Truncated,
+    #[error("a frame of the image is larger than the image")]
+    FrameLargerThanCanvas,
     #[error("the image data is corrupt")]
     Corrupt(#[source] ImageError),
     /// A failure on our side (e.g. resizing), not the input's fault.

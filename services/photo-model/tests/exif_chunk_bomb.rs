@@ -1,0 +1,53 @@
+//! WebPs whose headers claim more than the file or the canvas holds. First, a WebP whose EXIF chunk claims more bytes than the file holds (found by the `photo_decode`
+//! fuzz target: 959 bytes claiming a 1.1 GiB chunk) is probed and decoded without allocating
+//! for the claim: the webp crate sizes its EXIF buffer from the chunk header before reading it,
+//! so such a file could make every upload allocate gigabytes before any budget is checked.
+//! Its own binary: the allocator's ceiling applies to the whole process, and going over it aborts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary
+
+use photo_model::{DecodeLimits, decode, probe};
+
+/// Far above what probing or decoding this small image needs, far below the claim.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, 256 << 20);
+
+const BOMB: &[u8] = include_bytes!("data/webp-exif-claims-4gib.webp");
+
+#[test]
+fn an_exif_chunk_longer_than_the_file_is_ignored_not_allocated() {
+    let limits = DecodeLimits::default();
+    let header = probe(BOMB, &limits).expect("the image itself is fine");
+    assert_eq!(
+        header.exif_orientation, 1,
+        "the broken EXIF counts as absent"
+    );
+    // Whatever the pixels hold, the outcome is an answer, not an allocation of the claim.
+    let _ = decode(BOMB, &limits);
+    assert!(
+        ALLOCATOR.allocated() < 16 << 20,
+        "nothing large is left held"
+    );
+}
+
+#[test]
+fn a_webp_exif_chunk_that_fits_is_still_read() {
+    let webp = include_bytes!("data/webp-exif-orientation-3.webp");
+    let header = probe(webp, &DecodeLimits::default()).unwrap();
+    assert_eq!(header.exif_orientation, 3);
+}
+
+/// Found by the same target: a 265-byte WebP whose 24x16 canvas holds a VP8 frame declaring
+/// 12079x12079, for which the decoder allocated 139 MiB though the probe (and so the decode
+/// budget) went by the canvas.
+#[test]
+fn a_webp_frame_larger_than_its_canvas_is_refused_before_decoding() {
+    let bomb = include_bytes!("data/webp-frame-larger-than-canvas.webp");
+    let limits = DecodeLimits::default();
+    let refused = probe(bomb, &limits).unwrap_err();
+    assert!(refused.is_client_error());
+    assert!(matches!(
+        decode(bomb, &limits),
+        Err(photo_model::DecodeError::FrameLargerThanCanvas)
+    ));
+}
