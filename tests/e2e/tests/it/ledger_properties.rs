@@ -263,14 +263,7 @@ impl Case<'_> {
                     reference,
                 } => {
                     let reference = self.grant(reference);
-                    let request = pb::GrantRequest {
-                        user_id: self.users[user],
-                        amount,
-                        reason: "admin_adjust".into(),
-                        reference: reference.clone(),
-                        note: "property test".into(),
-                        actor: "ledger-properties".into(),
-                    };
+                    let request = grant_request(self.users[user], amount, reference.clone());
                     if let Ok(balance) = seen.count("grant", client.grant(request).await) {
                         seen.balances.push(balance.into_inner());
                         seen.granted.push((reference, self.users[user], amount));
@@ -299,6 +292,17 @@ impl Case<'_> {
     }
 }
 
+fn grant_request(user_id: i64, amount: i64, reference: String) -> pb::GrantRequest {
+    pb::GrantRequest {
+        user_id,
+        amount,
+        reason: "admin_adjust".into(),
+        reference,
+        note: "property test".into(),
+        actor: "ledger-properties".into(),
+    }
+}
+
 async fn prepare(system: &System, number: usize) -> Case<'_> {
     let tag = format!("p{number}-{:08x}", rand::random::<u32>());
     let mut users = Vec::new();
@@ -320,14 +324,7 @@ async fn prepare(system: &System, number: usize) -> Case<'_> {
         // Something to spend from the start, so that spending is not mostly refused.
         system
             .credit_client()
-            .grant(pb::GrantRequest {
-                user_id,
-                amount: 12,
-                reason: "admin_adjust".into(),
-                reference: format!("{tag}-start-{index}"),
-                note: "property test: starting balance".into(),
-                actor: "ledger-properties".into(),
-            })
+            .grant(grant_request(user_id, 12, format!("{tag}-start-{index}")))
             .await
             .unwrap();
     }
