@@ -8,6 +8,7 @@
 mod camera;
 mod cost;
 mod error;
+mod gif_frame;
 mod jpeg_end;
 mod jpeg_reduced;
 mod webp_chunks;
@@ -197,8 +198,13 @@ fn open<'a>(
 
     let (width, height) = decoder.dimensions();
     check_size(width, height, decoder.total_bytes(), bytes.len(), limits)?;
-    if format == PhotoFormat::WebP && !webp_chunks::frames_fit_canvas(bytes, width, height) {
-        // The decoder would size its buffers from the frame, not from the canvas checked above.
+    // The decoders would size their buffers from the frame, not from the canvas checked above.
+    let frame_fits = match format {
+        PhotoFormat::WebP => webp_chunks::frames_fit_canvas(bytes, width, height),
+        PhotoFormat::Gif => gif_frame::first_frame_fits(bytes),
+        PhotoFormat::Jpeg | PhotoFormat::Png => true,
+    };
+    if !frame_fits {
         return Err(DecodeError::FrameLargerThanCanvas);
     }
     let mut decode_limits = header_limits;

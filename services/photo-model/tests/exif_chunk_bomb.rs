@@ -1,7 +1,8 @@
-//! WebPs whose headers claim more than the file or the canvas holds. First, a WebP whose EXIF chunk claims more bytes than the file holds (found by the `photo_decode`
-//! fuzz target: 959 bytes claiming a 1.1 GiB chunk) is probed and decoded without allocating
-//! for the claim: the webp crate sizes its EXIF buffer from the chunk header before reading it,
-//! so such a file could make every upload allocate gigabytes before any budget is checked.
+//! Images whose headers claim more than the file or the canvas holds, found by the
+//! `photo_decode` fuzz target. First, a WebP whose EXIF chunk claims more bytes than the file
+//! holds (959 bytes claiming a 1.1 GiB chunk) is probed and decoded without allocating for the
+//! claim: the webp crate sizes its EXIF buffer from the chunk header before reading it, so such
+//! a file could make every upload allocate gigabytes before any budget is checked.
 //! Its own binary: the allocator's ceiling applies to the whole process, and going over it aborts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary
@@ -50,4 +51,27 @@ fn a_webp_frame_larger_than_its_canvas_is_refused_before_decoding() {
         decode(bomb, &limits),
         Err(photo_model::DecodeError::FrameLargerThanCanvas)
     ));
+}
+
+/// Found by the same target: a GIF whose 20x10 logical screen holds a first frame of 771 x
+/// 10,431 pixels, read by the decoder into a frame buffer of its own (32 MB) while the decode
+/// budget went by the screen.
+#[test]
+fn a_gif_frame_larger_than_its_screen_is_refused_before_decoding() {
+    let bomb = include_bytes!("data/gif-frame-larger-than-screen.gif");
+    let limits = DecodeLimits::default();
+    assert!(matches!(
+        decode(bomb, &limits),
+        Err(photo_model::DecodeError::FrameLargerThanCanvas)
+    ));
+}
+
+/// An animated GIF as ImageMagick writes it (application and comment extensions before the
+/// first frame) still decodes.
+#[test]
+fn a_real_animated_gif_still_decodes() {
+    let gif = include_bytes!("data/animated-imagemagick.gif");
+    let decoded = decode(gif, &DecodeLimits::default()).unwrap();
+    let (width, height) = (decoded.metadata.width, decoded.metadata.height);
+    assert_eq!(width.max(height), 16, "{width}x{height}");
 }
