@@ -42,6 +42,7 @@ pub mod proxy;
 pub mod grpc_proxy;
 
 pub mod browser;
+pub mod compose;
 pub mod edge;
 
 pub mod redis_server;

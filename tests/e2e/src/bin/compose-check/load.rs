@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use e2e::MemberBrowser;
 use tokio::sync::Mutex;
 
-use crate::edge::{App, Edge};
+use e2e::compose::edge::{App, Edge};
 
 /// A request that did not succeed: when it was sent and when it failed, from the start of the
 /// load.

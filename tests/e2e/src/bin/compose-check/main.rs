@@ -17,8 +17,6 @@
 
 #![allow(clippy::print_stdout, clippy::expect_used)] // a CLI report; the e2e helpers assert
 
-mod compose;
-mod edge;
 mod load;
 
 use std::collections::BTreeMap;
@@ -29,9 +27,9 @@ use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use compose::{Compose, Container};
 use e2e::browser::{Browser, BrowserOptions, WECHAT_USER_AGENT};
-use edge::Edge;
+use e2e::compose::edge::Edge;
+use e2e::compose::{Compose, Container};
 
 const SCHEMAS: [&str; 3] = ["xintu_membership", "xintu_photo", "xintu_stats"];
 /// Discovery resolves and probes every 2 s; a killed instance is out of every balancer after

@@ -1,9 +1,13 @@
 //! The deployment under test, as `docker-compose` and `docker` see it. The project, its files and
 //! profiles come from the environment docker-compose reads itself (`COMPOSE_PROJECT_NAME`,
 //! `COMPOSE_FILE`, `COMPOSE_PROFILES`, and the variables the compose file interpolates), so each
-//! command here is the one an operator would type.
+//! command here is the one an operator would type. `edge` is what users do through the ports it
+//! publishes.
 
-use std::process::Command;
+pub mod edge;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -141,18 +145,90 @@ impl Compose {
     /// Runs `sql` as root on the primary, inside its container (no database port is published);
     /// returns the rows, tab-separated.
     pub fn sql(&self, sql: &str) -> Result<String> {
+        self.sql_on("mysql-primary", sql)
+    }
+
+    /// Runs `sql` as root on `service` (`mysql-primary` or `mysql-replica`).
+    pub fn sql_on(&self, service: &str, sql: &str) -> Result<String> {
         let password = format!("-p{}", self.root_password);
         self.compose(&[
-            "exec",
-            "-T",
-            "mysql-primary",
-            "mariadb",
-            "-uroot",
-            &password,
-            "-N",
-            "-B",
-            "-e",
-            sql,
+            "exec", "-T", service, "mariadb", "-uroot", &password, "-N", "-B", "-e", sql,
         ])
+    }
+
+    /// Runs a script of statements on the primary, sent on standard input (for scripts longer
+    /// than a command line may be).
+    pub fn sql_script(&self, script: &str) -> Result<String> {
+        let password = format!("-p{}", self.root_password);
+        let mut child = Command::new("docker-compose")
+            .args([
+                "exec",
+                "-T",
+                "mysql-primary",
+                "mariadb",
+                "-uroot",
+                &password,
+                "-N",
+                "-B",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("docker-compose exec")?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let script = script.to_owned();
+        // Written from its own thread: the output is read meanwhile, so neither pipe fills up.
+        let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
+        let output = child.wait_with_output()?;
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the script's writer panicked"))??;
+        ensure!(
+            output.status.success(),
+            "sql script: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The container's main process as the host sees it (0 when it is not running).
+    pub fn main_pid(&self, container: &Container) -> Result<u32> {
+        Ok(self.inspect(container, "{{.State.Pid}}")?.parse()?)
+    }
+
+    /// Every process of the container, as host process ids.
+    pub fn processes(&self, container: &Container) -> Result<Vec<u32>> {
+        let listing = run("docker", &["top", &container.id, "-eo", "pid"])?;
+        Ok(listing
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.trim().parse().ok())
+            .collect())
+    }
+
+    /// The running containers of the project, by name.
+    pub fn running(&self) -> Result<Vec<Container>> {
+        let ids = self.compose(&["ps", "-q"])?;
+        let mut containers = Vec::new();
+        for id in ids.split_whitespace() {
+            let container = Container {
+                id: id.to_owned(),
+                name: String::new(),
+            };
+            let state = self.inspect(&container, "{{.Name}} {{.State.Running}}")?;
+            if let Some(name) = state.strip_suffix(" true") {
+                containers.push(Container {
+                    name: name.trim_start_matches('/').to_owned(),
+                    ..container
+                });
+            }
+        }
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(containers)
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Result<String> {
+        run("docker", args)
     }
 }

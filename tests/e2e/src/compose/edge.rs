@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::{MemberBrowser, member_sign_in};
 use anyhow::{Context, Result, bail, ensure};
-use e2e::{MemberBrowser, member_sign_in};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ pub struct Edge {
 }
 
 /// WeChat's servers push to this address; the sandbox sends from inside the compose network.
-const PUSH_URL: &str = "http://lighttpd/api/v1/auth/wechat/verify";
+pub const PUSH_URL: &str = "http://lighttpd/api/v1/auth/wechat/verify";
 
 /// An app client bound to a WeChat user.
 pub struct App {
@@ -88,6 +88,16 @@ impl Edge {
             .map(drop)
     }
 
+    /// `openid` scans the QR code of `ticket` in WeChat; WeChat pushes the event to `push_url`.
+    pub async fn scan(&self, ticket: &str, openid: &str, push_url: &str) -> Result<()> {
+        self.sandbox_call(
+            "scan",
+            json!({ "ticket": ticket, "openid": openid, "push_url": push_url }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// A QR code for `client_id` through nginx, scanned by `openid` in the sandbox (its push
     /// through lighttpd), polled through nginx until bound. Also loads the QR image, as the app
     /// shows it, from the address the API gave.
@@ -117,11 +127,7 @@ impl Edge {
                 .context("client_token")?
                 .to_owned(),
         };
-        self.sandbox_call(
-            "scan",
-            json!({ "ticket": ticket, "openid": openid, "push_url": PUSH_URL }),
-        )
-        .await?;
+        self.scan(ticket, openid, PUSH_URL).await?;
         let started = Instant::now();
         loop {
             let (status, binding) = self.binding(&app).await?;
