@@ -1,5 +1,5 @@
-//! App binding: QR code creation and binding-status polls, plain or long (SYSTEM.md flows 1
-//! and 3).
+//! App binding: QR code creation and binding-status polls, plain or long, and sign-out
+//! (docs/architecture.md, "Binding rules"; docs/api.md, "Signing an app in").
 
 use std::time::Duration;
 

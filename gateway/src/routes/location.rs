@@ -1,5 +1,6 @@
-//! Photo location: WGS-84 GPS coordinates to Chinese place names, offline (SYSTEM.md §4, §5),
-//! for bound clients, within a per-client allowance (each point of a batch counts).
+//! Photo location: WGS-84 GPS coordinates to Chinese place names, offline, no external API
+//! (docs/architecture.md, "Offline location"), for bound clients, within a per-client allowance
+//! (each point of a batch counts).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;

@@ -1,4 +1,5 @@
-//! Orders of the member page (SYSTEM.md flows 4 and 5) and WeChat Pay's notify.
+//! Orders of the member page (membership and credits, paid with WeChat Pay JSAPI) and WeChat
+//! Pay's notify (docs/architecture.md, "Orders and payments").
 
 use axum::Json;
 use axum::body::Body;

@@ -1,4 +1,5 @@
-//! WeChat's push endpoint (SYSTEM.md flow 2): URL check on GET, signed events on POST.
+//! WeChat's push endpoint: URL check on GET, signed events on POST (subscribe and SCAN complete a
+//! binding, unsubscribe marks the user unfollowed; docs/architecture.md, "Binding rules").
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};

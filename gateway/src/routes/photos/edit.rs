@@ -1,5 +1,6 @@
-//! Image edits (SYSTEM.md §4, §5): submit an edit (202 with a task), poll the task, and fetch a
-//! stored result by the signed URL the task gave. The photo service validates and runs them.
+//! Image edits (docs/architecture.md, "Image edits"): submit an edit (202 with a task), poll the
+//! task, and fetch a stored result by the signed URL the task gave. The photo service validates
+//! and runs them.
 
 use axum::Json;
 use axum::body::Body;

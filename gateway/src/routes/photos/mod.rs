@@ -1,5 +1,6 @@
-//! Photo classification (SYSTEM.md §4, §5): one image, a batch, and cached results by digest.
-//! Handlers check the shape and the caller, then hand the work to the photo service.
+//! Photo classification (docs/architecture.md, "Classification order"): one image, a batch, and
+//! cached results by digest. Handlers check the shape and the caller, then hand the work to the
+//! photo service.
 
 pub mod edit;
 pub mod edit_form;
