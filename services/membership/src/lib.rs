@@ -1,4 +1,4 @@
-//! Membership service: WeChat users and app-client bindings (this issue), credits and orders.
+//! Membership service: WeChat users and app-client bindings, credits and orders.
 
 pub mod admin;
 pub mod binding;

@@ -1,4 +1,5 @@
-//! The album categories of SYSTEM.md §4: stable codes for the API and their Chinese labels.
+//! The album categories (docs/architecture.md, "Album categories"): stable codes for the API and
+//! their Chinese labels.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,7 +23,7 @@ pub enum AlbumCategory {
 }
 
 impl AlbumCategory {
-    /// Every category, in the order of SYSTEM.md §4.
+    /// Every category, in the order the API documents them.
     pub const ALL: [AlbumCategory; 10] = [
         Self::People,
         Self::Landscape,

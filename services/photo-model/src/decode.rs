@@ -2,8 +2,8 @@
 //!
 //! Decoding is the first thing untrusted bytes meet, so every step is capped before it allocates:
 //! the byte length, then the dimensions and decoded size read from the header, then `image::Limits`
-//! on the decoder itself (reliability.md §5: with default limits a 65-byte PNG claiming 9000×9000
-//! makes the decoder allocate 243 MB before it notices the data is missing).
+//! on the decoder itself (with the `image` crate's default limits, a 65-byte PNG claiming
+//! 9000×9000 makes the decoder allocate 243 MB before it notices the data is missing).
 
 mod camera;
 mod cost;

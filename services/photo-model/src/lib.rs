@@ -1,6 +1,7 @@
-//! Local photo classification for the photo service (SYSTEM.md §5):
-//! [`decode`] bounded decoding of untrusted uploads, [`LocalClassifier`] (EfficientNet-Lite0 on
-//! candle, CPU) and the album-category [`rules`] that map ImageNet labels to album categories.
+//! Local photo classification for the photo service (docs/architecture.md, "Classification
+//! order"): [`decode`] bounded decoding of untrusted uploads, [`LocalClassifier`]
+//! (EfficientNet-Lite0 on candle, CPU) and the album-category [`rules`] that map ImageNet labels to
+//! album categories.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

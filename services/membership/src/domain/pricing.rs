@@ -1,4 +1,5 @@
-//! What can be bought and for how much (SYSTEM.md §3). Money is integer fen, computed here only.
+//! What can be bought and for how much (docs/architecture.md, "Prices and memberships"). Money
+//! is integer fen, computed here only.
 
 use chrono::{DateTime, Duration, Utc};
 

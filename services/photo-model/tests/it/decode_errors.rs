@@ -71,8 +71,9 @@ fn png_bomb_claiming_100000_square_is_refused_from_the_header() {
 
 #[test]
 fn png_bomb_within_dimension_limits_is_refused_before_allocating() {
-    // 9000×9000 RGB is 243 MB decoded and passes image's default limits (reliability.md §5);
-    // here it passes the dimension cap too, so only the size plausibility check stops it.
+    // 9000×9000 RGB is 243 MB decoded and passes image's default limits (a 65-byte file makes the
+    // decoder allocate it all); here it passes the dimension cap too, so only the size
+    // plausibility check stops it.
     let bomb = png_header_only(9000, 9000);
     let err = assert_quick("bomb", || decode(&bomb, &DecodeLimits::default())).unwrap_err();
     assert!(matches!(err, DecodeError::Truncated), "{err:?}");

@@ -1,5 +1,6 @@
-//! The rules file: the shipped one parses and says what the reference table says; tuned copies
-//! load from a path; broken ones are refused with a reason.
+//! The rules file: the shipped one parses and puts known ImageNet classes in the categories they
+//! were chosen for (tabby → animal, espresso → food, missile → none, …); tuned copies load from a
+//! path; broken ones are refused with a reason.
 
 use photo_model::{AlbumCategory, CategoryRules, RulesError};
 
