@@ -1,7 +1,8 @@
 //! Who pays for a cloud answer, asked of the membership service (never taken from the caller):
 //! members pay nothing; others reserve one credit under a unique reference, committed when the
-//! cloud answered and released when it did not (reliability.md §2.4, design B). If this instance
-//! dies in between, membership frees the hold when it expires.
+//! cloud answered and released when it did not (docs/architecture.md, "Credit holds"), so a
+//! failed call never costs a credit. If this instance dies in between, membership frees the hold
+//! when it expires.
 
 use std::time::Duration;
 

@@ -1,10 +1,10 @@
-//! Every model call of this service is recorded for the stats service (issue 6), next to the
-//! gateway's record of the request that made it. One record per call: endpoint `model:<model>`,
-//! method `MODEL`, the outcome as an HTTP-like status, the latency the caller waited, the tokens
-//! billed, the error code, and whom it was for (the gRPC request's `Caller` and the gateway's
-//! request id). Recording never waits and never fails a call: records go through
-//! `platform::request_log::Recorder` (bounded, batched, sent asynchronously; kept while stats is
-//! down, then dropped and counted).
+//! Every model call of this service is recorded for the stats service (so the admin overview counts
+//! model calls, tokens and cost apart from requests), next to the gateway's record of the request
+//! that made it. One record per call: endpoint `model:<model>`, method `MODEL`, the outcome as an
+//! HTTP-like status, the latency the caller waited, the tokens billed, the error code, and whom it
+//! was for (the gRPC request's `Caller` and the gateway's request id). Recording never waits and
+//! never fails a call: records go through `platform::request_log::Recorder` (bounded, batched, sent
+//! asynchronously; kept while stats is down, then dropped and counted).
 //!
 //! A model call of your own (an image edit, say) is recorded like this:
 //!

@@ -109,7 +109,7 @@ pub struct EditService {
     pub(crate) credits: CreditGate,
     /// Whom a task's client belongs to now: results are served only to that user.
     pub(crate) owners: ClientOwners,
-    /// Records every provider call made for a task (issue 6).
+    /// Records every provider call made for a task, as a model call for the admin statistics.
     pub(crate) recorder: ModelCallRecorder,
     pub(crate) signer: UrlSigner,
     pub(crate) settings: EditSettings,

@@ -1,7 +1,7 @@
-//! Bailian's image editing on the wire (dashscope-and-local-models.md §1.6): wanx2.1-imageedit's
-//! asynchronous tasks (submit with `X-DashScope-Async: enable`, poll `tasks/{id}`), the
-//! synchronous qwen-image-edit, and the download of results from the provider's short-lived URLs.
-//! One call per method: the worker decides when to call again.
+//! Bailian's image editing on the wire (DashScope's documentation of `wanx2.1-imageedit` and
+//! `qwen-image-edit`): wanx2.1-imageedit's asynchronous tasks (submit with `X-DashScope-Async:
+//! enable`, poll `tasks/{id}`), the synchronous qwen-image-edit, and the download of results from
+//! the provider's short-lived URLs. One call per method: the worker decides when to call again.
 
 use std::time::Duration;
 

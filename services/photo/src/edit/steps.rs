@@ -27,9 +27,9 @@ impl EditService {
         &self.instance_id
     }
 
-    /// Records one provider call made for `task` (issue 6): a wanx task from its submission to
-    /// its end at the provider, a refused submission, or a synchronous edit. Polls are not model
-    /// calls. Images are billed per image, not by tokens.
+    /// Records one provider call made for `task`, as a model call for the admin statistics: a wanx
+    /// task from its submission to its end at the provider, a refused submission, or a synchronous
+    /// edit. Polls are not model calls. Images are billed per image, not by tokens.
     fn record_call(&self, task: &TaskRow, latency: Duration, outcome: Result<(), (u16, &str)>) {
         let (status, error_code) = match outcome {
             Ok(()) => (200, String::new()),

@@ -114,8 +114,8 @@ fn caller_user_id(caller: Option<&pb::Caller>) -> Result<i64, PhotoError> {
         .ok_or_else(|| PhotoError::invalid("caller.user_id", "a bound user is required"))
 }
 
-/// The caller's deadline from the `grpc-timeout` header (reliability.md §4: never start work
-/// that cannot finish in time), else a default.
+/// The caller's deadline from the `grpc-timeout` header (never start work that cannot finish in
+/// time: docs/architecture.md, "Calling the providers"), else a default.
 fn deadline_of<T>(request: &Request<T>) -> Instant {
     let timeout = request
         .metadata()

@@ -1,7 +1,8 @@
 //! ModelClient: Qwen-VL on DashScope's OpenAI-compatible chat completions, with the resilience of
-//! reliability.md §4: a deadline per image and a timeout per attempt, retries with jittered
-//! exponential backoff only after 429, 5xx and timeouts (honouring Retry-After), a circuit breaker
-//! that fails fast while the provider is down, and a cap on calls in flight and per second.
+//! docs/architecture.md, "Calling the providers": a deadline per image and a timeout per attempt,
+//! retries with jittered exponential backoff only after 429, 5xx and timeouts (honouring
+//! Retry-After), a circuit breaker that fails fast while the provider is down, and a cap on calls
+//! in flight and per second.
 
 mod breaker;
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Offline reverse geocoding: a WGS-84 point to Chinese place names (SYSTEM.md §5, geodata.md §4).
+//! Offline reverse geocoding: a WGS-84 point to Chinese place names (docs/architecture.md,
+//! "Offline location").
 //!
 //! China: the point is shifted to GCJ-02 and tested against China's county-level polygons (AMap
 //! lineage, GCJ-02). Elsewhere: the country polygon holding the point, and the nearest GeoNames
