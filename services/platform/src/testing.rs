@@ -285,7 +285,8 @@ pub async fn connect_as(user: &str, password: &str, schema: &str) -> MySqlPool {
         .unwrap_or_else(|err| panic!("connect as {user} to {schema}: {err}"))
 }
 
-/// Checks a service's runtime user with its real credentials (SYSTEM.md §7): it reads
+/// Checks a service's runtime user with its real credentials (each service's database user has
+/// rights on its own schema only: docs/architecture.md, "Each service owns its tables"): it reads
 /// `own_table` of its own schema, cannot change that schema, and is refused every table of
 /// `others` (tables of other services' schemas, `schema.table`).
 pub async fn assert_runtime_user_rights(runtime: &MySqlPool, own_table: &str, others: &[&str]) {

@@ -140,8 +140,9 @@ impl Stats {
     }
 
     /// Runs a read on the replica, or on the primary while the replica is unreachable (a replica
-    /// outage must not take the dashboards down; SYSTEM.md §8, reliability §3.3). Errors that are
-    /// not about reaching the server (a bad query) are returned as they are.
+    /// outage must not take the dashboards down; docs/architecture.md, "Fresh reads and the
+    /// replica"). Errors that are not about reaching the server (a bad query) are returned as they
+    /// are.
     async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, sqlx::Error>
     where
         F: Fn(&'a MySqlPool) -> Fut,

@@ -1,5 +1,6 @@
 //! Safe-mode (安全模式) message crypto: AES-256-CBC, IV = key[..16], PKCS#7 padding to a
-//! 32-byte multiple, plaintext = random(16) || len (u32 BE) || message || appid (wechat.md §1c).
+//! 32-byte multiple, plaintext = random(16) || len (u32 BE) || message || appid (WeChat's message
+//! encryption: developers.weixin.qq.com/doc/oplatform/developers/dev/push/encryption.md).
 
 use aes::Aes256;
 use aes::cipher::block_padding::NoPadding;
@@ -152,7 +153,8 @@ impl MessageCrypto {
 mod tests {
     use super::*;
 
-    // wechat.md §4 V3: WxJava WxCryptUtilTest, the official sample data.
+    // The official sample data, as binarywang/WxJava's WxCryptUtilTest uses it
+    // (weixin-java-common/src/test/java/me/chanjar/weixin/common/util/crypto/WxCryptUtilTest.java).
     const V3_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     const V3_APPID: &str = "wxb11529c136998cb6";
     const V3_ENCRYPT: &str =
@@ -180,7 +182,9 @@ mod tests {
     #[test]
     fn pads_to_32_bytes_and_accepts_pads_above_16() {
         let crypto = MessageCrypto::new(V3_KEY, V3_APPID).unwrap();
-        // 16 + 4 + 2 + 18 = 40 bytes of plaintext: a pad of 24, like wechat.md's V5 vector.
+        // 16 + 4 + 2 + 18 = 40 bytes of plaintext: a pad of 24, more than one AES block (WeChat
+        // pads to 32 bytes, so a 16-byte PKCS#7 unpadder refuses real messages such as the one in
+        // ArtisanCloud/PowerWeChat's src/kernel/Encryptor_test.go).
         let encrypted = crypto.encrypt("ab");
         let raw = STANDARD.decode(&encrypted).unwrap();
         assert_eq!(raw.len() % 32, 0);

@@ -2,7 +2,8 @@
 //! (which plays WeChat in tests): push signatures, safe-mode (AES) message crypto, and the flat
 //! `<xml>` documents of pushes and replies, parsed without DTDs or entities.
 //!
-//! Checked against the published test vectors in `shared/reference/wechat.md` §4.
+//! Checked against published test vectors: WeChat's own documentation examples and the test data
+//! of public SDKs (wechatpy, WxJava), each named where it is used.
 
 pub mod crypto;
 pub mod pay;

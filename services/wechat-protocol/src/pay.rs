@@ -1,5 +1,5 @@
-//! WeChat Pay API v2 signatures (wechat.md §1e): every non-empty field except `sign`, sorted by
-//! name, joined as `k=v&…&key=<API key>`, then MD5 or HMAC-SHA256, upper-case hex.
+//! WeChat Pay API v2 signatures: every non-empty field except `sign`, sorted by name, joined as
+//! `k=v&…&key=<API key>`, then MD5 or HMAC-SHA256, upper-case hex.
 
 use std::collections::BTreeMap;
 
@@ -133,7 +133,8 @@ mod tests {
 
     const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-    // wechat.md §4 V6: WeChat Pay's documentation example (via WxJava SignUtilsTest).
+    // WeChat Pay's documentation example (pay.weixin.qq.com, jsapi.php?chapter=4_3), as
+    // binarywang/WxJava's SignUtilsTest uses it.
     #[test]
     fn v6_official_example() {
         let fields = [
@@ -153,7 +154,7 @@ mod tests {
         );
     }
 
-    // wechat.md §4 V7: wechatpy tests/test_pay.py.
+    // wechatpy/wechatpy tests/test_pay.py.
     #[test]
     fn v7_wechatpy() {
         let fields = [("test1", "test1"), ("test2", "test2")];

@@ -1,4 +1,5 @@
-//! Push signatures: SHA-1 over the sorted, concatenated parts (wechat.md §1c).
+//! Push signatures: SHA-1 over the sorted, concatenated parts, compared in constant time (WeChat's
+//! server URL check and message push).
 
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
@@ -25,7 +26,8 @@ pub fn signature_matches(expected: &str, presented: &str) -> bool {
 mod tests {
     use super::*;
 
-    // wechat.md §4 V1: the official documentation's example.
+    // The official documentation's example (developers.weixin.qq.com,
+    // doc/oplatform/Mobile_App/WeChat_Login/message_push.html).
     #[test]
     fn url_signature_v1() {
         let sig = sha1_signature(&["AAAAA", "1714036504", "1514711492"]);
@@ -34,7 +36,7 @@ mod tests {
         assert_eq!(sig, "899cf89e464efb63f54ddac96b0a0a235f53aa78");
     }
 
-    // wechat.md §4 V2: wechatpy tests/test_utils.py.
+    // wechatpy/wechatpy tests/test_utils.py.
     #[test]
     fn url_signature_v2() {
         let expected = sha1_signature(&["test", "1410685589", "test"]);
@@ -53,7 +55,8 @@ mod tests {
         assert!(!signature_matches(&expected, ""));
     }
 
-    // wechat.md §4 V3 (computed from the official sample): msg_signature of the Encrypt.
+    // Computed from the official safe-mode sample (the Encrypt of crypto.rs's test): its
+    // msg_signature.
     #[test]
     fn msg_signature_v3() {
         let encrypt = "jn1L23DB+6ELqJ+6bruv21Y6MD7KeIfP82D6gU39rmkgczbWwt5+3bnyg5K55bgVtVzd832WzZGMhkP72vVOfg==";

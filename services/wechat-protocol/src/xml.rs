@@ -1,8 +1,10 @@
 //! The flat `<xml><Name>value</Name>…</xml>` documents of WeChat pushes, notifies and replies.
 //!
-//! Parsing is defensive (wechat.md §1f): bodies over [`MAX_BODY_BYTES`], any `<!DOCTYPE`,
-//! `<!ENTITY` or other markup declaration, unknown entity references, processing instructions,
-//! duplicate fields and deep nesting are refused before anything is used.
+//! Parsing is defensive, as WeChat Pay's XXE advisory asks of every merchant
+//! (<https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=23_5>): bodies over
+//! [`MAX_BODY_BYTES`], any `<!DOCTYPE`, `<!ENTITY` or other markup declaration, unknown entity
+//! references, processing instructions, duplicate fields and deep nesting are refused before
+//! anything is used.
 
 use std::collections::BTreeMap;
 

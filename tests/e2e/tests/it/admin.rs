@@ -1,6 +1,5 @@
-//! The admin API's defences (issue 15): a lockout that an attacker cannot turn against the
-//! operator, state changes only from the admin site's own origin, and sign-out that ends the
-//! session on the server.
+//! The admin API's defences: a lockout that an attacker cannot turn against the operator, state
+//! changes only from the admin site's own origin, and sign-out that ends the session on the server.
 
 use e2e::captured_log::CapturedLog;
 use e2e::{ADMIN_PASSWORD, Options, System};

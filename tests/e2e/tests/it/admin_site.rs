@@ -1,6 +1,6 @@
-//! Issue 6, the admin site (`deploy/web/admin`) run for real: lighttpd serves it on the admin host
-//! and proxies `/api/v1/admin/*` to the gateway; headless Chromium signs in, reads the overview
-//! with seeded numbers (and model calls) and adjusts credits. Screenshots go to the artifacts directory.
+//! The admin site (`deploy/web/admin`) run for real: lighttpd serves it on the admin host and
+//! proxies `/api/v1/admin/*` to the gateway; headless Chromium signs in, reads the overview with
+//! seeded numbers (and model calls) and adjusts credits. Screenshots go to the artifacts directory.
 
 use e2e::browser::{Browser, BrowserOptions};
 use e2e::edge::{Lighttpd, free_port};
@@ -51,8 +51,8 @@ async fn wait_text(browser: &Browser, id: &str, text: &str) {
         .await;
 }
 
-/// Two calls of the cloud model as the photo service records them (issue 6): one answered with
-/// 1200 tokens in 800 ms, one refused after 1000 ms but billed 300 tokens.
+/// Two calls of the cloud model as the photo service records them: one answered with 1200 tokens in
+/// 800 ms, one refused after 1000 ms but billed 300 tokens.
 async fn record_model_calls(system: &System) {
     use proto::stats::v1 as pb;
     let mut client =

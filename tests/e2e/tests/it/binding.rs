@@ -1,4 +1,5 @@
-//! SYSTEM.md flows 1–3: QR code → scan → binding completed → credits.
+//! The binding flow (docs/architecture.md, "Binding rules"): QR code → scan → binding completed →
+//! credits.
 
 use e2e::{Options, System};
 use platform::testing::Replica;

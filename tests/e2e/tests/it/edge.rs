@@ -1,6 +1,6 @@
-//! Issue 7, run for real: lighttpd (`deploy/lighttpd`) and nginx (`deploy/nginx`) with the
-//! project's own configuration on free loopback ports in front of the running system, and the
-//! member H5 page and the sites (`deploy/web`) in headless Chromium. Screenshots are kept under
+//! The web tier and the edge, run for real: lighttpd (`deploy/lighttpd`) and nginx (`deploy/nginx`)
+//! with the project's own configuration on free loopback ports in front of the running system, and
+//! the member H5 page and the sites (`deploy/web`) in headless Chromium. Screenshots are kept under
 //! the artifacts directory (`$CARGO_TARGET_DIR/artifacts/edge/`).
 
 use std::collections::BTreeSet;

@@ -1,8 +1,8 @@
-//! Memory has a ceiling (issue 15): every image decode of the photo service reserves its memory in
-//! one decode budget, edit uploads larger than any model takes are refused from their header, the
-//! gateway bounds the upload bytes it holds, and edit results are streamed, not held whole. The
-//! system runs in this test's process, so the process's resident high-water mark (restarted
-//! before each burst) bounds what the services held.
+//! Memory has a ceiling: every image decode of the photo service reserves its memory in one decode
+//! budget, edit uploads larger than any model takes are refused from their header, the gateway
+//! bounds the upload bytes it holds, and edit results are streamed, not held whole. The system runs
+//! in this test's process, so the process's resident high-water mark (restarted before each burst)
+//! bounds what the services held.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! Outages of what the services lean on (issue 8, reliability §0): Redis stopped mid-run. Redis
-//! only accelerates and coordinates; with it gone every answer still comes, and quickly.
+//! Outages of what the services lean on (docs/architecture.md, "The database decides, Redis
+//! accelerates"): Redis stopped mid-run. Redis only accelerates and coordinates; with it gone every
+//! answer still comes, and quickly.
 
 use std::time::{Duration, Instant};
 

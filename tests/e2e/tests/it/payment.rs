@@ -1,4 +1,5 @@
-//! SYSTEM.md flows 4 and 5 through the gateway: OAuth → profile → order → sandbox pay → notify.
+//! Membership and credit purchases through the gateway (docs/architecture.md, "Orders and
+//! payments"): OAuth → profile → order → sandbox pay → notify.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
-//! Graceful operation (issue 8): with its replica unreachable, the stats service answers reads
-//! from the primary instead of failing.
+//! Graceful operation: with its replica unreachable, the stats service answers reads from the
+//! primary instead of failing.
 
 use std::time::Duration;
 

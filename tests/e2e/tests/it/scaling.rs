@@ -1,5 +1,5 @@
-//! Scaling (issue 8): the gateway spreads gRPC calls over every instance of a service and routes
-//! around one that stops, without a restart.
+//! Scaling: the gateway spreads gRPC calls over every instance of a service and routes around one
+//! that stops, without a restart.
 
 use std::time::{Duration, Instant};
 

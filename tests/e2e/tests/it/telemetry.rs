@@ -1,7 +1,7 @@
-//! Observability (issue 8): one request's trace, entering through nginx with a W3C trace context,
-//! reaches an OTLP receiver with the gateway's span, the membership service's span and its
-//! database calls, joined by the trace context each hop sends; the
-//! services' metrics reach the same receiver with the counts of what was done.
+//! Observability: one request's trace, entering through nginx with a W3C trace context, reaches an
+//! OTLP receiver with the gateway's span, the membership service's span and its database calls,
+//! joined by the trace context each hop sends; the services' metrics reach the same receiver with
+//! the counts of what was done.
 //!
 //! The tracer and meter providers are global to the process; nextest runs each test in its own
 //! process, so each test installs them for itself (the subscriber can be installed once per

@@ -1,8 +1,8 @@
-//! DashScope image editing, as its native API answers it (reference §1.6): `wanx2.1-imageedit`
-//! as an asynchronous task (submit, then poll `/api/v1/tasks/{id}`), `qwen-image-edit(-plus)` as
-//! a synchronous call, and the result images on an OSS-like URL that expires. The account's
-//! limits (submissions per second, tasks in flight) are enforced, faults can be injected, and
-//! every call is counted.
+//! DashScope image editing, as its native API answers it (per DashScope's documentation of the two
+//! models): `wanx2.1-imageedit` as an asynchronous task (submit, then poll `/api/v1/tasks/{id}`),
+//! `qwen-image-edit(-plus)` as a synchronous call, and the result images on an OSS-like URL that
+//! expires. The account's limits (submissions per second, tasks in flight) are enforced, faults can
+//! be injected, and every call is counted.
 //!
 //! Task states are computed from the time since submission, so nothing runs in the background.
 //! The "edit" itself inverts the colours of the (first) input image: a real PNG of the input's

@@ -23,7 +23,7 @@ use crate::{Sandbox, lock};
 
 const MODEL: &str = "wanx2.1-imageedit";
 
-/// The functions of the reference table.
+/// The functions `wanx2.1-imageedit` documents (its `function` parameter).
 const FUNCTIONS: [&str; 10] = [
     "stylization_all",
     "stylization_local",

@@ -1,6 +1,6 @@
-//! Every model call of the photo service is recorded to the stats service, one row per call,
-//! under the gateway request that made it (issue 6); the overview counts requests and model
-//! calls apart; recording survives a stats outage.
+//! Every model call of the photo service is recorded to the stats service, one row per call, under
+//! the gateway request that made it; the overview counts requests and model calls apart; recording
+//! survives a stats outage.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
-//! Edit tasks belong to the WeChat user as well as the app client (issue 15): an app re-bound to
-//! another user (a shared PC) shows that user none of the first one's tasks, results or
-//! idempotency keys; bound to the first user again, it shows them again.
+//! Edit tasks belong to the WeChat user as well as the app client: an app re-bound to another user
+//! (a shared PC) shows that user none of the first one's tasks, results or idempotency keys; bound
+//! to the first user again, it shows them again.
 
 use std::time::Duration;
 

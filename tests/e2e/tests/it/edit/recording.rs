@@ -1,6 +1,6 @@
-//! Every provider call of an edit is recorded to the stats service (issue 6) under the gateway
-//! request that submitted it: a wanx task when it ends at the provider, a synchronous edit when
-//! it answers, and a refusal with its status and code.
+//! Every provider call of an edit is recorded to the stats service under the gateway request that
+//! submitted it: a wanx task when it ends at the provider, a synchronous edit when it answers, and
+//! a refusal with its status and code.
 
 use std::time::Duration;
 
