@@ -3,7 +3,8 @@
 # and names only images, env and configs that exist; the Kubernetes manifests in deploy/k8s/ agree
 # with it, and their NetworkPolicies with the calls the programs make; the manifests validate
 # against the Kubernetes API's schemas (kubernetes-validate, strict); no file holds a fixed
-# replication password, and the replication init script refuses to run without a real one.
+# replication password, and the replication init script refuses to run without a real one; and no
+# tracked file outside docs/ cites a planning document that lives outside the repository.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 python3 - "$ROOT" <<'PY'
@@ -163,7 +164,8 @@ for name, svc in services.items():
         assert str(svc.get("image", "")).startswith("xintu/"), f"{name}: built image has no xintu/ tag"
 
 # Kubernetes manifests (deploy/k8s/*.yaml, multi-document): structure, probes, images and ports as in
-# compose, the operator env names of SYSTEM.md §6, and secrets only through secretKeyRef.
+# compose, the operator env names (docs/operations.md, "Configuration"), and secrets only through
+# secretKeyRef.
 SPEC_ENV = ["DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "WECHAT_APPID", "WECHAT_SECRET",
             "WECHAT_TOKEN", "WECHAT_AES_KEY", "WECHAT_API_BASE", "WECHATPAY_MCH_ID", "WECHATPAY_API_KEY",
             "WECHATPAY_API_BASE", "WECHATPAY_NOTIFY_URL", "DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL",
@@ -260,7 +262,7 @@ for name, (fname, svc) in by_kind.get("Service", {}).items():
     assert any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
                for _, d in deployments.values()), f"{fname}: Service {name} selects no Deployment"
 for name in SPEC_ENV:
-    assert name in env_seen, f"k8s manifests do not pass {name} (SYSTEM.md §6)"
+    assert name in env_seen, f"k8s manifests do not pass {name} (docs/operations.md, the operator contract)"
 
 # Ingress: every host on TLS, every backend an existing Service's named port; the API host to the
 # gateway with deploy/nginx's body limit for photo uploads, the sites' hosts to the web tier.
@@ -394,6 +396,53 @@ assert services["mysql-replica"]["environment"].get("MYSQL_REPLICATION_PRIMARY_H
 import os
 assert os.access(root / script, os.X_OK), f"{script} must be executable (the image sources other *.sh)"
 print("deploy files: ok")
+PY
+
+# The repository explains itself: someone who clones it has none of the planning documents kept
+# beside it (the system spec, the reference notes, the seed) nor the issue tracker, so no tracked
+# file outside docs/ may cite them; code cites docs/architecture.md, docs/api.md or
+# docs/operations.md by section, or says the rule itself.
+python3 - "$ROOT" <<'PY'
+import pathlib, re, subprocess, sys
+root = pathlib.Path(sys.argv[1])
+OUTSIDE = re.compile(
+    r"SYSTEM[.]md|reliability[.]md|wechat[.]md|geodata[.]md|style[.]md|dashscope-and-local[-]models"
+    r"|[.][.]/shared\b|\bshared/(?:spec|reference|seed)\b|\bissues? +#?[0-9]+"
+    # A section sign with a number cites a document by its sections ("reliability [§]4").
+    r"|\u00a7 ?[0-9]",
+    re.IGNORECASE,
+)
+# Not a citation: the default directory of the seed's own stack, which the comparison benchmark
+# runs beside this system ($XINTU_PEER_DIR).
+NOT_A_CITATION = re.compile(r"[.][.]/shared/peer-fastapi")
+# Still being changed elsewhere; remove each entry once its file no longer cites anything outside.
+PENDING = ("tests/e2e/src/bin/soak/", "tests/e2e/src/compose/", "deploy/local/xintu",
+           "docker-compose.yml", ".env.example")
+# A released migration is never edited (sqlx refuses a file whose checksum changed), so its
+# header keeps what it said.
+FROZEN = ("services/photo/migrations/20261201100001_edit_tasks.sql",)
+try:
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], check=True,
+                            capture_output=True).stdout.decode().split("\0")
+except (OSError, subprocess.CalledProcessError):
+    listed = [str(p.relative_to(root)) for p in root.rglob("*")
+              if p.is_file() and not {".git", "target"} & set(p.relative_to(root).parts)]
+found = []
+for name in filter(None, listed):
+    if name.startswith("docs/") or name.startswith(PENDING) or name in FROZEN:
+        continue
+    path = root / name
+    if not path.is_file():
+        continue
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        if OUTSIDE.search(NOT_A_CITATION.sub("", line)):
+            found.append(f"{name}:{number}: {line.strip()[:120]}")
+if found:
+    print("these cite documents outside the repository; say the rule, or cite docs/:", file=sys.stderr)
+    print("\n".join(found), file=sys.stderr)
+    sys.exit(1)
+print("no citations outside the repository: ok")
 PY
 
 # The replication init script itself, with a stand-in `mariadb` that keeps the SQL it is sent:
