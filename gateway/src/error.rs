@@ -118,6 +118,9 @@ impl From<tonic::Status> for ApiError {
             && status.message() == "Timeout expired"
         {
             Code::DeadlineExceeded
+        } else if platform::grpc::transport_failed(&status) {
+            // The instance died under the call: the caller may retry (another instance answers).
+            Code::Unavailable
         } else {
             status.code()
         };
@@ -194,6 +197,44 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service instance that dies under a call (killed, out of memory): the connection closes
+    /// while the request waits for its answer. Another instance can take the retry: a 503, not
+    /// an internal error.
+    #[tokio::test]
+    async fn a_call_cut_by_a_dying_instance_is_unavailable_not_internal() {
+        use proto::membership::v1::GetProfileRequest;
+        use proto::membership::v1::member_service_client::MemberServiceClient;
+        use tokio::io::AsyncReadExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                // Takes the connection and the request's first bytes, then dies unanswered.
+                let mut received = vec![0u8; 4096];
+                let _ = socket.read(&mut received).await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                drop(socket);
+            }
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect_lazy();
+        let status = MemberServiceClient::new(channel)
+            .get_profile(GetProfileRequest {
+                openid: "o_someone".into(),
+            })
+            .await
+            .expect_err("nobody answered");
+        let err = ApiError::from(status);
+        assert_eq!(
+            (err.status, err.code.as_ref()),
+            (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn grpc_codes_map_to_http() {

@@ -130,10 +130,12 @@ impl CreditGate {
         for attempt in 1..=SETTLE_ATTEMPTS {
             match call(self.client.clone()).await {
                 Ok(answer) => return answer.into_inner().balance.map(|b| b.available),
-                // Both calls are idempotent by reference, so repeating one is safe.
+                // Both calls are idempotent by reference, so repeating one is safe; an instance
+                // that died under the call leaves the next attempt to another.
                 Err(status)
                     if attempt < SETTLE_ATTEMPTS
-                        && matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) =>
+                        && (status.code() == Code::DeadlineExceeded
+                            || platform::grpc::transport_failed(&status)) =>
                 {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }

@@ -47,6 +47,27 @@ pub fn error_code(status: &Status) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// Whether a call failed in the transport rather than in the service: the connection broke
+/// under the request (the instance was killed or ran out of memory, a proxy cut it). tonic
+/// reports that as UNKNOWN "transport error"; like UNAVAILABLE, another instance (or a retry of
+/// an idempotent call) may well succeed.
+pub fn transport_failed(status: &Status) -> bool {
+    if status.code() == tonic::Code::Unavailable {
+        return true;
+    }
+    if status.code() != tonic::Code::Unknown || error_code(status).is_some() {
+        return false;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// Whether a server answers gRPC reflection: a map of every method, handy with grpcurl on a
 /// developer's machine and withheld in production, where it only helps whoever got inside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +270,17 @@ pub async fn healthcheck(addr: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a service said is not a transport failure, even as UNKNOWN; a broken connection
+    /// (the gateway's error tests cut one) is.
+    #[test]
+    fn only_the_transport_fails_in_the_transport() {
+        assert!(transport_failed(&Status::unavailable("connection refused")));
+        assert!(!transport_failed(&Status::unknown("transport error")));
+        assert!(!transport_failed(&Status::internal("sql")));
+        let coded = status(tonic::Code::Unknown, "some_code", "said by a service");
+        assert!(!transport_failed(&coded));
+    }
 
     #[tokio::test]
     async fn the_request_id_travels_in_call_metadata() {

@@ -160,11 +160,16 @@ impl Compose {
     /// than a command line may be).
     pub fn sql_script(&self, script: &str) -> Result<String> {
         let password = format!("-p{}", self.root_password);
-        let mut child = Command::new("docker-compose")
+        let primary = self
+            .containers("mysql-primary")?
+            .pop()
+            .context("the primary's container")?;
+        // docker itself: docker-compose 1.29's exec does not pass a long standard input through.
+        let mut child = Command::new("docker")
             .args([
                 "exec",
-                "-T",
-                "mysql-primary",
+                "-i",
+                &primary.id,
                 "mariadb",
                 "-uroot",
                 &password,
@@ -175,20 +180,20 @@ impl Compose {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("docker-compose exec")?;
+            .context("docker exec")?;
         let mut stdin = child.stdin.take().context("stdin")?;
         let script = script.to_owned();
         // Written from its own thread: the output is read meanwhile, so neither pipe fills up.
         let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
         let output = child.wait_with_output()?;
-        writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the script's writer panicked"))??;
         ensure!(
             output.status.success(),
             "sql script: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the script's writer panicked"))??;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 

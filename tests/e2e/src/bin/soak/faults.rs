@@ -135,23 +135,27 @@ fn inject(compose: &Compose, fault: Fault, run: Duration) -> Result<String> {
 }
 
 /// Injects every fault of the schedule into a run of length `run` whose load began at
-/// `load_started`; returns each fault's window. Blocking (docker commands and waits): run it on
+/// `load_started`; returns each fault's window, and the error that stopped it early. Blocking (docker commands and waits): run it on
 /// a thread of its own.
 pub fn inject_all(
     compose: &Compose,
     recorder: &Recorder,
     load_started: Duration,
     run: Duration,
-) -> Result<Vec<Window>> {
+) -> (Vec<Window>, Result<()>) {
     let mut windows = Vec::new();
     for (at, fault) in SCHEDULE {
         let due = load_started + run.mul_f64(at);
         std::thread::sleep(due.saturating_sub(recorder.elapsed()));
         let from = recorder.elapsed();
-        let what = inject(compose, fault, run)?;
-        let to = recorder.elapsed();
-        println!("  {from:>7.1?} … {to:>7.1?}  {what}");
-        windows.push(Window { what, from, to });
+        match inject(compose, fault, run) {
+            Ok(what) => {
+                let to = recorder.elapsed();
+                println!("  {from:>7.1?} … {to:>7.1?}  {what}");
+                windows.push(Window { what, from, to });
+            }
+            Err(err) => return (windows, Err(err.context(format!("{fault:?}")))),
+        }
     }
-    Ok(windows)
+    (windows, Ok(()))
 }

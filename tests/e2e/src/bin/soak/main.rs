@@ -187,6 +187,8 @@ async fn main() -> Result<()> {
     println!("\n== the run: {length:.0?} at {rate:.1} operations/s, faults injected");
     let load_started = traffic.recorder.elapsed();
     let stop = CancellationToken::new();
+    // However this ends, the sampler and the notify cycle stop (the runtime waits for them).
+    let _stop_on_return = stop.clone().drop_guard();
     let notify_modes = {
         let (traffic, stop) = (traffic.clone(), stop.clone());
         tokio::spawn(async move { cycle_notify_modes(&traffic.edge, stop).await })
@@ -202,11 +204,16 @@ async fn main() -> Result<()> {
         })
     };
     let (counts, shed) = open_loop(&traffic, rate, length).await;
-    let windows = faults.await??;
+    let (windows, injected) = faults.await?;
     stop.cancel();
     notify_modes.await??;
     let process_samples = sampler.await??;
     let load_ended = traffic.recorder.elapsed();
+    let mut failed = Vec::new();
+    if let Err(err) = injected {
+        println!("FAILED: a fault could not be injected: {err:#}");
+        failed.push(format!("injecting the faults: {err:#}"));
+    }
 
     println!("\n== checks");
     let orders = traffic.paid_orders();
@@ -236,7 +243,6 @@ async fn main() -> Result<()> {
         processes: &process_samples,
     });
 
-    let mut failed = Vec::new();
     for outcome in outcomes {
         match outcome {
             Ok(passed) => println!("ok: {passed}"),

@@ -62,6 +62,8 @@ pub struct User {
 pub struct PaidOrder {
     pub order_no: String,
     pub credits: i64,
+    /// Whose it is: the index of the user in the soak's users.
+    pub user: usize,
 }
 
 /// Places users photograph, in and outside China (WGS-84).
@@ -147,13 +149,13 @@ impl Traffic {
                 member,
             });
         }
-        for user in &traffic.users {
+        for (index, user) in traffic.users.iter().enumerate() {
             let order_no = traffic.order(user, credits).await?;
-            traffic
-                .paid
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(PaidOrder { order_no, credits });
+            traffic.paid(PaidOrder {
+                order_no,
+                credits,
+                user: index,
+            });
         }
         for (user, image) in traffic.users.iter().zip(&traffic.hit_images) {
             let answer = traffic.classify(user, image.clone()).await;
@@ -173,14 +175,17 @@ impl Traffic {
             .clone()
     }
 
-    fn user(&self) -> &User {
-        let n = rand::rng().random_range(0..self.users.len());
-        &self.users[n]
+    fn paid(&self, order: PaidOrder) {
+        self.paid
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(order);
     }
 
     /// Runs one operation; `Ok(false)` when one of its requests failed (recorded).
     pub async fn run(&self, operation: Operation) -> Result<bool> {
-        let user = self.user();
+        let index = rand::rng().random_range(0..self.users.len());
+        let user = &self.users[index];
         match operation {
             Operation::Location => self.location(user).await,
             Operation::Poll => self.poll(&user.app).await,
@@ -203,16 +208,17 @@ impl Traffic {
                 let credits = rand::rng().random_range(1..=20);
                 match self.order(user, credits).await {
                     Ok(order_no) => {
-                        self.paid
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(PaidOrder { order_no, credits });
+                        self.paid(PaidOrder {
+                            order_no,
+                            credits,
+                            user: index,
+                        });
                         Ok(true)
                     }
                     Err(_) => Ok(false),
                 }
             }
-            Operation::OrderStatus => self.order_status(user).await,
+            Operation::OrderStatus => self.order_status(index).await,
             Operation::OAuth => self.oauth(user).await,
             Operation::QrBind => self.qr_bind().await,
             Operation::Edit => self.edit(user).await,
@@ -318,18 +324,23 @@ impl Traffic {
         Ok(order_no)
     }
 
-    async fn order_status(&self, user: &User) -> Result<bool> {
-        let Some(order) = self.paid_orders().last().cloned() else {
-            return Ok(true);
+    /// The member page shows the user's latest order.
+    async fn order_status(&self, index: usize) -> Result<bool> {
+        let user = &self.users[index];
+        let latest = {
+            let paid = self
+                .paid
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            paid.iter().rev().find(|o| o.user == index).cloned()
         };
-        // Any member may ask; an order of someone else is a 404 the member page handles.
+        let order = latest.context("every user has the order of the setup")?;
         let path = format!("/api/v1/payment/orders/{}", order.order_no);
         let request = user
             .member
             .http
             .get(format!("{}{path}", user.member.gateway));
-        let answer = self.recorder.send("payment/orders/{no}", request).await;
-        Ok(matches!(answer, Some(a) if a.status == 200 || a.status == 404))
+        Ok(ok(self.recorder.send("payment/orders/{no}", request).await))
     }
 
     /// A sign-in on the member page: authorize → WeChat (the sandbox) → callback.

@@ -13,8 +13,8 @@ use serde_json::Value;
 pub enum Outcome {
     /// An HTTP answer; `code` is the error code of an error body.
     Answered { status: u16, code: String },
-    /// No answer: timeout, refused or reset connection.
-    Transport(String),
+    /// No answer: timeout, refused or reset connection (`kind`), and the client's own words.
+    Transport { kind: String, detail: String },
 }
 
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ impl Sample {
             Outcome::Answered { status, .. } if *status < 400 => None,
             Outcome::Answered { status, code } if code.is_empty() => Some(status.to_string()),
             Outcome::Answered { status, code } => Some(format!("{status} {code}")),
-            Outcome::Transport(kind) => Some(format!("transport: {kind}")),
+            Outcome::Transport { kind, .. } => Some(format!("transport: {kind}")),
         }
     }
 }
@@ -147,7 +147,10 @@ impl Recorder {
                     endpoint,
                     sent,
                     latency,
-                    outcome: Outcome::Transport(transport_kind(&err)),
+                    outcome: Outcome::Transport {
+                        kind: transport_kind(&err),
+                        detail: format!("{:#}", anyhow::Error::from(err)),
+                    },
                 });
                 None
             }
@@ -180,22 +183,40 @@ pub fn quantile(values: &mut [Duration], q: f64) -> Duration {
     values[rank.clamp(1, values.len()) - 1]
 }
 
-/// Errors per (endpoint, kind), and how many of them were sent inside `windows` (the faults, each
-/// with its recovery time).
+/// Errors of one endpoint and kind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ErrorCount {
+    pub all: usize,
+    /// Sent inside a fault's window (the fault and its recovery time).
+    pub in_faults: usize,
+    /// When the first few were sent, and what the client said of the first that had no answer.
+    pub first_sent: Vec<Duration>,
+    pub detail: String,
+}
+
+/// Errors per (endpoint, kind), and how many of them were sent inside `windows`.
 pub fn errors_by_kind(
     samples: &[Sample],
     windows: &[(Duration, Duration)],
-) -> BTreeMap<(&'static str, String), (usize, usize)> {
-    let mut errors = BTreeMap::<(&'static str, String), (usize, usize)>::new();
+) -> BTreeMap<(&'static str, String), ErrorCount> {
+    let mut errors = BTreeMap::<(&'static str, String), ErrorCount>::new();
     for sample in samples {
         if let Some(kind) = sample.error_kind() {
             let entry = errors.entry((sample.endpoint, kind)).or_default();
-            entry.0 += 1;
+            entry.all += 1;
             if windows
                 .iter()
                 .any(|(from, to)| sample.sent >= *from && sample.sent <= *to)
             {
-                entry.1 += 1;
+                entry.in_faults += 1;
+            }
+            if entry.first_sent.len() < 3 {
+                entry.first_sent.push(sample.sent);
+            }
+            if let (Outcome::Transport { detail, .. }, true) =
+                (&sample.outcome, entry.detail.is_empty())
+            {
+                entry.detail.clone_from(detail);
             }
         }
     }
@@ -301,7 +322,10 @@ mod tests {
             answered("location", 12, 503, "unavailable"),
             answered("auth/qrcode", 12, 429, ""),
             Sample {
-                outcome: Outcome::Transport("timeout".into()),
+                outcome: Outcome::Transport {
+                    kind: "timeout".into(),
+                    detail: String::new(),
+                },
                 ..answered("photos/lookup", 30, 0, "")
             },
         ];

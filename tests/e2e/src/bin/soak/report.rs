@@ -81,11 +81,21 @@ pub fn print(report: &Report<'_>) {
     if errors.is_empty() {
         println!("  none");
     }
-    for ((endpoint, kind), (all, in_faults)) in &errors {
-        println!("  {endpoint:<22} {kind:<36} {all:>6} {in_faults:>6}");
+    for ((endpoint, kind), count) in &errors {
+        let first: Vec<String> = count
+            .first_sent
+            .iter()
+            .map(|at| format!("{:.1}", at.saturating_sub(from).as_secs_f64()))
+            .collect();
+        println!(
+            "  {endpoint:<22} {kind:<36} {:>6} {:>6}   first at {} s {}",
+            count.all,
+            count.in_faults,
+            first.join(", "),
+            count.detail
+        );
     }
-    let outside: usize = errors.values().map(|(all, inside)| all - inside).sum();
-    println!("  errors outside the faults: {outside}");
+    println!("  errors outside the faults: {}", outside_faults(&errors));
 
     println!("\nfaults:");
     for window in report.windows {
@@ -99,6 +109,11 @@ pub fn print(report: &Report<'_>) {
 
     print_p99_over_time(&samples, from);
     print_processes(report.processes, from);
+}
+
+/// Errors sent while no fault was on or recovering.
+pub fn outside_faults(errors: &BTreeMap<(&'static str, String), record::ErrorCount>) -> usize {
+    errors.values().map(|c| c.all - c.in_faults).sum()
 }
 
 fn print_p99_over_time(samples: &[Sample], from: Duration) {
