@@ -243,6 +243,20 @@ async fn main() -> Result<()> {
         processes: &process_samples,
     });
 
+    // A fault may make a request fail, but with what it is (unavailable, timeout): never as an
+    // internal error, which says a bug.
+    let internal = traffic
+        .recorder
+        .samples()
+        .iter()
+        .filter(|s| matches!(&s.outcome, record::Outcome::Answered { status: 500, .. }))
+        .count();
+    if internal == 0 {
+        println!("ok: no request ended in an internal error");
+    } else {
+        println!("FAILED: {internal} requests ended in an internal error (500)");
+        failed.push(format!("{internal} internal errors"));
+    }
     for outcome in outcomes {
         match outcome {
             Ok(passed) => println!("ok: {passed}"),

@@ -333,11 +333,16 @@ mod tests {
             &samples,
             &[(Duration::from_secs(10), Duration::from_secs(20))],
         );
-        assert_eq!(errors[&("location", "503 unavailable".to_owned())], (2, 1));
-        assert_eq!(errors[&("auth/qrcode", "429".to_owned())], (1, 1));
+        let counts = |endpoint, kind: &str| {
+            let count = &errors[&(endpoint, kind.to_owned())];
+            (count.all, count.in_faults)
+        };
+        assert_eq!(counts("location", "503 unavailable"), (2, 1));
+        assert_eq!(counts("auth/qrcode", "429"), (1, 1));
+        assert_eq!(counts("photos/lookup", "transport: timeout"), (1, 0));
         assert_eq!(
-            errors[&("photos/lookup", "transport: timeout".to_owned())],
-            (1, 0)
+            errors[&("location", "503 unavailable".to_owned())].first_sent,
+            [Duration::from_secs(2), Duration::from_secs(12)]
         );
         assert_eq!(errors.len(), 3, "a 200 is no error: {errors:?}");
     }
