@@ -159,7 +159,7 @@ pub fn no_open_holds(compose: &Compose) -> Result<String> {
 /// Every request a gateway answered (its `x-request-id`) has a row in the statistics.
 pub fn no_record_lost(compose: &Compose, request_ids: &[String]) -> Result<String> {
     let mut script = String::from(
-        "CREATE TEMPORARY TABLE soak_requests (id VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY);\n",
+        "USE xintu_stats;\nCREATE TEMPORARY TABLE soak_requests (id VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY);\n",
     );
     for chunk in request_ids.chunks(2000) {
         let _ = writeln!(

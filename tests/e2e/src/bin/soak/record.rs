@@ -187,14 +187,14 @@ pub fn quantile(values: &mut [Duration], q: f64) -> Duration {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ErrorCount {
     pub all: usize,
-    /// Sent inside a fault's window (the fault and its recovery time).
+    /// In flight at some time of a fault's window (the fault and its recovery time).
     pub in_faults: usize,
     /// When the first few were sent, and what the client said of the first that had no answer.
     pub first_sent: Vec<Duration>,
     pub detail: String,
 }
 
-/// Errors per (endpoint, kind), and how many of them were sent inside `windows`.
+/// Errors per (endpoint, kind), and how many of them were in flight during one of `windows`.
 pub fn errors_by_kind(
     samples: &[Sample],
     windows: &[(Duration, Duration)],
@@ -204,9 +204,10 @@ pub fn errors_by_kind(
         if let Some(kind) = sample.error_kind() {
             let entry = errors.entry((sample.endpoint, kind)).or_default();
             entry.all += 1;
+            let answered = sample.sent + sample.latency;
             if windows
                 .iter()
-                .any(|(from, to)| sample.sent >= *from && sample.sent <= *to)
+                .any(|(from, to)| sample.sent <= *to && answered >= *from)
             {
                 entry.in_faults += 1;
             }
@@ -321,6 +322,11 @@ mod tests {
             answered("location", 2, 503, "unavailable"),
             answered("location", 12, 503, "unavailable"),
             answered("auth/qrcode", 12, 429, ""),
+            // Sent before the fault, still waiting when it began: the fault's.
+            Sample {
+                latency: Duration::from_secs(2),
+                ..answered("photos/classify", 9, 504, "service_timeout")
+            },
             Sample {
                 outcome: Outcome::Transport {
                     kind: "timeout".into(),
@@ -344,6 +350,7 @@ mod tests {
             errors[&("location", "503 unavailable".to_owned())].first_sent,
             [Duration::from_secs(2), Duration::from_secs(12)]
         );
-        assert_eq!(errors.len(), 3, "a 200 is no error: {errors:?}");
+        assert_eq!(counts("photos/classify", "504 service_timeout"), (1, 1));
+        assert_eq!(errors.len(), 4, "a 200 is no error: {errors:?}");
     }
 }

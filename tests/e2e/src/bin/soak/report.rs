@@ -74,7 +74,7 @@ pub fn print(report: &Report<'_>) {
         .map(|w| (w.from, w.to + report.recovery))
         .collect();
     println!(
-        "\nerrors by endpoint and kind (all, sent during a fault or within {:.0?} after it):",
+        "\nerrors by endpoint and kind (all, in flight during a fault or within {:.0?} after it):",
         report.recovery
     );
     let errors = record::errors_by_kind(&samples, &faults);
