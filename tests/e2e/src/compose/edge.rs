@@ -9,6 +9,15 @@ use anyhow::{Context, Result, bail, ensure};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
+/// A test photo that `deploy/local/fetch-model.sh` prepared.
+pub fn sample_photo(name: &str) -> Result<Vec<u8>> {
+    let path = photo_model::data_dir::data_dir()
+        .join(photo_model::data_dir::TESTDATA_DIR)
+        .join(name);
+    std::fs::read(&path)
+        .with_context(|| format!("{} (deploy/local/fetch-model.sh)", path.display()))
+}
+
 /// Where the edge listens, from the ports compose publishes.
 pub struct Edge {
     /// nginx: the app's API (api.aifuture.net.cn).

@@ -148,28 +148,20 @@ impl Compose {
         self.sql_on("mysql-primary", sql)
     }
 
-    /// Runs `sql` as root on `service` (`mysql-primary` or `mysql-replica`).
+    /// Runs `sql` (one statement or a script) as root on `service` (`mysql-primary` or
+    /// `mysql-replica`). It goes on standard input: a script may be longer than a command line.
     pub fn sql_on(&self, service: &str, sql: &str) -> Result<String> {
         let password = format!("-p{}", self.root_password);
-        self.compose(&[
-            "exec", "-T", service, "mariadb", "-uroot", &password, "-N", "-B", "-e", sql,
-        ])
-    }
-
-    /// Runs a script of statements on the primary, sent on standard input (for scripts longer
-    /// than a command line may be).
-    pub fn sql_script(&self, script: &str) -> Result<String> {
-        let password = format!("-p{}", self.root_password);
-        let primary = self
-            .containers("mysql-primary")?
+        let container = self
+            .containers(service)?
             .pop()
-            .context("the primary's container")?;
+            .with_context(|| format!("{service}'s container"))?;
         // docker itself: docker-compose 1.29's exec does not pass a long standard input through.
         let mut child = Command::new("docker")
             .args([
                 "exec",
                 "-i",
-                &primary.id,
+                &container.id,
                 "mariadb",
                 "-uroot",
                 &password,
@@ -182,13 +174,16 @@ impl Compose {
             .spawn()
             .context("docker exec")?;
         let mut stdin = child.stdin.take().context("stdin")?;
-        let script = script.to_owned();
+        let mut script = sql.to_owned();
+        if !script.trim_end().ends_with(';') {
+            script.push(';');
+        }
         // Written from its own thread: the output is read meanwhile, so neither pipe fills up.
         let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
         let output = child.wait_with_output()?;
         ensure!(
             output.status.success(),
-            "sql script: {}",
+            "sql on {service}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         writer

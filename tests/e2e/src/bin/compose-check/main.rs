@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use e2e::browser::{Browser, BrowserOptions, WECHAT_USER_AGENT};
-use e2e::compose::edge::Edge;
+use e2e::compose::edge::{Edge, sample_photo};
 use e2e::compose::{Compose, Container};
 
 const SCHEMAS: [&str; 3] = ["xintu_membership", "xintu_photo", "xintu_stats"];
@@ -38,14 +38,6 @@ const ROUTED_AROUND_WITHIN: Duration = Duration::from_secs(3);
 
 fn step(title: &str) {
     println!("\n== {title}");
-}
-
-fn sample_photo(name: &str) -> Result<Vec<u8>> {
-    let path = photo_model::data_dir::data_dir()
-        .join(photo_model::data_dir::TESTDATA_DIR)
-        .join(name);
-    std::fs::read(&path)
-        .with_context(|| format!("{} (deploy/local/fetch-model.sh)", path.display()))
 }
 
 /// Lines of a container's request log (tower-http's, at debug) that finished a request whose

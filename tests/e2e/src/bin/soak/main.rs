@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use e2e::compose::Compose;
-use e2e::compose::edge::Edge;
+use e2e::compose::edge::{Edge, sample_photo};
 
 use mix::{MIX, Operation, Traffic};
 
@@ -53,14 +53,6 @@ const NOTIFY_MODES_EVERY: Duration = Duration::from_secs(5);
 fn pick() -> Operation {
     MIX.choose_weighted(&mut rand::rng(), |(_, weight)| *weight)
         .map_or(Operation::Location, |(operation, _)| *operation)
-}
-
-fn sample_photo(name: &str) -> Result<Vec<u8>> {
-    let path = photo_model::data_dir::data_dir()
-        .join(photo_model::data_dir::TESTDATA_DIR)
-        .join(name);
-    std::fs::read(&path)
-        .with_context(|| format!("{} (deploy/local/fetch-model.sh)", path.display()))
 }
 
 /// Operations per kind: (run, failed).
