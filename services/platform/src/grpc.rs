@@ -443,6 +443,78 @@ mod tests {
         stop.cancel();
     }
 
+    /// An instance that stopped stays in the balancer until discovery's next round, and its
+    /// connection, refused at once, makes it the first pick. A call refused before any of it
+    /// was sent goes to another instance: no call sent after the stop fails.
+    #[tokio::test]
+    async fn calls_sent_after_an_instance_stopped_reach_a_live_one() {
+        let (live, _live_stop) = start(Reflection::On, TOKEN).await;
+        let (stopping, stop) = start(Reflection::On, TOKEN).await;
+        let token = ServiceToken::parse(TOKEN).expect("token");
+        let channel = super::channel(
+            &format!("{live},{stopping}"),
+            Duration::from_secs(5),
+            &token,
+        )
+        .expect("channel");
+        // Both instances in the balancer and connected.
+        for _ in 0..20 {
+            assert_eq!(health(channel.clone()).await.expect("both up"), 1);
+        }
+        stop.cancel();
+        let addr = stopping.trim_start_matches("http://").to_owned();
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(&addr).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut failed = Vec::new();
+        for call in 0..40 {
+            if let Err(status) = health(channel.clone()).await {
+                failed.push((call, status.code(), status.message().to_owned()));
+            }
+        }
+        assert!(failed.is_empty(), "calls failed after the stop: {failed:?}");
+    }
+
+    /// A call whose request went out to an instance that then broke the connection is not sent
+    /// again: the instance may have carried it out (a payment, a credit).
+    #[tokio::test]
+    async fn a_call_cut_after_its_request_went_out_is_not_sent_again() {
+        use tokio::io::AsyncReadExt;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        // Reads what a client sends until it pauses, then hangs up without an answer.
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0_u8; 4096];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        });
+        let channel = super::channel(
+            &url,
+            Duration::from_secs(5),
+            &ServiceToken::parse(TOKEN).expect("token"),
+        )
+        .expect("channel");
+        let failed = health(channel).await.expect_err("no answer");
+        assert_ne!(failed.code(), tonic::Code::Ok);
+        // Longer than every pause before a new try.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn error_codes_ride_on_status_metadata() {
         let status = status(tonic::Code::NotFound, "order_not_found", "no such order");
