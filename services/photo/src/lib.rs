@@ -164,6 +164,7 @@ pub fn build_edits(
             abandon_after: Duration::from_secs(cfg.edit_abandon_after_secs),
             lease: Duration::from_secs(cfg.edit_lease_secs),
             sync_timeout: Duration::from_millis(cfg.edit_sync_timeout_ms),
+            call_timeout: Duration::from_millis(cfg.edit_call_timeout_ms),
             wanx_limits: ProviderLimits {
                 max_in_flight: cfg.edit_wanx_max_in_flight,
                 submits_per_window: cfg.edit_wanx_submits_per_window,

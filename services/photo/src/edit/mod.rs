@@ -45,6 +45,9 @@ pub struct EditSettings {
     pub lease: Duration,
     /// Timeout of a synchronous (free-text) edit; its step's lease is that much longer.
     pub sync_timeout: Duration,
+    /// Timeout of a task submission (and of each poll); a submit step's lease is that much
+    /// longer.
+    pub call_timeout: Duration,
     pub wanx_limits: ProviderLimits,
     pub free_text_limits: ProviderLimits,
     /// The first poll comes this long after the submit; polls slow down after 30 s.

@@ -97,12 +97,15 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
         (settings.free_text_model.as_str(), settings.free_text_limits),
     ];
     for (model, limits) in models {
-        // A synchronous edit holds its lease for the whole call.
-        let lease = if model == WANX_MODEL {
-            lease
+        // A submit holds its lease for the whole provider call: a lease that ran out while the
+        // call was still within its timeout would have the task taken as lost and sent again,
+        // and the provider would run (and bill) it twice.
+        let call = if model == WANX_MODEL {
+            settings.call_timeout
         } else {
-            lease + settings.sync_timeout.as_secs()
+            settings.sync_timeout
         };
+        let lease = lease + call.as_millis().div_ceil(1000) as u64;
         for task in
             edit_tasks::claim_for_provider(pool, model, owner, limits, lease, CLAIM_BATCH).await?
         {

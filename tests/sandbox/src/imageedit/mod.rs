@@ -37,6 +37,9 @@ pub struct EditSettings {
     pub running_ms: u64,
     /// How long a synchronous qwen-image-edit call takes, milliseconds.
     pub sync_delay_ms: u64,
+    /// How long an accepted task submission takes to answer, milliseconds: the task exists
+    /// (and counts against the limits) from its arrival.
+    pub submit_delay_ms: u64,
     /// How long a result URL stays valid after the image was made, milliseconds (DashScope: 24 h).
     pub result_ttl_ms: u64,
     /// Task submissions accepted per second, over a sliding one-second window (DashScope: 2).
@@ -51,6 +54,7 @@ impl Default for EditSettings {
             pending_ms: 50,
             running_ms: 100,
             sync_delay_ms: 50,
+            submit_delay_ms: 0,
             result_ttl_ms: 24 * 60 * 60 * 1000,
             submits_per_second: 2,
             max_in_flight: 2,

@@ -212,6 +212,10 @@ pub(super) async fn submit(
 ) -> Response {
     let response = accept(&sandbox, &headers, &body).await;
     sandbox.state.image_edit.tally(&response);
+    if response.status().is_success() {
+        let delay = sandbox.state.image_edit.settings().submit_delay_ms;
+        tokio::time::sleep(millis(delay)).await;
+    }
     response
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use e2e::Options;
 use sandbox::EditSettings;
 
+use e2e::photo::PhotoOptions;
+
 use super::support::{bound_app, form, photo};
 
 #[tokio::test]
@@ -54,5 +56,42 @@ async fn a_burst_of_twenty_edits_all_finish_within_the_providers_limits() {
     );
     assert_eq!(app.edit_spending().await, (20, 20));
     assert_eq!(app.credits().await, (0, 0));
+    app.system.assert_ledger_invariant().await;
+}
+
+/// A submission the provider takes but answers slowly, past the step's lease: while the call is
+/// within its timeout the task is still ours, so it is not taken as lost and sent again (the
+/// provider would run, and bill, it twice).
+#[tokio::test]
+async fn a_submission_answered_after_the_lease_is_sent_once() {
+    let app = bound_app(
+        Options {
+            photo: PhotoOptions {
+                edit_lease_secs: 1,
+                ..PhotoOptions::default()
+            },
+            ..Options::default()
+        },
+        "o_edit_slow_submit",
+    )
+    .await;
+    app.grant(1).await;
+    // Within the call's timeout (3 s in tests), well past the lease.
+    app.system.sandbox.set_edit_settings(EditSettings {
+        submit_delay_ms: 2000,
+        ..EditSettings::default()
+    });
+    let id = app
+        .edit(form(
+            photo(),
+            "stylization_all",
+            &[("prompt", "金箔艺术风格")],
+        ))
+        .await;
+    let task = app.wait_for_edit(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let stats = app.system.sandbox.edit_stats();
+    assert_eq!(stats.submits, 1, "{stats:?}");
+    assert_eq!(app.edit_spending().await, (1, 1));
     app.system.assert_ledger_invariant().await;
 }
