@@ -44,8 +44,14 @@ impl Admin {
             return Err(MembershipError::invalid("range", "from must be before to"));
         }
         Ok(Summary {
-            orders: admin::order_totals(&self.pools.replica, from, to).await?,
-            users: admin::user_totals(&self.pools.replica, from, to).await?,
+            orders: self
+                .pools
+                .read(|pool| admin::order_totals(pool, from, to))
+                .await?,
+            users: self
+                .pools
+                .read(|pool| admin::user_totals(pool, from, to))
+                .await?,
         })
     }
 
@@ -56,7 +62,10 @@ impl Admin {
         limit: u32,
     ) -> Result<(Vec<admin::UserListRow>, i64), MembershipError> {
         let (offset, limit) = page_bounds(offset, limit);
-        Ok(admin::list_users(&self.pools.replica, prefix, offset, limit).await?)
+        Ok(self
+            .pools
+            .read(|pool| admin::list_users(pool, prefix, offset, limit))
+            .await?)
     }
 
     pub async fn orders(
@@ -71,7 +80,10 @@ impl Admin {
             return Err(MembershipError::invalid("status", "unknown order status"));
         }
         let (offset, limit) = page_bounds(offset, limit);
-        Ok(admin::list_orders(&self.pools.replica, status, offset, limit).await?)
+        Ok(self
+            .pools
+            .read(|pool| admin::list_orders(pool, status, offset, limit))
+            .await?)
     }
 
     pub async fn bindings(
@@ -80,7 +92,10 @@ impl Admin {
         limit: u32,
     ) -> Result<(Vec<admin::BindingListRow>, i64), MembershipError> {
         let (offset, limit) = page_bounds(offset, limit);
-        Ok(admin::list_bindings(&self.pools.replica, offset, limit).await?)
+        Ok(self
+            .pools
+            .read(|pool| admin::list_bindings(pool, offset, limit))
+            .await?)
     }
 
     /// One audited ledger row `admin_adjust`, referenced by the audit id; never below zero.

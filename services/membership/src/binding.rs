@@ -2,9 +2,9 @@
 //! authentication. Each owns its transaction and its choice of primary or replica.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use sqlx::{Acquire, MySqlPool};
+use sqlx::Acquire;
 
-use platform::db::{Pools, last_gtid};
+use platform::db::{Pools, ReadFrom, last_gtid};
 
 use crate::binding_changes::BindingChanges;
 use crate::domain::binding::{BindingState, ClientId, ClientToken};
@@ -12,7 +12,7 @@ use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
-use crate::store::{self, bindings::BindingRow, ledger};
+use crate::store::{self, ledger};
 use crate::wechat::WechatApi;
 
 /// Rules of binding, from config.
@@ -185,14 +185,19 @@ impl Bindings {
         client_id: &ClientId,
         token: &ClientToken,
     ) -> Result<BindingView, MembershipError> {
-        let pool = self
+        let wanted = self
             .freshness
-            .pool_for(&self.pools, &client_subject(client_id.as_str()))
+            .read_from(&self.pools, &client_subject(client_id.as_str()))
             .await;
-        let mut row = read_binding(pool, client_id).await;
+        let (mut row, read) = self
+            .pools
+            .read_from(wanted, |pool| {
+                store::bindings::find_by_client(pool, client_id.as_str())
+            })
+            .await;
         let trusted = matches!(&row, Ok(Some(found)) if token.matches(&found.client_token_hash));
-        if !trusted && !std::ptr::eq(pool, &self.pools.primary) {
-            row = read_binding(&self.pools.primary, client_id).await;
+        if !trusted && read == ReadFrom::Replica {
+            row = store::bindings::find_by_client(&self.pools.primary, client_id.as_str()).await;
         }
         let row = row?.ok_or(MembershipError::InvalidClientToken)?;
         if !token.matches(&row.client_token_hash) {
@@ -364,7 +369,10 @@ impl Bindings {
         token: &ClientToken,
     ) -> Result<ClientIdentity, MembershipError> {
         let hash = token.hash();
-        let from_replica = store::bindings::find_by_token_hash(&self.pools.replica, &hash).await;
+        let from_replica = self
+            .pools
+            .read(|pool| store::bindings::find_by_token_hash(pool, &hash))
+            .await;
         let row = match from_replica {
             // A bound token on the replica holds unless it was rotated or revoked since: then
             // its write is remembered and decides where to read.
@@ -401,11 +409,17 @@ impl Bindings {
     /// The user a client is bound to now (None when it is not bound). Reads the replica unless
     /// the client's last write (a new QR code, a scan, a sign-out) may not be there yet.
     pub async fn current_user(&self, client_id: &ClientId) -> Result<Option<i64>, MembershipError> {
-        let pool = self
+        let wanted = self
             .freshness
-            .pool_for(&self.pools, &client_subject(client_id.as_str()))
+            .read_from(&self.pools, &client_subject(client_id.as_str()))
             .await;
-        let row = read_binding(pool, client_id).await?;
+        let row = self
+            .pools
+            .read_from(wanted, |pool| {
+                store::bindings::find_by_client(pool, client_id.as_str())
+            })
+            .await
+            .0?;
         Ok(row
             .filter(|row| row.status == "completed")
             .and_then(|row| row.user_id))
@@ -419,11 +433,4 @@ fn client_subject(client_id: &str) -> String {
 /// A token's own freshness subject, written when the token is rotated or revoked.
 fn token_subject(hash: &[u8]) -> String {
     format!("token:{}", hex::encode(hash))
-}
-
-async fn read_binding(
-    pool: &MySqlPool,
-    client_id: &ClientId,
-) -> Result<Option<BindingRow>, MembershipError> {
-    Ok(store::bindings::find_by_client(pool, client_id.as_str()).await?)
 }

@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use sqlx::MySqlPool;
 
-use platform::db::Pools;
+use platform::db::{Pools, ReadFrom};
 use platform::redis::{Keys, Redis};
 
 /// How long the replica may take to apply a write before the primary is read instead.
@@ -48,12 +47,12 @@ impl Freshness {
         }
     }
 
-    /// Picks the pool that returns `subject` as of its last write.
-    pub async fn pool_for<'a>(&self, pools: &'a Pools, subject: &str) -> &'a MySqlPool {
+    /// Where a read returns `subject` as of its last write.
+    pub async fn read_from(&self, pools: &Pools, subject: &str) -> ReadFrom {
         if self.replica_is_current(pools, subject).await {
-            &pools.replica
+            ReadFrom::Replica
         } else {
-            &pools.primary
+            ReadFrom::Primary
         }
     }
 

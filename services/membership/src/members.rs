@@ -50,15 +50,15 @@ impl Members {
 
     /// The user's credits and membership as of their last change.
     pub async fn profile(&self, openid: &str) -> Result<ProfileView, MembershipError> {
-        let pool = self
+        let wanted = self
             .freshness
-            .pool_for(&self.pools, &user_subject(openid))
+            .read_from(&self.pools, &user_subject(openid))
             .await;
-        let user = match store::users::find_by_openid(pool, openid).await {
-            Ok(user) => user,
-            // The replica is down: the primary answers.
-            Err(_) => store::users::find_by_openid(&self.pools.primary, openid).await?,
-        };
+        let user = self
+            .pools
+            .read_from(wanted, |pool| store::users::find_by_openid(pool, openid))
+            .await
+            .0?;
         let member_until = user.as_ref().and_then(UserRow::member_until);
         Ok(ProfileView {
             can_buy_membership: self.prices.can_buy_membership(member_until, Utc::now()),

@@ -118,15 +118,18 @@ impl CacheService {
         let mut digests: Vec<Digest> = missing.iter().map(|&i| keys[i].digest).collect();
         digests.sort_by_key(|d| *d.as_bytes());
         digests.dedup();
-        let rows: HashMap<CacheKey, CachedEntry> =
-            match store::classification_cache::find(&self.pools.replica, &digests).await {
-                Ok(rows) => rows.into_iter().map(|row| (row.key, row.entry)).collect(),
-                Err(err) => {
-                    self.metrics
-                        .cache(CacheLayer::Database, "error", missing.len());
-                    return Err(err.into());
-                }
-            };
+        let rows: HashMap<CacheKey, CachedEntry> = match self
+            .pools
+            .read(|pool| store::classification_cache::find(pool, &digests))
+            .await
+        {
+            Ok(rows) => rows.into_iter().map(|row| (row.key, row.entry)).collect(),
+            Err(err) => {
+                self.metrics
+                    .cache(CacheLayer::Database, "error", missing.len());
+                return Err(err.into());
+            }
+        };
         let mut backfill = Vec::new();
         let mut absent = Vec::new();
         for &index in &missing {

@@ -1,10 +1,14 @@
 //! MySQL/MariaDB pools: a primary for writes and fresh reads, a read-only replica for the rest.
 //!
-//! Routing is the caller's explicit choice (`pools.primary` or `pools.replica`). Reads that must
-//! see a write just made either go to the primary or wait for the write's GTID on the replica
-//! ([`Pools::replica_has`]), falling back to the primary when the replica lags or is down.
+//! Writes go to `pools.primary`. Reads that may be a moment stale go through [`Pools::read`] (or
+//! [`Pools::read_from`]), which use the replica and fall back to the primary while it is
+//! unreachable. Reads that must see a write just made either go to the primary or wait for the
+//! write's GTID on the replica ([`Pools::replica_has`]).
 
+use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
@@ -14,6 +18,10 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection, Executor, MySqlConnection};
 
+/// After a read found the replica unreachable, reads meant for it go straight to the primary
+/// for this long, so each one does not wait out a connect timeout first.
+pub const REPLICA_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// The two pools of one service.
 #[derive(Clone, Debug)]
 pub struct Pools {
@@ -21,7 +29,45 @@ pub struct Pools {
     pub replica: MySqlPool,
     /// False when no replica URL was given and `replica` reads the primary.
     has_replica: bool,
+    replica_down: Arc<ReplicaDown>,
     metrics: ReplicaMetrics,
+}
+
+/// Which server a read went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    Replica,
+    Primary,
+}
+
+/// Until when the replica is skipped: milliseconds after `origin` (0: not skipped).
+#[derive(Debug)]
+struct ReplicaDown {
+    origin: Instant,
+    until_ms: AtomicU64,
+}
+
+impl ReplicaDown {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn skipped(&self) -> bool {
+        self.now_ms() < self.until_ms.load(Ordering::Relaxed)
+    }
+
+    fn skip_for(&self, period: Duration) {
+        let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        self.until_ms
+            .store(self.now_ms().saturating_add(period), Ordering::Relaxed);
+    }
 }
 
 /// How reads that wanted the replica fared (instrument names in the README's metrics table).
@@ -100,8 +146,50 @@ impl Pools {
             primary,
             replica,
             has_replica: replica_url.is_some(),
+            replica_down: Arc::new(ReplicaDown::new()),
             metrics: ReplicaMetrics::new(),
         })
+    }
+
+    /// Runs `query` on the replica, or on the primary while the replica is unreachable: a
+    /// replica outage must not take reads down with it. An error that is not about reaching
+    /// the server (a bad query) is returned as it is.
+    pub async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, sqlx::Error>
+    where
+        F: Fn(&'a MySqlPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.read_from(ReadFrom::Replica, query).await.0
+    }
+
+    /// Runs `query` where `wanted` says, except that a replica read goes to the primary while
+    /// the replica is unreachable; returns the answer and where it came from (a caller that
+    /// doubts a replica's negative answer asks the primary again).
+    pub async fn read_from<'a, T, F, Fut>(
+        &'a self,
+        wanted: ReadFrom,
+        query: F,
+    ) -> (Result<T, sqlx::Error>, ReadFrom)
+    where
+        F: Fn(&'a MySqlPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        if wanted == ReadFrom::Primary {
+            return (query(&self.primary).await, ReadFrom::Primary);
+        }
+        if self.replica_down.skipped() {
+            self.note_replica_fallback("marked_down");
+            return (query(&self.primary).await, ReadFrom::Primary);
+        }
+        match query(&self.replica).await {
+            Err(err) if self.has_replica && is_unavailable(&err) => {
+                tracing::warn!(error = %err, "replica unreachable; reading the primary");
+                self.note_replica_fallback("unreachable");
+                self.replica_down.skip_for(REPLICA_RETRY_AFTER);
+                (query(&self.primary).await, ReadFrom::Primary)
+            }
+            answer => (answer, ReadFrom::Replica),
+        }
     }
 
     /// Samples the replica's replication state every `interval` until `shutdown`, for the
@@ -122,6 +210,10 @@ impl Pools {
     /// behind by more than `wait` is the replica lag an operator sees.
     #[tracing::instrument(name = "replica.gtid_wait", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
     pub async fn replica_has(&self, gtid: &str, wait: Duration) -> bool {
+        if self.replica_down.skipped() {
+            self.note_replica_fallback("marked_down");
+            return false;
+        }
         let started = Instant::now();
         let answer: Result<Option<i64>, sqlx::Error> =
             sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, ?)")
@@ -133,6 +225,10 @@ impl Pools {
             Ok(Some(0)) => "reached",
             // -1: timed out; NULL: the replica is not replicating.
             Ok(Some(_)) => "lagging",
+            Err(err) if self.has_replica && is_unavailable(&err) => {
+                self.replica_down.skip_for(REPLICA_RETRY_AFTER);
+                "error"
+            }
             Ok(None) | Err(_) => "error",
         };
         let attributes = [KeyValue::new("outcome", outcome)];

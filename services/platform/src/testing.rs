@@ -22,6 +22,8 @@ pub enum Replica {
     /// A second replica that tests may pause ([`TestDatabase::pause_replica`]); tests that use it
     /// run one at a time (nextest group `lagging-replica`).
     Lagging,
+    /// An address where no server listens: the replica is down for the whole test.
+    Unreachable,
 }
 
 fn env(name: &str) -> String {
@@ -63,10 +65,7 @@ impl TestDatabase {
     /// Creates `t_<label>_<random>` on the primary and waits until the replica has it.
     pub async fn create(label: &str, replica: Replica) -> Self {
         let primary_base = env("XINTU_TEST_MYSQL_PRIMARY");
-        let replica_base = match replica {
-            Replica::Shared => env("XINTU_TEST_MYSQL_REPLICA"),
-            Replica::Lagging => env("XINTU_TEST_MYSQL_LAGGING_REPLICA"),
-        };
+        let replica_base = replica_base(replica);
         let name = format!(
             "t_{label}_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -99,18 +98,22 @@ impl TestDatabase {
             .expect("test database URLs parse")
     }
 
-    /// Waits until the replica has applied everything the primary has committed so far.
+    /// Waits until the replica has applied everything the primary has committed so far (at
+    /// once for an unreachable one).
     pub async fn wait_for_replica(&self) {
         self.wait_for_replica_within(30).await;
     }
 
     /// Same, with a limit in seconds (bulk loads take longer to replicate).
     pub async fn wait_for_replica_within(&self, seconds: u32) {
+        if self.replica == Replica::Unreachable {
+            return;
+        }
         let position: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
             .fetch_one(&self.admin)
             .await
             .expect("read the primary's GTID position");
-        let replica = MySqlPool::connect(&self.replica_base())
+        let replica = MySqlPool::connect(&replica_base(self.replica))
             .await
             .expect("connect to the test replica");
         let reached: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, ?)")
@@ -121,13 +124,6 @@ impl TestDatabase {
             .expect("wait for the replica");
         assert_eq!(reached, Some(0), "replica did not reach {position}");
         replica.close().await;
-    }
-
-    fn replica_base(&self) -> String {
-        match self.replica {
-            Replica::Shared => env("XINTU_TEST_MYSQL_REPLICA"),
-            Replica::Lagging => env("XINTU_TEST_MYSQL_LAGGING_REPLICA"),
-        }
     }
 
     /// Stops the lagging replica's SQL thread: it keeps serving reads, ever staler.
@@ -172,6 +168,20 @@ impl TestDatabase {
             .execute(&self.admin)
             .await;
         self.admin.close().await;
+    }
+}
+
+/// The server URL (no database) of `replica`.
+fn replica_base(replica: Replica) -> String {
+    match replica {
+        Replica::Shared => env("XINTU_TEST_MYSQL_REPLICA"),
+        Replica::Lagging => env("XINTU_TEST_MYSQL_LAGGING_REPLICA"),
+        Replica::Unreachable => {
+            // The port of a listener just closed: connections are refused at once.
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            let port = closed.local_addr().expect("its address").port();
+            format!("mysql://tester:testerpass@127.0.0.1:{port}")
+        }
     }
 }
 

@@ -1,13 +1,9 @@
 //! Use cases: record batches, answer the overview and time series, purge old logs.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
-use sqlx::MySqlPool;
 
 use platform::db::Pools;
 
@@ -20,16 +16,11 @@ const MAX_RANGE_DAYS: i64 = 400;
 pub const MAX_BATCH: usize = 5000;
 /// Batch ids are the senders' UUIDs (32 hex digits, `record_batches.batch_id`).
 pub const MAX_BATCH_ID: usize = 32;
-/// After the replica failed to answer, reads go straight to the primary for this long, so each
-/// dashboard call does not wait out a connect timeout first.
-const REPLICA_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Stats {
     pools: Pools,
     model_price_fen_per_million_tokens: i64,
-    /// Unix milliseconds until which the replica is skipped (0: use it).
-    replica_down_until_ms: Arc<AtomicU64>,
 }
 
 /// Requests, errors and latencies count HTTP requests; tokens and cost come from model calls.
@@ -135,34 +126,6 @@ impl Stats {
         Self {
             pools,
             model_price_fen_per_million_tokens,
-            replica_down_until_ms: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// Runs a read on the replica, or on the primary while the replica is unreachable (a replica
-    /// outage must not take the dashboards down; docs/architecture.md, "Fresh reads and the
-    /// replica"). Errors that are not about reaching the server (a bad query) are returned as they
-    /// are.
-    async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, sqlx::Error>
-    where
-        F: Fn(&'a MySqlPool) -> Fut,
-        Fut: Future<Output = Result<T, sqlx::Error>>,
-    {
-        if now_ms() < self.replica_down_until_ms.load(Ordering::Relaxed) {
-            self.pools.note_replica_fallback("marked_down");
-            return query(&self.pools.primary).await;
-        }
-        match query(&self.pools.replica).await {
-            Err(err) if platform::db::is_unavailable(&err) => {
-                tracing::warn!(error = %err, "stats replica unreachable; reading the primary");
-                self.pools.note_replica_fallback("unreachable");
-                self.replica_down_until_ms.store(
-                    now_ms().saturating_add(REPLICA_RETRY_AFTER.as_millis() as u64),
-                    Ordering::Relaxed,
-                );
-                query(&self.pools.primary).await
-            }
-            other => other,
         }
     }
 
@@ -216,16 +179,22 @@ impl Stats {
     ) -> Result<Overview, StatsError> {
         check_range(from, to)?;
         let (from, to) = whole_hours(from, to);
-        let totals = self.read(|pool| store::totals(pool, from, to)).await?;
+        let totals = self
+            .pools
+            .read(|pool| store::totals(pool, from, to))
+            .await?;
         let active_clients = self
+            .pools
             .read(|pool| store::active_clients(pool, from, to))
             .await?;
         let rows = self
+            .pools
             .read(|pool| store::endpoints(pool, from, to, 50))
             .await?;
         let mut endpoints = Vec::with_capacity(rows.len());
         for row in rows {
             let histogram = self
+                .pools
                 .read(|pool| store::latency_histogram(pool, &row.endpoint, from, to))
                 .await?;
             endpoints.push(EndpointLatency {
@@ -237,11 +206,13 @@ impl Stats {
             });
         }
         let rows = self
+            .pools
             .read(|pool| store::model_calls(pool, from, to, 20))
             .await?;
         let mut model_calls = Vec::with_capacity(rows.len());
         for row in rows {
             let histogram = self
+                .pools
                 .read(|pool| store::latency_histogram(pool, &row.endpoint, from, to))
                 .await?;
             let model = row
@@ -279,9 +250,11 @@ impl Stats {
         check_range(from, to)?;
         let (from, to) = whole_hours(from, to);
         let rows = self
+            .pools
             .read(|pool| store::series(pool, from, to, bucket_secs))
             .await?;
         let clients: std::collections::HashMap<i64, i64> = self
+            .pools
             .read(|pool| store::series_clients(pool, from, to, bucket_secs))
             .await?
             .into_iter()
@@ -330,12 +303,6 @@ impl Stats {
             .await;
         result
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
 use rand::Rng;
 use sqlx::Acquire;
 
-use platform::db::{Pools, last_gtid};
+use platform::db::{Pools, ReadFrom, last_gtid};
 
 use crate::domain::pricing::{PriceList, Product, extend_membership};
 use crate::error::MembershipError;
@@ -200,12 +200,15 @@ impl Orders {
 
     /// The user's own order, as of its last change (a poll right after the notify sees it paid).
     pub async fn get(&self, openid: &str, out_trade_no: &str) -> Result<OrderRow, MembershipError> {
-        let pool = self
+        let wanted = self
             .freshness
-            .pool_for(&self.pools, &order_subject(out_trade_no))
+            .read_from(&self.pools, &order_subject(out_trade_no))
             .await;
-        let mut found = store::orders::find(pool, out_trade_no).await;
-        if !matches!(found, Ok(Some(_))) && !std::ptr::eq(pool, &self.pools.primary) {
+        let (mut found, read) = self
+            .pools
+            .read_from(wanted, |pool| store::orders::find(pool, out_trade_no))
+            .await;
+        if !matches!(found, Ok(Some(_))) && read == ReadFrom::Replica {
             found = store::orders::find(&self.pools.primary, out_trade_no).await;
         }
         // Another user's order does not exist for this caller.

@@ -36,6 +36,10 @@ const RESEND_PAUSES: [Duration; 3] = [
     Duration::from_millis(500),
 ];
 
+/// A call that failed later than this after it was first sent is not sent again: that was a
+/// deadline, not a refusal (refusals come at once), and another try would wait as long again.
+const RESEND_ONLY_WITHIN: Duration = Duration::from_secs(1);
+
 /// [`Channel`] plus the signal its discovery waits on (none for a channel without discovery).
 #[derive(Clone, Debug)]
 pub struct WatchedChannel {
@@ -74,6 +78,7 @@ impl Service<http::Request<Body>> for WatchedChannel {
         ));
         let mut channel = self.inner.clone();
         let call_failed = self.call_failed.clone();
+        let sent = std::time::Instant::now();
         Box::pin(async move {
             let mut answer = first.await;
             for pause in RESEND_PAUSES {
@@ -83,6 +88,9 @@ impl Service<http::Request<Body>> for WatchedChannel {
                 call_failed.notify_one();
                 if lock(&unsent).is_none() {
                     break; // the body went out: the instance may have acted on it
+                }
+                if sent.elapsed() > RESEND_ONLY_WITHIN {
+                    break;
                 }
                 tokio::time::sleep(pause).await;
                 let request = copy.with_body(Body::new(HandedOver::new(unsent.clone())));

@@ -1,4 +1,4 @@
-//! Graceful operation: with its replica unreachable, the stats service answers reads from the
+//! Graceful operation: with their replica unreachable, the services answer reads from the
 //! primary instead of failing.
 
 use std::time::Duration;
@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use e2e::{Options, System};
 use platform::db::{PoolSettings, Pools};
 use platform::testing::{Replica, TestDatabase};
 use proto::stats::v1::stats_service_client::StatsServiceClient;
@@ -98,4 +99,74 @@ async fn stats_reads_fall_back_to_the_primary_when_the_replica_is_unreachable() 
         assert_eq!(overview.requests, 3);
     }
     stop.cancel();
+}
+
+/// Membership and photo with their replica down from the start: an app binds and classifies
+/// (its token and the classification cache are replica reads), a member signs in, orders, pays
+/// and reads the order, and the admin site's overview and lists answer, all from the primary.
+#[tokio::test]
+async fn user_and_admin_reads_fall_back_to_the_primary_when_the_replica_is_unreachable() {
+    let system = System::start(Options {
+        replica: Replica::Unreachable,
+        ..Options::default()
+    })
+    .await;
+    let token = system
+        .bind_client("pc-replica-down", "o_replica_down")
+        .await;
+    let photo = crate::classify::support::photo("coffee.png");
+    // Twice: the second answer comes from the classification cache.
+    for _ in 0..2 {
+        let response = system
+            .http
+            .post(format!("{}/api/v1/photos/classify", system.gateway()))
+            .bearer_auth(&token)
+            .multipart(reqwest::multipart::Form::new().part(
+                "image",
+                reqwest::multipart::Part::bytes(photo.clone()).file_name("photo"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, 200, "classify with the replica down: {body}");
+    }
+    let response = system
+        .http
+        .get(format!("{}/api/v1/auth/wechat/binding", system.gateway()))
+        .query(&[("client_id", "pc-replica-down")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "binding status");
+
+    let member = system.sign_in("o_replica_down").await;
+    let before = member.profile().await["remaining_credits"]
+        .as_i64()
+        .expect("credits");
+    let created = member
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 5 }))
+        .await;
+    let order_no = created["order"]["order_no"].as_str().expect("order_no");
+    system.sandbox.pay(order_no).await.unwrap();
+    member.wait_for_order(order_no, "paid").await;
+    let after = member.profile().await["remaining_credits"]
+        .as_i64()
+        .expect("credits");
+    assert_eq!(after, before + 5);
+
+    let admin = system.admin_sign_in().await;
+    for path in [
+        "/api/v1/admin/overview",
+        "/api/v1/admin/users",
+        "/api/v1/admin/orders?status=paid",
+        "/api/v1/admin/bindings",
+    ] {
+        let (status, body) = admin.get(path).await;
+        assert_eq!(status, 200, "{path} with the replica down: {body}");
+    }
+    let (_, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
+    assert_eq!(orders["total"], 1, "{orders}");
 }
