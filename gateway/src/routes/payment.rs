@@ -61,18 +61,27 @@ pub struct CreateOrderOut {
     pub pay_params: PayParamsOut,
 }
 
-fn order_out(order: pb::Order) -> OrderOut {
+/// The order as the page sees it. A status or type this gateway does not know (a newer
+/// membership service) is an error: shown as "not paid", a paid order would invite a second
+/// payment.
+fn order_out(order: pb::Order) -> Result<OrderOut, ApiError> {
     let status = match pb::OrderStatus::try_from(order.status) {
+        Ok(pb::OrderStatus::Notpay) => "notpay",
         Ok(pb::OrderStatus::Paid) => "paid",
         Ok(pb::OrderStatus::Closed) => "closed",
         Ok(pb::OrderStatus::Failed) => "failed",
-        _ => "notpay",
+        Ok(pb::OrderStatus::Unspecified) | Err(_) => {
+            return Err(unknown_in_order("status", order.status));
+        }
     };
     let order_type = match pb::OrderType::try_from(order.order_type) {
         Ok(pb::OrderType::Member) => "member",
-        _ => "credits",
+        Ok(pb::OrderType::Credits) => "credits",
+        Ok(pb::OrderType::Unspecified) | Err(_) => {
+            return Err(unknown_in_order("order_type", order.order_type));
+        }
     };
-    OrderOut {
+    Ok(OrderOut {
         order_no: order.order_no,
         order_type,
         credits_amount: order.credits_amount,
@@ -82,7 +91,20 @@ fn order_out(order: pb::Order) -> OrderOut {
         created_at: super::rfc3339(order.created_at_unix),
         paid_at: (order.paid_at_unix > 0).then(|| super::rfc3339(order.paid_at_unix)),
         expire_at: super::rfc3339(order.expire_at_unix),
-    }
+    })
+}
+
+fn unknown_in_order(field: &str, value: i32) -> ApiError {
+    tracing::error!(
+        field,
+        value,
+        "membership sent an order value this gateway does not know"
+    );
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "internal",
+        format!("unknown order {field} {value}"),
+    )
 }
 
 /// Creates an order for the signed-in user; the amount is computed by the server.
@@ -131,7 +153,7 @@ pub async fn create_order(
         ));
     };
     Ok(Json(CreateOrderOut {
-        order: order_out(order),
+        order: order_out(order)?,
         pay_params: PayParamsOut {
             app_id: params.app_id,
             time_stamp: params.time_stamp,
@@ -160,7 +182,7 @@ pub async fn get_order(
         })
         .await?
         .into_inner();
-    Ok(Json(order_out(order)))
+    Ok(Json(order_out(order)?))
 }
 
 fn pay_reply(status: StatusCode, success: bool, message: &str) -> Response {
@@ -201,5 +223,35 @@ pub async fn notify(State(state): State<AppState>, body: Body) -> Response {
                 crate::error::http_status(status.code(), platform::grpc::error_code(&status));
             pay_reply(http, false, "try again")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: i32, order_type: i32) -> pb::Order {
+        pb::Order {
+            order_no: "X1".to_owned(),
+            status,
+            order_type,
+            ..pb::Order::default()
+        }
+    }
+
+    #[test]
+    fn an_order_value_the_gateway_does_not_know_is_an_error_never_unpaid() {
+        let credits = pb::OrderType::Credits.into();
+        for unknown in [pb::OrderStatus::Unspecified.into(), 99] {
+            let refused = order_out(order(unknown, credits)).map(|out| out.status);
+            assert_eq!(
+                refused.map_err(|err| err.status),
+                Err(StatusCode::BAD_GATEWAY)
+            );
+        }
+        let paid = pb::OrderStatus::Paid.into();
+        assert!(order_out(order(paid, 7)).is_err());
+        let known = order_out(order(paid, pb::OrderType::Member.into())).unwrap();
+        assert_eq!((known.status, known.order_type), ("paid", "member"));
     }
 }

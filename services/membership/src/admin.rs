@@ -5,6 +5,7 @@ use sqlx::Acquire;
 
 use platform::db::Pools;
 
+use crate::domain::order::OrderStatus;
 use crate::error::MembershipError;
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
@@ -74,11 +75,10 @@ impl Admin {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<admin::OrderListRow>, i64), MembershipError> {
-        if let Some(status) = status
-            && !matches!(status, "notpay" | "paid" | "closed" | "failed")
-        {
-            return Err(MembershipError::invalid("status", "unknown order status"));
-        }
+        let status = status
+            .map(str::parse::<OrderStatus>)
+            .transpose()
+            .map_err(|_| MembershipError::invalid("status", "unknown order status"))?;
         let (offset, limit) = page_bounds(offset, limit);
         Ok(self
             .pools

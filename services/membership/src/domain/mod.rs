@@ -2,4 +2,5 @@
 
 pub mod binding;
 pub mod event;
+pub mod order;
 pub mod pricing;

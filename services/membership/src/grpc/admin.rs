@@ -102,9 +102,9 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
             .map(|o| pb::AdminOrder {
                 order_no: o.out_trade_no,
                 openid: o.openid,
-                order_type: o.order_type,
+                order_type: o.order_type.as_str().to_owned(),
                 total_fee: o.total_fee,
-                status: o.status,
+                status: o.status.as_str().to_owned(),
                 credits_amount: u32::try_from(o.credits_amount).unwrap_or(0),
                 created_at_unix: o.created_at.timestamp(),
                 paid_at_unix: unix(o.paid_at),

@@ -3,6 +3,7 @@
 use proto::membership::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::domain::order::{OrderStatus, OrderType};
 use crate::domain::pricing::{PriceList, Product};
 use crate::error::MembershipError;
 use crate::members::Members;
@@ -79,16 +80,15 @@ impl OrderGrpc {
 }
 
 fn order_to_pb(order: &OrderRow) -> pb::Order {
-    let status = match order.status.as_str() {
-        "paid" => pb::OrderStatus::Paid,
-        "closed" => pb::OrderStatus::Closed,
-        "failed" => pb::OrderStatus::Failed,
-        _ => pb::OrderStatus::Notpay,
+    let status = match order.status {
+        OrderStatus::NotPay => pb::OrderStatus::Notpay,
+        OrderStatus::Paid => pb::OrderStatus::Paid,
+        OrderStatus::Closed => pb::OrderStatus::Closed,
+        OrderStatus::Failed => pb::OrderStatus::Failed,
     };
-    let order_type = if order.order_type == "member" {
-        pb::OrderType::Member
-    } else {
-        pb::OrderType::Credits
+    let order_type = match order.order_type {
+        OrderType::Member => pb::OrderType::Member,
+        OrderType::Credits => pb::OrderType::Credits,
     };
     pb::Order {
         order_no: order.out_trade_no.clone(),

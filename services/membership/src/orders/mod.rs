@@ -10,6 +10,7 @@ use sqlx::Acquire;
 
 use platform::db::{Pools, ReadFrom, last_gtid};
 
+use crate::domain::order::{OrderStatus, OrderType};
 use crate::domain::pricing::{PriceList, Product, extend_membership};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
@@ -136,8 +137,8 @@ impl Orders {
                 .ok_or(MembershipError::NotFound("user"))?;
             let quote = self.prices.quote(product, user.member_until(), now)?;
             let order_type = match quote.product {
-                Product::Membership => "member",
-                Product::Credits(_) => "credits",
+                Product::Membership => OrderType::Member,
+                Product::Credits(_) => OrderType::Credits,
             };
             store::orders::insert(
                 &mut tx,
@@ -301,7 +302,7 @@ impl Orders {
                 tracing::warn!(out_trade_no, alert = true, "payment for an unknown order");
                 return Ok((PaymentOutcome::UnknownOrder, None));
             };
-            if order.status == "paid" {
+            if order.status == OrderStatus::Paid {
                 return Ok(if order.transaction_id.as_deref() == Some(transaction_id) {
                     (PaymentOutcome::Duplicate, None)
                 } else {
@@ -323,7 +324,7 @@ impl Orders {
                 );
                 return Ok((PaymentOutcome::AmountMismatch, None));
             }
-            if order.status == "failed" {
+            if order.status == OrderStatus::Failed {
                 tracing::error!(
                     out_trade_no,
                     alert = true,
@@ -331,7 +332,7 @@ impl Orders {
                 );
                 return Ok((PaymentOutcome::Conflict, None));
             }
-            if order.status == "closed" {
+            if order.status == OrderStatus::Closed {
                 tracing::warn!(
                     out_trade_no,
                     alert = true,
@@ -345,7 +346,7 @@ impl Orders {
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
             let credits = i64::from(order.credits_amount);
-            let reason = if order.order_type == "member" {
+            let reason = if order.order_type == OrderType::Member {
                 let until = extend_membership(
                     user.member_until(),
                     Utc::now(),

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
+use crate::domain::order::{OrderStatus, OrderType};
+
 #[derive(Debug, Default, FromRow)]
 pub struct OrderTotals {
     pub revenue_fen: i64,
@@ -108,9 +110,11 @@ fn escape_like(raw: &str) -> String {
 pub struct OrderListRow {
     pub out_trade_no: String,
     pub openid: String,
-    pub order_type: String,
+    #[sqlx(try_from = "String")]
+    pub order_type: OrderType,
     pub total_fee: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub credits_amount: i32,
     pub created_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
@@ -120,10 +124,11 @@ pub struct OrderListRow {
 #[tracing::instrument(name = "admin.list_orders", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn list_orders(
     pool: &MySqlPool,
-    status: Option<&str>,
+    status: Option<OrderStatus>,
     offset: u32,
     limit: u32,
 ) -> Result<(Vec<OrderListRow>, i64), sqlx::Error> {
+    let status = status.map(OrderStatus::as_str);
     let rows = sqlx::query_as(
         "SELECT out_trade_no, openid, CAST(order_type AS CHAR) AS order_type, total_fee, \
          CAST(status AS CHAR) AS status, credits_amount, created_at, paid_at, transaction_id \

@@ -3,16 +3,20 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
 
+use crate::domain::order::{OrderStatus, OrderType};
+
 #[derive(Clone, Debug, FromRow)]
 pub struct OrderRow {
     pub out_trade_no: String,
     pub user_id: i64,
     pub openid: String,
-    pub order_type: String,
+    #[sqlx(try_from = "String")]
+    pub order_type: OrderType,
     pub credits_amount: i32,
     pub membership_days: i32,
     pub total_fee: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub prepay_id: Option<String>,
     pub transaction_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -28,7 +32,7 @@ pub struct NewOrder<'a> {
     pub out_trade_no: &'a str,
     pub user_id: i64,
     pub openid: &'a str,
-    pub order_type: &'a str,
+    pub order_type: OrderType,
     pub credits_amount: i64,
     pub membership_days: u32,
     pub total_fee: i64,
@@ -45,7 +49,7 @@ pub async fn insert(conn: &mut MySqlConnection, order: &NewOrder<'_>) -> Result<
     .bind(order.out_trade_no)
     .bind(order.user_id)
     .bind(order.openid)
-    .bind(order.order_type)
+    .bind(order.order_type.as_str())
     .bind(order.credits_amount)
     .bind(order.membership_days)
     .bind(order.total_fee)
