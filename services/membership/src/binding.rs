@@ -7,7 +7,7 @@ use sqlx::Acquire;
 use platform::db::{Pools, ReadFrom, last_gtid};
 
 use crate::binding_changes::BindingChanges;
-use crate::domain::binding::{BindingState, ClientId, ClientToken};
+use crate::domain::binding::{BindingState, BindingStatus, ClientId, ClientToken};
 use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
@@ -108,7 +108,7 @@ impl Bindings {
                 current = store::bindings::client_state(&mut tx, client_id.as_str(), true).await?;
             }
             if let Some((status, hash)) = &current
-                && status == "completed"
+                && *status == BindingStatus::Completed
                 && !presented.is_some_and(|token| token.matches(hash))
             {
                 return Err(MembershipError::ClientBound);
@@ -204,7 +204,7 @@ impl Bindings {
             return Err(MembershipError::InvalidClientToken);
         }
         Ok(BindingView {
-            state: BindingState::derive(&row.status, row.expire_at),
+            state: BindingState::derive(row.status, row.expire_at),
             openid: row.openid,
             user_id: row.user_id,
             completed_at: row.completed_at,
@@ -317,7 +317,7 @@ impl Bindings {
         let Some(row) = store::bindings::lock_scene(conn, scene_id).await? else {
             return Ok((EventOutcome::Followed, "unknown_scene", None));
         };
-        if row.status == "completed" {
+        if row.status == BindingStatus::Completed {
             return Ok(if row.openid.as_deref() == Some(event.openid.as_str()) {
                 (EventOutcome::Bound, "already_bound", None)
             } else {
@@ -376,7 +376,7 @@ impl Bindings {
         let row = match from_replica {
             // A bound token on the replica holds unless it was rotated or revoked since: then
             // its write is remembered and decides where to read.
-            Ok(Some(row)) if row.status == "completed" => {
+            Ok(Some(row)) if row.status == BindingStatus::Completed => {
                 let subject = token_subject(&hash);
                 if self
                     .freshness
@@ -396,7 +396,7 @@ impl Bindings {
             _ => store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?,
         };
         let row = row.ok_or(MembershipError::InvalidClientToken)?;
-        let bound = row.status == "completed";
+        let bound = row.status == BindingStatus::Completed;
         Ok(ClientIdentity {
             client_id: row.client_id,
             openid: if bound { row.openid } else { None },
@@ -421,7 +421,7 @@ impl Bindings {
             .await
             .0?;
         Ok(row
-            .filter(|row| row.status == "completed")
+            .filter(|row| row.status == BindingStatus::Completed)
             .and_then(|row| row.user_id))
     }
 }

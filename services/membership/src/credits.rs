@@ -9,6 +9,7 @@ use sqlx::Acquire;
 
 use platform::db::Pools;
 
+use crate::domain::hold::HoldStatus;
 use crate::error::MembershipError;
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
@@ -179,21 +180,21 @@ impl Credits {
                     "must be within 0..=held amount",
                 ));
             }
-            match hold.status.as_str() {
-                "held" => {}
-                "captured" if hold.captured == used => {
+            match hold.status {
+                HoldStatus::Held => {}
+                HoldStatus::Captured if hold.captured == used => {
                     repeated.store(true, Ordering::Relaxed);
                     return self.view(&mut tx, reference, hold.user_id).await;
                 }
                 status => {
                     return Err(MembershipError::HoldSettled {
                         reference: reference.to_owned(),
-                        status: status.to_owned(),
+                        status: status.as_str().to_owned(),
                     });
                 }
             }
             store::users::lock(&mut tx, hold.user_id).await?;
-            store::holds::settle(&mut tx, reference, "captured", used).await?;
+            store::holds::settle(&mut tx, reference, HoldStatus::Captured, used).await?;
             // The hold guarantees the credits; a refusal here means the books are wrong.
             if !ledger::spend(&mut tx, hold.user_id, used, hold.amount, reference).await? {
                 tracing::error!(reference, "held credits could not be spent");
@@ -236,9 +237,9 @@ impl Credits {
             let hold = store::holds::lock(&mut tx, reference)
                 .await?
                 .ok_or(MembershipError::NotFound("hold"))?;
-            if hold.status == "held" {
+            if hold.status == HoldStatus::Held {
                 store::users::lock(&mut tx, hold.user_id).await?;
-                store::holds::settle(&mut tx, reference, "released", 0).await?;
+                store::holds::settle(&mut tx, reference, HoldStatus::Released, 0).await?;
                 store::holds::unhold_on_user(&mut tx, hold.user_id, hold.amount).await?;
             } else {
                 repeated.store(true, Ordering::Relaxed);
@@ -377,7 +378,7 @@ impl Credits {
             let view = self
                 .release_counted(&reference, CreditOperation::Expire)
                 .await?;
-            if view.hold.status == "released" {
+            if view.hold.status == HoldStatus::Released {
                 released += 1;
                 tracing::info!(reference, "expired hold released");
             }

@@ -65,6 +65,18 @@ impl ClientToken {
     }
 }
 
+/// A binding as `client_bindings.status` stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum BindingStatus {
+    /// A QR code is out; nobody has scanned it yet.
+    Pending,
+    /// Scanned: the client is bound to a user.
+    Completed,
+}
+
+super::stored::stored_enum!(BindingStatus);
+
 /// Binding state as the app sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingState {
@@ -76,11 +88,20 @@ pub enum BindingState {
 
 impl BindingState {
     /// Derives the state from the stored status and the QR code's expiry.
-    pub fn derive(stored_status: &str, expire_at: chrono::DateTime<chrono::Utc>) -> Self {
-        match stored_status {
-            "completed" => Self::Completed,
-            _ if expire_at <= chrono::Utc::now() => Self::Expired,
-            _ => Self::Pending,
+    pub fn derive(stored: BindingStatus, expire_at: chrono::DateTime<chrono::Utc>) -> Self {
+        match stored {
+            BindingStatus::Completed => Self::Completed,
+            BindingStatus::Pending if expire_at <= chrono::Utc::now() => Self::Expired,
+            BindingStatus::Pending => Self::Pending,
+        }
+    }
+
+    /// As the admin site lists it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
         }
     }
 }

@@ -2,5 +2,7 @@
 
 pub mod binding;
 pub mod event;
+pub mod hold;
 pub mod order;
 pub mod pricing;
+pub mod stored;

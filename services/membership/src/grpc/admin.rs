@@ -5,6 +5,7 @@ use proto::membership::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::admin::Admin;
+use crate::domain::binding::BindingState;
 use crate::error::MembershipError;
 
 pub struct AdminGrpc {
@@ -123,17 +124,14 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
     ) -> Result<Response<pb::ListBindingsResponse>, Status> {
         let (offset, limit) = page(request.into_inner().page);
         let (rows, total) = self.admin.bindings(offset, limit).await?;
-        let now = Utc::now();
         let bindings = rows
             .into_iter()
             .map(|b| pb::AdminBinding {
                 scene_id: b.id,
                 client_id: b.client_id,
-                status: if b.status == "pending" && b.expire_at <= now {
-                    "expired".to_owned()
-                } else {
-                    b.status
-                },
+                status: BindingState::derive(b.status, b.expire_at)
+                    .as_str()
+                    .to_owned(),
                 openid: b.openid.unwrap_or_default(),
                 created_at_unix: b.created_at.timestamp(),
                 completed_at_unix: unix(b.completed_at),

@@ -4,6 +4,7 @@ use proto::membership::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::credits::{Credits, GrantAudit, HoldView};
+use crate::domain::hold::HoldStatus;
 use crate::error::MembershipError;
 use crate::store::ledger::Reason;
 use crate::store::users::UserRow;
@@ -32,10 +33,10 @@ fn balance_to_pb(user: &UserRow) -> pb::Balance {
 }
 
 fn hold_to_pb(view: &HoldView) -> pb::HoldResponse {
-    let status = match view.hold.status.as_str() {
-        "captured" => pb::HoldStatus::Captured,
-        "released" => pb::HoldStatus::Released,
-        _ => pb::HoldStatus::Held,
+    let status = match view.hold.status {
+        HoldStatus::Held => pb::HoldStatus::Held,
+        HoldStatus::Captured => pb::HoldStatus::Captured,
+        HoldStatus::Released => pb::HoldStatus::Released,
     };
     pb::HoldResponse {
         reference: view.hold.reference.clone(),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
+use crate::domain::binding::BindingStatus;
 use crate::domain::order::{OrderStatus, OrderType};
 
 #[derive(Debug, Default, FromRow)]
@@ -154,7 +155,8 @@ pub async fn list_orders(
 pub struct BindingListRow {
     pub id: u32,
     pub client_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: BindingStatus,
     pub openid: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,

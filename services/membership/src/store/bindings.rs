@@ -3,12 +3,15 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
 
+use crate::domain::binding::BindingStatus;
+
 #[derive(Clone, Debug, FromRow)]
 pub struct BindingRow {
     pub id: u32,
     pub client_id: String,
     pub client_token_hash: Vec<u8>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: BindingStatus,
     pub openid: Option<String>,
     pub user_id: Option<i64>,
     pub ticket: Option<String>,
@@ -54,17 +57,25 @@ pub async fn client_state(
     conn: &mut MySqlConnection,
     client_id: &str,
     lock: bool,
-) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+) -> Result<Option<(BindingStatus, Vec<u8>)>, sqlx::Error> {
     let sql = if lock {
         "SELECT CAST(status AS CHAR), client_token_hash FROM client_bindings \
          WHERE client_id = ? FOR UPDATE"
     } else {
         "SELECT CAST(status AS CHAR), client_token_hash FROM client_bindings WHERE client_id = ?"
     };
-    sqlx::query_as(sql)
+    let row: Option<(String, Vec<u8>)> = sqlx::query_as(sql)
         .bind(client_id)
         .fetch_optional(&mut *conn)
-        .await
+        .await?;
+    row.map(|(status, hash)| {
+        let status = BindingStatus::try_from(status).map_err(|err| sqlx::Error::ColumnDecode {
+            index: "status".to_owned(),
+            source: Box::new(err),
+        })?;
+        Ok((status, hash))
+    })
+    .transpose()
 }
 
 /// Signs a client out: the row gets a token hash nobody holds and is no longer bound. Returns

@@ -3,13 +3,16 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
 
+use crate::domain::hold::HoldStatus;
+
 #[derive(Clone, Debug, FromRow)]
 pub struct HoldRow {
     pub reference: String,
     pub user_id: i64,
     pub amount: i64,
     pub captured: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: HoldStatus,
 }
 
 const COLUMNS: &str = "reference, user_id, amount, captured, CAST(status AS CHAR) AS status";
@@ -85,14 +88,14 @@ pub async fn hold_on_user(
 pub async fn settle(
     conn: &mut MySqlConnection,
     reference: &str,
-    status: &str,
+    status: HoldStatus,
     captured: i64,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE credit_holds SET status = ?, captured = ?, updated_at = CURRENT_TIMESTAMP(3) \
          WHERE reference = ? AND status = 'held'",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(captured)
     .bind(reference)
     .execute(&mut *conn)
