@@ -248,6 +248,30 @@ impl Pools {
     }
 }
 
+/// For enums kept in an ENUM column and spelled there by strum's `EnumString` and
+/// `IntoStaticStr` derives: `as_str` gives the stored value, and `TryFrom<String>` reads one
+/// (for sqlx's `#[sqlx(try_from = "String")]` on a row field), so a value the code does not know
+/// is a decode error, never read as some default. The calling crate depends on strum.
+#[macro_export]
+macro_rules! stored_enum {
+    ($($name:ident),+ $(,)?) => {$(
+        impl $name {
+            /// The value as the column stores it.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = strum::ParseError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                value.parse()
+            }
+        }
+    )+};
+}
+
 /// A connection idle for longer than this is pinged before it is handed out.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 

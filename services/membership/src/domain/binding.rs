@@ -75,7 +75,7 @@ pub enum BindingStatus {
     Completed,
 }
 
-super::stored::stored_enum!(BindingStatus);
+platform::stored_enum!(BindingStatus);
 
 /// Binding state as the app sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

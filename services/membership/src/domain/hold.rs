@@ -2,8 +2,6 @@
 
 use strum::{EnumIter, EnumString, IntoStaticStr};
 
-use super::stored::stored_enum;
-
 /// Where a hold stands: credits reserved, then spent (in part) or given back, once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "lowercase")]
@@ -13,7 +11,7 @@ pub enum HoldStatus {
     Released,
 }
 
-stored_enum!(HoldStatus);
+platform::stored_enum!(HoldStatus);
 
 #[cfg(test)]
 mod tests {

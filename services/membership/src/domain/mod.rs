@@ -5,4 +5,3 @@ pub mod event;
 pub mod hold;
 pub mod order;
 pub mod pricing;
-pub mod stored;

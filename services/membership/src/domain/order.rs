@@ -2,8 +2,6 @@
 
 use strum::{EnumIter, EnumString, IntoStaticStr};
 
-use super::stored::stored_enum;
-
 /// Where an order stands (`payment_orders.status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "lowercase")]
@@ -25,7 +23,7 @@ pub enum OrderType {
     Credits,
 }
 
-stored_enum!(OrderStatus, OrderType);
+platform::stored_enum!(OrderStatus, OrderType);
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,9 @@ use platform::db::Pools;
 
 use crate::credits::{CreditGate, HoldError};
 use crate::decode_budget::{DecodeBudget, Decoding};
-use crate::domain::edit::{self, EditRequest, ImageInfo, Parameters, UrlSigner, ValidEdit};
+use crate::domain::edit::{
+    self, EditRequest, ImageInfo, Parameters, TaskState, UrlSigner, ValidEdit,
+};
 use crate::error::PhotoError;
 use crate::model_calls::{CallOrigin, ModelCallRecorder};
 use crate::owners::ClientOwners;
@@ -299,7 +301,7 @@ impl EditService {
         let row = edit_tasks::find(&self.pools.primary, &named.task_id)
             .await?
             .ok_or_else(result_not_found)?;
-        if row.status != "succeeded" {
+        if row.status != TaskState::Succeeded {
             return Err(result_not_found());
         }
         if self.owners.current_user(&row.client_id).await? != Some(row.user_id) {

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use rand::Rng as _;
 
 use crate::credits::CaptureError;
-use crate::domain::edit::{self, FailureCode};
+use crate::domain::edit::{self, FailureCode, TaskState};
 use crate::model_calls::{CallOrigin, ModelCall, ModelSource};
 use crate::store::edit_tasks::{self, TaskRow};
 
@@ -189,7 +189,7 @@ impl EditService {
         match polled {
             Ok(TaskPoll::Pending | TaskPoll::Running) => {
                 let delay = self.next_poll(task.since_submit_ms);
-                self.later(&task, "running", delay, true).await;
+                self.later(&task, TaskState::Running, delay, true).await;
             }
             Ok(TaskPoll::Succeeded { urls }) if !urls.is_empty() => self.finish(&task, &urls).await,
             Ok(TaskPoll::Succeeded { .. }) => {
@@ -220,7 +220,7 @@ impl EditService {
             Err(err) => {
                 let delay = self.backoff(task.polls.max(1));
                 tracing::info!(task = %task.id, error = %err, "poll failed; trying again");
-                self.later(&task, "running", delay, true).await;
+                self.later(&task, TaskState::Running, delay, true).await;
             }
         }
     }
@@ -271,12 +271,7 @@ impl EditService {
             if let Err(err) = self.storage.put(&result.key, bytes).await {
                 tracing::error!(task = %task.id, error = %err, "result not stored; trying again later");
                 self.delete_results(&stored).await;
-                let status = if task.status == "submitting" {
-                    "submitting"
-                } else {
-                    "running"
-                };
-                if status == "submitting" {
+                if task.status == TaskState::Submitting {
                     self.log_db(
                         edit_tasks::requeue(
                             &self.pools.primary,
@@ -287,7 +282,8 @@ impl EditService {
                         .await,
                     );
                 } else {
-                    self.later(task, status, self.backoff(1), false).await;
+                    self.later(task, TaskState::Running, self.backoff(1), false)
+                        .await;
                 }
                 return;
             }
@@ -307,7 +303,7 @@ impl EditService {
             }
         }
         let mut settled = task.clone();
-        settled.status = "settling".into();
+        settled.status = TaskState::Settling;
         settled.results = Some(json);
         self.settle_step(settled).await;
     }
@@ -353,14 +349,14 @@ impl EditService {
             Err(CaptureError::Unavailable(why)) => {
                 let delay = self.backoff(2);
                 tracing::warn!(task = %task.id, error = %why, delay_ms = delay, "credits not taken yet; trying again");
-                self.later(&task, "settling", delay, false).await;
+                self.later(&task, TaskState::Settling, delay, false).await;
             }
         }
     }
 
     /// Fails a task past its deadline (or abandoned before its credits were held).
     pub(crate) async fn expire(&self, task: TaskRow) {
-        if task.status == "new" {
+        if task.status == TaskState::New {
             self.fail_task(
                 &task,
                 FailureCode::Abandoned,
@@ -425,7 +421,7 @@ impl EditService {
     }
 
     /// The step on `task` (in `status`) is done; the next is due after `delay_ms`.
-    async fn later(&self, task: &TaskRow, status: &str, delay_ms: u64, polled: bool) {
+    async fn later(&self, task: &TaskRow, status: TaskState, delay_ms: u64, polled: bool) {
         self.log_db(
             edit_tasks::reschedule(
                 &self.pools.primary,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::edit::{PublicStatus, TaskState, UrlSigner};
+use crate::domain::edit::{PublicStatus, UrlSigner};
 use crate::store::edit_tasks::TaskRow;
 
 use super::StoredResult;
@@ -47,8 +47,7 @@ pub fn stored_results(row: &TaskRow) -> Vec<StoredResult> {
 }
 
 pub fn task_view(row: &TaskRow, created: bool, signer: &UrlSigner, url_ttl: Duration) -> TaskView {
-    let state = TaskState::parse(&row.status).unwrap_or(TaskState::Failed);
-    let status = state.public();
+    let status = row.status.public();
     let mut results = Vec::new();
     let mut results_expire_at_unix = 0;
     // Results are shown only once paid for: a settling task is still "running".

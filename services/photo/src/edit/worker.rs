@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::edit::WANX_MODEL;
+use crate::domain::edit::{TaskState, WANX_MODEL};
 use crate::store::edit_tasks::{self, TaskRow};
 
 use super::EditService;
@@ -114,12 +114,12 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
             });
         }
     }
-    for task in edit_tasks::claim_due(pool, "running", owner, lease, CLAIM_BATCH).await? {
+    for task in edit_tasks::claim_due(pool, TaskState::Running, owner, lease, CLAIM_BATCH).await? {
         spawn_step(steps, service, task, |service, task| async move {
             service.poll_step(task).await
         });
     }
-    for task in edit_tasks::claim_due(pool, "settling", owner, lease, CLAIM_BATCH).await? {
+    for task in edit_tasks::claim_due(pool, TaskState::Settling, owner, lease, CLAIM_BATCH).await? {
         spawn_step(steps, service, task, |service, task| async move {
             service.settle_step(task).await
         });

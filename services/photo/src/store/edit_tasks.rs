@@ -5,6 +5,8 @@
 
 use sqlx::{Acquire, FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
+use crate::domain::edit::TaskState;
+
 /// Columns read for a task.
 const COLUMNS: &str = "id, user_id, client_id, openid, request_id, `function` AS function_name, model, prompt, \
     CAST(parameters AS CHAR) AS parameters, outputs, input_key, input_content_type, mask_key, \
@@ -33,7 +35,8 @@ pub struct TaskRow {
     pub mask_content_type: Option<String>,
     pub width: u32,
     pub height: u32,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TaskState,
     pub provider_task_id: Option<String>,
     pub attempts: u32,
     pub polls: u32,
@@ -269,7 +272,7 @@ pub async fn claim_for_provider(
 #[tracing::instrument(name = "edit_tasks.claim_due", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_due(
     pool: &MySqlPool,
-    status: &str,
+    status: TaskState,
     owner: &str,
     lease_secs: u64,
     max: u32,
@@ -279,7 +282,7 @@ pub async fn claim_due(
         "SELECT id FROM edit_tasks WHERE status = ? AND next_attempt_at <= NOW(3) \
          AND (lease_until IS NULL OR lease_until < NOW(3)) ORDER BY next_attempt_at LIMIT ?",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(max)
     .fetch_all(&mut *conn)
     .await?;
@@ -309,7 +312,10 @@ pub async fn claim_expired(
     .await?;
     let mut claimed = Vec::new();
     for (id, status) in rows {
-        claimed.extend(take_leases(&mut conn, &[id], &status, owner, lease_secs).await?);
+        let Ok(status) = TaskState::try_from(status) else {
+            continue; // not a state this code knows: left alone
+        };
+        claimed.extend(take_leases(&mut conn, &[id], status, owner, lease_secs).await?);
     }
     Ok(claimed)
 }
@@ -317,7 +323,7 @@ pub async fn claim_expired(
 async fn take_leases(
     conn: &mut MySqlConnection,
     ids: &[String],
-    status: &str,
+    status: TaskState,
     owner: &str,
     lease_secs: u64,
 ) -> Result<Vec<TaskRow>, sqlx::Error> {
@@ -330,7 +336,7 @@ async fn take_leases(
         .bind(owner)
         .bind(lease_secs)
         .bind(id)
-        .bind(status)
+        .bind(status.as_str())
         .execute(&mut *conn)
         .await?;
         if taken.rows_affected() == 1
@@ -409,7 +415,7 @@ pub async fn mark_running(
 pub async fn reschedule(
     executor: impl MySqlExecutor<'_>,
     id: &str,
-    status: &str,
+    status: TaskState,
     owner: &str,
     delay_ms: u64,
     polled: bool,
@@ -422,7 +428,7 @@ pub async fn reschedule(
     .bind(u32::from(polled))
     .bind(delay_ms * 1000)
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(owner)
     .execute(executor)
     .await?;

@@ -89,8 +89,9 @@ impl EditFunction {
     }
 }
 
-/// A task's state in our table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A task's state in our table (`edit_tasks.status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum TaskState {
     New,
     Queued,
@@ -101,20 +102,9 @@ pub enum TaskState {
     Failed,
 }
 
-impl TaskState {
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "new" => Self::New,
-            "queued" => Self::Queued,
-            "submitting" => Self::Submitting,
-            "running" => Self::Running,
-            "settling" => Self::Settling,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
+platform::stored_enum!(TaskState);
 
+impl TaskState {
     /// What the client sees.
     pub fn public(self) -> PublicStatus {
         match self {
@@ -196,7 +186,11 @@ mod tests {
     fn internal_states_collapse_to_four_public_ones() {
         assert_eq!(TaskState::New.public(), PublicStatus::Pending);
         assert_eq!(TaskState::Settling.public(), PublicStatus::Running);
-        assert_eq!(TaskState::parse("failed"), Some(TaskState::Failed));
-        assert_eq!(TaskState::parse("other"), None);
+        assert_eq!(
+            TaskState::try_from("failed".to_owned()),
+            Ok(TaskState::Failed)
+        );
+        assert_eq!(TaskState::Settling.as_str(), "settling");
+        assert!(TaskState::try_from("other".to_owned()).is_err());
     }
 }
