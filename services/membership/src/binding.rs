@@ -12,7 +12,7 @@ use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
-use crate::store::{self, ledger};
+use crate::store::{self, bindings::ClientState, ledger};
 use crate::wechat::WechatApi;
 
 /// Rules of binding, from config.
@@ -107,9 +107,9 @@ impl Bindings {
             if current.is_some() {
                 current = store::bindings::client_state(&mut tx, client_id.as_str(), true).await?;
             }
-            if let Some((status, hash)) = &current
-                && *status == BindingStatus::Completed
-                && !presented.is_some_and(|token| token.matches(hash))
+            if let Some(state) = &current
+                && state.status == BindingStatus::Completed
+                && !presented.is_some_and(|token| token.matches(&state.client_token_hash))
             {
                 return Err(MembershipError::ClientBound);
             }
@@ -132,7 +132,11 @@ impl Bindings {
                 .await;
             // The old token stops working at once, even on a lagging replica and in the
             // gateways' caches.
-            if let Some((_, old_hash)) = &current {
+            if let Some(ClientState {
+                client_token_hash: old_hash,
+                ..
+            }) = &current
+            {
                 self.freshness
                     .wrote(&token_subject(old_hash), gtid.as_deref())
                     .await;

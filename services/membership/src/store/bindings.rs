@@ -49,6 +49,14 @@ pub async fn upsert_pending(
         .await
 }
 
+/// A client's binding status and token hash ([`client_state`]).
+#[derive(Clone, Debug, FromRow)]
+pub struct ClientState {
+    #[sqlx(try_from = "String")]
+    pub status: BindingStatus,
+    pub client_token_hash: Vec<u8>,
+}
+
 /// The status and token hash of a client's binding. With `lock`, the row is locked for the rest
 /// of the transaction; callers lock only a row they have seen exists, since a locking read of a
 /// missing key locks the gap and makes concurrent first QR codes deadlock.
@@ -57,25 +65,18 @@ pub async fn client_state(
     conn: &mut MySqlConnection,
     client_id: &str,
     lock: bool,
-) -> Result<Option<(BindingStatus, Vec<u8>)>, sqlx::Error> {
+) -> Result<Option<ClientState>, sqlx::Error> {
     let sql = if lock {
-        "SELECT CAST(status AS CHAR), client_token_hash FROM client_bindings \
+        "SELECT CAST(status AS CHAR) AS status, client_token_hash FROM client_bindings \
          WHERE client_id = ? FOR UPDATE"
     } else {
-        "SELECT CAST(status AS CHAR), client_token_hash FROM client_bindings WHERE client_id = ?"
+        "SELECT CAST(status AS CHAR) AS status, client_token_hash FROM client_bindings \
+         WHERE client_id = ?"
     };
-    let row: Option<(String, Vec<u8>)> = sqlx::query_as(sql)
+    sqlx::query_as(sql)
         .bind(client_id)
         .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|(status, hash)| {
-        let status = BindingStatus::try_from(status).map_err(|err| sqlx::Error::ColumnDecode {
-            index: "status".to_owned(),
-            source: Box::new(err),
-        })?;
-        Ok((status, hash))
-    })
-    .transpose()
+        .await
 }
 
 /// Signs a client out: the row gets a token hash nobody holds and is no longer bound. Returns
