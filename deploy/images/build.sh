@@ -14,7 +14,8 @@
 # (deploy/docker/Dockerfile), with the binary built here rather than in a builder stage.
 # Needs a running Docker engine, debootstrap, and the binaries' runtime: glibc of bookworm, which
 # is what this machine builds against.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "[images] failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${XINTU_IMAGE_CACHE:-$HOME/.cache/xintu/images}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/xintu/target}
@@ -35,9 +36,17 @@ log() { printf '\033[1m[images]\033[0m %s\n' "$*" >&2; }
 
 # docker build, quiet: its output (and the client's notice about the classic builder) only when
 # it fails.
+# Every image made here carries the label, so the copies a rebuild replaces (left untagged) can be
+# removed without touching anybody else's images: each build would otherwise keep its old layers
+# on disk, run after run.
+IMAGE_LABEL=org.xintu.built-by=deploy-images
 build_image() {
   local out
-  out=$(docker build -q "$@" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+  out=$(docker build -q --label "$IMAGE_LABEL" "$@" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+}
+
+prune_replaced() {
+  docker image prune -f --filter "label=$IMAGE_LABEL" >/dev/null
 }
 
 build_base() {
@@ -103,7 +112,7 @@ build_infra() {
 
 case "${1:-all}" in
   base) build_base ;;
-  infra) build_base; build_infra ;;
-  all) build_base; build_services; build_infra ;;
+  infra) build_base; build_infra; prune_replaced ;;
+  all) build_base; build_services; build_infra; prune_replaced ;;
   *) echo "usage: $0 [base|infra|all]" >&2; exit 2 ;;
 esac

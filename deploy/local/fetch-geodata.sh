@@ -7,7 +7,8 @@
 # The runner (deploy/local/xintu) calls it before tests and the demo; when the stamp matches the
 # pinned inputs, this script and the outputs on disk, it exits at once (well under a second).
 # Downloads are cached in $XINTU_DOWNLOAD_DIR (default ~/.cache/xintu/downloads).
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "[fetch-geodata] failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=${XINTU_DATA_DIR:-$HOME/.cache/xintu/data}
 GEO=$DATA/geo

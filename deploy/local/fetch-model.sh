@@ -7,7 +7,8 @@
 #   testdata/*.png|jpg                      photos with known content from scikit-image's data/
 # The runner (deploy/local/xintu) calls it before tests and the demo; when the outputs match the
 # stamp it only re-hashes them (well under a second). Downloads are cached in $XINTU_DOWNLOAD_DIR.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "[fetch-model] failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=${XINTU_DATA_DIR:-$HOME/.cache/xintu/data}
 DOWNLOADS=${XINTU_DOWNLOAD_DIR:-$HOME/.cache/xintu/downloads}
@@ -105,5 +106,5 @@ echo "$TEST_IMAGES" | while read -r name sum; do
 done
 
 expected_stamp > "$STAMP.tmp"
-(cd "$DATA" && sha256sum --quiet --status -c "$STAMP.tmp")
+(cd "$DATA" && sha256sum --quiet -c "$STAMP.tmp")
 mv "$STAMP.tmp" "$STAMP"

@@ -6,7 +6,8 @@
 # The second replica ("lagging") exists so tests can stop its SQL thread without disturbing
 # others. Ports: XINTU_MYSQL_PRIMARY_PORT, XINTU_MYSQL_REPLICA_PORT, XINTU_MYSQL_LAGGING_PORT;
 # the replication user's password: MYSQL_REPLICATION_PASSWORD (a local default when unset).
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "[mariadb-pair] failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 RUN_DIR=${XINTU_RUN_DIR:-/tmp/xintu}
 BASE=$RUN_DIR/mariadb
 P_PORT=${XINTU_MYSQL_PRIMARY_PORT:-3316}
@@ -67,7 +68,8 @@ read_only=1"
   chown -R mysql:mysql "$BASE"
   for role in p r l; do
     mariadb-install-db --defaults-file="$BASE/$role/my.cnf" --user=mysql --skip-test-db \
-      --auth-root-authentication-method=socket > "$BASE/$role/log/install.log" 2>&1
+      --auth-root-authentication-method=socket > "$BASE/$role/log/install.log" 2>&1 \
+      || { tail -30 "$BASE/$role/log/install.log" >&2; exit 1; }
     nohup mariadbd --defaults-file="$BASE/$role/my.cnf" --user=mysql \
       > "$BASE/$role/log/stdout.log" 2>&1 &
   done
