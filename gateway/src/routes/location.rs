@@ -37,19 +37,23 @@ pub struct LocationOut {
     pub lng: f64,
     /// False at sea, far from any place: every name is null and `display` is empty.
     pub found: bool,
-    /// How the point was placed: `china_region` (China's county polygons), `nearest_place`
-    /// (nearest GeoNames place within 25 km), `country` (a country, no place near), `none`.
+    /// How the point was placed: `china_region` (China's county polygons), `city` (abroad: the
+    /// city the point belongs to), `nearest_place` (off China's coast: the nearest place's
+    /// region), `country` (a country and its division, no city near), `none`.
     pub source: &'static str,
     /// "中国", "日本", ...
     pub country: Option<String>,
-    /// "浙江省"; null abroad.
+    /// "浙江省"; abroad the first-level division ("纽约州", "巴伐利亚州").
     pub province: Option<String>,
-    /// "杭州市" in China; abroad the nearest place ("东京").
+    /// "杭州市" in China, "台北市" in Taiwan; abroad the city the point belongs to ("东京").
     pub city: Option<String>,
-    /// "西湖区"; null abroad.
+    /// "西湖区", "中西区"; null abroad.
     pub district: Option<String>,
     /// The caption to show: "浙江省 杭州市 西湖区", "北京市 东城区", "日本 东京".
     pub display: String,
+    /// The levels (`province`, `city`) shown by their local name because no zh-CN name exists
+    /// ("Hallstatt"); empty when every name is Chinese.
+    pub untranslated: Vec<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,10 +144,18 @@ fn location_out(point: &PointIn, answer: pb::LocateResponse) -> LocationOut {
     let source = match pb::LocationSource::try_from(answer.source) {
         Ok(pb::LocationSource::ChinaRegion) => "china_region",
         Ok(pb::LocationSource::NearestPlace) => "nearest_place",
+        Ok(pb::LocationSource::City) => "city",
         Ok(pb::LocationSource::Country) => "country",
         _ => "none",
     };
     let named = |name: String| Some(name).filter(|name| !name.is_empty());
+    let untranslated = [
+        ("province", answer.province_untranslated),
+        ("city", answer.city_untranslated),
+    ]
+    .into_iter()
+    .filter_map(|(level, untranslated)| untranslated.then_some(level))
+    .collect();
     LocationOut {
         lat: point.lat,
         lng: point.lng,
@@ -154,5 +166,6 @@ fn location_out(point: &PointIn, answer: pb::LocateResponse) -> LocationOut {
         city: named(answer.city),
         district: named(answer.district),
         display: answer.display,
+        untranslated,
     }
 }

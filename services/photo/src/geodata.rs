@@ -1,5 +1,6 @@
 //! Loads the location data that `deploy/local/fetch-geodata.sh` prepares (never downloaded at run
-//! time): China's county polygons, country polygons and names, GeoNames places.
+//! time): China's county polygons, country polygons and names, the world's first-level divisions,
+//! GeoNames populated places with their zh-CN names.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,10 +12,10 @@ use serde::Deserialize;
 
 use crate::domain::location::places::{CountryCode, NamedPlace, PlaceIndex};
 use crate::domain::location::regions::RegionIndex;
-use crate::domain::location::{Country, District, Locator};
+use crate::domain::location::{Country, District, Division, Locator};
 
 /// The `format` in manifest.json this code reads (deploy/local/prepare_geodata.py `FORMAT`).
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Data that cannot be used; the message says how to get good data.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,17 @@ struct CountryFeature {
     geometry: MultiPolygon<f64>,
     iso3: String,
     name: String,
+}
+
+#[derive(Deserialize)]
+struct DivisionFeature {
+    #[serde(deserialize_with = "geojson::de::deserialize_geometry")]
+    geometry: MultiPolygon<f64>,
+    iso3: String,
+    name: String,
+    zh: bool,
+    /// -1 where unknown.
+    unit: i64,
 }
 
 /// Reads every file in `dir` and builds the lookup indexes (about a second; call it once, off
@@ -112,15 +124,40 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
         country_names.insert(country_code(&path, code)?, name.to_owned());
     }
 
+    let path = dir.join("admin1.geojson");
+    let features: Vec<DivisionFeature> =
+        geojson::de::deserialize_feature_collection_to_vec(open(&path)?)
+            .map_err(|err| malformed(&path, err))?;
+    let mut divisions = Vec::with_capacity(features.len());
+    for feature in features {
+        divisions.push((
+            Division {
+                unit: u32::try_from(feature.unit).ok(),
+                country: country_code(&path, &feature.iso3)?,
+                name: feature.name,
+                has_chinese_name: feature.zh,
+            },
+            feature.geometry,
+        ));
+    }
+    let divisions = RegionIndex::new(divisions);
+
     let path = dir.join("places.tsv");
     let text = read_to_string(&path)?;
-    let mut places = Vec::with_capacity(text.len() / 36);
+    let mut places = Vec::with_capacity(text.len() / 46);
     for line in text.lines() {
-        let [lat, lng, code, name_zh, name] = fields(&path, line)?;
+        // The name's source (cldr, geonames-zh, ...) is for people reading the file.
+        let [lat, lng, code, unit, population, name_zh, _source, name] = fields(&path, line)?;
         places.push(NamedPlace {
             lat: number(&path, lat)?,
             lng: number(&path, lng)?,
             country: country_code(&path, code)?,
+            unit: unit
+                .parse()
+                .map_err(|_| malformed(&path, format!("bad unit {unit:?}")))?,
+            population: population
+                .parse()
+                .map_err(|_| malformed(&path, format!("bad population {population:?}")))?,
             name: if name_zh.is_empty() { name } else { name_zh }.to_owned(),
             has_chinese_name: !name_zh.is_empty(),
         });
@@ -128,6 +165,7 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
     Ok(Locator::new(
         china,
         countries,
+        divisions,
         PlaceIndex::new(places),
         country_names,
     ))

@@ -383,15 +383,16 @@ pub async fn load_local_classifier(cfg: &PhotoConfig) -> anyhow::Result<Arc<Loca
     Ok(Arc::new(classifier))
 }
 
-/// Loads the location data from `dir` on a blocking thread (it parses some 30 MB).
+/// Loads the location data from `dir` on a blocking thread (it parses some 50 MB).
 pub async fn load_locator(dir: &Path) -> anyhow::Result<Arc<Locator>> {
     let dir = dir.to_owned();
     let started = Instant::now();
     let locator = tokio::task::spawn_blocking(move || geodata::load(&dir)).await??;
-    let (districts, countries, places) = locator.counts();
+    let (districts, countries, divisions, places) = locator.counts();
     tracing::info!(
         districts,
         countries,
+        divisions,
         places,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "location data loaded"

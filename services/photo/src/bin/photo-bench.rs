@@ -1,6 +1,8 @@
 //! `cargo run --release -p photo-svc --bin photo-bench`: location lookups per second on one
-//! thread, over a fixed mixed set of points (Chinese cities, points scattered over China, the rest
-//! of the world, the sea), on the data `deploy/local/fetch-geodata.sh` prepared.
+//! thread over two fixed sets of points: a mix as an album's photos are (Chinese cities, points
+//! scattered over China, the rest of the world, the sea) and travel abroad (around the quality
+//! table's sights, where the city rule does its work), on the data
+//! `deploy/local/fetch-geodata.sh` prepared; with the load time and the memory the data takes.
 
 #![allow(clippy::print_stdout)] // a command-line report
 
@@ -78,36 +80,77 @@ fn mixed_points(count: usize) -> Vec<Wgs84> {
         .collect()
 }
 
+/// Points within about 10 km of the quality table's sights (services/photo/tests/it).
+fn travel_points(count: usize) -> Vec<Wgs84> {
+    let sights: Vec<(f64, f64)> = include_str!("../../tests/it/location-quality.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
+        .collect();
+    let mut random = Lcg(0x7_2a7e1);
+    (0..count)
+        .filter_map(|i| {
+            let (lat, lng) = sights[i % sights.len()];
+            Wgs84::parse(
+                lat + random.between(-0.1, 0.1),
+                lng + random.between(-0.1, 0.1),
+            )
+            .ok()
+        })
+        .collect()
+}
+
+/// This process's resident memory in KiB (Linux), 0 where unknown.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = args
         .geodata_dir
         .unwrap_or_else(photo_svc::geodata::default_dir);
+    let rss_before = rss_kib();
     let started = Instant::now();
     let locator = photo_svc::geodata::load(&dir)?;
     let load_time = started.elapsed();
-    let points = mixed_points(args.points);
-
-    // One warm-up round, then the measured ones.
-    let found = run(&locator, &points).0;
-    let mut elapsed = Duration::ZERO;
-    for _ in 0..args.rounds {
-        elapsed += run(&locator, &points).1;
-    }
-    let lookups = points.len() * args.rounds;
-    let per_second = lookups as f64 / elapsed.as_secs_f64();
     println!(
-        "geodata: {} (loaded in {:.2} s)",
+        "geodata: {} (loaded in {:.2} s, {} MiB resident)",
         dir.display(),
-        load_time.as_secs_f64()
+        load_time.as_secs_f64(),
+        rss_kib().saturating_sub(rss_before) / 1024
     );
-    println!(
-        "{lookups} lookups of {} mixed points ({found} placed, {} at sea) on one thread: \
-         {per_second:.0} lookups/s, {:.1} µs each",
-        points.len(),
-        points.len() - found,
-        elapsed.as_secs_f64() * 1e6 / lookups as f64,
-    );
+    for (set, points) in [
+        ("mixed", mixed_points(args.points)),
+        ("travel", travel_points(args.points)),
+    ] {
+        // One warm-up round, then the measured ones.
+        let found = run(&locator, &points).0;
+        let mut elapsed = Duration::ZERO;
+        for _ in 0..args.rounds {
+            elapsed += run(&locator, &points).1;
+        }
+        let lookups = points.len() * args.rounds;
+        let per_second = lookups as f64 / elapsed.as_secs_f64();
+        println!(
+            "{lookups} lookups of {} {set} points ({found} placed, {} at sea) on one thread: \
+             {per_second:.0} lookups/s, {:.1} µs each",
+            points.len(),
+            points.len() - found,
+            elapsed.as_secs_f64() * 1e6 / lookups as f64,
+        );
+    }
     Ok(())
 }
 

@@ -79,6 +79,7 @@ fn answer(location: Option<Location>) -> pb::LocateResponse {
     let source = match location.source {
         Source::ChinaRegion => pb::LocationSource::ChinaRegion,
         Source::NearestPlace => pb::LocationSource::NearestPlace,
+        Source::City => pb::LocationSource::City,
         Source::Country => pb::LocationSource::Country,
     };
     let display = location.place.display();
@@ -90,5 +91,7 @@ fn answer(location: Option<Location>) -> pb::LocateResponse {
         district: place.district,
         display,
         source: source.into(),
+        province_untranslated: place.province_untranslated,
+        city_untranslated: place.city_untranslated,
     }
 }

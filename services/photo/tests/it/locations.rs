@@ -37,15 +37,15 @@ fn known_places_get_their_chinese_names() {
         (29.5575, 106.5770, "重庆市 渝中区"),           // 解放碑
         (22.2819, 114.1582, "香港特别行政区 中西区"),   // 中环
         (22.1987, 113.5439, "澳门特别行政区 花王堂区"), // 澳门
-        (25.0330, 121.5654, "台湾省"),                  // 台北101
+        (25.0330, 121.5654, "台湾省 台北市"),           // 台北101
         (30.3724, 113.4540, "湖北省 仙桃市"),           // a city without districts
         (43.8256, 87.6168, "新疆维吾尔自治区 乌鲁木齐市 水磨沟区"),
         (29.6525, 91.1721, "西藏自治区 拉萨市 城关区"), // 布达拉宫
         (35.6896, 139.6917, "日本 东京"),
-        (48.8530, 2.3499, "法国 巴黎"), // 西岱岛
-        (23.0, 5.0, "阿尔及利亚"),      // the Sahara: a country, no town near
-        (30.0, -150.0, ""),             // the Pacific
-        (-45.0, 30.0, ""),              // the Southern Ocean
+        (48.8530, 2.3499, "法国 巴黎"),       // 西岱岛
+        (23.0, 5.0, "阿尔及利亚 塔曼拉塞特"), // the Sahara: a country and its division, no town near
+        (30.0, -150.0, ""),                   // the Pacific
+        (-45.0, 30.0, ""),                    // the Southern Ocean
     ];
     let wrong: Vec<String> = table
         .iter()
@@ -55,3 +55,103 @@ fn known_places_get_their_chinese_names() {
         .collect();
     assert!(wrong.is_empty(), "wrong places:\n{}", wrong.join("\n"));
 }
+
+/// One row of `location-quality.tsv`.
+struct Sight<'a> {
+    lat: f64,
+    lng: f64,
+    country: &'a str,
+    cities: Vec<&'a str>,
+    district: &'a str,
+    what: &'a str,
+}
+
+fn sights() -> Vec<Sight<'static>> {
+    include_str!("location-quality.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 6, "{line:?}");
+            Sight {
+                lat: fields[0].parse().unwrap(),
+                lng: fields[1].parse().unwrap(),
+                country: fields[2],
+                cities: fields[3].split('|').collect(),
+                district: fields[4],
+                what: fields[5],
+            }
+        })
+        .collect()
+}
+
+/// "札幌市" and "札幌", "釜山广域市" and "釜山" name the same city: the suffix is not counted.
+fn without_city_suffix(name: &str) -> &str {
+    ["广域市", "特别市", "市"]
+        .iter()
+        .find_map(|suffix| {
+            name.strip_suffix(suffix)
+                .filter(|stem| stem.chars().count() >= 2)
+        })
+        .unwrap_or(name)
+}
+
+/// The quality table: at least 200 points in 40+ countries. The figure and the misses are printed
+/// (`cargo nextest run -p photo-svc --no-capture -E 'test(quality)'`) and kept in the README; the
+/// test fails if fewer points than the README states get their city.
+#[test]
+fn quality_table_of_sights_and_city_centres() {
+    let locator = load();
+    let sights = sights();
+    let countries: std::collections::HashSet<&str> = sights.iter().map(|s| s.country).collect();
+    assert!(sights.len() >= 200 && countries.len() >= 40);
+    let mut misses = Vec::new();
+    for sight in &sights {
+        let found = locator
+            .locate(Wgs84::parse(sight.lat, sight.lng).unwrap())
+            .map(|found| found.place)
+            .unwrap_or_default();
+        let city = if found.city.is_empty() {
+            &found.province
+        } else {
+            &found.city
+        };
+        let city_ok = sight
+            .cities
+            .iter()
+            .any(|want| without_city_suffix(want) == without_city_suffix(city));
+        let checks_district = matches!(sight.country, "HK" | "MO") && !sight.district.is_empty();
+        let district_ok = !checks_district || found.district == sight.district;
+        if !(city_ok && district_ok) {
+            misses.push(format!(
+                "{} ({}, {}) {}: want {}{}, got {:?}",
+                sight.what,
+                sight.lat,
+                sight.lng,
+                sight.country,
+                sight.cities.join("|"),
+                if checks_district {
+                    format!(" {}", sight.district)
+                } else {
+                    String::new()
+                },
+                found.display(),
+            ));
+        }
+    }
+    let hits = sights.len() - misses.len();
+    eprintln!(
+        "location quality: {hits}/{} = {:.1}% in {} countries and regions; misses:\n{}",
+        sights.len(),
+        100.0 * hits as f64 / sights.len() as f64,
+        countries.len(),
+        misses.join("\n")
+    );
+    assert!(
+        hits >= QUALITY_HITS,
+        "fewer hits than the README states: {hits} < {QUALITY_HITS}"
+    );
+}
+
+/// Hits on the quality table with the pinned data (README, "Location quality").
+const QUALITY_HITS: usize = 212;

@@ -114,15 +114,31 @@ async fn places_in_china_get_province_city_and_district() {
 }
 
 #[tokio::test]
-async fn abroad_the_country_and_nearest_place_and_at_sea_nothing() {
+async fn abroad_the_country_the_city_and_at_sea_nothing() {
     let (system, token) = start().await;
-    let tokyo = locate_point(&system, &token, 35.6896, 139.6917).await;
+    // Tokyo Tower: in 港区, a ward of 东京.
+    let tokyo = locate_point(&system, &token, 35.6586, 139.7454).await;
     assert_eq!(tokyo["found"], true, "{tokyo}");
-    assert_eq!(tokyo["source"], "nearest_place");
+    assert_eq!(tokyo["source"], "city");
     assert_eq!(tokyo["country"], "日本");
+    assert_eq!(tokyo["province"], "东京");
     assert_eq!(tokyo["city"], "东京");
-    assert_eq!(tokyo["province"], Value::Null);
     assert_eq!(tokyo["display"], "日本 东京");
+    assert_eq!(tokyo["untranslated"], json!([]));
+
+    // Times Square: the city, not the neighbourhood.
+    let times_square = locate_point(&system, &token, 40.7580, -73.9855).await;
+    assert_eq!(times_square["display"], "美国 纽约", "{times_square}");
+
+    // Hallstatt: no source has its name in Chinese; the local name stands in, marked.
+    let hallstatt = locate_point(&system, &token, 47.5622, 13.6493).await;
+    assert_eq!(hallstatt["city"], "Hallstatt", "{hallstatt}");
+    assert_eq!(hallstatt["untranslated"], json!(["city"]));
+
+    // Taipei 101: to the city, with the names used on the mainland.
+    let taipei = locate_point(&system, &token, 25.0340, 121.5645).await;
+    assert_eq!(taipei["source"], "china_region", "{taipei}");
+    assert_eq!(taipei["display"], "台湾省 台北市");
 
     let pacific = locate_point(&system, &token, 30.0, -150.0).await;
     assert_eq!(pacific["found"], false, "{pacific}");

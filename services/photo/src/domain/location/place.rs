@@ -3,13 +3,16 @@
 /// The country name used for every point in China's polygons (香港, 澳门 and 台湾 included).
 pub const CHINA: &str = "中国";
 
-/// Place names in Chinese; a level that does not apply is empty.
+/// Place names in Chinese; a level that does not apply is empty. Where no source has a zh-CN name
+/// for a division or city abroad, its local name stands in and is marked untranslated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Place {
     pub country: String,
     pub province: String,
     pub city: String,
     pub district: String,
+    pub province_untranslated: bool,
+    pub city_untranslated: bool,
 }
 
 /// How a point was placed, from the most to the least precise.
@@ -17,9 +20,11 @@ pub struct Place {
 pub enum Source {
     /// Inside (or on the simplified edge of) one of China's county-level polygons.
     ChinaRegion,
-    /// The nearest GeoNames place within 25 km.
+    /// Off China's coast: the nearest Chinese place within 25 km, named by its region.
     NearestPlace,
-    /// Inside a country, with no place within 25 km.
+    /// Abroad: the city the point belongs to (within 60 km; 25 km outside every country).
+    City,
+    /// Inside a country (and its first-level division) with no city within 60 km.
     Country,
 }
 
@@ -31,15 +36,18 @@ pub struct Location {
 }
 
 impl Place {
-    /// Returns the album's caption: 省 市 区 inside China ("浙江省 杭州市 西湖区"), country first
-    /// elsewhere ("日本 东京"). A name equal to the one before it is shown once, so the
-    /// municipalities (北京市 北京市 东城区), 香港/澳门, and cities without districts
+    /// Returns the album's caption: 省 市 区 inside China ("浙江省 杭州市 西湖区"), country and
+    /// city elsewhere ("日本 东京", as Chinese map apps show a place abroad; the division only
+    /// where no city is near: "美国 阿拉斯加州"). A name equal to the one before it is shown once,
+    /// so the municipalities (北京市 北京市 东城区), 香港/澳门, and cities without districts
     /// (湖北省 仙桃市 仙桃市) read naturally.
     pub fn display(&self) -> String {
         let levels: &[&str] = if self.country == CHINA {
             &[&self.province, &self.city, &self.district]
+        } else if self.city.is_empty() {
+            &[&self.country, &self.province, &self.district]
         } else {
-            &[&self.country, &self.province, &self.city, &self.district]
+            &[&self.country, &self.city, &self.district]
         };
         let mut shown: Vec<&str> = Vec::with_capacity(levels.len());
         for name in levels.iter().copied().filter(|name| !name.is_empty()) {
@@ -65,6 +73,7 @@ mod tests {
             province: province.into(),
             city: city.into(),
             district: district.into(),
+            ..Place::default()
         }
     }
 
@@ -121,6 +130,18 @@ mod tests {
             ..Place::default()
         };
         assert_eq!(sahara.display(), "阿尔及利亚");
+        // The division shows only where no city is near.
+        let tokyo_with_its_division = Place {
+            province: "东京都".into(),
+            ..tokyo
+        };
+        assert_eq!(tokyo_with_its_division.display(), "日本 东京");
+        let alaska = Place {
+            country: "美国".into(),
+            province: "阿拉斯加州".into(),
+            ..Place::default()
+        };
+        assert_eq!(alaska.display(), "美国 阿拉斯加州");
         // A place whose only name is its country's (Singapore) is not repeated.
         let singapore = Place {
             country: "新加坡".into(),

@@ -1,5 +1,6 @@
-//! Nearest named place: GeoNames places in an R-tree of points on the unit sphere, where the
-//! straight-line (chord) distance orders places exactly as the great-circle distance does.
+//! Which city a point is in: GeoNames populated places in R-trees of points on the unit sphere,
+//! where the straight-line (chord) distance orders places exactly as the great-circle distance
+//! does, scored by size against distance.
 
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
@@ -34,34 +35,120 @@ impl CountryCode {
     }
 }
 
-/// A named place.
+/// A populated place (GeoNames cities500, less sections of cities and historical entries).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamedPlace {
     pub lat: f64,
     pub lng: f64,
     pub country: CountryCode,
-    /// The Simplified-Chinese name, or the GeoNames name where it has none.
+    /// The GeoNames first-level unit the place is in (numbered as the divisions' units are).
+    pub unit: u32,
+    pub population: u32,
+    /// The zh-CN name, or the GeoNames name where no source has one.
     pub name: String,
     pub has_chinese_name: bool,
 }
 
-/// Places indexed for nearest-neighbour search.
+/// How much a city's size outweighs its distance: a place scores population / (km + this)².
+/// Without the offset, a hamlet a few metres away would beat the capital a kilometre off.
+const SCORE_OFFSET_KM: f64 = 3.0;
+/// Places smaller than this count as this big: cities500 lists seats of any size, and a place
+/// without a census figure is still a place.
+const SMALLEST_POPULATION: u32 = 500;
+/// A place's own area reaches about 0.012 km × √population from its point (纽约 36 km, a city of
+/// 100 000 3.8 km), and at least this far.
+const SMALLEST_REACH_KM: f64 = 2.0;
+const REACH_KM_PER_ROOT_PERSON: f64 = 0.012;
+/// Where no place's area covers the point, places up to this much beyond their reach are still
+/// considered (an airport or a suburb just past the edge of its city).
+const OUTER_REACH_KM: f64 = 10.0;
+/// Places are searched in tiers, largest first; a tier stops as soon as even its largest place
+/// could neither cover the point nor beat the best score so far, so the many villages near a big
+/// city are never visited.
+const TIER_FLOORS: [u32; 4] = [1_000_000, 100_000, 10_000, 0];
+
+struct Tier {
+    largest: u32,
+    tree: RTree<GeomWithData<[f64; 3], usize>>,
+}
+
+/// Places indexed for "which city is this point in".
 pub struct PlaceIndex {
     places: Vec<NamedPlace>,
-    tree: RTree<GeomWithData<[f64; 3], usize>>,
+    tiers: Vec<Tier>,
+}
+
+/// The best candidates seen so far, by rule.
+#[derive(Default)]
+struct Best {
+    /// Among places whose area covers the point: (index, score, km).
+    covering: Option<(usize, f64, f64)>,
+    /// Among places within their outer reach.
+    reaching: Option<(usize, f64, f64)>,
+    /// The nearest place of all.
+    nearest: Option<(usize, f64)>,
+}
+
+impl Best {
+    fn score(slot: Option<(usize, f64, f64)>) -> f64 {
+        slot.map_or(0.0, |(_, score, _)| score)
+    }
+
+    fn offer(&mut self, index: usize, population: u32, km: f64) {
+        let score = score(population, km);
+        let reach = reach_km(population);
+        if km <= reach && score > Self::score(self.covering) {
+            self.covering = Some((index, score, km));
+        }
+        if km <= reach + OUTER_REACH_KM && score > Self::score(self.reaching) {
+            self.reaching = Some((index, score, km));
+        }
+        if self.nearest.is_none_or(|(_, nearest)| km < nearest) {
+            self.nearest = Some((index, km));
+        }
+    }
+
+    /// Whether a place of `population` at `km` or farther could still change the answer.
+    fn could_improve(&self, population: u32, km: f64) -> bool {
+        let score = score(population, km);
+        let reach = reach_km(population);
+        (km <= reach && score > Self::score(self.covering))
+            || (self.covering.is_none()
+                && km <= reach + OUTER_REACH_KM
+                && score > Self::score(self.reaching))
+            || self.nearest.is_none_or(|(_, nearest)| km < nearest)
+    }
+
+    fn answer(&self) -> Option<(usize, f64)> {
+        self.covering
+            .or(self.reaching)
+            .map(|(index, _, km)| (index, km))
+            .or(self.nearest)
+    }
 }
 
 impl PlaceIndex {
     pub fn new(places: Vec<NamedPlace>) -> Self {
-        let points = places
-            .iter()
-            .enumerate()
-            .map(|(index, place)| GeomWithData::new(unit_vector(place.lat, place.lng), index))
-            .collect();
-        Self {
-            places,
-            tree: RTree::bulk_load(points),
+        let mut members: Vec<Vec<GeomWithData<[f64; 3], usize>>> =
+            TIER_FLOORS.iter().map(|_| Vec::new()).collect();
+        let mut largest = [0u32; TIER_FLOORS.len()];
+        for (index, place) in places.iter().enumerate() {
+            let tier = TIER_FLOORS
+                .iter()
+                .position(|floor| place.population >= *floor)
+                .unwrap_or(TIER_FLOORS.len() - 1);
+            members[tier].push(GeomWithData::new(unit_vector(place.lat, place.lng), index));
+            largest[tier] = largest[tier].max(place.population.max(SMALLEST_POPULATION));
         }
+        let tiers = members
+            .into_iter()
+            .zip(largest)
+            .map(|(points, largest)| Tier {
+                largest,
+                tree: RTree::bulk_load(points),
+            })
+            .collect();
+        Self { places, tiers }
     }
 
     pub fn len(&self) -> usize {
@@ -72,22 +159,46 @@ impl PlaceIndex {
         self.places.is_empty()
     }
 
-    /// Returns the nearest place within `max_km` that `accept` takes, with its distance in km.
-    pub fn nearest_within(
+    /// Returns the city `point` belongs to among the places within `max_km` that `accept`
+    /// takes, with its distance in km. Of the places whose area covers the point (about
+    /// 0.012 km × √population around them), the one with the highest population / (km + 3)²:
+    /// a big city wins over the neighbourhood next to the point (Times Square is in 纽约), and a
+    /// village 45 km out is not. Where none covers it, the same among places up to 10 km past
+    /// their reach (an airport beyond its city's edge); else the nearest place.
+    pub fn city_for(
         &self,
         point: Wgs84,
         max_km: f64,
         accept: impl Fn(&NamedPlace) -> bool,
     ) -> Option<(&NamedPlace, f64)> {
-        let max_chord = chord(max_km);
+        let max_chord_2 = chord(max_km).powi(2);
         let query = unit_vector(point.lat(), point.lng());
-        self.tree
-            .nearest_neighbor_iter_with_distance_2(&query)
-            .take_while(|(_, distance_2)| *distance_2 <= max_chord * max_chord)
-            .map(|(entry, distance_2)| (&self.places[entry.data], distance_2))
-            .find(|(place, _)| accept(place))
-            .map(|(place, distance_2)| (place, arc_km(distance_2.sqrt())))
+        let mut best = Best::default();
+        for tier in &self.tiers {
+            for (entry, distance_2) in tier.tree.nearest_neighbor_iter_with_distance_2(&query) {
+                if distance_2 > max_chord_2 {
+                    break;
+                }
+                let km = arc_km(distance_2.sqrt());
+                if !best.could_improve(tier.largest, km) {
+                    break;
+                }
+                let place = &self.places[entry.data];
+                if accept(place) {
+                    best.offer(entry.data, place.population, km);
+                }
+            }
+        }
+        best.answer().map(|(index, km)| (&self.places[index], km))
     }
+}
+
+fn score(population: u32, km: f64) -> f64 {
+    f64::from(population.max(SMALLEST_POPULATION)) / (km + SCORE_OFFSET_KM).powi(2)
+}
+
+fn reach_km(population: u32) -> f64 {
+    (REACH_KM_PER_ROOT_PERSON * f64::from(population).sqrt()).max(SMALLEST_REACH_KM)
 }
 
 fn unit_vector(lat: f64, lng: f64) -> [f64; 3] {
@@ -108,11 +219,13 @@ fn arc_km(chord: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn place(lat: f64, lng: f64, country: &str, name: &str) -> NamedPlace {
+    fn place(lat: f64, lng: f64, country: &str, population: u32, name: &str) -> NamedPlace {
         NamedPlace {
             lat,
             lng,
             country: CountryCode::parse(country).unwrap(),
+            unit: 0,
+            population,
             name: name.into(),
             has_chinese_name: !name.is_ascii(),
         }
@@ -120,42 +233,73 @@ mod tests {
 
     fn index() -> PlaceIndex {
         PlaceIndex::new(vec![
-            place(35.6895, 139.69171, "JPN", "东京"),
-            place(35.44272, 139.36931, "JPN", "厚木"),
-            place(48.5734, 7.7521, "FRA", "斯特拉斯堡"),
-            place(48.5705, 7.8162, "DEU", "Kehl"),
-            place(0.0, 179.99, "KIR", "East"),
+            place(40.71427, -74.00597, "USA", 8_804_190, "纽约"),
+            place(40.76955, -73.97791, "USA", 20_000, "Midtown"),
+            place(40.7282, -74.0776, "USA", 292_449, "泽西市"),
+            place(41.0, -73.6, "USA", 600, "Village"),
+            place(48.5734, 7.7521, "FRA", 290_576, "斯特拉斯堡"),
+            place(48.5705, 7.8162, "DEU", 36_000, "Kehl"),
+            place(0.0, 179.99, "KIR", 800, "East"),
         ])
     }
 
     #[test]
-    fn finds_the_nearest_place_and_its_distance() {
+    fn a_big_city_a_few_km_off_wins_over_a_small_place_next_to_the_point() {
         let index = index();
-        let point = Wgs84::parse(35.6896, 139.6917).unwrap();
-        let (found, km) = index.nearest_within(point, 25.0, |_| true).unwrap();
-        assert_eq!(found.name, "东京");
-        assert!(km < 0.05, "{km}");
+        // Times Square: 6.5 km from 纽约's point, 1 km from "Midtown".
+        let point = Wgs84::parse(40.7580, -73.9855).unwrap();
+        let (found, km) = index.city_for(point, 60.0, |_| true).unwrap();
+        assert_eq!(found.name, "纽约");
+        assert!((km - 5.6).abs() < 1.0, "{km}");
+    }
+
+    #[test]
+    fn a_village_45_km_from_a_big_city_is_in_the_village() {
+        let index = index();
+        // 纽约 would score higher, but its area does not reach this far.
+        let point = Wgs84::parse(41.001, -73.601).unwrap();
+        let (found, _) = index.city_for(point, 60.0, |_| true).unwrap();
+        assert_eq!(found.name, "Village");
+        // 10 km from the village and 49 km from 纽约, beyond its reach (36 km) and 10 km more:
+        // the nearest place, as nothing covers the point.
+        let point = Wgs84::parse(41.09, -73.6).unwrap();
+        let (found, km) = index.city_for(point, 60.0, |_| true).unwrap();
+        assert_eq!(found.name, "Village");
+        assert!((km - 10.0).abs() < 0.5, "{km}");
+    }
+
+    #[test]
+    fn beyond_a_city_s_edge_it_still_wins_within_its_outer_reach() {
+        // An airport 12 km from a city of 300 000 (reach 6.6 km), hamlets 2.4 and 4.7 km off:
+        // nothing covers the point, the city is within its reach and 10 km more.
+        let index = PlaceIndex::new(vec![
+            place(35.0, 140.0, "JPN", 300_000, "成田"),
+            place(35.13, 140.0, "JPN", 0, "Hamlet"),
+            place(35.15, 140.0, "JPN", 0, "Other"),
+        ]);
+        let point = Wgs84::parse(35.108, 140.0).unwrap();
+        let (found, km) = index.city_for(point, 60.0, |_| true).unwrap();
+        assert_eq!(found.name, "成田", "{km}");
     }
 
     #[test]
     fn nothing_beyond_the_radius() {
         let index = index();
-        // About 36 km south-west of Atsugi.
-        let point = Wgs84::parse(35.2, 139.0).unwrap();
-        assert!(index.nearest_within(point, 25.0, |_| true).is_none());
-        assert!(index.nearest_within(point, 60.0, |_| true).is_some());
+        let point = Wgs84::parse(44.0, -70.0).unwrap();
+        assert!(index.city_for(point, 60.0, |_| true).is_none());
     }
 
     #[test]
     fn the_filter_skips_places_of_another_country() {
         let index = index();
-        // Between Strasbourg and Kehl, nearer Strasbourg: a filter on Germany must give Kehl.
-        let point = Wgs84::parse(48.5725, 7.7800).unwrap();
-        let (any, _) = index.nearest_within(point, 25.0, |_| true).unwrap();
+        // Between Strasbourg and Kehl, nearer Kehl: a filter on Germany must give Kehl, none on
+        // the country the bigger Strasbourg.
+        let point = Wgs84::parse(48.5710, 7.8100).unwrap();
+        let (any, _) = index.city_for(point, 60.0, |_| true).unwrap();
         assert_eq!(any.name, "斯特拉斯堡");
         let germany = CountryCode::parse("DEU").unwrap();
         let (german, _) = index
-            .nearest_within(point, 25.0, |p| p.country == germany)
+            .city_for(point, 60.0, |p| p.country == germany)
             .unwrap();
         assert_eq!(german.name, "Kehl");
     }
@@ -164,7 +308,7 @@ mod tests {
     fn distances_wrap_around_the_antimeridian() {
         let index = index();
         let point = Wgs84::parse(0.0, -179.99).unwrap();
-        let (found, km) = index.nearest_within(point, 25.0, |_| true).unwrap();
+        let (found, km) = index.city_for(point, 25.0, |_| true).unwrap();
         assert_eq!(found.name, "East");
         assert!((km - 2.22).abs() < 0.05, "{km}");
     }

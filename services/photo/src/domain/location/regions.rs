@@ -3,7 +3,7 @@
 
 use geo::{BoundingRect, Contains, Distance, Euclidean, MultiPolygon, Point, Polygon};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{AABB, RTree};
+use rstar::{AABB, Envelope, RTree, RTreeObject};
 
 /// Regions (any `T`: names, codes) with their polygons, in the polygons' own degrees.
 pub struct RegionIndex<T> {
@@ -48,14 +48,21 @@ impl<T> RegionIndex<T> {
         self.regions.is_empty()
     }
 
-    /// Returns the region whose polygon contains (x, y).
+    /// Returns the region whose polygon contains (x, y). Where simplified polygons overlap (an
+    /// enclave such as Monaco inside France's simplified outline), the part with the smallest
+    /// bounding box holds the point.
     pub fn containing(&self, x: f64, y: f64) -> Option<&T> {
         let point = Point::new(x, y);
         self.tree
             .locate_all_at_point(&[x, y])
-            .map(|candidate| &self.parts[candidate.data])
-            .find(|(polygon, _)| polygon.contains(&point))
-            .map(|(_, region)| &self.regions[*region])
+            .filter(|candidate| self.parts[candidate.data].0.contains(&point))
+            .min_by(|a, b| {
+                a.geom()
+                    .envelope()
+                    .area()
+                    .total_cmp(&b.geom().envelope().area())
+            })
+            .map(|candidate| &self.regions[self.parts[candidate.data].1])
     }
 
     /// Returns the region closest to (x, y) within `tolerance` degrees, for points that fall in the
