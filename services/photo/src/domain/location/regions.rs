@@ -4,6 +4,7 @@
 use geo::{BoundingRect, Contains, Distance, Euclidean, MultiPolygon, Point, Polygon};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, Envelope, RTree, RTreeObject};
+use smallvec::SmallVec;
 
 /// Regions (any `T`: names, codes) with their polygons, in the polygons' own degrees.
 pub struct RegionIndex<T> {
@@ -53,16 +54,17 @@ impl<T> RegionIndex<T> {
     /// bounding box holds the point.
     pub fn containing(&self, x: f64, y: f64) -> Option<&T> {
         let point = Point::new(x, y);
-        self.tree
+        let mut candidates: SmallVec<[(f64, usize); 8]> = self
+            .tree
             .locate_all_at_point(&[x, y])
-            .filter(|candidate| self.parts[candidate.data].0.contains(&point))
-            .min_by(|a, b| {
-                a.geom()
-                    .envelope()
-                    .area()
-                    .total_cmp(&b.geom().envelope().area())
-            })
-            .map(|candidate| &self.regions[self.parts[candidate.data].1])
+            .map(|candidate| (candidate.geom().envelope().area(), candidate.data))
+            .collect();
+        // Smallest first: the first that contains the point is the answer.
+        candidates.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        candidates
+            .into_iter()
+            .find(|(_, part)| self.parts[*part].0.contains(&point))
+            .map(|(_, part)| &self.regions[self.parts[part].1])
     }
 
     /// Returns the region closest to (x, y) within `tolerance` degrees, for points that fall in the
