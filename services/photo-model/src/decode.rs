@@ -11,6 +11,7 @@ mod error;
 mod gif_frame;
 mod jpeg_end;
 mod jpeg_reduced;
+mod png_chunks;
 mod webp_chunks;
 
 use std::io::Cursor;
@@ -186,6 +187,15 @@ fn open<'a>(
     let format = sniff_format(bytes)?;
     if format == PhotoFormat::Jpeg && jpeg_end::jpeg_end(bytes) == jpeg_end::JpegEnd::Truncated {
         return Err(DecodeError::Truncated);
+    }
+
+    if format == PhotoFormat::Png && !png_chunks::palette_is_valid(bytes) {
+        return Err(DecodeError::Corrupt(image::ImageError::Decoding(
+            image::error::DecodingError::new(
+                image::error::ImageFormatHint::Exact(ImageFormat::Png),
+                "the PLTE chunk is not 1 to 256 whole RGB entries",
+            ),
+        )));
     }
 
     let mut reader = ImageReader::new(Cursor::new(bytes));

@@ -75,3 +75,21 @@ fn a_real_animated_gif_still_decodes() {
     let (width, height) = (decoded.metadata.width, decoded.metadata.height);
     assert_eq!(width.max(height), 16, "{width}x{height}");
 }
+
+/// Found by the same target in a fuzz smoke: a 608-byte indexed PNG whose PLTE chunk is 49 bytes
+/// (16 entries and one stray byte). The png crate expands the palette three bytes at a time and
+/// panics on the stray one; a panic in decoding is a request that kills its worker. A palette
+/// that is not whole RGB entries (or holds more than 256) is refused as corrupt before decoding.
+#[test]
+fn a_png_palette_that_is_not_whole_entries_is_refused_not_a_panic() {
+    let png = include_bytes!("data/png-palette-not-whole-entries.png");
+    let limits = DecodeLimits::default();
+    assert!(matches!(
+        probe(png, &limits),
+        Err(photo_model::DecodeError::Corrupt(_))
+    ));
+    assert!(matches!(
+        decode(png, &limits),
+        Err(photo_model::DecodeError::Corrupt(_))
+    ));
+}
