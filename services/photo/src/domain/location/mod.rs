@@ -29,7 +29,7 @@ pub const OFFSHORE_MAX_KM: f64 = 25.0;
 /// The simplification tolerance of the China polygons (degrees): a point that close to a polygon
 /// but in none lies in a sliver the simplification opened, so it belongs to the nearest.
 pub const CHINA_EDGE_TOLERANCE_DEG: f64 = 0.003;
-/// The same for the first-level divisions, simplified at 0.005° and drawn at Natural Earth's
+/// The same for the first-level divisions, simplified at 0.01° and drawn at Natural Earth's
 /// 1:10m scale, whose coasts can sit a few kilometres off a beach.
 pub const DIVISION_EDGE_TOLERANCE_DEG: f64 = 0.05;
 /// The province name China's polygons give all of Taiwan.
