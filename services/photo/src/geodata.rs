@@ -15,7 +15,7 @@ use crate::domain::location::regions::RegionIndex;
 use crate::domain::location::{Country, District, Division, Locator};
 
 /// The `format` in manifest.json this code reads (deploy/local/prepare_geodata.py `FORMAT`).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// Data that cannot be used; the message says how to get good data.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +147,17 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
     let mut places = Vec::with_capacity(text.len() / 46);
     for line in text.lines() {
         // The name's source (cldr, geonames-zh, ...) is for people reading the file.
-        let [lat, lng, code, unit, population, name_zh, _source, name] = fields(&path, line)?;
+        let [
+            lat,
+            lng,
+            code,
+            unit,
+            population,
+            name_zh,
+            _source,
+            name,
+            feature,
+        ] = fields(&path, line)?;
         places.push(NamedPlace {
             lat: number(&path, lat)?,
             lng: number(&path, lng)?,
@@ -160,6 +170,7 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
                 .map_err(|_| malformed(&path, format!("bad population {population:?}")))?,
             name: if name_zh.is_empty() { name } else { name_zh }.to_owned(),
             has_chinese_name: !name_zh.is_empty(),
+            capital: feature == "PPLC",
         });
     }
     Ok(Locator::new(

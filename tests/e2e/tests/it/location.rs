@@ -129,6 +129,14 @@ async fn abroad_the_country_the_city_and_at_sea_nothing() {
     // Times Square: the city, not the neighbourhood.
     let times_square = locate_point(&system, &token, 40.7580, -73.9855).await;
     assert_eq!(times_square["display"], "美国 纽约", "{times_square}");
+    // Central Park: in 曼哈顿, a borough well inside 纽约, which names the district.
+    let central_park = locate_point(&system, &token, 40.7829, -73.9654).await;
+    assert_eq!(central_park["city"], "纽约", "{central_park}");
+    assert_eq!(central_park["district"], "曼哈顿", "{central_park}");
+    assert_eq!(central_park["display"], "美国 纽约 曼哈顿");
+    // India Gate: the capital, 新德里, inside the much bigger 德里.
+    let india_gate = locate_point(&system, &token, 28.6129, 77.2295).await;
+    assert_eq!(india_gate["display"], "印度 新德里", "{india_gate}");
 
     // Hallstatt: no source has its name in Chinese; the local name stands in, marked.
     let hallstatt = locate_point(&system, &token, 47.5622, 13.6493).await;

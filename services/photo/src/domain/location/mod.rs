@@ -5,8 +5,9 @@
 //! lineage, GCJ-02); in Taiwan, whose polygon stops at the province, the first-level division
 //! (county or city) names the city. Elsewhere: the country polygon holding the point, its
 //! first-level division, and the city the point belongs to among the populated places within
-//! 60 km in the same first-level unit (places::PlaceIndex::city_for). At sea, far from any place:
-//! nothing.
+//! 60 km in the same first-level unit (places::PlaceIndex::city_for); where that place is part of
+//! a bigger city (a borough), the bigger city with the place as its district
+//! (places::PlaceIndex::enclosing). At sea, far from any place: nothing.
 
 pub mod coordinate;
 pub mod place;
@@ -147,14 +148,22 @@ impl Locator {
             }
             (country, Some(place)) => {
                 let division = division.filter(|division| division.country == place.country);
+                // A borough or a quarter of a bigger city names the district: 纽约 曼哈顿. One
+                // without a Chinese name is left out rather than shown in a foreign script.
+                let (city, district) = match self.places.enclosing(place) {
+                    Some(city) if place.has_chinese_name => (city, place.name.clone()),
+                    Some(city) => (city, String::new()),
+                    None => (place, String::new()),
+                };
                 Some(Location {
                     place: Place {
                         country: country
                             .map(|country| country.name.clone())
                             .or_else(|| self.country_names.get(&place.country).cloned())
                             .unwrap_or_default(),
-                        city: place.name.clone(),
-                        city_untranslated: !place.has_chinese_name,
+                        city: city.name.clone(),
+                        city_untranslated: !city.has_chinese_name,
+                        district,
                         ..division_names(division)
                     },
                     source: Source::City,
@@ -202,10 +211,9 @@ impl Locator {
         };
         if district.province == TAIWAN_PROVINCE {
             // Taiwan's counties and cities are its first-level divisions.
-            let taiwan = CountryCode::parse("TWN");
             if let Some(division) = self
                 .division(point)
-                .filter(|division| Some(division.country) == taiwan)
+                .filter(|division| division.country == CountryCode::TAIWAN)
             {
                 place.city = division.name.clone();
                 place.city_untranslated = !division.has_chinese_name;

@@ -15,6 +15,8 @@ const EARTH_RADIUS_KM: f64 = 6371.0088;
 pub struct CountryCode([u8; 3]);
 
 impl CountryCode {
+    pub const TAIWAN: Self = Self(*b"TWN");
+
     /// Accepts exactly three ASCII capital letters.
     pub fn parse(code: &str) -> Option<Self> {
         let bytes: [u8; 3] = code.as_bytes().try_into().ok()?;
@@ -47,6 +49,9 @@ pub struct NamedPlace {
     /// The zh-CN name, or the GeoNames name where no source has one.
     pub name: String,
     pub has_chinese_name: bool,
+    /// The country's capital (GeoNames PPLC): never a part of a bigger city, and the city of
+    /// every point its area covers (新德里, inside the much bigger 德里).
+    pub capital: bool,
 }
 
 /// How much a city's size outweighs its distance: a place scores population / (km + this)².
@@ -66,6 +71,12 @@ const OUTER_REACH_KM: f64 = 10.0;
 /// could neither cover the point nor beat the best score so far, so the many villages near a big
 /// city are never visited.
 const TIER_FLOORS: [u32; 4] = [1_000_000, 100_000, 10_000, 0];
+/// A place is part of a bigger city (曼哈顿 of 纽约, 1.5 and 8.8 million, 8 km apart) when that
+/// city has at least this many times its population...
+const ENCLOSING_POPULATION_RATIO: u32 = 5;
+/// ...and the place lies within this share of the city's reach: well inside it, not a town on
+/// its edge with a life of its own (凡尔赛, 17 km from 巴黎's point, just inside its 17.5 km).
+const ENCLOSING_REACH_SHARE: f64 = 0.5;
 
 struct Tier {
     largest: u32,
@@ -76,6 +87,28 @@ struct Tier {
 pub struct PlaceIndex {
     places: Vec<NamedPlace>,
     tiers: Vec<Tier>,
+    /// The countries' capitals again (a few hundred), searched first.
+    capitals: Tier,
+}
+
+/// A place of some population at some distance from the point, as the rules see it.
+struct Candidate {
+    score: f64,
+    /// Its own area covers the point.
+    covers: bool,
+    /// The point is within its outer reach.
+    reaches: bool,
+}
+
+impl Candidate {
+    fn new(population: u32, km: f64) -> Self {
+        let reach = reach_km(population);
+        Self {
+            score: score(population, km),
+            covers: km <= reach,
+            reaches: km <= reach + OUTER_REACH_KM,
+        }
+    }
 }
 
 /// The best candidates seen so far, by rule.
@@ -95,13 +128,12 @@ impl Best {
     }
 
     fn offer(&mut self, index: usize, population: u32, km: f64) {
-        let score = score(population, km);
-        let reach = reach_km(population);
-        if km <= reach && score > Self::score(self.covering) {
-            self.covering = Some((index, score, km));
+        let candidate = Candidate::new(population, km);
+        if self.covering_loses_to(&candidate) {
+            self.covering = Some((index, candidate.score, km));
         }
-        if km <= reach + OUTER_REACH_KM && score > Self::score(self.reaching) {
-            self.reaching = Some((index, score, km));
+        if self.reaching_loses_to(&candidate) {
+            self.reaching = Some((index, candidate.score, km));
         }
         if self.nearest.is_none_or(|(_, nearest)| km < nearest) {
             self.nearest = Some((index, km));
@@ -110,15 +142,20 @@ impl Best {
 
     /// Whether a place of `population` at `km` or farther could still change the answer.
     fn could_improve(&self, population: u32, km: f64) -> bool {
-        let score = score(population, km);
-        let reach = reach_km(population);
-        (km <= reach && score > Self::score(self.covering))
-            || (self.covering.is_none()
-                && km <= reach + OUTER_REACH_KM
-                && score > Self::score(self.reaching))
+        let candidate = Candidate::new(population, km);
+        self.covering_loses_to(&candidate)
+            || (self.covering.is_none() && self.reaching_loses_to(&candidate))
             || (self.covering.is_none()
                 && self.reaching.is_none()
                 && self.nearest.is_none_or(|(_, nearest)| km < nearest))
+    }
+
+    fn covering_loses_to(&self, candidate: &Candidate) -> bool {
+        candidate.covers && candidate.score > Self::score(self.covering)
+    }
+
+    fn reaching_loses_to(&self, candidate: &Candidate) -> bool {
+        candidate.reaches && candidate.score > Self::score(self.reaching)
     }
 
     fn answer(&self) -> Option<(usize, f64)> {
@@ -150,7 +187,25 @@ impl PlaceIndex {
                 tree: RTree::bulk_load(points),
             })
             .collect();
-        Self { places, tiers }
+        let capitals: Vec<_> = places
+            .iter()
+            .enumerate()
+            .filter(|(_, place)| place.capital)
+            .map(|(index, place)| GeomWithData::new(unit_vector(place.lat, place.lng), index))
+            .collect();
+        let capitals = Tier {
+            largest: capitals
+                .iter()
+                .map(|entry| places[entry.data].population)
+                .max()
+                .unwrap_or(0),
+            tree: RTree::bulk_load(capitals),
+        };
+        Self {
+            places,
+            tiers,
+            capitals,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -175,6 +230,9 @@ impl PlaceIndex {
     ) -> Option<(&NamedPlace, f64)> {
         let max_chord_2 = chord(max_km).powi(2);
         let query = unit_vector(point.lat(), point.lng());
+        if let Some(found) = self.capital_around(&query, max_chord_2, &accept) {
+            return Some(found);
+        }
         let mut best = Best::default();
         for tier in &self.tiers {
             // A tier whose largest place could not win even at the point is not searched.
@@ -196,6 +254,68 @@ impl PlaceIndex {
             }
         }
         best.answer().map(|(index, km)| (&self.places[index], km))
+    }
+
+    /// The capital whose inner area (half its reach) holds the point, if any: a capital is the
+    /// city of its own centre even inside a bigger city (新德里 in 德里), and the rule stays
+    /// clear of the towns at its edge.
+    fn capital_around(
+        &self,
+        query: &[f64; 3],
+        max_chord_2: f64,
+        accept: &impl Fn(&NamedPlace) -> bool,
+    ) -> Option<(&NamedPlace, f64)> {
+        let farthest_km = reach_km(self.capitals.largest) * ENCLOSING_REACH_SHARE;
+        for (entry, distance_2) in self
+            .capitals
+            .tree
+            .nearest_neighbor_iter_with_distance_2(query)
+        {
+            let km = arc_km(distance_2.sqrt());
+            if distance_2 > max_chord_2 || km > farthest_km {
+                break;
+            }
+            let place = &self.places[entry.data];
+            if km <= reach_km(place.population) * ENCLOSING_REACH_SHARE && accept(place) {
+                return Some((place, km));
+            }
+        }
+        None
+    }
+
+    /// Returns the bigger city `place` is a part of, if any: the most populous place of the same
+    /// country and unit with at least 5 times its population whose area reaches well past it
+    /// (`place` within half its reach). 曼哈顿 is part of 纽约; 凡尔赛 is not part of 巴黎, and
+    /// a capital is part of nothing.
+    pub fn enclosing(&self, place: &NamedPlace) -> Option<&NamedPlace> {
+        if place.capital {
+            return None;
+        }
+        let floor = place
+            .population
+            .max(SMALLEST_POPULATION)
+            .saturating_mul(ENCLOSING_POPULATION_RATIO);
+        let query = unit_vector(place.lat, place.lng);
+        let mut best: Option<&NamedPlace> = None;
+        for tier in self.tiers.iter().filter(|tier| tier.largest >= floor) {
+            let max_km = reach_km(tier.largest) * ENCLOSING_REACH_SHARE;
+            for (entry, distance_2) in tier.tree.nearest_neighbor_iter_with_distance_2(&query) {
+                let km = arc_km(distance_2.sqrt());
+                if km > max_km {
+                    break;
+                }
+                let candidate = &self.places[entry.data];
+                if candidate.population >= floor
+                    && km <= reach_km(candidate.population) * ENCLOSING_REACH_SHARE
+                    && candidate.country == place.country
+                    && candidate.unit == place.unit
+                    && best.is_none_or(|best| candidate.population > best.population)
+                {
+                    best = Some(candidate);
+                }
+            }
+        }
+        best
     }
 }
 
@@ -234,6 +354,7 @@ mod tests {
             population,
             name: name.into(),
             has_chinese_name: !name.is_ascii(),
+            capital: false,
         }
     }
 
@@ -286,6 +407,57 @@ mod tests {
         let point = Wgs84::parse(35.108, 140.0).unwrap();
         let (found, km) = index.city_for(point, 60.0, |_| true).unwrap();
         assert_eq!(found.name, "成田", "{km}");
+    }
+
+    #[test]
+    fn a_borough_well_inside_a_bigger_city_is_part_of_it() {
+        let mut jersey_city = place(40.7282, -74.0776, "USA", 292_449, "泽西市");
+        jersey_city.unit = 1; // New Jersey, across the Hudson
+        let index = PlaceIndex::new(vec![
+            place(40.71427, -74.00597, "USA", 8_804_190, "纽约"),
+            place(40.78343, -73.96625, "USA", 1_487_536, "曼哈顿"),
+            jersey_city.clone(),
+            place(48.85341, 2.3488, "FRA", 2_138_551, "巴黎"),
+            place(48.80359, 2.13424, "FRA", 85_416, "凡尔赛"),
+            place(48.8846, 2.2697, "FRA", 60_000, "讷伊"),
+        ]);
+        let named = |name: &str| index.places.iter().find(|p| p.name == name).unwrap();
+        assert_eq!(index.enclosing(named("曼哈顿")).unwrap().name, "纽约");
+        assert_eq!(index.enclosing(named("讷伊")).unwrap().name, "巴黎");
+        // 17 km out, at the edge of 巴黎's reach: a town of its own.
+        assert!(index.enclosing(named("凡尔赛")).is_none());
+        // Another state, and the big cities themselves.
+        assert!(index.enclosing(&jersey_city).is_none());
+        assert!(index.enclosing(named("纽约")).is_none());
+        assert!(index.enclosing(named("巴黎")).is_none());
+    }
+
+    #[test]
+    fn a_capital_names_its_centre_even_inside_a_bigger_city() {
+        let new_delhi = NamedPlace {
+            capital: true,
+            ..place(28.63576, 77.22445, "IND", 317_797, "新德里")
+        };
+        let index = PlaceIndex::new(vec![
+            place(28.65195, 77.23149, "IND", 10_927_986, "德里"),
+            new_delhi.clone(),
+        ]);
+        // India Gate, 2.5 km from 新德里's point (half its reach: 3.4 km).
+        let india_gate = Wgs84::parse(28.6129, 77.2295).unwrap();
+        assert_eq!(
+            index.city_for(india_gate, 60.0, |_| true).unwrap().0.name,
+            "新德里"
+        );
+        // 8 km north, well inside 德里 and beyond the capital's centre.
+        let north = Wgs84::parse(28.71, 77.21).unwrap();
+        assert_eq!(
+            index.city_for(north, 60.0, |_| true).unwrap().0.name,
+            "德里"
+        );
+        // The filter applies to the capital too.
+        let found = index.city_for(india_gate, 60.0, |p| !p.capital).unwrap();
+        assert_eq!(found.0.name, "德里");
+        assert!(index.enclosing(&new_delhi).is_none());
     }
 
     #[test]

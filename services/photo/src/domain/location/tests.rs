@@ -29,6 +29,7 @@ fn place(lat: f64, lng: f64, country: &str, unit: u32, population: u32, name: &s
         population,
         name: name.into(),
         has_chinese_name: !name.is_ascii(),
+        capital: false,
     }
 }
 
