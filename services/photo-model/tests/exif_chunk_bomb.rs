@@ -31,6 +31,23 @@ fn an_exif_chunk_longer_than_the_file_is_ignored_not_allocated() {
     );
 }
 
+/// Found by the same target: a 314-byte WebP whose RIFF header says 206 bytes, followed by an
+/// EXIF chunk claiming 1.85 GB. The webp crate looks for chunks a little past the RIFF size
+/// (it counts from the end of the VP8X chunk), so it found that EXIF chunk and allocated its
+/// claim; the check before it stopped at the RIFF size and never saw it.
+#[test]
+fn a_webp_exif_chunk_just_past_the_riff_size_is_not_allocated() {
+    let webp = include_bytes!("data/webp-exif-past-the-riff-size.webp");
+    let limits = DecodeLimits::default();
+    // Whatever the answer, it comes without allocating the claim (over the ceiling, the
+    // process aborts).
+    if let Ok(header) = probe(webp, &limits) {
+        assert_eq!(header.exif_orientation, 1, "the broken EXIF counts as absent");
+    }
+    let _ = decode(webp, &limits);
+    assert!(ALLOCATOR.allocated() < 16 << 20);
+}
+
 #[test]
 fn a_webp_exif_chunk_that_fits_is_still_read() {
     let webp = include_bytes!("data/webp-exif-orientation-3.webp");

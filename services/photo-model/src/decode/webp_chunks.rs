@@ -44,12 +44,13 @@ fn chunks(mut region: &[u8]) -> Vec<Chunk<'_>> {
     out
 }
 
-/// The chunks inside the RIFF container: bytes after the size the RIFF header gives are not
-/// part of the image, and the decoder never reads them.
+/// The chunks after the RIFF header, to the end of the file. Not only to the size the RIFF
+/// header gives: the decoder follows the same chain of chunks a little past that size (it
+/// counts the size from the end of the VP8X chunk, not from the header), so a chunk there is
+/// read all the same (found by the fuzz target: an EXIF claim of 1.85 GB just past it). The
+/// whole file holds every chunk the decoder can find.
 fn top_level(bytes: &[u8]) -> Option<Vec<Chunk<'_>>> {
-    let riff_size = usize::try_from(u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?)).ok()?;
-    let end = riff_size.saturating_add(8).min(bytes.len());
-    Some(chunks(bytes.get(12..end)?))
+    Some(chunks(bytes.get(12..)?))
 }
 
 /// True when every EXIF chunk lies within the file and is at most [`MAX_EXIF_BYTES`].
@@ -153,6 +154,16 @@ mod tests {
         let huge = vec![0u8; MAX_EXIF_BYTES + 2];
         assert!(!exif_is_safe_to_read(&riff(&[(b"EXIF", &huge, None)])));
         assert!(!exif_is_safe_to_read(b"RIFF"));
+    }
+
+    #[test]
+    fn chunks_past_the_riff_size_count_too() {
+        // The RIFF header covers only VP8X; the decoder still finds the EXIF chunk after it.
+        let mut file = riff(&[(b"VP8X", &[0; 10], None)]);
+        file.extend_from_slice(b"EXIF");
+        file.extend_from_slice(&0x6e9c_72aa_u32.to_le_bytes());
+        file.extend_from_slice(b"II*\0");
+        assert!(!exif_is_safe_to_read(&file));
     }
 
     #[test]
