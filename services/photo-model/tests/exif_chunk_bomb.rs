@@ -42,7 +42,10 @@ fn a_webp_exif_chunk_just_past_the_riff_size_is_not_allocated() {
     // Whatever the answer, it comes without allocating the claim (over the ceiling, the
     // process aborts).
     if let Ok(header) = probe(webp, &limits) {
-        assert_eq!(header.exif_orientation, 1, "the broken EXIF counts as absent");
+        assert_eq!(
+            header.exif_orientation, 1,
+            "the broken EXIF counts as absent"
+        );
     }
     let _ = decode(webp, &limits);
     assert!(ALLOCATOR.allocated() < 16 << 20);

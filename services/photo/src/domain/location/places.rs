@@ -88,7 +88,7 @@ pub struct PlaceIndex {
     places: Vec<NamedPlace>,
     tiers: Vec<Tier>,
     /// The countries' capitals again (a few hundred), searched first.
-    capitals: Tier,
+    capitals: RTree<GeomWithData<[f64; 3], usize>>,
 }
 
 /// A place of some population at some distance from the point, as the rules see it.
@@ -193,14 +193,7 @@ impl PlaceIndex {
             .filter(|(_, place)| place.capital)
             .map(|(index, place)| GeomWithData::new(unit_vector(place.lat, place.lng), index))
             .collect();
-        let capitals = Tier {
-            largest: capitals
-                .iter()
-                .map(|entry| places[entry.data].population)
-                .max()
-                .unwrap_or(0),
-            tree: RTree::bulk_load(capitals),
-        };
+        let capitals = RTree::bulk_load(capitals);
         Self {
             places,
             tiers,
@@ -256,31 +249,29 @@ impl PlaceIndex {
         best.answer().map(|(index, km)| (&self.places[index], km))
     }
 
-    /// The capital whose inner area (half its reach) holds the point, if any: a capital is the
+    /// The nearest capital, if its inner area (half its reach) holds the point: a capital is the
     /// city of its own centre even inside a bigger city (新德里 in 德里), and the rule stays
-    /// clear of the towns at its edge.
+    /// clear of the towns at its edge. Capitals lie far apart, so the nearest is the only one
+    /// whose inner area can hold the point.
     fn capital_around(
         &self,
         query: &[f64; 3],
         max_chord_2: f64,
         accept: &impl Fn(&NamedPlace) -> bool,
     ) -> Option<(&NamedPlace, f64)> {
-        let farthest_km = reach_km(self.capitals.largest) * ENCLOSING_REACH_SHARE;
-        for (entry, distance_2) in self
-            .capitals
-            .tree
-            .nearest_neighbor_iter_with_distance_2(query)
-        {
-            let km = arc_km(distance_2.sqrt());
-            if distance_2 > max_chord_2 || km > farthest_km {
-                break;
-            }
-            let place = &self.places[entry.data];
-            if km <= reach_km(place.population) * ENCLOSING_REACH_SHARE && accept(place) {
-                return Some((place, km));
-            }
-        }
-        None
+        let nearest = self.capitals.nearest_neighbor(query)?;
+        let distance_2 = nearest
+            .geom()
+            .iter()
+            .zip(query)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>();
+        let km = arc_km(distance_2.sqrt());
+        let place = &self.places[nearest.data];
+        (distance_2 <= max_chord_2
+            && km <= reach_km(place.population) * ENCLOSING_REACH_SHARE
+            && accept(place))
+        .then_some((place, km))
     }
 
     /// Returns the bigger city `place` is a part of, if any: the most populous place of the same
