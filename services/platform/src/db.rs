@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
@@ -17,6 +16,8 @@ use opentelemetry::metrics::{Counter, Histogram};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection, Executor, MySqlConnection};
+
+use crate::skip_window::SkipWindow;
 
 /// After a read found the replica unreachable, reads meant for it go straight to the primary
 /// for this long, so each one does not wait out a connect timeout first.
@@ -29,7 +30,7 @@ pub struct Pools {
     pub replica: MySqlPool,
     /// False when no replica URL was given and `replica` reads the primary.
     has_replica: bool,
-    replica_down: Arc<ReplicaDown>,
+    replica_down: Arc<SkipWindow>,
     metrics: ReplicaMetrics,
 }
 
@@ -38,36 +39,6 @@ pub struct Pools {
 pub enum ReadFrom {
     Replica,
     Primary,
-}
-
-/// Until when the replica is skipped: milliseconds after `origin` (0: not skipped).
-#[derive(Debug)]
-struct ReplicaDown {
-    origin: Instant,
-    until_ms: AtomicU64,
-}
-
-impl ReplicaDown {
-    fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-            until_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn skipped(&self) -> bool {
-        self.now_ms() < self.until_ms.load(Ordering::Relaxed)
-    }
-
-    fn skip_for(&self, period: Duration) {
-        let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
-        self.until_ms
-            .store(self.now_ms().saturating_add(period), Ordering::Relaxed);
-    }
 }
 
 /// How reads that wanted the replica fared (instrument names in the README's metrics table).
@@ -146,7 +117,7 @@ impl Pools {
             primary,
             replica,
             has_replica: replica_url.is_some(),
-            replica_down: Arc::new(ReplicaDown::new()),
+            replica_down: Arc::new(SkipWindow::new()),
             metrics: ReplicaMetrics::new(),
         })
     }
@@ -177,7 +148,7 @@ impl Pools {
         if wanted == ReadFrom::Primary {
             return (query(&self.primary).await, ReadFrom::Primary);
         }
-        if self.replica_down.skipped() {
+        if self.replica_down.is_open() {
             self.note_replica_fallback("marked_down");
             return (query(&self.primary).await, ReadFrom::Primary);
         }
@@ -210,7 +181,7 @@ impl Pools {
     /// behind by more than `wait` is the replica lag an operator sees.
     #[tracing::instrument(name = "replica.gtid_wait", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
     pub async fn replica_has(&self, gtid: &str, wait: Duration) -> bool {
-        if self.replica_down.skipped() {
+        if self.replica_down.is_open() {
             self.note_replica_fallback("marked_down");
             return false;
         }

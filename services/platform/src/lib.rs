@@ -11,6 +11,7 @@ pub mod replica_status;
 pub mod request_id;
 pub mod request_log;
 pub mod shutdown;
+mod skip_window;
 pub mod telemetry;
 
 #[cfg(feature = "testing")]

@@ -7,8 +7,7 @@
 //! tried again. The connection is made on first use, so a process starts while Redis is down.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
@@ -16,6 +15,8 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
+
+use crate::skip_window::SkipWindow;
 
 /// How long one command may take before it counts as failed.
 pub const COMMAND_BUDGET: Duration = Duration::from_millis(250);
@@ -32,8 +33,8 @@ struct Inner {
     client: redis::Client,
     manager: OnceCell<ConnectionManager>,
     budget: Duration,
-    /// Unix milliseconds until which commands fail at once (0: Redis is believed up).
-    down_until_ms: AtomicU64,
+    /// While open, commands fail at once (Redis failed a moment ago).
+    down: SkipWindow,
     /// `xintu.redis.failures` {reason = timeout | unavailable | skipped}
     failures: Counter<u64>,
 }
@@ -60,7 +61,7 @@ impl Redis {
                 client,
                 manager: OnceCell::new(),
                 budget,
-                down_until_ms: AtomicU64::new(0),
+                down: SkipWindow::new(),
                 failures,
             }),
         })
@@ -68,7 +69,7 @@ impl Redis {
 
     /// True while Redis is skipped after a failure.
     pub fn is_marked_down(&self) -> bool {
-        now_ms() < self.inner.down_until_ms.load(Ordering::Relaxed)
+        self.inner.down.is_open()
     }
 
     async fn manager(&self) -> Result<ConnectionManager, RedisError> {
@@ -130,9 +131,7 @@ impl Redis {
 
     fn mark_down(&self, reason: &'static str) {
         self.failed(reason);
-        let until = now_ms().saturating_add(SKIP_AFTER_FAILURE.as_millis() as u64);
-        let before = self.inner.down_until_ms.swap(until, Ordering::Relaxed);
-        if before < now_ms() {
+        if self.inner.down.skip_for(SKIP_AFTER_FAILURE) {
             tracing::warn!(
                 reason,
                 skip_ms = SKIP_AFTER_FAILURE.as_millis() as u64,
@@ -153,12 +152,6 @@ fn unavailable(message: &'static str) -> RedisError {
         std::io::ErrorKind::NotConnected,
         message,
     ))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl ConnectionLike for Redis {
