@@ -12,6 +12,7 @@ use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
+use crate::orders::user_subject;
 use crate::store::{self, bindings::ClientState, ledger};
 use crate::wechat::WechatApi;
 
@@ -287,8 +288,13 @@ impl Bindings {
                 self.rules.new_follower_credits,
             );
         }
+        // The user's row changed (follow state, welcome credits): the member page reads it
+        // right after, perhaps before the replica has applied it.
+        let gtid = last_gtid(&mut conn).await;
+        self.freshness
+            .wrote(&user_subject(&event.openid), gtid.as_deref())
+            .await;
         if let Some(client_id) = bound_client {
-            let gtid = last_gtid(&mut conn).await;
             self.freshness
                 .wrote(&client_subject(&client_id), gtid.as_deref())
                 .await;

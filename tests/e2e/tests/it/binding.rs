@@ -363,3 +363,47 @@ async fn completed_shows_on_the_first_poll_while_the_replica_lags() {
     assert_eq!(view["status"], "completed");
     assert_eq!(view["openid"], "o_lag");
 }
+
+/// The follow (and its welcome credits) written by a scan shows on the member page at once,
+/// though the replica has not applied it: the push records the user's freshness, not only the
+/// client's. (Seen flaking in the edge test through lighttpd before the fix.)
+#[tokio::test]
+async fn the_member_page_shows_a_new_follow_at_once_while_the_replica_lags() {
+    let system = System::start(Options {
+        replica: Replica::Lagging,
+        ..Options::default()
+    })
+    .await;
+    let qr = system.create_qrcode("client-follow-lag").await;
+    system.db.wait_for_replica().await;
+    system.db.pause_replica().await;
+    let reply = system
+        .sandbox
+        .scan(
+            &system.push_url(),
+            qr["ticket"].as_str().unwrap(),
+            "o_follow_lag",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let profile = system.sign_in("o_follow_lag").await.profile().await;
+    let stale: i64 = {
+        let replica =
+            sqlx::MySqlPool::connect(secrecy::ExposeSecret::expose_secret(&system.db.replica_url))
+                .await
+                .unwrap();
+        let followers = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM wechat_users WHERE openid = 'o_follow_lag' AND subscribed = 1",
+        )
+        .fetch_one(&replica)
+        .await
+        .unwrap();
+        replica.close().await;
+        followers
+    };
+    system.db.resume_replica().await;
+    assert_eq!(stale, 0, "the replica should still be behind");
+    assert_eq!(profile["following"], true, "{profile}");
+    assert_eq!(profile["remaining_credits"], 10, "{profile}");
+}
