@@ -47,6 +47,9 @@ pub fn orders_credited_once(compose: &Compose, orders: &[PaidOrder]) -> Result<S
              WHERE out_trade_no IN ({list}) AND status <> 'paid'"
         ))?)
     })?;
+    if unpaid > 0 {
+        println!("{}", unpaid_orders(compose, orders, &list));
+    }
     ensure!(
         unpaid == 0,
         "{unpaid} of the soak's paid orders never became paid"
@@ -92,6 +95,43 @@ pub fn orders_credited_once(compose: &Compose, orders: &[PaidOrder]) -> Result<S
         "{} orders paid by the soak: each paid and credited exactly once",
         orders.len()
     ))
+}
+
+/// What the database and the membership instances' logs say about the paid orders that stayed
+/// unpaid (a failed run explains itself).
+fn unpaid_orders(compose: &Compose, orders: &[PaidOrder], list: &str) -> String {
+    let rows = compose
+        .sql(&format!(
+            "SELECT out_trade_no, status, checks, attention, prepay_id IS NOT NULL, \
+             DATE_FORMAT(created_at, '%T.%f'), DATE_FORMAT(checked_at, '%T.%f'), \
+             DATE_FORMAT(next_check_at, '%T.%f'), DATE_FORMAT(CURRENT_TIMESTAMP(3), '%T.%f') \
+             FROM xintu_membership.payment_orders \
+             WHERE out_trade_no IN ({list}) AND status <> 'paid' ORDER BY created_at LIMIT 12"
+        ))
+        .unwrap_or_else(|err| format!("(the orders could not be read: {err:#})"));
+    let mut text = String::from(
+        "unpaid orders (order, status, checks, attention, has prepay_id, created, last checked, \
+         next check, now), and when the soak's payment was answered:\n",
+    );
+    let logs: String = compose
+        .containers("membership")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| compose.logs(c).ok())
+        .collect();
+    for row in rows.lines() {
+        let order_no = row.split('\t').next().unwrap_or_default();
+        let paid_at = orders
+            .iter()
+            .find(|o| o.order_no == order_no)
+            .map(|o| format!("{:.1?}", o.paid_at))
+            .unwrap_or_default();
+        let _ = writeln!(text, "  {row}\tpaid at {paid_at}");
+        for line in logs.lines().filter(|l| l.contains(order_no)).take(6) {
+            let _ = writeln!(text, "    {}", line.chars().take(400).collect::<String>());
+        }
+    }
+    text
 }
 
 /// remaining_credits = SUM(delta) for every user; each ledger row's balance_after is the running

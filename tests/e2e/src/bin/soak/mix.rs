@@ -64,6 +64,8 @@ pub struct PaidOrder {
     pub credits: i64,
     /// Whose it is: the index of the user in the soak's users.
     pub user: usize,
+    /// When the sandbox answered the payment, since the soak began.
+    pub paid_at: Duration,
 }
 
 /// Places users photograph, in and outside China (WGS-84).
@@ -149,13 +151,8 @@ impl Traffic {
                 member,
             });
         }
-        for (index, user) in traffic.users.iter().enumerate() {
-            let order_no = traffic.order(user, credits).await?;
-            traffic.paid(PaidOrder {
-                order_no,
-                credits,
-                user: index,
-            });
+        for index in 0..traffic.users.len() {
+            traffic.order_and_pay(index, credits).await?;
         }
         for (user, image) in traffic.users.iter().zip(&traffic.hit_images) {
             let answer = traffic.classify(user, image.clone()).await;
@@ -175,11 +172,21 @@ impl Traffic {
             .clone()
     }
 
-    fn paid(&self, order: PaidOrder) {
+    /// User `index` orders `credits` and pays in the sandbox; the order joins those that must
+    /// end credited.
+    async fn order_and_pay(&self, index: usize, credits: i64) -> Result<()> {
+        let order_no = self.order(&self.users[index], credits).await?;
+        let order = PaidOrder {
+            order_no,
+            credits,
+            user: index,
+            paid_at: self.recorder.elapsed(),
+        };
         self.paid
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(order);
+        Ok(())
     }
 
     /// Runs one operation; `Ok(false)` when one of its requests failed (recorded).
@@ -206,17 +213,7 @@ impl Traffic {
             }
             Operation::Order => {
                 let credits = rand::rng().random_range(1..=20);
-                match self.order(user, credits).await {
-                    Ok(order_no) => {
-                        self.paid(PaidOrder {
-                            order_no,
-                            credits,
-                            user: index,
-                        });
-                        Ok(true)
-                    }
-                    Err(_) => Ok(false),
-                }
+                Ok(self.order_and_pay(index, credits).await.is_ok())
             }
             Operation::OrderStatus => self.order_status(index).await,
             Operation::OAuth => self.oauth(user).await,
