@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use e2e::compose::Compose;
+use e2e::compose::{Compose, Container};
 
 use crate::record::Recorder;
 
@@ -58,9 +58,11 @@ pub fn sample(
     while !stop.is_cancelled() {
         let at = recorder.elapsed();
         for container in compose.running()? {
-            let main_pid = compose.main_pid(&container)?;
+            let Some((main_pid, pids)) = read_container(compose, &container)? else {
+                continue;
+            };
             let (mut rss_bytes, mut ticks) = (0, 0);
-            for pid in compose.processes(&container)? {
+            for pid in pids {
                 if let Some((rss, cpu)) = read_process(pid) {
                     rss_bytes += rss;
                     ticks += cpu;
@@ -87,6 +89,21 @@ pub fn sample(
         }
     }
     Ok(samples)
+}
+
+/// A container's main process and all its processes; None when it is not running. The faults
+/// stop containers (a killed instance before its restart, Redis while it restarts), so one
+/// listed as running a moment ago may be gone by the time it is read.
+fn read_container(compose: &Compose, container: &Container) -> Result<Option<(u32, Vec<u32>)>> {
+    let main_pid = compose.main_pid(container)?;
+    if main_pid == 0 {
+        return Ok(None);
+    }
+    match compose.processes(container) {
+        Ok(pids) => Ok(Some((main_pid, pids))),
+        Err(_) if compose.main_pid(container)? != main_pid => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// The containers of our own programs (not the databases, Redis or the edges).
