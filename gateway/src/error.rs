@@ -1,10 +1,9 @@
 //! The gateway's one error type and the one place that maps gRPC status to HTTP.
 
-use std::borrow::Cow;
-
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use proto::ErrorCode;
 use serde::Serialize;
 use tonic::Code;
 
@@ -13,97 +12,144 @@ use tonic::Code;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: Cow<'static, str>,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds after which the same request may succeed (`Retry-After`), for a busy service.
     pub retry_after: Option<u32>,
 }
 
-/// The codes of a service too busy for the request right now; nothing was done, and the same
-/// request a little later may succeed.
-const BUSY_CODES: [&str; 3] = ["overloaded", "decode_busy", "uploads_busy"];
 /// What busy answers ask a client to wait before trying again, seconds.
 const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code`, answered with the code's HTTP status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
-            code: Cow::Borrowed(code),
+            status: http_status(code),
+            code,
             message: message.into(),
-            retry_after: BUSY_CODES.contains(&code).then_some(BUSY_RETRY_AFTER_SECS),
+            retry_after: retry_after(code),
         }
     }
 
-    /// 503 with `Retry-After`: the request was refused before anything was done because the
-    /// gateway or a service is at capacity.
-    pub fn busy(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, message)
-    }
-
     pub fn too_many_requests(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        Self::new(ErrorCode::RateLimited, message)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {limit} bytes"),
         )
     }
 }
 
-/// HTTP status for a gRPC code (the grpc-gateway convention), except where a service's stable
-/// error code says more: provider failures are 502, not 503.
-pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
-    match (code, error_code) {
-        (
-            _,
-            Some(
-                "wechat_unavailable"
-                | "wechat_quota_exceeded"
-                | "wechatpay_unavailable"
-                | "provider_unavailable",
-            ),
-        ) => StatusCode::BAD_GATEWAY,
-        (_, Some("insufficient_credits")) => StatusCode::CONFLICT,
-        // Capacity, not the client's rate: the same request may succeed in a moment.
-        (_, Some("decode_busy" | "uploads_busy")) => StatusCode::SERVICE_UNAVAILABLE,
-        // An upload that is well-formed as a request but cannot be read as a photo.
-        (
-            _,
-            Some(
-                "not_an_image"
-                | "unsupported_image_format"
-                | "truncated_image"
-                | "corrupt_image"
-                | "image_too_large"
-                | "image_dimensions",
-            ),
-        ) => StatusCode::UNPROCESSABLE_ENTITY,
-        (_, Some("payload_too_large")) => StatusCode::PAYLOAD_TOO_LARGE,
-        (Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange, _) => {
+/// The HTTP status of each error code. Exhaustive on purpose: a code added to the registry
+/// does not compile until it has its status here.
+pub fn http_status(code: ErrorCode) -> StatusCode {
+    use ErrorCode as E;
+    match code {
+        E::InvalidJson
+        | E::InvalidQuery
+        | E::InvalidMultipart
+        | E::InvalidArgument
+        | E::InvalidField
+        | E::MissingField
+        | E::UnknownField
+        | E::MissingImage
+        | E::EmptyImage
+        | E::EmptyBatch
+        | E::TooManyImages
+        | E::InvalidBatchSize
+        | E::InvalidMode
+        | E::InvalidDigest
+        | E::InvalidCoordinate
+        | E::MissingFunction
+        | E::UnknownFunction
+        | E::MissingPrompt
+        | E::InvalidParameter
+        | E::MissingMask
+        | E::MaskNotAllowed
+        | E::MaskSizeMismatch
+        | E::EmptyMask
+        | E::InvalidIdempotencyKey
+        | E::MalformedXml
+        | E::XmlDeclarationRefused
+        | E::InvalidEncryption
+        | E::EncryptionModeMismatch => StatusCode::BAD_REQUEST,
+        E::MissingClientToken
+        | E::InvalidClientToken
+        | E::NotSignedIn
+        | E::OauthStateMismatch
+        | E::InvalidOauthCode
+        | E::AdminSignInRequired
+        | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        E::ClientNotBound
+        | E::InvalidSignature
+        | E::StalePush
+        | E::ReplayedPush
+        | E::OriginNotAllowed => StatusCode::FORBIDDEN,
+        E::NotFound | E::EditNotFound | E::EditResultNotFound => StatusCode::NOT_FOUND,
+        E::ClientBound
+        | E::MembershipActive
+        | E::InsufficientCredits
+        | E::HoldSettled
+        | E::ReferenceConflict => StatusCode::CONFLICT,
+        E::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        E::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        // Well-formed as a request, but the bytes cannot be read as a photo.
+        E::NotAnImage
+        | E::UnsupportedImageFormat
+        | E::TruncatedImage
+        | E::CorruptImage
+        | E::ImageTooLarge
+        | E::ImageDimensions => StatusCode::UNPROCESSABLE_ENTITY,
+        E::RateLimited | E::AdminLocked => StatusCode::TOO_MANY_REQUESTS,
+        // A provider's failure, not ours and not the caller's.
+        E::WechatUnavailable | E::WechatQuotaExceeded | E::WechatpayUnavailable => {
+            StatusCode::BAD_GATEWAY
+        }
+        E::UploadsBusy
+        | E::DecodeBusy
+        | E::Overloaded
+        | E::ServiceUnavailable
+        | E::DatabaseUnavailable
+        | E::CreditsUnavailable
+        | E::MembershipUnavailable
+        | E::EditsNotConfigured
+        | E::AdminUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        E::ServiceTimeout => StatusCode::GATEWAY_TIMEOUT,
+        E::Internal | E::ServiceTokenRefused => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Capacity, not the client's rate: nothing was done, and the same request a moment later may
+/// succeed.
+fn retry_after(code: ErrorCode) -> Option<u32> {
+    matches!(
+        code,
+        ErrorCode::UploadsBusy | ErrorCode::DecodeBusy | ErrorCode::Overloaded
+    )
+    .then_some(BUSY_RETRY_AFTER_SECS)
+}
+
+/// HTTP status for a gRPC status that carries no error code (the grpc-gateway convention): the
+/// transport failed, or a layer below the service answered.
+fn uncoded_http_status(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
             StatusCode::BAD_REQUEST
         }
-        (Code::Unauthenticated, _) => StatusCode::UNAUTHORIZED,
-        (Code::PermissionDenied, _) => StatusCode::FORBIDDEN,
-        (Code::NotFound, _) => StatusCode::NOT_FOUND,
-        (Code::AlreadyExists | Code::Aborted, _) => StatusCode::CONFLICT,
-        (Code::ResourceExhausted, _) => StatusCode::TOO_MANY_REQUESTS,
-        (Code::Cancelled, _) => StatusCode::REQUEST_TIMEOUT,
-        (Code::Unimplemented, _) => StatusCode::NOT_IMPLEMENTED,
-        (Code::Unavailable, _) => StatusCode::SERVICE_UNAVAILABLE,
-        (Code::DeadlineExceeded, _) => StatusCode::GATEWAY_TIMEOUT,
-        (Code::Ok | Code::Internal | Code::Unknown | Code::DataLoss, _) => {
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Cancelled => StatusCode::REQUEST_TIMEOUT,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Ok | Code::Internal | Code::Unknown | Code::DataLoss => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
@@ -111,7 +157,7 @@ pub fn http_status(code: Code, error_code: Option<&str>) -> StatusCode {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let error_code = platform::grpc::error_code(&status).map(str::to_owned);
+        let error_code = platform::grpc::error_code(&status);
         // tonic reports its own client-side deadline as CANCELLED "Timeout expired": a timeout.
         let grpc_code = if status.code() == Code::Cancelled
             && error_code.is_none()
@@ -124,38 +170,34 @@ impl From<tonic::Status> for ApiError {
         } else {
             status.code()
         };
-        // A service refused the gateway's own SERVICE_TOKEN: our configuration is wrong, not
-        // the caller's credentials, so the caller gets an internal error (logged below).
-        let (grpc_code, error_code) =
-            if error_code.as_deref() == Some(platform::grpc::SERVICE_TOKEN_REFUSED) {
-                (Code::Internal, None)
-            } else {
-                (grpc_code, error_code)
-            };
-        let http = http_status(grpc_code, error_code.as_deref());
-        let code = match error_code {
-            Some(code) => Cow::Owned(code),
+        let (http, code) = match error_code {
+            // A service refused the gateway's own SERVICE_TOKEN: our configuration is wrong,
+            // not the caller's credentials, so the caller gets an internal error (logged below).
+            Some(ErrorCode::ServiceTokenRefused) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
+            Some(code) => (http_status(code), code),
             // No code from a service: the transport failed (service down, deadline).
-            None => Cow::Borrowed(match grpc_code {
-                Code::Unavailable => "service_unavailable",
-                Code::DeadlineExceeded => "service_timeout",
-                _ => "internal",
-            }),
+            None => (
+                uncoded_http_status(grpc_code),
+                match grpc_code {
+                    Code::Unavailable => ErrorCode::ServiceUnavailable,
+                    Code::DeadlineExceeded => ErrorCode::ServiceTimeout,
+                    _ => ErrorCode::Internal,
+                },
+            ),
         };
-        let message = if http.is_server_error() && code == "internal" {
+        let message = if http.is_server_error() && code == ErrorCode::Internal {
             tracing::error!(grpc_code = ?status.code(), message = status.message(), "service error");
             "internal error".to_owned()
         } else {
             status.message().to_owned()
         };
-        let retry_after = BUSY_CODES
-            .contains(&code.as_ref())
-            .then_some(BUSY_RETRY_AFTER_SECS);
         Self {
             status: http,
             code,
             message,
-            retry_after,
+            retry_after: retry_after(code),
         }
     }
 }
@@ -176,7 +218,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: &self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 request_id: platform::request_id::current().unwrap_or_default(),
             },
@@ -189,7 +231,7 @@ impl IntoResponse for ApiError {
         }
         response
             .extensions_mut()
-            .insert(crate::recording::ErrorCode(self.code.into_owned()));
+            .insert(crate::recording::ErrorCode(self.code));
         response
     }
 }
@@ -229,96 +271,166 @@ mod tests {
             .expect_err("nobody answered");
         let err = ApiError::from(status);
         assert_eq!(
-            (err.status, err.code.as_ref()),
-            (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            (err.status, err.code),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable
+            ),
             "{}",
             err.message
         );
     }
 
     #[test]
-    fn grpc_codes_map_to_http() {
+    fn uncoded_grpc_status_maps_to_http() {
         let table = [
-            (Code::InvalidArgument, None, 400),
-            (Code::FailedPrecondition, None, 400),
-            (Code::OutOfRange, None, 400),
-            (Code::Unauthenticated, None, 401),
-            (Code::PermissionDenied, None, 403),
-            (Code::NotFound, None, 404),
-            (Code::AlreadyExists, None, 409),
-            (Code::Aborted, None, 409),
-            (Code::ResourceExhausted, None, 429),
-            (Code::Cancelled, None, 408),
-            (Code::Unimplemented, None, 501),
-            (Code::Unavailable, None, 503),
-            (Code::Unavailable, Some("database_unavailable"), 503),
-            (Code::Unavailable, Some("wechat_unavailable"), 502),
-            (Code::Unavailable, Some("wechat_quota_exceeded"), 502),
-            (Code::Unavailable, Some("wechatpay_unavailable"), 502),
-            (Code::FailedPrecondition, Some("insufficient_credits"), 409),
-            (Code::ResourceExhausted, Some("decode_busy"), 503),
-            (Code::ResourceExhausted, Some("rate_limited"), 429),
-            (Code::AlreadyExists, Some("membership_active"), 409),
-            (Code::InvalidArgument, Some("not_an_image"), 422),
-            (Code::InvalidArgument, Some("truncated_image"), 422),
-            (Code::InvalidArgument, Some("image_too_large"), 422),
-            (Code::InvalidArgument, Some("payload_too_large"), 413),
-            (Code::InvalidArgument, Some("invalid_mode"), 400),
-            (Code::InvalidArgument, Some("invalid_digest"), 400),
-            (Code::DeadlineExceeded, None, 504),
-            (Code::Internal, None, 500),
-            (Code::Unknown, None, 500),
-            (Code::DataLoss, None, 500),
+            (Code::InvalidArgument, 400),
+            (Code::FailedPrecondition, 400),
+            (Code::OutOfRange, 400),
+            (Code::Unauthenticated, 401),
+            (Code::PermissionDenied, 403),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::Aborted, 409),
+            (Code::ResourceExhausted, 429),
+            (Code::Cancelled, 408),
+            (Code::Unimplemented, 501),
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::Internal, 500),
+            (Code::Unknown, 500),
+            (Code::DataLoss, 500),
         ];
-        for (code, error_code, expected) in table {
-            assert_eq!(
-                http_status(code, error_code).as_u16(),
-                expected,
-                "{code:?} {error_code:?}"
+        for (code, expected) in table {
+            let err = ApiError::from(tonic::Status::new(code, "no code"));
+            assert_eq!(err.status.as_u16(), expected, "{code:?}");
+        }
+    }
+
+    /// A service's code decides the status, whatever gRPC code carried it.
+    #[test]
+    fn error_codes_decide_the_status() {
+        let table = [
+            (Code::Unavailable, ErrorCode::DatabaseUnavailable, 503),
+            (Code::Unavailable, ErrorCode::WechatUnavailable, 502),
+            (Code::Unavailable, ErrorCode::WechatQuotaExceeded, 502),
+            (Code::Unavailable, ErrorCode::WechatpayUnavailable, 502),
+            (
+                Code::FailedPrecondition,
+                ErrorCode::InsufficientCredits,
+                409,
+            ),
+            (Code::ResourceExhausted, ErrorCode::DecodeBusy, 503),
+            (Code::ResourceExhausted, ErrorCode::RateLimited, 429),
+            (Code::AlreadyExists, ErrorCode::MembershipActive, 409),
+            (Code::InvalidArgument, ErrorCode::NotAnImage, 422),
+            (Code::InvalidArgument, ErrorCode::TruncatedImage, 422),
+            (Code::InvalidArgument, ErrorCode::ImageTooLarge, 422),
+            (Code::InvalidArgument, ErrorCode::PayloadTooLarge, 413),
+            (Code::InvalidArgument, ErrorCode::InvalidMode, 400),
+            (Code::InvalidArgument, ErrorCode::InvalidDigest, 400),
+            (Code::NotFound, ErrorCode::EditResultNotFound, 404),
+        ];
+        for (grpc, code, expected) in table {
+            let err = ApiError::from(platform::grpc::status(grpc, code, "said by a service"));
+            assert_eq!((err.status.as_u16(), err.code), (expected, code));
+        }
+    }
+
+    /// Every code apps may see is in the API guide's table of error codes, with the status it
+    /// is answered with; the admin site's and WeChat's own codes are in their sections.
+    #[test]
+    fn the_api_guide_lists_every_code_with_its_status() {
+        use strum::IntoEnumIterator;
+
+        // What one service answers another (photo holding credits at membership), never an app.
+        const BETWEEN_SERVICES: [ErrorCode; 3] = [
+            ErrorCode::HoldSettled,
+            ErrorCode::ReferenceConflict,
+            ErrorCode::ServiceTokenRefused,
+        ];
+        let guide = include_str!("../../docs/api.md");
+        let table = guide
+            .split("### Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the guide's error-code table");
+        let mut listed = std::collections::HashMap::new();
+        for row in table
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| status"))
+        {
+            let mut cells = row.split('|').map(str::trim).skip(1);
+            let Some(Ok(status)) = cells.next().map(str::parse::<u16>) else {
+                continue;
+            };
+            for code in cells.next().unwrap_or_default().split(", ") {
+                listed.insert(code.trim_matches('`').to_owned(), status);
+            }
+        }
+        for code in ErrorCode::iter() {
+            let name = code.as_str();
+            match listed.get(name) {
+                Some(&status) => assert_eq!(status, http_status(code).as_u16(), "{name}"),
+                None => assert!(
+                    guide.contains(&format!("{} {name}`", http_status(code).as_u16()))
+                        || guide.contains(&format!("`{name}`"))
+                        || BETWEEN_SERVICES.contains(&code),
+                    "{name} is not in docs/api.md"
+                ),
+            }
+        }
+        for name in listed.keys() {
+            assert!(
+                name.parse::<ErrorCode>().is_ok(),
+                "the guide lists {name}, no code"
             );
         }
     }
 
     #[test]
     fn service_codes_pass_through_and_internals_stay_hidden() {
-        let status =
-            platform::grpc::status(Code::Unauthenticated, "invalid_client_token", "bad token");
+        let status = platform::grpc::status(
+            Code::Unauthenticated,
+            ErrorCode::InvalidClientToken,
+            "bad token",
+        );
         let err = ApiError::from(status);
         assert_eq!(err.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(err.code, "invalid_client_token");
+        assert_eq!(err.code, ErrorCode::InvalidClientToken);
         assert_eq!(err.message, "bad token");
         let err = ApiError::from(tonic::Status::internal("sql: table x missing"));
-        assert_eq!(err.code, "internal");
+        assert_eq!(err.code, ErrorCode::Internal);
         assert_eq!(err.message, "internal error");
         let err = ApiError::from(tonic::Status::cancelled("Timeout expired"));
         assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(err.code, "service_timeout");
+        assert_eq!(err.code, ErrorCode::ServiceTimeout);
         let err = ApiError::from(tonic::Status::unavailable("connection refused"));
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(err.code, "service_unavailable");
+        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
         assert_eq!(err.retry_after, None);
         // The gateway's own service token refused: not the caller's fault, and not a 401.
         let refused = platform::grpc::status(
             Code::Unauthenticated,
-            platform::grpc::SERVICE_TOKEN_REFUSED,
+            ErrorCode::ServiceTokenRefused,
             "this service answers only callers with the service token",
         );
         let err = ApiError::from(refused);
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(err.code, "internal");
+        assert_eq!(err.code, ErrorCode::Internal);
         assert_eq!(err.message, "internal error");
     }
 
     #[test]
     fn busy_services_ask_for_a_retry_after_a_second() {
-        let status = platform::grpc::status(Code::ResourceExhausted, "decode_busy", "busy");
+        let status = platform::grpc::status(Code::ResourceExhausted, ErrorCode::DecodeBusy, "busy");
         let response = ApiError::from(status).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-        let response = ApiError::busy("uploads_busy", "busy").into_response();
+        let response = ApiError::new(ErrorCode::UploadsBusy, "busy").into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-        let response = ApiError::bad_request("invalid_mode", "no").into_response();
+        let response = ApiError::new(ErrorCode::InvalidMode, "no").into_response();
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! Request extractors that fail with our JSON errors.
 
+use proto::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
@@ -32,11 +33,10 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(limit),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
-        _ => ApiError::bad_request("invalid_json", rejection.body_text()),
+        _ => ApiError::new(ErrorCode::InvalidJson, rejection.body_text()),
     }
 }
 
@@ -56,8 +56,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientBearer {
             .filter(|token| !token.is_empty());
         match token {
             Some(token) => Ok(Self(token.to_owned())),
-            None => Err(ApiError::unauthorized(
-                "missing_client_token",
+            None => Err(ApiError::new(
+                ErrorCode::MissingClientToken,
                 "send Authorization: Bearer <client_token>",
             )),
         }
@@ -129,8 +129,7 @@ impl AuthenticatedClient {
         match (self.user_id, self.openid.as_deref()) {
             (Some(user_id), Some(openid)) => Ok((user_id, openid)),
             _ => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "client_not_bound",
+                ErrorCode::ClientNotBound,
                 "bind this client to WeChat first",
             )),
         }

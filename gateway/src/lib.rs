@@ -14,6 +14,7 @@ pub mod routes;
 pub mod session;
 pub mod wechat;
 
+use proto::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,11 +285,7 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> error::ApiError {
-    error::ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint",
-    )
+    error::ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
 /// How long a stopping gateway waits for the request recorder's last flush.

@@ -59,7 +59,7 @@ impl RecordFields {
 
 /// The error code of an answer, put on the response by `ApiError`.
 #[derive(Clone)]
-pub struct ErrorCode(pub String);
+pub struct ErrorCode(pub proto::ErrorCode);
 
 pub async fn record(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -76,13 +76,12 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     let error_code = response
         .extensions()
         .get::<ErrorCode>()
-        .map(|code| code.0.clone())
-        .unwrap_or_default();
+        .map_or("", |code| code.0.as_str());
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state
         .metrics
-        .answered(&endpoint, &method, status, &error_code, elapsed);
+        .answered(&endpoint, &method, status, error_code, elapsed);
     let f = fields
         .0
         .lock()
@@ -97,7 +96,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         openid: f.openid.clone(),
         source: f.source.clone(),
         model_tokens: f.model_tokens,
-        error_code,
+        error_code: error_code.to_owned(),
         request_id: platform::request_id::current().unwrap_or_default(),
     });
     drop(f);

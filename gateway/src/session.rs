@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
+use proto::ErrorCode;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -58,7 +59,7 @@ impl FromRequestParts<AppState> for MemberSession {
             state.cookie_keys.member_session.clone().into(),
             chrono::Utc::now().timestamp(),
         )
-        .ok_or_else(|| ApiError::unauthorized("not_signed_in", "sign in through WeChat first"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NotSignedIn, "sign in through WeChat first"))?;
         if let Some(fields) = parts.extensions.get::<crate::recording::RecordFields>() {
             fields.set_openid(&openid);
         }

@@ -1,6 +1,10 @@
 //! gRPC contracts of the Xintu services. Each service owns one package; this crate is the only
 //! code shared between the gateway and the services.
 
+mod error_code;
+
+pub use error_code::ErrorCode;
+
 pub mod membership {
     pub mod v1 {
         tonic::include_proto!("membership.v1");

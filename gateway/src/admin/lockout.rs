@@ -8,9 +8,8 @@
 //! that has failed before is refused until its count expires. The operator, signing in from an
 //! address that has not failed, still gets in.
 
+use proto::ErrorCode;
 use std::net::IpAddr;
-
-use axum::http::StatusCode;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -63,8 +62,7 @@ impl Attempt {
             || (account_failures >= cfg.admin_account_max_failures && address_failures > 0);
         if locked {
             return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "admin_locked",
+                ErrorCode::AdminLocked,
                 "too many failed sign-ins; try again later",
             ));
         }

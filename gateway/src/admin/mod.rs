@@ -10,10 +10,11 @@ pub mod sessions;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use proto::ErrorCode;
 use secrecy::ExposeSecret;
 
 use crate::AppState;
@@ -31,11 +32,7 @@ pub struct AdminSession {
 }
 
 fn unavailable(message: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "admin_unavailable",
-        message,
-    )
+    ApiError::new(ErrorCode::AdminUnavailable, message)
 }
 
 /// Checks the credentials, counting failures per address (see [`lockout`]).
@@ -82,8 +79,8 @@ pub async fn verify_login(
         address = %attempt.address,
         "failed admin sign-in"
     );
-    Err(ApiError::unauthorized(
-        "invalid_credentials",
+    Err(ApiError::new(
+        ErrorCode::InvalidCredentials,
         "wrong username or password",
     ))
 }
@@ -131,8 +128,7 @@ impl FromRequestParts<AppState> for AdminSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let denied =
-            || ApiError::unauthorized("admin_sign_in_required", "sign in to the admin site");
+        let denied = || ApiError::new(ErrorCode::AdminSignInRequired, "sign in to the admin site");
         let session = claimed_session(&parts.headers, state).ok_or_else(denied)?;
         if !sessions::is_live(state, &session.session_id, &session.username).await? {
             return Err(denied());

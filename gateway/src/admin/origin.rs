@@ -14,9 +14,10 @@
 use axum::extract::{Request, State};
 use axum::http::header::{COOKIE, HOST, ORIGIN, REFERER};
 use axum::http::uri::Authority;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use proto::ErrorCode;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -91,8 +92,7 @@ fn check(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiErro
     } else {
         tracing::warn!("admin call refused: not from the admin site's origin");
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
             "admin changes are accepted only from the admin site",
         ))
     }

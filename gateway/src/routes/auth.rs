@@ -1,6 +1,7 @@
 //! App binding: QR code creation and binding-status polls, plain or long, and sign-out
 //! (docs/architecture.md, "Binding rules"; docs/api.md, "Signing an app in").
 
+use proto::ErrorCode;
 use std::time::Duration;
 
 use axum::Json;
@@ -112,7 +113,7 @@ pub async fn binding_status(
     query: Result<Query<BindingQuery>, QueryRejection>,
 ) -> Result<Json<BindingOut>, ApiError> {
     let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+        query.map_err(|rejection| ApiError::new(ErrorCode::InvalidQuery, rejection.body_text()))?;
     let wait = Duration::from_secs(query.wait.min(state.cfg.binding_wait_max_secs));
     // Registered before the first read, so a scan landing in between is not missed.
     let mut watch = (!wait.is_zero()).then(|| state.binding_waiters.watch(&query.client_id));

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -74,7 +75,7 @@ pub async fn locate(
 ) -> Result<Json<LocationOut>, ApiError> {
     caller.bound_user()?;
     let Query(point) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+        query.map_err(|rejection| ApiError::new(ErrorCode::InvalidQuery, rejection.body_text()))?;
     state.limits.check_locations(&caller.client_id, 1).await?;
     let mut client = state.clients.location.clone();
     let answer = client
@@ -100,8 +101,8 @@ pub async fn locate_batch(
 ) -> Result<Json<BatchOut>, ApiError> {
     caller.bound_user()?;
     if input.points.is_empty() || input.points.len() > BATCH_MAX {
-        return Err(ApiError::bad_request(
-            "invalid_batch_size",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBatchSize,
             format!("send 1 to {BATCH_MAX} points, not {}", input.points.len()),
         ));
     }

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::SignedCookieJar;
+use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -80,12 +81,7 @@ pub async fn authorize(
     )) {
         Ok(url) => url,
         Err(_) => {
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "bad wechat_open_base",
-            )
-            .into_response();
+            return ApiError::new(ErrorCode::Internal, "bad wechat_open_base").into_response();
         }
     };
     // WeChat requires this parameter order and the #wechat_redirect fragment.
@@ -126,12 +122,12 @@ pub async fn callback(
     let (nonce, return_to) = expected
         .as_deref()
         .and_then(|value| value.split_once('|'))
-        .ok_or_else(|| ApiError::unauthorized("oauth_state_mismatch", "start sign-in again"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::OauthStateMismatch, "start sign-in again"))?;
     let matches = nonce.len() == query.state.len()
         && bool::from(subtle_eq(nonce.as_bytes(), query.state.as_bytes()));
     if query.code.is_empty() || !matches {
-        return Err(ApiError::unauthorized(
-            "oauth_state_mismatch",
+        return Err(ApiError::new(
+            ErrorCode::OauthStateMismatch,
             "start sign-in again",
         ));
     }

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -101,8 +102,7 @@ fn unknown_in_order(field: &str, value: i32) -> ApiError {
         "membership sent an order value this gateway does not know"
     );
     ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "internal",
+        ErrorCode::Internal,
         format!("unknown order {field} {value}"),
     )
 }
@@ -122,14 +122,14 @@ pub async fn create_order(
         ("member", _) => (pb::OrderType::Member, 0),
         ("credits", Some(count)) => (pb::OrderType::Credits, count),
         ("credits", None) => {
-            return Err(ApiError::bad_request(
-                "invalid_argument",
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgument,
                 "credits_amount is required",
             ));
         }
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_argument",
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgument,
                 "order_type must be member or credits",
             ));
         }
@@ -146,11 +146,7 @@ pub async fn create_order(
         .await?
         .into_inner();
     let (Some(order), Some(params)) = (created.order, created.pay_params) else {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "internal",
-            "incomplete order",
-        ));
+        return Err(ApiError::new(ErrorCode::Internal, "incomplete order"));
     };
     Ok(Json(CreateOrderOut {
         order: order_out(order)?,
@@ -219,9 +215,7 @@ pub async fn notify(State(state): State<AppState>, body: Body) -> Response {
         }
         Err(status) => {
             tracing::warn!(code = ?status.code(), "pay notify not processed; wechat pay will retry");
-            let http =
-                crate::error::http_status(status.code(), platform::grpc::error_code(&status));
-            pay_reply(http, false, "try again")
+            pay_reply(ApiError::from(status).status, false, "try again")
         }
     }
 }
@@ -245,8 +239,8 @@ mod tests {
         for unknown in [pb::OrderStatus::Unspecified.into(), 99] {
             let refused = order_out(order(unknown, credits)).map(|out| out.status);
             assert_eq!(
-                refused.map_err(|err| err.status),
-                Err(StatusCode::BAD_GATEWAY)
+                refused.map_err(|err| (err.status, err.code)),
+                Err((StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal))
             );
         }
         let paid = pb::OrderStatus::Paid.into();

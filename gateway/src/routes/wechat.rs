@@ -3,8 +3,9 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use proto::ErrorCode;
 
 use proto::membership::v1 as pb;
 
@@ -54,8 +55,7 @@ pub async fn receive_push(
     {
         tracing::warn!("push with a stale timestamp refused");
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "stale_push",
+            ErrorCode::StalePush,
             "the push's timestamp is too far from now",
         ));
     }
@@ -70,8 +70,7 @@ pub async fn receive_push(
         Claim::Forged => {
             tracing::warn!("a used push signature with another body refused");
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "replayed_push",
+                ErrorCode::ReplayedPush,
                 "this push signature was used before",
             ));
         }
@@ -103,7 +102,7 @@ async fn handle(state: &AppState, push: &OpenedPush) -> Result<Option<String>, A
         .field("CreateTime")
         .map_err(push_error)?
         .parse()
-        .map_err(|_| ApiError::bad_request("invalid_field", "CreateTime is not a number"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidField, "CreateTime is not a number"))?;
     if push.field("MsgType").map_err(push_error)? != "event" {
         // Messages are not for this account's automation: acknowledged, nothing to do.
         return Ok(None);
@@ -158,28 +157,24 @@ fn push_error(err: PushError) -> ApiError {
     match err {
         PushError::BadSignature => {
             tracing::warn!("push with a bad signature refused");
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "invalid_signature",
-                "signature mismatch",
-            )
+            ApiError::new(ErrorCode::InvalidSignature, "signature mismatch")
         }
         PushError::Xml(XmlError::TooLarge) => {
             ApiError::payload_too_large(wechat_protocol::xml::MAX_BODY_BYTES)
         }
-        PushError::Xml(XmlError::Declaration) => ApiError::bad_request(
-            "xml_declaration_refused",
+        PushError::Xml(XmlError::Declaration) => ApiError::new(
+            ErrorCode::XmlDeclarationRefused,
             "DOCTYPE and ENTITY declarations are not accepted",
         ),
         PushError::Xml(XmlError::Malformed(detail)) => {
-            ApiError::bad_request("malformed_xml", detail)
+            ApiError::new(ErrorCode::MalformedXml, detail)
         }
-        PushError::Crypto(err) => ApiError::bad_request("invalid_encryption", err.to_string()),
+        PushError::Crypto(err) => ApiError::new(ErrorCode::InvalidEncryption, err.to_string()),
         PushError::UnexpectedEncryption | PushError::MissingEncryption => {
-            ApiError::bad_request("encryption_mode_mismatch", err.to_string())
+            ApiError::new(ErrorCode::EncryptionModeMismatch, err.to_string())
         }
         PushError::MissingField(name) => {
-            ApiError::bad_request("missing_field", format!("missing field {name}"))
+            ApiError::new(ErrorCode::MissingField, format!("missing field {name}"))
         }
     }
 }

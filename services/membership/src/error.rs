@@ -1,6 +1,7 @@
 //! The membership service's one error type, mapped to gRPC status in one place.
 
 use platform::grpc::status;
+use proto::ErrorCode;
 use tonic::Code;
 
 use crate::wechat::WechatError;
@@ -64,50 +65,66 @@ impl MembershipError {
 impl From<MembershipError> for tonic::Status {
     fn from(err: MembershipError) -> Self {
         match &err {
-            MembershipError::InvalidArgument { .. } => {
-                status(Code::InvalidArgument, "invalid_argument", err.to_string())
-            }
+            MembershipError::InvalidArgument { .. } => status(
+                Code::InvalidArgument,
+                ErrorCode::InvalidArgument,
+                err.to_string(),
+            ),
             MembershipError::InvalidClientToken => status(
                 Code::Unauthenticated,
-                "invalid_client_token",
+                ErrorCode::InvalidClientToken,
                 err.to_string(),
             ),
-            MembershipError::NotFound(_) => status(Code::NotFound, "not_found", err.to_string()),
-            MembershipError::MembershipActive { .. } => {
-                status(Code::AlreadyExists, "membership_active", err.to_string())
+            MembershipError::NotFound(_) => {
+                status(Code::NotFound, ErrorCode::NotFound, err.to_string())
             }
+            MembershipError::MembershipActive { .. } => status(
+                Code::AlreadyExists,
+                ErrorCode::MembershipActive,
+                err.to_string(),
+            ),
             MembershipError::InsufficientCredits => status(
                 Code::FailedPrecondition,
-                "insufficient_credits",
+                ErrorCode::InsufficientCredits,
                 err.to_string(),
             ),
-            MembershipError::HoldSettled { .. } => {
-                status(Code::FailedPrecondition, "hold_settled", err.to_string())
-            }
-            MembershipError::ReferenceConflict(_) => {
-                status(Code::AlreadyExists, "reference_conflict", err.to_string())
-            }
+            MembershipError::HoldSettled { .. } => status(
+                Code::FailedPrecondition,
+                ErrorCode::HoldSettled,
+                err.to_string(),
+            ),
+            MembershipError::ReferenceConflict(_) => status(
+                Code::AlreadyExists,
+                ErrorCode::ReferenceConflict,
+                err.to_string(),
+            ),
             MembershipError::ClientBound => {
-                status(Code::AlreadyExists, "client_bound", err.to_string())
+                status(Code::AlreadyExists, ErrorCode::ClientBound, err.to_string())
             }
-            MembershipError::InvalidOAuthCode => {
-                status(Code::Unauthenticated, "invalid_oauth_code", err.to_string())
-            }
+            MembershipError::InvalidOAuthCode => status(
+                Code::Unauthenticated,
+                ErrorCode::InvalidOauthCode,
+                err.to_string(),
+            ),
             MembershipError::WechatPay(pay) => {
                 tracing::warn!(error = %pay, "wechat pay call failed");
-                status(Code::Unavailable, "wechatpay_unavailable", pay.to_string())
+                status(
+                    Code::Unavailable,
+                    ErrorCode::WechatpayUnavailable,
+                    pay.to_string(),
+                )
             }
             MembershipError::Wechat(wechat) => {
                 tracing::warn!(error = %wechat, "wechat call failed");
                 match wechat {
                     WechatError::QuotaExceeded { .. } => status(
                         Code::Unavailable,
-                        "wechat_quota_exceeded",
+                        ErrorCode::WechatQuotaExceeded,
                         "wechat quota reached, try later",
                     ),
                     _ => status(
                         Code::Unavailable,
-                        "wechat_unavailable",
+                        ErrorCode::WechatUnavailable,
                         "wechat is unavailable",
                     ),
                 }
@@ -116,13 +133,13 @@ impl From<MembershipError> for tonic::Status {
                 tracing::error!(error = ?err, "database unavailable");
                 status(
                     Code::Unavailable,
-                    "database_unavailable",
+                    ErrorCode::DatabaseUnavailable,
                     "database unavailable",
                 )
             }
             MembershipError::Database(_) => {
                 tracing::error!(error = ?err, "database error");
-                status(Code::Internal, "internal", "internal error")
+                status(Code::Internal, ErrorCode::Internal, "internal error")
             }
         }
     }

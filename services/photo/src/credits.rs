@@ -4,6 +4,7 @@
 //! failed call never costs a credit. If this instance dies in between, membership frees the hold
 //! when it expires.
 
+use proto::ErrorCode;
 use std::time::Duration;
 
 use tonic::Code;
@@ -190,7 +191,9 @@ impl CreditGate {
             .await;
         match answer {
             Ok(hold) => Ok(hold.into_inner().balance.map_or(0, |b| b.available)),
-            Err(status) if platform::grpc::error_code(&status) == Some("insufficient_credits") => {
+            Err(status)
+                if platform::grpc::error_code(&status) == Some(ErrorCode::InsufficientCredits) =>
+            {
                 Err(HoldError::Insufficient)
             }
             // A user without a credits row has nothing to spend.
@@ -214,7 +217,7 @@ impl CreditGate {
             Err(status)
                 if matches!(
                     platform::grpc::error_code(&status),
-                    Some("hold_settled" | "not_found")
+                    Some(ErrorCode::HoldSettled | ErrorCode::NotFound)
                 ) =>
             {
                 tracing::error!(reference, error = %status, "held credits are gone; the work is not delivered");
@@ -227,7 +230,7 @@ impl CreditGate {
 
 fn refusal(status: &tonic::Status, available: Option<i64>) -> Refusal {
     let reason = match platform::grpc::error_code(status) {
-        Some("insufficient_credits") => CloudSkip::InsufficientCredits,
+        Some(ErrorCode::InsufficientCredits) => CloudSkip::InsufficientCredits,
         // A user without a credits row has nothing to spend.
         _ if status.code() == Code::NotFound => CloudSkip::InsufficientCredits,
         _ => {

@@ -6,6 +6,7 @@
 //! is refused as busy (nothing else has happened for that request yet), and one that needs more
 //! than the whole budget is refused as too large.
 
+use proto::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,7 +100,7 @@ pub struct Decoding<'a> {
 impl Decoding<'_> {
     fn too_large(&self, bytes: u64, budget: u64) -> PhotoError {
         PhotoError::Image {
-            code: "image_too_large",
+            code: ErrorCode::ImageTooLarge,
             message: format!(
                 "the {} is {}x{} pixels: decoding it needs {} MiB, more than the {} MiB this \
                  service decodes at once",
@@ -157,7 +158,7 @@ mod tests {
             .reserve(100 * UNIT + 1, &IMAGE, None)
             .await
             .unwrap_err();
-        assert_eq!(err.client_code(), Some("image_too_large"));
+        assert_eq!(err.client_code(), Some(ErrorCode::ImageTooLarge));
         assert!(err.to_string().contains("8000x8000"), "{err}");
         assert_eq!(budget.available_bytes(), 100 * UNIT);
     }

@@ -1,6 +1,7 @@
 //! The photo service's one error type, mapped to gRPC status in one place.
 
 use platform::grpc::status;
+use proto::ErrorCode;
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,7 +12,7 @@ pub enum PhotoError {
     InvalidCoordinate { at: String, reason: String },
     /// An upload the service cannot classify; `code` is the stable code for clients.
     #[error("{message}")]
-    Image { code: &'static str, message: String },
+    Image { code: ErrorCode, message: String },
     #[error("invalid sha256 at index {index}: a SHA-256 digest is 64 hex digits")]
     InvalidDigest { index: usize },
     #[error("the service is busy; try again shortly")]
@@ -21,7 +22,7 @@ pub enum PhotoError {
     DecodeBusy,
     /// An edit request the service refuses; `code` is the stable code for clients.
     #[error("{message}")]
-    Edit { code: &'static str, message: String },
+    Edit { code: ErrorCode, message: String },
     #[error("not enough credits for {needed} output image(s)")]
     InsufficientCredits { needed: i64 },
     #[error("credits could not be checked; try again shortly")]
@@ -33,10 +34,7 @@ pub enum PhotoError {
     EditsNotConfigured,
     /// Unknown, or not the caller's: the same answer, so nothing leaks.
     #[error("{what} not found")]
-    NotFound {
-        code: &'static str,
-        what: &'static str,
-    },
+    NotFound { code: ErrorCode, what: &'static str },
     #[error("storage failed")]
     Storage(#[from] crate::storage::StorageError),
     #[error("the local model failed")]
@@ -59,12 +57,12 @@ impl PhotoError {
     pub fn from_decode(err: photo_model::DecodeError) -> Self {
         use photo_model::DecodeError as D;
         let code = match &err {
-            D::TooManyBytes { .. } => "payload_too_large",
-            D::NotAnImage => "not_an_image",
-            D::UnsupportedFormat { .. } => "unsupported_image_format",
-            D::TooLarge { .. } | D::OverLimits => "image_too_large",
-            D::Truncated => "truncated_image",
-            D::Corrupt(_) | D::FrameLargerThanCanvas => "corrupt_image",
+            D::TooManyBytes { .. } => ErrorCode::PayloadTooLarge,
+            D::NotAnImage => ErrorCode::NotAnImage,
+            D::UnsupportedFormat { .. } => ErrorCode::UnsupportedImageFormat,
+            D::TooLarge { .. } | D::OverLimits => ErrorCode::ImageTooLarge,
+            D::Truncated => ErrorCode::TruncatedImage,
+            D::Corrupt(_) | D::FrameLargerThanCanvas => ErrorCode::CorruptImage,
             D::Internal(_) => return Self::Internal(err.to_string()),
         };
         Self::Image {
@@ -80,7 +78,7 @@ impl PhotoError {
             Ok(err) => err,
             Err(shared) => match shared.as_ref() {
                 Self::Image { code, message } => Self::Image {
-                    code,
+                    code: *code,
                     message: message.clone(),
                 },
                 Self::InvalidArgument { field, reason } => Self::InvalidArgument {
@@ -96,13 +94,12 @@ impl PhotoError {
 
     /// The stable code of a client-caused error, for per-image answers in a batch; None for
     /// errors on our side, which fail the whole call.
-    pub fn client_code(&self) -> Option<&'static str> {
+    pub fn client_code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Image { code, .. } => Some(code),
-            Self::InvalidArgument { .. } => Some("invalid_argument"),
-            Self::InvalidDigest { .. } => Some("invalid_digest"),
-            Self::InvalidCoordinate { .. } => Some("invalid_coordinate"),
-            Self::Edit { code, .. } => Some(code),
+            Self::Image { code, .. } | Self::Edit { code, .. } => Some(*code),
+            Self::InvalidArgument { .. } => Some(ErrorCode::InvalidArgument),
+            Self::InvalidDigest { .. } => Some(ErrorCode::InvalidDigest),
+            Self::InvalidCoordinate { .. } => Some(ErrorCode::InvalidCoordinate),
             Self::Overloaded
             | Self::DecodeBusy
             | Self::InsufficientCredits { .. }
@@ -121,58 +118,72 @@ impl PhotoError {
 impl From<PhotoError> for tonic::Status {
     fn from(err: PhotoError) -> Self {
         match &err {
-            PhotoError::InvalidArgument { .. } => {
-                status(Code::InvalidArgument, "invalid_argument", err.to_string())
-            }
-            PhotoError::InvalidCoordinate { .. } => {
-                status(Code::InvalidArgument, "invalid_coordinate", err.to_string())
-            }
-            PhotoError::Image { code, .. } => status(Code::InvalidArgument, code, err.to_string()),
-            PhotoError::InvalidDigest { .. } => {
-                status(Code::InvalidArgument, "invalid_digest", err.to_string())
-            }
-            PhotoError::Overloaded => {
-                tracing::warn!("local model queue longer than the caller's deadline; refused");
-                status(Code::Unavailable, "overloaded", err.to_string())
-            }
-            PhotoError::DecodeBusy => {
-                status(Code::ResourceExhausted, "decode_busy", err.to_string())
-            }
-            PhotoError::Edit { code, .. } => status(Code::InvalidArgument, code, err.to_string()),
-            PhotoError::InsufficientCredits { .. } => status(
-                Code::FailedPrecondition,
-                "insufficient_credits",
+            PhotoError::InvalidArgument { .. } => status(
+                Code::InvalidArgument,
+                ErrorCode::InvalidArgument,
                 err.to_string(),
             ),
-            PhotoError::CreditsUnavailable => {
-                status(Code::Unavailable, "credits_unavailable", err.to_string())
+            PhotoError::InvalidCoordinate { .. } => status(
+                Code::InvalidArgument,
+                ErrorCode::InvalidCoordinate,
+                err.to_string(),
+            ),
+            PhotoError::Image { code, .. } => status(Code::InvalidArgument, *code, err.to_string()),
+            PhotoError::InvalidDigest { .. } => status(
+                Code::InvalidArgument,
+                ErrorCode::InvalidDigest,
+                err.to_string(),
+            ),
+            PhotoError::Overloaded => {
+                tracing::warn!("local model queue longer than the caller's deadline; refused");
+                status(Code::Unavailable, ErrorCode::Overloaded, err.to_string())
             }
-            PhotoError::MembershipUnavailable => {
-                status(Code::Unavailable, "membership_unavailable", err.to_string())
-            }
-            PhotoError::EditsNotConfigured => {
-                status(Code::Unavailable, "edits_not_configured", err.to_string())
-            }
-            PhotoError::NotFound { code, .. } => status(Code::NotFound, code, err.to_string()),
+            PhotoError::DecodeBusy => status(
+                Code::ResourceExhausted,
+                ErrorCode::DecodeBusy,
+                err.to_string(),
+            ),
+            PhotoError::Edit { code, .. } => status(Code::InvalidArgument, *code, err.to_string()),
+            PhotoError::InsufficientCredits { .. } => status(
+                Code::FailedPrecondition,
+                ErrorCode::InsufficientCredits,
+                err.to_string(),
+            ),
+            PhotoError::CreditsUnavailable => status(
+                Code::Unavailable,
+                ErrorCode::CreditsUnavailable,
+                err.to_string(),
+            ),
+            PhotoError::MembershipUnavailable => status(
+                Code::Unavailable,
+                ErrorCode::MembershipUnavailable,
+                err.to_string(),
+            ),
+            PhotoError::EditsNotConfigured => status(
+                Code::Unavailable,
+                ErrorCode::EditsNotConfigured,
+                err.to_string(),
+            ),
+            PhotoError::NotFound { code, .. } => status(Code::NotFound, *code, err.to_string()),
             PhotoError::Storage(_) => {
                 tracing::error!(error = ?err, "edit storage failed");
-                status(Code::Internal, "internal", "internal error")
+                status(Code::Internal, ErrorCode::Internal, "internal error")
             }
             PhotoError::LocalModel(_) | PhotoError::Internal(_) => {
                 tracing::error!(error = ?err, "classification failed");
-                status(Code::Internal, "internal", "internal error")
+                status(Code::Internal, ErrorCode::Internal, "internal error")
             }
             PhotoError::Database(db) if platform::db::is_unavailable(db) => {
                 tracing::error!(error = ?err, "database unavailable");
                 status(
                     Code::Unavailable,
-                    "database_unavailable",
+                    ErrorCode::DatabaseUnavailable,
                     "database unavailable",
                 )
             }
             PhotoError::Database(_) => {
                 tracing::error!(error = ?err, "database error");
-                status(Code::Internal, "internal", "internal error")
+                status(Code::Internal, ErrorCode::Internal, "internal error")
             }
         }
     }
@@ -191,7 +202,7 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(
             platform::grpc::error_code(&status),
-            Some("invalid_coordinate")
+            Some(ErrorCode::InvalidCoordinate)
         );
         assert!(
             status.message().contains("points[2]"),
@@ -206,9 +217,12 @@ mod tests {
             photo_model::DecodeError::NotAnImage,
         ));
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(platform::grpc::error_code(&status), Some("not_an_image"));
+        assert_eq!(
+            platform::grpc::error_code(&status),
+            Some(ErrorCode::NotAnImage)
+        );
         let truncated = PhotoError::from_decode(photo_model::DecodeError::Truncated);
-        assert_eq!(truncated.client_code(), Some("truncated_image"));
+        assert_eq!(truncated.client_code(), Some(ErrorCode::TruncatedImage));
         assert_eq!(PhotoError::Internal("x".into()).client_code(), None);
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::propagation::Injector;
+use proto::ErrorCode;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -24,27 +25,31 @@ mod request_scope;
 mod service_auth;
 mod watched;
 
-pub use service_auth::{InvalidServiceToken, SERVICE_TOKEN_REFUSED, ServiceChannel, ServiceToken};
+pub use service_auth::{InvalidServiceToken, ServiceChannel, ServiceToken};
 pub use watched::WatchedChannel;
 
 /// The status metadata key that carries our stable, snake_case error code (for the gateway).
 pub const ERROR_CODE_KEY: &str = "x-error-code";
 
 /// Builds a status with a stable error code in its metadata.
-pub fn status(code: tonic::Code, error_code: &'static str, message: impl Into<String>) -> Status {
+pub fn status(code: tonic::Code, error_code: ErrorCode, message: impl Into<String>) -> Status {
     let mut status = Status::new(code, message);
-    status
-        .metadata_mut()
-        .insert(ERROR_CODE_KEY, MetadataValue::from_static(error_code));
+    status.metadata_mut().insert(
+        ERROR_CODE_KEY,
+        MetadataValue::from_static(error_code.as_str()),
+    );
     status
 }
 
-/// Returns the stable error code a service put on `status`, if any.
-pub fn error_code(status: &Status) -> Option<&str> {
-    status
-        .metadata()
-        .get(ERROR_CODE_KEY)
-        .and_then(|v| v.to_str().ok())
+/// Returns the stable error code a service put on `status`, if any. A code this build does not
+/// know (a newer service during a rolling deploy) counts as none, and is logged.
+pub fn error_code(status: &Status) -> Option<ErrorCode> {
+    let sent = status.metadata().get(ERROR_CODE_KEY)?;
+    let code = sent.to_str().ok().and_then(|name| name.parse().ok());
+    if code.is_none() {
+        tracing::warn!(error_code = ?sent, "a service sent an error code this build does not know");
+    }
+    code
 }
 
 /// Whether a call failed in the transport rather than in the service: the connection broke
@@ -278,7 +283,11 @@ mod tests {
         assert!(transport_failed(&Status::unavailable("connection refused")));
         assert!(!transport_failed(&Status::unknown("transport error")));
         assert!(!transport_failed(&Status::internal("sql")));
-        let coded = status(tonic::Code::Unknown, "some_code", "said by a service");
+        let coded = status(
+            tonic::Code::Unknown,
+            ErrorCode::Internal,
+            "said by a service",
+        );
         assert!(!transport_failed(&coded));
     }
 
@@ -429,7 +438,7 @@ mod tests {
         ];
         for refused in refusals {
             assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
-            assert_eq!(error_code(&refused), Some("service_token_refused"));
+            assert_eq!(error_code(&refused), Some(ErrorCode::ServiceTokenRefused));
         }
         // The current token and, while a new one is rolled out, the previous one are accepted.
         for token in [TOKEN, previous] {
@@ -517,8 +526,17 @@ mod tests {
 
     #[test]
     fn error_codes_ride_on_status_metadata() {
-        let status = status(tonic::Code::NotFound, "order_not_found", "no such order");
-        assert_eq!(error_code(&status), Some("order_not_found"));
+        let status = status(
+            tonic::Code::NotFound,
+            ErrorCode::EditNotFound,
+            "no such edit",
+        );
+        assert_eq!(error_code(&status), Some(ErrorCode::EditNotFound));
         assert_eq!(error_code(&Status::internal("x")), None);
+        let mut unknown = Status::not_found("from a newer service");
+        unknown
+            .metadata_mut()
+            .insert(ERROR_CODE_KEY, MetadataValue::from_static("order_lost"));
+        assert_eq!(error_code(&unknown), None);
     }
 }

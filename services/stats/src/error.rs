@@ -1,6 +1,7 @@
 //! The stats service's one error type, mapped to gRPC status in one place.
 
 use platform::grpc::status;
+use proto::ErrorCode;
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,20 +24,22 @@ impl StatsError {
 impl From<StatsError> for tonic::Status {
     fn from(err: StatsError) -> Self {
         match &err {
-            StatsError::InvalidArgument { .. } => {
-                status(Code::InvalidArgument, "invalid_argument", err.to_string())
-            }
+            StatsError::InvalidArgument { .. } => status(
+                Code::InvalidArgument,
+                ErrorCode::InvalidArgument,
+                err.to_string(),
+            ),
             StatsError::Database(db) if platform::db::is_unavailable(db) => {
                 tracing::error!(error = ?err, "database unavailable");
                 status(
                     Code::Unavailable,
-                    "database_unavailable",
+                    ErrorCode::DatabaseUnavailable,
                     "database unavailable",
                 )
             }
             StatsError::Database(_) => {
                 tracing::error!(error = ?err, "database error");
-                status(Code::Internal, "internal", "internal error")
+                status(Code::Internal, ErrorCode::Internal, "internal error")
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
+use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -27,14 +28,14 @@ pub struct RangeQuery {
 fn parse_time(raw: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     if let Ok(ms) = raw.parse::<i64>() {
         return chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| {
-            ApiError::bad_request("invalid_argument", format!("{field} is not a time"))
+            ApiError::new(ErrorCode::InvalidArgument, format!("{field} is not a time"))
         });
     }
     chrono::DateTime::parse_from_rfc3339(raw)
         .map(|at| at.with_timezone(&chrono::Utc))
         .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_argument",
+            ApiError::new(
+                ErrorCode::InvalidArgument,
                 format!("{field} is not RFC 3339 or unix ms"),
             )
         })
@@ -176,8 +177,8 @@ pub async fn timeseries(
         None | Some("hour") => stats::Bucket::Hour,
         Some("day") => stats::Bucket::Day,
         Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_argument",
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgument,
                 "bucket must be hour or day",
             ));
         }

@@ -9,6 +9,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
+use proto::ErrorCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -126,7 +127,10 @@ pub async fn submit(
         .map(|value| value.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| {
-            ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII")
+            ApiError::new(
+                ErrorCode::InvalidIdempotencyKey,
+                "Idempotency-Key must be ASCII",
+            )
         })?
         .unwrap_or_default();
     let task = state

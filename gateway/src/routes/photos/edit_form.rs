@@ -5,6 +5,7 @@
 
 use axum::extract::Multipart;
 use axum::extract::multipart::Field;
+use proto::ErrorCode;
 
 use proto::photo::v1 as pb;
 
@@ -56,22 +57,22 @@ pub async fn read(
             "seed" => parameters.seed = Some(number(&mut field, &name).await?),
             "negative_prompt" => parameters.negative_prompt = Some(text(&mut field, &name).await?),
             _ => {
-                return Err(ApiError::bad_request(
-                    "unknown_field",
+                return Err(ApiError::new(
+                    ErrorCode::UnknownField,
                     format!("unknown form field {name:?}"),
                 ));
             }
         }
     }
     let image = image.ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_image",
+        ApiError::new(
+            ErrorCode::MissingImage,
             "send the photo as the multipart field `image`",
         )
     })?;
     let function = function
         .filter(|f| !f.is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_function", "send the edit's `function`"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingFunction, "send the edit's `function`"))?;
     Ok(EditFormData {
         image,
         mask,
@@ -87,21 +88,21 @@ async fn text(field: &mut Field<'_>, name: &str) -> Result<String, ApiError> {
     while let Some(chunk) = field.chunk().await.map_err(upload::multipart_error)? {
         value.extend_from_slice(&chunk);
         if value.len() > MAX_TEXT_BYTES {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
                 format!("{name} is longer than {MAX_TEXT_BYTES} bytes"),
             ));
         }
     }
     String::from_utf8(value)
         .map(|v| v.trim().to_owned())
-        .map_err(|_| ApiError::bad_request("invalid_parameter", format!("{name} is not UTF-8")))
+        .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, format!("{name} is not UTF-8")))
 }
 
 async fn number<T: std::str::FromStr>(field: &mut Field<'_>, name: &str) -> Result<T, ApiError> {
     text(field, name).await?.parse().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_parameter",
+        ApiError::new(
+            ErrorCode::InvalidParameter,
             format!("{name} does not parse as a value of its type"),
         )
     })

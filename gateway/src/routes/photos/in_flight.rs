@@ -4,11 +4,12 @@
 //! service took them. An upload that finds the budget spent waits briefly, then is refused with
 //! 503 `uploads_busy` and `Retry-After` without its body being read: nothing reaches a service.
 
+use proto::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
@@ -66,16 +67,11 @@ pub async fn limit(State(gate): State<UploadGate>, request: Request, next: Next)
     let acquire = Arc::clone(&gate.budget.units).acquire_many_owned(units);
     match tokio::time::timeout(gate.budget.wait, acquire).await {
         Ok(Ok(_reserved)) => next.run(request).await,
-        Ok(Err(_)) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-        .into_response(),
+        Ok(Err(_)) => ApiError::new(ErrorCode::Internal, "internal error").into_response(),
         Err(_) => {
             tracing::warn!(bytes, "upload budget spent; upload refused");
-            ApiError::busy(
-                "uploads_busy",
+            ApiError::new(
+                ErrorCode::UploadsBusy,
                 "too many photo uploads are in flight; try again shortly",
             )
             .into_response()

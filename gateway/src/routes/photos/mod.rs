@@ -8,6 +8,7 @@ pub mod in_flight;
 mod out;
 mod upload;
 
+use proto::ErrorCode;
 use std::time::Duration;
 
 use axum::extract::multipart::MultipartRejection;
@@ -118,8 +119,8 @@ pub async fn classify(
         upload::read_form(multipart_of(multipart)?, state.cfg.photo_max_image_bytes, 1).await?;
     let mode = parse_mode(form.mode.as_deref())?;
     let Some(upload) = form.images.into_iter().next() else {
-        return Err(ApiError::bad_request(
-            "missing_image",
+        return Err(ApiError::new(
+            ErrorCode::MissingImage,
             "send the image as the multipart field `image`",
         ));
     };
@@ -167,8 +168,8 @@ pub async fn classify_batch(
     .await?;
     let mode = parse_mode(form.mode.as_deref())?;
     if form.images.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_batch",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBatch,
             format!("send 1 to {max_images} images as multipart fields `images`"),
         ));
     }
@@ -268,8 +269,8 @@ pub async fn lookup(
     state.limits.check_lookup(&caller.client_id).await?;
     let max = state.cfg.photo_lookup_max;
     if input.sha256.is_empty() || input.sha256.len() > max {
-        return Err(ApiError::bad_request(
-            "invalid_batch_size",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBatchSize,
             format!("send 1 to {max} digests, not {}", input.sha256.len()),
         ));
     }
@@ -298,8 +299,8 @@ pub(super) fn multipart_of(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Multipart, ApiError> {
     multipart.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_multipart",
+        ApiError::new(
+            ErrorCode::InvalidMultipart,
             format!("send multipart/form-data: {}", rejection.body_text()),
         )
     })
@@ -346,6 +347,6 @@ mod tests {
         assert_eq!(parse_mode(Some("cloud")).unwrap(), pb::ClassifyMode::Cloud);
         assert_eq!(parse_mode(Some("local")).unwrap(), pb::ClassifyMode::Local);
         let err = parse_mode(Some("fast")).unwrap_err();
-        assert_eq!(err.code, "invalid_mode");
+        assert_eq!(err.code, ErrorCode::InvalidMode);
     }
 }

@@ -4,6 +4,7 @@
 use axum::extract::Multipart;
 use axum::extract::multipart::MultipartError;
 use axum::http::StatusCode;
+use proto::ErrorCode;
 
 use crate::error::ApiError;
 
@@ -38,8 +39,8 @@ pub async fn read_form(
         let name = field.name().unwrap_or_default().to_owned();
         if IMAGE_FIELDS.contains(&name.as_str()) {
             if form.images.len() == max_images {
-                return Err(ApiError::bad_request(
-                    "too_many_images",
+                return Err(ApiError::new(
+                    ErrorCode::TooManyImages,
                     format!("send at most {max_images} images in one request"),
                 ));
             }
@@ -79,23 +80,18 @@ pub async fn read_file(
 
 fn image_too_big(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("an image is larger than {limit} bytes"),
     )
 }
 
 pub fn invalid_mode() -> ApiError {
-    ApiError::bad_request("invalid_mode", "mode must be auto, local or cloud")
+    ApiError::new(ErrorCode::InvalidMode, "mode must be auto, local or cloud")
 }
 
 pub fn multipart_error(err: MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        );
+        return ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large");
     }
-    ApiError::bad_request("invalid_multipart", err.body_text())
+    ApiError::new(ErrorCode::InvalidMultipart, err.body_text())
 }

@@ -4,6 +4,7 @@
 mod claim;
 mod cloud;
 
+use proto::ErrorCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,13 +83,13 @@ impl Classifier {
     pub async fn classify(self: &Arc<Self>, input: ClassifyInput) -> Result<Answer, PhotoError> {
         if input.image.is_empty() {
             return Err(PhotoError::Image {
-                code: "empty_image",
+                code: ErrorCode::EmptyImage,
                 message: "the image is empty".into(),
             });
         }
         if input.image.len() > self.limits.max_image_bytes {
             return Err(PhotoError::Image {
-                code: "payload_too_large",
+                code: ErrorCode::PayloadTooLarge,
                 message: format!(
                     "the image is {} bytes, more than the {} bytes allowed",
                     input.image.len(),

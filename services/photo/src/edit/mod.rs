@@ -8,6 +8,7 @@ mod upright;
 mod view;
 pub mod worker;
 
+use proto::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -248,7 +249,7 @@ impl EditService {
     /// the first one's tasks).
     pub async fn get(&self, owner: &Owner<'_>, task_id: &str) -> Result<TaskView, PhotoError> {
         let not_found = PhotoError::NotFound {
-            code: "edit_not_found",
+            code: ErrorCode::EditNotFound,
             what: "edit task",
         };
         if task_id.len() != 32 || !task_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -481,7 +482,7 @@ impl EditService {
 
 fn result_not_found() -> PhotoError {
     PhotoError::NotFound {
-        code: "edit_result_not_found",
+        code: ErrorCode::EditResultNotFound,
         what: "edit result",
     }
 }
@@ -507,9 +508,9 @@ async fn inspect(
     if bytes.is_empty() {
         return Err(PhotoError::Edit {
             code: if what == "mask" {
-                "empty_mask"
+                ErrorCode::EmptyMask
             } else {
-                "empty_image"
+                ErrorCode::EmptyImage
             },
             message: format!("the {what} is empty"),
         });
@@ -580,7 +581,7 @@ async fn inspect(
 
 fn not_for_edits(what: &str) -> PhotoError {
     PhotoError::Image {
-        code: "unsupported_image_format",
+        code: ErrorCode::UnsupportedImageFormat,
         message: format!("the {what} is a GIF; edits take JPEG, PNG or WebP"),
     }
 }
@@ -606,7 +607,7 @@ fn request_key(input: &SubmitInput) -> Result<String, PhotoError> {
     if let Some(key) = input.request_key.as_deref().filter(|k| !k.is_empty()) {
         if key.len() > MAX_REQUEST_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(PhotoError::Edit {
-                code: "invalid_idempotency_key",
+                code: ErrorCode::InvalidIdempotencyKey,
                 message: format!(
                     "an idempotency key is 1 to {MAX_REQUEST_KEY} printable ASCII characters"
                 ),

@@ -7,6 +7,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use photo_model::{DecodeLimits, ImageMetadata, PhotoFormat, Probe};
+use proto::ErrorCode;
 
 use crate::error::PhotoError;
 
@@ -63,7 +64,7 @@ pub(super) fn upright(
     match format {
         Ok(format) => Ok(Some((encoded.bytes, format))),
         Err(_) if encoded.over => Err(PhotoError::Image {
-            code: "image_too_large",
+            code: ErrorCode::ImageTooLarge,
             message: format!(
                 "turned upright, the photo takes more than the {} bytes allowed",
                 limits.max_bytes

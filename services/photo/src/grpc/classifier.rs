@@ -1,5 +1,6 @@
 //! `photo.v1.ClassifierService`.
 
+use proto::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,7 +70,11 @@ impl pb::classifier_service_server::ClassifierService for ClassifierGrpc {
                 outcome: Some(match answer {
                     Ok(answer) => pb::classify_batch_item::Outcome::Classification(to_pb(answer)),
                     Err(err) => pb::classify_batch_item::Outcome::Error(pb::ItemError {
-                        code: err.client_code().unwrap_or("internal").to_owned(),
+                        code: err
+                            .client_code()
+                            .unwrap_or(ErrorCode::Internal)
+                            .as_str()
+                            .to_owned(),
                         message: err.to_string(),
                     }),
                 }),
@@ -101,7 +106,7 @@ fn parse_mode(mode: i32) -> Result<Mode, PhotoError> {
         Ok(pb::ClassifyMode::Local) => Ok(Mode::Local),
         Ok(pb::ClassifyMode::Cloud) => Ok(Mode::Cloud),
         Err(_) => Err(PhotoError::Image {
-            code: "invalid_mode",
+            code: ErrorCode::InvalidMode,
             message: format!("unknown mode {mode}: use auto, local or cloud"),
         }),
     }
@@ -221,6 +226,6 @@ mod tests {
         assert_eq!(parse_mode(0).unwrap(), Mode::Auto);
         assert_eq!(parse_mode(3).unwrap(), Mode::Cloud);
         let err = parse_mode(42).unwrap_err();
-        assert_eq!(err.client_code(), Some("invalid_mode"));
+        assert_eq!(err.client_code(), Some(ErrorCode::InvalidMode));
     }
 }

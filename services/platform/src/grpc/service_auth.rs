@@ -23,9 +23,6 @@ use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 use tower_http::set_header::SetRequestHeader;
 
-/// The stable error code of a call refused for its service token.
-pub const SERVICE_TOKEN_REFUSED: &str = "service_token_refused";
-
 /// Calls under this path prefix answer callers without a token (orchestrator probes).
 const OPEN_PREFIX: &str = "/grpc.health.v1.Health/";
 
@@ -191,7 +188,7 @@ where
         tracing::warn!(rpc = %request.uri().path(), "call refused: no valid service token");
         let refused = super::status(
             tonic::Code::Unauthenticated,
-            SERVICE_TOKEN_REFUSED,
+            proto::ErrorCode::ServiceTokenRefused,
             "this service answers only callers with the service token",
         );
         Box::pin(std::future::ready(Ok(refused.into_http())))

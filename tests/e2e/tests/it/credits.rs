@@ -1,6 +1,7 @@
 //! The credits API other services use (membership gRPC): guarded, idempotent, never negative.
 
 use e2e::{Options, System};
+use proto::ErrorCode;
 use proto::membership::v1 as pb;
 
 /// A user with `credits` credits, bought through the real flow.
@@ -41,7 +42,7 @@ async fn hundred_concurrent_charges_on_fifty_credits_spend_exactly_fifty() {
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert_eq!(
             platform::grpc::error_code(status),
-            Some("insufficient_credits")
+            Some(ErrorCode::InsufficientCredits)
         );
     }
     let mut client = client.clone();
@@ -105,7 +106,7 @@ async fn reserve_commit_and_release_are_exact_and_idempotent() {
     let err = client.reserve(reserve("edit-2", 7)).await.unwrap_err();
     assert_eq!(
         platform::grpc::error_code(&err),
-        Some("insufficient_credits")
+        Some(ErrorCode::InsufficientCredits)
     );
     // Commit 3 of the 4, twice: charged 3 once, the 4th freed.
     for _ in 0..2 {
@@ -149,7 +150,10 @@ async fn reserve_commit_and_release_are_exact_and_idempotent() {
         })
         .await
         .unwrap_err();
-    assert_eq!(platform::grpc::error_code(&err), Some("hold_settled"));
+    assert_eq!(
+        platform::grpc::error_code(&err),
+        Some(ErrorCode::HoldSettled)
+    );
     system.assert_ledger_invariant().await;
 }
 
@@ -182,7 +186,10 @@ async fn commit_and_release_racing_on_one_hold_settle_it_once() {
         match committed {
             Ok(hold) => assert_eq!(hold.into_inner().status(), pb::HoldStatus::Captured),
             Err(status) => {
-                assert_eq!(platform::grpc::error_code(&status), Some("hold_settled"));
+                assert_eq!(
+                    platform::grpc::error_code(&status),
+                    Some(ErrorCode::HoldSettled)
+                );
                 assert_eq!(released.status(), pb::HoldStatus::Released);
             }
         }
@@ -320,7 +327,10 @@ async fn grants_accept_only_known_reasons_apply_once_and_leave_an_audit_row() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
-    assert_eq!(platform::grpc::error_code(&err), Some("reference_conflict"));
+    assert_eq!(
+        platform::grpc::error_code(&err),
+        Some(ErrorCode::ReferenceConflict)
+    );
     let balance = client
         .get_balance(pb::GetBalanceRequest { user_id })
         .await
@@ -367,7 +377,10 @@ async fn a_used_charge_reference_is_refused_for_another_user_or_amount() {
         } else {
             let err = result.as_ref().unwrap_err();
             assert_eq!(err.code(), tonic::Code::AlreadyExists);
-            assert_eq!(platform::grpc::error_code(err), Some("reference_conflict"));
+            assert_eq!(
+                platform::grpc::error_code(err),
+                Some(ErrorCode::ReferenceConflict)
+            );
         }
     }
     let other = if charged_user == alice { bob } else { alice };

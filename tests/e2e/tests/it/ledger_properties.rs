@@ -134,7 +134,9 @@ impl Observed {
     fn count<T>(&mut self, operation: &str, result: Result<T, tonic::Status>) -> Result<T, ()> {
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(status) => platform::grpc::error_code(status).unwrap_or("other"),
+            Err(status) => {
+                platform::grpc::error_code(status).map_or("other", proto::ErrorCode::as_str)
+            }
         };
         *self
             .outcomes

@@ -1,6 +1,7 @@
 //! What a valid edit request is: the function, its prompt and parameters, the output count and
 //! the image (and mask) sizes the provider takes. Checked in full before any credit moves.
 
+use proto::ErrorCode;
 use serde_json::{Map, Value, json};
 
 use super::{EditFunction, WANX_MODEL};
@@ -27,7 +28,7 @@ pub fn check_max_side(what: &str, info: ImageInfo) -> Result<(), Invalid> {
         return Ok(());
     }
     Err(invalid(
-        "image_dimensions",
+        ErrorCode::ImageDimensions,
         format!(
             "the {what} is {}×{} pixels; edits take at most {MAX_SIDE} pixels per side",
             info.width, info.height
@@ -83,11 +84,11 @@ pub struct ValidEdit {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Invalid {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+fn invalid(code: ErrorCode, message: impl Into<String>) -> Invalid {
     Invalid {
         code,
         message: message.into(),
@@ -99,7 +100,7 @@ pub fn validate(request: &EditRequest<'_>, free_text_model: &str) -> Result<Vali
     let function = EditFunction::parse(request.function).ok_or_else(|| {
         let names: Vec<&str> = EditFunction::ALL.iter().map(|f| f.as_str()).collect();
         invalid(
-            "unknown_function",
+            ErrorCode::UnknownFunction,
             format!(
                 "unknown function {:?}; use one of {}",
                 request.function,
@@ -122,7 +123,7 @@ pub fn validate(request: &EditRequest<'_>, free_text_model: &str) -> Result<Vali
     let outputs = request.outputs.max(1);
     if outputs > max_outputs {
         return Err(invalid(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!(
                 "outputs must be within 1..={max_outputs} for {}, got {outputs}",
                 function.as_str()
@@ -133,19 +134,19 @@ pub fn validate(request: &EditRequest<'_>, free_text_model: &str) -> Result<Vali
     match (function.takes_mask(), request.mask) {
         (true, None) => {
             return Err(invalid(
-                "missing_mask",
+                ErrorCode::MissingMask,
                 "description_edit_with_mask needs a mask (white = edit, black = keep)",
             ));
         }
         (false, Some(_)) => {
             return Err(invalid(
-                "mask_not_allowed",
+                ErrorCode::MaskNotAllowed,
                 format!("{} takes no mask", function.as_str()),
             ));
         }
         (true, Some(mask)) if mask != request.image => {
             return Err(invalid(
-                "mask_size_mismatch",
+                ErrorCode::MaskSizeMismatch,
                 format!(
                     "the mask is {}×{} but the image is {}×{}; they must be the same size",
                     mask.width, mask.height, request.image.width, request.image.height
@@ -169,7 +170,7 @@ fn prompt_of(function: EditFunction, prompt: &str) -> Result<String, Invalid> {
     if prompt.is_empty() {
         return function.default_prompt().map(str::to_owned).ok_or_else(|| {
             invalid(
-                "missing_prompt",
+                ErrorCode::MissingPrompt,
                 format!("{} needs a prompt saying what to change", function.as_str()),
             )
         });
@@ -177,7 +178,7 @@ fn prompt_of(function: EditFunction, prompt: &str) -> Result<String, Invalid> {
     let chars = prompt.chars().count();
     if chars > MAX_PROMPT_CHARS {
         return Err(invalid(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("the prompt is {chars} characters; at most {MAX_PROMPT_CHARS}"),
         ));
     }
@@ -195,7 +196,7 @@ fn check_sides(
         return Ok(());
     }
     Err(invalid(
-        "image_dimensions",
+        ErrorCode::ImageDimensions,
         format!(
             "the {what} is {}×{} pixels; {model} takes {min} to {max} pixels per side",
             info.width, info.height
@@ -217,7 +218,7 @@ fn provider_parameters(
     if let Some(seed) = given.seed {
         if seed > 2_147_483_647 {
             return Err(invalid(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 "seed must be within 0..=2147483647",
             ));
         }
@@ -229,7 +230,7 @@ fn provider_parameters(
         }
         let names: Vec<&str> = allowed.iter().map(|f| f.as_str()).collect();
         Err(invalid(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("{name} applies to {} only", names.join(" and ")),
         ))
     };
@@ -237,7 +238,7 @@ fn provider_parameters(
         only("strength", &[F::StylizationAll, F::DescriptionEdit])?;
         if !(0.0..=1.0).contains(&strength) {
             return Err(invalid(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 "strength must be within 0..=1",
             ));
         }
@@ -247,7 +248,7 @@ fn provider_parameters(
         only("upscale_factor", &[F::SuperResolution])?;
         if !(1..=4).contains(&factor) {
             return Err(invalid(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 "upscale_factor must be within 1..=4",
             ));
         }
@@ -264,7 +265,7 @@ fn provider_parameters(
             only(name, &[F::Expand])?;
             if !(1.0..=2.0).contains(&scale) {
                 return Err(invalid(
-                    "invalid_parameter",
+                    ErrorCode::InvalidParameter,
                     format!("{name} must be within 1.0..=2.0"),
                 ));
             }
@@ -279,7 +280,7 @@ fn provider_parameters(
         only("negative_prompt", &[F::FreeText])?;
         if negative.chars().count() > MAX_NEGATIVE_PROMPT_CHARS {
             return Err(invalid(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!("negative_prompt is at most {MAX_NEGATIVE_PROMPT_CHARS} characters"),
             ));
         }
@@ -313,7 +314,7 @@ mod tests {
     }
 
     fn code(result: Result<ValidEdit, Invalid>) -> &'static str {
-        result.unwrap_err().code
+        result.unwrap_err().code.as_str()
     }
 
     #[test]
