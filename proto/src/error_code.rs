@@ -5,11 +5,11 @@
 //! variant to its HTTP status in one exhaustive `match`, and a new variant does not compile until
 //! it has a status there. Apps program against these names; never rename one.
 
-use strum::{EnumIter, EnumString, IntoStaticStr};
+use strum::{Display, EnumIter, EnumString, IntoStaticStr};
 
 /// A stable error code; its wire form is the snake_case name (`InvalidArgument` is
 /// `invalid_argument`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Display, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     // The request as a whole does not parse.
@@ -129,12 +129,6 @@ impl ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use strum::IntoEnumIterator;
@@ -152,6 +146,7 @@ mod tests {
             );
             assert!(seen.insert(name), "{name} twice");
             assert_eq!(name.parse::<ErrorCode>(), Ok(code));
+            assert_eq!(code.to_string(), name);
         }
         // Names the API has always used, spelled as apps know them.
         assert_eq!(ErrorCode::InvalidOauthCode.as_str(), "invalid_oauth_code");

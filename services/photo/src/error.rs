@@ -118,22 +118,6 @@ impl PhotoError {
 impl From<PhotoError> for tonic::Status {
     fn from(err: PhotoError) -> Self {
         match &err {
-            PhotoError::InvalidArgument { .. } => status(
-                Code::InvalidArgument,
-                ErrorCode::InvalidArgument,
-                err.to_string(),
-            ),
-            PhotoError::InvalidCoordinate { .. } => status(
-                Code::InvalidArgument,
-                ErrorCode::InvalidCoordinate,
-                err.to_string(),
-            ),
-            PhotoError::Image { code, .. } => status(Code::InvalidArgument, *code, err.to_string()),
-            PhotoError::InvalidDigest { .. } => status(
-                Code::InvalidArgument,
-                ErrorCode::InvalidDigest,
-                err.to_string(),
-            ),
             PhotoError::Overloaded => {
                 tracing::warn!("local model queue longer than the caller's deadline; refused");
                 status(Code::Unavailable, ErrorCode::Overloaded, err.to_string())
@@ -143,7 +127,6 @@ impl From<PhotoError> for tonic::Status {
                 ErrorCode::DecodeBusy,
                 err.to_string(),
             ),
-            PhotoError::Edit { code, .. } => status(Code::InvalidArgument, *code, err.to_string()),
             PhotoError::InsufficientCredits { .. } => status(
                 Code::FailedPrecondition,
                 ErrorCode::InsufficientCredits,
@@ -165,6 +148,16 @@ impl From<PhotoError> for tonic::Status {
                 err.to_string(),
             ),
             PhotoError::NotFound { code, .. } => status(Code::NotFound, *code, err.to_string()),
+            // Client-caused: the code of a batch's per-image answers.
+            PhotoError::InvalidArgument { .. }
+            | PhotoError::InvalidCoordinate { .. }
+            | PhotoError::Image { .. }
+            | PhotoError::InvalidDigest { .. }
+            | PhotoError::Edit { .. } => status(
+                Code::InvalidArgument,
+                err.client_code().unwrap_or(ErrorCode::InvalidArgument),
+                err.to_string(),
+            ),
             PhotoError::Storage(_) => {
                 tracing::error!(error = ?err, "edit storage failed");
                 status(Code::Internal, ErrorCode::Internal, "internal error")
