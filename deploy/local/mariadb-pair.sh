@@ -24,6 +24,7 @@ bind-address=127.0.0.1
 socket=$BASE/$1/mysqld.sock
 pid-file=$BASE/$1/mysqld.pid
 log-error=$BASE/$1/log/error.log
+tmpdir=$BASE/$1/tmp
 server_id=$3
 log_bin=$BASE/$1/log/bin
 binlog_format=ROW
@@ -39,15 +40,43 @@ $4
 CNF
 }
 
-down() {
+# Servers started from this base: by pid file, and by command line for any whose pid file is gone
+# (a run killed half-way). One left running would hold its port and write into the next run's
+# fresh data directory when it finally shuts down.
+server_pids() {
   for role in l r p; do
-    local pidfile=$BASE/$role/mysqld.pid
-    if [ -f "$pidfile" ]; then
-      local pid; pid=$(cat "$pidfile")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
+    [ -f "$BASE/$role/mysqld.pid" ] && cat "$BASE/$role/mysqld.pid"
   done
+  pgrep -f -- "--defaults-file=$BASE/[prl]/my.cnf" || true
+}
+
+down() {
+  local pids; pids=$(server_pids | sort -u)
+  [ -n "$pids" ] || return 0
+  # shellcheck disable=SC2086
+  kill $pids 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    # shellcheck disable=SC2086
+    kill -0 $pids 2>/dev/null || return 0
+    sleep 0.1
+  done
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null || true
+}
+
+# mariadb-install-db's own message names no cause; the server's error log does. A failed install
+# is shown with both and tried once more on an empty data directory.
+install_db() { # role
+  local role=$1 try
+  for try in 1 2; do
+    rm -rf "${BASE:?}/$role/data" && install -d -o mysql -g mysql "$BASE/$role/data"
+    mariadb-install-db --defaults-file="$BASE/$role/my.cnf" --user=mysql --skip-test-db \
+      --auth-root-authentication-method=socket > "$BASE/$role/log/install.log" 2>&1 && return 0
+    echo "[mariadb-pair] installing $role's system tables failed (try $try); its server log:" >&2
+    tail -30 "$BASE/$role/log/error.log" >&2 || true
+  done
+  tail -30 "$BASE/$role/log/install.log" >&2
+  return 1
 }
 
 sock() { echo "$BASE/$1/mysqld.sock"; }
@@ -55,7 +84,7 @@ sock() { echo "$BASE/$1/mysqld.sock"; }
 up() {
   down
   rm -rf "$BASE"
-  mkdir -p "$BASE"/{p,r,l}/{data,log}
+  mkdir -p "$BASE"/{p,r,l}/{data,log,tmp}
   # Migrations create triggers; without SUPER that needs this while the binlog is on.
   write_cnf p "$P_PORT" 1 "log_bin_trust_function_creators=1"
   for role in r l; do
@@ -67,9 +96,7 @@ read_only=1"
   done
   chown -R mysql:mysql "$BASE"
   for role in p r l; do
-    mariadb-install-db --defaults-file="$BASE/$role/my.cnf" --user=mysql --skip-test-db \
-      --auth-root-authentication-method=socket > "$BASE/$role/log/install.log" 2>&1 \
-      || { tail -30 "$BASE/$role/log/install.log" >&2; exit 1; }
+    install_db "$role"
     nohup mariadbd --defaults-file="$BASE/$role/my.cnf" --user=mysql \
       > "$BASE/$role/log/stdout.log" 2>&1 &
   done
@@ -113,4 +140,4 @@ SQL
   echo "mariadb primary 127.0.0.1:$P_PORT, replicas 127.0.0.1:$R_PORT and 127.0.0.1:$L_PORT (gtid $pos)"
 }
 
-"${1:-up}"
+"${@:-up}"
