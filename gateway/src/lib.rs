@@ -38,6 +38,7 @@ use tower_http::trace::TraceLayer;
 use platform::grpc::{PropagateContext, ServiceChannel};
 use proto::membership::v1::admin_service_client::AdminServiceClient;
 use proto::membership::v1::binding_service_client::BindingServiceClient;
+use proto::membership::v1::credit_service_client::CreditServiceClient;
 use proto::membership::v1::member_service_client::MemberServiceClient;
 use proto::membership::v1::order_service_client::OrderServiceClient;
 use proto::photo::v1::classifier_service_client::ClassifierServiceClient;
@@ -57,6 +58,8 @@ pub struct Clients {
     pub binding: BindingServiceClient<Intercepted>,
     pub member: MemberServiceClient<Intercepted>,
     pub order: OrderServiceClient<Intercepted>,
+    /// Balances for the apps' account route.
+    pub credit: CreditServiceClient<Intercepted>,
     pub membership_channel: ServiceChannel,
     pub location: LocationServiceClient<Intercepted>,
     /// Classification, on a channel of its own with a longer deadline (it may ask the cloud).
@@ -85,6 +88,7 @@ impl Clients {
             binding: BindingServiceClient::with_interceptor(membership.clone(), PropagateContext),
             member: MemberServiceClient::with_interceptor(membership.clone(), PropagateContext),
             order: OrderServiceClient::with_interceptor(membership.clone(), PropagateContext),
+            credit: CreditServiceClient::with_interceptor(membership.clone(), PropagateContext),
             admin: AdminServiceClient::with_interceptor(membership.clone(), PropagateContext),
             membership_channel: membership,
             location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
@@ -215,6 +219,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/member/oauth/callback",
             get(routes::member::callback),
         )
+        .route("/api/v1/account", get(routes::account::account))
         .route("/api/v1/member/profile", get(routes::member::profile))
         .route(
             "/api/v1/payment/create-order",

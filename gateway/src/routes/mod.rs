@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area. Handlers adapt HTTP to gRPC and nothing more.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod health;

@@ -4,12 +4,13 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{admin, auth, location, member, payment, photos};
+use super::{account, admin, auth, location, member, payment, photos};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Xintu gateway", description = "REST API of the 芯图相册 backend"),
     paths(
+        account::account,
         auth::create_qrcode,
         auth::binding_status,
         auth::unbind,
@@ -37,6 +38,7 @@ use super::{admin, auth, location, member, payment, photos};
         admin::adjust_credits
     ),
     components(schemas(
+        account::AccountOut,
         auth::QrCodeIn,
         auth::QrCodeOut,
         auth::BindingOut,

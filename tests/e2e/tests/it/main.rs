@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test binary: fail loudly
 
 mod abuse;
+mod account;
 mod admin;
 mod admin_site;
 mod binding;

@@ -63,6 +63,7 @@ async fn the_gateway_reports_liveness_readiness_and_its_api() {
     for path in [
         "/api/v1/auth/wechat/qrcode",
         "/api/v1/auth/wechat/binding",
+        "/api/v1/account",
         "/api/v1/member/profile",
         "/api/v1/payment/create-order",
         "/api/v1/payment/orders/{order_no}",
