@@ -16,6 +16,9 @@ use crate::orders::user_subject;
 use crate::store::{self, bindings::ClientState, ledger};
 use crate::wechat::WechatApi;
 
+/// The most apps one user's device list shows; more than this bound at once is no normal use.
+const USER_CLIENTS_MAX: u32 = 50;
+
 /// Rules of binding, from config.
 #[derive(Clone, Debug)]
 pub struct BindingRules {
@@ -359,17 +362,76 @@ impl Bindings {
             .ok_or(MembershipError::InvalidClientToken)?;
         tx.commit().await?;
         let gtid = last_gtid(&mut conn).await;
-        self.freshness
-            .wrote(&token_subject(&hash), gtid.as_deref())
-            .await;
-        self.freshness
-            .wrote(&client_subject(&client_id), gtid.as_deref())
-            .await;
-        self.changes
-            .publish(&client_id, Some(hash.as_slice()))
+        self.signed_out(&client_id, &hash, &[], gtid.as_deref())
             .await;
         tracing::info!(client_id, "client signed out");
         Ok(client_id)
+    }
+
+    /// The apps bound to `openid` now, most recently bound first. Reads the replica unless the
+    /// user's last binding change (a scan, a sign-out from the member page) may not be there yet.
+    pub async fn user_clients(
+        &self,
+        openid: &str,
+    ) -> Result<Vec<store::bindings::UserClientRow>, MembershipError> {
+        let wanted = self
+            .freshness
+            .read_from(&self.pools, &user_subject(openid))
+            .await;
+        let rows = self
+            .pools
+            .read_from(wanted, |pool| {
+                store::bindings::bound_to_user(pool, openid, USER_CLIENTS_MAX)
+            })
+            .await
+            .0?;
+        Ok(rows)
+    }
+
+    /// Signs out one of `openid`'s apps (the member page's device list), as the app's own
+    /// sign-out would. NotFound when `client_id` is not bound to this user.
+    pub async fn sign_out_user_client(
+        &self,
+        openid: &str,
+        client_id: &ClientId,
+    ) -> Result<(), MembershipError> {
+        let mut conn = self.pools.primary.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let unknown = ClientToken::generate().hash();
+        let hash =
+            store::bindings::revoke_users_client(&mut tx, openid, client_id.as_str(), &unknown)
+                .await?
+                .ok_or(MembershipError::NotFound("client"))?;
+        tx.commit().await?;
+        let gtid = last_gtid(&mut conn).await;
+        self.signed_out(
+            client_id.as_str(),
+            &hash,
+            &[user_subject(openid)],
+            gtid.as_deref(),
+        )
+        .await;
+        tracing::info!(
+            client_id = client_id.as_str(),
+            "client signed out by its user"
+        );
+        Ok(())
+    }
+
+    /// What follows a sign-out: reads of the token, the client (and `also` subjects) go to the
+    /// primary until the replica has the change, and every gateway drops the cached token.
+    async fn signed_out(
+        &self,
+        client_id: &str,
+        token_hash: &[u8],
+        also: &[String],
+        gtid: Option<&str>,
+    ) {
+        let subjects = [token_subject(token_hash), client_subject(client_id)];
+        for subject in subjects.iter().chain(also) {
+            self.freshness.wrote(subject, gtid).await;
+        }
+        self.changes.publish(client_id, Some(token_hash)).await;
     }
 
     /// Resolves an app's bearer token. A token is valid from its QR code on; the client is bound
@@ -383,26 +445,18 @@ impl Bindings {
             .pools
             .read(|pool| store::bindings::find_by_token_hash(pool, &hash))
             .await;
-        let row = match from_replica {
-            // A bound token on the replica holds unless it was rotated or revoked since: then
-            // its write is remembered and decides where to read.
-            Ok(Some(row)) if row.status == BindingStatus::Completed => {
-                let subject = token_subject(&hash);
-                if self
-                    .freshness
-                    .replica_is_current(&self.pools, &subject)
-                    .await
-                {
-                    Some(row)
-                } else {
-                    store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?
-                }
-            }
-            // Unknown on the replica: only a token issued (or changed) within the freshness window
-            // can be on the primary alone, and its write is remembered. Any other token is
-            // unknown, and guessing tokens costs the primary nothing.
-            Ok(None) if !self.freshness.remembers(&token_subject(&hash)).await => None,
-            // Pending, recently written or unreadable on the replica: the primary has the last word.
+        // The replica's answer (bound, or unknown) holds unless the token was written within the
+        // freshness window (issued, rotated, revoked): that write may be newer than the row just
+        // read, even when the replica applies it a moment later, so the primary has the last
+        // word. Guessing tokens therefore costs the primary nothing; a pending binding, or a
+        // replica that cannot answer, is read there too.
+        let replica_answer = match from_replica {
+            Ok(Some(row)) if row.status == BindingStatus::Completed => Some(Some(row)),
+            Ok(None) => Some(None),
+            _ => None,
+        };
+        let row = match replica_answer {
+            Some(answer) if !self.freshness.remembers(&token_subject(&hash)).await => answer,
             _ => store::bindings::find_by_token_hash(&self.pools.primary, &hash).await?,
         };
         let row = row.ok_or(MembershipError::InvalidClientToken)?;

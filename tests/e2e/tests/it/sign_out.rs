@@ -115,3 +115,31 @@ async fn a_rotated_or_revoked_token_stops_at_once_while_the_replica_lags() {
     let (status, _) = qrcode(&system, "pc-leaving", None).await;
     assert_eq!(status, 200, "a signed-out client is no longer bound");
 }
+
+/// With a replica that keeps up (a few milliseconds behind), a token read from the replica just
+/// before it applied the sign-out must not count: refused at once, every time.
+#[tokio::test]
+async fn a_signed_out_token_is_refused_at_once_while_the_replica_catches_up() {
+    let system = System::start(Options::default()).await;
+    let mut still_worked = Vec::new();
+    for round in 0..60 {
+        let client_id = format!("pc-churn-{round}");
+        let token = bound(&system, &client_id, "o_churn").await;
+        assert_eq!(location_status(&system, &token).await, 200);
+        let response = system
+            .http
+            .post(format!("{}/api/v1/auth/wechat/unbind", system.gateway()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        if location_status(&system, &token).await != 401 {
+            still_worked.push(round);
+        }
+    }
+    assert!(
+        still_worked.is_empty(),
+        "signed-out tokens still worked in rounds {still_worked:?}"
+    );
+}
