@@ -221,6 +221,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/account", get(routes::account::account))
         .route("/api/v1/member/profile", get(routes::member::profile))
+        .route("/api/v1/member/devices", get(routes::devices::list))
+        .route(
+            "/api/v1/member/devices/{client_id}/sign-out",
+            post(routes::devices::sign_out),
+        )
         .route(
             "/api/v1/payment/create-order",
             post(routes::payment::create_order),

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod devices;
 pub mod health;
 pub mod location;
 pub mod member;

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{account, admin, auth, location, member, payment, photos};
+use super::{account, admin, auth, devices, location, member, payment, photos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,8 @@ use super::{account, admin, auth, location, member, payment, photos};
         member::authorize,
         member::callback,
         member::profile,
+        devices::list,
+        devices::sign_out,
         payment::create_order,
         payment::get_order,
         photos::classify,
@@ -48,6 +50,9 @@ use super::{account, admin, auth, location, member, payment, photos};
         location::LocationOut,
         location::BatchOut,
         member::ProfileOut,
+        devices::DeviceOut,
+        devices::DevicesOut,
+        devices::DeviceSignedOutOut,
         member::PricesOut,
         payment::CreateOrderIn,
         payment::CreateOrderOut,

@@ -145,4 +145,45 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
         let client_id = self.bindings.unbind(&token).await?;
         Ok(Response::new(pb::UnbindResponse { client_id }))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_user_clients(
+        &self,
+        request: Request<pb::ListUserClientsRequest>,
+    ) -> Result<Response<pb::ListUserClientsResponse>, Status> {
+        let openid = required_openid(&request.get_ref().openid)?;
+        let clients = self.bindings.user_clients(openid).await?;
+        Ok(Response::new(pb::ListUserClientsResponse {
+            clients: clients
+                .into_iter()
+                .map(|row| pb::UserClient {
+                    client_id: row.client_id,
+                    bound_at_unix: row.completed_at.timestamp(),
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(client_id = %request.get_ref().client_id))]
+    async fn sign_out_user_client(
+        &self,
+        request: Request<pb::SignOutUserClientRequest>,
+    ) -> Result<Response<pb::UnbindResponse>, Status> {
+        let request = request.get_ref();
+        let openid = required_openid(&request.openid)?;
+        let client_id = ClientId::parse(&request.client_id)?;
+        self.bindings
+            .sign_out_user_client(openid, &client_id)
+            .await?;
+        Ok(Response::new(pb::UnbindResponse {
+            client_id: client_id.as_str().to_owned(),
+        }))
+    }
+}
+
+fn required_openid(openid: &str) -> Result<&str, MembershipError> {
+    if openid.is_empty() {
+        return Err(MembershipError::invalid("openid", "missing"));
+    }
+    Ok(openid)
 }

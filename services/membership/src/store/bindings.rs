@@ -79,8 +79,12 @@ pub async fn client_state(
         .await
 }
 
-/// Signs a client out: the row gets a token hash nobody holds and is no longer bound. Returns
-/// the client id, or None when no row has the token.
+/// A signed-out row: a token hash nobody holds, no longer bound, its QR code expired.
+const SIGNED_OUT: &str = "client_token_hash = ?, status = 'pending', openid = NULL, \
+    user_id = NULL, ticket = NULL, qr_url = NULL, completed_at = NULL, \
+    expire_at = CURRENT_TIMESTAMP(3), updated_at = CURRENT_TIMESTAMP(3)";
+
+/// Signs a client out by its token. Returns the client id, or None when no row has the token.
 #[tracing::instrument(name = "bindings.revoke", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn revoke(
     conn: &mut MySqlConnection,
@@ -94,18 +98,69 @@ pub async fn revoke(
     .fetch_optional(&mut *conn)
     .await?;
     if client_id.is_some() {
-        sqlx::query(
-            "UPDATE client_bindings SET client_token_hash = ?, status = 'pending', openid = NULL, \
-             user_id = NULL, ticket = NULL, qr_url = NULL, completed_at = NULL, \
-             expire_at = CURRENT_TIMESTAMP(3), updated_at = CURRENT_TIMESTAMP(3) \
-             WHERE client_token_hash = ?",
-        )
+        sqlx::query(&format!(
+            "UPDATE client_bindings SET {SIGNED_OUT} WHERE client_token_hash = ?"
+        ))
         .bind(&unknown_hash[..])
         .bind(&token_hash[..])
         .execute(&mut *conn)
         .await?;
     }
     Ok(client_id)
+}
+
+/// Signs out `client_id` when it is bound to `openid` now. Returns the hash of the token that
+/// stopped working, or None when that client is not this user's.
+#[tracing::instrument(name = "bindings.revoke_users_client", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn revoke_users_client(
+    conn: &mut MySqlConnection,
+    openid: &str,
+    client_id: &str,
+    unknown_hash: &[u8; 32],
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let token_hash: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT client_token_hash FROM client_bindings \
+         WHERE client_id = ? AND openid = ? AND status = 'completed' FOR UPDATE",
+    )
+    .bind(client_id)
+    .bind(openid)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if token_hash.is_some() {
+        sqlx::query(&format!(
+            "UPDATE client_bindings SET {SIGNED_OUT} WHERE client_id = ?"
+        ))
+        .bind(&unknown_hash[..])
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(token_hash)
+}
+
+/// A user's bound clients and when each was bound ([`bound_to_user`]).
+#[derive(Clone, Debug, FromRow)]
+pub struct UserClientRow {
+    pub client_id: String,
+    pub completed_at: DateTime<Utc>,
+}
+
+/// The clients bound to `openid` now, most recently bound first (at most `limit`).
+#[tracing::instrument(name = "bindings.bound_to_user", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn bound_to_user(
+    executor: impl MySqlExecutor<'_>,
+    openid: &str,
+    limit: u32,
+) -> Result<Vec<UserClientRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT client_id, completed_at FROM client_bindings \
+         WHERE openid = ? AND status = 'completed' AND completed_at IS NOT NULL \
+         ORDER BY completed_at DESC, id DESC LIMIT ?",
+    )
+    .bind(openid)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
 }
 
 /// Stores the QR code WeChat made for the row.

@@ -9,6 +9,7 @@ mod admin_site;
 mod binding;
 mod classify;
 mod credits;
+mod devices;
 mod edge;
 mod edit;
 mod ledger_properties;
