@@ -4,7 +4,8 @@
  *      endpoint, which comes back here with our session cookie);
  *   2. shows credits, membership and prices;
  *   3. buys membership or N credits: create-order → WeixinJSBridge 'getBrandWCPayRequest' → polls
- *      the order until WeChat Pay's notify has marked it paid → refreshes the profile.
+ *      the order until WeChat Pay's notify has marked it paid → refreshes the profile;
+ *   4. lists the apps signed in with this WeChat user and signs one out (two taps: the first asks).
  * The bridge's answer is only a hint for the UI: credits come from the notify, never from it.
  * Plain script, no build step, talks to its own origin only.
  */
@@ -335,6 +336,75 @@
     });
   }
 
+  // ---------- devices ----------
+
+  function loadDevices() {
+    return api('GET', '/api/v1/member/devices').then(renderDevices, function (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        signIn();
+        return;
+      }
+      $('device-list').innerHTML = '';
+      $('devices-state').textContent = '设备列表加载失败，请稍后刷新页面。';
+      $('devices-state').hidden = false;
+    });
+  }
+
+  function renderDevices(answer) {
+    var list = $('device-list');
+    list.innerHTML = '';
+    answer.devices.forEach(function (device) {
+      var item = document.createElement('li');
+      item.className = 'device';
+      item.setAttribute('data-client-id', device.client_id);
+      var info = document.createElement('div');
+      info.className = 'device-info';
+      var name = document.createElement('strong');
+      name.textContent = device.client_id;
+      var since = document.createElement('small');
+      since.textContent = '登录于 ' + formatDate(device.bound_at);
+      info.appendChild(name);
+      info.appendChild(since);
+      var button = document.createElement('button');
+      button.className = 'btn ghost small';
+      button.type = 'button';
+      button.textContent = '退出登录';
+      button.addEventListener('click', function () { signOutDevice(item, button, device.client_id); });
+      item.appendChild(info);
+      item.appendChild(button);
+      list.appendChild(item);
+    });
+    var empty = answer.devices.length === 0;
+    $('devices-state').textContent = empty ? '还没有设备登录。在芯图相册 App 中用微信扫码即可登录。' : '';
+    $('devices-state').hidden = !empty;
+  }
+
+  function signOutDevice(item, button, clientId) {
+    // The first tap only asks: a slip of the thumb must not sign a computer out.
+    if (!item.classList.contains('confirming')) {
+      item.classList.add('confirming');
+      button.textContent = '确认退出';
+      return;
+    }
+    button.disabled = true;
+    api('POST', '/api/v1/member/devices/' + encodeURIComponent(clientId) + '/sign-out')
+      .then(function () {
+        notice('signed_out', '设备已退出登录', clientId + ' 需要重新扫码才能继续使用。');
+      }, function (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          signIn();
+          return;
+        }
+        if (err instanceof ApiError && err.status === 404) {
+          notice('signed_out', '设备已退出登录', '这台设备已经不在登录状态。');
+          return;
+        }
+        notice('error', '退出登录没有成功', err instanceof ApiError && err.status === 0
+          ? '网络连接失败，请检查网络后重试。' : '服务暂时不可用，请稍后重试。');
+      })
+      .then(loadDevices);
+  }
+
   // ---------- wiring ----------
 
   function bind() {
@@ -377,7 +447,7 @@
       show('outside');
       return;
     }
-    loadProfile().catch(function (err) {
+    loadProfile().then(loadDevices).catch(function (err) {
       if (err instanceof ApiError && err.status === 401) {
         signIn();
         return;

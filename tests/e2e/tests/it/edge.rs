@@ -1146,6 +1146,90 @@ async fn member_page_in_wechat_signs_in_and_buys() {
     assert!(log.contains("GET /api/v1/payment/orders/"));
 }
 
+async fn account_status(system: &System, token: &str) -> u16 {
+    system
+        .http
+        .get(format!("{}/api/v1/account", system.gateway()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+const DEVICES: &str = "document.querySelectorAll('#device-list .device')";
+
+#[tokio::test]
+async fn member_page_lists_the_users_apps_and_signs_one_out() {
+    let (system, lighttpd) = with_lighttpd(Options::default()).await;
+    let openid = system.sandbox.config().oauth_openid.clone();
+    let laptop = system.bind_client("laptop-home", &openid).await;
+    let phone = system.bind_client("phone-app-2", &openid).await;
+    let stranger = system
+        .bind_client("someone-elses-pc", "o_someone_else")
+        .await;
+
+    let browser = Browser::start(BrowserOptions {
+        phone: Some((390, 844, WECHAT_USER_AGENT)),
+        ..BrowserOptions::default()
+    })
+    .await;
+    browser.add_init_script(BRIDGE).await;
+    browser.goto(&lighttpd.host_url(WWW, "/member/")).await;
+    wait_state(&browser, "main").await;
+    browser
+        .wait_for(&format!("{DEVICES}.length === 2"), "the user's two apps")
+        .await;
+    let listed = browser
+        .execute(&format!(
+            "return Array.from({DEVICES}).map(d => d.dataset.clientId)"
+        ))
+        .await;
+    assert_eq!(listed, json!(["phone-app-2", "laptop-home"]));
+    assert!(
+        browser
+            .execute("return document.getElementById('devices-state').hidden")
+            .await
+            == true
+    );
+    browser.screenshot("member-devices-1-listed").await;
+
+    // The first tap only asks; nothing is signed out yet.
+    let laptop_button = ".device[data-client-id='laptop-home'] button";
+    browser.click(laptop_button).await;
+    assert_eq!(browser.text(laptop_button).await, "确认退出");
+    assert_eq!(account_status(&system, &laptop).await, 200);
+    browser.screenshot("member-devices-2-confirm").await;
+
+    browser.click(laptop_button).await;
+    wait_notice(&browser, "signed_out").await;
+    assert_eq!(browser.text("#notice-title").await, "设备已退出登录");
+    browser
+        .wait_for(&format!("{DEVICES}.length === 1"), "one app left")
+        .await;
+    assert_eq!(
+        browser.text(".device strong").await,
+        "phone-app-2",
+        "the other app stays"
+    );
+    browser.screenshot("member-devices-3-signed-out").await;
+    browser.quit().await;
+
+    // The revocation reaches the gateway's token cache within moments.
+    let mut refused = false;
+    for _ in 0..200 {
+        if account_status(&system, &laptop).await == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(refused, "the signed-out laptop's token still works");
+    assert_eq!(account_status(&system, &phone).await, 200);
+    assert_eq!(account_status(&system, &stranger).await, 200);
+}
+
 #[tokio::test]
 async fn sites_and_member_page_outside_wechat_in_chromium() {
     let nowhere = format!("http://127.0.0.1:{}", free_port());
