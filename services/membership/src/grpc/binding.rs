@@ -8,6 +8,8 @@ use crate::domain::binding::{BindingState, ClientId, ClientToken};
 use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
 use crate::error::MembershipError;
 
+use super::required_openid;
+
 pub struct BindingGrpc {
     bindings: Bindings,
 }
@@ -179,11 +181,4 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
             client_id: client_id.as_str().to_owned(),
         }))
     }
-}
-
-fn required_openid(openid: &str) -> Result<&str, MembershipError> {
-    if openid.is_empty() {
-        return Err(MembershipError::invalid("openid", "missing"));
-    }
-    Ok(openid)
 }

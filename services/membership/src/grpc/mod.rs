@@ -4,8 +4,18 @@ mod admin;
 mod binding;
 mod credit;
 mod member;
+mod order;
 
 pub use admin::AdminGrpc;
 pub use binding::BindingGrpc;
 pub use credit::CreditGrpc;
-pub use member::{MemberGrpc, OrderGrpc};
+pub use member::MemberGrpc;
+pub use order::OrderGrpc;
+
+/// An openid the caller must send (the gateway's signed session holds it).
+fn required_openid(openid: &str) -> Result<&str, crate::error::MembershipError> {
+    if openid.is_empty() {
+        return Err(crate::error::MembershipError::invalid("openid", "missing"));
+    }
+    Ok(openid)
+}
