@@ -489,6 +489,31 @@ impl System {
             .to_owned()
     }
 
+    /// `GET /api/v1/account` with an app's token: the status and the JSON answer.
+    pub async fn account(&self, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/account", self.gateway()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("account request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("account json"))
+    }
+
+    /// Waits until a signed-out app's token is refused. The revocation reaches every gateway's
+    /// token cache through Redis within moments (at worst the cache's lifetime, 5 s).
+    pub async fn wait_until_token_refused(&self, token: &str) {
+        for _ in 0..200 {
+            if self.account(token).await.0 == 401 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("a signed-out app's token still works");
+    }
+
     /// Polls the binding status once.
     pub async fn binding(&self, client_id: &str, token: &str) -> (u16, serde_json::Value) {
         let response = self

@@ -5,18 +5,6 @@ use e2e::{Options, System};
 use proto::membership::v1 as pb;
 use serde_json::Value;
 
-async fn account(system: &System, token: Option<&str>) -> (u16, Value) {
-    let mut request = system
-        .http
-        .get(format!("{}/api/v1/account", system.gateway()));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 async fn balance(system: &System, user_id: i64) -> pb::Balance {
     system
         .credit_client()
@@ -32,7 +20,7 @@ async fn a_bound_app_reads_its_credits_holds_and_membership() {
     let qr = system.create_qrcode("account-pc").await;
     let token = qr["client_token"].as_str().unwrap().to_owned();
     // The token is the client's, but nobody has scanned yet: there is no account to show.
-    let (status, body) = account(&system, Some(&token)).await;
+    let (status, body) = system.account(&token).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("client_not_bound"))
@@ -49,7 +37,7 @@ async fn a_bound_app_reads_its_credits_holds_and_membership() {
         .unwrap();
     assert_eq!(reply.status, 200);
     let user_id = system.user_id("o_account").await;
-    let (status, fresh) = account(&system, Some(&token)).await;
+    let (status, fresh) = system.account(&token).await;
     assert_eq!(status, 200, "{fresh}");
     assert_eq!(fresh["client_id"], "account-pc");
     assert_eq!(fresh["openid"], "o_account");
@@ -73,7 +61,7 @@ async fn a_bound_app_reads_its_credits_holds_and_membership() {
         })
         .await
         .unwrap();
-    let (_, holding) = account(&system, Some(&token)).await;
+    let (_, holding) = system.account(&token).await;
     assert_eq!(holding["held_credits"], 2);
     assert_eq!(holding["remaining_credits"], welcome.remaining);
     assert_eq!(holding["available_credits"], welcome.remaining - 2);
@@ -89,7 +77,7 @@ async fn a_bound_app_reads_its_credits_holds_and_membership() {
     let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
     system.sandbox.pay(&order_no).await.unwrap();
     browser.wait_for_order(&order_no, "paid").await;
-    let (_, member) = account(&system, Some(&token)).await;
+    let (_, member) = system.account(&token).await;
     assert_eq!(member["is_member"], true, "{member}");
     assert_eq!(member["remaining_credits"], welcome.remaining + bonus);
     assert_eq!(member["available_credits"], welcome.remaining + bonus - 2);
@@ -101,12 +89,19 @@ async fn a_bound_app_reads_its_credits_holds_and_membership() {
 #[tokio::test]
 async fn the_account_answers_only_its_own_token() {
     let system = System::start(Options::default()).await;
-    let (status, body) = account(&system, None).await;
+    let response = system
+        .http
+        .get(format!("{}/api/v1/account", system.gateway()))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (401, Some("missing_client_token"))
     );
-    let (status, body) = account(&system, Some("ct_not_a_token")).await;
+    let (status, body) = system.account("ct_not_a_token").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (401, Some("invalid_client_token"))
@@ -117,12 +112,9 @@ async fn the_account_answers_only_its_own_token() {
     let second = system
         .bind_client("account-second", "o_account_second")
         .await;
+    assert_eq!(system.account(&first).await.1["openid"], "o_account_first");
     assert_eq!(
-        account(&system, Some(&first)).await.1["openid"],
-        "o_account_first"
-    );
-    assert_eq!(
-        account(&system, Some(&second)).await.1["openid"],
+        system.account(&second).await.1["openid"],
         "o_account_second"
     );
 
@@ -135,6 +127,6 @@ async fn the_account_answers_only_its_own_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let (status, body) = account(&system, Some(&first)).await;
+    let (status, body) = system.account(&first).await;
     assert_eq!(status, 401, "{body}");
 }

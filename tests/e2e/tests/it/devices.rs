@@ -1,33 +1,7 @@
 //! The member page's devices: a WeChat user sees the apps bound to them and signs one out
 //! without that app's token; nobody else's apps are listed or reachable.
 
-use std::time::Duration;
-
 use e2e::{Options, System};
-
-async fn account_status(system: &System, token: &str) -> u16 {
-    system
-        .http
-        .get(format!("{}/api/v1/account", system.gateway()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-/// The revocation reaches every gateway's token cache through Redis within moments (at worst
-/// the cache's lifetime, 5 s); the token's answers until then are the cache's.
-async fn wait_until_refused(system: &System, token: &str) {
-    for _ in 0..200 {
-        if account_status(system, token).await == 401 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("a signed-out app's token still works");
-}
 
 fn client_ids(list: &serde_json::Value) -> Vec<&str> {
     list["devices"]
@@ -66,7 +40,7 @@ async fn a_member_lists_their_apps_and_signs_one_out() {
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
-    assert_eq!(account_status(&system, &stranger).await, 200);
+    assert_eq!(system.account(&stranger).await.0, 200);
 
     let (status, body) = browser
         .post(
@@ -77,8 +51,8 @@ async fn a_member_lists_their_apps_and_signs_one_out() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["client_id"], "devices-laptop");
     assert_eq!(body["status"], "signed_out");
-    wait_until_refused(&system, &laptop).await;
-    assert_eq!(account_status(&system, &phone).await, 200);
+    system.wait_until_token_refused(&laptop).await;
+    assert_eq!(system.account(&phone).await.0, 200);
     let (_, list) = browser.get("/api/v1/member/devices").await;
     assert_eq!(client_ids(&list), ["devices-phone"]);
 
@@ -92,7 +66,7 @@ async fn a_member_lists_their_apps_and_signs_one_out() {
     assert_eq!(status, 404);
     // The laptop is no longer bound: its next QR code needs no token, and a scan binds it again.
     let again = system.bind_client("devices-laptop", "o_devices").await;
-    assert_eq!(account_status(&system, &again).await, 200);
+    assert_eq!(system.account(&again).await.0, 200);
     let (_, list) = browser.get("/api/v1/member/devices").await;
     assert_eq!(client_ids(&list), ["devices-laptop", "devices-phone"]);
 }

@@ -1146,18 +1146,6 @@ async fn member_page_in_wechat_signs_in_and_buys() {
     assert!(log.contains("GET /api/v1/payment/orders/"));
 }
 
-async fn account_status(system: &System, token: &str) -> u16 {
-    system
-        .http
-        .get(format!("{}/api/v1/account", system.gateway()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 const DEVICES: &str = "document.querySelectorAll('#device-list .device')";
 
 #[tokio::test]
@@ -1199,7 +1187,7 @@ async fn member_page_lists_the_users_apps_and_signs_one_out() {
     let laptop_button = ".device[data-client-id='laptop-home'] button";
     browser.click(laptop_button).await;
     assert_eq!(browser.text(laptop_button).await, "确认退出");
-    assert_eq!(account_status(&system, &laptop).await, 200);
+    assert_eq!(system.account(&laptop).await.0, 200);
     browser.screenshot("member-devices-2-confirm").await;
 
     browser.click(laptop_button).await;
@@ -1216,18 +1204,9 @@ async fn member_page_lists_the_users_apps_and_signs_one_out() {
     browser.screenshot("member-devices-3-signed-out").await;
     browser.quit().await;
 
-    // The revocation reaches the gateway's token cache within moments.
-    let mut refused = false;
-    for _ in 0..200 {
-        if account_status(&system, &laptop).await == 401 {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(refused, "the signed-out laptop's token still works");
-    assert_eq!(account_status(&system, &phone).await, 200);
-    assert_eq!(account_status(&system, &stranger).await, 200);
+    system.wait_until_token_refused(&laptop).await;
+    assert_eq!(system.account(&phone).await.0, 200);
+    assert_eq!(system.account(&stranger).await.0, 200);
 }
 
 #[tokio::test]
