@@ -202,15 +202,19 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer of the JSON API (the OpenAPI document's `ErrorBody`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable, snake_case; the API guide lists every code with its status. Branch on this.
     code: &'a str,
+    /// For people; its wording may change.
     message: &'a str,
+    /// The request's id, also in the `X-Request-Id` header: quote it when reporting a problem.
     request_id: String,
 }
 

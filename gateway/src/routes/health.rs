@@ -9,11 +9,16 @@ use serde_json::{Value, json};
 use crate::AppState;
 
 /// The process is up; with the request recorder's counters (records sent to stats, dropped).
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ok\", \"recorder\": {…}}`")))]
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "recorder": state.recorder.stats() }))
 }
 
 /// Every service the gateway calls answers its health check.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ready\", \"membership\": true, \"photo\": true}`"),
+        (status = 503, description = "`not_ready`, with the service that did not answer")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (membership, photo) = tokio::join!(
         serving(state.clients.membership_channel.clone()),

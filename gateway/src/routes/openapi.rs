@@ -3,8 +3,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
 
-use super::{account, admin, auth, devices, location, member, payment, photos};
+use super::{account, admin, auth, devices, health, location, member, payment, photos, wechat};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,7 +38,13 @@ use super::{account, admin, auth, devices, location, member, payment, photos};
         admin::reports::users,
         admin::reports::orders,
         admin::reports::bindings,
-        admin::adjust_credits
+        admin::adjust_credits,
+        wechat::verify_url,
+        wechat::receive_push,
+        payment::notify,
+        health::healthz,
+        health::readyz,
+        document
     ),
     components(schemas(
         account::AccountOut,
@@ -77,9 +84,11 @@ use super::{account, admin, auth, devices, location, member, payment, photos};
         admin::AdminOut,
         admin::SignedOutOut,
         admin::AdjustIn,
-        admin::AdjustOut
+        admin::AdjustOut,
+        crate::error::ErrorBody<'_>,
+        crate::error::ErrorDetail<'_>
     )),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &ErrorResponses)
 )]
 pub struct ApiDoc;
 
@@ -101,6 +110,40 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// Every 4xx and 5xx answer of the JSON API has the same body; the handlers name the status and
+/// the code, this gives each such response without a body of its own the `ErrorBody` schema.
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error_body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let is_error = status.starts_with('4') || status.starts_with('5');
+                    if let (true, RefOr::T(response)) = (is_error, response)
+                        && response.content.is_empty()
+                    {
+                        response
+                            .content
+                            .insert("application/json".to_owned(), error_body.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -197,6 +197,17 @@ fn pay_reply(status: StatusCode, success: bool, message: &str) -> Response {
 
 /// WeChat Pay's notify: the raw body goes to the membership service, which verifies and applies
 /// it; the reply is the XML WeChat Pay expects. Anything but SUCCESS makes it retry.
+#[utoipa::path(post, path = "/api/v1/payment/notify", tag = "called by WeChat Pay",
+    request_body(content = String, content_type = "text/xml",
+        description = "WeChat Pay v2's signed result notify"),
+    responses(
+        (status = 200, content_type = "text/xml", body = String,
+            description = "`<xml><return_code>SUCCESS</return_code>…</xml>`: applied, or applied before"),
+        (status = 400, content_type = "text/xml", body = String,
+            description = "FAIL: a bad signature, malformed XML, an unknown order or a tampered amount; nothing changed"),
+        (status = 413, content_type = "text/xml", body = String, description = "FAIL: body too large"),
+        (status = 503, content_type = "text/xml", body = String,
+            description = "FAIL: not applied now; WeChat Pay retries")))]
 pub async fn notify(State(state): State<AppState>, body: Body) -> Response {
     let limit = wechat_protocol::xml::MAX_BODY_BYTES;
     let Ok(body) = axum::body::to_bytes(body, limit).await else {

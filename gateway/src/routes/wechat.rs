@@ -24,6 +24,13 @@ fn plain_success() -> Response {
 }
 
 /// Answers WeChat's server URL check with the echostr when the signature holds.
+#[utoipa::path(get, path = "/api/v1/auth/wechat/verify", tag = "called by WeChat",
+    params(
+        ("signature" = String, Query, description = "SHA-1 of the sorted token, timestamp and nonce"),
+        ("timestamp" = String, Query), ("nonce" = String, Query),
+        ("echostr" = String, Query, description = "echoed back when the signature holds")),
+    responses((status = 200, description = "the echostr", content_type = "text/plain", body = String),
+        (status = 403, description = "invalid_signature")))]
 pub async fn verify_url(
     State(state): State<AppState>,
     Query(query): Query<PushQuery>,
@@ -39,6 +46,17 @@ pub async fn verify_url(
 
 /// Receives a push: verifies before anything else, applies subscribe / SCAN / unsubscribe
 /// through the membership service, and answers a passive reply in the push's own mode.
+#[utoipa::path(post, path = "/api/v1/auth/wechat/verify", tag = "called by WeChat",
+    params(("signature" = String, Query), ("timestamp" = String, Query), ("nonce" = String, Query),
+        ("encrypt_type" = Option<String>, Query, description = "`aes` in safe mode"),
+        ("msg_signature" = Option<String>, Query, description = "safe mode's signature")),
+    request_body(content = String, content_type = "text/xml",
+        description = "the official account's push (plain or safe mode)"),
+    responses((status = 200, content_type = "text/xml", body = String,
+            description = "`success`, or a passive text reply in the push's own mode"),
+        (status = 400, description = "malformed XML, a DOCTYPE or entities"),
+        (status = 403, description = "invalid_signature, stale_push or replayed_push"),
+        (status = 413)))]
 pub async fn receive_push(
     State(state): State<AppState>,
     Query(query): Query<PushQuery>,
