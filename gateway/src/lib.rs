@@ -1,5 +1,9 @@
 //! The edge gateway: REST and WeChat XML in, gRPC calls to the services out.
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod admin;
 pub mod binding_changes;
 pub mod client_cache;

@@ -1,6 +1,10 @@
 //! gRPC contracts of the Xintu services. Each service owns one package; this crate is the only
 //! code shared between the gateway and the services.
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 mod error_code;
 
 pub use error_code::ErrorCode;

@@ -1,5 +1,9 @@
 //! Membership service: WeChat users and app-client bindings, credits and orders.
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod admin;
 pub mod binding;
 pub mod binding_changes;

@@ -13,6 +13,10 @@
 //! # Ok(()) }
 //! ```
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod category;
 mod classifier;
 pub mod data_dir;

@@ -2,6 +2,10 @@
 //! image edits (Bailian's wanx2.1-imageedit and qwen-image-edit, paid by credits). Every model
 //! call is recorded for the stats service (`model_calls`).
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod cache;
 pub mod classification;
 pub mod config;

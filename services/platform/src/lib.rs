@@ -2,6 +2,10 @@
 //! (primary and read-only replica), Redis, gRPC server and client plumbing, and shutdown.
 //! No domain types live here.
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,5 +1,9 @@
 //! Stats service: stores request logs and answers statistics (from the replica).
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod config;
 pub mod error;
 pub mod grpc;

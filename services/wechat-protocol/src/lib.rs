@@ -5,6 +5,10 @@
 //! Checked against published test vectors: WeChat's own documentation examples and the test data
 //! of public SDKs (wechatpy, WxJava), each named where it is used.
 
+// Library code reports through tracing (structured, filtered, exported), never stdout;
+// binaries, benches and tests may print.
+#![warn(clippy::print_stdout)]
+
 pub mod crypto;
 pub mod pay;
 pub mod sign;
