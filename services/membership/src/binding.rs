@@ -48,7 +48,9 @@ pub struct BindingView {
 
 pub struct EventResult {
     pub outcome: EventOutcome,
+    /// The event created the user's row.
     pub new_user: bool,
+    /// Welcome credits this event granted (once per openid, ever).
     pub granted_credits: i64,
     pub remaining_credits: i64,
     pub detail: &'static str,
@@ -251,6 +253,7 @@ impl Bindings {
             });
         }
         let mut new_user = false;
+        let mut welcome_granted = false;
         let mut bound_client = None;
         let (outcome, detail) = match event.kind {
             EventKind::Unsubscribe => {
@@ -262,8 +265,9 @@ impl Bindings {
                     store::users::upsert_follower(&mut tx, &event.openid).await?;
                 // The welcome credits are keyed by openid in the ledger, so a user first seen as an
                 // H5 buyer still gets them on their first follow, and nobody gets them twice.
+                new_user = created;
                 if self.rules.new_follower_credits > 0 {
-                    new_user = ledger::grant_once(
+                    welcome_granted = ledger::grant_once(
                         &mut tx,
                         user_id,
                         self.rules.new_follower_credits,
@@ -271,8 +275,6 @@ impl Bindings {
                         &event.openid,
                     )
                     .await?;
-                } else {
-                    new_user = created;
                 }
                 let (outcome, detail, client) = self.bind_scene(&mut tx, event, user_id).await?;
                 bound_client = client;
@@ -284,7 +286,7 @@ impl Bindings {
             .await?
             .unwrap_or(0);
         tx.commit().await?;
-        if new_user && self.rules.new_follower_credits > 0 {
+        if welcome_granted {
             self.metrics.record(
                 CreditOperation::Grant,
                 "ok",
@@ -307,7 +309,7 @@ impl Bindings {
         Ok(EventResult {
             outcome,
             new_user,
-            granted_credits: if new_user {
+            granted_credits: if welcome_granted {
                 self.rules.new_follower_credits
             } else {
                 0
