@@ -32,13 +32,7 @@ pub enum GeodataError {
 /// Returns where the fetch script writes the data: `$XINTU_DATA_DIR/geo`, else
 /// `~/.cache/xintu/data/geo`.
 pub fn default_dir() -> PathBuf {
-    let data = std::env::var_os("XINTU_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/xintu/data"))
-        })
-        .unwrap_or_else(|| PathBuf::from(".cache/xintu/data"));
-    data.join("geo")
+    photo_model::data_dir::data_dir().join("geo")
 }
 
 #[derive(Deserialize)]

@@ -312,6 +312,39 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     )
 }
 
+/// How many times [`retry_transaction`] runs a transaction at most.
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// Runs a whole transaction again after a deadlock or lock wait timeout ([`is_retryable`]), up to
+/// three attempts with jittered 5–50 ms pauses, as MySQL asks of its clients. Each attempt must
+/// begin its own transaction; `database_error` finds the database error inside the caller's
+/// error type.
+pub async fn retry_transaction<T, E, F, Fut>(
+    mut attempt: F,
+    database_error: impl Fn(&E) -> Option<&sqlx::Error>,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(err)
+                if tries < TRANSACTION_ATTEMPTS
+                    && database_error(&err).is_some_and(is_retryable) =>
+            {
+                let pause = rand::Rng::random_range(&mut rand::rng(), 5..=50);
+                tracing::info!(error = %err, tries, "transaction conflict; running it again");
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Returns true for errors after which the whole transaction should be run again: deadlock
 /// (1213) and lock wait timeout (1205). InnoDB rolls back only the statement on 1205, so the
 /// caller must roll back before retrying (dropping the transaction does).

@@ -146,29 +146,20 @@ impl Stats {
             ));
         }
         // Concurrent batches update the same rollup rows; a deadlock runs the batch again.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.pools.primary.begin().await?;
-            let stored = async {
+        let stored = platform::db::retry_transaction(
+            || async {
+                let mut tx = self.pools.primary.begin().await?;
                 if !batch_id.is_empty() && !store::claim_batch(&mut tx, batch_id).await? {
                     return Ok(0);
                 }
-                store::insert_batch(&mut tx, logs).await
-            }
-            .await;
-            match stored {
-                Ok(stored) => {
-                    tx.commit().await?;
-                    return Ok(stored);
-                }
-                Err(err) if attempt < 3 && platform::db::is_retryable(&err) => {
-                    drop(tx);
-                    tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
+                let stored = store::insert_batch(&mut tx, logs).await?;
+                tx.commit().await?;
+                Ok(stored)
+            },
+            |err: &sqlx::Error| Some(err),
+        )
+        .await?;
+        Ok(stored)
     }
 
     /// Statistics read the replica: a few seconds of staleness are fine for dashboards.
