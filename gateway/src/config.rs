@@ -53,6 +53,7 @@ pub struct GatewayConfig {
     pub photos_per_client_per_minute: u32,
     pub photo_lookups_per_client_per_minute: u32,
     pub locations_per_client_per_minute: u32,
+    pub location_batch_max: usize,
     pub token_cache_ttl_secs: u64,
     pub binding_wait_max_secs: u64,
     pub photo_uploads_in_flight_bytes: usize,
@@ -80,6 +81,11 @@ impl GatewayConfig {
                 "ADMIN_ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port])"
             ))
         })?;
+        if !(1..=10_000).contains(&self.location_batch_max) {
+            return Err(platform::config::ConfigError::Invalid(
+                "location_batch_max must be within 1..=10000 (as the photo service's)".into(),
+            ));
+        }
         let largest = self.single_upload_body().max(self.batch_upload_body());
         if self.photo_uploads_in_flight_bytes < largest.max(self.edit_upload_body()) {
             return Err(platform::config::ConfigError::Invalid(format!(

@@ -15,9 +15,6 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthenticatedClient};
 
-/// Most points in one batch request.
-pub const BATCH_MAX: usize = 100;
-
 #[derive(Deserialize, IntoParams, ToSchema)]
 pub struct PointIn {
     /// WGS-84 latitude (EXIF GPSLatitude), -90..=90.
@@ -28,7 +25,7 @@ pub struct PointIn {
 
 #[derive(Deserialize, ToSchema)]
 pub struct BatchIn {
-    /// 1 to 100 points; answered in the same order.
+    /// 1 to `location_batch_max` points (100 by default); answered in the same order.
     pub points: Vec<PointIn>,
 }
 
@@ -88,7 +85,8 @@ pub async fn locate(
     Ok(Json(location_out(&point, answer)))
 }
 
-/// Names the places of 1 to 100 WGS-84 coordinates; one invalid point fails the request.
+/// Names the places of 1 to `location_batch_max` (100 by default) WGS-84 coordinates; one
+/// invalid point fails the request.
 #[utoipa::path(post, path = "/api/v1/location/batch", request_body = BatchIn,
     security(("client_token" = [])),
     responses((status = 200, body = BatchOut), (status = 400), (status = 401),
@@ -100,10 +98,11 @@ pub async fn locate_batch(
     ApiJson(input): ApiJson<BatchIn>,
 ) -> Result<Json<BatchOut>, ApiError> {
     caller.bound_user()?;
-    if input.points.is_empty() || input.points.len() > BATCH_MAX {
+    let most = state.cfg.location_batch_max;
+    if input.points.is_empty() || input.points.len() > most {
         return Err(ApiError::new(
             ErrorCode::InvalidBatchSize,
-            format!("send 1 to {BATCH_MAX} points, not {}", input.points.len()),
+            format!("send 1 to {most} points, not {}", input.points.len()),
         ));
     }
     state

@@ -343,6 +343,9 @@ impl System {
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
             cfg.photo_lookups_per_client_per_minute = options.photo.lookups_per_client_per_minute;
+            if let Some(most) = options.photo.location_batch_max {
+                cfg.location_batch_max = most;
+            }
             if let Some(bytes) = options.photo.uploads_in_flight_bytes {
                 cfg.photo_uploads_in_flight_bytes = bytes;
             }

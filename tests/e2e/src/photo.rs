@@ -55,6 +55,9 @@ pub struct PhotoOptions {
     /// The gateway's deadline of a classification (its default when None), for tests whose
     /// photos take long to decode on a loaded machine.
     pub classify_timeout_ms: Option<u64>,
+    /// Most points in one location batch, set for the gateway and photo alike (one setting,
+    /// as compose passes it); their default when None.
+    pub location_batch_max: Option<usize>,
 }
 
 impl Default for PhotoOptions {
@@ -76,6 +79,7 @@ impl Default for PhotoOptions {
             decode_budget_bytes: None,
             decode_budget_wait_ms: None,
             uploads_in_flight_bytes: None,
+            location_batch_max: None,
             upload_wait_ms: None,
             classify_timeout_ms: None,
         }
@@ -174,6 +178,9 @@ pub async fn start_instance(
     }
     if let Some(wait) = photo.decode_budget_wait_ms {
         cfg.decode_budget_wait_ms = wait;
+    }
+    if let Some(most) = photo.location_batch_max {
+        cfg.location_batch_max = most;
     }
     cfg.validate().expect("photo test config");
     let locator = LOCATOR

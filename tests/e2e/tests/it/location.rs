@@ -245,6 +245,39 @@ async fn a_batch_is_answered_point_by_point_in_order() {
     assert_eq!(body["results"][1]["lng"], 139.6917);
 }
 
+/// One setting (LOCATION_BATCH_MAX) sizes the batch for the gateway and the photo service alike:
+/// raised, a larger batch goes through both; the gateway still refuses one over it.
+#[tokio::test]
+async fn the_batch_size_is_one_setting_for_gateway_and_photo() {
+    let system = System::start(Options {
+        photo: e2e::photo::PhotoOptions {
+            location_batch_max: Some(250),
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let token = system.bind_client("batch-pc", "o_batch_user").await;
+    let points = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|_| json!({ "lat": 39.9087, "lng": 116.3975 }))
+            .collect()
+    };
+    let (status, body) = batch(&system, Some(&token), json!({ "points": points(250) })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 250);
+    assert_eq!(body["results"][249]["display"], "北京市 东城区");
+    let (status, body) = batch(&system, Some(&token), json!({ "points": points(251) })).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_batch_size");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 250")
+    );
+}
+
 #[tokio::test]
 async fn a_bad_batch_is_refused_whole() {
     let (system, token) = start().await;
