@@ -265,13 +265,40 @@
   }
 
   // ---- tables ----
+  // ---- list pages and CSV export ----
+  var PAGE_SIZE = 50;
+  var offsets = { users: 0, orders: 0, bindings: 0 };
+  // The list's filter as query parameters ('' or 'a=b&…'); the export link carries it too.
+  function listPath(name, filter) {
+    var page = 'offset=' + offsets[name] + '&limit=' + PAGE_SIZE;
+    $(name + '-export').href = '/api/v1/admin/' + name + '?format=csv' + (filter ? '&' + filter : '');
+    return '/api/v1/admin/' + name + '?' + (filter ? filter + '&' : '') + page;
+  }
+  function showPager(name, total, shown) {
+    var pager = $(name + '-pager');
+    var at = offsets[name];
+    pager.querySelector('.pager-at').textContent = total === 0 ? '' :
+      '第 ' + num(at + 1) + '–' + num(at + shown) + ' 条，共 ' + num(total) + ' 条';
+    pager.querySelector('[data-step="-1"]').disabled = at === 0;
+    pager.querySelector('[data-step="1"]').disabled = at + PAGE_SIZE >= total;
+  }
+  function wirePager(name, load) {
+    $(name + '-pager').addEventListener('click', function (ev) {
+      var step = Number(ev.target.getAttribute('data-step'));
+      if (!step || ev.target.disabled) return;
+      offsets[name] = Math.max(0, offsets[name] + step * PAGE_SIZE);
+      load();
+    });
+  }
+
   function loadUsers() {
     var tbody = $('users');
     loadingRow(tbody, 9);
     var prefix = $('users-openid').value.trim();
-    api('GET', '/api/v1/admin/users' + (prefix ? '?openid=' + encodeURIComponent(prefix) : '')).then(function (r) {
+    api('GET', listPath('users', prefix ? 'openid=' + encodeURIComponent(prefix) : '')).then(function (r) {
       if (r.status !== 200) { rowError(tbody, 9, r); return; }
       set('users-total', '共 ' + num(r.body.total) + ' 位用户');
+      showPager('users', r.body.total, r.body.users.length);
       rows(tbody, 9, r.body.users, function (u) {
         return '<tr><td>' + esc(u.user_id) + '</td><td>' + esc(u.openid) + '</td><td>' +
           (u.following ? '<span class="tag ok">已关注</span>' : '<span class="tag">未关注</span>') + '</td><td class="num">' +
@@ -281,17 +308,19 @@
       });
     });
   }
-  $('users-form').addEventListener('submit', function (ev) { ev.preventDefault(); loadUsers(); });
+  $('users-form').addEventListener('submit', function (ev) { ev.preventDefault(); offsets.users = 0; loadUsers(); });
+  wirePager('users', loadUsers);
 
-  var ORDER_STATUS = { paid: ['已支付', 'ok'], notpay: ['未支付', 'warn'], closed: ['已关闭', ''], refund: ['已退款', 'err'] };
+  var ORDER_STATUS = { paid: ['已支付', 'ok'], notpay: ['未支付', 'warn'], closed: ['已关闭', ''], failed: ['支付失败', 'err'] };
   var ORDER_TYPE = { member: '会员', credits: '额度' };
   function loadOrders() {
     var tbody = $('orders');
     loadingRow(tbody, 8);
     var status = $('orders-status').value;
-    api('GET', '/api/v1/admin/orders' + (status ? '?status=' + encodeURIComponent(status) : '')).then(function (r) {
+    api('GET', listPath('orders', status ? 'status=' + encodeURIComponent(status) : '')).then(function (r) {
       if (r.status !== 200) { rowError(tbody, 8, r); return; }
       set('orders-total', '共 ' + num(r.body.total) + ' 笔订单');
+      showPager('orders', r.body.total, r.body.orders.length);
       rows(tbody, 8, r.body.orders, function (o) {
         var s = ORDER_STATUS[o.status] || [o.status, ''];
         return '<tr><td>' + esc(o.order_no) + '</td><td>' + esc(o.openid) + '</td><td>' + esc(ORDER_TYPE[o.order_type] || o.order_type) +
@@ -300,15 +329,17 @@
       });
     });
   }
-  $('orders-status').addEventListener('change', loadOrders);
+  $('orders-status').addEventListener('change', function () { offsets.orders = 0; loadOrders(); });
+  wirePager('orders', loadOrders);
 
   var BINDING_STATUS = { completed: ['已绑定', 'ok'], pending: ['等待扫码', 'warn'], expired: ['已过期', ''] };
   function loadBindings() {
     var tbody = $('bindings');
     loadingRow(tbody, 7);
-    api('GET', '/api/v1/admin/bindings').then(function (r) {
+    api('GET', listPath('bindings', '')).then(function (r) {
       if (r.status !== 200) { rowError(tbody, 7, r); return; }
       set('bindings-total', '共 ' + num(r.body.total) + ' 条绑定');
+      showPager('bindings', r.body.total, r.body.bindings.length);
       rows(tbody, 7, r.body.bindings, function (b) {
         var s = BINDING_STATUS[b.status] || [b.status, ''];
         return '<tr><td>' + esc(b.scene_id) + '</td><td>' + esc(b.client_id) + '</td><td><span class="tag ' + s[1] + '">' + esc(s[0]) +
@@ -318,6 +349,7 @@
     });
   }
   $('bindings-refresh').addEventListener('click', loadBindings);
+  wirePager('bindings', loadBindings);
 
   // ---- credit adjustment ----
   $('adjust-form').addEventListener('submit', function (ev) {

@@ -2,6 +2,7 @@
 //! audited credit adjustments. Every endpoint but login needs the admin session, and every
 //! state-changing one comes from the admin site's own origin ([`crate::admin::origin`]).
 
+pub mod lists;
 pub mod reports;
 
 use axum::extract::State;
@@ -33,9 +34,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/admin/me", get(me))
         .route("/api/v1/admin/overview", get(reports::overview))
         .route("/api/v1/admin/timeseries", get(reports::timeseries))
-        .route("/api/v1/admin/users", get(reports::users))
-        .route("/api/v1/admin/orders", get(reports::orders))
-        .route("/api/v1/admin/bindings", get(reports::bindings))
+        .route("/api/v1/admin/users", get(lists::users))
+        .route("/api/v1/admin/orders", get(lists::orders))
+        .route("/api/v1/admin/bindings", get(lists::bindings))
         .route("/api/v1/admin/credits/adjust", post(adjust_credits))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -134,7 +134,7 @@ pub async fn list_orders(
         "SELECT out_trade_no, openid, CAST(order_type AS CHAR) AS order_type, total_fee, \
          CAST(status AS CHAR) AS status, credits_amount, created_at, paid_at, transaction_id \
          FROM payment_orders WHERE (? IS NULL OR status = ?) \
-         ORDER BY created_at DESC LIMIT ? OFFSET ?",
+         ORDER BY created_at DESC, out_trade_no DESC LIMIT ? OFFSET ?",
     )
     .bind(status)
     .bind(status)

@@ -249,3 +249,85 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
     let log = lighttpd.access_log_complete().await;
     assert!(log.contains("POST /api/v1/admin/credits/adjust"));
 }
+
+const ROWS: &str = "document.querySelectorAll('#bindings tr').length";
+
+#[tokio::test]
+async fn admin_site_pages_through_a_long_list_and_exports_it() {
+    let system = System::start(Options::default()).await;
+    for n in 0..60 {
+        system.create_qrcode(&format!("page-pc-{n:02}")).await;
+    }
+    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
+    let browser = Browser::start(BrowserOptions::default()).await;
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "login").await;
+    fill(&browser, "login-username", "admin").await;
+    fill(&browser, "login-password", ADMIN_PASSWORD).await;
+    browser.click("#login-submit").await;
+    wait_state(&browser, "main").await;
+
+    // Newest first, fifty to a page.
+    browser.click(".tab[data-tab='bindings']").await;
+    wait_text(&browser, "bindings-total", "共 60 条绑定").await;
+    browser
+        .wait_for(&format!("{ROWS} === 50"), "the first page")
+        .await;
+    let pager = "#bindings-pager .pager-at";
+    assert_eq!(browser.text(pager).await, "第 1–50 条，共 60 条");
+    let disabled = |step: &str| {
+        format!("return document.querySelector('#bindings-pager [data-step=\"{step}\"]').disabled")
+    };
+    assert_eq!(browser.execute(&disabled("-1")).await, true);
+    assert!(browser.text("#bindings").await.contains("page-pc-59"));
+    browser.click("#bindings-pager [data-step='1']").await;
+    browser
+        .wait_for(&format!("{ROWS} === 10"), "the second page")
+        .await;
+    assert_eq!(browser.text(pager).await, "第 51–60 条，共 60 条");
+    assert_eq!(browser.execute(&disabled("1")).await, true);
+    assert!(browser.text("#bindings").await.contains("page-pc-00"));
+    browser.screenshot("admin-7-bindings-page-2").await;
+    browser.click("#bindings-pager [data-step='-1']").await;
+    browser
+        .wait_for(&format!("{ROWS} === 50"), "back to the first page")
+        .await;
+
+    // The export link downloads every binding, not the page on screen.
+    browser
+        .execute(
+            "window.__csv = null; \
+             fetch(document.getElementById('bindings-export').href) \
+               .then(r => r.text().then(t => { window.__csv = { type: r.headers.get('content-type'), text: t }; })); \
+             return true;",
+        )
+        .await;
+    browser
+        .wait_for("window.__csv !== null", "the export downloaded")
+        .await;
+    assert_eq!(
+        browser.execute("return window.__csv.type").await,
+        "text/csv; charset=utf-8"
+    );
+    assert_eq!(
+        browser
+            .execute("return window.__csv.text.trim().split('\\n').length")
+            .await,
+        61,
+        "the header and all sixty bindings"
+    );
+
+    // The users' export carries the search.
+    browser.click(".tab[data-tab='users']").await;
+    fill(&browser, "users-openid", "o_someone").await;
+    browser
+        .execute("document.querySelector('#users-form button').click(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "document.getElementById('users-export').href.endsWith('?format=csv&openid=o_someone')",
+            "the export link with the search",
+        )
+        .await;
+    browser.quit().await;
+}

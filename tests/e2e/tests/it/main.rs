@@ -5,6 +5,7 @@
 mod abuse;
 mod account;
 mod admin;
+mod admin_lists;
 mod admin_site;
 mod binding;
 mod classify;

@@ -1,0 +1,153 @@
+//! The admin lists: a page at a time as JSON, or everything the filter matches as a CSV file
+//! that a spreadsheet opens safely.
+
+use e2e::{Options, System};
+use serde_json::Value;
+
+/// A CSV export: its headers' values of interest and its rows (header row first).
+struct Export {
+    content_type: String,
+    disposition: String,
+    truncated: String,
+    rows: Vec<Vec<String>>,
+}
+
+async fn export(system: &System, admin: &e2e::MemberBrowser, path: &str) -> Export {
+    let response = admin
+        .http
+        .get(format!("{}{path}", system.gateway()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let header = |name: &str| {
+        response.headers()[name]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (content_type, disposition, truncated) = (
+        header("content-type"),
+        header("content-disposition"),
+        header("x-xintu-truncated"),
+    );
+    let body = response.bytes().await.unwrap();
+    assert!(
+        body.starts_with("\u{feff}".as_bytes()),
+        "a byte-order mark, for spreadsheets"
+    );
+    let rows = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&body[3..])
+        .records()
+        .map(|record| record.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    Export {
+        content_type,
+        disposition,
+        truncated,
+        rows,
+    }
+}
+
+#[tokio::test]
+async fn lists_export_every_row_as_csv_across_pages() {
+    let system = System::start(Options::default()).await;
+    // More bindings than one page of the export (200): the file must hold them all.
+    for n in 0..230 {
+        system.create_qrcode(&format!("export-pc-{n:03}")).await;
+    }
+    // A user whose openid a spreadsheet would run as a formula.
+    let formula = "=HYPERLINK(\"http://evil.example\",\"x\")";
+    system.bind_client("export-bound", formula).await;
+    let admin = system.admin_sign_in().await;
+
+    let file = export(&system, &admin, "/api/v1/admin/bindings?format=csv").await;
+    assert_eq!(file.content_type, "text/csv; charset=utf-8");
+    assert!(
+        file.disposition
+            .starts_with("attachment; filename=\"xintu-bindings-")
+            && file.disposition.ends_with(".csv\""),
+        "{}",
+        file.disposition
+    );
+    assert_eq!(file.truncated, "false");
+    assert_eq!(
+        file.rows[0],
+        [
+            "scene_id",
+            "client_id",
+            "status",
+            "openid",
+            "created_at",
+            "completed_at",
+            "expire_at"
+        ]
+    );
+    let (_, page) = admin.get("/api/v1/admin/bindings?limit=1").await;
+    let total = page["total"].as_u64().unwrap();
+    assert_eq!(total, 231);
+    assert_eq!(
+        file.rows.len() as u64,
+        total + 1,
+        "the header and every binding"
+    );
+    let mut clients: Vec<&str> = file.rows[1..].iter().map(|row| row[1].as_str()).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    assert_eq!(clients.len(), 231, "no binding twice, none left out");
+
+    // The JSON pages and the file agree.
+    let (status, tail) = admin
+        .get("/api/v1/admin/bindings?offset=200&limit=50")
+        .await;
+    assert_eq!(status, 200, "{tail}");
+    let tail_ids: Vec<&str> = tail["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail_ids.len(), 31);
+    let file_tail: Vec<&str> = file.rows[201..].iter().map(|row| row[1].as_str()).collect();
+    assert_eq!(tail_ids, file_tail);
+
+    // The users file, filtered as the list is; the formula is text in the sheet.
+    let users = export(
+        &system,
+        &admin,
+        "/api/v1/admin/users?format=csv&openid=%3DHYPER",
+    )
+    .await;
+    assert_eq!(users.rows.len(), 2, "{:?}", users.rows);
+    assert_eq!(users.rows[0][1], "openid");
+    assert_eq!(users.rows[1][1], format!("'{formula}"));
+    assert_eq!(users.rows[1][3], "10", "the welcome credits, as a number");
+
+    let orders = export(
+        &system,
+        &admin,
+        "/api/v1/admin/orders?format=csv&status=paid",
+    )
+    .await;
+    assert_eq!(orders.rows.len(), 1, "only the header: nothing paid");
+}
+
+#[tokio::test]
+async fn an_export_needs_the_admin_session_and_a_known_format() {
+    let system = System::start(Options::default()).await;
+    let response = system
+        .http
+        .get(format!(
+            "{}/api/v1/admin/orders?format=csv",
+            system.gateway()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let admin = system.admin_sign_in().await;
+    let (status, body): (u16, Value) = admin.get("/api/v1/admin/users?format=xml").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_query");
+}
