@@ -143,6 +143,7 @@
     if (tab === 'users') loadUsers();
     if (tab === 'orders') loadOrders();
     if (tab === 'bindings') loadBindings();
+    if (tab === 'audit') loadAudit();
   }
   $('tabs').addEventListener('click', function (ev) {
     var b = ev.target.closest('.tab');
@@ -267,7 +268,7 @@
   // ---- tables ----
   // ---- list pages and CSV export ----
   var PAGE_SIZE = 50;
-  var offsets = { users: 0, orders: 0, bindings: 0 };
+  var offsets = { users: 0, orders: 0, bindings: 0, audit: 0 };
   // The list's filter as query parameters ('' or 'a=b&…'); the export link carries it too.
   function listPath(name, filter) {
     var page = 'offset=' + offsets[name] + '&limit=' + PAGE_SIZE;
@@ -350,6 +351,25 @@
   }
   $('bindings-refresh').addEventListener('click', loadBindings);
   wirePager('bindings', loadBindings);
+
+  var AUDIT_ACTION = { adjust_credits: '人工调整', grant: '服务发放' };
+  function loadAudit() {
+    var tbody = $('audit');
+    loadingRow(tbody, 8);
+    api('GET', listPath('audit', '')).then(function (r) {
+      if (r.status !== 200) { rowError(tbody, 8, r); return; }
+      set('audit-total', '共 ' + num(r.body.total) + ' 条记录');
+      showPager('audit', r.body.total, r.body.audit.length);
+      rows(tbody, 8, r.body.audit, function (a) {
+        var delta = (a.delta > 0 ? '+' : '') + num(a.delta);
+        return '<tr><td>' + esc(a.id) + '</td><td>' + esc(time(a.created_at)) + '</td><td>' + esc(a.actor) + '</td><td>' +
+          esc(AUDIT_ACTION[a.action] || a.action) + '</td><td>' + esc(a.openid || '—') + '</td><td class="num">' + esc(delta) +
+          '</td><td>' + esc(a.reason) + '</td><td>' + esc(a.reference) + '</td></tr>';
+      });
+    });
+  }
+  $('audit-refresh').addEventListener('click', loadAudit);
+  wirePager('audit', loadAudit);
 
   // ---- credit adjustment ----
   $('adjust-form').addEventListener('submit', function (ev) {

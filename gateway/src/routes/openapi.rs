@@ -38,6 +38,7 @@ use super::{account, admin, auth, devices, health, location, member, payment, ph
         admin::lists::users,
         admin::lists::orders,
         admin::lists::bindings,
+        admin::lists::audit,
         admin::adjust_credits,
         wechat::verify_url,
         wechat::receive_push,

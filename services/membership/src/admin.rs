@@ -98,6 +98,18 @@ impl Admin {
             .await?)
     }
 
+    pub async fn audit(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<admin::AuditListRow>, i64), MembershipError> {
+        let (offset, limit) = page_bounds(offset, limit);
+        Ok(self
+            .pools
+            .read(|pool| admin::list_audit(pool, offset, limit))
+            .await?)
+    }
+
     /// One audited ledger row `admin_adjust`, referenced by the audit id; never below zero.
     pub async fn adjust_credits(
         &self,

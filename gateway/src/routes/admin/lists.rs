@@ -321,3 +321,61 @@ pub async fn bindings(
     })
     .await
 }
+
+/// The audit log: every credit adjustment by an operator and every grant by a service, newest
+/// first, with the ledger reference of what it changed.
+#[utoipa::path(get, path = "/api/v1/admin/audit", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `audit` entries; with format=csv, all of them as a file"),
+        (status = 400), (status = 401), (status = 503)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let list = List {
+        name: "audit",
+        columns: &[
+            "id",
+            "actor",
+            "action",
+            "openid",
+            "delta",
+            "reason",
+            "reference",
+            "created_at",
+        ],
+        state: &state,
+        query: &query,
+    };
+    list.answer(async |state, _query, page| {
+        let answer = state
+            .clients
+            .admin
+            .clone()
+            .list_audit(membership::ListAuditRequest { page: Some(page) })
+            .await?
+            .into_inner();
+        let rows = answer
+            .entries
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "id": a.id,
+                    "actor": a.actor,
+                    "action": a.action,
+                    "openid": Some(a.openid).filter(|o| !o.is_empty()),
+                    "delta": a.delta,
+                    "reason": a.reason,
+                    "reference": a.reference,
+                    "created_at": unix_text(a.created_at_unix),
+                })
+            })
+            .collect();
+        Ok(Page {
+            total: answer.total,
+            rows,
+        })
+    })
+    .await
+}

@@ -37,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/admin/users", get(lists::users))
         .route("/api/v1/admin/orders", get(lists::orders))
         .route("/api/v1/admin/bindings", get(lists::bindings))
+        .route("/api/v1/admin/audit", get(lists::audit))
         .route("/api/v1/admin/credits/adjust", post(adjust_credits))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

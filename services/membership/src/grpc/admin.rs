@@ -144,6 +144,32 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
         }))
     }
 
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let (offset, limit) = page(request.into_inner().page);
+        let (rows, total) = self.admin.audit(offset, limit).await?;
+        let entries = rows
+            .into_iter()
+            .map(|a| pb::AuditEntry {
+                id: a.id,
+                actor: a.admin,
+                action: a.action,
+                openid: a.openid.unwrap_or_default(),
+                delta: a.delta,
+                reason: a.reason,
+                // An adjustment's ledger reference is its audit id.
+                reference: a.reference.unwrap_or_else(|| format!("audit:{}", a.id)),
+                created_at_unix: a.created_at.timestamp(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAuditResponse {
+            entries,
+            total: count(total),
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(admin = %request.get_ref().admin))]
     async fn adjust_credits(
         &self,

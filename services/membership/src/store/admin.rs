@@ -183,6 +183,39 @@ pub async fn list_bindings(
     Ok((rows, total))
 }
 
+#[derive(Debug, FromRow)]
+pub struct AuditListRow {
+    pub id: i64,
+    pub admin: String,
+    pub action: String,
+    pub openid: Option<String>,
+    pub delta: i64,
+    pub reason: String,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[tracing::instrument(name = "admin.list_audit", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn list_audit(
+    pool: &MySqlPool,
+    offset: u32,
+    limit: u32,
+) -> Result<(Vec<AuditListRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT a.id, a.admin, a.action, u.openid, a.delta, a.reason, a.reference, a.created_at \
+         FROM admin_audit a LEFT JOIN wechat_users u ON u.id = a.user_id \
+         ORDER BY a.id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM admin_audit")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
 /// Records an operator's action; the id is the reference of what it changes.
 #[tracing::instrument(name = "admin.audit", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn audit(

@@ -151,3 +151,64 @@ async fn an_export_needs_the_admin_session_and_a_known_format() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_query");
 }
+
+#[tokio::test]
+async fn the_audit_log_lists_each_adjustment_newest_first_with_its_ledger_reference() {
+    let system = System::start(Options::default()).await;
+    system.bind_client("audit-pc", "o_audited").await;
+    let admin = system.admin_sign_in().await;
+    for (delta, reason) in [
+        (15, "compensation, ticket 7"),
+        (-3, "=refund of a mistaken grant"),
+    ] {
+        let (status, body) = admin
+            .post(
+                "/api/v1/admin/credits/adjust",
+                serde_json::json!({ "openid": "o_audited", "delta": delta, "reason": reason }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, log) = admin.get("/api/v1/admin/audit").await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["total"], 2);
+    let newest = &log["audit"][0];
+    assert_eq!(newest["actor"], "admin");
+    assert_eq!(newest["action"], "adjust_credits");
+    assert_eq!(newest["openid"], "o_audited");
+    assert_eq!(newest["delta"], -3);
+    assert_eq!(newest["reason"], "=refund of a mistaken grant");
+    assert_eq!(log["audit"][1]["delta"], 15);
+    // Each entry names the ledger row it made.
+    let pool = system.db.primary().await;
+    for entry in log["audit"].as_array().unwrap() {
+        let reference = entry["reference"].as_str().unwrap();
+        let delta: i64 = sqlx::query_scalar(
+            "SELECT delta FROM credit_ledger WHERE reason = 'admin_adjust' AND reference = ?",
+        )
+        .bind(reference)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(serde_json::json!(delta), entry["delta"], "{reference}");
+    }
+    pool.close().await;
+
+    let file = export(&system, &admin, "/api/v1/admin/audit?format=csv").await;
+    assert_eq!(
+        file.rows[0],
+        [
+            "id",
+            "actor",
+            "action",
+            "openid",
+            "delta",
+            "reason",
+            "reference",
+            "created_at"
+        ]
+    );
+    assert_eq!(file.rows.len(), 3);
+    assert_eq!(file.rows[1][4], "-3", "a number is not a formula");
+    assert_eq!(file.rows[1][5], "'=refund of a mistaken grant");
+}

@@ -240,6 +240,17 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
     );
     assert_eq!(member.profile().await["remaining_credits"], 35);
 
+    // The audit log shows it, with the ledger reference it made.
+    browser.click(".tab[data-tab='audit']").await;
+    wait_text(&browser, "audit-total", "共 1 条记录").await;
+    let entry = browser.text("#audit").await;
+    assert!(
+        entry.contains("客服补偿：识别失败") && entry.contains("+15") && entry.contains(OPENID),
+        "{entry}"
+    );
+    assert!(entry.contains("audit:"), "{entry}");
+    browser.screenshot("admin-8-audit").await;
+
     // Logging out ends the session: the next load shows the login form.
     browser.click("#logout").await;
     wait_state(&browser, "login").await;

@@ -45,8 +45,9 @@ async fn services_answer_health_and_reflection() {
 }
 
 /// Every path the gateway routes (lib.rs, photos and admin routers).
-const GATEWAY_PATHS: [&str; 33] = [
+const GATEWAY_PATHS: [&str; 34] = [
     "/api/v1/account",
+    "/api/v1/admin/audit",
     "/api/v1/admin/bindings",
     "/api/v1/admin/credits/adjust",
     "/api/v1/admin/login",
