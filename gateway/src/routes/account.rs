@@ -55,7 +55,6 @@ pub async fn account(
         held_credits: balance.held,
         total_credits: balance.total,
         is_member: balance.is_member,
-        member_expire_at: (balance.member_expire_at_unix > 0)
-            .then(|| super::rfc3339(balance.member_expire_at_unix)),
+        member_expire_at: super::rfc3339_if_set(balance.member_expire_at_unix),
     }))
 }

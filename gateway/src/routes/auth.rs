@@ -174,7 +174,7 @@ async fn binding_view(
         client_id: client_id.to_owned(),
         status,
         openid: Some(view.openid).filter(|openid| !openid.is_empty()),
-        completed_at: (view.completed_at_unix > 0).then(|| super::rfc3339(view.completed_at_unix)),
+        completed_at: super::rfc3339_if_set(view.completed_at_unix),
         expires_at: super::rfc3339(view.expires_at_unix),
     })
 }

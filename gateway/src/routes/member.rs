@@ -205,8 +205,7 @@ pub async fn profile(
         remaining_credits: profile.remaining_credits,
         total_credits: profile.total_credits,
         is_member: profile.is_member,
-        member_expire_at: (profile.member_expire_at_unix > 0)
-            .then(|| super::rfc3339(profile.member_expire_at_unix)),
+        member_expire_at: super::rfc3339_if_set(profile.member_expire_at_unix),
         can_buy_membership: profile.can_buy_membership,
         prices: PricesOut {
             member_price_fen: prices.member_price_fen,

@@ -18,3 +18,9 @@ pub(crate) fn rfc3339(unix: i64) -> String {
         .map(|at| at.to_rfc3339())
         .unwrap_or_default()
 }
+
+/// Unix seconds as RFC 3339, or None for 0 (a time that has not happened: never paid, never a
+/// member).
+pub(crate) fn rfc3339_if_set(unix: i64) -> Option<String> {
+    (unix > 0).then(|| rfc3339(unix))
+}

@@ -90,7 +90,7 @@ fn order_out(order: pb::Order) -> Result<OrderOut, ApiError> {
         total_fee: order.total_fee,
         status,
         created_at: super::rfc3339(order.created_at_unix),
-        paid_at: (order.paid_at_unix > 0).then(|| super::rfc3339(order.paid_at_unix)),
+        paid_at: super::rfc3339_if_set(order.paid_at_unix),
         expire_at: super::rfc3339(order.expire_at_unix),
     })
 }

@@ -15,6 +15,7 @@ use proto::membership::v1 as membership;
 use crate::AppState;
 use crate::admin::AdminSession;
 use crate::error::ApiError;
+use crate::routes::rfc3339_if_set;
 
 #[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
@@ -137,10 +138,6 @@ fn cell(value: &Value) -> String {
     }
 }
 
-fn unix_text(unix: i64) -> Option<String> {
-    (unix > 0).then(|| crate::routes::rfc3339(unix))
-}
-
 /// WeChat users with their credits and membership.
 #[utoipa::path(get, path = "/api/v1/admin/users", params(ListQuery),
     security(("admin_session" = [])),
@@ -191,9 +188,9 @@ pub async fn users(
                     "held_credits": u.held_credits,
                     "total_credits": u.total_credits,
                     "is_member": u.is_member,
-                    "member_expire_at": unix_text(u.member_expire_at_unix),
-                    "created_at": unix_text(u.created_at_unix),
-                    "last_active_at": unix_text(u.last_active_at_unix),
+                    "member_expire_at": rfc3339_if_set(u.member_expire_at_unix),
+                    "created_at": rfc3339_if_set(u.created_at_unix),
+                    "last_active_at": rfc3339_if_set(u.last_active_at_unix),
                 })
             })
             .collect();
@@ -253,8 +250,8 @@ pub async fn orders(
                     "total_fee": o.total_fee,
                     "status": o.status,
                     "credits_amount": o.credits_amount,
-                    "created_at": unix_text(o.created_at_unix),
-                    "paid_at": unix_text(o.paid_at_unix),
+                    "created_at": rfc3339_if_set(o.created_at_unix),
+                    "paid_at": rfc3339_if_set(o.paid_at_unix),
                     "transaction_id": o.transaction_id,
                 })
             })
@@ -308,9 +305,9 @@ pub async fn bindings(
                     "client_id": b.client_id,
                     "status": b.status,
                     "openid": Some(b.openid).filter(|o| !o.is_empty()),
-                    "created_at": unix_text(b.created_at_unix),
-                    "completed_at": unix_text(b.completed_at_unix),
-                    "expire_at": unix_text(b.expire_at_unix),
+                    "created_at": rfc3339_if_set(b.created_at_unix),
+                    "completed_at": rfc3339_if_set(b.completed_at_unix),
+                    "expire_at": rfc3339_if_set(b.expire_at_unix),
                 })
             })
             .collect();
@@ -368,7 +365,7 @@ pub async fn audit(
                     "delta": a.delta,
                     "reason": a.reason,
                     "reference": a.reference,
-                    "created_at": unix_text(a.created_at_unix),
+                    "created_at": rfc3339_if_set(a.created_at_unix),
                 })
             })
             .collect();
