@@ -11,5 +11,6 @@
 
 pub mod crypto;
 pub mod pay;
+pub mod refund;
 pub mod sign;
 pub mod xml;

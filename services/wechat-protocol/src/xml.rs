@@ -32,6 +32,13 @@ pub type Fields = BTreeMap<String, String>;
 /// Parses a flat WeChat document. Nested elements (some menu events have them) are skipped;
 /// only the root's direct children become fields.
 pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
+    parse_rooted(body, "xml")
+}
+
+/// Parses a flat document whose root element is `root` (WeChat Pay's decrypted refund details
+/// are a `<root>` document), with the same defences as [`parse`].
+pub fn parse_rooted(body: &[u8], root: &str) -> Result<Fields, XmlError> {
+    let wrong_root = || XmlError::Malformed(format!("the root element must be <{root}>"));
     if body.len() > MAX_BODY_BYTES {
         return Err(XmlError::TooLarge);
     }
@@ -53,8 +60,8 @@ pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
                 }
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
                 match depth {
-                    1 if name == "xml" && !root_seen => root_seen = true,
-                    1 => return Err(XmlError::Malformed("the root element must be <xml>".into())),
+                    1 if name == root && !root_seen => root_seen = true,
+                    1 => return Err(wrong_root()),
                     2 => current = Some((name, String::new())),
                     // Deeper elements belong to a nested field; their text is skipped.
                     _ => {}
@@ -95,9 +102,7 @@ pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
             Event::Decl(_) | Event::Comment(_) => {}
             Event::DocType(_) => return Err(XmlError::Declaration),
             Event::PI(_) => return Err(XmlError::Malformed("processing instruction".into())),
-            Event::Empty(_) => {
-                return Err(XmlError::Malformed("the root element must be <xml>".into()));
-            }
+            Event::Empty(_) => return Err(wrong_root()),
             Event::Eof => break,
         }
     }
@@ -183,7 +188,12 @@ pub enum Value<'a> {
 
 /// Writes a flat `<xml>` document with the fields in the given order.
 pub fn write(fields: &[(&str, Value<'_>)]) -> String {
-    let mut out = String::from("<xml>");
+    write_rooted("xml", fields)
+}
+
+/// Writes a flat document under the root element `root`.
+pub fn write_rooted(root: &str, fields: &[(&str, Value<'_>)]) -> String {
+    let mut out = format!("<{root}>");
     for (name, value) in fields {
         out.push('<');
         out.push_str(name);
@@ -201,7 +211,9 @@ pub fn write(fields: &[(&str, Value<'_>)]) -> String {
         out.push_str(name);
         out.push('>');
     }
-    out.push_str("</xml>");
+    out.push_str("</");
+    out.push_str(root);
+    out.push('>');
     out
 }
 
