@@ -7,6 +7,7 @@
 //! `sign_type` only when the [`NotifyStyle`] says so.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -119,27 +120,41 @@ impl Sandbox {
             order.coupon_fee = coupon_fee.clamp(0, order.total_fee - 1);
             (key, transaction_id)
         };
-        let mode = lock(&self.state.accounts).notify_mode;
-        let copies = match mode {
-            NotifyMode::Drop => 0,
-            NotifyMode::Normal => 1,
-            NotifyMode::Duplicates(n) => n.max(1),
-        };
+        let copies = self.notify_copies();
         if copies > 0 {
             let sandbox = self.clone();
             let no = out_trade_no;
-            tokio::spawn(async move { sandbox.notify_until_acknowledged(&no, copies).await });
+            tokio::spawn(async move {
+                sandbox
+                    .deliver_until_acknowledged(&no, copies, || sandbox.send_notify(&no))
+                    .await;
+            });
         }
         Some(transaction_id)
     }
 
-    /// Sends the notify (`copies` at once on the first round) until a SUCCESS answer or the
-    /// retry schedule runs out.
-    async fn notify_until_acknowledged(&self, out_trade_no: &str, copies: u32) {
+    /// How many copies the first round of a notify sends, as the notify mode says; 0: none.
+    pub(super) fn notify_copies(&self) -> u32 {
+        match lock(&self.state.accounts).notify_mode {
+            NotifyMode::Drop => 0,
+            NotifyMode::Normal => 1,
+            NotifyMode::Duplicates(n) => n.max(1),
+        }
+    }
+
+    /// Delivers a notify as WeChat Pay does, whatever its kind (payment, refund): `copies` at
+    /// once on the first round, then one a round on the retry schedule, until an attempt gets a
+    /// SUCCESS answer or the schedule runs out. `send` makes one attempt (a fresh document each
+    /// time, as WeChat's nonce_str changes).
+    pub(super) async fn deliver_until_acknowledged<F, Fut>(&self, what: &str, copies: u32, send: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = bool>,
+    {
         let delays = self.state.cfg.notify_retry_delays_ms.clone();
         for round in 0..=delays.len() {
             let sends = if round == 0 { copies } else { 1 };
-            let attempts = (0..sends).map(|_| self.send_notify(out_trade_no));
+            let attempts = (0..sends).map(|_| send());
             let acknowledged = futures::future::join_all(attempts)
                 .await
                 .into_iter()
@@ -151,7 +166,7 @@ impl Sandbox {
                 tokio::time::sleep(Duration::from_millis(*delay)).await;
             }
         }
-        tracing::warn!(out_trade_no, "notify never acknowledged");
+        tracing::warn!(what, "notify never acknowledged");
     }
 
     /// One notify delivery; true when the merchant answered SUCCESS.
@@ -177,6 +192,11 @@ impl Sandbox {
     /// Posts any body as a notify (tests use it for malformed and hostile documents).
     pub async fn post_raw_notify(&self, url: &str, body: String) -> (bool, u16, String) {
         self.state.notifies_sent.fetch_add(1, Ordering::SeqCst);
+        self.post_xml(url, body).await
+    }
+
+    /// Posts a notify body, uncounted; returns (answered SUCCESS, HTTP status, body).
+    pub(super) async fn post_xml(&self, url: &str, body: String) -> (bool, u16, String) {
         let sent = self
             .state
             .http
