@@ -21,6 +21,8 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/notify-mode", post(notify_mode))
         .route("/_sandbox/notify-style", post(notify_style))
         .route("/_sandbox/trade-state", post(trade_state))
+        .route("/_sandbox/refund-mode", post(refund_mode))
+        .route("/_sandbox/settle-refund", post(settle_refund))
         .route("/_sandbox/dashscope/edit/settings", post(edit_settings))
         .route("/_sandbox/dashscope/edit/faults", post(edit_faults))
         .route("/_sandbox/dashscope/edit/stats", get(edit_stats))
@@ -77,6 +79,33 @@ async fn trade_state(
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND
+    }
+}
+
+async fn refund_mode(
+    State(sandbox): State<Sandbox>,
+    Json(mode): Json<crate::RefundMode>,
+) -> StatusCode {
+    sandbox.set_refund_mode(mode);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct SettleRefundIn {
+    out_refund_no: String,
+    /// SUCCESS, CHANGE or REFUNDCLOSE.
+    status: crate::RefundStatus,
+}
+
+/// Ends a held refund; 409 when it is unknown, already ended, or the status is PROCESSING.
+async fn settle_refund(
+    State(sandbox): State<Sandbox>,
+    Json(input): Json<SettleRefundIn>,
+) -> StatusCode {
+    if sandbox.settle_refund(&input.out_refund_no, input.status) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CONFLICT
     }
 }
 

@@ -11,10 +11,13 @@ mod imageedit;
 mod oauth;
 mod official_account;
 pub mod pay;
+mod secapi;
 pub mod user;
 
 pub use dashscope::{VisionAnswer, VisionFaults};
 pub use imageedit::{EditFaults, EditSettings, EditStats};
+pub use pay::{RefundMode, RefundStatus};
+pub use secapi::MerchantTls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -50,6 +53,12 @@ pub struct SandboxConfig {
     pub notify_retry_delays_ms: Vec<u64>,
     /// The DashScope API key the sandbox accepts (the photo service's DASHSCOPE_API_KEY).
     pub dashscope_api_key: String,
+    /// Port of the mutual-TLS listener for WeChat Pay's `secapi` calls, on the main listener's
+    /// IP; 0 picks a free port.
+    pub secapi_port: u16,
+    /// Host names the secapi server certificate names besides `localhost` and `127.0.0.1`
+    /// (compose: `sandbox`, the name the other containers reach it by).
+    pub secapi_hosts: Vec<String>,
 }
 
 impl Default for SandboxConfig {
@@ -66,6 +75,8 @@ impl Default for SandboxConfig {
             oauth_openid: "o_sandbox_user_1".into(),
             notify_retry_delays_ms: vec![100, 200, 400, 800, 1600, 3200],
             dashscope_api_key: "sk-sandbox-dashscope-0001".into(),
+            secapi_port: 0,
+            secapi_hosts: Vec::new(),
         }
     }
 }
@@ -118,6 +129,11 @@ pub struct Stats {
     pub vision_calls: u64,
     /// DashScope vision calls answered with a completion.
     pub vision_answers: u64,
+    /// `secapi/pay/refund` calls that passed the request checks.
+    pub refunds: u64,
+    pub refund_queries: u64,
+    /// Refund notify deliveries (every attempt).
+    pub refund_notifies_sent: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +158,9 @@ struct Accounts {
     oauth_codes: HashMap<String, (String, i64)>,
     notify_mode: NotifyMode,
     notify_style: pay::NotifyStyle,
+    /// Every refund, in the order they were asked for (refundquery numbers them so).
+    refunds: Vec<pay::Refund>,
+    refund_mode: RefundMode,
 }
 
 pub(crate) struct State {
@@ -156,6 +175,10 @@ pub(crate) struct State {
     close_orders: AtomicU64,
     notifies_sent: AtomicU64,
     oauth_exchanges: AtomicU64,
+    refunds: AtomicU64,
+    refund_queries: AtomicU64,
+    refund_notifies_sent: AtomicU64,
+    merchant_tls: MerchantTls,
     vision: dashscope::Vision,
     image_edit: imageedit::ImageEdit,
     http: reqwest::Client,
@@ -166,6 +189,7 @@ pub(crate) struct State {
 pub struct Sandbox {
     state: Arc<State>,
     addr: SocketAddr,
+    secapi_addr: SocketAddr,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,13 +200,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sandbox {
-    /// Starts the sandbox on `listener` in the background.
+    /// Starts the sandbox on `listener` in the background, and its mutual-TLS `secapi`
+    /// listener on the same IP at `cfg.secapi_port`.
     pub fn start(cfg: SandboxConfig, listener: TcpListener) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(std::io::Error::other)?;
+        let pki = secapi::issue(&cfg.mch_id, &cfg.secapi_hosts, addr.ip())?;
+        let secapi_listener = secapi::bind(SocketAddr::new(addr.ip(), cfg.secapi_port))?;
+        let secapi_addr = secapi_listener.local_addr()?;
         let state = Arc::new(State {
             cfg,
             faults: Mutex::new(Faults::default()),
@@ -195,10 +223,19 @@ impl Sandbox {
             close_orders: AtomicU64::new(0),
             notifies_sent: AtomicU64::new(0),
             oauth_exchanges: AtomicU64::new(0),
+            refunds: AtomicU64::new(0),
+            refund_queries: AtomicU64::new(0),
+            refund_notifies_sent: AtomicU64::new(0),
+            merchant_tls: pki.merchant,
             vision: dashscope::Vision::default(),
             image_edit: imageedit::ImageEdit::default(),
             http,
         });
+        let sandbox = Self {
+            state,
+            addr,
+            secapi_addr,
+        };
         let app = Router::new()
             .merge(official_account::routes())
             .merge(pay::routes())
@@ -206,16 +243,18 @@ impl Sandbox {
             .merge(dashscope::routes())
             .merge(imageedit::routes())
             .merge(control::routes())
-            .with_state(Sandbox {
-                state: Arc::clone(&state),
-                addr,
-            });
+            .with_state(sandbox.clone());
+        secapi::serve(
+            secapi_listener,
+            pki.server,
+            pay::secapi_routes().with_state(sandbox.clone()),
+        )?;
         tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
                 tracing::error!(error = %err, "sandbox stopped");
             }
         });
-        Ok(Self { state, addr })
+        Ok(sandbox)
     }
 
     /// Starts on a free loopback port.
@@ -232,6 +271,17 @@ impl Sandbox {
     /// The address it listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// The base URL of the mutual-TLS listener (WeChat Pay's `secapi` calls; it serves the other
+    /// pay calls too, as api.mch.weixin.qq.com does).
+    pub fn secapi_url(&self) -> String {
+        format!("https://{}", self.secapi_addr)
+    }
+
+    /// The CA, client certificate and key a merchant needs for [`Sandbox::secapi_url`].
+    pub fn merchant_tls(&self) -> MerchantTls {
+        self.state.merchant_tls.clone()
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -259,6 +309,9 @@ impl Sandbox {
             oauth_exchanges: self.state.oauth_exchanges.load(Ordering::SeqCst),
             vision_calls: self.state.vision.calls(),
             vision_answers: self.state.vision.answered(),
+            refunds: self.state.refunds.load(Ordering::SeqCst),
+            refund_queries: self.state.refund_queries.load(Ordering::SeqCst),
+            refund_notifies_sent: self.state.refund_notifies_sent.load(Ordering::SeqCst),
         }
     }
 

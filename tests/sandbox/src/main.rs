@@ -41,6 +41,18 @@ enum Command {
             default_value = "sk-sandbox-dashscope-0001"
         )]
         dashscope_api_key: String,
+        /// Port of the mutual-TLS listener for WeChat Pay's secapi calls (refunds), on the
+        /// listen address's IP; 0 picks a free one.
+        #[arg(long, env = "SANDBOX_SECAPI_PORT", default_value_t = 9901)]
+        secapi_port: u16,
+        /// Host names the secapi server certificate names besides localhost and 127.0.0.1
+        /// (comma-separated; compose: sandbox).
+        #[arg(long, env = "SANDBOX_SECAPI_HOSTS", value_delimiter = ',')]
+        secapi_hosts: Vec<String>,
+        /// Where to write the CA (ca.pem) and the merchant's client certificate and key
+        /// (apiclient_cert.pem, apiclient_key.pem) at start, for the merchant's refunds.
+        #[arg(long, env = "SANDBOX_TLS_DIR")]
+        tls_dir: Option<std::path::PathBuf>,
     },
     /// Scans a QR ticket as a WeChat user: the sandbox pushes the signed event to the gateway.
     Scan {
@@ -66,6 +78,16 @@ enum Command {
     },
 }
 
+/// Writes the files a merchant configures for WeChat Pay's secapi: the CA to trust, and
+/// apiclient_cert.pem / apiclient_key.pem as the merchant platform hands them out.
+fn write_tls(dir: &std::path::Path, tls: &sandbox::MerchantTls) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.pem"), &tls.ca_pem)?;
+    std::fs::write(dir.join("apiclient_cert.pem"), &tls.client_cert_pem)?;
+    std::fs::write(dir.join("apiclient_key.pem"), &tls.client_key_pem)?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
@@ -79,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
             mch_id,
             pay_key,
             dashscope_api_key,
+            secapi_port,
+            secapi_hosts,
+            tls_dir,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             // An empty WECHAT_AES_KEY (as compose passes an unset one) means plain mode.
@@ -91,10 +116,20 @@ async fn main() -> anyhow::Result<()> {
                 mch_id,
                 pay_key,
                 dashscope_api_key,
+                secapi_port,
+                secapi_hosts,
                 ..SandboxConfig::default()
             };
             let sandbox = Sandbox::start(cfg, listener)?;
-            tracing::info!(url = %sandbox.url(), "sandbox playing WeChat, WeChat Pay and DashScope");
+            if let Some(dir) = tls_dir {
+                write_tls(&dir, &sandbox.merchant_tls())?;
+                tracing::info!(dir = %dir.display(), "merchant TLS files written");
+            }
+            tracing::info!(
+                url = %sandbox.url(),
+                secapi = %sandbox.secapi_url(),
+                "sandbox playing WeChat, WeChat Pay and DashScope"
+            );
             tokio::signal::ctrl_c().await?;
             Ok(())
         }

@@ -1,5 +1,6 @@
 //! WeChat Pay API v2 as the merchant sees it: `pay/unifiedorder`, `pay/orderquery`,
-//! `pay/closeorder`, and the sandbox acting as a paying user (see `notify`).
+//! `pay/closeorder`, refunds (`secapi/pay/refund` on the mutual-TLS listener, `pay/refundquery`,
+//! the refund notify), and the sandbox acting as a paying user (see `notify`).
 //!
 //! Its wire behaviour follows WeChat Pay's documentation, not our client: answers are signed with
 //! the algorithm the request named (MD5 when it named none) and carry no `sign_type` field;
@@ -10,8 +11,12 @@
 
 mod notify;
 mod order;
+mod refund;
+mod refund_notify;
+mod refund_query;
 
 pub use order::{NotifyStyle, PayOrder, TradeState};
+pub use refund::{Refund, RefundMode, RefundStatus};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -26,19 +31,53 @@ use wechat_protocol::xml::{self, Value};
 
 use crate::{Sandbox, lock};
 
-pub(crate) fn routes() -> Router<Sandbox> {
+/// The calls both listeners serve.
+fn common_routes() -> Router<Sandbox> {
     Router::new()
         .route("/pay/unifiedorder", post(unified_order))
         .route("/pay/orderquery", post(order_query))
         .route("/pay/closeorder", post(close_order))
+        .route("/pay/refundquery", post(refund_query::refund_query))
+}
+
+/// The plain listener's pay calls: `secapi` answers as to a request without a certificate.
+pub(crate) fn routes() -> Router<Sandbox> {
+    common_routes().route(
+        "/secapi/pay/refund",
+        post(refund::refund_without_certificate),
+    )
+}
+
+/// The mutual-TLS listener's pay calls: the same, and the refund itself.
+pub(crate) fn secapi_routes() -> Router<Sandbox> {
+    common_routes().route("/secapi/pay/refund", post(refund::refund))
 }
 
 /// Fields WeChat Pay writes as bare numbers; everything else is CDATA.
 fn is_numeric_field(name: &str) -> bool {
     matches!(
         name,
-        "total_fee" | "cash_fee" | "coupon_fee" | "coupon_count" | "settlement_total_fee"
-    ) || name.starts_with("coupon_fee_")
+        "total_fee"
+            | "cash_fee"
+            | "coupon_fee"
+            | "coupon_count"
+            | "settlement_total_fee"
+            | "refund_fee"
+            | "cash_refund_fee"
+            | "coupon_refund_fee"
+            | "coupon_refund_count"
+            | "settlement_refund_fee"
+            | "refund_count"
+            | "total_refund_count"
+    ) || [
+        "coupon_fee_",
+        "refund_fee_",
+        "settlement_refund_fee_",
+        "coupon_refund_fee_",
+        "coupon_refund_count_",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Writes a WeChat Pay document as WeChat Pay does.

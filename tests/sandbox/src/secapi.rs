@@ -1,0 +1,137 @@
+//! WeChat Pay's `secapi` host: the calls that move money back (`/secapi/pay/refund`) need the
+//! merchant's client certificate (`apiclient_cert.pem` / `apiclient_key.pem`), so they are served
+//! on a second, mutual-TLS listener. At start the sandbox makes its own small PKI in memory: a
+//! CA, a server certificate for loopback (and the configured host names), and the merchant's
+//! client certificate, whose subject CN is the mch_id as on WeChat's `apiclient_cert.pem`. A
+//! client without a certificate from that CA fails the TLS handshake.
+//!
+//! WeChat's merchant keys are RSA 2048; these are ECDSA P-256 (the only kind ring generates).
+//! The files have the same form: PEM certificates and a PKCS#8 `PRIVATE KEY`, so a merchant
+//! loads them with the same code.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+/// What a merchant installs to call the sandbox's `secapi`: the CA to trust for the server, and
+/// its client certificate and key. All PEM.
+#[derive(Clone, Debug)]
+pub struct MerchantTls {
+    pub ca_pem: String,
+    /// `apiclient_cert.pem`.
+    pub client_cert_pem: String,
+    /// `apiclient_key.pem` (PKCS#8).
+    pub client_key_pem: String,
+}
+
+/// The issued PKI: the merchant's side and the server's TLS configuration.
+pub(crate) struct Pki {
+    pub merchant: MerchantTls,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+fn other(err: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::other(err)
+}
+
+/// Issues the CA, the server certificate (loopback plus `hosts`) and the client certificate for
+/// `mch_id`, and builds a server config that requires a client certificate from that CA.
+pub(crate) fn issue(mch_id: &str, hosts: &[String], ip: IpAddr) -> std::io::Result<Pki> {
+    let ca_key = KeyPair::generate().map_err(other)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Xintu sandbox WeChat Pay CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(other)?;
+    let ca = Issuer::new(ca_params, ca_key);
+
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+        names.push(ip.to_string());
+    }
+    for host in hosts {
+        if !host.is_empty() && !names.contains(host) {
+            names.push(host.clone());
+        }
+    }
+    let server_key = KeyPair::generate().map_err(other)?;
+    let mut server_params = CertificateParams::new(names).map_err(other)?;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "api.mch.weixin.qq.com (sandbox)");
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server_params.signed_by(&server_key, &ca).map_err(other)?;
+
+    let client_key = KeyPair::generate().map_err(other)?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
+    // WeChat's apiclient_cert.pem names the merchant by its mch_id.
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, mch_id);
+    client_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "微信商户系统");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &ca).map_err(other)?;
+
+    // Explicitly ring, the provider reqwest's rustls uses: nothing depends on a process default.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).map_err(other)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(other)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+    let chain: Vec<CertificateDer<'static>> = vec![server_cert.der().clone()];
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(other)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(other)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+    Ok(Pki {
+        merchant: MerchantTls {
+            ca_pem: ca_cert.pem(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
+        },
+        server: Arc::new(server),
+    })
+}
+
+/// Binds the mutual-TLS listener on `addr` (port 0: any free port); returns its address.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr)
+}
+
+/// Serves `app` over mutual TLS on `listener` in the background.
+pub(crate) fn serve(
+    listener: std::net::TcpListener,
+    server: Arc<rustls::ServerConfig>,
+    app: Router,
+) -> std::io::Result<()> {
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(server);
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)?;
+    tokio::spawn(async move {
+        if let Err(err) = server.serve(app.into_make_service()).await {
+            tracing::error!(error = %err, "sandbox secapi listener stopped");
+        }
+    });
+    Ok(())
+}
