@@ -13,9 +13,10 @@ use wechat_protocol::xml::Value;
 use super::{RefundStatus, document, nonce_str};
 use crate::Sandbox;
 
-/// Where the money went back to (`refund_recv_accout`, WeChat's spelling), as captured refund
-/// answers write it for a balance payment.
-pub(super) const RECEIVED_BY: &str = "支付用户的零钱";
+/// Where the money went back to (`refund_recv_accout`, WeChat's spelling). The sandbox's
+/// payments are by CMB credit card (`bank_type` CMB_CREDIT), and a refund to one reads like this
+/// in bittercoffeetech/wechat-trade-js's captured refund notify.
+pub(super) const RECEIVED_BY: &str = "招商银行信用卡0038";
 
 impl Sandbox {
     /// The refund notify WeChat Pay sends for an ended refund (for tests that tamper with it or
@@ -26,30 +27,25 @@ impl Sandbox {
         let refund_fee = refund.refund_fee.to_string();
         let settlement_total_fee = refund.cash_fee.to_string();
         let settlement_refund_fee = refund.cash_refund_fee.to_string();
-        let number = |text: &str| {
-            text.parse::<i64>()
-                .map(Value::Number)
-                .unwrap_or(Value::Text(""))
-        };
+        let success_time = refund.success_time.clone().unwrap_or_default();
+        // The captured notify's details (bittercoffeetech/wechat-trade-js, decrypted) write the
+        // amounts as text, not bare numbers, and carry both settlement amounts even without a
+        // coupon.
         let mut details: Vec<(&str, Value<'_>)> = vec![
             ("transaction_id", Value::Text(&refund.transaction_id)),
             ("out_trade_no", Value::Text(&refund.out_trade_no)),
             ("refund_id", Value::Text(&refund.refund_id)),
             ("out_refund_no", Value::Text(&refund.out_refund_no)),
-            ("total_fee", number(&total_fee)),
-            ("refund_fee", number(&refund_fee)),
-            // Less non-cash coupons: with none, the refund itself.
-            ("settlement_refund_fee", number(&settlement_refund_fee)),
+            ("total_fee", Value::Text(&total_fee)),
+            ("settlement_total_fee", Value::Text(&settlement_total_fee)),
+            ("refund_fee", Value::Text(&refund_fee)),
+            ("settlement_refund_fee", Value::Text(&settlement_refund_fee)),
             ("refund_status", Value::Text(refund.status.as_str())),
             ("refund_recv_accout", Value::Text(RECEIVED_BY)),
             ("refund_account", Value::Text(&refund.refund_account)),
             // The refund came in through the API, not the merchant platform.
             ("refund_request_source", Value::Text("API")),
         ];
-        if refund.cash_fee != refund.total_fee {
-            details.push(("settlement_total_fee", number(&settlement_total_fee)));
-        }
-        let success_time = refund.success_time.clone().unwrap_or_default();
         if refund.status == RefundStatus::Success {
             details.push(("success_time", Value::Text(&success_time)));
         }
