@@ -1,6 +1,7 @@
 //! The sandbox: plays the WeChat official-account API on loopback with its real wire formats,
 //! error codes and injectable faults, and acts as a WeChat user (scan a QR code: a signed
-//! subscribe or SCAN push to the gateway, plain or safe mode). It also plays WeChat Pay and
+//! subscribe or SCAN push to the gateway, plain or safe mode). It also plays WeChat Pay (with
+//! refunds on a second, mutual-TLS listener, as `secapi` needs the merchant's certificate) and
 //! DashScope (Qwen-VL vision; image editing with wanx2.1 tasks and qwen-image-edit). Tests start
 //! it in-process; the local demo runs the `sandbox` binary. Production config refuses its
 //! addresses.
@@ -209,7 +210,7 @@ impl Sandbox {
             .build()
             .map_err(std::io::Error::other)?;
         let pki = secapi::issue(&cfg.mch_id, &cfg.secapi_hosts, addr.ip())?;
-        let secapi_listener = secapi::bind(SocketAddr::new(addr.ip(), cfg.secapi_port))?;
+        let secapi_listener = std::net::TcpListener::bind((addr.ip(), cfg.secapi_port))?;
         let secapi_addr = secapi_listener.local_addr()?;
         let state = Arc::new(State {
             cfg,

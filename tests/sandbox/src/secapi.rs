@@ -9,7 +9,7 @@
 //! The files have the same form: PEM certificates and a PKCS#8 `PRIVATE KEY`, so a merchant
 //! loads them with the same code.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -113,11 +113,6 @@ pub(crate) fn issue(mch_id: &str, hosts: &[String], ip: IpAddr) -> std::io::Resu
         },
         server: Arc::new(server),
     })
-}
-
-/// Binds the mutual-TLS listener on `addr` (port 0: any free port); returns its address.
-pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(addr)
 }
 
 /// Serves `app` over mutual TLS on `listener` in the background.
