@@ -94,7 +94,9 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | E::MembershipActive
         | E::InsufficientCredits
         | E::HoldSettled
-        | E::ReferenceConflict => StatusCode::CONFLICT,
+        | E::ReferenceConflict
+        | E::NotRefundable
+        | E::CreditsSpent => StatusCode::CONFLICT,
         E::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         E::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         // Well-formed as a request, but the bytes cannot be read as a photo.
@@ -117,6 +119,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | E::CreditsUnavailable
         | E::MembershipUnavailable
         | E::EditsNotConfigured
+        | E::RefundsNotConfigured
         | E::AdminUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         E::ServiceTimeout => StatusCode::GATEWAY_TIMEOUT,
         E::Internal | E::ServiceTokenRefused => StatusCode::INTERNAL_SERVER_ERROR,

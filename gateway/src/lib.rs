@@ -239,6 +239,10 @@ pub fn app(state: AppState) -> Router {
             get(routes::payment::get_order),
         )
         .route("/api/v1/payment/notify", post(routes::payment::notify))
+        .route(
+            "/api/v1/payment/refund-notify",
+            post(routes::payment::refund_notify),
+        )
         .route("/api/v1/location", get(routes::location::locate))
         .route(
             "/api/v1/location/batch",

@@ -77,6 +77,10 @@ pub enum ErrorCode {
     HoldSettled,
     /// A reference used before for a different request.
     ReferenceConflict,
+    /// Only a paid order with money left on it can be refunded.
+    NotRefundable,
+    /// A refund would take back credits the user has already spent.
+    CreditsSpent,
 
     // WeChat's pushes to us.
     InvalidSignature,
@@ -113,6 +117,8 @@ pub enum ErrorCode {
     CreditsUnavailable,
     MembershipUnavailable,
     EditsNotConfigured,
+    /// Refunds need the merchant's client certificate, which is not configured.
+    RefundsNotConfigured,
 
     /// A service did not answer within its deadline.
     ServiceTimeout,

@@ -144,6 +144,7 @@
     if (tab === 'orders') loadOrders();
     if (tab === 'bindings') loadBindings();
     if (tab === 'audit') loadAudit();
+    if (tab === 'refunds') loadRefunds();
   }
   $('tabs').addEventListener('click', function (ev) {
     var b = ev.target.closest('.tab');
@@ -268,7 +269,7 @@
   // ---- tables ----
   // ---- list pages and CSV export ----
   var PAGE_SIZE = 50;
-  var offsets = { users: 0, orders: 0, bindings: 0, audit: 0 };
+  var offsets = { users: 0, orders: 0, bindings: 0, audit: 0, refunds: 0 };
   // The list's filter as query parameters ('' or 'a=b&…'); the export link carries it too.
   function listPath(name, filter) {
     var page = 'offset=' + offsets[name] + '&limit=' + PAGE_SIZE;
@@ -316,20 +317,93 @@
   var ORDER_TYPE = { member: '会员', credits: '额度' };
   function loadOrders() {
     var tbody = $('orders');
-    loadingRow(tbody, 8);
+    loadingRow(tbody, 10);
     var status = $('orders-status').value;
     api('GET', listPath('orders', status ? 'status=' + encodeURIComponent(status) : '')).then(function (r) {
-      if (r.status !== 200) { rowError(tbody, 8, r); return; }
+      if (r.status !== 200) { rowError(tbody, 10, r); return; }
       set('orders-total', '共 ' + num(r.body.total) + ' 笔订单');
       showPager('orders', r.body.total, r.body.orders.length);
-      rows(tbody, 8, r.body.orders, function (o) {
+      rows(tbody, 10, r.body.orders, function (o) {
         var s = ORDER_STATUS[o.status] || [o.status, ''];
+        var left = o.total_fee - (o.refunded_fee || 0);
+        var action = o.status === 'paid' && left > 0 ?
+          '<button class="btn ghost small refund" type="button" data-order="' + esc(o.order_no) + '" data-left="' + esc(left) + '">退款</button>' : '';
         return '<tr><td>' + esc(o.order_no) + '</td><td>' + esc(o.openid) + '</td><td>' + esc(ORDER_TYPE[o.order_type] || o.order_type) +
-          '</td><td class="num">' + yuan(o.total_fee) + '</td><td class="num">' + (o.credits_amount ? num(o.credits_amount) : '—') +
-          '</td><td><span class="tag ' + s[1] + '">' + esc(s[0]) + '</span></td><td>' + esc(time(o.created_at)) + '</td><td>' + esc(time(o.paid_at)) + '</td></tr>';
+          '</td><td class="num">' + yuan(o.total_fee) + '</td><td class="num">' + (o.refunded_fee ? yuan(o.refunded_fee) : '—') +
+          '</td><td class="num">' + (o.credits_amount ? num(o.credits_amount) : '—') +
+          '</td><td><span class="tag ' + s[1] + '">' + esc(s[0]) + '</span></td><td>' + esc(time(o.created_at)) + '</td><td>' + esc(time(o.paid_at)) +
+          '</td><td>' + action + '</td></tr>';
       });
     });
   }
+
+  // ---- refunds: from a paid order's row ----
+  var refunding = null;
+  $('orders').addEventListener('click', function (ev) {
+    var button = ev.target.closest('button.refund');
+    if (!button) return;
+    refunding = { order: button.getAttribute('data-order'), left: Number(button.getAttribute('data-left')) };
+    set('refund-order', refunding.order);
+    set('refund-left', '可退金额：' + yuan(refunding.left));
+    $('refund-amount').value = (refunding.left / 100).toFixed(2);
+    $('refund-amount').max = (refunding.left / 100).toFixed(2);
+    $('refund-reason').value = '';
+    $('refund-result').hidden = true;
+    $('refund-form').hidden = false;
+    $('refund-reason').focus();
+  });
+  $('refund-cancel').addEventListener('click', function () { $('refund-form').hidden = true; refunding = null; });
+  var REFUND_STATUS = { pending: ['待确认', 'warn'], processing: ['退款中', 'warn'], success: ['已退款', 'ok'], failed: ['未成功，已恢复', 'err'], abnormal: ['异常，需人工处理', 'err'] };
+  $('refund-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (!refunding) return;
+    var out = $('refund-result');
+    var fen = Math.round(Number($('refund-amount').value) * 100);
+    var reason = $('refund-reason').value.trim();
+    var problem = !(fen > 0) ? '请填写退款金额' : fen > refunding.left ? '退款金额不能超过 ' + yuan(refunding.left) : !reason ? '请填写退款原因' : '';
+    if (problem) {
+      out.className = 'result err'; out.dataset.kind = 'invalid'; out.textContent = problem; out.hidden = false; return;
+    }
+    $('refund-submit').disabled = true;
+    api('POST', '/api/v1/admin/orders/' + encodeURIComponent(refunding.order) + '/refunds', { refund_fee: fen, reason: reason }).then(function (r) {
+      $('refund-submit').disabled = false;
+      if (r.status === 401) { failed(r); return; }
+      if (r.status === 200) {
+        var s = REFUND_STATUS[r.body.status] || [r.body.status, ''];
+        out.className = 'result ok';
+        out.dataset.kind = 'ok';
+        out.innerHTML = '已提交退款 ' + esc(yuan(r.body.refund_fee)) + '（' + esc(r.body.refund_no) + '），状态：<b id="refund-status">' + esc(s[0]) +
+          '</b>；收回额度 ' + esc(num(r.body.credits_taken)) + (r.body.membership_days ? '，会员缩短 ' + esc(r.body.membership_days) + ' 天' : '');
+        refunding.left -= r.body.refund_fee;
+        set('refund-left', '可退金额：' + yuan(refunding.left));
+        loadOrders();
+      } else {
+        out.className = 'result err';
+        out.dataset.kind = 'error';
+        out.textContent = '退款失败：' + describe(r) + '（' + r.code + '）';
+      }
+      out.hidden = false;
+    });
+  });
+
+  function loadRefunds() {
+    var tbody = $('refunds');
+    loadingRow(tbody, 11);
+    api('GET', listPath('refunds', '')).then(function (r) {
+      if (r.status !== 200) { rowError(tbody, 11, r); return; }
+      set('refunds-total', '共 ' + num(r.body.total) + ' 笔退款');
+      showPager('refunds', r.body.total, r.body.refunds.length);
+      rows(tbody, 11, r.body.refunds, function (x) {
+        var s = REFUND_STATUS[x.status] || [x.status, ''];
+        return '<tr><td>' + esc(x.refund_no) + '</td><td>' + esc(x.order_no) + '</td><td>' + esc(x.openid || '—') + '</td><td class="num">' + yuan(x.refund_fee) +
+          '</td><td class="num">' + num(x.credits_taken) + '</td><td class="num">' + (x.membership_days ? num(x.membership_days) : '—') +
+          '</td><td><span class="tag ' + s[1] + '" title="' + esc(x.failure || '') + '">' + esc(s[0]) + '</span></td><td>' + esc(x.reason) +
+          '</td><td>' + esc(x.admin) + '</td><td>' + esc(time(x.created_at)) + '</td><td>' + esc(time(x.settled_at)) + '</td></tr>';
+      });
+    });
+  }
+  $('refunds-refresh').addEventListener('click', loadRefunds);
+  wirePager('refunds', loadRefunds);
   $('orders-status').addEventListener('change', function () { offsets.orders = 0; loadOrders(); });
   wirePager('orders', loadOrders);
 
@@ -352,7 +426,7 @@
   $('bindings-refresh').addEventListener('click', loadBindings);
   wirePager('bindings', loadBindings);
 
-  var AUDIT_ACTION = { adjust_credits: '人工调整', grant: '服务发放' };
+  var AUDIT_ACTION = { adjust_credits: '人工调整', grant: '服务发放', refund: '退款' };
   function loadAudit() {
     var tbody = $('audit');
     loadingRow(tbody, 8);

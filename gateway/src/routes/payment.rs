@@ -209,17 +209,46 @@ fn pay_reply(status: StatusCode, success: bool, message: &str) -> Response {
         (status = 503, content_type = "text/xml", body = String,
             description = "FAIL: not applied now; WeChat Pay retries")))]
 pub async fn notify(State(state): State<AppState>, body: Body) -> Response {
+    relay_notify(&state, body, PayNotify::Payment).await
+}
+
+/// WeChat Pay's refund notify: its details are encrypted with the merchant's API key (there is
+/// no signature); the membership service decrypts, checks and applies them.
+#[utoipa::path(post, path = "/api/v1/payment/refund-notify", tag = "called by WeChat Pay",
+    request_body(content = String, content_type = "text/xml",
+        description = "WeChat Pay v2's refund notify with its encrypted `req_info`"),
+    responses(
+        (status = 200, content_type = "text/xml", body = String,
+            description = "`<xml><return_code>SUCCESS</return_code>…</xml>`: applied, or applied before"),
+        (status = 200, content_type = "text/xml", body = String,
+            description = "FAIL: malformed XML, a req_info that does not decrypt under our key, an unknown refund or another amount; nothing changed"),
+        (status = 413, content_type = "text/xml", body = String, description = "FAIL: body too large"),
+        (status = 503, content_type = "text/xml", body = String,
+            description = "FAIL: not applied now; WeChat Pay retries")))]
+pub async fn refund_notify(State(state): State<AppState>, body: Body) -> Response {
+    relay_notify(&state, body, PayNotify::Refund).await
+}
+
+#[derive(Clone, Copy)]
+enum PayNotify {
+    Payment,
+    Refund,
+}
+
+async fn relay_notify(state: &AppState, body: Body, kind: PayNotify) -> Response {
     let limit = wechat_protocol::xml::MAX_BODY_BYTES;
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return pay_reply(StatusCode::PAYLOAD_TOO_LARGE, false, "body too large");
     };
     let mut orders = state.clients.order.clone();
-    match orders
-        .handle_pay_notify(pb::HandlePayNotifyRequest {
-            body: body.to_vec(),
-        })
-        .await
-    {
+    let request = pb::HandlePayNotifyRequest {
+        body: body.to_vec(),
+    };
+    let answer = match kind {
+        PayNotify::Payment => orders.handle_pay_notify(request).await,
+        PayNotify::Refund => orders.handle_refund_notify(request).await,
+    };
+    match answer {
         Ok(answer) => {
             let answer = answer.into_inner();
             pay_reply(StatusCode::OK, answer.success, &answer.message)

@@ -110,6 +110,19 @@ impl Admin {
             .await?)
     }
 
+    pub async fn refunds(
+        &self,
+        out_trade_no: Option<&str>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<store::refunds::RefundListRow>, i64), MembershipError> {
+        let (offset, limit) = page_bounds(offset, limit);
+        Ok(self
+            .pools
+            .read(|pool| store::refunds::list(pool, out_trade_no, offset, limit))
+            .await?)
+    }
+
     /// One audited ledger row `admin_adjust`, referenced by the audit id; never below zero.
     pub async fn adjust_credits(
         &self,

@@ -30,6 +30,11 @@ pub struct MembershipConfig {
     pub wechatpay_notify_url: String,
     pub wechatpay_sign_type: String,
     pub wechatpay_timeout_ms: u64,
+    pub wechatpay_refund_notify_url: String,
+    pub wechatpay_cert_path: String,
+    pub wechatpay_key_path: String,
+    pub wechatpay_secapi_base: String,
+    pub wechatpay_secapi_ca_path: String,
     pub member_price_fen: i64,
     pub member_days: u32,
     pub member_bonus_credits: i64,
@@ -66,6 +71,17 @@ impl MembershipConfig {
         Ok(platform::config::defaults_only(DEFAULTS)?)
     }
 
+    /// Where refund notifies go: as configured, or beside the pay notify.
+    pub fn refund_notify_url(&self) -> String {
+        if !self.wechatpay_refund_notify_url.is_empty() {
+            return self.wechatpay_refund_notify_url.clone();
+        }
+        url::Url::parse(&self.wechatpay_notify_url)
+            .and_then(|notify| notify.join("refund-notify"))
+            .map(String::from)
+            .unwrap_or_default()
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(60..=2_592_000).contains(&self.qrcode_expire_seconds) {
             return Err(ConfigError::Invalid(
@@ -84,6 +100,12 @@ impl MembershipConfig {
                 .https_url("WECHAT_MP_BASE", &self.wechat_mp_base)
                 .https_url("WECHATPAY_API_BASE", &self.wechatpay_api_base)
                 .https_url("WECHATPAY_NOTIFY_URL", &self.wechatpay_notify_url)
+                .https_url("WECHATPAY_REFUND_NOTIFY_URL", &self.refund_notify_url())
+                .require(
+                    "WECHATPAY_SECAPI_CA_PATH",
+                    self.wechatpay_secapi_ca_path.is_empty(),
+                    "must be empty: it trusts a private test endpoint",
+                )
                 // An official account's AppSecret and a merchant's API key are 32 characters.
                 .secret("WECHAT_SECRET", self.wechat_secret.expose_secret(), 32)
                 .secret(
@@ -92,7 +114,16 @@ impl MembershipConfig {
                     32,
                 )
                 .service_token(&self.service_token);
+            if !self.wechatpay_secapi_base.is_empty() {
+                check.https_url("WECHATPAY_SECAPI_BASE", &self.wechatpay_secapi_base);
+            }
             check.finish()?;
+        }
+        if self.wechatpay_cert_path.is_empty() != self.wechatpay_key_path.is_empty() {
+            return Err(ConfigError::Invalid(
+                "WECHATPAY_CERT_PATH and WECHATPAY_KEY_PATH go together: set both or neither"
+                    .into(),
+            ));
         }
         if self.member_price_fen <= 0 || self.credit_unit_fen <= 0 {
             return Err(ConfigError::Invalid("prices must be positive fen".into()));
@@ -147,6 +178,22 @@ mod tests {
         cfg.validate().unwrap();
         cfg.wechatpay_api_key = SecretString::from("1900009191".to_owned());
         assert!(cfg.validate().is_err(), "an API key is 32 characters");
+    }
+
+    #[test]
+    fn refund_notifies_go_beside_the_pay_notify_unless_configured() {
+        let mut cfg = MembershipConfig::defaults().unwrap();
+        cfg.wechatpay_notify_url = "https://www.xintuxiangce.top/api/v1/payment/notify".into();
+        assert_eq!(
+            cfg.refund_notify_url(),
+            "https://www.xintuxiangce.top/api/v1/payment/refund-notify"
+        );
+        cfg.wechatpay_refund_notify_url = "https://pay.example.cn/refunds".into();
+        assert_eq!(cfg.refund_notify_url(), "https://pay.example.cn/refunds");
+        cfg.wechatpay_cert_path = "/etc/xintu/apiclient_cert.pem".into();
+        assert!(cfg.validate().is_err(), "a certificate without its key");
+        cfg.wechatpay_key_path = "/etc/xintu/apiclient_key.pem".into();
+        cfg.validate().unwrap();
     }
 
     #[test]

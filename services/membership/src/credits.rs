@@ -342,9 +342,10 @@ impl Credits {
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
             if ledger::grant_once(&mut tx, user_id, amount, reason, reference).await? {
-                store::admin::audit_grant(
+                store::admin::audit_referenced(
                     &mut tx,
-                    &store::admin::GrantAuditRow {
+                    &store::admin::ReferencedAuditRow {
+                        action: "grant",
                         actor: audit.actor,
                         user_id,
                         delta: amount,

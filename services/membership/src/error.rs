@@ -26,6 +26,12 @@ pub enum MembershipError {
     InvalidOAuthCode,
     #[error("the client is bound; refresh it with its current token, or sign it out first")]
     ClientBound,
+    #[error("only a paid order can be refunded; this one is {0}")]
+    NotRefundable(&'static str),
+    #[error(
+        "the user has spent credits this refund would take back: at most {refundable_fen} fen can be refunded now"
+    )]
+    CreditsSpent { refundable_fen: i64 },
     #[error(transparent)]
     WechatPay(#[from] crate::wechatpay::PayError),
     #[error(transparent)]
@@ -47,6 +53,8 @@ impl MembershipError {
             Self::ReferenceConflict(_) => "reference_conflict",
             Self::InvalidOAuthCode => "invalid_oauth_code",
             Self::ClientBound => "client_bound",
+            Self::NotRefundable(_) => "not_refundable",
+            Self::CreditsSpent { .. } => "credits_spent",
             Self::WechatPay(_) => "wechatpay_unavailable",
             Self::Wechat(_) => "wechat_unavailable",
             Self::Database(db) if platform::db::is_unavailable(db) => "database_unavailable",
@@ -104,6 +112,21 @@ impl From<MembershipError> for tonic::Status {
             MembershipError::InvalidOAuthCode => status(
                 Code::Unauthenticated,
                 ErrorCode::InvalidOauthCode,
+                err.to_string(),
+            ),
+            MembershipError::NotRefundable(_) => status(
+                Code::FailedPrecondition,
+                ErrorCode::NotRefundable,
+                err.to_string(),
+            ),
+            MembershipError::CreditsSpent { .. } => status(
+                Code::FailedPrecondition,
+                ErrorCode::CreditsSpent,
+                err.to_string(),
+            ),
+            MembershipError::WechatPay(crate::wechatpay::PayError::NoCertificate) => status(
+                Code::FailedPrecondition,
+                ErrorCode::RefundsNotConfigured,
                 err.to_string(),
             ),
             MembershipError::WechatPay(pay) => {

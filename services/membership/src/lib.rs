@@ -43,9 +43,9 @@ use crate::credits::Credits;
 use crate::domain::pricing::PriceList;
 use crate::freshness::Freshness;
 use crate::members::Members;
-use crate::orders::{OrderRules, Orders};
+use crate::orders::{OrderRules, Orders, ReconcileReport};
 use crate::wechat::{WechatApi, WechatSettings};
-use crate::wechatpay::{PayClient, PaySettings};
+use crate::wechatpay::{PayClient, PaySettings, SecapiSettings};
 
 /// This service's migrations, run only by `membership-svc migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -73,6 +73,33 @@ pub struct Membership {
     pub orders: Orders,
     pub credits: Credits,
     pub admin: admin::Admin,
+}
+
+/// The merchant certificate, read once at start: a configured file that cannot be read stops the
+/// service with the path named, rather than failing the first refund.
+fn secapi_settings(cfg: &MembershipConfig) -> anyhow::Result<Option<SecapiSettings>> {
+    if cfg.wechatpay_cert_path.is_empty() {
+        return Ok(None);
+    }
+    let read = |variable: &str, path: &str| {
+        std::fs::read(path).map_err(|err| anyhow::anyhow!("{variable}={path}: {err}"))
+    };
+    let mut identity = read("WECHATPAY_CERT_PATH", &cfg.wechatpay_cert_path)?;
+    identity.push(b'\n');
+    identity.extend(read("WECHATPAY_KEY_PATH", &cfg.wechatpay_key_path)?);
+    let extra_root_pem = match cfg.wechatpay_secapi_ca_path.as_str() {
+        "" => None,
+        path => Some(read("WECHATPAY_SECAPI_CA_PATH", path)?),
+    };
+    let base = match cfg.wechatpay_secapi_base.as_str() {
+        "" => cfg.wechatpay_api_base.clone(),
+        base => base.to_owned(),
+    };
+    Ok(Some(SecapiSettings {
+        base,
+        identity_pem: identity.into(),
+        extra_root_pem,
+    }))
 }
 
 impl Membership {
@@ -106,6 +133,8 @@ impl Membership {
             sign_type,
             notify_url: cfg.wechatpay_notify_url.clone(),
             timeout: Duration::from_millis(cfg.wechatpay_timeout_ms),
+            refund_notify_url: cfg.refund_notify_url(),
+            secapi: secapi_settings(cfg)?,
         })?;
         // Remembered longer than any replica lag we accept, and than a QR code lives.
         let freshness = Freshness::new(
@@ -179,6 +208,7 @@ impl Membership {
         )))
         .add_service(AdminServiceServer::new(grpc::AdminGrpc::new(
             self.admin.clone(),
+            self.orders.clone(),
         )))
     }
 
@@ -196,7 +226,7 @@ impl Membership {
             let orders = orders.clone();
             async move {
                 match orders.reconcile_once().await {
-                    Ok(report) if report.checked > 0 => {
+                    Ok(report) if report != ReconcileReport::default() => {
                         tracing::info!(?report, "reconciler round");
                     }
                     Ok(_) => {}

@@ -259,6 +259,12 @@ impl System {
             shutdown.child_token(),
         )
         .await;
+        // The merchant certificate for refunds, as files, like the merchant platform's download.
+        let tls_dir = std::env::temp_dir().join(format!("xintu-e2e-tls-{redis_prefix}"));
+        sandbox
+            .merchant_tls()
+            .write_to(&tls_dir)
+            .expect("merchant TLS files");
         let mut membership_urls = Vec::new();
         let mut membership_tasks = Vec::new();
         for _ in 0..options.memberships.max(1) {
@@ -285,6 +291,10 @@ impl System {
             cfg.wechatpay_mch_id = sandbox_cfg.mch_id.clone();
             cfg.wechatpay_api_key = SecretString::from(sandbox_cfg.pay_key.clone());
             cfg.wechatpay_notify_url = format!("{}/api/v1/payment/notify", gateway_urls[0]);
+            cfg.wechatpay_secapi_base = sandbox.secapi_url();
+            cfg.wechatpay_secapi_ca_path = tls_dir.join("ca.pem").display().to_string();
+            cfg.wechatpay_cert_path = tls_dir.join("apiclient_cert.pem").display().to_string();
+            cfg.wechatpay_key_path = tls_dir.join("apiclient_key.pem").display().to_string();
             cfg.wechatpay_sign_type = options.wechatpay_sign_type.as_str().to_owned();
             cfg.reconcile_interval_ms = options.reconcile_interval_ms;
             cfg.reconcile_query_after_secs = options.reconcile_query_after_secs;
@@ -604,6 +614,7 @@ impl System {
 }
 
 /// Rows and balances read straight from the primary, for assertions.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub users: i64,
     pub remaining_credits: Option<i64>,

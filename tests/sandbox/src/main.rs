@@ -78,16 +78,6 @@ enum Command {
     },
 }
 
-/// Writes the files a merchant configures for WeChat Pay's secapi: the CA to trust, and
-/// apiclient_cert.pem / apiclient_key.pem as the merchant platform hands them out.
-fn write_tls(dir: &std::path::Path, tls: &sandbox::MerchantTls) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ca.pem"), &tls.ca_pem)?;
-    std::fs::write(dir.join("apiclient_cert.pem"), &tls.client_cert_pem)?;
-    std::fs::write(dir.join("apiclient_key.pem"), &tls.client_key_pem)?;
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
@@ -122,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let sandbox = Sandbox::start(cfg, listener)?;
             if let Some(dir) = tls_dir {
-                write_tls(&dir, &sandbox.merchant_tls())?;
+                sandbox.merchant_tls().write_to(&dir)?;
                 tracing::info!(dir = %dir.display(), "merchant TLS files written");
             }
             tracing::info!(

@@ -32,6 +32,19 @@ pub struct MerchantTls {
     pub client_key_pem: String,
 }
 
+impl MerchantTls {
+    /// Writes the files a merchant configures for WeChat Pay's secapi into `dir`: `ca.pem` (the
+    /// CA to trust), and `apiclient_cert.pem` / `apiclient_key.pem` as the merchant platform
+    /// hands them out.
+    pub fn write_to(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("ca.pem"), &self.ca_pem)?;
+        std::fs::write(dir.join("apiclient_cert.pem"), &self.client_cert_pem)?;
+        std::fs::write(dir.join("apiclient_key.pem"), &self.client_key_pem)?;
+        Ok(())
+    }
+}
+
 /// The issued PKI: the merchant's side and the server's TLS configuration.
 pub(crate) struct Pki {
     pub merchant: MerchantTls,

@@ -23,6 +23,8 @@ pub struct ListQuery {
     pub openid: Option<String>,
     /// Orders only: `notpay`, `paid`, `closed`, `failed`.
     pub status: Option<String>,
+    /// Refunds only: one order's refunds.
+    pub order_no: Option<String>,
     #[serde(default)]
     pub offset: u32,
     /// 50 by default, at most 200.
@@ -224,6 +226,7 @@ pub async fn orders(
             "created_at",
             "paid_at",
             "transaction_id",
+            "refunded_fee",
         ],
         state: &state,
         query: &query,
@@ -253,6 +256,7 @@ pub async fn orders(
                     "created_at": rfc3339_if_set(o.created_at_unix),
                     "paid_at": rfc3339_if_set(o.paid_at_unix),
                     "transaction_id": o.transaction_id,
+                    "refunded_fee": o.refunded_fee,
                 })
             })
             .collect();
@@ -372,6 +376,75 @@ pub async fn audit(
         Ok(Page {
             total: answer.total,
             rows,
+        })
+    })
+    .await
+}
+
+/// A refund as the admin API shows it.
+pub fn refund_json(r: membership::Refund) -> Value {
+    json!({
+        "refund_no": r.refund_no,
+        "order_no": r.order_no,
+        "openid": Some(r.openid).filter(|o| !o.is_empty()),
+        "refund_fee": r.refund_fee,
+        "credits_taken": r.credits_taken,
+        "membership_days": r.membership_days,
+        "status": r.status,
+        "refund_id": Some(r.refund_id).filter(|id| !id.is_empty()),
+        "reason": r.reason,
+        "admin": r.admin,
+        "failure": Some(r.failure).filter(|f| !f.is_empty()),
+        "created_at": rfc3339_if_set(r.created_at_unix),
+        "settled_at": rfc3339_if_set(r.settled_at_unix),
+    })
+}
+
+/// Refunds, newest first (`order_no` for one order's), with what each took back and how it
+/// stands at WeChat Pay.
+#[utoipa::path(get, path = "/api/v1/admin/refunds", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `refunds`; with format=csv, all of them as a file"),
+        (status = 400), (status = 401), (status = 503)))]
+pub async fn refunds(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let list = List {
+        name: "refunds",
+        columns: &[
+            "refund_no",
+            "order_no",
+            "openid",
+            "refund_fee",
+            "credits_taken",
+            "membership_days",
+            "status",
+            "refund_id",
+            "reason",
+            "admin",
+            "failure",
+            "created_at",
+            "settled_at",
+        ],
+        state: &state,
+        query: &query,
+    };
+    list.answer(async |state, query, page| {
+        let answer = state
+            .clients
+            .admin
+            .clone()
+            .list_refunds(membership::ListRefundsRequest {
+                order_no: query.order_no.clone().unwrap_or_default(),
+                page: Some(page),
+            })
+            .await?
+            .into_inner();
+        Ok(Page {
+            total: answer.total,
+            rows: answer.refunds.into_iter().map(refund_json).collect(),
         })
     })
     .await

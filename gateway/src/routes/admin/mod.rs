@@ -38,7 +38,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/admin/orders", get(lists::orders))
         .route("/api/v1/admin/bindings", get(lists::bindings))
         .route("/api/v1/admin/audit", get(lists::audit))
+        .route("/api/v1/admin/refunds", get(lists::refunds))
         .route("/api/v1/admin/credits/adjust", post(adjust_credits))
+        .route(
+            "/api/v1/admin/orders/{order_no}/refunds",
+            post(refund_order),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_admin_origin,
@@ -156,4 +161,44 @@ pub async fn adjust_credits(
         audit_id: answer.audit_id,
         remaining_credits: answer.remaining_credits,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefundIn {
+    /// Integer fen, at most what is left of the order.
+    pub refund_fee: i64,
+    /// Why; required, audited, and shown to the user with the refund.
+    pub reason: String,
+}
+
+/// Refunds part or all of a paid order through WeChat Pay. What the order bought is taken back
+/// at once (a credits order only while the user has not spent them; a membership is shortened);
+/// a refund WeChat Pay refuses gives it back. Audited.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_no}/refunds", request_body = RefundIn,
+    params(("order_no" = String, Path, description = "the order's number")),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "the refund: `status` pending (WeChat Pay's answer not known yet; the reconciler asks), processing or success"),
+        (status = 400, description = "no reason, or refund_fee outside what is left of the order"),
+        (status = 401), (status = 403, description = "origin_not_allowed: not from the admin site"),
+        (status = 404, description = "no such order"),
+        (status = 409, description = "not_refundable: the order is not paid; credits_spent: the user spent credits it would take back (the message says how much can be refunded)"),
+        (status = 502, description = "wechatpay_unavailable: WeChat Pay refused the refund; nothing was taken"),
+        (status = 503, description = "refunds_not_configured: no merchant certificate")))]
+pub async fn refund_order(
+    State(state): State<AppState>,
+    session: AdminSession,
+    axum::extract::Path(order_no): axum::extract::Path<String>,
+    ApiJson(input): ApiJson<RefundIn>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut client = state.clients.admin.clone();
+    let refund = client
+        .refund_order(membership::RefundOrderRequest {
+            order_no,
+            refund_fee: input.refund_fee,
+            reason: input.reason,
+            admin: session.username,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(lists::refund_json(refund)))
 }

@@ -5,3 +5,4 @@ pub mod event;
 pub mod hold;
 pub mod order;
 pub mod pricing;
+pub mod refund;

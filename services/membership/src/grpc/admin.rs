@@ -7,14 +7,37 @@ use tonic::{Request, Response, Status};
 use crate::admin::Admin;
 use crate::domain::binding::BindingState;
 use crate::error::MembershipError;
+use crate::orders::{Orders, RefundOrder};
+use crate::store::refunds::RefundListRow;
 
 pub struct AdminGrpc {
     admin: Admin,
+    /// Refunds go through the orders' WeChat Pay client.
+    orders: Orders,
 }
 
 impl AdminGrpc {
-    pub fn new(admin: Admin) -> Self {
-        Self { admin }
+    pub fn new(admin: Admin, orders: Orders) -> Self {
+        Self { admin, orders }
+    }
+}
+
+fn refund_message(row: RefundListRow) -> pb::Refund {
+    let refund = row.refund;
+    pb::Refund {
+        refund_no: refund.out_refund_no,
+        order_no: refund.out_trade_no,
+        openid: row.openid.unwrap_or_default(),
+        refund_fee: refund.refund_fee,
+        credits_taken: refund.credits_taken,
+        membership_days: u32::try_from(refund.membership_days).unwrap_or(0),
+        status: refund.status.as_str().to_owned(),
+        refund_id: refund.refund_id.unwrap_or_default(),
+        reason: refund.reason,
+        admin: refund.admin,
+        failure: refund.failure,
+        created_at_unix: refund.created_at.timestamp(),
+        settled_at_unix: unix(refund.settled_at),
     }
 }
 
@@ -110,6 +133,7 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
                 created_at_unix: o.created_at.timestamp(),
                 paid_at_unix: unix(o.paid_at),
                 transaction_id: o.transaction_id.unwrap_or_default(),
+                refunded_fee: o.refunded_fee,
             })
             .collect();
         Ok(Response::new(pb::ListOrdersResponse {
@@ -183,6 +207,37 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
         Ok(Response::new(pb::AdjustCreditsResponse {
             audit_id,
             remaining_credits: remaining,
+        }))
+    }
+
+    async fn refund_order(
+        &self,
+        request: Request<pb::RefundOrderRequest>,
+    ) -> Result<Response<pb::Refund>, Status> {
+        let r = request.into_inner();
+        let refund = self
+            .orders
+            .refund(&RefundOrder {
+                out_trade_no: &r.order_no,
+                refund_fee: r.refund_fee,
+                reason: &r.reason,
+                admin: &r.admin,
+            })
+            .await?;
+        Ok(Response::new(refund_message(refund)))
+    }
+
+    async fn list_refunds(
+        &self,
+        request: Request<pb::ListRefundsRequest>,
+    ) -> Result<Response<pb::ListRefundsResponse>, Status> {
+        let r = request.into_inner();
+        let (offset, limit) = page(r.page);
+        let order = Some(r.order_no.as_str()).filter(|no| !no.is_empty());
+        let (rows, total) = self.admin.refunds(order, offset, limit).await?;
+        Ok(Response::new(pb::ListRefundsResponse {
+            refunds: rows.into_iter().map(refund_message).collect(),
+            total: count(total),
         }))
     }
 }

@@ -99,4 +99,18 @@ impl pb::order_service_server::OrderService for OrderGrpc {
             message: message.to_owned(),
         }))
     }
+
+    async fn handle_refund_notify(
+        &self,
+        request: Request<pb::HandlePayNotifyRequest>,
+    ) -> Result<Response<pb::HandlePayNotifyResponse>, Status> {
+        let (success, message) = self
+            .orders
+            .handle_refund_notify(&request.get_ref().body)
+            .await?;
+        Ok(Response::new(pb::HandlePayNotifyResponse {
+            success,
+            message: message.to_owned(),
+        }))
+    }
 }

@@ -20,10 +20,12 @@ use crate::store::{self, ledger, orders::OrderRow};
 use crate::wechatpay::{JsapiParams, PayClient, UnifiedOrder};
 
 mod reconcile;
+mod refund;
 
 use wechat_protocol::pay::VerifyError;
 
 pub use reconcile::ReconcileReport;
+pub use refund::{RefundOrder, RefundOutcome};
 
 /// Timing rules of orders, from config.
 #[derive(Clone, Debug)]

@@ -35,6 +35,9 @@ pub struct ReconcileReport {
     pub paid: usize,
     pub closed: usize,
     pub attention: usize,
+    /// Open refunds asked about, and those settled by the answer (or asked for again).
+    pub refunds_checked: usize,
+    pub refunds_settled: usize,
 }
 
 enum Settled {
@@ -73,6 +76,7 @@ impl Orders {
                 Err(err) => tracing::warn!(out_trade_no, error = %err, "order check failed"),
             }
         }
+        (report.refunds_checked, report.refunds_settled) = self.reconcile_refunds().await?;
         Ok(report)
     }
 

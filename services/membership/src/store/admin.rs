@@ -120,6 +120,7 @@ pub struct OrderListRow {
     pub created_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
     pub transaction_id: Option<String>,
+    pub refunded_fee: i64,
 }
 
 #[tracing::instrument(name = "admin.list_orders", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
@@ -132,8 +133,11 @@ pub async fn list_orders(
     let status = status.map(OrderStatus::as_str);
     let rows = sqlx::query_as(
         "SELECT out_trade_no, openid, CAST(order_type AS CHAR) AS order_type, total_fee, \
-         CAST(status AS CHAR) AS status, credits_amount, created_at, paid_at, transaction_id \
-         FROM payment_orders WHERE (? IS NULL OR status = ?) \
+         CAST(status AS CHAR) AS status, credits_amount, created_at, paid_at, transaction_id, \
+         CAST((SELECT COALESCE(SUM(r.refund_fee), 0) FROM payment_refunds r \
+               WHERE r.out_trade_no = o.out_trade_no AND r.status <> 'failed') AS SIGNED) \
+           AS refunded_fee \
+         FROM payment_orders o WHERE (? IS NULL OR status = ?) \
          ORDER BY created_at DESC, out_trade_no DESC LIMIT ? OFFSET ?",
     )
     .bind(status)
@@ -239,27 +243,29 @@ pub async fn audit(
     i64::try_from(result.last_insert_id()).map_err(|err| sqlx::Error::Decode(Box::new(err)))
 }
 
-/// A grant by another service or an operator tool, for its audit row.
-pub struct GrantAuditRow<'a> {
+/// An audited action that names what it changed (a ledger reference, a refund number).
+pub struct ReferencedAuditRow<'a> {
+    /// `grant` (a service or an operator tool) or `refund` (an operator).
+    pub action: &'a str,
     pub actor: &'a str,
     pub user_id: i64,
     pub delta: i64,
     pub note: &'a str,
-    /// The grant's ledger reference.
     pub reference: &'a str,
 }
 
-/// Records a grant (action `grant`) with the reference of its ledger row.
-#[tracing::instrument(name = "admin.audit_grant", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
-pub async fn audit_grant(
+/// Records an action with the reference of what it changed.
+#[tracing::instrument(name = "admin.audit_referenced", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn audit_referenced(
     conn: &mut MySqlConnection,
-    row: &GrantAuditRow<'_>,
+    row: &ReferencedAuditRow<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO admin_audit (admin, action, user_id, delta, reason, reference) \
-         VALUES (?, 'grant', ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(row.actor)
+    .bind(row.action)
     .bind(row.user_id)
     .bind(row.delta)
     .bind(row.note)

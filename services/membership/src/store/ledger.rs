@@ -16,6 +16,11 @@ pub enum Reason {
     Charge,
     /// An operator's correction; reference = the audit id.
     AdminAdjust,
+    /// Credits taken back by a refund of the order that granted them; reference = out_refund_no.
+    Refund,
+    /// Credits a refund took, given back because WeChat Pay refused or closed the refund;
+    /// reference = out_refund_no.
+    RefundReturned,
 }
 
 impl Reason {
@@ -26,6 +31,8 @@ impl Reason {
             Self::Purchase => "purchase",
             Self::Charge => "charge",
             Self::AdminAdjust => "admin_adjust",
+            Self::Refund => "refund",
+            Self::RefundReturned => "refund_returned",
         }
     }
 
@@ -189,4 +196,23 @@ pub async fn adjust(
     Ok(Some(
         record_change(conn, user_id, delta, reason, reference).await?,
     ))
+}
+
+/// Gives back `amount` (> 0) credits taken earlier under the same reference, with its ledger
+/// row (`reason` names the giving back). The total granted is not raised: these credits were
+/// counted when first granted. A used (reason, reference) fails with a unique violation.
+#[tracing::instrument(name = "ledger.give_back", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn give_back(
+    conn: &mut MySqlConnection,
+    user_id: i64,
+    amount: i64,
+    reason: Reason,
+    reference: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query("UPDATE wechat_users SET remaining_credits = remaining_credits + ? WHERE id = ?")
+        .bind(amount)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    record_change(conn, user_id, amount, reason, reference).await
 }

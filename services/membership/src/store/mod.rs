@@ -7,4 +7,5 @@ pub mod events;
 pub mod holds;
 pub mod ledger;
 pub mod orders;
+pub mod refunds;
 pub mod users;

@@ -1,5 +1,6 @@
 //! WeChat Pay API v2 client (XML, MD5/HMAC-SHA256 signatures): unified order (JSAPI), order
-//! query and close, and the JSAPI pay parameters for the H5 page. Answers are verified before
+//! query and close, the JSAPI pay parameters for the H5 page, and refunds (`secapi/pay/refund`
+//! with the merchant's client certificate, and `pay/refundquery`). Answers are verified before
 //! they are believed.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,10 @@ pub enum PayError {
     BadSignature,
     #[error("wechat pay refused: {code}: {message}")]
     Refused { code: String, message: String },
+    #[error("refunds need the merchant certificate (WECHATPAY_CERT_PATH, WECHATPAY_KEY_PATH)")]
+    NoCertificate,
+    #[error("the merchant certificate cannot be used: {0}")]
+    BadCertificate(String),
 }
 
 impl From<reqwest::Error> for PayError {
@@ -56,6 +61,32 @@ pub struct PaySettings {
     pub sign_type: SignType,
     pub notify_url: String,
     pub timeout: Duration,
+    /// Where refund notifies go.
+    pub refund_notify_url: String,
+    /// The client certificate calls under `secapi/` need; refunds are off without it.
+    pub secapi: Option<SecapiSettings>,
+}
+
+/// The merchant's API client certificate (`apiclient_cert.pem` and `apiclient_key.pem` from the
+/// merchant platform) and where certificate-requiring calls go.
+#[derive(Clone)]
+pub struct SecapiSettings {
+    /// WeChat Pay's base for `secapi/` calls; the API base unless a test endpoint says otherwise.
+    pub base: String,
+    /// The certificate and its private key, PEM, one after the other.
+    pub identity_pem: secrecy::SecretSlice<u8>,
+    /// An extra root to trust for `base` (a private test endpoint); WeChat Pay's own
+    /// certificate chains to the public roots.
+    pub extra_root_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SecapiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecapiSettings")
+            .field("base", &self.base)
+            .field("extra_root", &self.extra_root_pem.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A unified order to place.
@@ -88,9 +119,30 @@ pub struct QueriedOrder {
     pub total_fee: Option<i64>,
 }
 
+/// A refund to ask for.
+pub struct RefundRequest<'a> {
+    pub out_trade_no: &'a str,
+    pub out_refund_no: &'a str,
+    pub total_fee: i64,
+    pub refund_fee: i64,
+    /// Shown to the user with the refund (≤ 80 characters).
+    pub description: &'a str,
+}
+
+/// WeChat Pay's view of one refund (`pay/refundquery`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueriedRefund {
+    /// SUCCESS, REFUNDCLOSE, PROCESSING or CHANGE.
+    pub status: String,
+    pub refund_id: String,
+    pub refund_fee: Option<i64>,
+}
+
 #[derive(Clone)]
 pub struct PayClient {
     http: reqwest::Client,
+    /// Presents the merchant certificate; `None` when none is configured.
+    secapi: Option<reqwest::Client>,
     settings: PaySettings,
 }
 
@@ -100,7 +152,44 @@ impl PayClient {
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(2))
             .build()?;
-        Ok(Self { http, settings })
+        let secapi = settings
+            .secapi
+            .as_ref()
+            .map(|secapi| Self::secapi_client(secapi, settings.timeout))
+            .transpose()?;
+        Ok(Self {
+            http,
+            secapi,
+            settings,
+        })
+    }
+
+    fn secapi_client(
+        secapi: &SecapiSettings,
+        timeout: Duration,
+    ) -> Result<reqwest::Client, PayError> {
+        let bad = |err: reqwest::Error| PayError::BadCertificate(err.without_url().to_string());
+        let identity =
+            reqwest::Identity::from_pem(secapi.identity_pem.expose_secret()).map_err(bad)?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .identity(identity);
+        if let Some(root) = &secapi.extra_root_pem {
+            builder =
+                builder.add_root_certificate(reqwest::Certificate::from_pem(root).map_err(bad)?);
+        }
+        builder.build().map_err(bad)
+    }
+
+    /// Whether refunds can be asked for (a merchant certificate is configured).
+    pub fn can_refund(&self) -> bool {
+        self.secapi.is_some()
+    }
+
+    /// The API key: refund notifies are encrypted with it.
+    pub fn api_key(&self) -> &SecretString {
+        &self.settings.api_key
     }
 
     pub fn appid(&self) -> &str {
@@ -166,6 +255,72 @@ impl PayClient {
             .map(|_| ())
     }
 
+    /// Asks for a refund (idempotent by `out_refund_no` at WeChat Pay); returns WeChat Pay's
+    /// refund id. Accepted means processing: the refund notify or a query says how it ends.
+    pub async fn refund(&self, refund: &RefundRequest<'_>) -> Result<String, PayError> {
+        let (Some(client), Some(secapi)) = (&self.secapi, &self.settings.secapi) else {
+            return Err(PayError::NoCertificate);
+        };
+        let total_fee = refund.total_fee.to_string();
+        let refund_fee = refund.refund_fee.to_string();
+        let description: String = refund.description.chars().take(80).collect();
+        let answer = self
+            .call_at(
+                client,
+                &secapi.base,
+                "/secapi/pay/refund",
+                &[
+                    ("out_trade_no", refund.out_trade_no),
+                    ("out_refund_no", refund.out_refund_no),
+                    ("total_fee", &total_fee),
+                    ("refund_fee", &refund_fee),
+                    ("refund_fee_type", "CNY"),
+                    ("refund_desc", &description),
+                    ("notify_url", &self.settings.refund_notify_url),
+                ],
+            )
+            .await?;
+        if answer.get("out_refund_no").map(String::as_str) != Some(refund.out_refund_no) {
+            return Err(PayError::Malformed(
+                "the answer is about another refund".into(),
+            ));
+        }
+        Ok(answer.get("refund_id").cloned().unwrap_or_default())
+    }
+
+    /// Asks WeChat Pay how a refund stands. An unknown refund is `Refused` with REFUNDNOTEXIST.
+    pub async fn refund_query(&self, out_refund_no: &str) -> Result<QueriedRefund, PayError> {
+        let answer = self
+            .call("/pay/refundquery", &[("out_refund_no", out_refund_no)])
+            .await?;
+        let count: usize = answer
+            .get("refund_count")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0);
+        // The answer lists the order's refunds as `<field>_$n`; ours is the one with our number.
+        (0..count.min(50))
+            .find(|n| {
+                answer
+                    .get(&format!("out_refund_no_{n}"))
+                    .map(String::as_str)
+                    == Some(out_refund_no)
+            })
+            .map(|n| QueriedRefund {
+                status: answer
+                    .get(&format!("refund_status_{n}"))
+                    .cloned()
+                    .unwrap_or_default(),
+                refund_id: answer
+                    .get(&format!("refund_id_{n}"))
+                    .cloned()
+                    .unwrap_or_default(),
+                refund_fee: answer
+                    .get(&format!("refund_fee_{n}"))
+                    .and_then(|fee| fee.parse().ok()),
+            })
+            .ok_or_else(|| PayError::Malformed("the answer does not list the refund".into()))
+    }
+
     /// The signed parameters the H5 page hands to `getBrandWCPayRequest`.
     pub fn jsapi_params(&self, prepay_id: &str) -> JsapiParams {
         let time_stamp = chrono::Utc::now().timestamp().to_string();
@@ -199,6 +354,17 @@ impl PayClient {
         path: &str,
         params: &[(&str, &str)],
     ) -> Result<BTreeMap<String, String>, PayError> {
+        self.call_at(&self.http, &self.settings.api_base, path, params)
+            .await
+    }
+
+    async fn call_at(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<BTreeMap<String, String>, PayError> {
         let nonce_str = nonce();
         let sign_type = self.settings.sign_type.as_str();
         let mut fields: Vec<(&str, &str)> = vec![
@@ -216,9 +382,8 @@ impl PayClient {
         let mut document: Vec<(&str, Value<'_>)> =
             fields.iter().map(|(k, v)| (*k, Value::Text(v))).collect();
         document.push(("sign", Value::Text(&sign)));
-        let url = format!("{}{path}", self.settings.api_base.trim_end_matches('/'));
-        let response = self
-            .http
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let response = http
             .post(url)
             .header("content-type", "text/xml; charset=utf-8")
             .body(xml::write(&document))

@@ -342,3 +342,71 @@ async fn admin_site_pages_through_a_long_list_and_exports_it() {
         .await;
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
+    let system = System::start(Options::default()).await;
+    // 10 credits for ¥5.00, paid.
+    let member = system.sign_in("o_admin_site_refund").await;
+    let created = member
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
+        .await;
+    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    system.sandbox.pay(&order_no).await.unwrap();
+    member.wait_for_order(&order_no, "paid").await;
+
+    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
+    let browser = Browser::start(BrowserOptions::default()).await;
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "login").await;
+    fill(&browser, "login-username", "admin").await;
+    fill(&browser, "login-password", ADMIN_PASSWORD).await;
+    browser.click("#login-submit").await;
+    wait_state(&browser, "main").await;
+
+    // The paid order has a refund button; the form offers what is left of it.
+    browser.click(".tab[data-tab='orders']").await;
+    wait_text(&browser, "orders-total", "共 1 笔订单").await;
+    browser.click("#orders button.refund").await;
+    wait_text(&browser, "refund-left", "可退金额：¥5.00").await;
+    fill(&browser, "refund-amount", "2").await;
+    browser.click("#refund-submit").await;
+    wait_text(&browser, "refund-result", "请填写退款原因").await;
+    fill(&browser, "refund-reason", "用户误购，部分退款").await;
+    browser.screenshot("admin-9-refund-form").await;
+    browser.click("#refund-submit").await;
+    browser
+        .wait_for(
+            "document.getElementById('refund-result').dataset.kind === 'ok'",
+            "the refund answered",
+        )
+        .await;
+    let result = browser.text("#refund-result").await;
+    assert!(
+        result.contains("¥2.00") && result.contains("收回额度 4"),
+        "{result}"
+    );
+    browser.screenshot("admin-10-refunded").await;
+    // 4 of the 10 credits went back with ¥2.00.
+    assert_eq!(member.profile().await["remaining_credits"], 6);
+
+    // The refunds tab lists it, settled by WeChat Pay's notify.
+    browser.click(".tab[data-tab='refunds']").await;
+    wait_text(&browser, "refunds-total", "共 1 笔退款").await;
+    for _ in 0..100 {
+        if browser.text("#refunds").await.contains("已退款") {
+            break;
+        }
+        browser.click("#refunds-refresh").await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let listed = browser.text("#refunds").await;
+    assert!(
+        listed.contains(&order_no) && listed.contains("已退款") && listed.contains("用户误购"),
+        "{listed}"
+    );
+    browser.screenshot("admin-11-refunds").await;
+    browser.quit().await;
+    let log = lighttpd.access_log_complete().await;
+    assert!(log.contains(&format!("POST /api/v1/admin/orders/{order_no}/refunds")));
+}

@@ -23,6 +23,7 @@ mod outages;
 mod payment;
 mod push_security;
 mod reconciler;
+mod refunds;
 mod replica_fallback;
 mod scaling;
 mod service_auth;

@@ -45,7 +45,7 @@ async fn services_answer_health_and_reflection() {
 }
 
 /// Every path the gateway routes (lib.rs, photos and admin routers).
-const GATEWAY_PATHS: [&str; 34] = [
+const GATEWAY_PATHS: [&str; 37] = [
     "/api/v1/account",
     "/api/v1/admin/audit",
     "/api/v1/admin/bindings",
@@ -54,7 +54,9 @@ const GATEWAY_PATHS: [&str; 34] = [
     "/api/v1/admin/logout",
     "/api/v1/admin/me",
     "/api/v1/admin/orders",
+    "/api/v1/admin/orders/{order_no}/refunds",
     "/api/v1/admin/overview",
+    "/api/v1/admin/refunds",
     "/api/v1/admin/timeseries",
     "/api/v1/admin/users",
     "/api/v1/auth/wechat/binding",
@@ -72,6 +74,7 @@ const GATEWAY_PATHS: [&str; 34] = [
     "/api/v1/payment/create-order",
     "/api/v1/payment/notify",
     "/api/v1/payment/orders/{order_no}",
+    "/api/v1/payment/refund-notify",
     "/api/v1/photos/classify",
     "/api/v1/photos/classify/batch",
     "/api/v1/photos/edit",

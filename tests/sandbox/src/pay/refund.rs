@@ -170,6 +170,16 @@ impl Sandbox {
             .cloned()
     }
 
+    /// Every refund of an order, in the order they were asked for.
+    pub fn refunds_of(&self, out_trade_no: &str) -> Vec<Refund> {
+        lock(&self.state.accounts)
+            .refunds
+            .iter()
+            .filter(|r| r.out_trade_no == out_trade_no)
+            .cloned()
+            .collect()
+    }
+
     /// Ends a PROCESSING refund with `status` (SUCCESS, CHANGE or REFUNDCLOSE) and sends its
     /// notify; false when there is no such refund, it has already ended, or `status` is
     /// PROCESSING. Needs a Tokio runtime (the notify is sent in the background).

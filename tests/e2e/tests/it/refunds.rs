@@ -1,0 +1,366 @@
+//! Refunds through the admin API: WeChat Pay v2 `secapi/pay/refund` over mutual TLS, the
+//! encrypted refund notify, `refundquery` in the reconciler, and what a refund takes back
+//! (never credits already spent; a membership is shortened), as ledger rows.
+
+use std::time::Duration;
+
+use e2e::{MemberBrowser, Options, System};
+use sandbox::{NotifyMode, RefundMode};
+use wechat_protocol::xml::Value;
+
+/// Buys `credits` credits as `openid` (50 fen each) and pays; returns the order number.
+async fn paid_credits(system: &System, browser: &MemberBrowser, credits: u32) -> String {
+    let created = browser
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
+        .await;
+    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    system.sandbox.pay(&order_no).await.unwrap();
+    browser.wait_for_order(&order_no, "paid").await;
+    order_no
+}
+
+async fn refund(
+    admin: &MemberBrowser,
+    order_no: &str,
+    refund_fee: i64,
+) -> (u16, serde_json::Value) {
+    admin
+        .post(
+            &format!("/api/v1/admin/orders/{order_no}/refunds"),
+            serde_json::json!({ "refund_fee": refund_fee, "reason": "用户申请退款" }),
+        )
+        .await
+}
+
+/// Waits until the refund shows `status` in the admin list.
+async fn wait_for_refund(admin: &MemberBrowser, order_no: &str, refund_no: &str, status: &str) {
+    for _ in 0..200 {
+        let (_, list) = admin
+            .get(&format!("/api/v1/admin/refunds?order_no={order_no}"))
+            .await;
+        let found = list["refunds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["refund_no"] == refund_no)
+            .cloned();
+        if found.as_ref().is_some_and(|r| r["status"] == status) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("refund {refund_no} never became {status}");
+}
+
+async fn remaining(browser: &MemberBrowser) -> i64 {
+    browser.profile().await["remaining_credits"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits() {
+    let system = System::start(Options::default()).await;
+    system.sandbox.set_notify_mode(NotifyMode::Duplicates(3));
+    let browser = system.sign_in("o_refund_parts").await;
+    let order_no = paid_credits(&system, &browser, 100).await;
+    assert_eq!(remaining(&browser).await, 100);
+    let admin = system.admin_sign_in().await;
+
+    // 30 % back: 30 credits taken at once, the refund accepted by WeChat Pay, then its notify
+    // (sent three times at once) settles it, once.
+    let (status, first) = refund(&admin, &order_no, 1500).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["credits_taken"], 30);
+    assert_eq!(first["status"], "processing", "{first}");
+    assert!(first["refund_id"].as_str().unwrap().starts_with("50"));
+    let first_no = first["refund_no"].as_str().unwrap();
+    wait_for_refund(&admin, &order_no, first_no, "success").await;
+    assert_eq!(remaining(&browser).await, 70);
+
+    // The user spends 50 of the 70: only the value of 20 unspent credits can go back now.
+    let (status, _) = admin
+        .post(
+            "/api/v1/admin/credits/adjust",
+            serde_json::json!({ "openid": "o_refund_parts", "delta": -50, "reason": "spent" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let before = system.snapshot("o_refund_parts").await;
+    let (status, refused) = refund(&admin, &order_no, 3500).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "credits_spent");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000 fen"),
+        "{refused}"
+    );
+    // More than is left of the order, zero, and an unpaid order are refused too.
+    let (status, body) = refund(&admin, &order_no, 3501).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"invalid_argument".into())
+    );
+    let (status, _) = refund(&admin, &order_no, 0).await;
+    assert_eq!(status, 400);
+    let unpaid = browser
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 3 }))
+        .await["order"]["order_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = refund(&admin, &unpaid, 50).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &"not_refundable".into())
+    );
+    let (status, _) = refund(&admin, "XT_no_such_order", 50).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        system.snapshot("o_refund_parts").await,
+        before,
+        "refusals change nothing"
+    );
+
+    // The largest refund that fits goes through and takes exactly the unspent 20.
+    let (status, second) = refund(&admin, &order_no, 1000).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["credits_taken"], 20);
+    wait_for_refund(
+        &admin,
+        &order_no,
+        second["refund_no"].as_str().unwrap(),
+        "success",
+    )
+    .await;
+    assert_eq!(remaining(&browser).await, 0);
+
+    // The admin lists show it: the order's refunded fen, and each refund in the audit log.
+    let (_, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
+    let listed = orders["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["order_no"] == order_no.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["refunded_fee"], 2500);
+    let (_, audit) = admin.get("/api/v1/admin/audit").await;
+    let refunds: Vec<_> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "refund")
+        .collect();
+    assert_eq!(refunds.len(), 2);
+    assert_eq!(refunds[1]["reference"], first_no);
+    assert_eq!(refunds[1]["delta"], -30);
+    let pool = system.db.primary().await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT l.reason, l.delta FROM credit_ledger l JOIN wechat_users u ON u.id = l.user_id \
+         WHERE u.openid = 'o_refund_parts' AND l.reason = 'refund' ORDER BY l.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("refund".into(), -30), ("refund".into(), -20)]);
+    assert_eq!(system.sandbox.stats().refunds, 2);
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shortens_it() {
+    let system = System::start(Options::default()).await;
+    let browser = system.sign_in("o_refund_member").await;
+    let created = browser
+        .create_order(serde_json::json!({ "order_type": "member" }))
+        .await;
+    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    system.sandbox.pay(&order_no).await.unwrap();
+    browser.wait_for_order(&order_no, "paid").await;
+    let member = browser.profile().await;
+    assert_eq!(member["is_member"], true);
+    let admin = system.admin_sign_in().await;
+
+    // WeChat Pay closes the refund: the membership and the bonus credits come back.
+    system.sandbox.set_refund_mode(RefundMode::Close);
+    let (status, closed) = refund(&admin, &order_no, 1990).await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(closed["credits_taken"], 10);
+    assert_eq!(closed["membership_days"], 30);
+    let closed_no = closed["refund_no"].as_str().unwrap().to_owned();
+    wait_for_refund(&admin, &order_no, &closed_no, "failed").await;
+    let back = browser.profile().await;
+    assert_eq!(back["is_member"], true);
+    assert_eq!(back["remaining_credits"], 10);
+    assert_eq!(back["member_expire_at"], member["member_expire_at"]);
+
+    // The whole refund again, succeeding: the membership ends now, the bonus goes back.
+    system
+        .sandbox
+        .set_refund_mode(RefundMode::Succeed { after_ms: 50 });
+    let (status, done) = refund(&admin, &order_no, 1990).await;
+    assert_eq!(status, 200, "{done}");
+    wait_for_refund(
+        &admin,
+        &order_no,
+        done["refund_no"].as_str().unwrap(),
+        "success",
+    )
+    .await;
+    let after = browser.profile().await;
+    assert_eq!(after["is_member"], false);
+    assert_eq!(after["remaining_credits"], 0);
+    let pool = system.db.primary().await;
+    let reasons: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT l.reason, l.delta FROM credit_ledger l JOIN wechat_users u ON u.id = l.user_id \
+         WHERE u.openid = 'o_refund_member' ORDER BY l.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        reasons,
+        [
+            ("membership_bonus".into(), 10),
+            ("refund".into(), -10),
+            ("refund_returned".into(), 10),
+            ("refund".into(), -10),
+        ]
+    );
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
+    let system = System::start(Options {
+        reconcile_interval_ms: 100,
+        reconcile_backoff_first_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    let browser = system.sign_in("o_refund_lost").await;
+    let order_no = paid_credits(&system, &browser, 10).await;
+    let admin = system.admin_sign_in().await;
+    // WeChat Pay answers SYSTEMERROR: nobody knows whether it took the refund.
+    system.sandbox.set_faults(sandbox::Faults {
+        pay_system_errors: 1,
+        ..sandbox::Faults::default()
+    });
+    let (status, pending) = refund(&admin, &order_no, 500).await;
+    assert_eq!(status, 200, "{pending}");
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        remaining(&browser).await,
+        0,
+        "taken while the outcome is open"
+    );
+    // The reconciler's refundquery finds no refund, asks again with the same number, and the
+    // refund completes.
+    wait_for_refund(
+        &admin,
+        &order_no,
+        pending["refund_no"].as_str().unwrap(),
+        "success",
+    )
+    .await;
+    assert!(system.sandbox.stats().refund_queries >= 1);
+    assert_eq!(remaining(&browser).await, 0);
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn concurrent_refunds_never_return_more_than_was_paid() {
+    let system = System::start(Options::default()).await;
+    let browser = system.sign_in("o_refund_race").await;
+    let order_no = paid_credits(&system, &browser, 100).await;
+    let admin = system.admin_sign_in().await;
+    let attempts = (0..6).map(|_| refund(&admin, &order_no, 1500));
+    let answers = futures::future::join_all(attempts).await;
+    let accepted = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(
+        accepted, 3,
+        "3 × 1500 fits in 5000, a 4th does not: {answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|(status, body)| *status == 200 || body["error"]["code"] == "invalid_argument")
+    );
+    assert_eq!(remaining(&browser).await, 100 - 3 * 30);
+    let sandbox_total: i64 = system
+        .sandbox
+        .refunds_of(&order_no)
+        .iter()
+        .map(|r| r.refund_fee)
+        .sum();
+    assert_eq!(sandbox_total, 4500);
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn a_forged_or_tampered_refund_notify_changes_nothing() {
+    let system = System::start(Options::default()).await;
+    system.sandbox.set_refund_mode(RefundMode::Hold);
+    let browser = system.sign_in("o_refund_forged").await;
+    let order_no = paid_credits(&system, &browser, 10).await;
+    let admin = system.admin_sign_in().await;
+    let (_, held) = refund(&admin, &order_no, 500).await;
+    let refund_no = held["refund_no"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/v1/payment/refund-notify", system.gateway());
+    let cfg = system.sandbox.config().clone();
+    let notify = |key: &str, refund_fee: &str, status: &str| {
+        let req_info = wechat_protocol::refund::encrypt_req_info(
+            &[
+                ("out_refund_no", Value::Text(&refund_no)),
+                ("out_trade_no", Value::Text(&order_no)),
+                ("refund_fee", Value::Text(refund_fee)),
+                ("refund_status", Value::Text(status)),
+                ("refund_id", Value::Text("50300000000000000000000000001")),
+            ],
+            key,
+        );
+        wechat_protocol::xml::write(&[
+            ("return_code", Value::Text("SUCCESS")),
+            ("appid", Value::Text(&cfg.appid)),
+            ("mch_id", Value::Text(&cfg.mch_id)),
+            ("nonce_str", Value::Text("n")),
+            ("req_info", Value::Text(&req_info)),
+        ])
+    };
+    let post = |body: String| system.http.post(&url).body(body).send();
+    for (body, why) in [
+        (
+            notify("another-key-another-key-another1", "500", "REFUNDCLOSE"),
+            "wrong key",
+        ),
+        (notify(&cfg.pay_key, "499", "REFUNDCLOSE"), "another amount"),
+        (notify(&cfg.pay_key, "500", "WHATEVER"), "unknown status"),
+        (
+            "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><a>&e;</a></xml>".into(),
+            "a DOCTYPE",
+        ),
+        ("<xml><return_code>SUCCESS".into(), "malformed"),
+    ] {
+        let answer = post(body).await.unwrap().text().await.unwrap();
+        assert!(answer.contains("FAIL"), "{why}: {answer}");
+    }
+    // Nothing changed: the refund still waits for WeChat Pay, the credits still taken.
+    wait_for_refund(&admin, &order_no, &refund_no, "processing").await;
+    assert_eq!(remaining(&browser).await, 0);
+    // The genuine notify (WeChat Pay closes it) gives them back, once, however often it comes.
+    for _ in 0..3 {
+        let answer = post(notify(&cfg.pay_key, "500", "REFUNDCLOSE"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(answer.contains("SUCCESS"), "{answer}");
+    }
+    wait_for_refund(&admin, &order_no, &refund_no, "failed").await;
+    assert_eq!(remaining(&browser).await, 10);
+    system.assert_ledger_invariant().await;
+}
