@@ -311,3 +311,21 @@ pub async fn connect(cfg: &MembershipConfig) -> anyhow::Result<Dependencies> {
     let redis = platform::redis::connect(&cfg.redis_url).await?;
     Ok(Dependencies { pools, redis })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_merchant_certificate_stops_start_up_naming_it() {
+        let mut cfg = MembershipConfig::defaults().unwrap();
+        assert!(secapi_settings(&cfg).unwrap().is_none(), "off by default");
+        cfg.wechatpay_cert_path = "/nonexistent/apiclient_cert.pem".into();
+        cfg.wechatpay_key_path = "/nonexistent/apiclient_key.pem".into();
+        let refused = secapi_settings(&cfg).unwrap_err().to_string();
+        assert!(
+            refused.contains("WECHATPAY_CERT_PATH=/nonexistent/apiclient_cert.pem"),
+            "{refused}"
+        );
+    }
+}

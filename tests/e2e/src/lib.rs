@@ -98,6 +98,8 @@ pub struct Options {
     pub provider_timeout_ms: Option<u64>,
     /// How long a gateway remembers a bound token (`TOKEN_CACHE_TTL_SECS`); None: the default.
     pub token_cache_ttl_secs: Option<u64>,
+    /// Membership gets the merchant certificate the sandbox issued, so refunds work.
+    pub merchant_certificate: bool,
 }
 
 impl Options {
@@ -138,6 +140,7 @@ impl Default for Options {
             faulty_providers: false,
             provider_timeout_ms: None,
             token_cache_ttl_secs: None,
+            merchant_certificate: true,
         }
     }
 }
@@ -291,10 +294,12 @@ impl System {
             cfg.wechatpay_mch_id = sandbox_cfg.mch_id.clone();
             cfg.wechatpay_api_key = SecretString::from(sandbox_cfg.pay_key.clone());
             cfg.wechatpay_notify_url = format!("{}/api/v1/payment/notify", gateway_urls[0]);
-            cfg.wechatpay_secapi_base = sandbox.secapi_url();
-            cfg.wechatpay_secapi_ca_path = tls_dir.join("ca.pem").display().to_string();
-            cfg.wechatpay_cert_path = tls_dir.join("apiclient_cert.pem").display().to_string();
-            cfg.wechatpay_key_path = tls_dir.join("apiclient_key.pem").display().to_string();
+            if options.merchant_certificate {
+                cfg.wechatpay_secapi_base = sandbox.secapi_url();
+                cfg.wechatpay_secapi_ca_path = tls_dir.join("ca.pem").display().to_string();
+                cfg.wechatpay_cert_path = tls_dir.join("apiclient_cert.pem").display().to_string();
+                cfg.wechatpay_key_path = tls_dir.join("apiclient_key.pem").display().to_string();
+            }
             cfg.wechatpay_sign_type = options.wechatpay_sign_type.as_str().to_owned();
             cfg.reconcile_interval_ms = options.reconcile_interval_ms;
             cfg.reconcile_query_after_secs = options.reconcile_query_after_secs;

@@ -364,3 +364,28 @@ async fn a_forged_or_tampered_refund_notify_changes_nothing() {
     assert_eq!(remaining(&browser).await, 10);
     system.assert_ledger_invariant().await;
 }
+
+#[tokio::test]
+async fn without_the_merchant_certificate_refunds_are_refused_clearly_and_change_nothing() {
+    let system = System::start(Options {
+        merchant_certificate: false,
+        ..Options::default()
+    })
+    .await;
+    let browser = system.sign_in("o_refund_no_cert").await;
+    let order_no = paid_credits(&system, &browser, 10).await;
+    let admin = system.admin_sign_in().await;
+    let before = system.snapshot("o_refund_no_cert").await;
+    let (status, body) = refund(&admin, &order_no, 500).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "refunds_not_configured");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WECHATPAY_CERT_PATH"),
+        "{body}"
+    );
+    assert_eq!(system.snapshot("o_refund_no_cert").await, before);
+    assert_eq!(system.sandbox.stats().refunds, 0);
+}
