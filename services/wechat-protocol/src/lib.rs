@@ -9,6 +9,7 @@
 // binaries, benches and tests may print.
 #![warn(clippy::print_stdout)]
 
+pub mod bill;
 pub mod crypto;
 pub mod pay;
 pub mod refund;
