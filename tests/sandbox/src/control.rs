@@ -23,6 +23,9 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/trade-state", post(trade_state))
         .route("/_sandbox/refund-mode", post(refund_mode))
         .route("/_sandbox/settle-refund", post(settle_refund))
+        .route("/_sandbox/bill-row", post(bill_row))
+        .route("/_sandbox/time-end", post(time_end))
+        .route("/_sandbox/refund-time", post(refund_time))
         .route("/_sandbox/dashscope/edit/settings", post(edit_settings))
         .route("/_sandbox/dashscope/edit/faults", post(edit_faults))
         .route("/_sandbox/dashscope/edit/stats", get(edit_stats))
@@ -106,6 +109,47 @@ async fn settle_refund(
         StatusCode::NO_CONTENT
     } else {
         StatusCode::CONFLICT
+    }
+}
+
+/// Puts a transaction in the bill of its day (one the merchant never saw).
+async fn bill_row(State(sandbox): State<Sandbox>, Json(row): Json<crate::BillRow>) -> StatusCode {
+    sandbox.add_bill_row(row);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct TimeEndIn {
+    out_trade_no: String,
+    /// `yyyyMMddHHmmss`, China time.
+    time_end: String,
+}
+
+/// Moves an order's payment to another day; 404 for an unknown order.
+async fn time_end(State(sandbox): State<Sandbox>, Json(input): Json<TimeEndIn>) -> StatusCode {
+    if sandbox.set_time_end(&input.out_trade_no, &input.time_end) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+#[derive(Deserialize)]
+struct RefundTimeIn {
+    out_refund_no: String,
+    /// `yyyy-MM-dd HH:mm:ss`, China time.
+    time: String,
+}
+
+/// Moves a refund to another day; 404 for an unknown refund.
+async fn refund_time(
+    State(sandbox): State<Sandbox>,
+    Json(input): Json<RefundTimeIn>,
+) -> StatusCode {
+    if sandbox.set_refund_time(&input.out_refund_no, &input.time) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
     }
 }
 

@@ -17,7 +17,7 @@ pub mod user;
 
 pub use dashscope::{VisionAnswer, VisionFaults};
 pub use imageedit::{EditFaults, EditSettings, EditStats};
-pub use pay::{RefundMode, RefundStatus};
+pub use pay::{BillRow, BillType, RefundMode, RefundStatus};
 pub use secapi::MerchantTls;
 
 use std::collections::{HashMap, HashSet};
@@ -135,6 +135,8 @@ pub struct Stats {
     pub refund_queries: u64,
     /// Refund notify deliveries (every attempt).
     pub refund_notifies_sent: u64,
+    /// `pay/downloadbill` calls that passed the request checks.
+    pub bill_downloads: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -162,6 +164,8 @@ struct Accounts {
     /// Every refund, in the order they were asked for (refundquery numbers them so).
     refunds: Vec<pay::Refund>,
     refund_mode: RefundMode,
+    /// Transactions tests put in the bills besides the orders and refunds (`add_bill_row`).
+    bill_rows: Vec<pay::BillRow>,
 }
 
 pub(crate) struct State {
@@ -179,6 +183,7 @@ pub(crate) struct State {
     refunds: AtomicU64,
     refund_queries: AtomicU64,
     refund_notifies_sent: AtomicU64,
+    bill_downloads: AtomicU64,
     merchant_tls: MerchantTls,
     vision: dashscope::Vision,
     image_edit: imageedit::ImageEdit,
@@ -227,6 +232,7 @@ impl Sandbox {
             refunds: AtomicU64::new(0),
             refund_queries: AtomicU64::new(0),
             refund_notifies_sent: AtomicU64::new(0),
+            bill_downloads: AtomicU64::new(0),
             merchant_tls: pki.merchant,
             vision: dashscope::Vision::default(),
             image_edit: imageedit::ImageEdit::default(),
@@ -313,6 +319,7 @@ impl Sandbox {
             refunds: self.state.refunds.load(Ordering::SeqCst),
             refund_queries: self.state.refund_queries.load(Ordering::SeqCst),
             refund_notifies_sent: self.state.refund_notifies_sent.load(Ordering::SeqCst),
+            bill_downloads: self.state.bill_downloads.load(Ordering::SeqCst),
         }
     }
 

@@ -1,5 +1,5 @@
 //! WeChat Pay API v2 as the merchant sees it: `pay/unifiedorder`, `pay/orderquery`,
-//! `pay/closeorder`, refunds (`secapi/pay/refund` on the mutual-TLS listener, `pay/refundquery`,
+//! `pay/closeorder`, `pay/downloadbill` (the day's trade bill), refunds (`secapi/pay/refund` on the mutual-TLS listener, `pay/refundquery`,
 //! the refund notify), and the sandbox acting as a paying user (see `notify`).
 //!
 //! Its wire behaviour follows WeChat Pay's documentation, not our client: answers are signed with
@@ -9,12 +9,14 @@
 //! FAIL with the documented `err_code` and `err_code_des`. The conformance tables of the
 //! `wechat-protocol` crate hold the documented and captured messages this is checked against.
 
+mod bill;
 mod notify;
 mod order;
 mod refund;
 mod refund_notify;
 mod refund_query;
 
+pub use bill::{BillRow, BillType};
 pub use order::{NotifyStyle, PayOrder, TradeState};
 pub use refund::{Refund, RefundMode, RefundStatus};
 
@@ -38,6 +40,7 @@ fn common_routes() -> Router<Sandbox> {
         .route("/pay/orderquery", post(order_query))
         .route("/pay/closeorder", post(close_order))
         .route("/pay/refundquery", post(refund_query::refund_query))
+        .route("/pay/downloadbill", post(bill::download_bill))
 }
 
 /// The plain listener's pay calls: `secapi` answers as to a request without a certificate.

@@ -89,6 +89,9 @@ pub struct Refund {
     /// merchant may have one configured on the merchant platform; the sandbox has no platform).
     pub notify_url: String,
     pub status: RefundStatus,
+    /// `yyyy-MM-dd HH:mm:ss`, China time: when WeChat Pay accepted the refund. The trade bill
+    /// lists a refund on this day, not on its success day (see `bill`).
+    pub requested_at: String,
     /// `yyyy-MM-dd HH:mm:ss`, China time, once SUCCESS.
     pub success_time: Option<String>,
 }
@@ -102,7 +105,7 @@ impl Refund {
 
 /// WeChat's refund ids: 29 digits starting `50`, with the date inside (as in
 /// `50300004422020051700563716683`, bittercoffeetech/wechat-trade-js test data).
-fn new_refund_id() -> String {
+pub(super) fn new_refund_id() -> String {
     let date = (chrono::Utc::now() + chrono::Duration::hours(8)).format("%Y%m%d");
     format!(
         "503{:07}{date}{:011}",
@@ -314,6 +317,7 @@ impl Sandbox {
             refund_account,
             notify_url: request.get("notify_url"),
             status: RefundStatus::Processing,
+            requested_at: china_now_dashed(),
             success_time: None,
         };
         accounts.refunds.push(refund.clone());
