@@ -381,7 +381,7 @@ fn dashed(time_end: &str) -> Option<String> {
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
-/// Today in China, `yyyyMMdd`.
+/// Today in China (UTC+8, no daylight saving).
 fn china_today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
