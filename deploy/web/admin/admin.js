@@ -145,6 +145,7 @@
     if (tab === 'bindings') loadBindings();
     if (tab === 'audit') loadAudit();
     if (tab === 'refunds') loadRefunds();
+    if (tab === 'bills') loadBills();
   }
   $('tabs').addEventListener('click', function (ev) {
     var b = ev.target.closest('.tab');
@@ -269,7 +270,7 @@
   // ---- tables ----
   // ---- list pages and CSV export ----
   var PAGE_SIZE = 50;
-  var offsets = { users: 0, orders: 0, bindings: 0, audit: 0, refunds: 0 };
+  var offsets = { users: 0, orders: 0, bindings: 0, audit: 0, refunds: 0, bills: 0 };
   // The list's filter as query parameters ('' or 'a=b&…'); the export link carries it too.
   function listPath(name, filter) {
     var page = 'offset=' + offsets[name] + '&limit=' + PAGE_SIZE;
@@ -406,6 +407,71 @@
   wirePager('refunds', loadRefunds);
   $('orders-status').addEventListener('change', function () { offsets.orders = 0; loadOrders(); });
   wirePager('orders', loadOrders);
+
+  // ---- the daily bill reconciliation ----
+  var BILL_STATUS = { matched: ['一致', 'ok'], differences: ['有差异', 'err'], no_bill: ['无交易', ''], failed: ['失败', 'err'], running: ['核对中', 'warn'] };
+  var DIFFERENCE = {
+    unknown_order: '微信有此收款，我方无此订单', not_paid_here: '微信已收款，我方未入账', amount_mismatch: '金额不一致',
+    transaction_mismatch: '微信交易号不一致', missing_from_bill: '我方已入账，微信账单中没有', unknown_refund: '微信有此退款，我方无记录',
+    refund_amount_mismatch: '退款金额不一致', refund_not_settled_here: '微信已退款，我方未完成', refund_missing_from_bill: '我方已退款，微信账单中没有'
+  };
+  function fenOrDash(fen) { return fen == null ? '—' : yuan(fen); }
+  function showBillReport(report) {
+    set('bill-report-date', report.check ? report.check.bill_date : '');
+    rows($('bill-differences'), 5, report.differences, function (d) {
+      return '<tr><td>' + esc(DIFFERENCE[d.kind] || d.kind) + '</td><td>' + esc(d.order_no || '—') + '</td><td>' + esc(d.refund_no || '—') +
+        '</td><td class="num">' + fenOrDash(d.wechat_fee) + '</td><td class="num">' + fenOrDash(d.our_fee) + '</td></tr>';
+    });
+    $('bill-report').hidden = false;
+  }
+  function loadBills() {
+    var tbody = $('bills');
+    loadingRow(tbody, 8);
+    api('GET', listPath('bills', '')).then(function (r) {
+      if (r.status !== 200) { rowError(tbody, 8, r); return; }
+      set('bills-total', '共 ' + num(r.body.total) + ' 天');
+      showPager('bills', r.body.total, r.body.bills.length);
+      rows(tbody, 8, r.body.bills, function (b) {
+        var s = BILL_STATUS[b.status] || [b.status, ''];
+        return '<tr class="clickable" data-date="' + esc(b.bill_date) + '"><td>' + esc(b.bill_date) + '</td><td><span class="tag ' + s[1] + '" title="' + esc(b.failure || '') + '">' +
+          esc(s[0]) + '</span></td><td class="num">' + num(b.wechat_payments) + '</td><td class="num">' + yuan(b.wechat_payment_fen) +
+          '</td><td class="num">' + num(b.wechat_refunds) + '</td><td class="num">' + yuan(b.wechat_refund_fen) + '</td><td class="num">' +
+          num(b.differences) + '</td><td>' + esc(time(b.checked_at)) + '</td></tr>';
+      });
+    });
+  }
+  $('bills').addEventListener('click', function (ev) {
+    var row = ev.target.closest('tr[data-date]');
+    if (!row) return;
+    api('GET', '/api/v1/admin/bills/' + encodeURIComponent(row.getAttribute('data-date'))).then(function (r) {
+      if (r.status === 200) showBillReport(r.body);
+    });
+  });
+  $('bills-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var out = $('bills-result');
+    var day = $('bills-date').value;
+    if (!day) { out.className = 'result err'; out.dataset.kind = 'invalid'; out.textContent = '请选择账单日期'; out.hidden = false; return; }
+    $('bills-check').disabled = true;
+    api('POST', '/api/v1/admin/bills/' + encodeURIComponent(day) + '/check').then(function (r) {
+      $('bills-check').disabled = false;
+      if (r.status === 401) { failed(r); return; }
+      if (r.status === 200) {
+        var s = BILL_STATUS[r.body.check.status] || [r.body.check.status, ''];
+        out.className = 'result ' + (r.body.differences.length ? 'err' : 'ok');
+        out.dataset.kind = 'ok';
+        out.innerHTML = esc(day) + ' 核对完成：<b id="bills-status">' + esc(s[0]) + '</b>，差异 ' + esc(r.body.differences.length) + ' 项';
+        showBillReport(r.body);
+        loadBills();
+      } else {
+        out.className = 'result err';
+        out.dataset.kind = 'error';
+        out.textContent = '核对失败：' + describe(r) + '（' + r.code + '）';
+      }
+      out.hidden = false;
+    });
+  });
+  wirePager('bills', loadBills);
 
   var BINDING_STATUS = { completed: ['已绑定', 'ok'], pending: ['等待扫码', 'warn'], expired: ['已过期', ''] };
   function loadBindings() {

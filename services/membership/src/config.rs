@@ -31,6 +31,8 @@ pub struct MembershipConfig {
     pub wechatpay_sign_type: String,
     pub wechatpay_timeout_ms: u64,
     pub wechatpay_refund_notify_url: String,
+    pub bill_check_hour: u32,
+    pub bill_check_interval_ms: u64,
     pub wechatpay_cert_path: String,
     pub wechatpay_key_path: String,
     pub wechatpay_secapi_base: String,
@@ -118,6 +120,11 @@ impl MembershipConfig {
                 check.https_url("WECHATPAY_SECAPI_BASE", &self.wechatpay_secapi_base);
             }
             check.finish()?;
+        }
+        if self.bill_check_hour > 23 {
+            return Err(ConfigError::Invalid(
+                "bill_check_hour must be within 0..=23".into(),
+            ));
         }
         if self.wechatpay_cert_path.is_empty() != self.wechatpay_key_path.is_empty() {
             return Err(ConfigError::Invalid(

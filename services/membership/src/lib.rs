@@ -234,6 +234,19 @@ impl Membership {
                 }
             }
         });
+        let orders = self.orders.clone();
+        let from_hour = cfg.bill_check_hour;
+        let bill_checker = (cfg.bill_check_interval_ms > 0).then(|| {
+            let interval = Duration::from_millis(cfg.bill_check_interval_ms.max(10));
+            every(interval, shutdown.clone(), move || {
+                let orders = orders.clone();
+                async move {
+                    if let Err(err) = orders.check_yesterdays_bill(from_hour).await {
+                        tracing::warn!(error = %err, "bill check round failed");
+                    }
+                }
+            })
+        });
         let credits = self.credits.clone();
         let interval = Duration::from_millis(cfg.hold_janitor_interval_ms.max(10));
         let janitor = every(interval, shutdown.clone(), move || {
@@ -244,7 +257,10 @@ impl Membership {
                 }
             }
         });
-        vec![reconciler, janitor]
+        [Some(reconciler), bill_checker, Some(janitor)]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 

@@ -100,6 +100,9 @@ pub struct Options {
     pub token_cache_ttl_secs: Option<u64>,
     /// Membership gets the merchant certificate the sandbox issued, so refunds work.
     pub merchant_certificate: bool,
+    /// The daily bill check's round interval (0: off, the default in tests) and hour.
+    pub bill_check_interval_ms: u64,
+    pub bill_check_hour: u32,
 }
 
 impl Options {
@@ -141,6 +144,8 @@ impl Default for Options {
             provider_timeout_ms: None,
             token_cache_ttl_secs: None,
             merchant_certificate: true,
+            bill_check_interval_ms: 0,
+            bill_check_hour: 10,
         }
     }
 }
@@ -305,6 +310,8 @@ impl System {
             cfg.reconcile_query_after_secs = options.reconcile_query_after_secs;
             cfg.reconcile_backoff_first_secs = options.reconcile_backoff_first_secs;
             cfg.hold_janitor_interval_ms = options.hold_janitor_interval_ms;
+            cfg.bill_check_interval_ms = options.bill_check_interval_ms;
+            cfg.bill_check_hour = options.bill_check_hour;
             let deps = membership_svc::connect(&cfg)
                 .await
                 .expect("membership dependencies");

@@ -449,3 +449,61 @@ pub async fn refunds(
     })
     .await
 }
+
+/// A checked bill day as the admin API shows it.
+pub fn bill_check_json(c: membership::BillCheck) -> Value {
+    json!({
+        "bill_date": c.bill_date,
+        "status": c.status,
+        "wechat_payments": c.wechat_payments,
+        "wechat_payment_fen": c.wechat_payment_fen,
+        "wechat_refunds": c.wechat_refunds,
+        "wechat_refund_fen": c.wechat_refund_fen,
+        "differences": c.differences,
+        "failure": Some(c.failure).filter(|f| !f.is_empty()),
+        "checked_at": rfc3339_if_set(c.checked_at_unix),
+    })
+}
+
+/// The daily reconciliation of WeChat Pay's bill: each checked day, newest first, with the
+/// bill's totals and how many differences it found.
+#[utoipa::path(get, path = "/api/v1/admin/bills", params(ListQuery),
+    security(("admin_session" = [])),
+    responses((status = 200, description = "`total` and a page of `bills`; with format=csv, all of them as a file"),
+        (status = 400), (status = 401), (status = 503)))]
+pub async fn bills(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let list = List {
+        name: "bills",
+        columns: &[
+            "bill_date",
+            "status",
+            "wechat_payments",
+            "wechat_payment_fen",
+            "wechat_refunds",
+            "wechat_refund_fen",
+            "differences",
+            "failure",
+            "checked_at",
+        ],
+        state: &state,
+        query: &query,
+    };
+    list.answer(async |state, _query, page| {
+        let answer = state
+            .clients
+            .admin
+            .clone()
+            .list_bill_checks(membership::ListBillChecksRequest { page: Some(page) })
+            .await?
+            .into_inner();
+        Ok(Page {
+            total: answer.total,
+            rows: answer.checks.into_iter().map(bill_check_json).collect(),
+        })
+    })
+    .await
+}

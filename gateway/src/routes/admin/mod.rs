@@ -2,6 +2,7 @@
 //! audited credit adjustments. Every endpoint but login needs the admin session, and every
 //! state-changing one comes from the admin site's own origin ([`crate::admin::origin`]).
 
+pub mod bills;
 pub mod lists;
 pub mod reports;
 
@@ -39,6 +40,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/admin/bindings", get(lists::bindings))
         .route("/api/v1/admin/audit", get(lists::audit))
         .route("/api/v1/admin/refunds", get(lists::refunds))
+        .route("/api/v1/admin/bills", get(lists::bills))
+        .route("/api/v1/admin/bills/{bill_date}", get(bills::report))
+        .route("/api/v1/admin/bills/{bill_date}/check", post(bills::check))
         .route("/api/v1/admin/credits/adjust", post(adjust_credits))
         .route(
             "/api/v1/admin/orders/{order_no}/refunds",

@@ -1,5 +1,6 @@
 //! Domain types and rules of the membership service: no gRPC, no SQL.
 
+pub mod bill;
 pub mod binding;
 pub mod event;
 pub mod hold;

@@ -8,6 +8,7 @@ use crate::admin::Admin;
 use crate::domain::binding::BindingState;
 use crate::error::MembershipError;
 use crate::orders::{Orders, RefundOrder};
+use crate::store::bills::{BillCheckRow, DifferenceRow};
 use crate::store::refunds::RefundListRow;
 
 pub struct AdminGrpc {
@@ -19,6 +20,41 @@ pub struct AdminGrpc {
 impl AdminGrpc {
     pub fn new(admin: Admin, orders: Orders) -> Self {
         Self { admin, orders }
+    }
+}
+
+fn bill_date(text: &str) -> Result<chrono::NaiveDate, MembershipError> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| MembershipError::invalid("bill_date", "a day as YYYY-MM-DD"))
+}
+
+fn bill_check_message(check: BillCheckRow) -> pb::BillCheck {
+    pb::BillCheck {
+        bill_date: check.bill_date.format("%Y-%m-%d").to_string(),
+        status: check.status,
+        wechat_payments: u32::try_from(check.wechat_payments).unwrap_or(0),
+        wechat_payment_fen: check.wechat_payment_fen,
+        wechat_refunds: u32::try_from(check.wechat_refunds).unwrap_or(0),
+        wechat_refund_fen: check.wechat_refund_fen,
+        differences: u32::try_from(check.differences).unwrap_or(0),
+        failure: check.failure,
+        checked_at_unix: check.checked_at.timestamp(),
+    }
+}
+
+fn bill_report_message(check: BillCheckRow, differences: Vec<DifferenceRow>) -> pb::BillReport {
+    pb::BillReport {
+        check: Some(bill_check_message(check)),
+        differences: differences
+            .into_iter()
+            .map(|d| pb::BillDifference {
+                kind: d.kind.as_str().to_owned(),
+                order_no: d.out_trade_no,
+                refund_no: d.out_refund_no.unwrap_or_default(),
+                wechat_fee: d.wechat_fee.unwrap_or(-1),
+                our_fee: d.our_fee.unwrap_or(-1),
+            })
+            .collect(),
     }
 }
 
@@ -237,6 +273,37 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
         let (rows, total) = self.admin.refunds(order, offset, limit).await?;
         Ok(Response::new(pb::ListRefundsResponse {
             refunds: rows.into_iter().map(refund_message).collect(),
+            total: count(total),
+        }))
+    }
+
+    async fn check_bill(
+        &self,
+        request: Request<pb::BillDateRequest>,
+    ) -> Result<Response<pb::BillReport>, Status> {
+        let day = bill_date(&request.get_ref().bill_date)?;
+        self.orders.check_bill(day, true).await?;
+        let (check, differences) = self.orders.bill_report(day).await?;
+        Ok(Response::new(bill_report_message(check, differences)))
+    }
+
+    async fn get_bill_report(
+        &self,
+        request: Request<pb::BillDateRequest>,
+    ) -> Result<Response<pb::BillReport>, Status> {
+        let day = bill_date(&request.get_ref().bill_date)?;
+        let (check, differences) = self.orders.bill_report(day).await?;
+        Ok(Response::new(bill_report_message(check, differences)))
+    }
+
+    async fn list_bill_checks(
+        &self,
+        request: Request<pb::ListBillChecksRequest>,
+    ) -> Result<Response<pb::ListBillChecksResponse>, Status> {
+        let (offset, limit) = page(request.into_inner().page);
+        let (rows, total) = self.orders.bill_checks(offset, limit).await?;
+        Ok(Response::new(pb::ListBillChecksResponse {
+            checks: rows.into_iter().map(bill_check_message).collect(),
             total: count(total),
         }))
     }

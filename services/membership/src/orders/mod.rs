@@ -19,6 +19,7 @@ use crate::retry;
 use crate::store::{self, ledger, orders::OrderRow};
 use crate::wechatpay::{JsapiParams, PayClient, UnifiedOrder};
 
+mod bill;
 mod reconcile;
 mod refund;
 

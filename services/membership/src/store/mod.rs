@@ -2,6 +2,7 @@
 //! pool; the use case that calls them owns the transaction and picks primary or replica.
 
 pub mod admin;
+pub mod bills;
 pub mod bindings;
 pub mod events;
 pub mod holds;

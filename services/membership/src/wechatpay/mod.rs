@@ -321,6 +321,48 @@ impl PayClient {
             .ok_or_else(|| PayError::Malformed("the answer does not list the refund".into()))
     }
 
+    /// Downloads the merchant's bill of one China-time day (all transactions, uncompressed).
+    /// Returns None when WeChat Pay has no bill for the day (no transactions). The bill is text,
+    /// not a signed document: it is believed as WeChat Pay's answer over TLS, and only compared.
+    pub async fn download_bill(
+        &self,
+        bill_date: chrono::NaiveDate,
+    ) -> Result<Option<Vec<u8>>, PayError> {
+        let bill_date = bill_date.format("%Y%m%d").to_string();
+        let nonce_str = nonce();
+        let fields: Vec<(&str, &str)> = vec![
+            ("appid", &self.settings.appid),
+            ("mch_id", &self.settings.mch_id),
+            ("nonce_str", &nonce_str),
+            ("sign_type", self.settings.sign_type.as_str()),
+            ("bill_date", &bill_date),
+            ("bill_type", "ALL"),
+        ];
+        let body = self
+            .post_signed(
+                &self.http,
+                &self.settings.api_base,
+                "/pay/downloadbill",
+                fields,
+            )
+            .await?;
+        // Success is the bill itself; a failure is the usual XML.
+        if !body.trim_ascii_start().starts_with(b"<xml") {
+            return Ok(Some(body));
+        }
+        let answer = xml::parse(&body).map_err(|err| PayError::Malformed(err.to_string()))?;
+        let message = answer.get("return_msg").cloned().unwrap_or_default();
+        let code = answer
+            .get("error_code")
+            .or_else(|| answer.get("err_code"))
+            .cloned()
+            .unwrap_or_else(|| "FAIL".to_owned());
+        if code == "20002" || message.contains("No Bill Exist") {
+            return Ok(None);
+        }
+        Err(PayError::Refused { code, message })
+    }
+
     /// The signed parameters the H5 page hands to `getBrandWCPayRequest`.
     pub fn jsapi_params(&self, prepay_id: &str) -> JsapiParams {
         let time_stamp = chrono::Utc::now().timestamp().to_string();
@@ -374,26 +416,7 @@ impl PayClient {
             ("sign_type", sign_type),
         ];
         fields.extend_from_slice(params);
-        let sign = pay::sign(
-            fields.iter().copied(),
-            self.settings.api_key.expose_secret(),
-            self.settings.sign_type,
-        );
-        let mut document: Vec<(&str, Value<'_>)> =
-            fields.iter().map(|(k, v)| (*k, Value::Text(v))).collect();
-        document.push(("sign", Value::Text(&sign)));
-        let url = format!("{}{path}", base.trim_end_matches('/'));
-        let response = http
-            .post(url)
-            .header("content-type", "text/xml; charset=utf-8")
-            .body(xml::write(&document))
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(PayError::Http(status.as_u16()));
-        }
-        let body = response.bytes().await?;
+        let body = self.post_signed(http, base, path, fields).await?;
         let answer = xml::parse(&body).map_err(|err| PayError::Malformed(err.to_string()))?;
         if answer.get("return_code").map(String::as_str) != Some("SUCCESS") {
             return Err(PayError::Refused {
@@ -415,6 +438,38 @@ impl PayClient {
             });
         }
         Ok(answer)
+    }
+}
+
+impl PayClient {
+    /// Signs `fields` with the API key and posts them as a document; returns the answer's bytes.
+    async fn post_signed(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        path: &str,
+        fields: Vec<(&str, &str)>,
+    ) -> Result<Vec<u8>, PayError> {
+        let sign = pay::sign(
+            fields.iter().copied(),
+            self.settings.api_key.expose_secret(),
+            self.settings.sign_type,
+        );
+        let mut document: Vec<(&str, Value<'_>)> =
+            fields.iter().map(|(k, v)| (*k, Value::Text(v))).collect();
+        document.push(("sign", Value::Text(&sign)));
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let response = http
+            .post(url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(xml::write(&document))
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(PayError::Http(status.as_u16()));
+        }
+        Ok(response.bytes().await?.to_vec())
     }
 }
 

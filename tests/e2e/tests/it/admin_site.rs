@@ -410,3 +410,43 @@ async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
     let log = lighttpd.access_log_complete().await;
     assert!(log.contains(&format!("POST /api/v1/admin/orders/{order_no}/refunds")));
 }
+
+#[tokio::test]
+async fn admin_site_checks_a_days_bill_and_shows_the_differences() {
+    let system = System::start(Options::default()).await;
+    let day =
+        (chrono::Utc::now() + chrono::Duration::hours(8) - chrono::Duration::days(1)).date_naive();
+    let bill_time = format!("{day} 12:00:00");
+    system.sandbox.add_bill_row(sandbox::BillRow::payment(
+        "XT_NOT_OURS_0002",
+        1990,
+        &bill_time,
+    ));
+
+    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
+    let browser = Browser::start(BrowserOptions::default()).await;
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "login").await;
+    fill(&browser, "login-username", "admin").await;
+    fill(&browser, "login-password", ADMIN_PASSWORD).await;
+    browser.click("#login-submit").await;
+    wait_state(&browser, "main").await;
+
+    browser.click(".tab[data-tab='bills']").await;
+    wait_text(&browser, "bills-total", "共 0 天").await;
+    fill(&browser, "bills-date", &day.to_string()).await;
+    browser.click("#bills-check").await;
+    wait_text(&browser, "bills-status", "有差异").await;
+    wait_text(&browser, "bills-total", "共 1 天").await;
+    let differences = browser.text("#bill-differences").await;
+    assert!(
+        differences.contains("微信有此收款，我方无此订单")
+            && differences.contains("XT_NOT_OURS_0002")
+            && differences.contains("¥19.90"),
+        "{differences}"
+    );
+    browser.screenshot("admin-12-bill-differences").await;
+    browser.quit().await;
+    let log = lighttpd.access_log_complete().await;
+    assert!(log.contains(&format!("POST /api/v1/admin/bills/{day}/check")));
+}

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod admin_lists;
 mod admin_site;
+mod bills;
 mod binding;
 mod classify;
 mod credits;

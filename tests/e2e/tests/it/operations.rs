@@ -45,9 +45,12 @@ async fn services_answer_health_and_reflection() {
 }
 
 /// Every path the gateway routes (lib.rs, photos and admin routers).
-const GATEWAY_PATHS: [&str; 37] = [
+const GATEWAY_PATHS: [&str; 40] = [
     "/api/v1/account",
     "/api/v1/admin/audit",
+    "/api/v1/admin/bills",
+    "/api/v1/admin/bills/{bill_date}",
+    "/api/v1/admin/bills/{bill_date}/check",
     "/api/v1/admin/bindings",
     "/api/v1/admin/credits/adjust",
     "/api/v1/admin/login",
