@@ -676,6 +676,21 @@ impl System {
         }
     }
 
+    /// Buys `credits` credits as the signed-in member and pays at the sandbox; returns the order
+    /// number once the order reads paid.
+    pub async fn paid_credits(&self, member: &MemberBrowser, credits: u32) -> String {
+        let created = member
+            .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
+            .await;
+        let order_no = created["order"]["order_no"]
+            .as_str()
+            .expect("an order number")
+            .to_owned();
+        self.sandbox.pay(&order_no).await.expect("the sandbox pays");
+        member.wait_for_order(&order_no, "paid").await;
+        order_no
+    }
+
     /// Checks the ledger invariant for every user: remaining == sum of ledger deltas.
     pub async fn assert_ledger_invariant(&self) {
         let pool = self.db.primary().await;

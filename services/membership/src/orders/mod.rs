@@ -227,12 +227,9 @@ impl Orders {
         &self,
         body: &[u8],
     ) -> Result<(bool, &'static str), MembershipError> {
-        let fields = match wechat_protocol::xml::parse(body) {
+        let fields = match Self::parse_notify(body, "pay") {
             Ok(fields) => fields,
-            Err(err) => {
-                tracing::warn!(error = %err, "pay notify refused: bad XML");
-                return Ok((false, "malformed XML"));
-            }
+            Err(reason) => return Ok((false, reason)),
         };
         if let Some(reason) = self.refusal(&fields) {
             tracing::warn!(reason, "pay notify refused");
@@ -273,14 +270,8 @@ impl Orders {
             Err(VerifyError::SignTypeMismatch) => return Some("sign_type is not ours"),
             Err(VerifyError::BadSign) => return Some("bad signature"),
         }
-        if fields.get("return_code").map(String::as_str) != Some("SUCCESS") {
-            return Some("return_code is not SUCCESS");
-        }
-        if fields.get("appid").map(String::as_str) != Some(self.pay.appid()) {
-            return Some("appid mismatch");
-        }
-        if fields.get("mch_id").map(String::as_str) != Some(self.pay.mch_id()) {
-            return Some("mch_id mismatch");
+        if let Some(reason) = self.not_addressed_to_us(fields) {
+            return Some(reason);
         }
         if !matches!(
             fields.get("fee_type").map(String::as_str),
@@ -289,6 +280,28 @@ impl Orders {
             return Some("fee_type is not CNY");
         }
         None
+    }
+
+    /// Why a notify (pay or refund) is not a successful one for our merchant, if it is not.
+    fn not_addressed_to_us(&self, fields: &BTreeMap<String, String>) -> Option<&'static str> {
+        let get = |name: &str| fields.get(name).map(String::as_str);
+        if get("return_code") != Some("SUCCESS") {
+            Some("return_code is not SUCCESS")
+        } else if get("appid") != Some(self.pay.appid()) {
+            Some("appid mismatch")
+        } else if get("mch_id") != Some(self.pay.mch_id()) {
+            Some("mch_id mismatch")
+        } else {
+            None
+        }
+    }
+
+    /// Parses a notify body; a malformed one is logged with `kind` and refused.
+    fn parse_notify(body: &[u8], kind: &str) -> Result<BTreeMap<String, String>, &'static str> {
+        wechat_protocol::xml::parse(body).map_err(|err| {
+            tracing::warn!(error = %err, kind, "notify refused: bad XML");
+            "malformed XML"
+        })
     }
 
     /// Marks the order paid and applies what it bought, in one transaction, exactly once.

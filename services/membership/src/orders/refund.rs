@@ -376,24 +376,12 @@ impl Orders {
         body: &[u8],
     ) -> Result<(bool, &'static str), MembershipError> {
         use secrecy::ExposeSecret;
-        let fields = match wechat_protocol::xml::parse(body) {
+        let fields = match Self::parse_notify(body, "refund") {
             Ok(fields) => fields,
-            Err(err) => {
-                tracing::warn!(error = %err, "refund notify refused: bad XML");
-                return Ok((false, "malformed XML"));
-            }
+            Err(reason) => return Ok((false, reason)),
         };
         let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
-        let refusal = if get("return_code") != "SUCCESS" {
-            Some("return_code is not SUCCESS")
-        } else if get("appid") != self.pay.appid() {
-            Some("appid mismatch")
-        } else if get("mch_id") != self.pay.mch_id() {
-            Some("mch_id mismatch")
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
+        if let Some(reason) = self.not_addressed_to_us(&fields) {
             tracing::warn!(reason, "refund notify refused");
             return Ok((false, reason));
         }

@@ -51,6 +51,19 @@ async fn wait_text(browser: &Browser, id: &str, text: &str) {
         .await;
 }
 
+/// The admin site behind lighttpd in Chromium, signed in as the admin.
+async fn signed_in_site(system: &System) -> (Lighttpd, Browser) {
+    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
+    let browser = Browser::start(BrowserOptions::default()).await;
+    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
+    wait_state(&browser, "login").await;
+    fill(&browser, "login-username", "admin").await;
+    fill(&browser, "login-password", ADMIN_PASSWORD).await;
+    browser.click("#login-submit").await;
+    wait_state(&browser, "main").await;
+    (lighttpd, browser)
+}
+
 /// Two calls of the cloud model as the photo service records them: one answered with 1200 tokens in
 /// 800 ms, one refused after 1000 ms but billed 300 tokens.
 async fn record_model_calls(system: &System) {
@@ -269,14 +282,7 @@ async fn admin_site_pages_through_a_long_list_and_exports_it() {
     for n in 0..60 {
         system.create_qrcode(&format!("page-pc-{n:02}")).await;
     }
-    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
-    let browser = Browser::start(BrowserOptions::default()).await;
-    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
-    wait_state(&browser, "login").await;
-    fill(&browser, "login-username", "admin").await;
-    fill(&browser, "login-password", ADMIN_PASSWORD).await;
-    browser.click("#login-submit").await;
-    wait_state(&browser, "main").await;
+    let (_lighttpd, browser) = signed_in_site(&system).await;
 
     // Newest first, fifty to a page.
     browser.click(".tab[data-tab='bindings']").await;
@@ -348,21 +354,9 @@ async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
     let system = System::start(Options::default()).await;
     // 10 credits for ¥5.00, paid.
     let member = system.sign_in("o_admin_site_refund").await;
-    let created = member
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    system.sandbox.pay(&order_no).await.unwrap();
-    member.wait_for_order(&order_no, "paid").await;
+    let order_no = system.paid_credits(&member, 10).await;
 
-    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
-    let browser = Browser::start(BrowserOptions::default()).await;
-    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
-    wait_state(&browser, "login").await;
-    fill(&browser, "login-username", "admin").await;
-    fill(&browser, "login-password", ADMIN_PASSWORD).await;
-    browser.click("#login-submit").await;
-    wait_state(&browser, "main").await;
+    let (lighttpd, browser) = signed_in_site(&system).await;
 
     // The paid order has a refund button; the form offers what is left of it.
     browser.click(".tab[data-tab='orders']").await;
@@ -423,14 +417,7 @@ async fn admin_site_checks_a_days_bill_and_shows_the_differences() {
         &bill_time,
     ));
 
-    let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
-    let browser = Browser::start(BrowserOptions::default()).await;
-    browser.goto(&lighttpd.host_url(ADMIN, "/")).await;
-    wait_state(&browser, "login").await;
-    fill(&browser, "login-username", "admin").await;
-    fill(&browser, "login-password", ADMIN_PASSWORD).await;
-    browser.click("#login-submit").await;
-    wait_state(&browser, "main").await;
+    let (lighttpd, browser) = signed_in_site(&system).await;
 
     browser.click(".tab[data-tab='bills']").await;
     wait_text(&browser, "bills-total", "共 0 天").await;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{FixedOffset, NaiveDate, Utc};
-use e2e::{MemberBrowser, Options, System};
+use e2e::{Options, System};
 use sandbox::BillRow;
 
 fn china() -> FixedOffset {
@@ -29,16 +29,6 @@ fn noon(day: NaiveDate) -> (chrono::DateTime<Utc>, String, String) {
         at.format("%Y%m%d%H%M%S").to_string(),
         at.format("%Y-%m-%d %H:%M:%S").to_string(),
     )
-}
-
-async fn paid_credits(system: &System, browser: &MemberBrowser, credits: u32) -> String {
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    system.sandbox.pay(&order_no).await.unwrap();
-    browser.wait_for_order(&order_no, "paid").await;
-    order_no
 }
 
 /// Moves a payment to `day` on both sides: WeChat Pay's time_end and our paid_at.
@@ -75,9 +65,9 @@ async fn the_bill_check_names_every_difference_and_changes_no_money() {
     let admin = system.admin_sign_in().await;
     let day = yesterday();
     let (matched, amount, ours_only) = (
-        paid_credits(&system, &browser, 10).await,
-        paid_credits(&system, &browser, 4).await,
-        paid_credits(&system, &browser, 2).await,
+        system.paid_credits(&browser, 10).await,
+        system.paid_credits(&browser, 4).await,
+        system.paid_credits(&browser, 2).await,
     );
     for order_no in [&matched, &amount, &ours_only] {
         pay_on(&system, order_no, day).await;
@@ -171,7 +161,7 @@ async fn refunds_are_matched_by_number_on_the_day_wechat_pay_accepted_them() {
     let browser = system.sign_in("o_bill_refund").await;
     let admin = system.admin_sign_in().await;
     let day = yesterday();
-    let order_no = paid_credits(&system, &browser, 10).await;
+    let order_no = system.paid_credits(&browser, 10).await;
     pay_on(&system, &order_no, day).await;
     let (status, refund) = admin
         .post(

@@ -9,16 +9,6 @@ use sandbox::{NotifyMode, RefundMode};
 use wechat_protocol::xml::Value;
 
 /// Buys `credits` credits as `openid` (50 fen each) and pays; returns the order number.
-async fn paid_credits(system: &System, browser: &MemberBrowser, credits: u32) -> String {
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    system.sandbox.pay(&order_no).await.unwrap();
-    browser.wait_for_order(&order_no, "paid").await;
-    order_no
-}
-
 async fn refund(
     admin: &MemberBrowser,
     order_no: &str,
@@ -63,7 +53,7 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
     let system = System::start(Options::default()).await;
     system.sandbox.set_notify_mode(NotifyMode::Duplicates(3));
     let browser = system.sign_in("o_refund_parts").await;
-    let order_no = paid_credits(&system, &browser, 100).await;
+    let order_no = system.paid_credits(&browser, 100).await;
     assert_eq!(remaining(&browser).await, 100);
     let admin = system.admin_sign_in().await;
 
@@ -242,7 +232,7 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
     })
     .await;
     let browser = system.sign_in("o_refund_lost").await;
-    let order_no = paid_credits(&system, &browser, 10).await;
+    let order_no = system.paid_credits(&browser, 10).await;
     let admin = system.admin_sign_in().await;
     // WeChat Pay answers SYSTEMERROR: nobody knows whether it took the refund.
     system.sandbox.set_faults(sandbox::Faults {
@@ -275,7 +265,7 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
 async fn concurrent_refunds_never_return_more_than_was_paid() {
     let system = System::start(Options::default()).await;
     let browser = system.sign_in("o_refund_race").await;
-    let order_no = paid_credits(&system, &browser, 100).await;
+    let order_no = system.paid_credits(&browser, 100).await;
     let admin = system.admin_sign_in().await;
     let attempts = (0..6).map(|_| refund(&admin, &order_no, 1500));
     let answers = futures::future::join_all(attempts).await;
@@ -305,7 +295,7 @@ async fn a_forged_or_tampered_refund_notify_changes_nothing() {
     let system = System::start(Options::default()).await;
     system.sandbox.set_refund_mode(RefundMode::Hold);
     let browser = system.sign_in("o_refund_forged").await;
-    let order_no = paid_credits(&system, &browser, 10).await;
+    let order_no = system.paid_credits(&browser, 10).await;
     let admin = system.admin_sign_in().await;
     let (_, held) = refund(&admin, &order_no, 500).await;
     let refund_no = held["refund_no"].as_str().unwrap().to_owned();
@@ -373,7 +363,7 @@ async fn without_the_merchant_certificate_refunds_are_refused_clearly_and_change
     })
     .await;
     let browser = system.sign_in("o_refund_no_cert").await;
-    let order_no = paid_credits(&system, &browser, 10).await;
+    let order_no = system.paid_credits(&browser, 10).await;
     let admin = system.admin_sign_in().await;
     let before = system.snapshot("o_refund_no_cert").await;
     let (status, body) = refund(&admin, &order_no, 500).await;
