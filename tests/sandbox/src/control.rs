@@ -15,6 +15,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
     Router::new()
         .route("/_sandbox/faults", post(set_faults))
         .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/template-messages", get(template_messages))
         .route("/_sandbox/revoke-token", post(revoke_token))
         .route("/_sandbox/scan", post(scan))
         .route("/_sandbox/pay", post(pay))
@@ -160,6 +161,11 @@ async fn set_faults(State(sandbox): State<Sandbox>, Json(faults): Json<Faults>) 
 
 async fn stats(State(sandbox): State<Sandbox>) -> Response {
     Json(sandbox.stats()).into_response()
+}
+
+/// The template messages accepted so far, oldest first.
+async fn template_messages(State(sandbox): State<Sandbox>) -> Response {
+    Json(sandbox.template_messages()).into_response()
 }
 
 async fn revoke_token(State(sandbox): State<Sandbox>) -> StatusCode {

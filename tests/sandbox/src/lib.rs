@@ -1,10 +1,10 @@
-//! The sandbox: plays the WeChat official-account API on loopback with its real wire formats,
-//! error codes and injectable faults, and acts as a WeChat user (scan a QR code: a signed
-//! subscribe or SCAN push to the gateway, plain or safe mode). It also plays WeChat Pay (with
-//! refunds on a second, mutual-TLS listener, as `secapi` needs the merchant's certificate) and
-//! DashScope (Qwen-VL vision; image editing with wanx2.1 tasks and qwen-image-edit). Tests start
-//! it in-process; the local demo runs the `sandbox` binary. Production config refuses its
-//! addresses.
+//! The sandbox: plays the WeChat official-account API on loopback (tokens, QR codes, template
+//! messages to followers) with its real wire formats, error codes and injectable faults, and acts
+//! as a WeChat user (scan a QR code: a signed subscribe or SCAN push to the gateway, plain or safe
+//! mode). It also plays WeChat Pay (with refunds on a second, mutual-TLS listener, as `secapi`
+//! needs the merchant's certificate) and DashScope (Qwen-VL vision; image editing with wanx2.1
+//! tasks and qwen-image-edit). Tests start it in-process; the local demo runs the `sandbox`
+//! binary. Production config refuses its addresses.
 
 mod control;
 mod dashscope;
@@ -13,12 +13,14 @@ mod oauth;
 mod official_account;
 pub mod pay;
 mod secapi;
+mod template_message;
 pub mod user;
 
 pub use dashscope::{VisionAnswer, VisionFaults};
 pub use imageedit::{EditFaults, EditSettings, EditStats};
 pub use pay::{BillRow, BillType, RefundMode, RefundStatus};
 pub use secapi::MerchantTls;
+pub use template_message::TemplateMessage;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -60,6 +62,9 @@ pub struct SandboxConfig {
     /// Host names the secapi server certificate names besides `localhost` and `127.0.0.1`
     /// (compose: `sandbox`, the name the other containers reach it by).
     pub secapi_hosts: Vec<String>,
+    /// Template ids the account has added (模板消息); `message/template/send` refuses any other
+    /// with 40037.
+    pub templates: Vec<String>,
 }
 
 impl Default for SandboxConfig {
@@ -78,6 +83,7 @@ impl Default for SandboxConfig {
             dashscope_api_key: "sk-sandbox-dashscope-0001".into(),
             secapi_port: 0,
             secapi_hosts: Vec::new(),
+            templates: vec!["sandbox-member-expiry-0001".into()],
         }
     }
 }
@@ -137,6 +143,8 @@ pub struct Stats {
     pub refund_notifies_sent: u64,
     /// `pay/downloadbill` calls that passed the request checks.
     pub bill_downloads: u64,
+    /// Template messages accepted (a client_msg_id repeat is not counted: nothing is sent).
+    pub template_messages_sent: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +174,7 @@ struct Accounts {
     refund_mode: RefundMode,
     /// Transactions tests put in the bills besides the orders and refunds (`add_bill_row`).
     bill_rows: Vec<pay::BillRow>,
+    templates: template_message::TemplateBook,
 }
 
 pub(crate) struct State {
@@ -184,6 +193,7 @@ pub(crate) struct State {
     refund_queries: AtomicU64,
     refund_notifies_sent: AtomicU64,
     bill_downloads: AtomicU64,
+    template_messages_sent: AtomicU64,
     merchant_tls: MerchantTls,
     vision: dashscope::Vision,
     image_edit: imageedit::ImageEdit,
@@ -233,6 +243,7 @@ impl Sandbox {
             refund_queries: AtomicU64::new(0),
             refund_notifies_sent: AtomicU64::new(0),
             bill_downloads: AtomicU64::new(0),
+            template_messages_sent: AtomicU64::new(0),
             merchant_tls: pki.merchant,
             vision: dashscope::Vision::default(),
             image_edit: imageedit::ImageEdit::default(),
@@ -245,6 +256,7 @@ impl Sandbox {
         };
         let app = Router::new()
             .merge(official_account::routes())
+            .merge(template_message::routes())
             .merge(pay::routes())
             .merge(oauth::routes())
             .merge(dashscope::routes())
@@ -320,6 +332,7 @@ impl Sandbox {
             refund_queries: self.state.refund_queries.load(Ordering::SeqCst),
             refund_notifies_sent: self.state.refund_notifies_sent.load(Ordering::SeqCst),
             bill_downloads: self.state.bill_downloads.load(Ordering::SeqCst),
+            template_messages_sent: self.state.template_messages_sent.load(Ordering::SeqCst),
         }
     }
 
@@ -355,6 +368,10 @@ impl Sandbox {
         lock(&self.state.accounts)
             .followers
             .insert(openid.to_owned())
+    }
+
+    pub(crate) fn is_follower(&self, openid: &str) -> bool {
+        lock(&self.state.accounts).followers.contains(openid)
     }
 
     pub(crate) fn unfollow(&self, openid: &str) {

@@ -48,7 +48,7 @@ fn random_string(bytes: usize) -> String {
 
 /// Applies the configured delay and answers WeChat's "system busy" while server errors are
 /// injected: HTTP 200 with errcode -1, as WeChat answers a bad moment (never a 5xx).
-async fn injected(sandbox: &Sandbox) -> Option<Response> {
+pub(crate) async fn injected(sandbox: &Sandbox) -> Option<Response> {
     let delay = lock(&sandbox.state.faults).delay_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -170,7 +170,7 @@ fn check_credentials(sandbox: &Sandbox, appid: &str, secret: &str) -> Option<Res
 }
 
 /// Checks a business call's access token, and applies token and quota faults.
-fn check_access_token(sandbox: &Sandbox, token: Option<&str>) -> Option<Response> {
+pub(crate) fn check_access_token(sandbox: &Sandbox, token: Option<&str>) -> Option<Response> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Some(error(41001, "access_token missing"));
     };
@@ -212,8 +212,8 @@ fn check_access_token(sandbox: &Sandbox, token: Option<&str>) -> Option<Response
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
-    access_token: Option<String>,
+pub(crate) struct TokenQuery {
+    pub access_token: Option<String>,
 }
 
 async fn create_qrcode(
