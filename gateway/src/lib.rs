@@ -225,6 +225,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/account", get(routes::account::account))
         .route("/api/v1/member/profile", get(routes::member::profile))
+        .route(
+            "/api/v1/member/reminders",
+            post(routes::member::set_reminders),
+        )
         .route("/api/v1/member/devices", get(routes::devices::list))
         .route(
             "/api/v1/member/devices/{client_id}/sign-out",

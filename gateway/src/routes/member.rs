@@ -14,6 +14,7 @@ use proto::membership::v1 as pb;
 use crate::AppState;
 use crate::cookie_keys::{MemberSessionKey, OAuthStateKey};
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use crate::session::{MemberSession, OAUTH_STATE_COOKIE, oauth_state_cookie, session_cookie};
 
 #[derive(Deserialize, IntoParams)]
@@ -181,6 +182,8 @@ pub struct ProfileOut {
     pub member_expire_at: Option<String>,
     pub can_buy_membership: bool,
     pub prices: PricesOut,
+    /// A template message from the official account a few days before the membership ends.
+    pub expiry_reminders: bool,
 }
 
 /// The signed-in user's credits, membership and the current prices.
@@ -197,8 +200,40 @@ pub async fn profile(
         })
         .await?
         .into_inner();
+    Ok(Json(profile_out(profile)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RemindersIn {
+    /// true: remind me before my membership ends; false: do not.
+    pub enabled: bool,
+}
+
+/// Turns the signed-in user's membership expiry reminders on or off (a template message from
+/// the official account a few days before the end; only while following it). Returns the
+/// profile.
+#[utoipa::path(post, path = "/api/v1/member/reminders", request_body = RemindersIn,
+    responses((status = 200, body = ProfileOut), (status = 400), (status = 401),
+        (status = 404, description = "the user has never followed or bought: nothing to remind of")))]
+pub async fn set_reminders(
+    State(state): State<AppState>,
+    session: MemberSession,
+    ApiJson(input): ApiJson<RemindersIn>,
+) -> Result<Json<ProfileOut>, ApiError> {
+    let mut member = state.clients.member.clone();
+    let profile = member
+        .set_expiry_reminders(pb::SetExpiryRemindersRequest {
+            openid: session.openid,
+            enabled: input.enabled,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(profile_out(profile)))
+}
+
+fn profile_out(profile: pb::Profile) -> ProfileOut {
     let prices = profile.prices.unwrap_or_default();
-    Ok(Json(ProfileOut {
+    ProfileOut {
         openid: profile.openid,
         following: profile.following,
         available_credits: profile.available_credits,
@@ -216,7 +251,8 @@ pub async fn profile(
             credits_min: prices.credits_min,
             credits_max: prices.credits_max,
         },
-    }))
+        expiry_reminders: profile.expiry_reminders,
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,11 @@ pub struct MembershipConfig {
     pub wechatpay_sign_type: String,
     pub wechatpay_timeout_ms: u64,
     pub wechatpay_refund_notify_url: String,
+    pub expiry_reminder_template_id: String,
+    pub expiry_reminder_days: u32,
+    pub expiry_reminder_url: String,
+    pub expiry_reminder_per_minute: u32,
+    pub expiry_reminder_interval_ms: u64,
     pub bill_check_hour: u32,
     pub bill_check_interval_ms: u64,
     pub wechatpay_cert_path: String,
@@ -120,6 +125,12 @@ impl MembershipConfig {
                 check.https_url("WECHATPAY_SECAPI_BASE", &self.wechatpay_secapi_base);
             }
             check.finish()?;
+        }
+        if self.expiry_reminder_per_minute == 0 || !(1..=30).contains(&self.expiry_reminder_days) {
+            return Err(ConfigError::Invalid(
+                "expiry_reminder_per_minute must be positive and expiry_reminder_days within 1..=30"
+                    .into(),
+            ));
         }
         if self.bill_check_hour > 23 {
             return Err(ConfigError::Invalid(

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod members;
 pub mod metrics;
 pub mod orders;
+pub mod reminders;
 pub mod retry;
 pub mod store;
 pub mod wechat;
@@ -44,6 +45,7 @@ use crate::domain::pricing::PriceList;
 use crate::freshness::Freshness;
 use crate::members::Members;
 use crate::orders::{OrderRules, Orders, ReconcileReport};
+use crate::reminders::{ReminderSettings, Reminders};
 use crate::wechat::{WechatApi, WechatSettings};
 use crate::wechatpay::{PayClient, PaySettings, SecapiSettings};
 
@@ -73,6 +75,7 @@ pub struct Membership {
     pub orders: Orders,
     pub credits: Credits,
     pub admin: admin::Admin,
+    pub reminders: Reminders,
 }
 
 /// The merchant certificate, read once at start: a configured file that cannot be read stops the
@@ -162,6 +165,17 @@ impl Membership {
                 new_follower_credits: cfg.new_follower_credits,
             },
         );
+        let reminders = Reminders::new(
+            deps.pools.clone(),
+            wechat.clone(),
+            ReminderSettings {
+                template_id: cfg.expiry_reminder_template_id.clone(),
+                days_before: cfg.expiry_reminder_days,
+                url: cfg.expiry_reminder_url.clone(),
+                per_minute: std::num::NonZeroU32::new(cfg.expiry_reminder_per_minute)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            },
+        );
         let members = Members::new(
             deps.pools.clone(),
             wechat,
@@ -189,6 +203,7 @@ impl Membership {
             orders,
             credits,
             admin,
+            reminders,
         })
     }
 
@@ -247,6 +262,22 @@ impl Membership {
                 }
             })
         });
+        let reminders = self.reminders.clone();
+        let reminder_sender = (cfg.expiry_reminder_interval_ms > 0).then(|| {
+            let interval = Duration::from_millis(cfg.expiry_reminder_interval_ms.max(10));
+            every(interval, shutdown.clone(), move || {
+                let reminders = reminders.clone();
+                async move {
+                    match reminders.send_due().await {
+                        Ok(round) if round.sent + round.failed > 0 => {
+                            tracing::info!(?round, "expiry reminder round");
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "expiry reminder round failed"),
+                    }
+                }
+            })
+        });
         let credits = self.credits.clone();
         let interval = Duration::from_millis(cfg.hold_janitor_interval_ms.max(10));
         let janitor = every(interval, shutdown.clone(), move || {
@@ -257,10 +288,15 @@ impl Membership {
                 }
             }
         });
-        [Some(reconciler), bill_checker, Some(janitor)]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            Some(reconciler),
+            bill_checker,
+            reminder_sender,
+            Some(janitor),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 

@@ -48,6 +48,19 @@ impl Members {
             .ok_or(MembershipError::InvalidOAuthCode)
     }
 
+    /// Turns the user's membership expiry reminders on or off; the next profile read sees it.
+    pub async fn set_expiry_reminders(
+        &self,
+        openid: &str,
+        enabled: bool,
+    ) -> Result<(), MembershipError> {
+        if !store::reminders::set(&self.pools.primary, openid, enabled).await? {
+            return Err(MembershipError::NotFound("user"));
+        }
+        self.freshness.wrote(&user_subject(openid), None).await;
+        Ok(())
+    }
+
     /// The user's credits and membership as of their last change.
     pub async fn profile(&self, openid: &str) -> Result<ProfileView, MembershipError> {
         let wanted = self

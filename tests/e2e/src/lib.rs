@@ -100,6 +100,10 @@ pub struct Options {
     pub token_cache_ttl_secs: Option<u64>,
     /// Membership gets the merchant certificate the sandbox issued, so refunds work.
     pub merchant_certificate: bool,
+    /// Expiry reminders: the template id membership sends with (None: off) and how often it
+    /// looks for due reminders.
+    pub expiry_reminder_template_id: Option<String>,
+    pub expiry_reminder_interval_ms: u64,
     /// The daily bill check's round interval (0: off, the default in tests) and hour.
     pub bill_check_interval_ms: u64,
     pub bill_check_hour: u32,
@@ -146,6 +150,8 @@ impl Default for Options {
             merchant_certificate: true,
             bill_check_interval_ms: 0,
             bill_check_hour: 10,
+            expiry_reminder_template_id: None,
+            expiry_reminder_interval_ms: 0,
         }
     }
 }
@@ -312,6 +318,11 @@ impl System {
             cfg.hold_janitor_interval_ms = options.hold_janitor_interval_ms;
             cfg.bill_check_interval_ms = options.bill_check_interval_ms;
             cfg.bill_check_hour = options.bill_check_hour;
+            cfg.expiry_reminder_template_id = options
+                .expiry_reminder_template_id
+                .clone()
+                .unwrap_or_default();
+            cfg.expiry_reminder_interval_ms = options.expiry_reminder_interval_ms;
             let deps = membership_svc::connect(&cfg)
                 .await
                 .expect("membership dependencies");

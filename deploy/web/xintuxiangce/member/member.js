@@ -165,6 +165,13 @@
       hint.textContent = '到期前 ' + prices.member_renew_window_days + ' 天内可续费。';
     }
 
+    var reminders = $('reminders');
+    reminders.checked = !!p.expiry_reminders;
+    reminders.disabled = !p.following && !p.expiry_reminders;
+    if (!p.following) {
+      $('reminders-hint').textContent = '关注公众号「芯图相册」后才能收到提醒。';
+    }
+
     $('unit-price').textContent = yuan(prices.credit_unit_fen);
     $('qty').min = prices.credits_min;
     $('qty').max = prices.credits_max;
@@ -405,10 +412,34 @@
       .then(loadDevices);
   }
 
+  // ---------- expiry reminders ----------
+
+  function setReminders(enabled) {
+    var box = $('reminders');
+    var hint = $('reminders-hint');
+    box.disabled = true;
+    api('POST', '/api/v1/member/reminders', { enabled: enabled }).then(function (profile) {
+      state.profile = profile;
+      render();
+      hint.className = 'hint';
+      hint.textContent = enabled ? '已开启：会员到期前几天，公众号会给您发一条提醒。' : '已关闭到期提醒。';
+    }, function (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        signIn();
+        return;
+      }
+      box.checked = !enabled;
+      box.disabled = false;
+      hint.className = 'hint bad';
+      hint.textContent = '设置没有保存，请稍后重试。';
+    });
+  }
+
   // ---------- wiring ----------
 
   function bind() {
     $('buy-member').addEventListener('click', function () { buy({ order_type: 'member' }); });
+    $('reminders').addEventListener('change', function () { setReminders($('reminders').checked); });
     $('buy-credits').addEventListener('click', function () {
       state.qty = clampQty($('qty').value);
       renderQty();

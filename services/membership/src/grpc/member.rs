@@ -48,6 +48,25 @@ impl pb::member_service_server::MemberService for MemberGrpc {
     ) -> Result<Response<pb::Profile>, Status> {
         let openid = request.into_inner().openid;
         required_openid(&openid)?;
+        self.profile(openid).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_expiry_reminders(
+        &self,
+        request: Request<pb::SetExpiryRemindersRequest>,
+    ) -> Result<Response<pb::Profile>, Status> {
+        let r = request.into_inner();
+        required_openid(&r.openid)?;
+        self.members
+            .set_expiry_reminders(&r.openid, r.enabled)
+            .await?;
+        self.profile(r.openid).await
+    }
+}
+
+impl MemberGrpc {
+    async fn profile(&self, openid: String) -> Result<Response<pb::Profile>, Status> {
         let view = self.members.profile(&openid).await?;
         let user = view.user.as_ref();
         let member_until = user.and_then(|u| u.member_until());
@@ -61,6 +80,7 @@ impl pb::member_service_server::MemberService for MemberGrpc {
             member_expire_at_unix: member_until.map_or(0, |until| until.timestamp()),
             can_buy_membership: view.can_buy_membership,
             prices: Some(prices_to_pb(&view.prices)),
+            expiry_reminders: user.is_some_and(|u| u.expiry_reminders),
         }))
     }
 }

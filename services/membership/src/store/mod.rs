@@ -9,4 +9,5 @@ pub mod holds;
 pub mod ledger;
 pub mod orders;
 pub mod refunds;
+pub mod reminders;
 pub mod users;

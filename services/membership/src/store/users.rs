@@ -13,6 +13,8 @@ pub struct UserRow {
     pub total_credits: i64,
     pub is_member: bool,
     pub member_expire_at: Option<DateTime<Utc>>,
+    /// The member asked for a template message before the membership ends.
+    pub expiry_reminders: bool,
 }
 
 impl UserRow {
@@ -23,7 +25,7 @@ impl UserRow {
 }
 
 const COLUMNS: &str = "id, openid, subscribed, remaining_credits, held_credits, total_credits, \
-                       is_member, member_expire_at";
+                       is_member, member_expire_at, expiry_reminders";
 
 #[tracing::instrument(name = "users.find_by_openid", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn find_by_openid(

@@ -139,6 +139,41 @@ impl WechatApi {
         .await
     }
 
+    /// Sends a template message (`message/template/send`) to a follower; returns its msgid.
+    /// `data` maps each of the template's keys to its text.
+    pub async fn send_template(
+        &self,
+        openid: &str,
+        template_id: &str,
+        url: &str,
+        data: &[(&str, String)],
+    ) -> Result<u64, WechatError> {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), serde_json::json!({ "value": value })))
+            .collect();
+        let mut body = serde_json::json!({
+            "touser": openid,
+            "template_id": template_id,
+            "data": data,
+        });
+        if !url.is_empty() {
+            body["url"] = serde_json::Value::from(url);
+        }
+        let sent: TemplateSent = self
+            .with_token(|token| {
+                let url = format!("{}/cgi-bin/message/template/send", self.api_base);
+                let request = self
+                    .http
+                    .post(url)
+                    .query(&[("access_token", token)])
+                    .json(&body);
+                send_json(request)
+            })
+            .await?;
+        Ok(sent.msgid)
+    }
+
     /// Calls `call` with the shared token. When WeChat rejects that very token, drops it from the
     /// cache (only if still the cached one), fetches a fresh one and calls once more; a transient
     /// failure is also tried once more.
@@ -195,6 +230,11 @@ fn interpret<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, WechatE
         });
     }
     serde_json::from_value(value).map_err(|err| WechatError::Malformed(err.to_string()))
+}
+
+#[derive(Deserialize)]
+struct TemplateSent {
+    msgid: u64,
 }
 
 #[derive(Deserialize)]

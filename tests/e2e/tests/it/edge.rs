@@ -1210,6 +1210,63 @@ async fn member_page_lists_the_users_apps_and_signs_one_out() {
 }
 
 #[tokio::test]
+async fn member_page_turns_expiry_reminders_on_and_off() {
+    let (system, lighttpd) = with_lighttpd(Options::default()).await;
+    let openid = system.sandbox.config().oauth_openid.clone();
+    // A follower (bound an app), so reminders can reach them.
+    system.bind_client("laptop-reminders", &openid).await;
+    let browser = Browser::start(BrowserOptions {
+        phone: Some((390, 844, WECHAT_USER_AGENT)),
+        ..BrowserOptions::default()
+    })
+    .await;
+    browser.add_init_script(BRIDGE).await;
+    browser.goto(&lighttpd.host_url(WWW, "/member/")).await;
+    wait_state(&browser, "main").await;
+    let checked = "return document.getElementById('reminders').checked";
+    assert_eq!(browser.execute(checked).await, false, "off until asked");
+    browser.click("#reminders").await;
+    browser
+        .wait_for(
+            "document.getElementById('reminders-hint').innerText.startsWith('已开启')",
+            "the reminder switch saved",
+        )
+        .await;
+    assert_eq!(browser.execute(checked).await, true);
+    let pool = system.db.primary().await;
+    let stored: bool =
+        sqlx::query_scalar("SELECT expiry_reminders FROM wechat_users WHERE openid = ?")
+            .bind(&openid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(stored);
+    browser
+        .execute("document.getElementById('reminders').scrollIntoView(); return true;")
+        .await;
+    browser.screenshot("member-8-reminders-on").await;
+    // A reload shows what is stored; turning it off sticks too.
+    browser.goto(&lighttpd.host_url(WWW, "/member/")).await;
+    wait_state(&browser, "main").await;
+    assert_eq!(browser.execute(checked).await, true);
+    browser.click("#reminders").await;
+    browser
+        .wait_for(
+            "document.getElementById('reminders-hint').innerText.startsWith('已关闭')",
+            "the reminder switch saved off",
+        )
+        .await;
+    browser.quit().await;
+    let stored: bool =
+        sqlx::query_scalar("SELECT expiry_reminders FROM wechat_users WHERE openid = ?")
+            .bind(&openid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!stored);
+}
+
+#[tokio::test]
 async fn sites_and_member_page_outside_wechat_in_chromium() {
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let lighttpd = Lighttpd::start(free_port(), &[nowhere]).await;

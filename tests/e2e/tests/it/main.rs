@@ -25,6 +25,7 @@ mod payment;
 mod push_security;
 mod reconciler;
 mod refunds;
+mod reminders;
 mod replica_fallback;
 mod scaling;
 mod service_auth;

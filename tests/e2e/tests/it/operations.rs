@@ -45,7 +45,7 @@ async fn services_answer_health_and_reflection() {
 }
 
 /// Every path the gateway routes (lib.rs, photos and admin routers).
-const GATEWAY_PATHS: [&str; 40] = [
+const GATEWAY_PATHS: [&str; 41] = [
     "/api/v1/account",
     "/api/v1/admin/audit",
     "/api/v1/admin/bills",
@@ -73,6 +73,7 @@ const GATEWAY_PATHS: [&str; 40] = [
     "/api/v1/member/oauth/authorize",
     "/api/v1/member/oauth/callback",
     "/api/v1/member/profile",
+    "/api/v1/member/reminders",
     "/api/v1/openapi.json",
     "/api/v1/payment/create-order",
     "/api/v1/payment/notify",
