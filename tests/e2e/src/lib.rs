@@ -690,9 +690,17 @@ impl System {
     /// Buys `credits` credits as the signed-in member and pays at the sandbox; returns the order
     /// number once the order reads paid.
     pub async fn paid_credits(&self, member: &MemberBrowser, credits: u32) -> String {
-        let created = member
-            .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
-            .await;
+        self.paid_order(
+            member,
+            serde_json::json!({ "order_type": "credits", "credits_amount": credits }),
+        )
+        .await
+    }
+
+    /// Places the order `body` describes as the signed-in member and pays at the sandbox;
+    /// returns the order number once the order reads paid.
+    pub async fn paid_order(&self, member: &MemberBrowser, body: serde_json::Value) -> String {
+        let created = member.create_order(body).await;
         let order_no = created["order"]["order_no"]
             .as_str()
             .expect("an order number")

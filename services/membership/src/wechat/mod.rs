@@ -127,13 +127,22 @@ impl WechatApi {
             "action_name": "QR_SCENE",
             "action_info": { "scene": { "scene_id": scene_id } },
         });
+        self.post_json("/cgi-bin/qrcode/create", &body).await
+    }
+
+    /// Posts `body` to a business API with the shared token and reads the JSON answer.
+    async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, WechatError> {
         self.with_token(|token| {
-            let url = format!("{}/cgi-bin/qrcode/create", self.api_base);
+            let url = format!("{}{path}", self.api_base);
             let request = self
                 .http
                 .post(url)
                 .query(&[("access_token", token)])
-                .json(&body);
+                .json(body);
             send_json(request)
         })
         .await
@@ -161,15 +170,7 @@ impl WechatApi {
             body["url"] = serde_json::Value::from(url);
         }
         let sent: TemplateSent = self
-            .with_token(|token| {
-                let url = format!("{}/cgi-bin/message/template/send", self.api_base);
-                let request = self
-                    .http
-                    .post(url)
-                    .query(&[("access_token", token)])
-                    .json(&body);
-                send_json(request)
-            })
+            .post_json("/cgi-bin/message/template/send", &body)
             .await?;
         Ok(sent.msgid)
     }

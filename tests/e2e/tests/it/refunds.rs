@@ -164,12 +164,9 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
 async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shortens_it() {
     let system = System::start(Options::default()).await;
     let browser = system.sign_in("o_refund_member").await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "member" }))
+    let order_no = system
+        .paid_order(&browser, serde_json::json!({ "order_type": "member" }))
         .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    system.sandbox.pay(&order_no).await.unwrap();
-    browser.wait_for_order(&order_no, "paid").await;
     let member = browser.profile().await;
     assert_eq!(member["is_member"], true);
     let admin = system.admin_sign_in().await;

@@ -19,12 +19,9 @@ async fn member(system: &System, openid: &str, follow: bool) -> MemberBrowser {
             .unwrap();
     }
     let browser = system.sign_in(openid).await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "member" }))
+    system
+        .paid_order(&browser, serde_json::json!({ "order_type": "member" }))
         .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    system.sandbox.pay(&order_no).await.unwrap();
-    browser.wait_for_order(&order_no, "paid").await;
     browser
 }
 
