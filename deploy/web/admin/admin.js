@@ -187,6 +187,7 @@
       set('m-server-errors', num(o.server_errors));
       set('m-client-errors', num(o.client_errors));
       set('m-revenue', yuan(o.revenue_fen));
+      set('m-refunds', o.refunds ? '退款 ' + yuan(o.refunded_fen) + '（' + num(o.refunds) + ' 笔）' : '无退款');
       set('m-paid-orders', num(o.paid_orders));
       set('m-order-mix', '会员 ' + num(o.member_orders) + ' · 额度 ' + num(o.credit_orders));
       set('m-new-followers', num(o.new_followers));

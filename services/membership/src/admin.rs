@@ -19,6 +19,7 @@ pub struct Admin {
 
 pub struct Summary {
     pub orders: admin::OrderTotals,
+    pub refunds: admin::RefundTotals,
     pub users: admin::UserTotals,
 }
 
@@ -48,6 +49,10 @@ impl Admin {
             orders: self
                 .pools
                 .read(|pool| admin::order_totals(pool, from, to))
+                .await?,
+            refunds: self
+                .pools
+                .read(|pool| admin::refund_totals(pool, from, to))
                 .await?,
             users: self
                 .pools

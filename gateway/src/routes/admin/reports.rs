@@ -89,7 +89,7 @@ struct ModelCallsOut {
 /// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
 #[utoipa::path(get, path = "/api/v1/admin/overview", params(RangeQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue, orders, followers, members"),
+    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue and refunds, orders, followers, members"),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn overview(
     State(state): State<AppState>,
@@ -152,6 +152,8 @@ pub async fn overview(
         "model_tokens": usage.model_tokens,
         "model_cost_fen": usage.model_cost_fen,
         "revenue_fen": business.revenue_fen,
+        "refunded_fen": business.refunded_fen,
+        "refunds": business.refunds,
         "paid_orders": business.paid_orders,
         "member_orders": business.member_orders,
         "credit_orders": business.credit_orders,

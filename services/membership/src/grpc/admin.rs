@@ -117,6 +117,8 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
             new_followers: count(summary.users.new_followers),
             active_members: count(summary.users.active_members),
             total_users: count(summary.users.total_users),
+            refunded_fen: summary.refunds.refunded_fen,
+            refunds: count(summary.refunds.refunds),
         }))
     }
 

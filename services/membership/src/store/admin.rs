@@ -33,6 +33,30 @@ pub async fn order_totals(
     .await
 }
 
+/// Refunds asked for in [from, to) that WeChat Pay accepted (or may have: still open): money
+/// that went, or is going, back.
+#[derive(Debug, Default, FromRow)]
+pub struct RefundTotals {
+    pub refunded_fen: i64,
+    pub refunds: i64,
+}
+
+#[tracing::instrument(name = "admin.refund_totals", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn refund_totals(
+    pool: &MySqlPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<RefundTotals, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(refund_fee), 0) AS SIGNED) AS refunded_fen, COUNT(*) AS refunds \
+         FROM payment_refunds WHERE status <> 'failed' AND created_at >= ? AND created_at < ?",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+}
+
 #[derive(Debug, Default, FromRow)]
 pub struct UserTotals {
     pub new_followers: i64,

@@ -157,6 +157,11 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
     .unwrap();
     assert_eq!(rows, [("refund".into(), -30), ("refund".into(), -20)]);
     assert_eq!(system.sandbox.stats().refunds, 2);
+    // The overview counts the money that went back next to the revenue.
+    let (_, overview) = admin.get("/api/v1/admin/overview").await;
+    assert_eq!(overview["revenue_fen"], 5000);
+    assert_eq!(overview["refunded_fen"], 2500);
+    assert_eq!(overview["refunds"], 2);
     system.assert_ledger_invariant().await;
 }
 
