@@ -10,7 +10,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use chrono::{DateTime, Offset, Utc};
+use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use platform::db::Pools;
@@ -48,8 +48,7 @@ pub struct ReminderRound {
 
 /// `YYYY-MM-DD HH:MM` in China time, as the member reads it.
 fn china_text(at: DateTime<Utc>) -> String {
-    let china = chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Utc.fix());
-    at.with_timezone(&china)
+    at.with_timezone(&crate::orders::china_time())
         .format("%Y-%m-%d %H:%M")
         .to_string()
 }

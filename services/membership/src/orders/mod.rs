@@ -88,7 +88,7 @@ fn new_order_no(now: DateTime<Utc>) -> String {
     format!("XT{}{random:012}", china.format("%Y%m%d%H%M%S"))
 }
 
-fn china_time() -> FixedOffset {
+pub(crate) fn china_time() -> FixedOffset {
     // UTC+8 is within chrono's ±24 h range, so the UTC fallback is never taken.
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }

@@ -329,21 +329,13 @@ impl PayClient {
         bill_date: chrono::NaiveDate,
     ) -> Result<Option<Vec<u8>>, PayError> {
         let bill_date = bill_date.format("%Y%m%d").to_string();
-        let nonce_str = nonce();
-        let fields: Vec<(&str, &str)> = vec![
-            ("appid", &self.settings.appid),
-            ("mch_id", &self.settings.mch_id),
-            ("nonce_str", &nonce_str),
-            ("sign_type", self.settings.sign_type.as_str()),
-            ("bill_date", &bill_date),
-            ("bill_type", "ALL"),
-        ];
+        let params = [("bill_date", bill_date.as_str()), ("bill_type", "ALL")];
         let body = self
             .post_signed(
                 &self.http,
                 &self.settings.api_base,
                 "/pay/downloadbill",
-                fields,
+                &params,
             )
             .await?;
         // Success is the bill itself; a failure is the usual XML.
@@ -407,16 +399,7 @@ impl PayClient {
         path: &str,
         params: &[(&str, &str)],
     ) -> Result<BTreeMap<String, String>, PayError> {
-        let nonce_str = nonce();
-        let sign_type = self.settings.sign_type.as_str();
-        let mut fields: Vec<(&str, &str)> = vec![
-            ("appid", &self.settings.appid),
-            ("mch_id", &self.settings.mch_id),
-            ("nonce_str", &nonce_str),
-            ("sign_type", sign_type),
-        ];
-        fields.extend_from_slice(params);
-        let body = self.post_signed(http, base, path, fields).await?;
+        let body = self.post_signed(http, base, path, params).await?;
         let answer = xml::parse(&body).map_err(|err| PayError::Malformed(err.to_string()))?;
         if answer.get("return_code").map(String::as_str) != Some("SUCCESS") {
             return Err(PayError::Refused {
@@ -442,14 +425,23 @@ impl PayClient {
 }
 
 impl PayClient {
-    /// Signs `fields` with the API key and posts them as a document; returns the answer's bytes.
+    /// Posts `params` with the fields every request carries (appid, mch_id, nonce_str,
+    /// sign_type), signed with the API key, as a document; returns the answer's bytes.
     async fn post_signed(
         &self,
         http: &reqwest::Client,
         base: &str,
         path: &str,
-        fields: Vec<(&str, &str)>,
+        params: &[(&str, &str)],
     ) -> Result<Vec<u8>, PayError> {
+        let nonce_str = nonce();
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("appid", &self.settings.appid),
+            ("mch_id", &self.settings.mch_id),
+            ("nonce_str", &nonce_str),
+            ("sign_type", self.settings.sign_type.as_str()),
+        ];
+        fields.extend_from_slice(params);
         let sign = pay::sign(
             fields.iter().copied(),
             self.settings.api_key.expose_secret(),
