@@ -1,12 +1,14 @@
-//! The admin site's use cases: read models from the replica, and audited credit adjustments.
+//! The admin site's use cases: read models from the replica (as of the operators' own last
+//! change), and audited credit adjustments.
 
 use chrono::{DateTime, Utc};
 use sqlx::Acquire;
 
-use platform::db::Pools;
+use platform::db::{Pools, last_gtid};
 
 use crate::domain::order::OrderStatus;
 use crate::error::MembershipError;
+use crate::freshness::{Freshness, OPERATOR_VIEWS};
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, admin, ledger};
@@ -14,6 +16,7 @@ use crate::store::{self, admin, ledger};
 #[derive(Clone)]
 pub struct Admin {
     pools: Pools,
+    freshness: Freshness,
     metrics: CreditMetrics,
 }
 
@@ -29,14 +32,28 @@ pub fn page_bounds(offset: u32, limit: u32) -> (u32, u32) {
 }
 
 impl Admin {
-    pub fn new(pools: Pools) -> Self {
+    pub fn new(pools: Pools, freshness: Freshness) -> Self {
         Self {
             pools,
+            freshness,
             metrics: CreditMetrics::new(),
         }
     }
 
-    /// Reports read the replica: seconds of staleness are fine for dashboards.
+    /// Runs a list or report query on the replica once it shows the operators' last change
+    /// (else on the primary): an operator who has just adjusted or refunded sees it listed.
+    async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, sqlx::Error>
+    where
+        F: Fn(&'a sqlx::MySqlPool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.freshness
+            .read(&self.pools, OPERATOR_VIEWS, query)
+            .await
+    }
+
+    /// Reports read the replica: seconds of staleness are fine for dashboards, but not after
+    /// the operator's own change.
     pub async fn summary(
         &self,
         from: DateTime<Utc>,
@@ -47,17 +64,12 @@ impl Admin {
         }
         Ok(Summary {
             orders: self
-                .pools
                 .read(|pool| admin::order_totals(pool, from, to))
                 .await?,
             refunds: self
-                .pools
                 .read(|pool| admin::refund_totals(pool, from, to))
                 .await?,
-            users: self
-                .pools
-                .read(|pool| admin::user_totals(pool, from, to))
-                .await?,
+            users: self.read(|pool| admin::user_totals(pool, from, to)).await?,
         })
     }
 
@@ -69,7 +81,6 @@ impl Admin {
     ) -> Result<(Vec<admin::UserListRow>, i64), MembershipError> {
         let (offset, limit) = page_bounds(offset, limit);
         Ok(self
-            .pools
             .read(|pool| admin::list_users(pool, prefix, offset, limit))
             .await?)
     }
@@ -86,7 +97,6 @@ impl Admin {
             .map_err(|_| MembershipError::invalid("status", "unknown order status"))?;
         let (offset, limit) = page_bounds(offset, limit);
         Ok(self
-            .pools
             .read(|pool| admin::list_orders(pool, status, offset, limit))
             .await?)
     }
@@ -98,7 +108,6 @@ impl Admin {
     ) -> Result<(Vec<admin::BindingListRow>, i64), MembershipError> {
         let (offset, limit) = page_bounds(offset, limit);
         Ok(self
-            .pools
             .read(|pool| admin::list_bindings(pool, offset, limit))
             .await?)
     }
@@ -110,7 +119,6 @@ impl Admin {
     ) -> Result<(Vec<admin::AuditListRow>, i64), MembershipError> {
         let (offset, limit) = page_bounds(offset, limit);
         Ok(self
-            .pools
             .read(|pool| admin::list_audit(pool, offset, limit))
             .await?)
     }
@@ -123,7 +131,6 @@ impl Admin {
     ) -> Result<(Vec<store::refunds::RefundListRow>, i64), MembershipError> {
         let (offset, limit) = page_bounds(offset, limit);
         Ok(self
-            .pools
             .read(|pool| store::refunds::list(pool, out_trade_no, offset, limit))
             .await?)
     }
@@ -178,6 +185,8 @@ impl Admin {
             .await?
             .ok_or(MembershipError::InsufficientCredits)?;
             tx.commit().await?;
+            let gtid = last_gtid(&mut conn).await;
+            self.freshness.wrote(OPERATOR_VIEWS, gtid.as_deref()).await;
             tracing::info!(
                 admin = admin_name,
                 user_id,

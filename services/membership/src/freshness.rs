@@ -7,8 +7,16 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
+use std::future::Future;
+
+use sqlx::MySqlPool;
+
 use platform::db::{Pools, ReadFrom};
 use platform::redis::{Keys, Redis};
+
+/// The subject of everything operators change and read back in the admin lists: one for all
+/// operators, since each reads what the others did too.
+pub const OPERATOR_VIEWS: &str = "operator_views";
 
 /// How long the replica may take to apply a write before the primary is read instead.
 const REPLICA_WAIT: Duration = Duration::from_millis(50);
@@ -45,6 +53,28 @@ impl Freshness {
         if let Err(err) = result {
             tracing::warn!(error = %err, subject, "could not record a write's gtid");
         }
+    }
+
+    /// Remembers that `subject` was written by everything the primary has committed so far: for
+    /// an action of several transactions, some of them made elsewhere in the code.
+    pub async fn wrote_all_so_far(&self, pools: &Pools, subject: &str) {
+        let position = platform::db::binlog_position(&pools.primary).await;
+        self.wrote(subject, position.as_deref()).await;
+    }
+
+    /// Runs `query` on the replica when it shows `subject`'s last write, else on the primary.
+    pub async fn read<'a, T, F, Fut>(
+        &self,
+        pools: &'a Pools,
+        subject: &str,
+        query: F,
+    ) -> Result<T, sqlx::Error>
+    where
+        F: Fn(&'a MySqlPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let wanted = self.read_from(pools, subject).await;
+        pools.read_from(wanted, query).await.0
     }
 
     /// Where a read returns `subject` as of its last write.

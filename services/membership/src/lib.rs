@@ -186,7 +186,7 @@ impl Membership {
             deps.pools.clone(),
             pay,
             prices,
-            freshness,
+            freshness.clone(),
             OrderRules {
                 expire_minutes: cfg.order_expire_minutes,
                 close_min_age_secs: cfg.order_close_min_age_secs,
@@ -196,7 +196,7 @@ impl Membership {
             },
         );
         let credits = Credits::new(deps.pools.clone(), cfg.hold_ttl_secs);
-        let admin = admin::Admin::new(deps.pools.clone());
+        let admin = admin::Admin::new(deps.pools.clone(), freshness);
         Ok(Self {
             bindings,
             members,

@@ -285,6 +285,17 @@ pub async fn last_gtid(conn: &mut MySqlConnection) -> Option<String> {
     gtid.ok().flatten().filter(|g| !g.is_empty())
 }
 
+/// Returns the primary's binlog position (MariaDB `@@gtid_binlog_pos`): every transaction
+/// committed so far, for a reader that must see all of an action made of several transactions.
+/// None where the server does not report one.
+pub async fn binlog_position(pool: &MySqlPool) -> Option<String> {
+    let position: Result<Option<String>, sqlx::Error> =
+        sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+            .fetch_one(pool)
+            .await;
+    position.ok().flatten().filter(|p| !p.is_empty())
+}
+
 /// Returns true for the error a read-only replica session raises on a write.
 pub fn is_read_only_violation(err: &sqlx::Error) -> bool {
     match err {

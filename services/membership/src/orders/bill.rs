@@ -17,6 +17,7 @@ use sqlx::Acquire;
 use super::{Orders, china_time};
 use crate::domain::bill::{BillEntry, compare};
 use crate::error::MembershipError;
+use crate::freshness::OPERATOR_VIEWS;
 use crate::retry;
 use crate::store::bills::{self, BillCheckRow, DifferenceRow};
 
@@ -79,15 +80,16 @@ impl Orders {
         if !bills::claim(&self.pools.primary, bill_date, again).await? {
             return Ok(None);
         }
-        match self.compare_bill(bill_date).await {
-            Ok(()) => {}
-            Err(err) => {
-                let failure: String = err.to_string().chars().take(250).collect();
-                bills::fail(&self.pools.primary, bill_date, &failure).await?;
-                tracing::error!(%bill_date, error = %err, alert = true, "bill check failed");
-                return Err(err);
-            }
+        let compared = self.compare_bill(bill_date).await;
+        if let Err(err) = &compared {
+            let failure: String = err.to_string().chars().take(250).collect();
+            bills::fail(&self.pools.primary, bill_date, &failure).await?;
+            tracing::error!(%bill_date, error = %err, alert = true, "bill check failed");
         }
+        self.freshness
+            .wrote_all_so_far(&self.pools, OPERATOR_VIEWS)
+            .await;
+        compared?;
         Ok(bills::find(&self.pools.primary, bill_date).await?)
     }
 
@@ -198,8 +200,10 @@ impl Orders {
     ) -> Result<(Vec<BillCheckRow>, i64), MembershipError> {
         let (offset, limit) = crate::admin::page_bounds(offset, limit);
         Ok(self
-            .pools
-            .read(|pool| bills::list(pool, offset, limit))
+            .freshness
+            .read(&self.pools, OPERATOR_VIEWS, |pool| {
+                bills::list(pool, offset, limit)
+            })
             .await?)
     }
 }

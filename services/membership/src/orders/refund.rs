@@ -25,6 +25,7 @@ use super::{Orders, china_time, order_subject, user_subject};
 use crate::domain::order::{OrderStatus, OrderType};
 use crate::domain::refund::{RefundBasis, RefundRefusal, RefundStatus};
 use crate::error::MembershipError;
+use crate::freshness::OPERATOR_VIEWS;
 use crate::retry;
 use crate::store::{self, ledger, refunds::RefundListRow};
 use crate::wechatpay::{PayError, RefundRequest};
@@ -192,7 +193,12 @@ impl Orders {
             "refund written; asking wechat pay"
         );
         self.metrics.payment("refund_asked");
-        self.submit_refund(&out_refund_no).await?;
+        let submitted = self.submit_refund(&out_refund_no).await;
+        // The refund row and what WeChat Pay answered, for the operator's next look at the lists.
+        self.freshness
+            .wrote_all_so_far(&self.pools, OPERATOR_VIEWS)
+            .await;
+        submitted?;
         let refund = store::refunds::find(&self.pools.primary, &out_refund_no)
             .await?
             .ok_or(MembershipError::NotFound("refund"))?;

@@ -2,6 +2,7 @@
 //! that a spreadsheet opens safely.
 
 use e2e::{Options, System};
+use platform::testing::Replica;
 use serde_json::Value;
 
 /// A CSV export: its headers' values of interest and its rows (header row first).
@@ -211,4 +212,77 @@ async fn the_audit_log_lists_each_adjustment_newest_first_with_its_ledger_refere
     assert_eq!(file.rows.len(), 3);
     assert_eq!(file.rows[1][4], "-3", "a number is not a formula");
     assert_eq!(file.rows[1][5], "'=refund of a mistaken grant");
+}
+
+/// What an operator has just done shows in the lists at once, though the replica has not
+/// applied it yet: the lists read as of the operator's own last write.
+#[tokio::test]
+async fn an_operators_own_changes_show_at_once_while_the_replica_lags() {
+    let system = System::start(Options {
+        replica: Replica::Lagging,
+        ..Options::default()
+    })
+    .await;
+    let browser = system.sign_in("o_lag_operator").await;
+    let order_no = system.paid_credits(&browser, 10).await;
+    let admin = system.admin_sign_in().await;
+    system.db.wait_for_replica().await;
+    system.db.pause_replica().await;
+
+    let (status, body) = admin
+        .post(
+            "/api/v1/admin/credits/adjust",
+            serde_json::json!({ "openid": "o_lag_operator", "delta": 5, "reason": "goodwill" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, refund) = admin
+        .post(
+            &format!("/api/v1/admin/orders/{order_no}/refunds"),
+            serde_json::json!({ "refund_fee": 100, "reason": "partly unhappy" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{refund}");
+    let yesterday =
+        (chrono::Utc::now() + chrono::Duration::hours(8) - chrono::Duration::days(1)).date_naive();
+    let (status, report) = admin
+        .post(
+            &format!("/api/v1/admin/bills/{yesterday}/check"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+
+    let (_, audit) = admin.get("/api/v1/admin/audit").await;
+    let (_, refunds) = admin.get("/api/v1/admin/refunds").await;
+    let (_, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
+    let (_, bills) = admin.get("/api/v1/admin/bills").await;
+    // Prove the replica really is behind before judging what the lists answered.
+    let stale: i64 = {
+        let replica =
+            sqlx::MySqlPool::connect(secrecy::ExposeSecret::expose_secret(&system.db.replica_url))
+                .await
+                .unwrap();
+        let entries = sqlx::query_scalar("SELECT COUNT(*) FROM admin_audit")
+            .fetch_one(&replica)
+            .await
+            .unwrap();
+        replica.close().await;
+        entries
+    };
+    system.db.resume_replica().await;
+    assert_eq!(stale, 0, "the replica should still be behind");
+    assert_eq!(audit["total"], 2, "{audit}");
+    assert_eq!(audit["audit"][0]["action"], "refund");
+    assert_eq!(audit["audit"][1]["action"], "adjust_credits");
+    assert_eq!(refunds["total"], 1, "{refunds}");
+    assert_eq!(refunds["refunds"][0]["refund_no"], refund["refund_no"]);
+    assert_eq!(
+        orders["orders"][0]["order_no"],
+        order_no.as_str(),
+        "{orders}"
+    );
+    assert_eq!(orders["orders"][0]["refunded_fee"], 100, "{orders}");
+    assert_eq!(bills["total"], 1, "{bills}");
+    assert_eq!(bills["bills"][0]["bill_date"], yesterday.to_string());
 }
