@@ -96,7 +96,8 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | E::HoldSettled
         | E::ReferenceConflict
         | E::NotRefundable
-        | E::CreditsSpent => StatusCode::CONFLICT,
+        | E::CreditsSpent
+        | E::ErasureBlocked => StatusCode::CONFLICT,
         E::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         E::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         // Well-formed as a request, but the bytes cannot be read as a photo.

@@ -81,6 +81,9 @@ pub enum ErrorCode {
     NotRefundable,
     /// A refund would take back credits the user has already spent.
     CreditsSpent,
+    /// Personal data cannot be erased yet: an order awaits payment, a refund is on its way or an
+    /// edit is running. Erasure may be asked again once it has settled.
+    ErasureBlocked,
 
     // WeChat's pushes to us.
     InvalidSignature,
