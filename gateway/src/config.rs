@@ -55,6 +55,7 @@ pub struct GatewayConfig {
     pub locations_per_client_per_minute: u32,
     pub location_batch_max: usize,
     pub token_cache_ttl_secs: u64,
+    pub erasure_retry_secs: u64,
     pub binding_wait_max_secs: u64,
     pub photo_uploads_in_flight_bytes: usize,
     pub photo_upload_wait_ms: u64,

@@ -9,6 +9,7 @@ pub mod binding_changes;
 pub mod client_cache;
 pub mod config;
 pub mod cookie_keys;
+pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -45,6 +46,7 @@ use proto::membership::v1::binding_service_client::BindingServiceClient;
 use proto::membership::v1::credit_service_client::CreditServiceClient;
 use proto::membership::v1::member_service_client::MemberServiceClient;
 use proto::membership::v1::order_service_client::OrderServiceClient;
+use proto::membership::v1::personal_data_service_client::PersonalDataServiceClient;
 use proto::photo::v1::classifier_service_client::ClassifierServiceClient;
 use proto::photo::v1::image_edit_service_client::ImageEditServiceClient;
 use proto::photo::v1::location_service_client::LocationServiceClient;
@@ -72,6 +74,8 @@ pub struct Clients {
     pub edit: ImageEditServiceClient<Intercepted>,
     pub photo_channel: ServiceChannel,
     pub admin: AdminServiceClient<Intercepted>,
+    /// Personal data exports and erasures.
+    pub personal_data: PersonalDataServiceClient<Intercepted>,
     pub stats: StatsServiceClient<Intercepted>,
     pub stats_channel: ServiceChannel,
 }
@@ -94,6 +98,10 @@ impl Clients {
             order: OrderServiceClient::with_interceptor(membership.clone(), PropagateContext),
             credit: CreditServiceClient::with_interceptor(membership.clone(), PropagateContext),
             admin: AdminServiceClient::with_interceptor(membership.clone(), PropagateContext),
+            personal_data: PersonalDataServiceClient::with_interceptor(
+                membership.clone(),
+                PropagateContext,
+            ),
             membership_channel: membership,
             location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
             classifier: ClassifierServiceClient::with_interceptor(classify, PropagateContext)
@@ -230,6 +238,8 @@ pub fn app(state: AppState) -> Router {
             post(routes::member::set_reminders),
         )
         .route("/api/v1/member/devices", get(routes::devices::list))
+        .route("/api/v1/member/data", get(routes::personal_data::export))
+        .route("/api/v1/member/erasure", post(routes::personal_data::erase))
         .route(
             "/api/v1/member/devices/{client_id}/sign-out",
             post(routes::devices::sign_out),
@@ -332,6 +342,11 @@ pub async fn run(
         state.binding_waiters.clone(),
         shutdown.clone(),
     );
+    let erasures = erasure::spawn_retries(
+        state.clone(),
+        Duration::from_secs(state.cfg.erasure_retry_secs),
+        shutdown.clone(),
+    );
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let recorder_stop = state.recorder_stop.clone();
     let recorder = state.recorder.clone();
@@ -357,6 +372,9 @@ pub async fn run(
     }
     let _ = cleanup.await;
     let _ = subscriber.await;
+    if let Some(erasures) = erasures {
+        let _ = erasures.await;
+    }
     served?;
     Ok(())
 }

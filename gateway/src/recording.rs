@@ -48,6 +48,14 @@ impl RecordFields {
         self.with(|f| openid.clone_into(&mut f.openid));
     }
 
+    /// Drops who the caller was: the record of an erasure must not name whom it erased.
+    pub fn forget_caller(&self) {
+        self.with(|f| {
+            f.client_id.clear();
+            f.openid.clear();
+        });
+    }
+
     /// The classification's source (cache, local, model) and the model tokens it used.
     pub fn set_source(&self, source: &str, model_tokens: u32) {
         self.with(|f| {

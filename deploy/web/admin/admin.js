@@ -297,21 +297,64 @@
 
   function loadUsers() {
     var tbody = $('users');
-    loadingRow(tbody, 9);
+    loadingRow(tbody, 10);
     var prefix = $('users-openid').value.trim();
     api('GET', listPath('users', prefix ? 'openid=' + encodeURIComponent(prefix) : '')).then(function (r) {
-      if (r.status !== 200) { rowError(tbody, 9, r); return; }
+      if (r.status !== 200) { rowError(tbody, 10, r); return; }
       set('users-total', '共 ' + num(r.body.total) + ' 位用户');
       showPager('users', r.body.total, r.body.users.length);
-      rows(tbody, 9, r.body.users, function (u) {
+      rows(tbody, 10, r.body.users, function (u) {
+        var erased = u.openid.indexOf('erased:') === 0;
+        var actions = erased ? '<span class="tag">已删除</span>' :
+          '<a class="btn ghost small" href="/api/v1/admin/users/' + encodeURIComponent(u.openid) + '/data" download>导出</a> ' +
+          '<button class="btn ghost small erase" type="button" data-openid="' + esc(u.openid) + '">删除</button>';
         return '<tr><td>' + esc(u.user_id) + '</td><td>' + esc(u.openid) + '</td><td>' +
           (u.following ? '<span class="tag ok">已关注</span>' : '<span class="tag">未关注</span>') + '</td><td class="num">' +
           num(u.remaining_credits) + '</td><td class="num">' + num(u.held_credits) + '</td><td class="num">' + num(u.total_credits) +
           '</td><td>' + (u.is_member ? '<span class="tag ok">会员至 ' + esc(time(u.member_expire_at)) + '</span>' : '<span class="tag">否</span>') +
-          '</td><td>' + esc(time(u.created_at)) + '</td><td>' + esc(time(u.last_active_at)) + '</td></tr>';
+          '</td><td>' + esc(time(u.created_at)) + '</td><td>' + esc(time(u.last_active_at)) + '</td><td class="actions">' + actions + '</td></tr>';
       });
     });
   }
+  // ---- personal data: a user's erasure, from their row ----
+  var erasing = null;
+  $('users').addEventListener('click', function (ev) {
+    var button = ev.target.closest('button.erase');
+    if (!button) return;
+    erasing = button.getAttribute('data-openid');
+    set('erase-openid', erasing);
+    $('erase-reason').value = '';
+    $('erase-result').hidden = true;
+    $('erase-form').hidden = false;
+    $('erase-reason').focus();
+  });
+  $('erase-cancel').addEventListener('click', function () { $('erase-form').hidden = true; erasing = null; });
+  $('erase-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (!erasing) return;
+    var out = $('erase-result');
+    var reason = $('erase-reason').value.trim();
+    if (!reason) {
+      out.className = 'result err'; out.dataset.kind = 'invalid'; out.textContent = '请填写删除原因'; out.hidden = false; return;
+    }
+    $('erase-submit').disabled = true;
+    api('POST', '/api/v1/admin/users/' + encodeURIComponent(erasing) + '/erasure', { reason: reason }).then(function (r) {
+      $('erase-submit').disabled = false;
+      if (r.status === 401) { failed(r); return; }
+      if (r.status === 200) {
+        out.className = 'result ok';
+        out.dataset.kind = 'ok';
+        out.textContent = '已删除 ' + erasing + ' 的个人数据，作废额度 ' + num(r.body.credits_forfeited) +
+          (r.body.follow_ups === 'done' ? '。' : '；照片与统计数据稍后自动清除。');
+        loadUsers();
+      } else {
+        out.className = 'result err';
+        out.dataset.kind = 'error';
+        out.textContent = '删除失败：' + describe(r) + '（' + r.code + '）';
+      }
+      out.hidden = false;
+    });
+  });
   $('users-form').addEventListener('submit', function (ev) { ev.preventDefault(); offsets.users = 0; loadUsers(); });
   wirePager('users', loadUsers);
 

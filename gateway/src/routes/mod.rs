@@ -9,6 +9,7 @@ pub mod location;
 pub mod member;
 pub mod openapi;
 pub mod payment;
+pub mod personal_data;
 pub mod photos;
 pub mod wechat;
 

@@ -5,7 +5,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
 
-use super::{account, admin, auth, devices, health, location, member, payment, photos, wechat};
+use super::{
+    account, admin, auth, devices, health, location, member, payment, personal_data, photos, wechat,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,8 @@ use super::{account, admin, auth, devices, health, location, member, payment, ph
         member::set_reminders,
         devices::list,
         devices::sign_out,
+        personal_data::export,
+        personal_data::erase,
         payment::create_order,
         payment::get_order,
         photos::classify,
@@ -46,6 +50,8 @@ use super::{account, admin, auth, devices, health, location, member, payment, ph
         admin::lists::bills,
         admin::bills::report,
         admin::bills::check,
+        admin::personal_data::export,
+        admin::personal_data::erase,
         wechat::verify_url,
         wechat::receive_push,
         payment::notify,
@@ -69,6 +75,9 @@ use super::{account, admin, auth, devices, health, location, member, payment, ph
         devices::DeviceOut,
         devices::DevicesOut,
         devices::DeviceSignedOutOut,
+        personal_data::EraseIn,
+        personal_data::ErasedOut,
+        admin::personal_data::EraseUserIn,
         member::PricesOut,
         payment::CreateOrderIn,
         payment::CreateOrderOut,

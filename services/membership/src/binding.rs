@@ -266,7 +266,13 @@ impl Bindings {
                 // The welcome credits are keyed by openid in the ledger, so a user first seen as an
                 // H5 buyer still gets them on their first follow, and nobody gets them twice.
                 new_user = created;
-                if self.rules.new_follower_credits > 0 {
+                // A WeChat account whose data was erased got its welcome credits before.
+                let had_them = store::erasure::had_follow_bonus(
+                    &mut tx,
+                    &crate::personal_data::erased_follow_bonus_reference(&event.openid),
+                )
+                .await?;
+                if self.rules.new_follower_credits > 0 && !had_them {
                     welcome_granted = ledger::grant_once(
                         &mut tx,
                         user_id,
@@ -422,7 +428,7 @@ impl Bindings {
 
     /// What follows a sign-out: reads of the token, the client (and `also` subjects) go to the
     /// primary until the replica has the change, and every gateway drops the cached token.
-    async fn signed_out(
+    pub(crate) async fn signed_out(
         &self,
         client_id: &str,
         token_hash: &[u8],

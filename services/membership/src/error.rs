@@ -32,12 +32,16 @@ pub enum MembershipError {
         "the user has spent credits this refund would take back: at most {refundable_fen} fen can be refunded now"
     )]
     CreditsSpent { refundable_fen: i64 },
+    #[error("personal data cannot be erased yet: {0}; ask again once it has settled")]
+    ErasureBlocked(&'static str),
     #[error(transparent)]
     WechatPay(#[from] crate::wechatpay::PayError),
     #[error(transparent)]
     Wechat(#[from] WechatError),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("could not read or write JSON")]
+    Json(#[from] serde_json::Error),
 }
 
 impl MembershipError {
@@ -55,10 +59,12 @@ impl MembershipError {
             Self::ClientBound => "client_bound",
             Self::NotRefundable(_) => "not_refundable",
             Self::CreditsSpent { .. } => "credits_spent",
+            Self::ErasureBlocked(_) => "erasure_blocked",
             Self::WechatPay(_) => "wechatpay_unavailable",
             Self::Wechat(_) => "wechat_unavailable",
             Self::Database(db) if platform::db::is_unavailable(db) => "database_unavailable",
             Self::Database(_) => "database_error",
+            Self::Json(_) => "json_error",
         }
     }
 
@@ -124,6 +130,11 @@ impl From<MembershipError> for tonic::Status {
                 ErrorCode::CreditsSpent,
                 err.to_string(),
             ),
+            MembershipError::ErasureBlocked(_) => status(
+                Code::FailedPrecondition,
+                ErrorCode::ErasureBlocked,
+                err.to_string(),
+            ),
             MembershipError::WechatPay(crate::wechatpay::PayError::NoCertificate) => status(
                 Code::FailedPrecondition,
                 ErrorCode::RefundsNotConfigured,
@@ -160,8 +171,8 @@ impl From<MembershipError> for tonic::Status {
                     "database unavailable",
                 )
             }
-            MembershipError::Database(_) => {
-                tracing::error!(error = ?err, "database error");
+            MembershipError::Database(_) | MembershipError::Json(_) => {
+                tracing::error!(error = ?err, "internal error");
                 status(Code::Internal, ErrorCode::Internal, "internal error")
             }
         }

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod members;
 pub mod metrics;
 pub mod orders;
+pub mod personal_data;
 pub mod reminders;
 pub mod retry;
 pub mod store;
@@ -36,6 +37,7 @@ use proto::membership::v1::binding_service_server::BindingServiceServer;
 use proto::membership::v1::credit_service_server::CreditServiceServer;
 use proto::membership::v1::member_service_server::MemberServiceServer;
 use proto::membership::v1::order_service_server::OrderServiceServer;
+use proto::membership::v1::personal_data_service_server::PersonalDataServiceServer;
 
 use crate::binding::{BindingRules, Bindings};
 use crate::binding_changes::BindingChanges;
@@ -76,6 +78,7 @@ pub struct Membership {
     pub credits: Credits,
     pub admin: admin::Admin,
     pub reminders: Reminders,
+    pub personal_data: personal_data::PersonalData,
 }
 
 /// The merchant certificate, read once at start: a configured file that cannot be read stops the
@@ -196,7 +199,9 @@ impl Membership {
             },
         );
         let credits = Credits::new(deps.pools.clone(), cfg.hold_ttl_secs);
-        let admin = admin::Admin::new(deps.pools.clone(), freshness);
+        let admin = admin::Admin::new(deps.pools.clone(), freshness.clone());
+        let personal_data =
+            personal_data::PersonalData::new(deps.pools.clone(), freshness, bindings.clone());
         Ok(Self {
             bindings,
             members,
@@ -204,6 +209,7 @@ impl Membership {
             credits,
             admin,
             reminders,
+            personal_data,
         })
     }
 
@@ -220,6 +226,9 @@ impl Membership {
         )))
         .add_service(CreditServiceServer::new(grpc::CreditGrpc::new(
             self.credits.clone(),
+        )))
+        .add_service(PersonalDataServiceServer::new(grpc::PersonalDataGrpc::new(
+            self.personal_data.clone(),
         )))
         .add_service(AdminServiceServer::new(grpc::AdminGrpc::new(
             self.admin.clone(),

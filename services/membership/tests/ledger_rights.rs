@@ -74,6 +74,44 @@ async fn the_runtime_user_cannot_change_ledger_rows_or_the_schema() {
     .unwrap();
     assert_eq!((delta, rows), (5, 1), "the row is as written");
 
+    // The one change allowed: an erasure puts a pseudonym in place of the openid that
+    // references a welcome bonus, and nothing else of the row may change with it.
+    let openid = format!("o_rights_{tag}");
+    sqlx::query(
+        "INSERT INTO credit_ledger (user_id, delta, balance_after, reason, reference) \
+         VALUES (?, 10, 15, 'follow_bonus', ?)",
+    )
+    .bind(user_id)
+    .bind(&openid)
+    .execute(&runtime)
+    .await
+    .unwrap();
+    let erased = format!("erased:{tag}");
+    for sql in [
+        format!(
+            "UPDATE credit_ledger SET reference = '{erased}', delta = 11 WHERE reference = '{openid}'"
+        ),
+        format!("UPDATE credit_ledger SET reference = 'o_other' WHERE reference = '{openid}'"),
+        format!("UPDATE credit_ledger SET reference = '{erased}x' WHERE reference = '{reference}'"),
+    ] {
+        assert!(
+            refused(&runtime, &sql).await.contains("append-only"),
+            "{sql}"
+        );
+    }
+    sqlx::query("UPDATE credit_ledger SET reference = ? WHERE reference = ?")
+        .bind(&erased)
+        .bind(&openid)
+        .execute(&runtime)
+        .await
+        .unwrap();
+    let again =
+        format!("UPDATE credit_ledger SET reference = '{erased}2' WHERE reference = '{erased}'");
+    assert!(
+        refused(&runtime, &again).await.contains("append-only"),
+        "a pseudonym stays"
+    );
+
     // Another service's schema is not readable.
     let message = refused(&runtime, "SELECT COUNT(*) FROM xintu_photo.edit_tasks").await;
     assert!(message.contains("denied"), "{message}");

@@ -411,6 +411,8 @@ impl System {
                 cfg.token_cache_ttl_secs = ttl;
             }
             cfg.qrcode_per_ip_per_minute = 100_000;
+            // Erasure follow-ups a stopped service missed are run again within seconds.
+            cfg.erasure_retry_secs = 1;
             let state = gateway::AppState::new(cfg).expect("gateway state");
             let stop = shutdown.child_token();
             gateway_shutdowns.push(stop.clone());

@@ -29,7 +29,7 @@
 
   function show(view) {
     app.setAttribute('data-state', view);
-    ['loading', 'outside', 'error', 'main'].forEach(function (name) {
+    ['loading', 'outside', 'error', 'erased', 'main'].forEach(function (name) {
       $('view-' + name).hidden = name !== view;
     });
   }
@@ -435,11 +435,46 @@
     });
   }
 
+  // ---------- my data ----------
+
+  function eraseAccount() {
+    var box = $('erase-box');
+    var button = $('erase');
+    var hint = $('erase-hint');
+    // The first tap only asks: closing the account cannot be undone.
+    if (!box.classList.contains('confirming')) {
+      box.classList.add('confirming');
+      button.textContent = '确认注销（不可恢复）';
+      hint.className = 'hint bad';
+      hint.textContent = '剩余 ' + ((state.profile && state.profile.remaining_credits) || 0) + ' 张额度将作废。再点一次确认注销。';
+      return;
+    }
+    button.disabled = true;
+    api('POST', '/api/v1/member/erasure', { confirm: true }).then(function (erased) {
+      $('erased-text').textContent = '您的个人数据已删除，所有设备已退出登录' +
+        (erased.credits_forfeited > 0 ? '，' + erased.credits_forfeited + ' 张额度已作废' : '') + '。';
+      show('erased');
+    }, function (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        signIn();
+        return;
+      }
+      button.disabled = false;
+      box.classList.remove('confirming');
+      button.textContent = '注销账户并删除数据';
+      hint.className = 'hint bad';
+      hint.textContent = err instanceof ApiError && err.code === 'erasure_blocked'
+        ? '您有未完成的支付、退款或修图，请等它们结束（未支付的订单约 30 分钟后自动关闭）再注销。'
+        : '注销没有成功，请稍后重试。';
+    });
+  }
+
   // ---------- wiring ----------
 
   function bind() {
     $('buy-member').addEventListener('click', function () { buy({ order_type: 'member' }); });
     $('reminders').addEventListener('change', function () { setReminders($('reminders').checked); });
+    $('erase').addEventListener('click', eraseAccount);
     $('buy-credits').addEventListener('click', function () {
       state.qty = clampQty($('qty').value);
       renderQty();

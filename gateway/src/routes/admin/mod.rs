@@ -4,6 +4,7 @@
 
 pub mod bills;
 pub mod lists;
+pub mod personal_data;
 pub mod reports;
 
 use axum::extract::State;
@@ -44,6 +45,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/admin/bills/{bill_date}", get(bills::report))
         .route("/api/v1/admin/bills/{bill_date}/check", post(bills::check))
         .route("/api/v1/admin/credits/adjust", post(adjust_credits))
+        .route(
+            "/api/v1/admin/users/{openid}/data",
+            get(personal_data::export),
+        )
+        .route(
+            "/api/v1/admin/users/{openid}/erasure",
+            post(personal_data::erase),
+        )
         .route(
             "/api/v1/admin/orders/{order_no}/refunds",
             post(refund_order),

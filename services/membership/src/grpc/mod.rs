@@ -5,12 +5,14 @@ mod binding;
 mod credit;
 mod member;
 mod order;
+mod personal_data;
 
 pub use admin::AdminGrpc;
 pub use binding::BindingGrpc;
 pub use credit::CreditGrpc;
 pub use member::MemberGrpc;
 pub use order::OrderGrpc;
+pub use personal_data::PersonalDataGrpc;
 
 /// An openid the caller must send (the gateway's signed session holds it).
 fn required_openid(openid: &str) -> Result<&str, crate::error::MembershipError> {

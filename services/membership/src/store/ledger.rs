@@ -21,6 +21,9 @@ pub enum Reason {
     /// Credits a refund took, given back because WeChat Pay refused or closed the refund;
     /// reference = out_refund_no.
     RefundReturned,
+    /// The credits left when the user's personal data was erased; reference = `erasure:` and
+    /// the user's pseudonym.
+    Erasure,
 }
 
 impl Reason {
@@ -33,6 +36,7 @@ impl Reason {
             Self::AdminAdjust => "admin_adjust",
             Self::Refund => "refund",
             Self::RefundReturned => "refund_returned",
+            Self::Erasure => "erasure",
         }
     }
 

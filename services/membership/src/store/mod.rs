@@ -4,10 +4,12 @@
 pub mod admin;
 pub mod bills;
 pub mod bindings;
+pub mod erasure;
 pub mod events;
 pub mod holds;
 pub mod ledger;
 pub mod orders;
+pub mod personal_data;
 pub mod refunds;
 pub mod reminders;
 pub mod users;

@@ -406,6 +406,48 @@ async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
 }
 
 #[tokio::test]
+async fn admin_site_exports_and_erases_a_users_personal_data() {
+    let system = System::start(Options::default()).await;
+    system
+        .bind_client("admin-site-erase", "o_admin_site_erase")
+        .await;
+    let (lighttpd, browser) = signed_in_site(&system).await;
+    browser.click(".tab[data-tab='users']").await;
+    wait_text(&browser, "users-total", "共 1 位用户").await;
+    assert_eq!(
+        browser
+            .execute("return document.querySelector('#users a[download]').getAttribute('href')")
+            .await,
+        "/api/v1/admin/users/o_admin_site_erase/data"
+    );
+    browser.click("#users button.erase").await;
+    browser.click("#erase-submit").await;
+    wait_text(&browser, "erase-result", "请填写删除原因").await;
+    fill(&browser, "erase-reason", "用户在公众号留言申请注销").await;
+    browser.screenshot("admin-12-erase-form").await;
+    browser.click("#erase-submit").await;
+    browser
+        .wait_for(
+            "document.getElementById('erase-result').dataset.kind === 'ok'",
+            "the erasure answered",
+        )
+        .await;
+    assert!(browser.text("#erase-result").await.contains("作废额度 10"));
+    // The list shows the user as erased, under the pseudonym.
+    browser
+        .wait_for(
+            "document.getElementById('users').innerText.includes('已删除')",
+            "the erased user listed",
+        )
+        .await;
+    assert!(browser.text("#users").await.contains("erased:"));
+    browser.screenshot("admin-13-erased").await;
+    browser.quit().await;
+    let log = lighttpd.access_log_complete().await;
+    assert!(log.contains("POST /api/v1/admin/users/o_admin_site_erase/erasure"));
+}
+
+#[tokio::test]
 async fn admin_site_checks_a_days_bill_and_shows_the_differences() {
     let system = System::start(Options::default()).await;
     let day =

@@ -1267,6 +1267,53 @@ async fn member_page_turns_expiry_reminders_on_and_off() {
 }
 
 #[tokio::test]
+async fn member_page_offers_the_data_download_and_closes_the_account_on_a_second_tap() {
+    let (system, lighttpd) = with_lighttpd(Options::default()).await;
+    let openid = system.sandbox.config().oauth_openid.clone();
+    let laptop = system.bind_client("laptop-erase", &openid).await;
+    let browser = Browser::start(BrowserOptions {
+        phone: Some((390, 844, WECHAT_USER_AGENT)),
+        ..BrowserOptions::default()
+    })
+    .await;
+    browser.add_init_script(BRIDGE).await;
+    browser.goto(&lighttpd.host_url(WWW, "/member/")).await;
+    wait_state(&browser, "main").await;
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('download-data').getAttribute('href')")
+            .await,
+        "/api/v1/member/data"
+    );
+    // The first tap only asks, naming the credits that would go.
+    browser.click("#erase").await;
+    browser
+        .wait_for(
+            "document.getElementById('erase-hint').innerText.includes('10 张额度将作废')",
+            "the erasure asks first",
+        )
+        .await;
+    browser
+        .execute("document.getElementById('data-card').scrollIntoView(); return true;")
+        .await;
+    browser.screenshot("member-9-erase-confirm").await;
+    assert_eq!(system.account(&laptop).await.0, 200, "nothing erased yet");
+    browser.click("#erase").await;
+    wait_state(&browser, "erased").await;
+    assert!(
+        browser
+            .text("#erased-text")
+            .await
+            .contains("10 张额度已作废")
+    );
+    browser.screenshot("member-10-erased").await;
+    browser.quit().await;
+    system.wait_until_token_refused(&laptop).await;
+    let log = lighttpd.access_log_complete().await;
+    assert!(log.contains("POST /api/v1/member/erasure"), "{log}");
+}
+
+#[tokio::test]
 async fn sites_and_member_page_outside_wechat_in_chromium() {
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let lighttpd = Lighttpd::start(free_port(), &[nowhere]).await;

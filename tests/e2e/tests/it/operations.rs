@@ -45,7 +45,7 @@ async fn services_answer_health_and_reflection() {
 }
 
 /// Every path the gateway routes (lib.rs, photos and admin routers).
-const GATEWAY_PATHS: [&str; 41] = [
+const GATEWAY_PATHS: [&str; 45] = [
     "/api/v1/account",
     "/api/v1/admin/audit",
     "/api/v1/admin/bills",
@@ -62,17 +62,21 @@ const GATEWAY_PATHS: [&str; 41] = [
     "/api/v1/admin/refunds",
     "/api/v1/admin/timeseries",
     "/api/v1/admin/users",
+    "/api/v1/admin/users/{openid}/data",
+    "/api/v1/admin/users/{openid}/erasure",
     "/api/v1/auth/wechat/binding",
     "/api/v1/auth/wechat/qrcode",
     "/api/v1/auth/wechat/unbind",
     "/api/v1/auth/wechat/verify",
     "/api/v1/location",
     "/api/v1/location/batch",
+    "/api/v1/member/data",
     "/api/v1/member/devices",
     "/api/v1/member/devices/{client_id}/sign-out",
     "/api/v1/member/oauth/authorize",
     "/api/v1/member/oauth/callback",
     "/api/v1/member/profile",
+    "/api/v1/member/erasure",
     "/api/v1/member/reminders",
     "/api/v1/openapi.json",
     "/api/v1/payment/create-order",
