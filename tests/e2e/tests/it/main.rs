@@ -31,5 +31,6 @@ mod scaling;
 mod service_auth;
 mod sign_out;
 mod stats;
+mod stats_erasure;
 mod telemetry;
 mod token;
