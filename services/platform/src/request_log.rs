@@ -311,6 +311,13 @@ mod tests {
         ) -> Result<Response<pb::TimeSeriesResponse>, Status> {
             Err(Status::unimplemented("not here"))
         }
+
+        async fn forget_caller(
+            &self,
+            _: Request<pb::ForgetCallerRequest>,
+        ) -> Result<Response<pb::ForgetCallerResponse>, Status> {
+            Ok(Response::new(pb::ForgetCallerResponse::default()))
+        }
     }
 
     /// Serves `service` on a loopback port; returns a client of it.

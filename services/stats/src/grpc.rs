@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use proto::stats::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::erasure::Caller;
 use crate::error::StatsError;
 use crate::stats::Stats;
 use crate::store::NewLog;
@@ -73,6 +74,16 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
         Ok(Response::new(pb::RecordRequestsResponse {
             stored: u32::try_from(stored).unwrap_or(u32::MAX),
         }))
+    }
+
+    async fn forget_caller(
+        &self,
+        request: Request<pb::ForgetCallerRequest>,
+    ) -> Result<Response<pb::ForgetCallerResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::new(request.openid, request.client_ids)?;
+        let request_logs = self.stats.forget_caller(&caller).await?;
+        Ok(Response::new(pb::ForgetCallerResponse { request_logs }))
     }
 
     async fn overview(

@@ -5,6 +5,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod config;
+pub mod erasure;
 pub mod error;
 pub mod grpc;
 pub mod stats;

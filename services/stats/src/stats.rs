@@ -1,4 +1,5 @@
-//! Use cases: record batches, answer the overview and time series, purge old logs.
+//! Use cases: record batches, answer the overview and time series, forget callers, purge old
+//! logs.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use sqlx::Acquire as _;
 
 use platform::db::Pools;
 
+use crate::erasure::{self, Caller};
 use crate::error::StatsError;
 use crate::store::{self, NewLog, Totals};
 
@@ -131,7 +133,8 @@ impl Stats {
 
     /// Stores a batch of records and folds it into the rollups, in one transaction. A non-empty
     /// `batch_id` seen before stores nothing (returns 0): the sender's retry of a batch whose
-    /// answer it did not get.
+    /// answer it did not get. Records of callers forgotten within the last day are stored with
+    /// their ids blanked, before the rollups see them.
     pub async fn record(&self, batch_id: &str, logs: &[NewLog]) -> Result<u64, StatsError> {
         if batch_id.len() > MAX_BATCH_ID {
             return Err(StatsError::invalid(
@@ -145,6 +148,7 @@ impl Stats {
                 format!("at most {MAX_BATCH} per batch"),
             ));
         }
+        let digests = erasure::digests_of(logs);
         // Concurrent batches update the same rollup rows; a deadlock runs the batch again.
         let stored = platform::db::retry_transaction(
             || async {
@@ -152,7 +156,13 @@ impl Stats {
                 if !batch_id.is_empty() && !store::claim_batch(&mut tx, batch_id).await? {
                     return Ok(0);
                 }
-                let stored = store::insert_batch(&mut tx, logs).await?;
+                let since = erasure::tombstone_cutoff(Utc::now());
+                let erased = store::erased_among(&mut tx, &digests, since).await?;
+                let stored = if erased.is_empty() {
+                    store::insert_batch(&mut tx, logs).await?
+                } else {
+                    store::insert_batch(&mut tx, &erasure::blanked(logs, &erased)).await?
+                };
                 tx.commit().await?;
                 Ok(stored)
             },
@@ -160,6 +170,40 @@ impl Stats {
         )
         .await?;
         Ok(stored)
+    }
+
+    /// Erases a caller's ids from the logs, in one transaction: blanks their rows (returns how
+    /// many), renames their clients in the per-hour client counts, and notes tombstones so their
+    /// records still on the way are blanked on arrival. A second call finds nothing more to blank.
+    pub async fn forget_caller(&self, caller: &Caller) -> Result<u64, StatsError> {
+        let digests = caller.digests();
+        let pseudonyms = caller.pseudonyms();
+        // Tombstones first: a batch that already looked them up (a locking read) keeps this
+        // insert waiting until it commits, so the UPDATE then finds its rows; a batch that looks
+        // later waits for this commit and sees them (see `store::erased_among`). Deadlocks with
+        // such batches run the erasure again.
+        let blanked = platform::db::retry_transaction(
+            || async {
+                let mut conn = self.pools.primary.acquire().await?;
+                store::next_transaction_read_committed(&mut conn).await?;
+                let mut tx = conn.begin().await?;
+                store::note_erased(&mut tx, &digests).await?;
+                let blanked =
+                    store::blank_logs(&mut tx, caller.openid(), caller.client_ids()).await?;
+                store::rename_clients(&mut tx, &pseudonyms).await?;
+                tx.commit().await?;
+                Ok(blanked)
+            },
+            |err: &sqlx::Error| Some(err),
+        )
+        .await?;
+        // The ids themselves stay out of the logs.
+        tracing::info!(
+            request_logs = blanked,
+            client_ids = caller.client_ids().len(),
+            "caller forgotten"
+        );
+        Ok(blanked)
     }
 
     /// Statistics read the replica: a few seconds of staleness are fine for dashboards.
@@ -263,7 +307,8 @@ impl Stats {
     }
 
     /// Deletes logs older than `retention_days` in small batches, pausing between them so the
-    /// replica keeps up. One instance at a time: a MySQL named lock guards the run.
+    /// replica keeps up, then the ids of old batches and the tombstones no longer looked at. One
+    /// instance at a time: a MySQL named lock guards the run.
     pub async fn purge(&self, retention_days: u32, batch: u32) -> Result<u64, StatsError> {
         let cutoff = Utc::now() - chrono::Duration::days(i64::from(retention_days));
         let mut conn = self.pools.primary.acquire().await?;
@@ -282,6 +327,8 @@ impl Stats {
                 purged += deleted;
                 if deleted < u64::from(batch.max(1)) {
                     store::forget_batches(&mut conn, Utc::now() - chrono::Duration::days(1))
+                        .await?;
+                    store::forget_tombstones(&mut conn, erasure::tombstone_cutoff(Utc::now()))
                         .await?;
                     break Ok::<_, StatsError>(purged);
                 }

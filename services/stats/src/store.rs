@@ -5,13 +5,17 @@
 //! (endpoint `model:<model>`). A request that made a model call is counted once as a request and
 //! once as a call, so request, error and latency figures read `kind = 'http'` rollups only, and
 //! model calls and tokens read `kind = 'model'` ones only.
+//!
+//! Erasure (`ForgetCaller`) blanks a caller's ids in `request_logs`, renames their clients in
+//! `hourly_clients`, and notes digests in `erased_callers` so late records are blanked too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
 /// One row to store.
+#[derive(Clone)]
 pub struct NewLog {
     pub at: DateTime<Utc>,
     pub endpoint: String,
@@ -377,6 +381,147 @@ pub async fn forget_batches(
 ) -> Result<u64, sqlx::Error> {
     Ok(
         sqlx::query("DELETE FROM record_batches WHERE received_at < ?")
+            .bind(cutoff)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// The next transaction on `conn` reads committed rows and locks only the rows it changes. An
+/// erasure's UPDATEs scan whole tables (no index on the ids: erasures are rare, and every
+/// inserted row would pay for one); under REPEATABLE READ they would lock every scanned row and
+/// gap, holding up every batch being recorded until the scan ends.
+pub async fn next_transaction_read_committed(
+    conn: &mut MySqlConnection,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Notes tombstones, or renews them (a second erasure restarts the day).
+#[tracing::instrument(name = "stats.note_erased", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn note_erased(
+    conn: &mut MySqlConnection,
+    digests: &[[u8; 32]],
+) -> Result<(), sqlx::Error> {
+    if digests.is_empty() {
+        return Ok(());
+    }
+    let mut query: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("INSERT INTO erased_callers (digest) ");
+    query.push_values(digests, |mut row, digest| {
+        row.push_bind(digest.as_slice());
+    });
+    query.push(" ON DUPLICATE KEY UPDATE erased_at = CURRENT_TIMESTAMP(3)");
+    query.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Which of `digests` (sorted) were erased at or after `since`. A locking read, in the batch's
+/// (REPEATABLE READ) transaction: an erasure of one of these callers waits for the batch to
+/// commit before noting its tombstone (and then blanks the batch's rows), or the batch waits for
+/// the erasure and sees the tombstone. Without it a batch that looked before the erasure could
+/// store the ids after the erasure had blanked the rows.
+#[tracing::instrument(name = "stats.erased_among", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn erased_among(
+    conn: &mut MySqlConnection,
+    digests: &[[u8; 32]],
+    since: DateTime<Utc>,
+) -> Result<HashSet<[u8; 32]>, sqlx::Error> {
+    if digests.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut query: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("SELECT digest FROM erased_callers WHERE digest IN (");
+    let mut list = query.separated(", ");
+    for digest in digests {
+        list.push_bind(digest.as_slice());
+    }
+    query.push(") AND erased_at >= ");
+    query.push_bind(since);
+    query.push(" LOCK IN SHARE MODE");
+    let rows: Vec<Vec<u8>> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|digest| <[u8; 32]>::try_from(digest).ok())
+        .collect())
+}
+
+/// Blanks the openid and client id of the rows of `openid` (unless empty) or of one of
+/// `client_ids`; returns how many rows matched. Blanked rows no longer match, so a second call
+/// finds none.
+#[tracing::instrument(name = "stats.blank_logs", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn blank_logs(
+    conn: &mut MySqlConnection,
+    openid: &str,
+    client_ids: &BTreeSet<String>,
+) -> Result<u64, sqlx::Error> {
+    if openid.is_empty() && client_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut query: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("UPDATE request_logs SET openid = '', client_id = '' WHERE ");
+    // An empty id is never matched: it would blank every anonymous row. BINARY: exactly these
+    // ids, as the tombstones match them; the columns' collation ignores case and would take other
+    // callers' ids along.
+    if !openid.is_empty() {
+        query.push("BINARY openid = ").push_bind(openid);
+    }
+    if !client_ids.is_empty() {
+        if !openid.is_empty() {
+            query.push(" OR ");
+        }
+        query.push("BINARY client_id IN (");
+        let mut list = query.separated(", ");
+        for client_id in client_ids {
+            list.push_bind(client_id);
+        }
+        list.push_unseparated(")");
+    }
+    // sqlx asks for found rows, so this counts matched rows (all of which change).
+    Ok(query.build().execute(&mut *conn).await?.rows_affected())
+}
+
+/// Renames clients in `hourly_clients` (client id → pseudonym), in every hour, in one scan. The
+/// collation's matching is kept here: the key already folds ids that differ in case into one row,
+/// and renaming a row keeps every hour's count.
+#[tracing::instrument(name = "stats.rename_clients", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn rename_clients(
+    conn: &mut MySqlConnection,
+    pseudonyms: &BTreeMap<String, String>,
+) -> Result<u64, sqlx::Error> {
+    if pseudonyms.is_empty() {
+        return Ok(0);
+    }
+    let mut query: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("UPDATE hourly_clients SET client_id = CASE client_id");
+    for (client_id, pseudonym) in pseudonyms {
+        query
+            .push(" WHEN ")
+            .push_bind(client_id)
+            .push(" THEN ")
+            .push_bind(pseudonym);
+    }
+    query.push(" END WHERE client_id IN (");
+    let mut list = query.separated(", ");
+    for client_id in pseudonyms.keys() {
+        list.push_bind(client_id);
+    }
+    list.push_unseparated(")");
+    Ok(query.build().execute(&mut *conn).await?.rows_affected())
+}
+
+/// Deletes tombstones noted before `cutoff` (they are no longer looked at); returns how many went.
+#[tracing::instrument(name = "stats.forget_tombstones", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn forget_tombstones(
+    conn: &mut MySqlConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM erased_callers WHERE erased_at < ?")
             .bind(cutoff)
             .execute(&mut *conn)
             .await?

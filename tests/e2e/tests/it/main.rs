@@ -32,5 +32,6 @@ mod scaling;
 mod service_auth;
 mod sign_out;
 mod stats;
+mod stats_erasure;
 mod telemetry;
 mod token;
