@@ -32,6 +32,10 @@ pub enum PhotoError {
     MembershipUnavailable,
     #[error("image editing is not configured on this deployment")]
     EditsNotConfigured,
+    /// A user's personal data cannot be erased while an edit of theirs has not ended: its
+    /// credits are not settled yet and a worker step still needs its input.
+    #[error("{running} edit(s) of the user still running; ask again once they have ended")]
+    ErasureBlocked { running: usize },
     /// Unknown, or not the caller's: the same answer, so nothing leaks.
     #[error("{what} not found")]
     NotFound { code: ErrorCode, what: &'static str },
@@ -106,6 +110,7 @@ impl PhotoError {
             | Self::CreditsUnavailable
             | Self::MembershipUnavailable
             | Self::EditsNotConfigured
+            | Self::ErasureBlocked { .. }
             | Self::NotFound { .. }
             | Self::Storage(_)
             | Self::LocalModel(_)
@@ -145,6 +150,11 @@ impl From<PhotoError> for tonic::Status {
             PhotoError::EditsNotConfigured => status(
                 Code::Unavailable,
                 ErrorCode::EditsNotConfigured,
+                err.to_string(),
+            ),
+            PhotoError::ErasureBlocked { .. } => status(
+                Code::FailedPrecondition,
+                ErrorCode::ErasureBlocked,
                 err.to_string(),
             ),
             PhotoError::NotFound { code, .. } => status(Code::NotFound, *code, err.to_string()),
@@ -217,6 +227,16 @@ mod tests {
         let truncated = PhotoError::from_decode(photo_model::DecodeError::Truncated);
         assert_eq!(truncated.client_code(), Some(ErrorCode::TruncatedImage));
         assert_eq!(PhotoError::Internal("x".into()).client_code(), None);
+    }
+
+    #[test]
+    fn a_blocked_erasure_is_a_failed_precondition() {
+        let status = tonic::Status::from(PhotoError::ErasureBlocked { running: 1 });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(
+            platform::grpc::error_code(&status),
+            Some(ErrorCode::ErasureBlocked)
+        );
     }
 
     #[test]

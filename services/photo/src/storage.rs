@@ -28,8 +28,8 @@ pub trait ObjectStore: Send + Sync {
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<ObjectChunks>, StorageError>>;
-    /// Deletes the object if it exists.
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Deletes the object if it exists; true when there was one to delete.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StorageError>>;
 }
 
 pub type SharedStore = Arc<dyn ObjectStore>;
@@ -132,11 +132,11 @@ impl ObjectStore for LocalDirStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StorageError>> {
         Box::pin(async move {
             match tokio::fs::remove_file(self.path(key)?).await {
-                Ok(()) => Ok(()),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Ok(()) => Ok(true),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 Err(err) => Err(err.into()),
             }
         })
@@ -172,8 +172,8 @@ mod tests {
             store.get("edits/abc/result-0.png").await.unwrap().unwrap(),
             b"new"
         );
-        store.delete("edits/abc/result-0.png").await.unwrap();
-        store.delete("edits/abc/result-0.png").await.unwrap();
+        assert!(store.delete("edits/abc/result-0.png").await.unwrap());
+        assert!(!store.delete("edits/abc/result-0.png").await.unwrap());
         assert!(store.get("edits/abc/result-0.png").await.unwrap().is_none());
         let _ = std::fs::remove_dir_all(root);
     }

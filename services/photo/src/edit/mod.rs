@@ -2,6 +2,7 @@
 //! it), show a task, and read a stored result by its signed URL token. The provider work is done
 //! by the [`worker`] on every instance, from the tasks in MySQL.
 
+mod erasure;
 pub mod provider;
 mod steps;
 mod upright;
@@ -27,9 +28,10 @@ use crate::domain::edit::{
 use crate::error::PhotoError;
 use crate::model_calls::{CallOrigin, ModelCallRecorder};
 use crate::owners::ClientOwners;
-use crate::storage::{ObjectChunks, SharedStore};
+use crate::storage::{ObjectChunks, SharedStore, StorageError};
 use crate::store::edit_tasks::{self, NewTask, ProviderLimits, TaskRow};
 
+pub use erasure::Forgotten;
 pub use provider::{EditProvider, EditProviderSettings};
 pub use view::{ResultView, TaskView};
 
@@ -93,8 +95,10 @@ pub struct Owner<'a> {
 }
 
 impl Owner<'_> {
+    /// An erased task is nobody's: its owner asked to be forgotten, and it is only a credit
+    /// record now.
     fn owns(&self, row: &TaskRow) -> bool {
-        row.user_id == self.user_id && row.client_id == self.client_id
+        !row.erased && row.user_id == self.user_id && row.client_id == self.client_id
     }
 }
 
@@ -302,7 +306,8 @@ impl EditService {
         let row = edit_tasks::find(&self.pools.primary, &named.task_id)
             .await?
             .ok_or_else(result_not_found)?;
-        if row.status != TaskState::Succeeded {
+        // An erased task has no results, and no client left to ask membership about.
+        if row.status != TaskState::Succeeded || row.erased {
             return Err(result_not_found());
         }
         if self.owners.current_user(&row.client_id).await? != Some(row.user_id) {
@@ -467,17 +472,38 @@ impl EditService {
         Ok(purged)
     }
 
-    pub(crate) async fn delete_objects(&self, keys: &[Option<String>]) {
+    /// Deletes stored objects, every key tried even after one failed. A failure is logged and
+    /// reported, not raised: cleaning up after a task, a file left behind costs only space, while
+    /// erasure must not forget a key whose object may still be there.
+    pub(crate) async fn delete_objects(&self, keys: &[Option<String>]) -> Deletion {
+        let mut deletion = Deletion::default();
         for key in keys.iter().flatten() {
-            if let Err(err) = self.storage.delete(key).await {
-                tracing::warn!(key, error = %err, "could not delete a stored edit object");
+            match self.storage.delete(key).await {
+                Ok(true) => deletion.deleted += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(key, error = %err, "could not delete a stored edit object");
+                    if deletion.failure.is_none() {
+                        deletion.failure = Some(err);
+                    }
+                }
             }
         }
+        deletion
     }
 
     fn view(&self, row: TaskRow, created: bool) -> TaskView {
         view::task_view(&row, created, &self.signer, self.settings.result_url_ttl)
     }
+}
+
+/// What deleting stored objects did.
+#[derive(Debug, Default)]
+pub(crate) struct Deletion {
+    /// Objects that were there and are gone (a missing one is not counted).
+    pub deleted: u32,
+    /// The first failure, if any object could not be deleted.
+    pub failure: Option<StorageError>,
 }
 
 fn result_not_found() -> PhotoError {

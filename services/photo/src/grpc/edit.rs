@@ -118,6 +118,18 @@ impl pb::image_edit_service_server::ImageEditService for ImageEditGrpc {
             futures::stream::once(async { Ok(header) }).chain(data),
         )))
     }
+
+    #[tracing::instrument(skip_all, fields(user_id = request.get_ref().user_id))]
+    async fn forget_user(
+        &self,
+        request: Request<pb::ForgetUserRequest>,
+    ) -> Result<Response<pb::ForgetUserResponse>, Status> {
+        let forgotten = self.edits.forget_user(request.get_ref().user_id).await?;
+        Ok(Response::new(pb::ForgetUserResponse {
+            edit_tasks: forgotten.edit_tasks,
+            stored_objects: forgotten.stored_objects,
+        }))
+    }
 }
 
 fn to_pb(task: TaskView) -> pb::EditTask {

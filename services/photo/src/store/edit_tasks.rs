@@ -12,6 +12,7 @@ const COLUMNS: &str = "id, user_id, client_id, openid, request_id, `function` AS
     CAST(parameters AS CHAR) AS parameters, outputs, input_key, input_content_type, mask_key, \
     mask_content_type, width, height, CAST(status AS CHAR) AS status, provider_task_id, attempts, \
     polls, CAST(results AS CHAR) AS results, results_purged_at IS NOT NULL AS results_purged, \
+    erased_at IS NOT NULL AS erased, \
     credits_reserved, credits_charged, error_code, \
     error_message, CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED) AS created_ms, \
     CAST(COALESCE(UNIX_TIMESTAMP(finished_at) * 1000, 0) AS SIGNED) AS finished_ms, \
@@ -43,6 +44,8 @@ pub struct TaskRow {
     pub results: Option<String>,
     /// The stored results were deleted after their retention (`results` is NULL then).
     pub results_purged: bool,
+    /// The owner's personal data was erased: the row is only a credit record now.
+    pub erased: bool,
     pub credits_reserved: u32,
     pub credits_charged: u32,
     pub error_code: Option<String>,
@@ -512,4 +515,54 @@ pub async fn purge_results(
     .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The user's tasks whose personal data is still here, whatever their state.
+#[tracing::instrument(name = "edit_tasks.not_erased_of_user", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn not_erased_of_user(
+    executor: impl MySqlExecutor<'_>,
+    user_id: i64,
+) -> Result<Vec<TaskRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM edit_tasks WHERE user_id = ? AND erased_at IS NULL ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(executor)
+    .await
+}
+
+/// Ids per UPDATE of [`erase`]: one statement stays small however many tasks a user has.
+const ERASE_BATCH: usize = 500;
+
+/// Clears the personal fields of the user's ended tasks among `ids`, in one transaction; returns
+/// how many rows it cleared. What the credit records need stays (id, user, function, model,
+/// status, credits, times, the error code); the request key becomes NULL, which the unique key
+/// on (client_id, user_id, request_key) never counts as a duplicate, so the blanked client ids
+/// cannot collide. Only the given ids: a task made meanwhile still names objects nobody deleted.
+/// A row already erased, or not ended, is left as it is.
+#[tracing::instrument(name = "edit_tasks.erase", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn erase(pool: &MySqlPool, user_id: i64, ids: &[&str]) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut erased = 0;
+    for batch in ids.chunks(ERASE_BATCH) {
+        let placeholders = vec!["?"; batch.len()].join(", ");
+        // results_purged_at says the results were there and are gone: only a succeeded task
+        // had any to show.
+        let sql = format!(
+            "UPDATE edit_tasks SET prompt = '', parameters = JSON_OBJECT(), client_id = '', \
+             openid = '', request_id = '', request_key = NULL, input_key = '', mask_key = NULL, \
+             results = NULL, error_message = NULL, \
+             results_purged_at = IF(status = 'succeeded', COALESCE(results_purged_at, NOW(3)), \
+             results_purged_at), erased_at = NOW(3) \
+             WHERE user_id = ? AND erased_at IS NULL AND status IN ('succeeded', 'failed') \
+             AND id IN ({placeholders})"
+        );
+        let mut query = sqlx::query(&sql).bind(user_id);
+        for id in batch {
+            query = query.bind(*id);
+        }
+        erased += query.execute(&mut *tx).await?.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(erased)
 }

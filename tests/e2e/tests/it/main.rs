@@ -14,6 +14,7 @@ mod credits;
 mod devices;
 mod edge;
 mod edit;
+mod edit_erasure;
 mod erasure;
 mod ledger_properties;
 mod location;

@@ -114,6 +114,13 @@ impl TaskState {
             Self::Failed => PublicStatus::Failed,
         }
     }
+
+    /// The task has ended and its credits are settled (charged or released): no worker step
+    /// will touch it again. Before that a step may still need its stored input, and the credit
+    /// hold is not yet committed or freed.
+    pub fn has_ended(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,5 +199,22 @@ mod tests {
         );
         assert_eq!(TaskState::Settling.as_str(), "settling");
         assert!(TaskState::try_from("other".to_owned()).is_err());
+    }
+
+    #[test]
+    fn only_succeeded_and_failed_tasks_have_ended() {
+        let ended: Vec<TaskState> = [
+            TaskState::New,
+            TaskState::Queued,
+            TaskState::Submitting,
+            TaskState::Running,
+            TaskState::Settling,
+            TaskState::Succeeded,
+            TaskState::Failed,
+        ]
+        .into_iter()
+        .filter(|state| state.has_ended())
+        .collect();
+        assert_eq!(ended, [TaskState::Succeeded, TaskState::Failed]);
     }
 }
