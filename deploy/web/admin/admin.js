@@ -324,6 +324,7 @@
     erasing = button.getAttribute('data-openid');
     set('erase-openid', erasing);
     $('erase-reason').value = '';
+    $('erase-submit').disabled = false;
     $('erase-result').hidden = true;
     $('erase-form').hidden = false;
     $('erase-reason').focus();
@@ -346,6 +347,9 @@
         out.dataset.kind = 'ok';
         out.textContent = '已删除 ' + erasing + ' 的个人数据，作废额度 ' + num(r.body.credits_forfeited) +
           (r.body.follow_ups === 'done' ? '。' : '；照片与统计数据稍后自动清除。');
+        // Done: the same user cannot be erased twice.
+        $('erase-submit').disabled = true;
+        erasing = null;
         loadUsers();
       } else {
         out.className = 'result err';
@@ -536,7 +540,7 @@
   $('bindings-refresh').addEventListener('click', loadBindings);
   wirePager('bindings', loadBindings);
 
-  var AUDIT_ACTION = { adjust_credits: '人工调整', grant: '服务发放', refund: '退款' };
+  var AUDIT_ACTION = { adjust_credits: '人工调整', grant: '服务发放', refund: '退款', erase: '删除个人数据' };
   function loadAudit() {
     var tbody = $('audit');
     loadingRow(tbody, 8);

@@ -441,7 +441,28 @@ async fn admin_site_exports_and_erases_a_users_personal_data() {
         )
         .await;
     assert!(browser.text("#users").await.contains("erased:"));
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('erase-submit').disabled")
+            .await,
+        true,
+        "an erased user cannot be submitted twice"
+    );
     browser.screenshot("admin-13-erased").await;
+    // The audit log names the action, the operator and the reason.
+    browser.click(".tab[data-tab='audit']").await;
+    browser
+        .wait_for(
+            "document.getElementById('audit').innerText.includes('删除个人数据')",
+            "the erasure in the audit log",
+        )
+        .await;
+    assert!(
+        browser
+            .text("#audit")
+            .await
+            .contains("用户在公众号留言申请注销")
+    );
     browser.quit().await;
     let log = lighttpd.access_log_complete().await;
     assert!(log.contains("POST /api/v1/admin/users/o_admin_site_erase/erasure"));
