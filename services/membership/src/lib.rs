@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod orders;
 pub mod personal_data;
 pub mod reminders;
+pub mod retention;
 pub mod retry;
 pub mod store;
 pub mod wechat;
@@ -32,6 +33,7 @@ use tonic::service::Routes;
 
 use platform::db::Pools;
 use platform::redis::{Keys, Redis};
+use platform::shutdown::every;
 use proto::membership::v1::admin_service_server::AdminServiceServer;
 use proto::membership::v1::binding_service_server::BindingServiceServer;
 use proto::membership::v1::credit_service_server::CreditServiceServer;
@@ -79,6 +81,7 @@ pub struct Membership {
     pub admin: admin::Admin,
     pub reminders: Reminders,
     pub personal_data: personal_data::PersonalData,
+    pub retention: retention::Retention,
 }
 
 /// The merchant certificate, read once at start: a configured file that cannot be read stops the
@@ -202,6 +205,14 @@ impl Membership {
         let admin = admin::Admin::new(deps.pools.clone(), freshness.clone());
         let personal_data =
             personal_data::PersonalData::new(deps.pools.clone(), freshness, bindings.clone());
+        let retention = retention::Retention::new(
+            deps.pools.clone(),
+            retention::RetentionRules {
+                event_days: cfg.event_retention_days,
+                binding_days: cfg.binding_retention_days,
+                hold_days: cfg.hold_retention_days,
+            },
+        );
         Ok(Self {
             bindings,
             members,
@@ -210,6 +221,7 @@ impl Membership {
             admin,
             reminders,
             personal_data,
+            retention,
         })
     }
 
@@ -236,9 +248,10 @@ impl Membership {
         )))
     }
 
-    /// Starts the reconciler and the hold janitor; both stop with `shutdown`, after the round in
-    /// progress (await the handles). Every instance runs them: each order check is claimed in SQL
-    /// and each release is guarded, so concurrent instances never do the same work twice.
+    /// Starts the background loops (reconciler, bill check, expiry reminders, hold janitor,
+    /// retention); each stops with `shutdown`, after the round in progress (await the handles).
+    /// Every instance runs them: each order check is claimed in SQL and each release is guarded,
+    /// so concurrent instances never do the same work twice.
     pub fn spawn_background(
         &self,
         cfg: &MembershipConfig,
@@ -297,34 +310,33 @@ impl Membership {
                 }
             }
         });
+        let retention = self.retention.clone();
+        let retention_rounds = (cfg.retention_interval_ms > 0).then(|| {
+            let interval = Duration::from_millis(cfg.retention_interval_ms.max(10));
+            every(interval, shutdown.clone(), move || {
+                let retention = retention.clone();
+                async move {
+                    match retention.purge(chrono::Utc::now()).await {
+                        Ok(round) if round != retention::RetentionRound::default() => {
+                            tracing::info!(?round, "retention round");
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "retention round failed"),
+                    }
+                }
+            })
+        });
         [
             Some(reconciler),
             bill_checker,
             reminder_sender,
             Some(janitor),
+            retention_rounds,
         ]
         .into_iter()
         .flatten()
         .collect()
     }
-}
-
-/// Runs `round` every `interval` until `shutdown`; a round in progress finishes first.
-fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut round: F) -> JoinHandle<()>
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tick.tick() => round().await,
-            }
-        }
-    })
 }
 
 /// Serves the service on `listener` until `shutdown` is cancelled.

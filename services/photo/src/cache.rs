@@ -282,3 +282,20 @@ impl CacheService {
         }
     }
 }
+
+/// Rows deleted per statement by [`purge_stored_before`], and statements per round at most.
+const PURGE_BATCH: u32 = 1000;
+const PURGE_MAX_BATCHES: u32 = 100;
+
+/// Deletes the durable copies of results stored before `before`, in batches; returns how many.
+/// Hot copies expire by their own TTL, which is far shorter than any retention.
+pub async fn purge_stored_before(
+    pools: &Pools,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, PhotoError> {
+    let deleted = platform::db::delete_in_batches(PURGE_BATCH, PURGE_MAX_BATCHES, |batch| {
+        store::classification_cache::delete_stored_before(&pools.primary, before, batch)
+    })
+    .await?;
+    Ok(deleted)
+}

@@ -32,6 +32,8 @@ pub struct PhotoConfig {
     pub lookup_max: usize,
     pub classify_batch_max_bytes: usize,
     pub classification_cache_ttl_secs: u64,
+    pub classification_cache_retention_days: u32,
+    pub classification_cache_retention_interval_ms: u64,
     pub decode_budget_bytes: u64,
     pub decode_budget_wait_ms: u64,
     pub dashscope_api_key: Option<SecretString>,

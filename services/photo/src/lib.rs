@@ -312,6 +312,7 @@ pub async fn run(
     // The worker carries on every instance's edit tasks; it stops (draining its steps) with
     // the server.
     let worker = tokio::spawn(edit::worker::run(edits, shutdown.clone()));
+    let cache_retention = spawn_cache_retention(cfg, &deps.pools, shutdown.clone());
     let replica_monitor = deps.pools.spawn_replica_monitor(
         Duration::from_millis(cfg.replica_status_interval_ms),
         shutdown.clone(),
@@ -329,8 +330,8 @@ pub async fn run(
     if let Err(err) = worker.await {
         tracing::error!(error = %err, "edit worker ended abnormally");
     }
-    if let Some(monitor) = replica_monitor {
-        let _ = monitor.await;
+    for handle in [cache_retention, replica_monitor].into_iter().flatten() {
+        let _ = handle.await;
     }
     drop(stop_recorder);
     if tokio::time::timeout(RECORDER_FLUSH_WAIT, recorder.stopped())
@@ -346,6 +347,38 @@ pub async fn run(
         "model-call recorder stopped"
     );
     served.map_err(|err| anyhow::anyhow!(err))
+}
+
+/// Deletes stored classification results past `classification_cache_retention_days` every
+/// `classification_cache_retention_interval_ms`; None when either is 0. Every instance may run
+/// it: each round is plain deletes by age.
+fn spawn_cache_retention(
+    cfg: &PhotoConfig,
+    pools: &Pools,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let days = cfg.classification_cache_retention_days;
+    if days == 0 || cfg.classification_cache_retention_interval_ms == 0 {
+        return None;
+    }
+    let interval = Duration::from_millis(cfg.classification_cache_retention_interval_ms.max(10));
+    let pools = pools.clone();
+    Some(platform::shutdown::every(interval, shutdown, move || {
+        let pools = pools.clone();
+        async move {
+            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+            match cache::purge_stored_before(&pools, before).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(
+                    deleted,
+                    "classification results past their retention deleted"
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, "classification cache retention round failed")
+                }
+            }
+        }
+    }))
 }
 
 /// Connects the pools (lazily) and Redis, and loads the location data and the local model. A

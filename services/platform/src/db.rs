@@ -366,3 +366,27 @@ pub fn is_retryable(err: &sqlx::Error) -> bool {
         .map(sqlx::mysql::MySqlDatabaseError::number);
     matches!(number, Some(1213 | 1205))
 }
+
+/// Repeats `delete_batch` (a `DELETE ... LIMIT batch`) until a batch comes back short or
+/// `max_batches` ran, so a retention round deletes a backlog without one statement holding many
+/// locks or writing one huge binlog event; returns the rows deleted. What is left waits for the
+/// next round.
+pub async fn delete_in_batches<F, Fut>(
+    batch: u32,
+    max_batches: u32,
+    mut delete_batch: F,
+) -> Result<u64, sqlx::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    for _ in 0..max_batches {
+        let deleted = delete_batch(batch).await?;
+        total += deleted;
+        if deleted < u64::from(batch) {
+            break;
+        }
+    }
+    Ok(total)
+}

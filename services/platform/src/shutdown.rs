@@ -36,3 +36,26 @@ async fn wait_for_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// Runs `round` every `interval` (the first at once) until `shutdown`; a round in progress
+/// finishes first, and a round that overruns delays the next rather than bunching them up.
+pub fn every<F, Fut>(
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+    mut round: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => round().await,
+            }
+        }
+    })
+}

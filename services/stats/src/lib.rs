@@ -78,16 +78,13 @@ fn spawn_retention(
 ) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_millis(cfg.retention_interval_ms.max(1000));
     let (days, batch) = (cfg.retention_days, cfg.retention_batch_rows);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tick.tick() => match stats.purge(days, batch).await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::info!(purged, "old request logs purged"),
-                    Err(err) => tracing::warn!(error = %err, "retention round failed"),
-                },
+    platform::shutdown::every(interval, shutdown, move || {
+        let stats = stats.clone();
+        async move {
+            match stats.purge(days, batch).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "old request logs purged"),
+                Err(err) => tracing::warn!(error = %err, "retention round failed"),
             }
         }
     })

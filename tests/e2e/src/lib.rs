@@ -79,6 +79,8 @@ pub struct Options {
     /// The reconciler's first pause per order (it doubles per check).
     pub reconcile_backoff_first_secs: u32,
     pub hold_janitor_interval_ms: u64,
+    /// How often membership deletes records past their retention (`RETENTION_INTERVAL_MS`).
+    pub retention_interval_ms: u64,
     /// The gateway records every request, and the photo service every model call, to the stats
     /// service.
     pub request_logging: bool,
@@ -139,6 +141,7 @@ impl Default for Options {
             reconcile_query_after_secs: 60,
             reconcile_backoff_first_secs: 1,
             hold_janitor_interval_ms: 3_600_000,
+            retention_interval_ms: 3_600_000,
             request_logging: true,
             request_log_flush_ms: 500,
             stats_replica: Replica::Shared,
@@ -316,6 +319,7 @@ impl System {
             cfg.reconcile_query_after_secs = options.reconcile_query_after_secs;
             cfg.reconcile_backoff_first_secs = options.reconcile_backoff_first_secs;
             cfg.hold_janitor_interval_ms = options.hold_janitor_interval_ms;
+            cfg.retention_interval_ms = options.retention_interval_ms;
             cfg.bill_check_interval_ms = options.bill_check_interval_ms;
             cfg.bill_check_hour = options.bill_check_hour;
             cfg.expiry_reminder_template_id = options

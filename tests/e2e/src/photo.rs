@@ -46,6 +46,8 @@ pub struct PhotoOptions {
     pub edit_free_text_model: String,
     /// How long stored results are kept after their task succeeded (looked at every 100 ms).
     pub edit_result_retention_secs: u64,
+    /// How long stored classification results are kept (looked at every 100 ms).
+    pub classification_cache_retention_days: u32,
     /// The photo service's decode budget and its wait (its defaults when None).
     pub decode_budget_bytes: Option<u64>,
     pub decode_budget_wait_ms: Option<u64>,
@@ -76,6 +78,7 @@ impl Default for PhotoOptions {
             edit_lease_secs: 2,
             edit_free_text_model: "qwen-image-edit".into(),
             edit_result_retention_secs: 30 * 24 * 3600,
+            classification_cache_retention_days: 365,
             decode_budget_bytes: None,
             decode_budget_wait_ms: None,
             uploads_in_flight_bytes: None,
@@ -166,6 +169,8 @@ pub async fn start_instance(
     cfg.edit_lease_secs = photo.edit_lease_secs;
     cfg.edit_result_retention_secs = photo.edit_result_retention_secs;
     cfg.edit_retention_interval_ms = 100;
+    cfg.classification_cache_retention_days = photo.classification_cache_retention_days;
+    cfg.classification_cache_retention_interval_ms = 100;
     cfg.edit_abandon_after_secs = 5;
     cfg.edit_worker_tick_ms = 50;
     cfg.edit_retry_base_ms = 50;

@@ -12,4 +12,5 @@ pub mod orders;
 pub mod personal_data;
 pub mod refunds;
 pub mod reminders;
+pub mod retention;
 pub mod users;

@@ -145,3 +145,18 @@ pub async fn insert(
     .await?;
     Ok(())
 }
+
+/// Deletes at most `batch` results stored before `before`; returns how many.
+#[tracing::instrument(name = "classification_cache.delete_before", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn delete_stored_before(
+    executor: impl MySqlExecutor<'_>,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: u32,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM classification_cache WHERE created_at < ? LIMIT ?")
+        .bind(before)
+        .bind(batch)
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected())
+}

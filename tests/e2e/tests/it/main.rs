@@ -29,6 +29,7 @@ mod reconciler;
 mod refunds;
 mod reminders;
 mod replica_fallback;
+mod retention;
 mod scaling;
 mod service_auth;
 mod sign_out;

@@ -172,3 +172,44 @@ async fn lookup_refuses_malformed_requests() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_batch_size");
 }
+
+#[tokio::test]
+async fn stored_results_past_their_retention_are_deleted_and_recent_ones_stay() {
+    let app = bound_app(Options::default(), "o_cache_retention").await;
+    app.classify_photo("coffee.png", None).await;
+    app.classify_photo("astronaut.png", Some("local")).await;
+    assert_eq!(app.cached_rows().await, 2);
+
+    // The coffee's result was computed 400 days ago; the service keeps results 365 days.
+    let coffee = hex::decode(sha256_hex(&photo("coffee.png"))).unwrap();
+    let pool = app.system.photo_db.primary().await;
+    sqlx::query(
+        "UPDATE classification_cache SET created_at = NOW(3) - INTERVAL 400 DAY WHERE sha256 = ?",
+    )
+    .bind(&coffee)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let stored = |digest: Vec<u8>| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM classification_cache WHERE sha256 = ?",
+            )
+            .bind(digest)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    for _ in 0..100 {
+        if stored(coffee.clone()).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored(coffee).await, 0, "the old result was never deleted");
+    let astronaut = hex::decode(sha256_hex(&photo("astronaut.png"))).unwrap();
+    assert_eq!(stored(astronaut).await, 1, "the recent result stays");
+    pool.close().await;
+}
