@@ -1,4 +1,4 @@
-//! `gateway serve | healthcheck`.
+//! `gateway serve | migrate | openapi | hash-password | healthcheck`.
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +23,9 @@ enum Command {
     Serve,
     /// The gateway has no schema of its own; accepted so every binary has the same commands.
     Migrate,
+    /// Prints the OpenAPI document the gateway serves at `/api/v1/openapi.json`, which the
+    /// typed clients under `clients/` are generated from.
+    Openapi,
     /// Prints an argon2 hash of the password read from stdin, for ADMIN_PASSWORD_HASH.
     HashPassword,
     /// Exits 0 when `GET <url>` answers 200.
@@ -49,6 +52,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => Ok(()),
+        Command::Openapi => {
+            println!("{}", gateway::routes::openapi::pretty_document()?); // ok: this command's output is its result
+            Ok(())
+        }
         Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;

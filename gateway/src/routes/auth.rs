@@ -82,6 +82,7 @@ pub async fn create_qrcode(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BindingQuery {
     pub client_id: String,
     /// Long poll: wait up to this many seconds (at most 25) for the scan, answering as soon as

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthenticatedClient};
 
 #[derive(Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct PointIn {
     /// WGS-84 latitude (EXIF GPSLatitude), -90..=90.
     pub lat: f64,

@@ -160,9 +160,78 @@ impl utoipa::Modify for ErrorResponses {
     }
 }
 
+/// The document as the committed `clients/openapi.json` holds it: pretty JSON, keys in the
+/// order the document declares them.
+pub fn pretty_document() -> serde_json::Result<String> {
+    serde_json::to_string_pretty(&ApiDoc::openapi())
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use utoipa::OpenApi;
+    use utoipa::openapi::path::ParameterIn;
+
+    use super::ApiDoc;
+
+    /// Generated clients name one function per operation id: two alike cannot both exist.
+    #[test]
+    fn every_operation_has_its_own_id() {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (path, item) in ApiDoc::openapi().paths.paths {
+            let operations = [item.get, item.post, item.put, item.delete, item.patch];
+            for operation in operations.into_iter().flatten() {
+                let id = operation.operation_id.unwrap_or_default();
+                let first = seen.insert(id.clone(), path.clone());
+                assert!(
+                    first.is_none(),
+                    "operation id {id:?} names both {first:?} and {path}"
+                );
+            }
+        }
+    }
+
+    /// A parameter said to be in the path is one of the path's `{name}` segments; a query
+    /// parameter declared as a path one sends clients to the wrong URL.
+    #[test]
+    fn path_parameters_are_in_the_path() {
+        for (path, item) in ApiDoc::openapi().paths.paths {
+            let operations = [item.get, item.post, item.put, item.delete, item.patch];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.unwrap_or_default() {
+                    if parameter.parameter_in == ParameterIn::Path {
+                        assert!(
+                            path.contains(&format!("{{{}}}", parameter.name)),
+                            "{path}: {:?} is declared in the path but is not in it",
+                            parameter.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The typed clients are generated from the committed copy; a gateway change that the copy
+    /// (and so the clients) does not follow fails here.
+    #[test]
+    fn the_clients_are_generated_from_the_current_document() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/openapi.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        let current = super::pretty_document().unwrap_or_default();
+        assert!(
+            committed.trim_end() == current,
+            "{} is not the gateway's document: run `cargo run -p gateway -- openapi > \
+             clients/openapi.json`, then `npm run generate` in clients/typescript",
+            path.display()
+        );
+    }
 }

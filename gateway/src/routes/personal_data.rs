@@ -73,7 +73,7 @@ pub fn erased_out(erased: &Erased) -> ErasedOut {
 
 /// Everything we hold about the signed-in user, as a JSON file: profile, apps, orders, refunds,
 /// credit ledger and official account events.
-#[utoipa::path(get, path = "/api/v1/member/data",
+#[utoipa::path(get, path = "/api/v1/member/data", operation_id = "export_personal_data",
     responses((status = 200, description = "a JSON file (Content-Disposition: attachment)"),
         (status = 401), (status = 404, description = "nothing is held about this user")))]
 pub async fn export(
@@ -92,7 +92,7 @@ pub struct EraseIn {
 /// Erases the signed-in user's personal data and ends the session. Orders, refunds and credit
 /// ledger rows are kept under a pseudonym (financial records); everything else that names the
 /// user goes, here and in the photo and stats services.
-#[utoipa::path(post, path = "/api/v1/member/erasure", request_body = EraseIn,
+#[utoipa::path(post, path = "/api/v1/member/erasure", operation_id = "erase_personal_data", request_body = EraseIn,
     responses((status = 200, body = ErasedOut), (status = 400, description = "not confirmed"),
         (status = 401), (status = 404, description = "nothing is held about this user"),
         (status = 409, description = "erasure_blocked: an order may still be paid, a refund is open or an edit is running; nothing changed")))]

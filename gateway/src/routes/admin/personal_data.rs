@@ -15,7 +15,7 @@ use crate::extract::ApiJson;
 use crate::routes::personal_data::{ErasedOut, download, erased_out};
 
 /// Everything held about the user, as a JSON file (what the member page's download gives).
-#[utoipa::path(get, path = "/api/v1/admin/users/{openid}/data",
+#[utoipa::path(get, path = "/api/v1/admin/users/{openid}/data", operation_id = "admin_export_personal_data",
     params(("openid" = String, Path, description = "the user's openid")),
     security(("admin_session" = [])),
     responses((status = 200, description = "a JSON file (Content-Disposition: attachment)"),
@@ -44,7 +44,7 @@ pub struct EraseUserIn {
 
 /// Erases the user's personal data at their request: as the member page's erasure, audited
 /// under the operator's name with the reason.
-#[utoipa::path(post, path = "/api/v1/admin/users/{openid}/erasure", request_body = EraseUserIn,
+#[utoipa::path(post, path = "/api/v1/admin/users/{openid}/erasure", operation_id = "admin_erase_personal_data", request_body = EraseUserIn,
     params(("openid" = String, Path, description = "the user's openid")),
     security(("admin_session" = [])),
     responses((status = 200, body = ErasedOut), (status = 400, description = "no reason"),
