@@ -11,6 +11,7 @@ pub mod config;
 pub mod cookie_keys;
 pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod metrics;
 pub mod ratelimit;

@@ -473,7 +473,7 @@ export interface paths {
         };
         /**
          * Everything we hold about the signed-in user, as a JSON file: profile, apps, orders, refunds,
-         *     credit ledger and official account events.
+         *     credit ledger, official account events, image edit tasks and request log rows.
          */
         get: operations["export_personal_data"];
         put?: never;
@@ -2239,6 +2239,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service holding part of the data cannot answer: no partial copy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     admin_erase_personal_data: {
@@ -2664,6 +2673,15 @@ export interface operations {
             };
             /** @description nothing is held about this user */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service holding part of the data cannot answer: no partial copy */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -12,8 +12,6 @@ use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use proto::membership::v1 as pb;
-
 use crate::AppState;
 use crate::cookie_keys::MemberSessionKey;
 use crate::erasure::{self, Erased};
@@ -28,11 +26,7 @@ pub async fn download(
     openid: String,
     filename: &str,
 ) -> Result<Response, ApiError> {
-    let mut personal_data = state.clients.personal_data.clone();
-    let document = personal_data
-        .export_personal_data(pb::ExportPersonalDataRequest { openid })
-        .await?
-        .into_inner();
+    let document = crate::export::personal_data(state, openid).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
@@ -42,7 +36,7 @@ pub async fn download(
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
-        document.json,
+        document,
     )
         .into_response())
 }
@@ -72,10 +66,11 @@ pub fn erased_out(erased: &Erased) -> ErasedOut {
 }
 
 /// Everything we hold about the signed-in user, as a JSON file: profile, apps, orders, refunds,
-/// credit ledger and official account events.
+/// credit ledger, official account events, image edit tasks and request log rows.
 #[utoipa::path(get, path = "/api/v1/member/data", operation_id = "export_personal_data",
     responses((status = 200, description = "a JSON file (Content-Disposition: attachment)"),
-        (status = 401), (status = 404, description = "nothing is held about this user")))]
+        (status = 401), (status = 404, description = "nothing is held about this user"),
+        (status = 503, description = "a service holding part of the data cannot answer: no partial copy")))]
 pub async fn export(
     State(state): State<AppState>,
     session: MemberSession,

@@ -40,6 +40,13 @@ struct Export {
     official_account_events: Vec<held::EventData>,
 }
 
+/// The export document, and who it is about for the services that hold the rest.
+pub struct Exported {
+    pub json: Vec<u8>,
+    pub user_id: i64,
+    pub client_ids: Vec<String>,
+}
+
 /// An erasure as written: the follow-ups still to run elsewhere, and what it forfeited.
 pub struct ErasureDone {
     pub id: i64,
@@ -66,7 +73,7 @@ impl PersonalData {
     }
 
     /// Everything held about `openid`, as pretty JSON.
-    pub async fn export(&self, openid: &str) -> Result<Vec<u8>, MembershipError> {
+    pub async fn export(&self, openid: &str) -> Result<Exported, MembershipError> {
         let pool = &self.pools.primary;
         let user = held::user(pool, openid)
             .await?
@@ -80,7 +87,11 @@ impl PersonalData {
             official_account_events: held::events(pool, openid).await?,
             user,
         };
-        Ok(serde_json::to_vec_pretty(&export)?)
+        Ok(Exported {
+            json: serde_json::to_vec_pretty(&export)?,
+            user_id: export.user.id,
+            client_ids: export.devices.into_iter().map(|d| d.client_id).collect(),
+        })
     }
 
     /// Erases `openid`'s personal data here (see the module); `actor` is [`MEMBER_ACTOR`] or the

@@ -318,6 +318,13 @@ mod tests {
         ) -> Result<Response<pb::ForgetCallerResponse>, Status> {
             Ok(Response::new(pb::ForgetCallerResponse::default()))
         }
+
+        async fn export_caller(
+            &self,
+            _: Request<pb::ExportCallerRequest>,
+        ) -> Result<Response<pb::CallerDataDocument>, Status> {
+            Ok(Response::new(pb::CallerDataDocument::default()))
+        }
     }
 
     /// Serves `service` on a loopback port; returns a client of it.

@@ -10,6 +10,8 @@ pub enum StatsError {
     InvalidArgument { field: &'static str, reason: String },
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl StatsError {
@@ -37,8 +39,8 @@ impl From<StatsError> for tonic::Status {
                     "database unavailable",
                 )
             }
-            StatsError::Database(_) => {
-                tracing::error!(error = ?err, "database error");
+            StatsError::Database(_) | StatsError::Json(_) => {
+                tracing::error!(error = ?err, "internal error");
                 status(Code::Internal, ErrorCode::Internal, "internal error")
             }
         }

@@ -86,6 +86,16 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
         Ok(Response::new(pb::ForgetCallerResponse { request_logs }))
     }
 
+    async fn export_caller(
+        &self,
+        request: Request<pb::ExportCallerRequest>,
+    ) -> Result<Response<pb::CallerDataDocument>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::new(request.openid, request.client_ids)?;
+        let json = self.stats.export_caller(&caller).await?;
+        Ok(Response::new(pb::CallerDataDocument { json }))
+    }
+
     async fn overview(
         &self,
         request: Request<pb::OverviewRequest>,

@@ -12,6 +12,10 @@ use crate::erasure::{self, Caller};
 use crate::error::StatsError;
 use crate::store::{self, NewLog, Totals};
 
+/// Most request log rows in a caller's copy of their personal data (a busy app logs a few
+/// thousand requests a day; the logs are kept 90 days).
+pub const EXPORT_MAX_ROWS: u32 = 10_000;
+
 /// Longest range one query may cover, so a dashboard cannot scan the whole history by mistake.
 const MAX_RANGE_DAYS: i64 = 400;
 /// A batch larger than this is refused (the gateway sends a few hundred at a time).
@@ -175,6 +179,24 @@ impl Stats {
     /// Erases a caller's ids from the logs, in one transaction: blanks their rows (returns how
     /// many), renames their clients in the per-hour client counts, and notes tombstones so their
     /// records still on the way are blanked on arrival. A second call finds nothing more to blank.
+    /// The JSON copy of a caller's request log rows, newest first, at most
+    /// [`EXPORT_MAX_ROWS`]; from the primary, so it holds every row stored when it was asked.
+    pub async fn export_caller(&self, caller: &Caller) -> Result<Vec<u8>, StatsError> {
+        let (rows, total) = store::caller_logs(
+            &self.pools.primary,
+            caller.openid(),
+            caller.client_ids(),
+            EXPORT_MAX_ROWS,
+        )
+        .await?;
+        let document = serde_json::json!({
+            "request_log_rows": total,
+            "request_log_truncated": total > rows.len() as u64,
+            "request_log": rows,
+        });
+        Ok(serde_json::to_vec(&document)?)
+    }
+
     pub async fn forget_caller(&self, caller: &Caller) -> Result<u64, StatsError> {
         let digests = caller.digests();
         let pseudonyms = caller.pseudonyms();

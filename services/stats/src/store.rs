@@ -464,9 +464,21 @@ pub async fn blank_logs(
     }
     let mut query: QueryBuilder<'_, MySql> =
         QueryBuilder::new("UPDATE request_logs SET openid = '', client_id = '' WHERE ");
-    // An empty id is never matched: it would blank every anonymous row. BINARY: exactly these
-    // ids, as the tombstones match them; the columns' collation ignores case and would take other
-    // callers' ids along.
+    push_caller_filter(&mut query, openid, client_ids);
+    // sqlx asks for found rows, so this counts matched rows (all of which change).
+    Ok(query.build().execute(&mut *conn).await?.rows_affected())
+}
+
+/// `(openid = … OR client_id IN (…))` for a caller with a non-empty openid or client ids. An
+/// empty id is never matched: it would take every anonymous row. BINARY: exactly these ids, as
+/// the tombstones match them; the columns' collation ignores case and would take other callers'
+/// ids along.
+fn push_caller_filter<'a>(
+    query: &mut QueryBuilder<'a, MySql>,
+    openid: &'a str,
+    client_ids: &'a BTreeSet<String>,
+) {
+    query.push("(");
     if !openid.is_empty() {
         query.push("BINARY openid = ").push_bind(openid);
     }
@@ -481,8 +493,48 @@ pub async fn blank_logs(
         }
         list.push_unseparated(")");
     }
-    // sqlx asks for found rows, so this counts matched rows (all of which change).
-    Ok(query.build().execute(&mut *conn).await?.rows_affected())
+    query.push(")");
+}
+
+/// One request log row of a caller, as their copy of their personal data shows it.
+#[derive(Debug, FromRow, serde::Serialize)]
+pub struct CallerLog {
+    pub at: DateTime<Utc>,
+    pub endpoint: String,
+    pub method: String,
+    pub status: u16,
+    pub latency_ms: u32,
+    pub client_id: String,
+    pub error_code: String,
+    pub request_id: String,
+}
+
+/// The newest `limit` rows of a caller (see [`push_caller_filter`]) and how many there are in
+/// all. Both scan the table: the logs have no index by caller, which every insert would pay for.
+#[tracing::instrument(name = "stats.caller_logs", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
+pub async fn caller_logs(
+    pool: &MySqlPool,
+    openid: &str,
+    client_ids: &BTreeSet<String>,
+    limit: u32,
+) -> Result<(Vec<CallerLog>, u64), sqlx::Error> {
+    if openid.is_empty() && client_ids.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut query: QueryBuilder<'_, MySql> = QueryBuilder::new(
+        "SELECT at, endpoint, method, status, latency_ms, client_id, error_code, request_id \
+         FROM request_logs WHERE ",
+    );
+    push_caller_filter(&mut query, openid, client_ids);
+    query
+        .push(" ORDER BY at DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    let rows = query.build_query_as().fetch_all(pool).await?;
+    let mut count: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("SELECT COUNT(*) FROM request_logs WHERE ");
+    push_caller_filter(&mut count, openid, client_ids);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    Ok((rows, u64::try_from(total).unwrap_or(0)))
 }
 
 /// Renames clients in `hourly_clients` (client id → pseudonym), in every hour, in one scan. The

@@ -19,7 +19,8 @@ use crate::routes::personal_data::{ErasedOut, download, erased_out};
     params(("openid" = String, Path, description = "the user's openid")),
     security(("admin_session" = [])),
     responses((status = 200, description = "a JSON file (Content-Disposition: attachment)"),
-        (status = 401), (status = 404, description = "no such user, or erased")))]
+        (status = 401), (status = 404, description = "no such user, or erased"),
+        (status = 503, description = "a service holding part of the data cannot answer: no partial copy")))]
 pub async fn export(
     State(state): State<AppState>,
     _session: AdminSession,

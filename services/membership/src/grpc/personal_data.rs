@@ -36,8 +36,12 @@ impl pb::personal_data_service_server::PersonalDataService for PersonalDataGrpc 
         request: Request<pb::ExportPersonalDataRequest>,
     ) -> Result<Response<pb::PersonalDataDocument>, Status> {
         let openid = request.into_inner().openid;
-        let json = self.personal_data.export(required_openid(&openid)?).await?;
-        Ok(Response::new(pb::PersonalDataDocument { json }))
+        let exported = self.personal_data.export(required_openid(&openid)?).await?;
+        Ok(Response::new(pb::PersonalDataDocument {
+            json: exported.json,
+            user_id: exported.user_id,
+            client_ids: exported.client_ids,
+        }))
     }
 
     #[tracing::instrument(skip_all)]

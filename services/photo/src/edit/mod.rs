@@ -3,6 +3,7 @@
 //! by the [`worker`] on every instance, from the tasks in MySQL.
 
 mod erasure;
+mod export;
 pub mod provider;
 mod steps;
 mod upright;

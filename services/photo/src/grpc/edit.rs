@@ -130,6 +130,15 @@ impl pb::image_edit_service_server::ImageEditService for ImageEditGrpc {
             stored_objects: forgotten.stored_objects,
         }))
     }
+
+    #[tracing::instrument(skip_all, fields(user_id = request.get_ref().user_id))]
+    async fn export_user(
+        &self,
+        request: Request<pb::ExportUserRequest>,
+    ) -> Result<Response<pb::UserDataDocument>, Status> {
+        let json = self.edits.export_user(request.get_ref().user_id).await?;
+        Ok(Response::new(pb::UserDataDocument { json }))
+    }
 }
 
 fn to_pb(task: TaskView) -> pb::EditTask {

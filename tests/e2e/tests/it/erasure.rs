@@ -290,3 +290,84 @@ async fn follow_ups_a_stopped_service_missed_are_run_again() {
     pool.close().await;
     assert_eq!(logged_as(&system, "o_erase_later", "later-pc").await, 0);
 }
+
+#[tokio::test]
+async fn the_download_holds_the_users_edits_and_request_log_and_nothing_partial() {
+    use crate::edit::support::{bind, bound_app, form, photo};
+
+    let app = bound_app(Options::default(), "o_export").await;
+    let system = &app.system;
+    // Another user's edit, which is not in the copy.
+    let other = bind(system, "pc-o_export_other", "o_export_other").await;
+    let (status, theirs) = app
+        .submit_edit_as(
+            &other,
+            form(photo(), "free_text", &[("prompt", "别人的提示词")]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{theirs}");
+    let (task, _) = app
+        .edit_to_end(
+            form(
+                photo(),
+                "description_edit",
+                &[("prompt", "给小猫添加一副墨镜")],
+            ),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let task_id = task["task_id"].as_str().unwrap();
+    let member = system.sign_in("o_export").await;
+    // The app's requests reach the request log (records are sent in batches).
+    let client_id = "pc-o_export";
+    for _ in 0..200 {
+        if logged_as(system, "o_export", client_id).await > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logged = logged_as(system, "o_export", client_id).await;
+
+    let (status, data) = member.get("/api/v1/member/data").await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["user"]["openid"], "o_export");
+    let edits = data["edit_tasks"].as_array().unwrap();
+    assert_eq!(edits.len(), 1, "only the user's own edit: {edits:?}");
+    assert_eq!(edits[0]["task_id"], task_id);
+    assert_eq!(edits[0]["prompt"], "给小猫添加一副墨镜");
+    assert_eq!(edits[0]["function"], "description_edit");
+    assert_eq!(edits[0]["status"], "succeeded");
+    assert_eq!(edits[0]["client_id"], client_id);
+    assert_eq!(edits[0]["stored_results"], 1);
+    let log = data["request_log"].as_array().unwrap();
+    assert!(
+        i64::try_from(log.len()).unwrap() >= logged && logged > 1,
+        "{logged} rows logged, {} in the copy",
+        log.len()
+    );
+    assert_eq!(
+        data["request_log_rows"].as_i64().unwrap(),
+        i64::try_from(log.len()).unwrap()
+    );
+    assert_eq!(data["request_log_truncated"], false);
+    assert!(
+        log.iter()
+            .any(|row| row["endpoint"] == "/api/v1/photos/edit" && row["client_id"] == client_id),
+        "the edit submission is in the copy: {log:?}"
+    );
+    assert!(
+        log.iter()
+            .all(|row| row["client_id"] != "pc-o_export_other"),
+        "another user's requests are not"
+    );
+
+    // A service that cannot answer fails the copy rather than leave its part out.
+    system.stats.stop();
+    let (status, body) = member.get("/api/v1/member/data").await;
+    assert_eq!(status, 503, "{body}");
+    system.stats.restart().await;
+    let (status, _) = member.get("/api/v1/member/data").await;
+    assert_eq!(status, 200);
+}

@@ -35,6 +35,6 @@ mod service_auth;
 mod sign_out;
 mod stats;
 mod stats_erasure;
-mod typescript_client;
 mod telemetry;
 mod token;
+mod typescript_client;
