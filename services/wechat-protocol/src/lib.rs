@@ -12,6 +12,7 @@
 pub mod bill;
 pub mod crypto;
 pub mod pay;
+pub mod pay_v3;
 pub mod refund;
 pub mod sign;
 pub mod xml;
