@@ -2,8 +2,6 @@
 //! janitor that frees the holds of work that died. Every change is guarded in SQL and idempotent
 //! by its reference; every balance change has its ledger row in the same transaction.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use chrono::{Duration, Utc};
 use sqlx::Acquire;
 
@@ -37,6 +35,13 @@ impl GrantAudit<'_> {
         }
         Ok(())
     }
+}
+
+/// What a guarded change did: applied now, or found already applied under its reference (a
+/// repeat changes nothing and answers as the first call did).
+enum Outcome<T> {
+    Applied(T),
+    Repeated(T),
 }
 
 #[derive(Clone)]
@@ -96,12 +101,9 @@ impl Credits {
         reference: &str,
         ttl_secs: u32,
     ) -> Result<HoldView, MembershipError> {
-        let repeated = AtomicBool::new(false);
-        let result = self
-            .reserve_inner(user_id, amount, reference, ttl_secs, &repeated)
-            .await;
-        self.count(CreditOperation::Reserve, &result, &repeated, amount);
-        result
+        let change = self.reserve_inner(user_id, amount, reference, ttl_secs);
+        self.counted(CreditOperation::Reserve, |_| amount, change)
+            .await
     }
 
     async fn reserve_inner(
@@ -110,8 +112,7 @@ impl Credits {
         amount: i64,
         reference: &str,
         ttl_secs: u32,
-        repeated: &AtomicBool,
-    ) -> Result<HoldView, MembershipError> {
+    ) -> Result<Outcome<HoldView>, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
         let ttl = if ttl_secs == 0 {
@@ -138,8 +139,7 @@ impl Credits {
                     let balance = store::users::lock(&mut tx, user_id)
                         .await?
                         .ok_or(MembershipError::NotFound("user"))?;
-                    repeated.store(true, Ordering::Relaxed);
-                    return Ok(HoldView { hold, balance });
+                    return Ok(Outcome::Repeated(HoldView { hold, balance }));
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -148,25 +148,23 @@ impl Credits {
             }
             let view = self.view(&mut tx, reference, user_id).await?;
             tx.commit().await?;
-            Ok(view)
+            Ok(Outcome::Applied(view))
         })
         .await
     }
 
     /// Spends `used` of the hold (up to its amount) and frees the rest, once.
     pub async fn commit(&self, reference: &str, used: i64) -> Result<HoldView, MembershipError> {
-        let repeated = AtomicBool::new(false);
-        let result = self.commit_inner(reference, used, &repeated).await;
-        self.count(CreditOperation::Commit, &result, &repeated, used);
-        result
+        let change = self.commit_inner(reference, used);
+        self.counted(CreditOperation::Commit, |_| used, change)
+            .await
     }
 
     async fn commit_inner(
         &self,
         reference: &str,
         used: i64,
-        repeated: &AtomicBool,
-    ) -> Result<HoldView, MembershipError> {
+    ) -> Result<Outcome<HoldView>, MembershipError> {
         check_reference(reference)?;
         retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
@@ -183,8 +181,8 @@ impl Credits {
             match hold.status {
                 HoldStatus::Held => {}
                 HoldStatus::Captured if hold.captured == used => {
-                    repeated.store(true, Ordering::Relaxed);
-                    return self.view(&mut tx, reference, hold.user_id).await;
+                    let view = self.view(&mut tx, reference, hold.user_id).await?;
+                    return Ok(Outcome::Repeated(view));
                 }
                 status => {
                     return Err(MembershipError::HoldSettled {
@@ -202,7 +200,7 @@ impl Credits {
             }
             let view = self.view(&mut tx, reference, hold.user_id).await?;
             tx.commit().await?;
-            Ok(view)
+            Ok(Outcome::Applied(view))
         })
         .await
     }
@@ -218,18 +216,12 @@ impl Credits {
         reference: &str,
         operation: CreditOperation,
     ) -> Result<HoldView, MembershipError> {
-        let repeated = AtomicBool::new(false);
-        let result = self.release_inner(reference, &repeated).await;
-        let amount = result.as_ref().map_or(0, |view| view.hold.amount);
-        self.count(operation, &result, &repeated, amount);
-        result
+        let change = self.release_inner(reference);
+        self.counted(operation, |view: &HoldView| view.hold.amount, change)
+            .await
     }
 
-    async fn release_inner(
-        &self,
-        reference: &str,
-        repeated: &AtomicBool,
-    ) -> Result<HoldView, MembershipError> {
+    async fn release_inner(&self, reference: &str) -> Result<Outcome<HoldView>, MembershipError> {
         check_reference(reference)?;
         retry::transaction(|| async {
             let mut conn = self.pools.primary.acquire().await?;
@@ -237,16 +229,19 @@ impl Credits {
             let hold = store::holds::lock(&mut tx, reference)
                 .await?
                 .ok_or(MembershipError::NotFound("hold"))?;
-            if hold.status == HoldStatus::Held {
+            let applied = hold.status == HoldStatus::Held;
+            if applied {
                 store::users::lock(&mut tx, hold.user_id).await?;
                 store::holds::settle(&mut tx, reference, HoldStatus::Released, 0).await?;
                 store::holds::unhold_on_user(&mut tx, hold.user_id, hold.amount).await?;
-            } else {
-                repeated.store(true, Ordering::Relaxed);
             }
             let view = self.view(&mut tx, reference, hold.user_id).await?;
             tx.commit().await?;
-            Ok(view)
+            Ok(if applied {
+                Outcome::Applied(view)
+            } else {
+                Outcome::Repeated(view)
+            })
         })
         .await
     }
@@ -258,12 +253,9 @@ impl Credits {
         amount: i64,
         reference: &str,
     ) -> Result<UserRow, MembershipError> {
-        let repeated = AtomicBool::new(false);
-        let result = self
-            .charge_inner(user_id, amount, reference, &repeated)
-            .await;
-        self.count(CreditOperation::Charge, &result, &repeated, amount);
-        result
+        let change = self.charge_inner(user_id, amount, reference);
+        self.counted(CreditOperation::Charge, |_| amount, change)
+            .await
     }
 
     async fn charge_inner(
@@ -271,8 +263,7 @@ impl Credits {
         user_id: i64,
         amount: i64,
         reference: &str,
-        repeated: &AtomicBool,
-    ) -> Result<UserRow, MembershipError> {
+    ) -> Result<Outcome<UserRow>, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
         retry::transaction(|| async {
@@ -291,8 +282,7 @@ impl Credits {
                     if earlier != Some((user_id, -amount)) {
                         return Err(MembershipError::ReferenceConflict(reference.to_owned()));
                     }
-                    repeated.store(true, Ordering::Relaxed);
-                    return self.balance(user_id).await;
+                    return self.balance(user_id).await.map(Outcome::Repeated);
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -300,7 +290,7 @@ impl Credits {
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
             tx.commit().await?;
-            Ok(balance)
+            Ok(Outcome::Applied(balance))
         })
         .await
     }
@@ -315,12 +305,9 @@ impl Credits {
         reference: &str,
         audit: &GrantAudit<'_>,
     ) -> Result<UserRow, MembershipError> {
-        let repeated = AtomicBool::new(false);
-        let result = self
-            .grant_inner(user_id, amount, reason, reference, audit, &repeated)
-            .await;
-        self.count(CreditOperation::Grant, &result, &repeated, amount);
-        result
+        let change = self.grant_inner(user_id, amount, reason, reference, audit);
+        self.counted(CreditOperation::Grant, |_| amount, change)
+            .await
     }
 
     async fn grant_inner(
@@ -330,8 +317,7 @@ impl Credits {
         reason: ledger::Reason,
         reference: &str,
         audit: &GrantAudit<'_>,
-        repeated: &AtomicBool,
-    ) -> Result<UserRow, MembershipError> {
+    ) -> Result<Outcome<UserRow>, MembershipError> {
         check_reference(reference)?;
         check_amount(amount)?;
         audit.check()?;
@@ -341,7 +327,8 @@ impl Credits {
             store::users::lock(&mut tx, user_id)
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
-            if ledger::grant_once(&mut tx, user_id, amount, reason, reference).await? {
+            let applied = ledger::grant_once(&mut tx, user_id, amount, reason, reference).await?;
+            if applied {
                 store::admin::audit_referenced(
                     &mut tx,
                     &store::admin::ReferencedAuditRow {
@@ -359,13 +346,16 @@ impl Credits {
                 if earlier != Some((user_id, amount)) {
                     return Err(MembershipError::ReferenceConflict(reference.to_owned()));
                 }
-                repeated.store(true, Ordering::Relaxed);
             }
             let balance = store::users::lock(&mut tx, user_id)
                 .await?
                 .ok_or(MembershipError::NotFound("user"))?;
             tx.commit().await?;
-            Ok(balance)
+            Ok(if applied {
+                Outcome::Applied(balance)
+            } else {
+                Outcome::Repeated(balance)
+            })
         })
         .await
     }
@@ -387,18 +377,27 @@ impl Credits {
         Ok(released)
     }
 
-    /// Counts one operation: a repeat of an applied one (same reference) as `duplicate`.
-    fn count<T>(
+    /// Runs one change and counts it: by its error, as `duplicate` when it had been applied
+    /// before under its reference, else as `ok` with the credits it moved.
+    async fn counted<T>(
         &self,
         operation: CreditOperation,
-        result: &Result<T, MembershipError>,
-        repeated: &AtomicBool,
-        credits: i64,
-    ) {
-        if result.is_ok() && repeated.load(Ordering::Relaxed) {
-            self.metrics.record(operation, "duplicate", 0);
-        } else {
-            self.metrics.result(operation, result, credits);
+        credits: impl FnOnce(&T) -> i64,
+        change: impl std::future::Future<Output = Result<Outcome<T>, MembershipError>>,
+    ) -> Result<T, MembershipError> {
+        match change.await {
+            Ok(Outcome::Applied(value)) => {
+                self.metrics.record(operation, "ok", credits(&value));
+                Ok(value)
+            }
+            Ok(Outcome::Repeated(value)) => {
+                self.metrics.record(operation, "duplicate", 0);
+                Ok(value)
+            }
+            Err(err) => {
+                self.metrics.record(operation, err.outcome(), 0);
+                Err(err)
+            }
         }
     }
 
