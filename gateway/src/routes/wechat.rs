@@ -160,7 +160,7 @@ fn reply_text(result: &pb::OfficialAccountEventResult) -> Option<String> {
             result.granted_credits
         )),
         pb::EventOutcome::Bound => Some("绑定成功！回到芯图相册应用即可继续使用。".to_owned()),
-        pb::EventOutcome::Followed if result.detail == "expired_scene" => {
+        pb::EventOutcome::Followed if result.scene_note() == pb::SceneNote::Expired => {
             Some("二维码已过期，请在芯图相册应用中刷新二维码后重新扫描。".to_owned())
         }
         pb::EventOutcome::Followed | pb::EventOutcome::Duplicate => {

@@ -8,7 +8,7 @@ use platform::db::{Pools, ReadFrom, last_gtid};
 
 use crate::binding_changes::BindingChanges;
 use crate::domain::binding::{BindingState, BindingStatus, ClientId, ClientToken};
-use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
+use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent, SceneNote};
 use crate::error::MembershipError;
 use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
@@ -53,7 +53,9 @@ pub struct EventResult {
     /// Welcome credits this event granted (once per openid, ever).
     pub granted_credits: i64,
     pub remaining_credits: i64,
-    pub detail: &'static str,
+    /// What became of the scene when it did not simply bind; None when it did, or for an
+    /// unfollow.
+    pub scene_note: Option<SceneNote>,
 }
 
 pub struct ClientIdentity {
@@ -249,16 +251,16 @@ impl Bindings {
                 new_user: false,
                 granted_credits: 0,
                 remaining_credits: remaining,
-                detail: "",
+                scene_note: None,
             });
         }
         let mut new_user = false;
         let mut welcome_granted = false;
         let mut bound_client = None;
-        let (outcome, detail) = match event.kind {
+        let (outcome, scene_note) = match event.kind {
             EventKind::Unsubscribe => {
                 store::users::mark_unfollowed(&mut tx, &event.openid).await?;
-                (EventOutcome::Unfollowed, "")
+                (EventOutcome::Unfollowed, None)
             }
             EventKind::Subscribe | EventKind::Scan => {
                 let (user_id, created) =
@@ -282,11 +284,12 @@ impl Bindings {
                     )
                     .await?;
                 }
-                let (outcome, detail, client) = self.bind_scene(&mut tx, event, user_id).await?;
+                let (outcome, problem, client) = self.bind_scene(&mut tx, event, user_id).await?;
                 bound_client = client;
-                (outcome, detail)
+                (outcome, problem)
             }
         };
+        let detail = scene_note.map_or("", SceneNote::as_str);
         store::events::record_outcome(&mut tx, &dedup_key, outcome.as_str(), detail).await?;
         let remaining = store::users::remaining_credits(&mut tx, &event.openid)
             .await?
@@ -321,7 +324,7 @@ impl Bindings {
                 0
             },
             remaining_credits: remaining,
-            detail,
+            scene_note,
         })
     }
 
@@ -331,31 +334,31 @@ impl Bindings {
         conn: &mut sqlx::MySqlConnection,
         event: &OfficialAccountEvent,
         user_id: i64,
-    ) -> Result<(EventOutcome, &'static str, Option<String>), MembershipError> {
+    ) -> Result<(EventOutcome, Option<SceneNote>, Option<String>), MembershipError> {
         let Some(scene_id) = event.scene_id() else {
-            return Ok((EventOutcome::Followed, "no_scene", None));
+            return Ok((EventOutcome::Followed, Some(SceneNote::NoScene), None));
         };
         let Some(row) = store::bindings::lock_scene(conn, scene_id).await? else {
-            return Ok((EventOutcome::Followed, "unknown_scene", None));
+            return Ok((EventOutcome::Followed, Some(SceneNote::Unknown), None));
         };
         if row.status == BindingStatus::Completed {
             return Ok(if row.openid.as_deref() == Some(event.openid.as_str()) {
-                (EventOutcome::Bound, "already_bound", None)
+                (EventOutcome::Bound, Some(SceneNote::AlreadyBound), None)
             } else {
-                (EventOutcome::Followed, "scene_taken", None)
+                (EventOutcome::Followed, Some(SceneNote::Taken), None)
             });
         }
         if row.expire_at <= Utc::now() {
-            return Ok((EventOutcome::Followed, "expired_scene", None));
+            return Ok((EventOutcome::Followed, Some(SceneNote::Expired), None));
         }
         // A refreshed binding has a new ticket; an event from a superseded QR code binds nothing.
         // WeChat puts the QR code's ticket in every scan event, so one without it binds nothing
         // either (it cannot be checked against the live code).
         if event.ticket.is_empty() || row.ticket.as_deref() != Some(event.ticket.as_str()) {
-            return Ok((EventOutcome::Followed, "stale_qrcode", None));
+            return Ok((EventOutcome::Followed, Some(SceneNote::Stale), None));
         }
         store::bindings::complete(conn, row.id, &event.openid, user_id).await?;
-        Ok((EventOutcome::Bound, "", Some(row.client_id)))
+        Ok((EventOutcome::Bound, None, Some(row.client_id)))
     }
 
     /// Signs an app out: its token stops working at once (even where the replica lags) and the

@@ -229,14 +229,20 @@ pub async fn classify_batch(
                     result.classification = Some(out::classification_out(answer));
                 }
                 Some(pb::classify_batch_item::Outcome::Error(error)) => {
+                    // Only codes of the registry reach apps; one the gateway does not know is
+                    // a photo service of another release, and shows as internal.
+                    let code = error.code.parse::<ErrorCode>().unwrap_or_else(|_| {
+                        tracing::warn!(code = %error.code, "unknown error code of a batch item");
+                        ErrorCode::Internal
+                    });
                     result.error = Some(ItemErrorOut {
-                        code: error.code,
+                        code: code.as_str().to_owned(),
                         message: error.message,
                     });
                 }
                 None => {
                     result.error = Some(ItemErrorOut {
-                        code: "internal".into(),
+                        code: ErrorCode::Internal.as_str().to_owned(),
                         message: "no answer for this image".into(),
                     });
                 }

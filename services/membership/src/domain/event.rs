@@ -86,6 +86,37 @@ impl EventOutcome {
     }
 }
 
+/// What became of a follow's or scan's scene when it did not simply bind its QR code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SceneNote {
+    /// A plain follow, not through a QR code.
+    NoScene,
+    /// A scene no QR code of ours has.
+    Unknown,
+    /// The QR code expired before the scan: the app must show a new one.
+    Expired,
+    /// The same user scanned a code already bound to them: still bound, nothing changed.
+    AlreadyBound,
+    /// Another user had bound the code first.
+    Taken,
+    /// A code the app has since replaced (or an event without the code's ticket).
+    Stale,
+}
+
+impl SceneNote {
+    /// The text kept in the event's row.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoScene => "no_scene",
+            Self::Unknown => "unknown_scene",
+            Self::Expired => "expired_scene",
+            Self::AlreadyBound => "already_bound",
+            Self::Taken => "scene_taken",
+            Self::Stale => "stale_qrcode",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +153,33 @@ mod tests {
         assert_eq!(a.dedup_key(), b.dedup_key());
         b.create_time = 2;
         assert_ne!(a.dedup_key(), b.dedup_key());
+    }
+
+    /// The texts stored in `wechat_events.detail` before the note was a type; rows already
+    /// written keep them, so they never change.
+    #[test]
+    fn scene_notes_keep_their_stored_texts() {
+        let texts: Vec<&str> = [
+            SceneNote::NoScene,
+            SceneNote::Unknown,
+            SceneNote::Expired,
+            SceneNote::AlreadyBound,
+            SceneNote::Taken,
+            SceneNote::Stale,
+        ]
+        .into_iter()
+        .map(SceneNote::as_str)
+        .collect();
+        assert_eq!(
+            texts,
+            [
+                "no_scene",
+                "unknown_scene",
+                "expired_scene",
+                "already_bound",
+                "scene_taken",
+                "stale_qrcode"
+            ]
+        );
     }
 }

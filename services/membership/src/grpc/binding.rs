@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use crate::binding::Bindings;
 use crate::domain::binding::{BindingState, ClientId, ClientToken};
-use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent};
+use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent, SceneNote};
 use crate::error::MembershipError;
 
 use super::required_openid;
@@ -92,7 +92,7 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
         let result = self.bindings.handle_event(&event).await?;
         tracing::info!(
             outcome = result.outcome.as_str(),
-            detail = result.detail,
+            scene_note = result.scene_note.map(SceneNote::as_str),
             "event applied"
         );
         let outcome = match result.outcome {
@@ -106,7 +106,17 @@ impl pb::binding_service_server::BindingService for BindingGrpc {
             new_user: result.new_user,
             granted_credits: result.granted_credits,
             remaining_credits: result.remaining_credits,
-            detail: result.detail.to_owned(),
+            detail: result.scene_note.map_or("", SceneNote::as_str).to_owned(),
+            scene_note: match result.scene_note {
+                None => pb::SceneNote::Unspecified,
+                Some(SceneNote::NoScene) => pb::SceneNote::NoScene,
+                Some(SceneNote::Unknown) => pb::SceneNote::Unknown,
+                Some(SceneNote::Expired) => pb::SceneNote::Expired,
+                Some(SceneNote::AlreadyBound) => pb::SceneNote::AlreadyBound,
+                Some(SceneNote::Taken) => pb::SceneNote::Taken,
+                Some(SceneNote::Stale) => pb::SceneNote::Stale,
+            }
+            .into(),
         }))
     }
 
