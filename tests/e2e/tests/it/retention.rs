@@ -58,17 +58,8 @@ async fn records_past_their_retention_are_deleted_and_nothing_else() {
         .await
         .unwrap();
 
-    // Everything is made 100 days old except the new follower's event, which stays recent.
+    // The rows to delete exist; being recent, retention leaves them alone so far.
     let pool = system.db.primary().await;
-    let ledger_before = count(&pool, "SELECT COUNT(*) FROM credit_ledger").await;
-    for sql in [
-        "UPDATE wechat_events SET received_at = NOW(3) - INTERVAL 100 DAY WHERE openid = 'o_retention'",
-        "UPDATE client_bindings SET expire_at = NOW(3) - INTERVAL 100 DAY",
-        "UPDATE credit_holds SET expires_at = NOW(3) - INTERVAL 100 DAY WHERE status <> 'held'",
-        "UPDATE credit_holds SET expires_at = NOW(3) + INTERVAL 1 HOUR WHERE status = 'held'",
-    ] {
-        sqlx::query(sql).execute(&pool).await.unwrap();
-    }
     let old = "SELECT \
         (SELECT COUNT(*) FROM wechat_events WHERE openid = 'o_retention') + \
         (SELECT COUNT(*) FROM client_bindings WHERE status = 'pending') + \
@@ -78,6 +69,18 @@ async fn records_past_their_retention_are_deleted_and_nothing_else() {
         1 + 2 + 2,
         "the rows to delete exist"
     );
+
+    // Everything is made 100 days old except the new follower's event, which stays recent.
+    // Retention runs every 200 ms: from here on it may delete at any moment.
+    let ledger_before = count(&pool, "SELECT COUNT(*) FROM credit_ledger").await;
+    for sql in [
+        "UPDATE wechat_events SET received_at = NOW(3) - INTERVAL 100 DAY WHERE openid = 'o_retention'",
+        "UPDATE client_bindings SET expire_at = NOW(3) - INTERVAL 100 DAY",
+        "UPDATE credit_holds SET expires_at = NOW(3) - INTERVAL 100 DAY WHERE status <> 'held'",
+        "UPDATE credit_holds SET expires_at = NOW(3) + INTERVAL 1 HOUR WHERE status = 'held'",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
     for _ in 0..100 {
         if count(&pool, old).await == 0 {
             break;
