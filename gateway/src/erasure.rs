@@ -17,7 +17,6 @@ use crate::error::ApiError;
 
 /// An erasure as answered to whoever asked.
 pub struct Erased {
-    pub pseudonym: String,
     pub credits_forfeited: i64,
     /// False when a follow-up failed; it is run again later.
     pub follow_ups_done: bool,
@@ -41,7 +40,6 @@ pub async fn erase(
         .into_inner();
     let follow_ups_done = follow_up(state, &erasure).await;
     Ok(Erased {
-        pseudonym: erasure.pseudonym,
         credits_forfeited: erasure.credits_forfeited,
         follow_ups_done,
     })
@@ -51,18 +49,16 @@ pub async fn erase(
 /// Returns whether it was confirmed; a failure is logged and left for the next retry.
 async fn follow_up(state: &AppState, erasure: &membership::Erasure) -> bool {
     let mut edits = state.clients.edit.clone();
-    let photo = edits
-        .forget_user(photo::ForgetUserRequest {
-            user_id: erasure.user_id,
-        })
-        .await;
     let mut stats_client = state.clients.stats.clone();
-    let stats = stats_client
-        .forget_caller(stats::ForgetCallerRequest {
+    let (photo, stats) = tokio::join!(
+        edits.forget_user(photo::ForgetUserRequest {
+            user_id: erasure.user_id,
+        }),
+        stats_client.forget_caller(stats::ForgetCallerRequest {
             openid: erasure.openid.clone(),
             client_ids: erasure.client_ids.clone(),
-        })
-        .await;
+        }),
+    );
     match (photo, stats) {
         (Ok(photo), Ok(stats)) => {
             let (photo, stats) = (photo.into_inner(), stats.into_inner());
@@ -106,15 +102,9 @@ pub fn spawn_retries(
     if interval.is_zero() {
         return None;
     }
-    Some(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticks.tick() => retry_pending(&state, interval).await,
-            }
-        }
+    Some(platform::shutdown::every(interval, shutdown, move || {
+        let state = state.clone();
+        async move { retry_pending(&state, interval).await }
     }))
 }
 

@@ -269,11 +269,13 @@ impl Bindings {
                 // H5 buyer still gets them on their first follow, and nobody gets them twice.
                 new_user = created;
                 // A WeChat account whose data was erased got its welcome credits before.
-                let had_them = store::erasure::had_follow_bonus(
+                let had_them = ledger::find_change(
                     &mut tx,
+                    ledger::Reason::FollowBonus,
                     &crate::personal_data::erased_follow_bonus_reference(&event.openid),
                 )
-                .await?;
+                .await?
+                .is_some();
                 if self.rules.new_follower_credits > 0 && !had_them {
                     welcome_granted = ledger::grant_once(
                         &mut tx,

@@ -3,12 +3,10 @@
 //! apply it and otherwise reads the primary; so a poll right after a write never sees old data,
 //! while the polls in between go to the replica.
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-
-use std::future::Future;
-
 use sqlx::MySqlPool;
 
 use platform::db::{Pools, ReadFrom};

@@ -72,7 +72,7 @@ impl PersonalData {
         }
     }
 
-    /// Everything held about `openid`, as pretty JSON.
+    /// Everything held about `openid`, as JSON.
     pub async fn export(&self, openid: &str) -> Result<Exported, MembershipError> {
         let pool = &self.pools.primary;
         let user = held::user(pool, openid)
@@ -88,7 +88,8 @@ impl PersonalData {
             user,
         };
         Ok(Exported {
-            json: serde_json::to_vec_pretty(&export)?,
+            // Compact: the gateway joins it with the other services' parts and pretty-prints.
+            json: serde_json::to_vec(&export)?,
             user_id: export.user.id,
             client_ids: export.devices.into_iter().map(|d| d.client_id).collect(),
         })

@@ -176,9 +176,6 @@ impl Stats {
         Ok(stored)
     }
 
-    /// Erases a caller's ids from the logs, in one transaction: blanks their rows (returns how
-    /// many), renames their clients in the per-hour client counts, and notes tombstones so their
-    /// records still on the way are blanked on arrival. A second call finds nothing more to blank.
     /// The JSON copy of a caller's request log rows, newest first, at most
     /// [`EXPORT_MAX_ROWS`]; from the primary, so it holds every row stored when it was asked.
     pub async fn export_caller(&self, caller: &Caller) -> Result<Vec<u8>, StatsError> {
@@ -197,6 +194,9 @@ impl Stats {
         Ok(serde_json::to_vec(&document)?)
     }
 
+    /// Erases a caller's ids from the logs, in one transaction: blanks their rows (returns how
+    /// many), renames their clients in the per-hour client counts, and notes tombstones so their
+    /// records still on the way are blanked on arrival. A second call finds nothing more to blank.
     pub async fn forget_caller(&self, caller: &Caller) -> Result<u64, StatsError> {
         let digests = caller.digests();
         let pseudonyms = caller.pseudonyms();

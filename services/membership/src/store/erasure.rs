@@ -113,21 +113,6 @@ pub async fn pseudonymise(
     Ok(())
 }
 
-/// True when a welcome bonus was given to this WeChat account before its erasure.
-#[tracing::instrument(name = "erasure.had_follow_bonus", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
-pub async fn had_follow_bonus(
-    conn: &mut MySqlConnection,
-    follow_bonus_reference: &str,
-) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM credit_ledger WHERE reason = 'follow_bonus' AND reference = ?",
-    )
-    .bind(follow_bonus_reference)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(found.is_some())
-}
-
 pub struct NewErasure<'a> {
     pub user_id: i64,
     pub pseudonym: &'a str,
@@ -168,7 +153,6 @@ pub struct PendingErasure {
     /// A JSON array of client ids; NULL once completed.
     pub client_ids: Option<String>,
     pub credits_forfeited: i64,
-    pub created_at: DateTime<Utc>,
 }
 
 /// Pending erasures made before `before`, oldest first.
@@ -179,7 +163,7 @@ pub async fn pending(
     limit: u32,
 ) -> Result<Vec<PendingErasure>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, user_id, pseudonym, openid, CAST(client_ids AS CHAR) AS client_ids, credits_forfeited, created_at \
+        "SELECT id, user_id, pseudonym, openid, CAST(client_ids AS CHAR) AS client_ids, credits_forfeited \
          FROM erasures WHERE completed_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
     )
     .bind(before)

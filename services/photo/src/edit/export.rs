@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::edit::PublicStatus;
 use crate::error::PhotoError;
 use crate::store::edit_tasks::{self, TaskRow};
 
@@ -38,15 +37,6 @@ struct EditTaskData {
     stored_results: usize,
 }
 
-fn status_text(status: PublicStatus) -> &'static str {
-    match status {
-        PublicStatus::Pending => "pending",
-        PublicStatus::Running => "running",
-        PublicStatus::Succeeded => "succeeded",
-        PublicStatus::Failed => "failed",
-    }
-}
-
 fn task_data(row: TaskRow) -> EditTaskData {
     let at = |ms: i64| {
         (ms > 0)
@@ -55,7 +45,7 @@ fn task_data(row: TaskRow) -> EditTaskData {
     };
     EditTaskData {
         stored_results: view::stored_results(&row).len(),
-        status: status_text(row.status.public()),
+        status: row.status.public().as_str(),
         // Stored as JSON by us; text that no longer parses is shown as it is.
         parameters: serde_json::from_str(&row.parameters)
             .unwrap_or(serde_json::Value::String(row.parameters)),
@@ -81,8 +71,7 @@ impl EditService {
         if user_id <= 0 {
             return Err(PhotoError::invalid("user_id", "a user id is positive"));
         }
-        let mut tasks = edit_tasks::not_erased_of_user(&self.pools.primary, user_id).await?;
-        tasks.sort_by_key(|task| std::cmp::Reverse(task.created_ms));
+        let tasks = edit_tasks::not_erased_of_user(&self.pools.primary, user_id).await?;
         let document = UserEdits {
             edit_tasks: tasks.into_iter().map(task_data).collect(),
         };

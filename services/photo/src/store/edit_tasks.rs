@@ -517,14 +517,15 @@ pub async fn purge_results(
     Ok(done.rows_affected() == 1)
 }
 
-/// The user's tasks whose personal data is still here, whatever their state.
+/// The user's tasks whose personal data is still here, whatever their state, newest first.
 #[tracing::instrument(name = "edit_tasks.not_erased_of_user", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn not_erased_of_user(
     executor: impl MySqlExecutor<'_>,
     user_id: i64,
 ) -> Result<Vec<TaskRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM edit_tasks WHERE user_id = ? AND erased_at IS NULL ORDER BY id"
+        "SELECT {COLUMNS} FROM edit_tasks WHERE user_id = ? AND erased_at IS NULL \
+         ORDER BY created_at DESC, id"
     ))
     .bind(user_id)
     .fetch_all(executor)

@@ -131,6 +131,18 @@ pub enum PublicStatus {
     Failed,
 }
 
+impl PublicStatus {
+    /// As the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// Why a task failed (stable codes for clients).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureCode {
