@@ -255,6 +255,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/payment/notify", post(routes::payment::notify))
         .route(
+            "/api/v1/payment/v3-notify",
+            post(routes::payment::v3_notify),
+        )
+        .route(
             "/api/v1/payment/refund-notify",
             post(routes::payment::refund_notify),
         )

@@ -705,6 +705,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/payment/v3-notify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * WeChat Pay API v3's payment notification: the raw JSON body and its `Wechatpay-*` signature
+         *     headers go to the membership service, which verifies, decrypts and applies it. v3 reads only
+         *     the HTTP status: 204 stops it, anything else makes it retry.
+         */
+        post: operations["v3_notify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/photos/classify": {
         parameters: {
             query?: never;
@@ -1326,6 +1347,12 @@ export interface components {
             client_id: string;
             /** @description Always `signed_out`. */
             status: string;
+        };
+        /** @description The body of a refused v3 notification, as WeChat Pay documents it. */
+        V3NotifyRefusal: {
+            /** @description Always `FAIL`. */
+            code: string;
+            message: string;
         };
     };
     responses: never;
@@ -3152,6 +3179,61 @@ export interface operations {
                 };
                 content: {
                     "text/xml": string;
+                };
+            };
+        };
+    };
+    v3_notify: {
+        parameters: {
+            query?: never;
+            header: {
+                "Wechatpay-Timestamp": string;
+                "Wechatpay-Nonce": string;
+                "Wechatpay-Signature": string;
+                "Wechatpay-Serial": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description WeChat Pay v3's signed notification with its AES-256-GCM `resource` */
+        requestBody: {
+            content: {
+                "application/json": string;
+            };
+        };
+        responses: {
+            /** @description applied, or applied before */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description FAIL: a bad or stale signature, an unknown key, a resource that does not decrypt, an unknown order or another amount; nothing changed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V3NotifyRefusal"];
+                };
+            };
+            /** @description FAIL: body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V3NotifyRefusal"];
+                };
+            };
+            /** @description FAIL: not applied now; WeChat Pay retries */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V3NotifyRefusal"];
                 };
             };
         };

@@ -56,6 +56,7 @@ use super::{
         wechat::receive_push,
         payment::notify,
         payment::refund_notify,
+        payment::v3_notify,
         health::healthz,
         health::readyz,
         document
@@ -84,6 +85,7 @@ use super::{
         payment::OrderOut,
         admin::RefundIn,
         payment::PayParamsOut,
+        payment::V3NotifyRefusal,
         photos::ClassifyForm,
         photos::ClassifyBatchForm,
         photos::LookupIn,

@@ -229,6 +229,77 @@ pub async fn refund_notify(State(state): State<AppState>, body: Body) -> Respons
     relay_notify(&state, body, PayNotify::Refund).await
 }
 
+/// WeChat Pay API v3's payment notification: the raw JSON body and its `Wechatpay-*` signature
+/// headers go to the membership service, which verifies, decrypts and applies it. v3 reads only
+/// the HTTP status: 204 stops it, anything else makes it retry.
+#[utoipa::path(post, path = "/api/v1/payment/v3-notify", tag = "called by WeChat Pay",
+    params(
+        ("Wechatpay-Timestamp" = String, Header), ("Wechatpay-Nonce" = String, Header),
+        ("Wechatpay-Signature" = String, Header), ("Wechatpay-Serial" = String, Header)),
+    request_body(content = String, content_type = "application/json",
+        description = "WeChat Pay v3's signed notification with its AES-256-GCM `resource`"),
+    responses(
+        (status = 204, description = "applied, or applied before"),
+        (status = 400, body = V3NotifyRefusal,
+            description = "FAIL: a bad or stale signature, an unknown key, a resource that does not decrypt, an unknown order or another amount; nothing changed"),
+        (status = 413, body = V3NotifyRefusal, description = "FAIL: body too large"),
+        (status = 503, body = V3NotifyRefusal,
+            description = "FAIL: not applied now; WeChat Pay retries")))]
+pub async fn v3_notify(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let limit = wechat_protocol::xml::MAX_BODY_BYTES;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return v3_reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let request = pb::HandlePayNotifyV3Request {
+        body: body.to_vec(),
+        timestamp: header("wechatpay-timestamp"),
+        nonce: header("wechatpay-nonce"),
+        signature: header("wechatpay-signature"),
+        serial: header("wechatpay-serial"),
+    };
+    match state
+        .clients
+        .order
+        .clone()
+        .handle_pay_notify_v3(request)
+        .await
+    {
+        Ok(answer) if answer.get_ref().success => StatusCode::NO_CONTENT.into_response(),
+        Ok(answer) => v3_reply(StatusCode::BAD_REQUEST, &answer.into_inner().message),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), "v3 pay notify not processed; wechat pay will retry");
+            v3_reply(ApiError::from(status).status, "try again")
+        }
+    }
+}
+
+/// The body of a refused v3 notification, as WeChat Pay documents it.
+#[derive(Serialize, ToSchema)]
+pub struct V3NotifyRefusal {
+    /// Always `FAIL`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn v3_reply(status: StatusCode, message: &str) -> Response {
+    let body = V3NotifyRefusal {
+        code: "FAIL",
+        message: message.to_owned(),
+    };
+    (status, Json(body)).into_response()
+}
+
 #[derive(Clone, Copy)]
 enum PayNotify {
     Payment,

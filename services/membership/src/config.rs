@@ -42,6 +42,13 @@ pub struct MembershipConfig {
     pub wechatpay_key_path: String,
     pub wechatpay_secapi_base: String,
     pub wechatpay_secapi_ca_path: String,
+    pub wechatpay_api_version: String,
+    pub wechatpay_mch_serial_no: String,
+    pub wechatpay_api_v3_key: SecretString,
+    pub wechatpay_public_key_id: String,
+    pub wechatpay_public_key_path: String,
+    pub wechatpay_platform_cert_path: String,
+    pub wechatpay_v3_notify_url: String,
     pub member_price_fen: i64,
     pub member_days: u32,
     pub member_bonus_credits: i64,
@@ -93,7 +100,58 @@ impl MembershipConfig {
             .unwrap_or_default()
     }
 
+    /// Where v3 payment notifications go: as configured, or beside the v2 pay notify.
+    pub fn v3_notify_url(&self) -> String {
+        if !self.wechatpay_v3_notify_url.is_empty() {
+            return self.wechatpay_v3_notify_url.clone();
+        }
+        url::Url::parse(&self.wechatpay_notify_url)
+            .and_then(|notify| notify.join("v3-notify"))
+            .map(String::from)
+            .unwrap_or_default()
+    }
+
+    /// Whether orders go through WeChat Pay API v3.
+    pub fn uses_v3(&self) -> bool {
+        self.wechatpay_api_version == "v3"
+    }
+
+    /// What API v3 needs beyond v2's settings, if it is selected.
+    fn validate_v3(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| Err(ConfigError::Invalid(why.into()));
+        match self.wechatpay_api_version.as_str() {
+            "v2" => return Ok(()),
+            "v3" => {}
+            _ => return invalid("WECHATPAY_API_VERSION must be v2 or v3"),
+        }
+        if self.wechatpay_key_path.is_empty() {
+            return invalid("API v3 signs with the merchant key: set WECHATPAY_KEY_PATH");
+        }
+        if self.wechatpay_mch_serial_no.is_empty() && self.wechatpay_cert_path.is_empty() {
+            return invalid(
+                "API v3 names the merchant certificate: set WECHATPAY_MCH_SERIAL_NO or WECHATPAY_CERT_PATH",
+            );
+        }
+        if self.wechatpay_api_v3_key.expose_secret().len() != 32 {
+            return invalid("WECHATPAY_API_V3_KEY must be the 32-character APIv3 key");
+        }
+        if self.wechatpay_public_key_id.is_empty() != self.wechatpay_public_key_path.is_empty() {
+            return invalid(
+                "WECHATPAY_PUBLIC_KEY_ID and WECHATPAY_PUBLIC_KEY_PATH go together: set both or neither",
+            );
+        }
+        if self.wechatpay_public_key_path.is_empty() && self.wechatpay_platform_cert_path.is_empty()
+        {
+            return invalid(
+                "API v3 verifies WeChat Pay's signatures: set WECHATPAY_PUBLIC_KEY_ID and \
+                 WECHATPAY_PUBLIC_KEY_PATH, or WECHATPAY_PLATFORM_CERT_PATH",
+            );
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_v3()?;
         if !(60..=2_592_000).contains(&self.qrcode_expire_seconds) {
             return Err(ConfigError::Invalid(
                 "qrcode_expire_seconds must be within 60..=2592000".into(),
@@ -112,6 +170,7 @@ impl MembershipConfig {
                 .https_url("WECHATPAY_API_BASE", &self.wechatpay_api_base)
                 .https_url("WECHATPAY_NOTIFY_URL", &self.wechatpay_notify_url)
                 .https_url("WECHATPAY_REFUND_NOTIFY_URL", &self.refund_notify_url())
+                .https_url("WECHATPAY_V3_NOTIFY_URL", &self.v3_notify_url())
                 .require(
                     "WECHATPAY_SECAPI_CA_PATH",
                     self.wechatpay_secapi_ca_path.is_empty(),
@@ -128,6 +187,13 @@ impl MembershipConfig {
             if !self.wechatpay_secapi_base.is_empty() {
                 check.https_url("WECHATPAY_SECAPI_BASE", &self.wechatpay_secapi_base);
             }
+            if self.uses_v3() {
+                check.secret(
+                    "WECHATPAY_API_V3_KEY",
+                    self.wechatpay_api_v3_key.expose_secret(),
+                    32,
+                );
+            }
             check.finish()?;
         }
         if self.expiry_reminder_per_minute == 0 || !(1..=30).contains(&self.expiry_reminder_days) {
@@ -141,7 +207,10 @@ impl MembershipConfig {
                 "bill_check_hour must be within 0..=23".into(),
             ));
         }
-        if self.wechatpay_cert_path.is_empty() != self.wechatpay_key_path.is_empty() {
+        // A certificate needs its key; under v3 the key alone signs requests.
+        if self.wechatpay_cert_path.is_empty() != self.wechatpay_key_path.is_empty()
+            && !(self.uses_v3() && self.wechatpay_cert_path.is_empty())
+        {
             return Err(ConfigError::Invalid(
                 "WECHATPAY_CERT_PATH and WECHATPAY_KEY_PATH go together: set both or neither"
                     .into(),

@@ -51,7 +51,7 @@ use crate::members::Members;
 use crate::orders::{OrderRules, Orders, ReconcileReport};
 use crate::reminders::{ReminderSettings, Reminders};
 use crate::wechat::{WechatApi, WechatSettings};
-use crate::wechatpay::{PayClient, PaySettings, SecapiSettings};
+use crate::wechatpay::{PayClient, PaySettings, SecapiSettings, V3Settings};
 
 /// This service's migrations, run only by `membership-svc migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -111,6 +111,55 @@ fn secapi_settings(cfg: &MembershipConfig) -> anyhow::Result<Option<SecapiSettin
     }))
 }
 
+/// API v3's keys, read once at start when v3 is selected: a file that cannot be read or a key
+/// that cannot be used stops the service with the variable named.
+fn v3_settings(cfg: &MembershipConfig) -> anyhow::Result<Option<V3Settings>> {
+    use wechat_protocol::pay_v3::{PlatformKeys, certificate_key};
+    if !cfg.uses_v3() {
+        return Ok(None);
+    }
+    let read = |variable: &str, path: &str| {
+        std::fs::read_to_string(path).map_err(|err| anyhow::anyhow!("{variable}={path}: {err}"))
+    };
+    let merchant_serial_no = match cfg.wechatpay_mch_serial_no.as_str() {
+        "" => {
+            let pem = read("WECHATPAY_CERT_PATH", &cfg.wechatpay_cert_path)?;
+            certificate_key(&pem)
+                .map_err(|err| anyhow::anyhow!("WECHATPAY_CERT_PATH: {err}"))?
+                .0
+        }
+        serial => serial.to_owned(),
+    };
+    let mut platform_keys = PlatformKeys::default();
+    if !cfg.wechatpay_public_key_path.is_empty() {
+        let pem = read("WECHATPAY_PUBLIC_KEY_PATH", &cfg.wechatpay_public_key_path)?;
+        platform_keys
+            .add_public_key(&cfg.wechatpay_public_key_id, &pem)
+            .map_err(|err| anyhow::anyhow!("WECHATPAY_PUBLIC_KEY_PATH: {err}"))?;
+    }
+    if !cfg.wechatpay_platform_cert_path.is_empty() {
+        let pem = read(
+            "WECHATPAY_PLATFORM_CERT_PATH",
+            &cfg.wechatpay_platform_cert_path,
+        )?;
+        platform_keys
+            .add_certificate(&pem)
+            .map_err(|err| anyhow::anyhow!("WECHATPAY_PLATFORM_CERT_PATH: {err}"))?;
+    }
+    Ok(Some(V3Settings {
+        api_base: cfg.wechatpay_api_base.clone(),
+        appid: cfg.wechat_appid.clone(),
+        mch_id: cfg.wechatpay_mch_id.clone(),
+        merchant_serial_no,
+        merchant_key_pem: read("WECHATPAY_KEY_PATH", &cfg.wechatpay_key_path)?.into(),
+        api_v3_key: cfg.wechatpay_api_v3_key.clone(),
+        platform_keys,
+        public_key_id: Some(cfg.wechatpay_public_key_id.clone()).filter(|id| !id.is_empty()),
+        notify_url: cfg.v3_notify_url(),
+        timeout: Duration::from_millis(cfg.wechatpay_timeout_ms),
+    }))
+}
+
 impl Membership {
     pub fn build(cfg: &MembershipConfig, deps: &Dependencies) -> anyhow::Result<Self> {
         let keys = Keys::new(format!("{}:membership", cfg.redis_key_prefix));
@@ -134,17 +183,20 @@ impl Membership {
             .wechatpay_sign_type
             .parse::<wechat_protocol::pay::SignType>()
             .map_err(|why| anyhow::anyhow!("WECHATPAY_SIGN_TYPE: {why}"))?;
-        let pay = PayClient::new(PaySettings {
-            api_base: cfg.wechatpay_api_base.clone(),
-            appid: cfg.wechat_appid.clone(),
-            mch_id: cfg.wechatpay_mch_id.clone(),
-            api_key: cfg.wechatpay_api_key.clone(),
-            sign_type,
-            notify_url: cfg.wechatpay_notify_url.clone(),
-            timeout: Duration::from_millis(cfg.wechatpay_timeout_ms),
-            refund_notify_url: cfg.refund_notify_url(),
-            secapi: secapi_settings(cfg)?,
-        })?;
+        let pay = PayClient::new(
+            PaySettings {
+                api_base: cfg.wechatpay_api_base.clone(),
+                appid: cfg.wechat_appid.clone(),
+                mch_id: cfg.wechatpay_mch_id.clone(),
+                api_key: cfg.wechatpay_api_key.clone(),
+                sign_type,
+                notify_url: cfg.wechatpay_notify_url.clone(),
+                timeout: Duration::from_millis(cfg.wechatpay_timeout_ms),
+                refund_notify_url: cfg.refund_notify_url(),
+                secapi: secapi_settings(cfg)?,
+            },
+            v3_settings(cfg)?,
+        )?;
         // Remembered longer than any replica lag we accept, and than a QR code lives.
         let freshness = Freshness::new(
             deps.redis.clone(),

@@ -135,6 +135,25 @@ impl MerchantSigner {
     }
 }
 
+/// A certificate's serial number as WeChat Pay writes it and its RSA public key. The merchant's
+/// `apiclient_cert.pem` names the `serial_no` of its requests this way.
+pub fn certificate_key(pem: &str) -> Result<(String, RsaPublicKey), V3Error> {
+    let invalid = |err: String| V3Error::InvalidKey(err);
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let certificate = pem.parse_x509().map_err(|e| invalid(e.to_string()))?;
+    // The number in upper-case hex, no leading zeros (the DER integer carries a zero byte
+    // before a high first bit).
+    let serial = certificate
+        .tbs_certificate
+        .serial
+        .to_str_radix(16)
+        .to_ascii_uppercase();
+    let key = RsaPublicKey::from_public_key_der(certificate.public_key().raw)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((serial, key))
+}
+
 /// The signature headers of a WeChat Pay answer or notification.
 #[derive(Clone, Copy, Debug)]
 pub struct SignedHeaders<'a> {
@@ -167,19 +186,7 @@ impl PlatformKeys {
     /// Adds a platform certificate (`BEGIN CERTIFICATE`); returns its serial number, the id
     /// WeChat Pay names it by.
     pub fn add_certificate(&mut self, pem: &str) -> Result<String, V3Error> {
-        let invalid = |err: String| V3Error::InvalidKey(err);
-        let (_, pem) =
-            x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-        let certificate = pem.parse_x509().map_err(|e| invalid(e.to_string()))?;
-        // The serial as WeChat Pay writes it: the number in upper-case hex, no leading zeros
-        // (the DER integer carries a zero byte before a high first bit).
-        let serial = certificate
-            .tbs_certificate
-            .serial
-            .to_str_radix(16)
-            .to_ascii_uppercase();
-        let key = RsaPublicKey::from_public_key_der(certificate.public_key().raw)
-            .map_err(|e| invalid(e.to_string()))?;
+        let (serial, key) = certificate_key(pem)?;
         self.keys.insert(serial.clone(), VerifyingKey::new(key));
         Ok(serial)
     }
@@ -317,4 +324,58 @@ pub fn encrypt_resource(
         associated_data: associated_data.to_owned(),
         original_type: original_type.to_owned(),
     })
+}
+
+/// The transaction a `TRANSACTION.SUCCESS` notification carries (decrypted) and an order query
+/// answers. Only what a JSAPI merchant reads; WeChat Pay sends more (bank, promotions, scene).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Transaction {
+    pub appid: String,
+    pub mchid: String,
+    pub out_trade_no: String,
+    /// Absent until the order is paid.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub transaction_id: String,
+    #[serde(default)]
+    pub trade_type: String,
+    /// SUCCESS, REFUND, NOTPAY, CLOSED, REVOKED, USERPAYING or PAYERROR.
+    pub trade_state: String,
+    #[serde(default)]
+    pub trade_state_desc: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bank_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub attach: String,
+    /// RFC 3339, China time; absent until paid.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub success_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<Payer>,
+    /// Absent for an order that was never paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<TransactionAmount>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Payer {
+    pub openid: String,
+}
+
+/// Integer fen. `total` is the order's amount; `payer_total` what the user paid after coupons.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct TransactionAmount {
+    pub total: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer_total: Option<i64>,
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub payer_currency: String,
+}
+
+/// The body of a v3 error answer (HTTP 4xx/5xx).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ErrorAnswer {
+    pub code: String,
+    pub message: String,
 }

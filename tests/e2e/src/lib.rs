@@ -102,6 +102,9 @@ pub struct Options {
     pub token_cache_ttl_secs: Option<u64>,
     /// Membership gets the merchant certificate the sandbox issued, so refunds work.
     pub merchant_certificate: bool,
+    /// Orders go through WeChat Pay API v3 (`WECHATPAY_API_VERSION=v3`), with the merchant key
+    /// the sandbox issued and its WeChat Pay public key.
+    pub wechatpay_api_v3: bool,
     /// Expiry reminders: the template id membership sends with (None: off) and how often it
     /// looks for due reminders.
     pub expiry_reminder_template_id: Option<String>,
@@ -151,6 +154,7 @@ impl Default for Options {
             provider_timeout_ms: None,
             token_cache_ttl_secs: None,
             merchant_certificate: true,
+            wechatpay_api_v3: false,
             bill_check_interval_ms: 0,
             bill_check_hour: 10,
             expiry_reminder_template_id: None,
@@ -278,10 +282,17 @@ impl System {
         .await;
         // The merchant certificate for refunds, as files, like the merchant platform's download.
         let tls_dir = std::env::temp_dir().join(format!("xintu-e2e-tls-{redis_prefix}"));
-        sandbox
-            .merchant_tls()
-            .write_to(&tls_dir)
-            .expect("merchant TLS files");
+        if options.merchant_certificate || options.wechatpay_api_v3 {
+            sandbox
+                .merchant_tls()
+                .write_to(&tls_dir)
+                .expect("merchant TLS files");
+            std::fs::write(
+                tls_dir.join("pub_key.pem"),
+                sandbox.wechatpay_public_key().1,
+            )
+            .expect("WeChat Pay public key file");
+        }
         let mut membership_urls = Vec::new();
         let mut membership_tasks = Vec::new();
         for _ in 0..options.memberships.max(1) {
@@ -313,6 +324,14 @@ impl System {
                 cfg.wechatpay_secapi_ca_path = tls_dir.join("ca.pem").display().to_string();
                 cfg.wechatpay_cert_path = tls_dir.join("apiclient_cert.pem").display().to_string();
                 cfg.wechatpay_key_path = tls_dir.join("apiclient_key.pem").display().to_string();
+            }
+            if options.wechatpay_api_v3 {
+                cfg.wechatpay_api_version = "v3".to_owned();
+                cfg.wechatpay_key_path = tls_dir.join("apiclient_key.pem").display().to_string();
+                cfg.wechatpay_mch_serial_no = sandbox.merchant_tls().serial_no;
+                cfg.wechatpay_api_v3_key = SecretString::from(sandbox_cfg.api_v3_key.clone());
+                cfg.wechatpay_public_key_id = sandbox_cfg.public_key_id.clone();
+                cfg.wechatpay_public_key_path = tls_dir.join("pub_key.pem").display().to_string();
             }
             cfg.wechatpay_sign_type = options.wechatpay_sign_type.as_str().to_owned();
             cfg.reconcile_interval_ms = options.reconcile_interval_ms;

@@ -48,6 +48,10 @@ pub struct SandboxConfig {
     /// The merchant as WeChat Pay knows it: id and 32-character API key.
     pub mch_id: String,
     pub pay_key: String,
+    /// The merchant's 32-character APIv3 key: v3 notifications are encrypted with it.
+    pub api_v3_key: String,
+    /// The id of WeChat Pay's public key (v3 answers and notifications name it).
+    pub public_key_id: String,
     /// The WeChat user whose browser opens the OAuth page (override per request with
     /// `sandbox_openid=` on the authorize URL).
     pub oauth_openid: String,
@@ -78,6 +82,8 @@ impl Default for SandboxConfig {
             token_ttl_secs: 7200,
             mch_id: "1900000109".into(),
             pay_key: "sandboxsandboxsandboxsandbox0001".into(),
+            api_v3_key: "sandboxV3ApiKeySandboxV3ApiKey01".into(),
+            public_key_id: "PUB_KEY_ID_0119000001092026120500000001".into(),
             oauth_openid: "o_sandbox_user_1".into(),
             notify_retry_delays_ms: vec![100, 200, 400, 800, 1600, 3200],
             dashscope_api_key: "sk-sandbox-dashscope-0001".into(),
@@ -194,7 +200,11 @@ pub(crate) struct State {
     refund_notifies_sent: AtomicU64,
     bill_downloads: AtomicU64,
     template_messages_sent: AtomicU64,
-    merchant_tls: MerchantTls,
+    pki: secapi::Pki,
+    /// Issued when first asked for (an RSA key takes a moment to make).
+    merchant_tls: std::sync::OnceLock<MerchantTls>,
+    /// WeChat Pay's own API v3 signing key, made when first needed.
+    platform_key: std::sync::OnceLock<pay::v3::PlatformKey>,
     vision: dashscope::Vision,
     image_edit: imageedit::ImageEdit,
     http: reqwest::Client,
@@ -224,7 +234,8 @@ impl Sandbox {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(std::io::Error::other)?;
-        let pki = secapi::issue(&cfg.mch_id, &cfg.secapi_hosts, addr.ip())?;
+        let pki = secapi::issue(&cfg.secapi_hosts, addr.ip())?;
+        let secapi_server = pki.server.clone();
         let secapi_listener = std::net::TcpListener::bind((addr.ip(), cfg.secapi_port))?;
         let secapi_addr = secapi_listener.local_addr()?;
         let state = Arc::new(State {
@@ -244,7 +255,9 @@ impl Sandbox {
             refund_notifies_sent: AtomicU64::new(0),
             bill_downloads: AtomicU64::new(0),
             template_messages_sent: AtomicU64::new(0),
-            merchant_tls: pki.merchant,
+            pki,
+            merchant_tls: std::sync::OnceLock::new(),
+            platform_key: std::sync::OnceLock::new(),
             vision: dashscope::Vision::default(),
             image_edit: imageedit::ImageEdit::default(),
             http,
@@ -265,7 +278,7 @@ impl Sandbox {
             .with_state(sandbox.clone());
         secapi::serve(
             secapi_listener,
-            pki.server,
+            secapi_server,
             pay::secapi_routes().with_state(sandbox.clone()),
         )?;
         tokio::spawn(async move {
@@ -298,9 +311,18 @@ impl Sandbox {
         format!("https://{}", self.secapi_addr)
     }
 
-    /// The CA, client certificate and key a merchant needs for [`Sandbox::secapi_url`].
+    /// The CA, client certificate and key a merchant needs for [`Sandbox::secapi_url`] and for
+    /// signing API v3 requests. Issued on the first call.
     pub fn merchant_tls(&self) -> MerchantTls {
-        self.state.merchant_tls.clone()
+        self.state
+            .merchant_tls
+            .get_or_init(|| {
+                // A sandbox that cannot make a key cannot play WeChat Pay at all.
+                secapi::issue_merchant(&self.state.pki, &self.state.cfg.mch_id).unwrap_or_else(
+                    |err| panic!("sandbox: issuing the merchant certificate: {err}"),
+                )
+            })
+            .clone()
     }
 
     pub fn config(&self) -> &SandboxConfig {

@@ -34,6 +34,20 @@ enum Command {
             default_value = "sandboxsandboxsandboxsandbox0001"
         )]
         pay_key: String,
+        /// The merchant's APIv3 key: v3 notifications are encrypted with it.
+        #[arg(
+            long,
+            env = "WECHATPAY_API_V3_KEY",
+            default_value = "sandboxV3ApiKeySandboxV3ApiKey01"
+        )]
+        api_v3_key: String,
+        /// The id of WeChat Pay's public key (the key itself is written to the TLS dir).
+        #[arg(
+            long,
+            env = "WECHATPAY_PUBLIC_KEY_ID",
+            default_value = "PUB_KEY_ID_0119000001092026120500000001"
+        )]
+        public_key_id: String,
         /// The DashScope API key the sandbox accepts (the photo service's DASHSCOPE_API_KEY).
         #[arg(
             long,
@@ -49,8 +63,9 @@ enum Command {
         /// (comma-separated; compose: sandbox).
         #[arg(long, env = "SANDBOX_SECAPI_HOSTS", value_delimiter = ',')]
         secapi_hosts: Vec<String>,
-        /// Where to write the CA (ca.pem) and the merchant's client certificate and key
-        /// (apiclient_cert.pem, apiclient_key.pem) at start, for the merchant's refunds.
+        /// Where to write the CA (ca.pem), the merchant's client certificate and key
+        /// (apiclient_cert.pem, apiclient_key.pem) and WeChat Pay's public key (pub_key.pem) at
+        /// start, for the merchant's refunds and API v3.
         #[arg(long, env = "SANDBOX_TLS_DIR")]
         tls_dir: Option<std::path::PathBuf>,
     },
@@ -90,6 +105,8 @@ async fn main() -> anyhow::Result<()> {
             aes_key,
             mch_id,
             pay_key,
+            api_v3_key,
+            public_key_id,
             dashscope_api_key,
             secapi_port,
             secapi_hosts,
@@ -105,6 +122,8 @@ async fn main() -> anyhow::Result<()> {
                 aes_key,
                 mch_id,
                 pay_key,
+                api_v3_key,
+                public_key_id,
                 dashscope_api_key,
                 secapi_port,
                 secapi_hosts,
@@ -113,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
             let sandbox = Sandbox::start(cfg, listener)?;
             if let Some(dir) = tls_dir {
                 sandbox.merchant_tls().write_to(&dir)?;
+                std::fs::write(dir.join("pub_key.pem"), sandbox.wechatpay_public_key().1)?;
                 tracing::info!(dir = %dir.display(), "merchant TLS files written");
             }
             tracing::info!(

@@ -5,9 +5,10 @@
 //! client certificate, whose subject CN is the mch_id as on WeChat's `apiclient_cert.pem`. A
 //! client without a certificate from that CA fails the TLS handshake.
 //!
-//! WeChat's merchant keys are RSA 2048; these are ECDSA P-256 (the only kind ring generates).
-//! The files have the same form: PEM certificates and a PKCS#8 `PRIVATE KEY`, so a merchant
-//! loads them with the same code.
+//! The merchant's key is RSA 2048, as WeChat's are: API v3 signs every request with it, so the
+//! same `apiclient_key.pem` serves both. It is made when first asked for (RSA key generation
+//! takes a moment, and most tests never refund or use v3). The CA and the server's key are
+//! ECDSA P-256: no merchant sees their keys.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use std::sync::Arc;
 use axum::Router;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, SerialNumber,
 };
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -28,8 +30,10 @@ pub struct MerchantTls {
     pub ca_pem: String,
     /// `apiclient_cert.pem`.
     pub client_cert_pem: String,
-    /// `apiclient_key.pem` (PKCS#8).
+    /// `apiclient_key.pem` (PKCS#8, RSA 2048).
     pub client_key_pem: String,
+    /// The certificate's serial number as WeChat Pay writes it: API v3's `serial_no`.
+    pub serial_no: String,
 }
 
 impl MerchantTls {
@@ -45,9 +49,11 @@ impl MerchantTls {
     }
 }
 
-/// The issued PKI: the merchant's side and the server's TLS configuration.
+/// The issued PKI: the CA that signs the merchant's certificate, and the server's TLS
+/// configuration.
 pub(crate) struct Pki {
-    pub merchant: MerchantTls,
+    pub ca: Issuer<'static, KeyPair>,
+    pub ca_pem: String,
     pub server: Arc<rustls::ServerConfig>,
 }
 
@@ -55,9 +61,9 @@ fn other(err: impl std::error::Error + Send + Sync + 'static) -> std::io::Error 
     std::io::Error::other(err)
 }
 
-/// Issues the CA, the server certificate (loopback plus `hosts`) and the client certificate for
-/// `mch_id`, and builds a server config that requires a client certificate from that CA.
-pub(crate) fn issue(mch_id: &str, hosts: &[String], ip: IpAddr) -> std::io::Result<Pki> {
+/// Issues the CA and the server certificate (loopback plus `hosts`), and builds a server config
+/// that requires a client certificate from that CA.
+pub(crate) fn issue(hosts: &[String], ip: IpAddr) -> std::io::Result<Pki> {
     let ca_key = KeyPair::generate().map_err(other)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -89,18 +95,6 @@ pub(crate) fn issue(mch_id: &str, hosts: &[String], ip: IpAddr) -> std::io::Resu
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server_params.signed_by(&server_key, &ca).map_err(other)?;
 
-    let client_key = KeyPair::generate().map_err(other)?;
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
-    // WeChat's apiclient_cert.pem names the merchant by its mch_id.
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, mch_id);
-    client_params
-        .distinguished_name
-        .push(DnType::OrganizationName, "微信商户系统");
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client_params.signed_by(&client_key, &ca).map_err(other)?;
-
     // Explicitly ring, the provider reqwest's rustls uses: nothing depends on a process default.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
@@ -119,12 +113,41 @@ pub(crate) fn issue(mch_id: &str, hosts: &[String], ip: IpAddr) -> std::io::Resu
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
 
     Ok(Pki {
-        merchant: MerchantTls {
-            ca_pem: ca_cert.pem(),
-            client_cert_pem: client_cert.pem(),
-            client_key_pem: client_key.serialize_pem(),
-        },
+        ca,
+        ca_pem: ca_cert.pem(),
         server: Arc::new(server),
+    })
+}
+
+/// Issues the merchant's API certificate for `mch_id`: an RSA 2048 key, and a certificate from
+/// the CA whose subject CN is the mch_id, as on WeChat's `apiclient_cert.pem`.
+pub(crate) fn issue_merchant(pki: &Pki, mch_id: &str) -> std::io::Result<MerchantTls> {
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(other)?;
+    let key_pem = rsa_key.to_pkcs8_pem(LineEnding::LF).map_err(other)?;
+    let client_key = KeyPair::from_pem(&key_pem).map_err(other)?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
+    let serial: [u8; 20] = rand::random();
+    // A positive DER integer: the first bit clear.
+    let mut serial = serial.to_vec();
+    serial[0] &= 0x7f;
+    serial[0] |= 0x10;
+    client_params.serial_number = Some(SerialNumber::from_slice(&serial));
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, mch_id);
+    client_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "微信商户系统");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params
+        .signed_by(&client_key, &pki.ca)
+        .map_err(other)?;
+    let serial_no = serial.iter().map(|b| format!("{b:02X}")).collect();
+    Ok(MerchantTls {
+        ca_pem: pki.ca_pem.clone(),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: key_pem.to_string(),
+        serial_no,
     })
 }
 

@@ -100,6 +100,28 @@ impl pb::order_service_server::OrderService for OrderGrpc {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn handle_pay_notify_v3(
+        &self,
+        request: Request<pb::HandlePayNotifyV3Request>,
+    ) -> Result<Response<pb::HandlePayNotifyResponse>, Status> {
+        let request = request.get_ref();
+        let signature = wechat_protocol::pay_v3::SignedHeaders {
+            timestamp: &request.timestamp,
+            nonce: &request.nonce,
+            signature: &request.signature,
+            serial: &request.serial,
+        };
+        let (success, message) = self
+            .orders
+            .handle_notify_v3(signature, &request.body)
+            .await?;
+        Ok(Response::new(pb::HandlePayNotifyResponse {
+            success,
+            message: message.to_owned(),
+        }))
+    }
+
     async fn handle_refund_notify(
         &self,
         request: Request<pb::HandlePayNotifyRequest>,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use sqlx::Acquire;
 
@@ -17,9 +17,11 @@ use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, ledger, orders::OrderRow};
+pub(crate) use crate::wechatpay::china_time;
 use crate::wechatpay::{JsapiParams, PayClient, UnifiedOrder};
 
 mod bill;
+mod notify_v3;
 mod reconcile;
 mod refund;
 
@@ -86,11 +88,6 @@ fn new_order_no(now: DateTime<Utc>) -> String {
     let china = now.with_timezone(&china_time());
     let random: u64 = rand::rng().random_range(0..1_000_000_000_000);
     format!("XT{}{random:012}", china.format("%Y%m%d%H%M%S"))
-}
-
-pub(crate) fn china_time() -> FixedOffset {
-    // UTC+8 is within chrono's ±24 h range, so the UTC fallback is never taken.
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
 impl Orders {
@@ -162,10 +159,6 @@ impl Orders {
             Ok(quote)
         })
         .await?;
-        let time_expire = expire_at
-            .with_timezone(&china_time())
-            .format("%Y%m%d%H%M%S")
-            .to_string();
         let placed = self
             .pay
             .unified_order(&UnifiedOrder {
@@ -174,7 +167,7 @@ impl Orders {
                 total_fee: quote.total_fee,
                 openid,
                 client_ip: &client_ip.to_string(),
-                time_expire: &time_expire,
+                expire_at,
             })
             .await;
         let prepay_id = match placed {

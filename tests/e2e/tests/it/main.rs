@@ -24,6 +24,7 @@ mod memory;
 mod operations;
 mod outages;
 mod payment;
+mod payment_v3;
 mod push_security;
 mod reconciler;
 mod refunds;

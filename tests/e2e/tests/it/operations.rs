@@ -45,7 +45,7 @@ async fn services_answer_health_and_reflection() {
 }
 
 /// Every path the gateway routes (lib.rs, photos and admin routers).
-const GATEWAY_PATHS: [&str; 45] = [
+const GATEWAY_PATHS: [&str; 46] = [
     "/api/v1/account",
     "/api/v1/admin/audit",
     "/api/v1/admin/bills",
@@ -83,6 +83,7 @@ const GATEWAY_PATHS: [&str; 45] = [
     "/api/v1/payment/notify",
     "/api/v1/payment/orders/{order_no}",
     "/api/v1/payment/refund-notify",
+    "/api/v1/payment/v3-notify",
     "/api/v1/photos/classify",
     "/api/v1/photos/classify/batch",
     "/api/v1/photos/edit",
@@ -159,7 +160,11 @@ async fn the_gateway_reports_liveness_readiness_and_its_api() {
                 !(status == 404 && body.contains("no such endpoint")),
                 "{method} {path} is documented but not routed"
             );
-            if status >= 400 && body.starts_with('{') {
+            // WeChat Pay's callbacks answer in the format WeChat Pay reads, not ours.
+            let for_wechat_pay = item[method.as_str().to_lowercase()]["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.iter().any(|tag| tag == "called by WeChat Pay"));
+            if status >= 400 && body.starts_with('{') && !for_wechat_pay {
                 let error: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert!(
                     error["error"]["code"].is_string(),

@@ -1,4 +1,4 @@
-//! WeChat Pay API v2 as the merchant sees it: `pay/unifiedorder`, `pay/orderquery`,
+//! WeChat Pay as the merchant sees it, API v3 in `v3` and API v2 here: `pay/unifiedorder`, `pay/orderquery`,
 //! `pay/closeorder`, `pay/downloadbill` (the day's trade bill), refunds (`secapi/pay/refund` on the mutual-TLS listener, `pay/refundquery`,
 //! the refund notify), and the sandbox acting as a paying user (see `notify`).
 //!
@@ -15,10 +15,12 @@ mod order;
 mod refund;
 mod refund_notify;
 mod refund_query;
+pub(crate) mod v3;
 
 pub use bill::{BillRow, BillType};
 pub use order::{NotifyStyle, PayOrder, TradeState};
 pub use refund::{Refund, RefundMode, RefundStatus};
+pub use v3::V3Signature;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -41,6 +43,7 @@ fn common_routes() -> Router<Sandbox> {
         .route("/pay/closeorder", post(close_order))
         .route("/pay/refundquery", post(refund_query::refund_query))
         .route("/pay/downloadbill", post(bill::download_bill))
+        .merge(v3::routes())
 }
 
 /// The plain listener's pay calls: `secapi` answers as to a request without a certificate.
@@ -341,6 +344,7 @@ async fn unified_order(State(sandbox): State<Sandbox>, body: Bytes) -> Response 
             coupon_fee: 0,
             created_at: chrono::Utc::now().timestamp(),
             sign_type: request.sign_type,
+            v3: false,
         },
     );
     drop(accounts);

@@ -174,6 +174,9 @@ impl Sandbox {
         let Some(order) = self.pay_order(out_trade_no) else {
             return false;
         };
+        if order.v3 {
+            return self.send_v3_notify(&order).await;
+        }
         let Some(fields) = self.notify_fields(out_trade_no) else {
             return false;
         };

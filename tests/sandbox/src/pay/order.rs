@@ -70,6 +70,8 @@ pub struct PayOrder {
     pub created_at: i64,
     /// The algorithm of the merchant's unified order: notifies are signed with it.
     pub sign_type: SignType,
+    /// Placed through API v3: its notification is v3's (JSON, RSA-signed, encrypted).
+    pub v3: bool,
 }
 
 /// How the notify of a paid order looks, beyond what the order decides.
