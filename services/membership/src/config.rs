@@ -288,6 +288,37 @@ mod tests {
     }
 
     #[test]
+    fn api_v3_needs_its_keys_and_its_notify_goes_beside_v2s() {
+        let mut cfg = MembershipConfig::defaults().unwrap();
+        cfg.wechatpay_notify_url = "https://www.xintuxiangce.top/api/v1/payment/notify".into();
+        assert_eq!(
+            cfg.v3_notify_url(),
+            "https://www.xintuxiangce.top/api/v1/payment/v3-notify"
+        );
+        cfg.wechatpay_api_version = "v4".into();
+        assert!(cfg.validate().is_err(), "v2 or v3 only");
+        cfg.wechatpay_api_version = "v3".into();
+        let refused = |cfg: &MembershipConfig| match cfg.validate() {
+            Err(ConfigError::Invalid(why)) => why,
+            other => format!("not refused: {other:?}"),
+        };
+        assert!(refused(&cfg).contains("WECHATPAY_KEY_PATH"));
+        cfg.wechatpay_key_path = "/etc/xintu/apiclient_key.pem".into();
+        assert!(refused(&cfg).contains("WECHATPAY_MCH_SERIAL_NO"));
+        cfg.wechatpay_mch_serial_no = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into();
+        assert!(refused(&cfg).contains("WECHATPAY_API_V3_KEY"));
+        cfg.wechatpay_api_v3_key =
+            SecretString::from("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb".to_owned());
+        assert!(refused(&cfg).contains("WECHATPAY_PUBLIC_KEY_ID"));
+        cfg.wechatpay_public_key_id = "PUB_KEY_ID_0114232134912410000000000000".into();
+        assert!(refused(&cfg).contains("go together"));
+        cfg.wechatpay_public_key_path = "/etc/xintu/pub_key.pem".into();
+        // The key alone, without a certificate: v3 signs with it, refunds stay off.
+        cfg.validate().unwrap();
+        assert!(!format!("{cfg:?}").contains("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb"));
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let cfg = MembershipConfig::defaults().unwrap();
         let printed = format!("{cfg:?}");

@@ -24,6 +24,7 @@ const STRUCTURED: &[&str] = &[
     "wechatpay_api_base",
     "wechatpay_notify_url",
     "wechatpay_sign_type",
+    "wechatpay_api_version",
     "xintu_env",
     "log_format",
     "otel_exporter_otlp_endpoint",
@@ -81,6 +82,7 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
         ("WECHATPAY_TIMEOUT_MS", "-5"),
         ("DATABASE_MAX_CONNECTIONS", "1.5"),
         ("WECHATPAY_SIGN_TYPE", "SHA1"),
+        ("WECHATPAY_API_VERSION", "v4"),
         ("QRCODE_EXPIRE_SECONDS", "5"),
         ("LOG_FORMAT", "xml"),
     ] {

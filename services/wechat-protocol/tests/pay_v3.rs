@@ -9,8 +9,8 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use wechat_protocol::pay_v3::{
-    EncryptedResource, MerchantSigner, Notification, PlatformKeys, SignedHeaders, V3Error,
-    decrypt_resource, encrypt_resource, request_message,
+    EncryptedResource, MerchantSigner, Notification, PlatformKeys, SignedHeaders, Transaction,
+    V3Error, certificate_key, decrypt_resource, encrypt_resource, request_message,
 };
 
 /// wechatpy `tests/certs/apiclient_key.pem` (MIT; commit 5b8502e): a test merchant key.
@@ -294,4 +294,64 @@ fn a_notification_that_is_not_one_is_refused() {
             Err(V3Error::Malformed(_))
         ));
     }
+}
+
+/// The decrypted resource of a payment notification, as WeChat Pay's JSAPI "支付成功回调通知"
+/// page documents it (its example: a discounted MICROPAY order with promotion and scene data).
+const DOCUMENTED_TRANSACTION: &str = r#"{
+    "transaction_id":"1217752501201407033233368018",
+    "amount":{"payer_total":100,"total":100,"currency":"CNY","payer_currency":"CNY"},
+    "mchid":"1230000109",
+    "trade_state":"SUCCESS",
+    "bank_type":"CMC",
+    "promotion_detail":[{"amount":100,"wechatpay_contribute":0,"coupon_id":"109519","scope":"GLOBAL",
+        "merchant_contribute":0,"name":"单品惠-6","other_contribute":0,"currency":"CNY","stock_id":"931386",
+        "goods_detail":[{"goods_remark":"商品备注信息","quantity":1,"discount_amount":1,"goods_id":"M1006","unit_price":100}]}],
+    "success_time":"2018-06-08T10:34:56+08:00",
+    "payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+    "out_trade_no":"1217752501201407033233368018",
+    "appid":"wxd678efh567hg6787",
+    "trade_state_desc":"支付成功",
+    "trade_type":"MICROPAY",
+    "attach":"自定义数据",
+    "scene_info":{"device_id":"013467007045764"}
+}"#;
+
+#[test]
+fn the_documented_transaction_reads_with_what_a_merchant_checks() {
+    let transaction: Transaction = serde_json::from_str(DOCUMENTED_TRANSACTION).unwrap();
+    assert_eq!(transaction.appid, "wxd678efh567hg6787");
+    assert_eq!(transaction.mchid, "1230000109");
+    assert_eq!(transaction.out_trade_no, "1217752501201407033233368018");
+    assert_eq!(transaction.transaction_id, "1217752501201407033233368018");
+    assert_eq!(transaction.trade_state, "SUCCESS");
+    assert_eq!(
+        transaction
+            .payer
+            .as_ref()
+            .map(|payer| payer.openid.as_str()),
+        Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+    );
+    let amount = transaction.amount.unwrap();
+    assert_eq!((amount.total, amount.payer_total), (100, Some(100)));
+    assert_eq!(amount.currency, "CNY");
+    // An unpaid order's query answer has no transaction id, payer total or success time.
+    let unpaid: Transaction = serde_json::from_str(
+        r#"{"appid":"wxd678efh567hg6787","mchid":"1230000109","out_trade_no":"1217752501201407033233368018",
+            "trade_state":"NOTPAY","trade_state_desc":"订单未支付",
+            "amount":{"total":100,"currency":"CNY","payer_currency":"CNY"},"payer":{"openid":""}}"#,
+    )
+    .unwrap();
+    assert_eq!(unpaid.transaction_id, "");
+    assert_eq!(unpaid.amount.unwrap().payer_total, None);
+}
+
+#[test]
+fn a_certificate_names_its_serial_as_wechat_pay_does() {
+    let (serial, _) = certificate_key(WECHATPAY_GO_CERT).unwrap();
+    assert_eq!(serial, "D7CE59D1F522D701");
+    assert!(matches!(
+        certificate_key("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        Err(V3Error::InvalidKey(_))
+    ));
 }

@@ -285,11 +285,14 @@ impl System {
         if options.merchant_certificate || options.wechatpay_api_v3 {
             sandbox
                 .merchant_tls()
-                .write_to(&tls_dir)
+                .and_then(|tls| tls.write_to(&tls_dir))
                 .expect("merchant TLS files");
             std::fs::write(
                 tls_dir.join("pub_key.pem"),
-                sandbox.wechatpay_public_key().1,
+                sandbox
+                    .wechatpay_public_key()
+                    .expect("the sandbox's WeChat Pay key")
+                    .1,
             )
             .expect("WeChat Pay public key file");
         }
@@ -328,7 +331,10 @@ impl System {
             if options.wechatpay_api_v3 {
                 cfg.wechatpay_api_version = "v3".to_owned();
                 cfg.wechatpay_key_path = tls_dir.join("apiclient_key.pem").display().to_string();
-                cfg.wechatpay_mch_serial_no = sandbox.merchant_tls().serial_no;
+                cfg.wechatpay_mch_serial_no = sandbox
+                    .merchant_tls()
+                    .expect("the sandbox's merchant certificate")
+                    .serial_no;
                 cfg.wechatpay_api_v3_key = SecretString::from(sandbox_cfg.api_v3_key.clone());
                 cfg.wechatpay_public_key_id = sandbox_cfg.public_key_id.clone();
                 cfg.wechatpay_public_key_path = tls_dir.join("pub_key.pem").display().to_string();

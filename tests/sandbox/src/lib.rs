@@ -202,9 +202,9 @@ pub(crate) struct State {
     template_messages_sent: AtomicU64,
     pki: secapi::Pki,
     /// Issued when first asked for (an RSA key takes a moment to make).
-    merchant_tls: std::sync::OnceLock<MerchantTls>,
+    merchant_tls: std::sync::OnceLock<Result<MerchantTls, String>>,
     /// WeChat Pay's own API v3 signing key, made when first needed.
-    platform_key: std::sync::OnceLock<pay::v3::PlatformKey>,
+    platform_key: std::sync::OnceLock<Result<pay::v3::PlatformKey, String>>,
     vision: dashscope::Vision,
     image_edit: imageedit::ImageEdit,
     http: reqwest::Client,
@@ -313,16 +313,15 @@ impl Sandbox {
 
     /// The CA, client certificate and key a merchant needs for [`Sandbox::secapi_url`] and for
     /// signing API v3 requests. Issued on the first call.
-    pub fn merchant_tls(&self) -> MerchantTls {
+    pub fn merchant_tls(&self) -> std::io::Result<MerchantTls> {
         self.state
             .merchant_tls
             .get_or_init(|| {
-                // A sandbox that cannot make a key cannot play WeChat Pay at all.
-                secapi::issue_merchant(&self.state.pki, &self.state.cfg.mch_id).unwrap_or_else(
-                    |err| panic!("sandbox: issuing the merchant certificate: {err}"),
-                )
+                secapi::issue_merchant(&self.state.pki, &self.state.cfg.mch_id)
+                    .map_err(|err| err.to_string())
             })
             .clone()
+            .map_err(std::io::Error::other)
     }
 
     pub fn config(&self) -> &SandboxConfig {

@@ -131,8 +131,8 @@ async fn main() -> anyhow::Result<()> {
             };
             let sandbox = Sandbox::start(cfg, listener)?;
             if let Some(dir) = tls_dir {
-                sandbox.merchant_tls().write_to(&dir)?;
-                std::fs::write(dir.join("pub_key.pem"), sandbox.wechatpay_public_key().1)?;
+                sandbox.merchant_tls()?.write_to(&dir)?;
+                std::fs::write(dir.join("pub_key.pem"), sandbox.wechatpay_public_key()?.1)?;
                 tracing::info!(dir = %dir.display(), "merchant TLS files written");
             }
             tracing::info!(

@@ -124,7 +124,7 @@ impl Merchant {
         let sandbox = Sandbox::start_local(SandboxConfig::default())
             .await
             .unwrap();
-        let tls = sandbox.merchant_tls();
+        let tls = sandbox.merchant_tls().unwrap();
         let pem = format!("{}{}", tls.client_cert_pem, tls.client_key_pem);
         let tls = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap())

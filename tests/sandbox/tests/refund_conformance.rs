@@ -72,7 +72,7 @@ struct Merchant {
 }
 
 fn tls_client(sandbox: &Sandbox, with_identity: bool) -> reqwest::Client {
-    let tls = sandbox.merchant_tls();
+    let tls = sandbox.merchant_tls().unwrap();
     let mut builder = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap());
     if with_identity {
@@ -263,8 +263,10 @@ async fn secapi_needs_the_merchants_client_certificate() {
     let pem = format!("{}{}", stranger.pem(), stranger_key.serialize_pem());
     let forged = reqwest::Client::builder()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(merchant.sandbox.merchant_tls().ca_pem.as_bytes())
-                .unwrap(),
+            reqwest::Certificate::from_pem(
+                merchant.sandbox.merchant_tls().unwrap().ca_pem.as_bytes(),
+            )
+            .unwrap(),
         )
         .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
         .build()
@@ -296,7 +298,7 @@ async fn secapi_needs_the_merchants_client_certificate() {
     );
 
     // The client certificate names the merchant, as apiclient_cert.pem does.
-    let tls = merchant.sandbox.merchant_tls();
+    let tls = merchant.sandbox.merchant_tls().unwrap();
     assert!(tls.client_key_pem.contains("BEGIN PRIVATE KEY"));
     assert!(tls.client_cert_pem.contains("BEGIN CERTIFICATE"));
     assert_eq!(merchant.sandbox.stats().refunds, 1);

@@ -49,7 +49,7 @@ async fn a_v3_order_is_signed_paid_notified_and_credited_once() {
         .map(|k| format!("{}\n", params[k].as_str().unwrap()))
         .concat();
     let (_, merchant_key) =
-        certificate_key(&system.sandbox.merchant_tls().client_cert_pem).unwrap();
+        certificate_key(&system.sandbox.merchant_tls().unwrap().client_cert_pem).unwrap();
     let signature = BASE64.decode(params["paySign"].as_str().unwrap()).unwrap();
     VerifyingKey::<Sha256>::new(merchant_key)
         .verify(
@@ -82,7 +82,7 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
     let url = v3_notify_url(&system);
     let now = chrono::Utc::now().timestamp();
     let paid = sandbox.v3_order_transaction(&order_no).unwrap();
-    let genuine = sandbox.v3_notification_body(&paid, &key);
+    let genuine = sandbox.v3_notification_body(&paid, &key).unwrap();
 
     let mut cheaper = paid.clone();
     cheaper.amount.as_mut().unwrap().total = 1;
@@ -101,25 +101,27 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
         ("another merchant", &other_merchant),
         ("currency", &dollars),
     ] {
-        let body = sandbox.v3_notification_body(transaction, &key);
-        let signature = sandbox.v3_sign(now, body.as_bytes());
+        let body = sandbox.v3_notification_body(transaction, &key).unwrap();
+        let signature = sandbox.v3_sign(now, body.as_bytes()).unwrap();
         cases.push((what, body, signature));
     }
     // Encrypted under another APIv3 key.
-    let body = sandbox.v3_notification_body(&paid, "0123456789abcdef0123456789abcdef");
+    let body = sandbox
+        .v3_notification_body(&paid, "0123456789abcdef0123456789abcdef")
+        .unwrap();
     cases.push((
         "other key",
         body.clone(),
-        sandbox.v3_sign(now, body.as_bytes()),
+        sandbox.v3_sign(now, body.as_bytes()).unwrap(),
     ));
     // Signed six minutes ago: a replay.
     cases.push((
         "stale",
         genuine.clone(),
-        sandbox.v3_sign(now - 360, genuine.as_bytes()),
+        sandbox.v3_sign(now - 360, genuine.as_bytes()).unwrap(),
     ));
     // The genuine signature over another body.
-    let signature = sandbox.v3_sign(now, genuine.as_bytes());
+    let signature = sandbox.v3_sign(now, genuine.as_bytes()).unwrap();
     cases.push((
         "edited body",
         genuine.replace("encrypt-resource", "encrypt-resourcE"),
@@ -145,7 +147,7 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
     cases.push((
         "xml",
         hostile.to_owned(),
-        sandbox.v3_sign(now, hostile.as_bytes()),
+        sandbox.v3_sign(now, hostile.as_bytes()).unwrap(),
     ));
 
     for (what, body, signature) in &cases {
@@ -162,7 +164,9 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
 
     // The genuine notification applies; the same one again changes nothing more.
     for _ in 0..2 {
-        let signature = sandbox.v3_sign(chrono::Utc::now().timestamp(), genuine.as_bytes());
+        let signature = sandbox
+            .v3_sign(chrono::Utc::now().timestamp(), genuine.as_bytes())
+            .unwrap();
         let (status, reply) = sandbox.post_v3_notify(&url, &genuine, &signature).await;
         assert_eq!(status, 204, "{reply}");
     }

@@ -71,49 +71,54 @@ fn china_rfc3339(yyyymmddhhmmss: &str) -> String {
 }
 
 impl Sandbox {
-    fn platform_key(&self) -> &PlatformKey {
-        self.state.platform_key.get_or_init(|| {
-            // A sandbox that cannot make a key cannot play WeChat Pay v3 at all.
-            let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-                .unwrap_or_else(|err| panic!("sandbox: making WeChat Pay's key: {err}"));
-            let public_key_pem = private
-                .to_public_key()
-                .to_public_key_pem(LineEnding::LF)
-                .unwrap_or_else(|err| panic!("sandbox: writing WeChat Pay's key: {err}"));
-            PlatformKey {
-                key: SigningKey::new(private),
-                public_key_pem,
-            }
-        })
+    fn platform_key(&self) -> std::io::Result<&PlatformKey> {
+        self.state
+            .platform_key
+            .get_or_init(|| {
+                let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                    .map_err(|err| err.to_string())?;
+                let public_key_pem = private
+                    .to_public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(|err| err.to_string())?;
+                Ok(PlatformKey {
+                    key: SigningKey::new(private),
+                    public_key_pem,
+                })
+            })
+            .as_ref()
+            .map_err(|err| std::io::Error::other(err.clone()))
     }
 
     /// WeChat Pay's public key (`pub_key.pem` on the merchant platform) and its id: what a
     /// merchant configures to verify v3 answers and notifications.
-    pub fn wechatpay_public_key(&self) -> (String, String) {
-        (
+    pub fn wechatpay_public_key(&self) -> std::io::Result<(String, String)> {
+        Ok((
             self.state.cfg.public_key_id.clone(),
-            self.platform_key().public_key_pem.clone(),
-        )
+            self.platform_key()?.public_key_pem.clone(),
+        ))
     }
 
     /// Signs `body` as WeChat Pay signs an answer or notification, at `timestamp`.
-    pub fn v3_sign(&self, timestamp: i64, body: &[u8]) -> V3Signature {
+    pub fn v3_sign(&self, timestamp: i64, body: &[u8]) -> std::io::Result<V3Signature> {
         let nonce = nonce_str();
         let mut message = format!("{timestamp}\n{nonce}\n").into_bytes();
         message.extend_from_slice(body);
         message.push(b'\n');
-        let signature = self.platform_key().key.sign(&message);
-        V3Signature {
+        let signature = self.platform_key()?.key.sign(&message);
+        Ok(V3Signature {
             timestamp: timestamp.to_string(),
             nonce,
             signature: BASE64.encode(signature.to_bytes()),
             serial: self.state.cfg.public_key_id.clone(),
-        }
+        })
     }
 
     fn v3_answer(&self, status: StatusCode, body: Option<Value>) -> Response {
         let body = body.map(|body| body.to_string()).unwrap_or_default();
-        let signed = self.v3_sign(chrono::Utc::now().timestamp(), body.as_bytes());
+        let Ok(signed) = self.v3_sign(chrono::Utc::now().timestamp(), body.as_bytes()) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         let mut set = |name: &'static str, value: &str| {
@@ -182,7 +187,13 @@ impl Sandbox {
         if mchid != self.state.cfg.mch_id {
             return Err(refuse("商户号不匹配"));
         }
-        let merchant = self.merchant_tls();
+        let Ok(merchant) = self.merchant_tls() else {
+            return Err(Box::new(self.v3_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "SYSTEM_ERROR",
+                "系统错误",
+            )));
+        };
         if serial != merchant.serial_no {
             return Err(refuse("商户证书序列号有误"));
         }
@@ -257,8 +268,12 @@ impl Sandbox {
 
     /// The body of the `TRANSACTION.SUCCESS` notification of a paid order, encrypted with
     /// `api_v3_key` (the merchant's, unless a test wants another), from `transaction`.
-    pub fn v3_notification_body(&self, transaction: &Transaction, api_v3_key: &str) -> String {
-        let plaintext = serde_json::to_vec(transaction).unwrap_or_default();
+    pub fn v3_notification_body(
+        &self,
+        transaction: &Transaction,
+        api_v3_key: &str,
+    ) -> std::io::Result<String> {
+        let plaintext = serde_json::to_vec(transaction)?;
         let nonce: String = nonce_str().chars().take(12).collect();
         let resource = encrypt_resource(
             api_v3_key.as_bytes(),
@@ -267,7 +282,7 @@ impl Sandbox {
             "transaction",
             &plaintext,
         )
-        .unwrap_or_else(|err| panic!("sandbox: the APIv3 key is 32 bytes: {err}"));
+        .map_err(std::io::Error::other)?;
         let notification = Notification {
             id: format!("EV-2018022511223320873{:016}", rand::random::<u32>()),
             create_time: china_rfc3339(&china_now()),
@@ -276,7 +291,7 @@ impl Sandbox {
             summary: "支付成功".to_owned(),
             resource,
         };
-        serde_json::to_string(&notification).unwrap_or_default()
+        Ok(serde_json::to_string(&notification)?)
     }
 
     /// The transaction WeChat Pay reports for an order (for tests that tamper with it).
@@ -287,9 +302,17 @@ impl Sandbox {
 
     /// One v3 notification delivery of a paid order; true when the merchant answered 200 or 204.
     pub(super) async fn send_v3_notify(&self, order: &PayOrder) -> bool {
-        let body =
-            self.v3_notification_body(&self.v3_transaction(order), &self.state.cfg.api_v3_key);
-        let signature = self.v3_sign(chrono::Utc::now().timestamp(), body.as_bytes());
+        let transaction = self.v3_transaction(order);
+        let signed = self
+            .v3_notification_body(&transaction, &self.state.cfg.api_v3_key)
+            .and_then(|body| {
+                let signature = self.v3_sign(chrono::Utc::now().timestamp(), body.as_bytes())?;
+                Ok((body, signature))
+            });
+        let Ok((body, signature)) = signed else {
+            tracing::error!("sandbox cannot sign or encrypt a v3 notification");
+            return false;
+        };
         self.state.notifies_sent.fetch_add(1, Ordering::SeqCst);
         let (status, _) = self
             .post_v3_notify(&order.notify_url, &body, &signature)
