@@ -715,9 +715,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * WeChat Pay API v3's payment notification: the raw JSON body and its `Wechatpay-*` signature
-         *     headers go to the membership service, which verifies, decrypts and applies it. v3 reads only
-         *     the HTTP status: 204 stops it, anything else makes it retry.
+         * WeChat Pay API v3's notifications, of payments and of refunds: the raw JSON body and its
+         *     `Wechatpay-*` signature headers go to the membership service, which verifies, decrypts and
+         *     applies it. v3 reads only the HTTP status: 204 stops it, anything else makes it retry.
          */
         post: operations["v3_notify"];
         delete?: never;
@@ -3195,7 +3195,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description WeChat Pay v3's signed notification with its AES-256-GCM `resource` */
+        /** @description WeChat Pay v3's signed notification (TRANSACTION.SUCCESS or REFUND.*) with its AES-256-GCM `resource` */
         requestBody: {
             content: {
                 "application/json": string;
@@ -3209,7 +3209,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description FAIL: a bad or stale signature, an unknown key, a resource that does not decrypt, an unknown order or another amount; nothing changed */
+            /** @description FAIL: a bad or stale signature, an unknown key, a resource that does not decrypt, an unknown order or refund or another amount; nothing changed */
             400: {
                 headers: {
                     [name: string]: unknown;

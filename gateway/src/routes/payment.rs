@@ -229,19 +229,19 @@ pub async fn refund_notify(State(state): State<AppState>, body: Body) -> Respons
     relay_notify(&state, body, PayNotify::Refund).await
 }
 
-/// WeChat Pay API v3's payment notification: the raw JSON body and its `Wechatpay-*` signature
-/// headers go to the membership service, which verifies, decrypts and applies it. v3 reads only
-/// the HTTP status: 204 stops it, anything else makes it retry.
+/// WeChat Pay API v3's notifications, of payments and of refunds: the raw JSON body and its
+/// `Wechatpay-*` signature headers go to the membership service, which verifies, decrypts and
+/// applies it. v3 reads only the HTTP status: 204 stops it, anything else makes it retry.
 #[utoipa::path(post, path = "/api/v1/payment/v3-notify", tag = "called by WeChat Pay",
     params(
         ("Wechatpay-Timestamp" = String, Header), ("Wechatpay-Nonce" = String, Header),
         ("Wechatpay-Signature" = String, Header), ("Wechatpay-Serial" = String, Header)),
     request_body(content = String, content_type = "application/json",
-        description = "WeChat Pay v3's signed notification with its AES-256-GCM `resource`"),
+        description = "WeChat Pay v3's signed notification (TRANSACTION.SUCCESS or REFUND.*) with its AES-256-GCM `resource`"),
     responses(
         (status = 204, description = "applied, or applied before"),
         (status = 400, body = V3NotifyRefusal,
-            description = "FAIL: a bad or stale signature, an unknown key, a resource that does not decrypt, an unknown order or another amount; nothing changed"),
+            description = "FAIL: a bad or stale signature, an unknown key, a resource that does not decrypt, an unknown order or refund or another amount; nothing changed"),
         (status = 413, body = V3NotifyRefusal, description = "FAIL: body too large"),
         (status = 503, body = V3NotifyRefusal,
             description = "FAIL: not applied now; WeChat Pay retries")))]

@@ -379,3 +379,28 @@ pub struct ErrorAnswer {
     pub code: String,
     pub message: String,
 }
+
+/// A refund as v3 reports it: the answer to a refund request or query (`status`) and the
+/// resource of a `REFUND.*` notification (`refund_status`, and `mchid`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct RefundState {
+    /// Only in notifications.
+    #[serde(default)]
+    pub mchid: String,
+    pub out_trade_no: String,
+    #[serde(default)]
+    pub transaction_id: String,
+    pub out_refund_no: String,
+    pub refund_id: String,
+    /// SUCCESS, CLOSED, PROCESSING or ABNORMAL.
+    #[serde(alias = "refund_status")]
+    pub status: String,
+    pub amount: RefundAmount,
+}
+
+/// Integer fen: the order's total and this refund.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct RefundAmount {
+    pub total: i64,
+    pub refund: i64,
+}

@@ -1,15 +1,18 @@
-//! WeChat Pay API v3's payment notification: signed by WeChat Pay (checked with its public key
-//! or platform certificate, within the replay window), the transaction encrypted with the
-//! merchant's APIv3 key. Once verified it is applied like v2's: the same guarded transition,
-//! the same amount check, exactly once.
+//! WeChat Pay API v3's notifications, of payments and refunds: signed by WeChat Pay (checked
+//! with its public key or platform certificate, within the replay window), the transaction or
+//! refund encrypted with the merchant's APIv3 key. Once verified they are applied like v2's
+//! notifies: the same guarded transitions, the same amount checks, exactly once.
 
-use wechat_protocol::pay_v3::{SignedHeaders, Transaction, V3Error};
+use wechat_protocol::pay_v3::{RefundState, SignedHeaders, Transaction, V3Error};
 
-use super::{Orders, PaymentOutcome};
+use super::{Orders, PaymentOutcome, RefundOutcome};
 use crate::error::MembershipError;
+use crate::wechatpay::v2_refund_status;
 
-/// The event of a paid transaction; WeChat Pay sends no other to a JSAPI payment's notify URL.
+/// The event of a paid transaction.
 const TRANSACTION_SUCCESS: &str = "TRANSACTION.SUCCESS";
+/// The events of an ended refund: REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED.
+const REFUND_EVENTS: &str = "REFUND.";
 
 impl Orders {
     /// Verifies, decrypts and applies a v3 payment notification. Returns (acknowledge,
@@ -28,6 +31,9 @@ impl Orders {
             }
             Some(Ok(notify)) => notify,
         };
+        if notify.event_type.starts_with(REFUND_EVENTS) {
+            return self.apply_v3_refund(&notify.resource).await;
+        }
         if notify.event_type != TRANSACTION_SUCCESS {
             // Verified, but not a payment: nothing to apply, nothing to retry.
             tracing::info!(event_type = notify.event_type, "v3 notify ignored");
@@ -62,6 +68,35 @@ impl Orders {
             PaymentOutcome::UnknownOrder => (false, "unknown order"),
             PaymentOutcome::AmountMismatch => (false, "amount mismatch"),
             PaymentOutcome::Conflict => (false, "conflicting transaction"),
+        })
+    }
+
+    /// Applies a verified refund notification's refund.
+    async fn apply_v3_refund(
+        &self,
+        resource: &[u8],
+    ) -> Result<(bool, &'static str), MembershipError> {
+        let Ok(refund) = serde_json::from_slice::<RefundState>(resource) else {
+            return Ok((false, "malformed refund"));
+        };
+        if refund.mchid != self.pay.mch_id() {
+            tracing::warn!("v3 refund notify refused: mchid mismatch");
+            return Ok((false, "mchid mismatch"));
+        }
+        let outcome = self
+            .apply_refund_report(
+                &refund.out_refund_no,
+                Some(&refund.out_trade_no),
+                Some(refund.amount.refund),
+                &v2_refund_status(&refund.status),
+                &refund.refund_id,
+            )
+            .await?;
+        Ok(match outcome {
+            RefundOutcome::Applied | RefundOutcome::Repeated => (true, "OK"),
+            RefundOutcome::UnknownRefund => (false, "unknown refund"),
+            RefundOutcome::Mismatch => (false, "refund mismatch"),
+            RefundOutcome::UnknownStatus => (false, "unknown refund_status"),
         })
     }
 

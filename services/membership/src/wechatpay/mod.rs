@@ -1,13 +1,13 @@
 //! WeChat Pay clients: API v2 (XML, a shared key; `v2`) and API v3 (JSON, RSA both ways;
-//! `v3`), behind one [`PayClient`]. A deployment picks the API its orders are placed, queried
-//! and closed with (`WECHATPAY_API_VERSION`). Refunds, refund queries and the daily bill go
-//! through v2 either way, and v2 notifies are still verified under v3: orders placed before a
-//! switch are notified, and refunded, the way they were placed.
+//! `v3`), behind one [`PayClient`]. A deployment picks the API its orders are placed, queried,
+//! closed and refunded with (`WECHATPAY_API_VERSION`). The daily bill goes through v2 either
+//! way, and v2 notifies are still verified under v3: orders placed before a switch are notified
+//! the way they were placed.
 
 mod v2;
 mod v3;
 
-pub use v3::{V3Notify, V3Settings};
+pub use v3::{V3Notify, V3Settings, v2_refund_status};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -166,9 +166,9 @@ impl PayClient {
         if self.v3.is_some() { "v3" } else { "v2" }
     }
 
-    /// Whether refunds can be asked for (a merchant certificate is configured).
+    /// Whether refunds can be asked for: through v3, or v2 with a merchant certificate.
     pub fn can_refund(&self) -> bool {
-        self.v2.can_refund()
+        self.v3.is_some() || self.v2.can_refund()
     }
 
     /// The v2 API key: refund notifies are encrypted with it.
@@ -232,13 +232,21 @@ impl PayClient {
         }
     }
 
-    /// Asks for a refund (v2 `secapi`); see [`v2::V2Client::refund`].
+    /// Asks for a refund (idempotent by `out_refund_no` at WeChat Pay); returns WeChat Pay's
+    /// refund id. Accepted means processing: the refund notify or a query says how it ends.
     pub async fn refund(&self, refund: &RefundRequest<'_>) -> Result<String, PayError> {
-        self.v2.refund(refund).await
+        match &self.v3 {
+            Some(v3) => v3.refund(refund).await,
+            None => self.v2.refund(refund).await,
+        }
     }
 
+    /// How a refund stands, in v2's words. An unknown refund is `Refused` with REFUNDNOTEXIST.
     pub async fn refund_query(&self, out_refund_no: &str) -> Result<QueriedRefund, PayError> {
-        self.v2.refund_query(out_refund_no).await
+        match &self.v3 {
+            Some(v3) => v3.refund_query(out_refund_no).await,
+            None => self.v2.refund_query(out_refund_no).await,
+        }
     }
 
     /// The merchant's bill of one China-time day; None when there is none.

@@ -10,11 +10,11 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, USER_AGENT
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use wechat_protocol::pay_v3::{
-    self, ErrorAnswer, MerchantSigner, Notification, PlatformKeys, SignedHeaders, Transaction,
-    V3Error,
+    self, ErrorAnswer, MerchantSigner, Notification, PlatformKeys, RefundState, SignedHeaders,
+    Transaction, V3Error,
 };
 
-use super::{JsapiParams, PayError, QueriedOrder, UnifiedOrder};
+use super::{JsapiParams, PayError, QueriedOrder, QueriedRefund, RefundRequest, UnifiedOrder};
 
 #[derive(Clone)]
 pub struct V3Settings {
@@ -30,6 +30,7 @@ pub struct V3Settings {
     pub platform_keys: PlatformKeys,
     /// Sent as `Wechatpay-Serial` so that answers are signed with the WeChat Pay public key.
     pub public_key_id: Option<String>,
+    /// Where payment and refund notifications go (one route reads both by their event type).
     pub notify_url: String,
     pub timeout: Duration,
 }
@@ -61,6 +62,17 @@ pub(super) struct V3Client {
     settings: Arc<V3Settings>,
 }
 
+/// v3's refund states as v2 names them (the refund rules speak v2's names): CLOSED is
+/// REFUNDCLOSE, ABNORMAL (the money could not go back) is CHANGE.
+pub fn v2_refund_status(status: &str) -> String {
+    match status {
+        "CLOSED" => "REFUNDCLOSE",
+        "ABNORMAL" => "CHANGE",
+        other => other,
+    }
+    .to_owned()
+}
+
 /// v3 names some business errors differently from v2; the order rules speak v2's names.
 fn v2_code(code: &str) -> String {
     match code {
@@ -68,6 +80,7 @@ fn v2_code(code: &str) -> String {
         "ORDER_CLOSED" => "ORDERCLOSED",
         "ORDER_PAID" => "ORDERPAID",
         "SYSTEM_ERROR" => "SYSTEMERROR",
+        "NOT_ENOUGH" => "NOTENOUGH",
         other => other,
     }
     .to_owned()
@@ -166,6 +179,61 @@ impl V3Client {
         self.call(Method::POST, &path, Some(&body))
             .await
             .map(|_| ())
+    }
+
+    /// Asks for a refund (idempotent by `out_refund_no`); returns WeChat Pay's refund id.
+    pub(super) async fn refund(&self, refund: &RefundRequest<'_>) -> Result<String, PayError> {
+        let reason: String = refund.description.chars().take(80).collect();
+        let body = json!({
+            "out_trade_no": refund.out_trade_no,
+            "out_refund_no": refund.out_refund_no,
+            "reason": reason,
+            "notify_url": self.settings.notify_url,
+            "amount": { "refund": refund.refund_fee, "total": refund.total_fee, "currency": "CNY" },
+        });
+        let answer = self
+            .call(Method::POST, "/v3/refund/domestic/refunds", Some(&body))
+            .await?;
+        let state: RefundState =
+            serde_json::from_slice(&answer).map_err(|err| PayError::Malformed(err.to_string()))?;
+        if state.out_refund_no != refund.out_refund_no {
+            return Err(PayError::Malformed(
+                "the answer is about another refund".into(),
+            ));
+        }
+        Ok(state.refund_id)
+    }
+
+    /// How a refund stands. An unknown refund is `Refused` with REFUNDNOTEXIST, as in v2.
+    pub(super) async fn refund_query(
+        &self,
+        out_refund_no: &str,
+    ) -> Result<QueriedRefund, PayError> {
+        let path = format!(
+            "/v3/refund/domestic/refunds/{}",
+            path_segment(out_refund_no)
+        );
+        let answer = match self.call(Method::GET, &path, None).await {
+            Err(PayError::Refused { code, message }) if code == "RESOURCE_NOT_EXISTS" => {
+                return Err(PayError::Refused {
+                    code: "REFUNDNOTEXIST".into(),
+                    message,
+                });
+            }
+            answer => answer?,
+        };
+        let state: RefundState =
+            serde_json::from_slice(&answer).map_err(|err| PayError::Malformed(err.to_string()))?;
+        if state.out_refund_no != out_refund_no {
+            return Err(PayError::Malformed(
+                "the answer is about another refund".into(),
+            ));
+        }
+        Ok(QueriedRefund {
+            status: v2_refund_status(&state.status),
+            refund_id: state.refund_id,
+            refund_fee: Some(state.amount.refund),
+        })
     }
 
     pub(super) fn jsapi_params(&self, prepay_id: &str) -> JsapiParams {

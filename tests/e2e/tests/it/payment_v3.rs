@@ -1,20 +1,25 @@
 //! Purchases through WeChat Pay API v3 (`WECHATPAY_API_VERSION=v3`): the JSAPI order signed
 //! with the merchant's RSA key, the page's RSA `paySign`, the signed and encrypted
-//! `TRANSACTION.SUCCESS` notification at `/api/v1/payment/v3-notify`, and the reconciler's
-//! query and close, all against the sandbox's v3 endpoints.
+//! `TRANSACTION.SUCCESS` notification at `/api/v1/payment/v3-notify`, the reconciler's query
+//! and close, and refunds (`/v3/refund/domestic/refunds`, the `REFUND.*` notification, the
+//! query), all against the sandbox's v3 endpoints.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use e2e::{Options, System};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
-use sandbox::NotifyMode;
+use sandbox::{NotifyMode, RefundMode};
+
+use crate::refunds::{refund, wait_for_refund};
 use sha2::Sha256;
 use wechat_protocol::pay_v3::certificate_key;
 
+/// v3 alone: no v2 client certificate, so refunds can only go through v3.
 fn v3_options() -> Options {
     Options {
         wechatpay_api_v3: true,
+        merchant_certificate: false,
         ..Options::default()
     }
 }
@@ -208,5 +213,49 @@ async fn the_reconciler_settles_and_closes_v3_orders_by_query() {
     );
     assert!(system.sandbox.stats().close_orders >= 1);
     assert_eq!(browser.profile().await["remaining_credits"], 3);
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn v3_refunds_are_notified_queried_and_take_back_once() {
+    let system = System::start(Options {
+        reconcile_interval_ms: 100,
+        reconcile_backoff_first_secs: 1,
+        ..v3_options()
+    })
+    .await;
+    system.sandbox.set_notify_mode(NotifyMode::Duplicates(3));
+    let browser = system.sign_in("o_v3_refund").await;
+    let order_no = system.paid_credits(&browser, 20).await;
+    let admin = system.admin_sign_in().await;
+
+    // Half back: 10 credits taken, the refund accepted through v3, then its REFUND.SUCCESS
+    // notification (three copies at once) settles it once.
+    let (status, first) = refund(&admin, &order_no, 500).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["credits_taken"], 10);
+    assert_eq!(first["status"], "processing", "{first}");
+    let first_no = first["refund_no"].as_str().unwrap().to_owned();
+    assert!(system.sandbox.refund(&first_no).unwrap().v3);
+    wait_for_refund(&admin, &order_no, &first_no, "success").await;
+    assert!(system.sandbox.stats().refund_notifies_sent >= 3);
+    assert_eq!(browser.profile().await["remaining_credits"], 10);
+
+    // The rest, with the notification lost and the refund CLOSED at WeChat Pay: the
+    // reconciler's v3 query finds it, and what it took comes back.
+    system.sandbox.set_notify_mode(NotifyMode::Drop);
+    system.sandbox.set_refund_mode(RefundMode::Close);
+    let (status, second) = refund(&admin, &order_no, 500).await;
+    assert_eq!(status, 200, "{second}");
+    let second_no = second["refund_no"].as_str().unwrap().to_owned();
+    wait_for_refund(&admin, &order_no, &second_no, "failed").await;
+    assert!(system.sandbox.stats().refund_queries >= 1);
+    assert_eq!(browser.profile().await["remaining_credits"], 10);
+
+    // More than is left of the order: refused by us before WeChat Pay is asked.
+    let asked = system.sandbox.stats().refunds;
+    let (status, _) = refund(&admin, &order_no, 600).await;
+    assert_eq!(status, 400);
+    assert_eq!(system.sandbox.stats().refunds, asked);
     system.assert_ledger_invariant().await;
 }

@@ -9,7 +9,7 @@ use sandbox::{NotifyMode, RefundMode};
 use wechat_protocol::xml::Value;
 
 /// Buys `credits` credits as `openid` (50 fen each) and pays; returns the order number.
-async fn refund(
+pub(crate) async fn refund(
     admin: &MemberBrowser,
     order_no: &str,
     refund_fee: i64,
@@ -23,7 +23,12 @@ async fn refund(
 }
 
 /// Waits until the refund shows `status` in the admin list.
-async fn wait_for_refund(admin: &MemberBrowser, order_no: &str, refund_no: &str, status: &str) {
+pub(crate) async fn wait_for_refund(
+    admin: &MemberBrowser,
+    order_no: &str,
+    refund_no: &str,
+    status: &str,
+) {
     for _ in 0..200 {
         let (_, list) = admin
             .get(&format!("/api/v1/admin/refunds?order_no={order_no}"))

@@ -136,6 +136,8 @@ fn nonce_str() -> String {
 struct Request {
     fields: BTreeMap<String, String>,
     sign_type: SignType,
+    /// Came through API v3 (its fields read from the JSON body).
+    v3: bool,
 }
 
 impl Request {
@@ -212,7 +214,11 @@ impl Sandbox {
         if fields.get("mch_id") != Some(&self.state.cfg.mch_id) {
             return Err(Box::new(return_fail("mch_id参数格式错误")));
         }
-        Ok(Request { fields, sign_type })
+        Ok(Request {
+            fields,
+            sign_type,
+            v3: false,
+        })
     }
 
     fn system_error_injected(&self) -> bool {

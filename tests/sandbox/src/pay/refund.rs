@@ -94,6 +94,8 @@ pub struct Refund {
     pub requested_at: String,
     /// `yyyy-MM-dd HH:mm:ss`, China time, once SUCCESS.
     pub success_time: Option<String>,
+    /// Asked for through API v3: its notification is v3's.
+    pub v3: bool,
 }
 
 impl Refund {
@@ -139,7 +141,7 @@ pub(super) async fn refund_without_certificate() -> Response {
 }
 
 /// What a refund request comes to.
-enum Outcome {
+pub(super) enum Outcome {
     /// Accepted: new (`true`) or the same refund asked for again.
     Accepted(Box<Refund>, bool),
     Refused(&'static str, &'static str),
@@ -222,7 +224,7 @@ impl Sandbox {
     }
 
     /// Ends a new refund as the refund mode says.
-    fn schedule_refund_end(&self, out_refund_no: String) {
+    pub(super) fn schedule_refund_end(&self, out_refund_no: String) {
         let mode = lock(&self.state.accounts).refund_mode;
         let (delay_ms, status) = match mode {
             RefundMode::Hold => return,
@@ -238,7 +240,12 @@ impl Sandbox {
     }
 
     /// Decides a checked refund request against the orders and refunds, recording a new one.
-    fn decide_refund(&self, request: &Request, total_fee: i64, refund_fee: i64) -> Outcome {
+    pub(super) fn decide_refund(
+        &self,
+        request: &Request,
+        total_fee: i64,
+        refund_fee: i64,
+    ) -> Outcome {
         let mut accounts = lock(&self.state.accounts);
         // transaction_id wins over out_trade_no when both are given (documented).
         let transaction_id = request.get("transaction_id");
@@ -319,6 +326,7 @@ impl Sandbox {
             status: RefundStatus::Processing,
             requested_at: china_now_dashed(),
             success_time: None,
+            v3: request.v3,
         };
         accounts.refunds.push(refund.clone());
         if let Some(order) = accounts.pay_orders.get_mut(&out_trade_no) {

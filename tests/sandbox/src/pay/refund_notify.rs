@@ -71,6 +71,9 @@ impl Sandbox {
         let Some(refund) = self.refund(out_refund_no) else {
             return false;
         };
+        if refund.v3 {
+            return self.send_v3_refund_notify(&refund).await;
+        }
         let Some(fields) = self.refund_notify_fields(out_refund_no) else {
             return false;
         };

@@ -31,6 +31,8 @@ use wechat_protocol::pay_v3::{
     TransactionAmount, certificate_key, encrypt_resource, request_message,
 };
 
+mod refund;
+
 use super::notify::china_now;
 use super::{PayOrder, TradeState, nonce_str};
 use crate::{Sandbox, lock};
@@ -61,10 +63,15 @@ pub(super) fn routes() -> Router<Sandbox> {
             "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
             post(close_order),
         )
+        .route("/v3/refund/domestic/refunds", post(refund::refund))
+        .route(
+            "/v3/refund/domestic/refunds/{out_refund_no}",
+            get(refund::query_refund),
+        )
 }
 
 /// `yyyy-MM-ddTHH:mm:ss+08:00`, as v3 writes times.
-fn china_rfc3339(yyyymmddhhmmss: &str) -> String {
+pub(super) fn china_rfc3339(yyyymmddhhmmss: &str) -> String {
     chrono::NaiveDateTime::parse_from_str(yyyymmddhhmmss, "%Y%m%d%H%M%S")
         .map(|time| format!("{}+08:00", time.format("%Y-%m-%dT%H:%M:%S")))
         .unwrap_or_default()
@@ -349,7 +356,7 @@ impl Sandbox {
 }
 
 /// A JSON body's text field, "" when absent.
-fn text<'a>(body: &'a Value, pointer: &str) -> &'a str {
+pub(super) fn text<'a>(body: &'a Value, pointer: &str) -> &'a str {
     body.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
