@@ -116,6 +116,12 @@ impl MembershipConfig {
         self.wechatpay_api_version == "v3"
     }
 
+    /// Under v3 the v2 API key only verifies v2 notifies of orders placed before a switch: a
+    /// merchant that started on v3 has none to give.
+    fn v2_key_optional(&self) -> bool {
+        self.uses_v3() && self.wechatpay_api_key.expose_secret().is_empty()
+    }
+
     /// What API v3 needs beyond v2's settings, if it is selected.
     fn validate_v3(&self) -> Result<(), ConfigError> {
         let invalid = |why: &str| Err(ConfigError::Invalid(why.into()));
@@ -178,12 +184,14 @@ impl MembershipConfig {
                 )
                 // An official account's AppSecret and a merchant's API key are 32 characters.
                 .secret("WECHAT_SECRET", self.wechat_secret.expose_secret(), 32)
-                .secret(
+                .service_token(&self.service_token);
+            if !self.v2_key_optional() {
+                check.secret(
                     "WECHATPAY_API_KEY",
                     self.wechatpay_api_key.expose_secret(),
                     32,
-                )
-                .service_token(&self.service_token);
+                );
+            }
             if !self.wechatpay_secapi_base.is_empty() {
                 check.https_url("WECHATPAY_SECAPI_BASE", &self.wechatpay_secapi_base);
             }
@@ -232,7 +240,7 @@ impl MembershipConfig {
                 "WECHATPAY_SIGN_TYPE: {why}: it must be MD5 or HMAC-SHA256"
             )));
         }
-        if self.wechatpay_api_key.expose_secret().len() != 32 {
+        if self.wechatpay_api_key.expose_secret().len() != 32 && !self.v2_key_optional() {
             return Err(ConfigError::Invalid(
                 "wechatpay_api_key must be 32 characters".into(),
             ));
@@ -313,8 +321,14 @@ mod tests {
         cfg.wechatpay_public_key_id = "PUB_KEY_ID_0114232134912410000000000000".into();
         assert!(refused(&cfg).contains("go together"));
         cfg.wechatpay_public_key_path = "/etc/xintu/pub_key.pem".into();
-        // The key alone, without a certificate: v3 signs with it, refunds stay off.
+        // The key alone, without a certificate: v3 signs with it.
         cfg.validate().unwrap();
+        // A merchant that started on v3 has no v2 API key; under v2 it is required.
+        cfg.wechatpay_api_key = SecretString::from(String::new());
+        cfg.validate().unwrap();
+        cfg.wechatpay_api_version = "v2".into();
+        cfg.wechatpay_key_path = String::new();
+        assert!(refused(&cfg).contains("wechatpay_api_key must be 32 characters"));
         assert!(!format!("{cfg:?}").contains("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb"));
     }
 

@@ -105,6 +105,9 @@ pub struct Options {
     /// Orders go through WeChat Pay API v3 (`WECHATPAY_API_VERSION=v3`), with the merchant key
     /// the sandbox issued and its WeChat Pay public key.
     pub wechatpay_api_v3: bool,
+    /// Membership has the v2 API key; without it (a merchant that started on v3) v2 notifies
+    /// are refused.
+    pub wechatpay_v2_api_key: bool,
     /// Expiry reminders: the template id membership sends with (None: off) and how often it
     /// looks for due reminders.
     pub expiry_reminder_template_id: Option<String>,
@@ -155,6 +158,7 @@ impl Default for Options {
             token_cache_ttl_secs: None,
             merchant_certificate: true,
             wechatpay_api_v3: false,
+            wechatpay_v2_api_key: true,
             bill_check_interval_ms: 0,
             bill_check_hour: 10,
             expiry_reminder_template_id: None,
@@ -320,7 +324,10 @@ impl System {
                 cfg.wechatpay_timeout_ms = timeout;
             }
             cfg.wechatpay_mch_id = sandbox_cfg.mch_id.clone();
-            cfg.wechatpay_api_key = SecretString::from(sandbox_cfg.pay_key.clone());
+            cfg.wechatpay_api_key = match options.wechatpay_v2_api_key {
+                true => SecretString::from(sandbox_cfg.pay_key.clone()),
+                false => SecretString::from(String::new()),
+            };
             cfg.wechatpay_notify_url = format!("{}/api/v1/payment/notify", gateway_urls[0]);
             if options.merchant_certificate {
                 cfg.wechatpay_secapi_base = sandbox.secapi_url();

@@ -391,9 +391,13 @@ impl Orders {
             tracing::warn!(reason, "refund notify refused");
             return Ok((false, reason));
         }
+        let Some(api_key) = self.pay.v2_api_key() else {
+            tracing::warn!("refund notify refused: no v2 API key is configured");
+            return Ok((false, "no v2 API key"));
+        };
         let details = match wechat_protocol::refund::decrypt_req_info(
             get("req_info"),
-            self.pay.api_key().expose_secret(),
+            api_key.expose_secret(),
         ) {
             Ok(details) => details,
             Err(err) => {

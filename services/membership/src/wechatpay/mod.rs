@@ -1,8 +1,8 @@
 //! WeChat Pay clients: API v2 (XML, a shared key; `v2`) and API v3 (JSON, RSA both ways;
 //! `v3`), behind one [`PayClient`]. A deployment picks the API its orders are placed, queried,
-//! closed and refunded with (`WECHATPAY_API_VERSION`). The daily bill goes through v2 either
-//! way, and v2 notifies are still verified under v3: orders placed before a switch are notified
-//! the way they were placed.
+//! closed and refunded with and its bill downloaded by (`WECHATPAY_API_VERSION`). v2 notifies
+//! are still verified under v3 when a v2 API key is configured: orders placed before a switch
+//! are notified the way they were placed.
 
 mod v2;
 mod v3;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, Offset, Utc};
 use rand::RngCore;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use wechat_protocol::pay::{self, SignType};
 
 #[derive(Debug, thiserror::Error)]
@@ -171,9 +171,10 @@ impl PayClient {
         self.v3.is_some() || self.v2.can_refund()
     }
 
-    /// The v2 API key: refund notifies are encrypted with it.
-    pub fn api_key(&self) -> &SecretString {
-        self.v2.api_key()
+    /// The v2 API key, which v2 refund notifies are encrypted with; None when there is none (a
+    /// v3 merchant may have none, and an empty key would let anyone sign or encrypt).
+    pub fn v2_api_key(&self) -> Option<&SecretString> {
+        Some(self.v2.api_key()).filter(|key| !key.expose_secret().is_empty())
     }
 
     pub fn appid(&self) -> &str {
@@ -184,8 +185,11 @@ impl PayClient {
         self.v2.mch_id()
     }
 
-    /// Verifies a v2 document (a notify) signed with our API key.
+    /// Verifies a v2 document (a notify) signed with our API key; without one, nothing is.
     pub fn verify(&self, fields: &BTreeMap<String, String>) -> Result<(), pay::VerifyError> {
+        if self.v2_api_key().is_none() {
+            return Err(pay::VerifyError::BadSign);
+        }
         self.v2.verify(fields)
     }
 
@@ -249,12 +253,16 @@ impl PayClient {
         }
     }
 
-    /// The merchant's bill of one China-time day; None when there is none.
+    /// The merchant's bill of one China-time day (all transactions, uncompressed); None when
+    /// WeChat Pay has none. It is believed as WeChat Pay's answer, and only compared.
     pub async fn download_bill(
         &self,
         bill_date: chrono::NaiveDate,
     ) -> Result<Option<Vec<u8>>, PayError> {
-        self.v2.download_bill(bill_date).await
+        match &self.v3 {
+            Some(v3) => v3.download_bill(bill_date).await,
+            None => self.v2.download_bill(bill_date).await,
+        }
     }
 }
 
@@ -267,4 +275,54 @@ fn nonce() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_v2_api_key_no_v2_notify_verifies() {
+        let client = |api_key: &str| {
+            PayClient::new(
+                PaySettings {
+                    api_base: "http://127.0.0.1:9".into(),
+                    appid: "wx5a1dbox0000000001".into(),
+                    mch_id: "1900000109".into(),
+                    api_key: SecretString::from(api_key.to_owned()),
+                    sign_type: SignType::HmacSha256,
+                    notify_url: "http://127.0.0.1:9/notify".into(),
+                    timeout: Duration::from_secs(1),
+                    refund_notify_url: "http://127.0.0.1:9/refund-notify".into(),
+                    secapi: None,
+                },
+                None,
+            )
+            .unwrap()
+        };
+        // A notify "signed" with the empty key: anyone can write one.
+        let mut fields: BTreeMap<String, String> =
+            [("return_code", "SUCCESS"), ("out_trade_no", "XT1")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into();
+        let sign = pay::sign(
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "",
+            SignType::HmacSha256,
+        );
+        fields.insert("sign".to_owned(), sign);
+        let keyless = client("");
+        assert!(keyless.v2_api_key().is_none());
+        assert_eq!(keyless.verify(&fields), Err(pay::VerifyError::BadSign));
+        // The same check passes for a document signed with a configured key.
+        let key = "sandboxsandboxsandboxsandbox0001";
+        fields.remove("sign");
+        let sign = pay::sign(
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            key,
+            SignType::HmacSha256,
+        );
+        fields.insert("sign".to_owned(), sign);
+        assert_eq!(client(key).verify(&fields), Ok(()));
+    }
 }

@@ -13,7 +13,7 @@ fn china() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap()
 }
 
-fn yesterday() -> NaiveDate {
+pub(crate) fn yesterday() -> NaiveDate {
     (Utc::now().with_timezone(&china()) - chrono::Duration::days(1)).date_naive()
 }
 
@@ -32,7 +32,7 @@ fn noon(day: NaiveDate) -> (chrono::DateTime<Utc>, String, String) {
 }
 
 /// Moves a payment to `day` on both sides: WeChat Pay's time_end and our paid_at.
-async fn pay_on(system: &System, order_no: &str, day: NaiveDate) {
+pub(crate) async fn pay_on(system: &System, order_no: &str, day: NaiveDate) {
     let (utc, time_end, _) = noon(day);
     assert!(system.sandbox.set_time_end(order_no, &time_end));
     let pool = system.db.primary().await;

@@ -1,8 +1,9 @@
 //! Purchases through WeChat Pay API v3 (`WECHATPAY_API_VERSION=v3`): the JSAPI order signed
 //! with the merchant's RSA key, the page's RSA `paySign`, the signed and encrypted
 //! `TRANSACTION.SUCCESS` notification at `/api/v1/payment/v3-notify`, the reconciler's query
-//! and close, and refunds (`/v3/refund/domestic/refunds`, the `REFUND.*` notification, the
-//! query), all against the sandbox's v3 endpoints.
+//! and close, refunds (`/v3/refund/domestic/refunds`, the `REFUND.*` notification, the
+//! query) and the daily bill (`/v3/bill/tradebill` and its hashed file), all against the
+//! sandbox's v3 endpoints, for a merchant without v2 keys.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,11 +16,13 @@ use crate::refunds::{refund, wait_for_refund};
 use sha2::Sha256;
 use wechat_protocol::pay_v3::certificate_key;
 
-/// v3 alone: no v2 client certificate, so refunds can only go through v3.
+/// A merchant that started on v3: no v2 API key and no v2 client certificate, so everything
+/// (orders, refunds, the bill) can only go through v3.
 fn v3_options() -> Options {
     Options {
         wechatpay_api_v3: true,
         merchant_certificate: false,
+        wechatpay_v2_api_key: false,
         ..Options::default()
     }
 }
@@ -257,5 +260,66 @@ async fn v3_refunds_are_notified_queried_and_take_back_once() {
     let (status, _) = refund(&admin, &order_no, 600).await;
     assert_eq!(status, 400);
     assert_eq!(system.sandbox.stats().refunds, asked);
+    system.assert_ledger_invariant().await;
+}
+
+#[tokio::test]
+async fn the_bill_check_reads_the_v3_bill_and_a_v2_notify_signed_without_a_key_is_refused() {
+    let system = System::start(v3_options()).await;
+    let browser = system.sign_in("o_v3_bill").await;
+    let admin = system.admin_sign_in().await;
+    let day = crate::bills::yesterday();
+    let paid = system.paid_credits(&browser, 6).await;
+    crate::bills::pay_on(&system, &paid, day).await;
+    let path = format!("/api/v1/admin/bills/{day}/check");
+    let (status, report) = admin.post(&path, serde_json::json!({})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["check"]["status"], "matched", "{report}");
+    assert_eq!(report["check"]["wechat_payments"], 1);
+    assert_eq!(report["check"]["wechat_payment_fen"], 300);
+    // A day without transactions: no statement at WeChat Pay, nothing differs.
+    let quiet = day - chrono::Duration::days(3);
+    let (status, empty) = admin
+        .post(
+            &format!("/api/v1/admin/bills/{quiet}/check"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["check"]["status"], "no_bill");
+    assert!(system.sandbox.stats().bill_downloads >= 2);
+
+    // This merchant has no v2 API key: a v2 notify "signed" with the empty key, as anyone can
+    // write one, is refused and changes nothing.
+    let created = browser
+        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 9 }))
+        .await;
+    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let mut fields: std::collections::BTreeMap<String, String> = [
+        ("return_code", "SUCCESS".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("appid", system.sandbox.config().appid.clone()),
+        ("mch_id", system.sandbox.config().mch_id.clone()),
+        ("out_trade_no", order_no.clone()),
+        ("transaction_id", "4200000000000000000000000001".to_owned()),
+        ("total_fee", "450".to_owned()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    let sign = wechat_protocol::pay::sign(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        "",
+        wechat_protocol::pay::SignType::HmacSha256,
+    );
+    fields.insert("sign".to_owned(), sign);
+    let url = format!("{}/api/v1/payment/notify", system.gateway());
+    let (acknowledged, _, reply) = system.sandbox.post_notify(&url, &fields).await;
+    assert!(!acknowledged, "{reply}");
+    let (_, order) = browser
+        .get(&format!("/api/v1/payment/orders/{order_no}"))
+        .await;
+    assert_eq!(order["status"], "notpay");
+    assert_eq!(browser.profile().await["remaining_credits"], 6);
     system.assert_ledger_invariant().await;
 }

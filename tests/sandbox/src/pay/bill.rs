@@ -382,7 +382,7 @@ fn dashed(time_end: &str) -> Option<String> {
 }
 
 /// Today in China (UTC+8, no daylight saving).
-fn china_today() -> chrono::NaiveDate {
+pub(super) fn china_today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
 

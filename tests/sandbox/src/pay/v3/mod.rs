@@ -31,6 +31,7 @@ use wechat_protocol::pay_v3::{
     TransactionAmount, certificate_key, encrypt_resource, request_message,
 };
 
+mod bill;
 mod refund;
 
 use super::notify::china_now;
@@ -63,6 +64,8 @@ pub(super) fn routes() -> Router<Sandbox> {
             "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
             post(close_order),
         )
+        .route("/v3/bill/tradebill", get(bill::trade_bill))
+        .route("/v3/billdownload/file", get(bill::download))
         .route("/v3/refund/domestic/refunds", post(refund::refund))
         .route(
             "/v3/refund/domestic/refunds/{out_refund_no}",
