@@ -197,6 +197,13 @@ impl Membership {
             },
             v3_settings(cfg)?,
         )?;
+        if cfg.xintu_env == "production" && !cfg.uses_v3() {
+            // v2 keeps working, but WeChat Pay gives new merchants v3 keys and develops only v3.
+            tracing::warn!(
+                "orders go through WeChat Pay API v2; with v3 keys, set WECHATPAY_API_VERSION=v3"
+            );
+        }
+        tracing::info!(api = pay.api_version(), "wechat pay client ready");
         // Remembered longer than any replica lag we accept, and than a QR code lives.
         let freshness = Freshness::new(
             deps.redis.clone(),

@@ -7,13 +7,14 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
 use super::super::BillType;
 use super::super::bill::china_today;
+use super::Signed;
 use crate::Sandbox;
 
 /// The query's value of `name`, "" when absent.
@@ -38,13 +39,8 @@ fn bill_of(uri: &Uri) -> Result<(String, BillType), &'static str> {
 
 pub(super) async fn trade_bill(
     State(sandbox): State<Sandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { uri, .. }: Signed,
 ) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, b"") {
-        return *answer;
-    }
     sandbox.state.bill_downloads.fetch_add(1, Ordering::SeqCst);
     let (date, bill_type) = match bill_of(&uri) {
         Ok(bill) => bill,
@@ -81,13 +77,8 @@ pub(super) async fn trade_bill(
 
 pub(super) async fn download(
     State(sandbox): State<Sandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { uri, .. }: Signed,
 ) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, b"") {
-        return *answer;
-    }
     let token = query_value(&uri, "token");
     let (date, bill_type) = token.split_at(token.len().min(8));
     let text = BillType::parse(bill_type).and_then(|bill_type| sandbox.bill_text(date, bill_type));

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -157,6 +157,12 @@ impl Sandbox {
             message: message.to_owned(),
         };
         self.v3_answer(status, serde_json::to_value(error).ok())
+    }
+
+    /// The answer to a request that an injected fault makes fail: 500 SYSTEM_ERROR.
+    fn v3_fault(&self, message: &str) -> Option<Response> {
+        self.system_error_injected()
+            .then(|| self.v3_error(StatusCode::INTERNAL_SERVER_ERROR, "SYSTEM_ERROR", message))
     }
 
     /// Checks a merchant request's Authorization as WeChat Pay does: the scheme, our mchid, the
@@ -358,28 +364,40 @@ impl Sandbox {
     }
 }
 
+/// A merchant request whose Authorization checked out (see `check_v3_request`): its URI and
+/// body. Anything else is answered 401 SIGN_ERROR before a handler sees it.
+pub(super) struct Signed {
+    uri: Uri,
+    body: Bytes,
+}
+
+impl FromRequest<Sandbox> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, sandbox: &Sandbox) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+            return Err(sandbox.v3_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "请求体过大"));
+        };
+        sandbox
+            .check_v3_request(&parts.method, &parts.uri, &parts.headers, &body)
+            .map_err(|answer| *answer)?;
+        Ok(Self {
+            uri: parts.uri,
+            body,
+        })
+    }
+}
+
 /// A JSON body's text field, "" when absent.
 pub(super) fn text<'a>(body: &'a Value, pointer: &str) -> &'a str {
     body.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-async fn jsapi_order(
-    State(sandbox): State<Sandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, &body) {
-        return *answer;
-    }
+async fn jsapi_order(State(sandbox): State<Sandbox>, Signed { body, .. }: Signed) -> Response {
     sandbox.state.unified_orders.fetch_add(1, Ordering::SeqCst);
-    if sandbox.system_error_injected() {
-        return sandbox.v3_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "SYSTEM_ERROR",
-            "系统错误",
-        );
+    if let Some(fault) = sandbox.v3_fault("系统错误") {
+        return fault;
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return sandbox.v3_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "请求体格式错误");
@@ -490,20 +508,11 @@ async fn jsapi_order(
 async fn query_order(
     State(sandbox): State<Sandbox>,
     Path(out_trade_no): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { uri, .. }: Signed,
 ) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, b"") {
-        return *answer;
-    }
     sandbox.state.order_queries.fetch_add(1, Ordering::SeqCst);
-    if sandbox.system_error_injected() {
-        return sandbox.v3_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "SYSTEM_ERROR",
-            "系统错误",
-        );
+    if let Some(fault) = sandbox.v3_fault("系统错误") {
+        return fault;
     }
     let mchid = uri
         .query()
@@ -525,14 +534,8 @@ async fn query_order(
 async fn close_order(
     State(sandbox): State<Sandbox>,
     Path(out_trade_no): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { body, .. }: Signed,
 ) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, &body) {
-        return *answer;
-    }
     sandbox.state.close_orders.fetch_add(1, Ordering::SeqCst);
     let mchid = serde_json::from_slice::<Value>(&body)
         .ok()

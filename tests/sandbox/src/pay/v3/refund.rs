@@ -4,9 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 use wechat_protocol::pay::SignType;
@@ -16,7 +15,7 @@ use super::super::notify::china_now;
 use super::super::refund::Outcome;
 use super::super::refund_notify::RECEIVED_BY;
 use super::super::{Refund, RefundStatus, Request, nonce_str};
-use super::{china_rfc3339, text};
+use super::{Signed, china_rfc3339, text};
 use crate::Sandbox;
 
 /// v3's name of a refund state.
@@ -129,21 +128,11 @@ impl Sandbox {
 
 pub(super) async fn refund(
     State(sandbox): State<Sandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { body, .. }: Signed,
 ) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, &body) {
-        return *answer;
-    }
     sandbox.state.refunds.fetch_add(1, Ordering::SeqCst);
-    if sandbox.system_error_injected() {
-        return sandbox.v3_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "SYSTEM_ERROR",
-            "系统超时",
-        );
+    if let Some(fault) = sandbox.v3_fault("系统超时") {
+        return fault;
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return sandbox.v3_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "请求体格式错误");
@@ -203,13 +192,8 @@ pub(super) async fn refund(
 pub(super) async fn query_refund(
     State(sandbox): State<Sandbox>,
     Path(out_refund_no): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    _: Signed,
 ) -> Response {
-    if let Err(answer) = sandbox.check_v3_request(&method, &uri, &headers, b"") {
-        return *answer;
-    }
     sandbox.state.refund_queries.fetch_add(1, Ordering::SeqCst);
     match sandbox.refund(&out_refund_no) {
         Some(refund) => sandbox.v3_answer(StatusCode::OK, Some(refund_answer(&refund))),
