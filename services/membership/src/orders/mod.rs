@@ -53,6 +53,17 @@ pub enum PaymentOutcome {
 }
 
 impl PaymentOutcome {
+    /// What a notify that reported it is answered: acknowledged (WeChat Pay stops) or not,
+    /// and why.
+    pub fn acknowledgement(self) -> (bool, &'static str) {
+        match self {
+            Self::Applied | Self::Duplicate => (true, "OK"),
+            Self::UnknownOrder => (false, "unknown order"),
+            Self::AmountMismatch => (false, "amount mismatch"),
+            Self::Conflict => (false, "conflicting transaction"),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
@@ -247,12 +258,7 @@ impl Orders {
         let outcome = self
             .apply_payment(get("out_trade_no"), transaction_id, total_fee)
             .await?;
-        Ok(match outcome {
-            PaymentOutcome::Applied | PaymentOutcome::Duplicate => (true, "OK"),
-            PaymentOutcome::UnknownOrder => (false, "unknown order"),
-            PaymentOutcome::AmountMismatch => (false, "amount mismatch"),
-            PaymentOutcome::Conflict => (false, "conflicting transaction"),
-        })
+        Ok(outcome.acknowledgement())
     }
 
     /// Why a notify is not to be believed, if it is not.

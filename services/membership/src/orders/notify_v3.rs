@@ -5,7 +5,7 @@
 
 use wechat_protocol::pay_v3::{RefundState, SignedHeaders, Transaction, V3Error};
 
-use super::{Orders, PaymentOutcome, RefundOutcome};
+use super::Orders;
 use crate::error::MembershipError;
 use crate::wechatpay::v2_refund_status;
 
@@ -63,12 +63,7 @@ impl Orders {
         let outcome = self
             .apply_payment(&transaction.out_trade_no, transaction_id, total)
             .await?;
-        Ok(match outcome {
-            PaymentOutcome::Applied | PaymentOutcome::Duplicate => (true, "OK"),
-            PaymentOutcome::UnknownOrder => (false, "unknown order"),
-            PaymentOutcome::AmountMismatch => (false, "amount mismatch"),
-            PaymentOutcome::Conflict => (false, "conflicting transaction"),
-        })
+        Ok(outcome.acknowledgement())
     }
 
     /// Applies a verified refund notification's refund.
@@ -92,12 +87,7 @@ impl Orders {
                 &refund.refund_id,
             )
             .await?;
-        Ok(match outcome {
-            RefundOutcome::Applied | RefundOutcome::Repeated => (true, "OK"),
-            RefundOutcome::UnknownRefund => (false, "unknown refund"),
-            RefundOutcome::Mismatch => (false, "refund mismatch"),
-            RefundOutcome::UnknownStatus => (false, "unknown refund_status"),
-        })
+        Ok(outcome.acknowledgement())
     }
 
     /// Why a verified transaction is not a payment to our merchant and app, if it is not.

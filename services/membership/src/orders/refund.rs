@@ -50,6 +50,18 @@ pub enum RefundOutcome {
     UnknownStatus,
 }
 
+impl RefundOutcome {
+    /// What a refund notify that reported it is answered: acknowledged or not, and why.
+    pub fn acknowledgement(self) -> (bool, &'static str) {
+        match self {
+            Self::Applied | Self::Repeated => (true, "OK"),
+            Self::UnknownRefund => (false, "unknown refund"),
+            Self::Mismatch => (false, "refund mismatch"),
+            Self::UnknownStatus => (false, "unknown refund_status"),
+        }
+    }
+}
+
 /// `RF` + China-time timestamp + 12 random digits, like order numbers.
 fn new_refund_no(now: DateTime<Utc>) -> String {
     use rand::Rng;
@@ -418,12 +430,7 @@ impl Orders {
                 detail("refund_id"),
             )
             .await?;
-        Ok(match outcome {
-            RefundOutcome::Applied | RefundOutcome::Repeated => (true, "OK"),
-            RefundOutcome::UnknownRefund => (false, "unknown refund"),
-            RefundOutcome::Mismatch => (false, "refund mismatch"),
-            RefundOutcome::UnknownStatus => (false, "unknown refund_status"),
-        })
+        Ok(outcome.acknowledgement())
     }
 
     /// One reconciler pass over open refunds whose next check is due. Returns (checked,
