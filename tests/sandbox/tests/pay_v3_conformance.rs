@@ -2,12 +2,32 @@
 //! 401 SIGN_ERROR unless its Authorization is the merchant certificate's signature over method,
 //! path and query, a timestamp within five minutes, nonce and body; every answer, errors
 //! included, is signed with WeChat Pay's key and names it in Wechatpay-Serial; an unknown order
-//! is 404 ORDER_NOT_EXIST; a close is 204 without a body.
+//! is 404 ORDER_NOT_EXIST; a close is 204 without a body; a payment's notification carries
+//! every field of the transaction WeChat Pay documents.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sandbox::{Sandbox, SandboxConfig};
-use wechat_protocol::pay_v3::{MerchantSigner, PlatformKeys, SignedHeaders};
+use std::collections::BTreeSet;
+
+use sandbox::{NotifyMode, Sandbox, SandboxConfig};
+use wechat_protocol::pay_v3::{
+    MerchantSigner, Notification, PlatformKeys, SignedHeaders, decrypt_resource,
+};
+
+/// WeChat Pay's documented `TRANSACTION.SUCCESS` resource (the JSAPI payment notice page).
+const DOCUMENTED_TRANSACTION: &str =
+    include_str!("../../../services/wechat-protocol/tests/data/v3_transaction_documented.json");
+
+/// The field paths of a JSON object (`amount.total`, …), arrays as one field.
+fn paths(value: &serde_json::Value, prefix: &str, into: &mut BTreeSet<String>) {
+    if let Some(object) = value.as_object() {
+        for (key, value) in object {
+            let path = format!("{prefix}{key}");
+            paths(value, &format!("{path}."), into);
+            into.insert(path);
+        }
+    }
+}
 
 struct Merchant {
     sandbox: Sandbox,
@@ -234,4 +254,65 @@ async fn signed_requests_are_answered_signed_and_unsigned_ones_refused() {
         (again.status, again.body["code"].as_str()),
         (400, Some("ORDER_CLOSED"))
     );
+}
+
+#[tokio::test]
+async fn a_payment_notification_carries_what_the_documented_one_carries() {
+    let merchant = Merchant::start().await;
+    let sandbox = &merchant.sandbox;
+    sandbox.set_notify_mode(NotifyMode::Drop);
+    let body = merchant.order("1217752501201407033233368020", 100);
+    let placed = merchant
+        .call("POST", "/v3/pay/transactions/jsapi", &body)
+        .await;
+    assert_eq!(placed.status, 200);
+    sandbox.pay("1217752501201407033233368020").await.unwrap();
+    let transaction = sandbox
+        .v3_order_transaction("1217752501201407033233368020")
+        .unwrap();
+    let cfg = sandbox.config();
+    let notification = sandbox
+        .v3_notification_body(&transaction, &cfg.api_v3_key)
+        .unwrap();
+    // What the merchant receives: signed by WeChat Pay, the resource decrypting under the key.
+    let signature = sandbox
+        .v3_sign(chrono::Utc::now().timestamp(), notification.as_bytes())
+        .unwrap();
+    merchant
+        .keys
+        .verify(
+            SignedHeaders {
+                timestamp: &signature.timestamp,
+                nonce: &signature.nonce,
+                signature: &signature.signature,
+                serial: &signature.serial,
+            },
+            notification.as_bytes(),
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    let notification = Notification::parse(notification.as_bytes()).unwrap();
+    assert_eq!(notification.event_type, "TRANSACTION.SUCCESS");
+    assert_eq!(notification.resource_type, "encrypt-resource");
+    assert_eq!(notification.resource.original_type, "transaction");
+    let resource = decrypt_resource(cfg.api_v3_key.as_bytes(), &notification.resource).unwrap();
+    let ours: serde_json::Value = serde_json::from_slice(&resource).unwrap();
+    let documented: serde_json::Value = serde_json::from_str(DOCUMENTED_TRANSACTION).unwrap();
+    let (mut have, mut want) = (BTreeSet::new(), BTreeSet::new());
+    paths(&ours, "", &mut have);
+    paths(&documented, "", &mut want);
+    // Coupons, the till's device and the merchant's attach are what only some orders carry.
+    want.retain(|path| {
+        !["promotion_detail", "scene_info", "attach"]
+            .iter()
+            .any(|optional| path.starts_with(optional))
+    });
+    let missing: Vec<_> = want.difference(&have).collect();
+    assert!(
+        missing.is_empty(),
+        "the sandbox's notification lacks {missing:?}"
+    );
+    assert_eq!(ours["trade_type"], "JSAPI");
+    assert_eq!(ours["amount"]["total"], 100);
+    assert_eq!(ours["payer"]["openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
 }
