@@ -91,22 +91,21 @@ impl MembershipConfig {
 
     /// Where refund notifies go: as configured, or beside the pay notify.
     pub fn refund_notify_url(&self) -> String {
-        if !self.wechatpay_refund_notify_url.is_empty() {
-            return self.wechatpay_refund_notify_url.clone();
-        }
-        url::Url::parse(&self.wechatpay_notify_url)
-            .and_then(|notify| notify.join("refund-notify"))
-            .map(String::from)
-            .unwrap_or_default()
+        self.beside_pay_notify(&self.wechatpay_refund_notify_url, "refund-notify")
     }
 
-    /// Where v3 payment notifications go: as configured, or beside the v2 pay notify.
+    /// Where v3 notifications go: as configured, or beside the v2 pay notify.
     pub fn v3_notify_url(&self) -> String {
-        if !self.wechatpay_v3_notify_url.is_empty() {
-            return self.wechatpay_v3_notify_url.clone();
+        self.beside_pay_notify(&self.wechatpay_v3_notify_url, "v3-notify")
+    }
+
+    /// `configured`, or the pay notify URL with `segment` in place of its last path segment.
+    fn beside_pay_notify(&self, configured: &str, segment: &str) -> String {
+        if !configured.is_empty() {
+            return configured.to_owned();
         }
         url::Url::parse(&self.wechatpay_notify_url)
-            .and_then(|notify| notify.join("v3-notify"))
+            .and_then(|notify| notify.join(segment))
             .map(String::from)
             .unwrap_or_default()
     }

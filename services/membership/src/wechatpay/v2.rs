@@ -65,8 +65,10 @@ impl V2Client {
     }
 
     /// The API key: refund notifies are encrypted with it.
-    pub fn api_key(&self) -> &SecretString {
-        &self.settings.api_key
+    /// The API key; None when there is none (a v3 merchant may have none, and an empty key
+    /// would let anyone sign or encrypt).
+    pub fn api_key(&self) -> Option<&SecretString> {
+        Some(&self.settings.api_key).filter(|key| !key.expose_secret().is_empty())
     }
 
     pub fn appid(&self) -> &str {
@@ -80,11 +82,10 @@ impl V2Client {
     /// Verifies a document signed with our API key (a notify or an answer) with the configured
     /// sign type: answers carry no `sign_type`, and one that a notify carries must name ours.
     pub fn verify(&self, fields: &BTreeMap<String, String>) -> Result<(), pay::VerifyError> {
-        pay::verify(
-            fields,
-            self.settings.api_key.expose_secret(),
-            self.settings.sign_type,
-        )
+        let Some(api_key) = self.api_key() else {
+            return Err(pay::VerifyError::BadSign);
+        };
+        pay::verify(fields, api_key.expose_secret(), self.settings.sign_type)
     }
 
     /// Places a JSAPI order; returns the prepay id.

@@ -58,7 +58,6 @@ pub struct V3Notify {
 pub(super) struct V3Client {
     http: reqwest::Client,
     signer: MerchantSigner,
-    keys: Arc<PlatformKeys>,
     settings: Arc<V3Settings>,
 }
 
@@ -111,7 +110,6 @@ impl V3Client {
         Ok(Self {
             http,
             signer,
-            keys: Arc::new(settings.platform_keys.clone()),
             settings: Arc::new(settings),
         })
     }
@@ -259,7 +257,7 @@ impl V3Client {
         body: &[u8],
         now: i64,
     ) -> Result<V3Notify, V3Error> {
-        self.keys.verify(signature, body, now)?;
+        self.settings.platform_keys.verify(signature, body, now)?;
         let notification = Notification::parse(body)?;
         let resource = pay_v3::decrypt_resource(
             self.settings.api_v3_key.expose_secret().as_bytes(),
@@ -400,7 +398,8 @@ impl V3Client {
             signature: header("Wechatpay-Signature"),
             serial: header("Wechatpay-Serial"),
         };
-        self.keys
+        self.settings
+            .platform_keys
             .verify(signature, body, chrono::Utc::now().timestamp())
             .map_err(|err| {
                 tracing::warn!(error = %err, "wechat pay v3 answer failed verification");

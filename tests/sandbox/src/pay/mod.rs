@@ -18,6 +18,7 @@ mod refund_query;
 pub(crate) mod v3;
 
 pub use bill::{BillRow, BillType};
+use order::Placement;
 pub use order::{NotifyStyle, PayOrder, TradeState};
 pub use refund::{Refund, RefundMode, RefundStatus};
 pub use v3::V3Signature;
@@ -301,67 +302,34 @@ async fn unified_order(State(sandbox): State<Sandbox>, body: Bytes) -> Response 
     if request.get("body").chars().count() > 127 || request.get("attach").chars().count() > 127 {
         return sandbox.business_error(&request, "INVALID_REQUEST", "参数错误");
     }
-    let mut accounts = lock(&sandbox.state.accounts);
-    if let Some(existing) = accounts.pay_orders.get(&out_trade_no) {
-        let answer = match existing.state {
-            TradeState::Success | TradeState::Refund => Err(("ORDERPAID", "商户订单已支付")),
-            TradeState::Closed | TradeState::Revoked => Err(("ORDERCLOSED", "订单已关闭")),
-            // The same order placed again with the same parameters gets the same prepay id.
-            _ if existing.total_fee == total_fee
-                && existing.openid == request.get("openid")
-                && existing.body == request.get("body") =>
-            {
-                Ok(existing.prepay_id.clone())
-            }
-            _ => Err(("INVALID_REQUEST", "201 商户订单号重复")),
-        };
-        drop(accounts);
-        return match answer {
-            Ok(prepay_id) => sandbox.pay_answer(
+    let order = PayOrder {
+        attach: request.get("attach"),
+        device_info: request.get("device_info"),
+        sign_type: request.sign_type,
+        ..PayOrder::unpaid(
+            out_trade_no,
+            total_fee,
+            request.get("openid"),
+            request.get("body"),
+            request.get("notify_url"),
+        )
+    };
+    let (code, description) = match sandbox.place_order(order) {
+        Placement::Placed(prepay_id) => {
+            return sandbox.pay_answer(
                 &request,
                 &[
                     ("result_code", "SUCCESS".into()),
                     ("trade_type", "JSAPI".into()),
                     ("prepay_id", prepay_id),
                 ],
-            ),
-            Err((code, description)) => sandbox.business_error(&request, code, description),
-        };
-    }
-    let prepay_id = format!(
-        "wx{}{:016x}",
-        chrono::Utc::now().format("%d%H%M%S"),
-        rand::random::<u64>()
-    );
-    accounts.pay_orders.insert(
-        out_trade_no.clone(),
-        PayOrder {
-            out_trade_no,
-            prepay_id: prepay_id.clone(),
-            total_fee,
-            openid: request.get("openid"),
-            notify_url: request.get("notify_url"),
-            body: request.get("body"),
-            attach: request.get("attach"),
-            device_info: request.get("device_info"),
-            state: TradeState::NotPay,
-            transaction_id: None,
-            time_end: None,
-            coupon_fee: 0,
-            created_at: chrono::Utc::now().timestamp(),
-            sign_type: request.sign_type,
-            v3: false,
-        },
-    );
-    drop(accounts);
-    sandbox.pay_answer(
-        &request,
-        &[
-            ("result_code", "SUCCESS".into()),
-            ("trade_type", "JSAPI".into()),
-            ("prepay_id", prepay_id),
-        ],
-    )
+            );
+        }
+        Placement::AlreadyPaid => ("ORDERPAID", "商户订单已支付"),
+        Placement::AlreadyClosed => ("ORDERCLOSED", "订单已关闭"),
+        Placement::NumberUsed => ("INVALID_REQUEST", "201 商户订单号重复"),
+    };
+    sandbox.business_error(&request, code, description)
 }
 
 async fn order_query(State(sandbox): State<Sandbox>, body: Bytes) -> Response {

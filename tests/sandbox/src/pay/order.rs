@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use wechat_protocol::pay::SignType;
 
+use crate::{Sandbox, lock};
+
 /// `trade_state` of `pay/orderquery`, with the `trade_state_desc` texts WeChat Pay documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -72,6 +74,76 @@ pub struct PayOrder {
     pub sign_type: SignType,
     /// Placed through API v3: its notification is v3's (JSON, RSA-signed, encrypted).
     pub v3: bool,
+}
+
+impl PayOrder {
+    /// A new unpaid order with what every order has; the request's other fields are set by the
+    /// API that placed it.
+    pub(super) fn unpaid(
+        out_trade_no: String,
+        total_fee: i64,
+        openid: String,
+        body: String,
+        notify_url: String,
+    ) -> Self {
+        Self {
+            out_trade_no,
+            prepay_id: String::new(),
+            total_fee,
+            openid,
+            notify_url,
+            body,
+            attach: String::new(),
+            device_info: String::new(),
+            state: TradeState::NotPay,
+            transaction_id: None,
+            time_end: None,
+            coupon_fee: 0,
+            created_at: chrono::Utc::now().timestamp(),
+            sign_type: SignType::HmacSha256,
+            v3: false,
+        }
+    }
+}
+
+/// What placing an order comes to; each API names the refusals its own way.
+pub(super) enum Placement {
+    /// Placed now, or the same order placed again with the same parameters: its prepay id.
+    Placed(String),
+    AlreadyPaid,
+    AlreadyClosed,
+    /// The number is another order's.
+    NumberUsed,
+}
+
+impl Sandbox {
+    /// Places an order, or answers for the one already placed under its number.
+    pub(super) fn place_order(&self, mut order: PayOrder) -> Placement {
+        let mut accounts = lock(&self.state.accounts);
+        if let Some(existing) = accounts.pay_orders.get(&order.out_trade_no) {
+            return match existing.state {
+                TradeState::Success | TradeState::Refund => Placement::AlreadyPaid,
+                TradeState::Closed | TradeState::Revoked => Placement::AlreadyClosed,
+                _ if existing.total_fee == order.total_fee
+                    && existing.openid == order.openid
+                    && existing.body == order.body =>
+                {
+                    Placement::Placed(existing.prepay_id.clone())
+                }
+                _ => Placement::NumberUsed,
+            };
+        }
+        order.prepay_id = format!(
+            "wx{}{:016x}",
+            chrono::Utc::now().format("%d%H%M%S"),
+            rand::random::<u64>()
+        );
+        let prepay_id = order.prepay_id.clone();
+        accounts
+            .pay_orders
+            .insert(order.out_trade_no.clone(), order);
+        Placement::Placed(prepay_id)
+    }
 }
 
 /// How the notify of a paid order looks, beyond what the order decides.

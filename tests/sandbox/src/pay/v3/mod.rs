@@ -25,7 +25,6 @@ use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use wechat_protocol::pay::SignType;
 use wechat_protocol::pay_v3::{
     AUTH_SCHEME, ErrorAnswer, Notification, Payer, TIMESTAMP_WINDOW_SECS, Transaction,
     TransactionAmount, certificate_key, encrypt_resource, request_message,
@@ -35,7 +34,7 @@ mod bill;
 mod refund;
 
 use super::notify::china_now;
-use super::{PayOrder, TradeState, nonce_str};
+use super::{PayOrder, Placement, TradeState, nonce_str};
 use crate::{Sandbox, lock};
 
 /// WeChat Pay's own signing key (its "WeChat Pay public key" pair).
@@ -453,56 +452,26 @@ async fn jsapi_order(State(sandbox): State<Sandbox>, Signed { body, .. }: Signed
         );
     }
     let openid = text(&request, "/payer/openid").to_owned();
-    let mut accounts = lock(&sandbox.state.accounts);
-    if let Some(existing) = accounts.pay_orders.get(&out_trade_no) {
-        let answer = match existing.state {
-            TradeState::Success | TradeState::Refund => Err(("ORDERPAID", "该订单已支付")),
-            TradeState::Closed | TradeState::Revoked => Err(("ORDER_CLOSED", "订单已关闭")),
-            // The same order placed again with the same parameters gets the same prepay id.
-            _ if existing.total_fee == total
-                && existing.openid == openid
-                && existing.body == description =>
-            {
-                Ok(existing.prepay_id.clone())
-            }
-            _ => Err(("OUT_TRADE_NO_USED", "商户订单号重复")),
-        };
-        drop(accounts);
-        return match answer {
-            Ok(prepay_id) => {
-                sandbox.v3_answer(StatusCode::OK, Some(json!({ "prepay_id": prepay_id })))
-            }
-            Err((code, message)) => sandbox.v3_error(StatusCode::BAD_REQUEST, code, message),
-        };
-    }
-    let prepay_id = format!(
-        "wx{}{:016x}",
-        chrono::Utc::now().format("%d%H%M%S"),
-        rand::random::<u64>()
-    );
-    accounts.pay_orders.insert(
-        out_trade_no.clone(),
-        PayOrder {
+    let order = PayOrder {
+        attach: text(&request, "/attach").to_owned(),
+        v3: true,
+        ..PayOrder::unpaid(
             out_trade_no,
-            prepay_id: prepay_id.clone(),
-            total_fee: total,
+            total,
             openid,
-            notify_url: text(&request, "/notify_url").to_owned(),
-            body: description,
-            attach: text(&request, "/attach").to_owned(),
-            device_info: String::new(),
-            state: TradeState::NotPay,
-            transaction_id: None,
-            time_end: None,
-            coupon_fee: 0,
-            created_at: chrono::Utc::now().timestamp(),
-            // Notifies of a v3 order are v3 notifications; no v2 sign type applies.
-            sign_type: SignType::HmacSha256,
-            v3: true,
-        },
-    );
-    drop(accounts);
-    sandbox.v3_answer(StatusCode::OK, Some(json!({ "prepay_id": prepay_id })))
+            description,
+            text(&request, "/notify_url").to_owned(),
+        )
+    };
+    let (code, message) = match sandbox.place_order(order) {
+        Placement::Placed(prepay_id) => {
+            return sandbox.v3_answer(StatusCode::OK, Some(json!({ "prepay_id": prepay_id })));
+        }
+        Placement::AlreadyPaid => ("ORDERPAID", "该订单已支付"),
+        Placement::AlreadyClosed => ("ORDER_CLOSED", "订单已关闭"),
+        Placement::NumberUsed => ("OUT_TRADE_NO_USED", "商户订单号重复"),
+    };
+    sandbox.v3_error(StatusCode::BAD_REQUEST, code, message)
 }
 
 async fn query_order(
