@@ -15,7 +15,7 @@ export interface paths {
          * The bound user's credits and membership, read from the primary database: an app that has
          *     just spent credits sees the balance after it.
          */
-        get: operations["account"];
+        get: operations["get_account"];
         put?: never;
         post?: never;
         delete?: never;
@@ -35,7 +35,7 @@ export interface paths {
          * The audit log: every credit adjustment by an operator and every grant by a service, newest
          *     first, with the ledger reference of what it changed.
          */
-        get: operations["audit"];
+        get: operations["admin_audit"];
         put?: never;
         post?: never;
         delete?: never;
@@ -55,7 +55,7 @@ export interface paths {
          * The daily reconciliation of WeChat Pay's bill: each checked day, newest first, with the
          *     bill's totals and how many differences it found.
          */
-        get: operations["bills"];
+        get: operations["admin_bills"];
         put?: never;
         post?: never;
         delete?: never;
@@ -75,7 +75,7 @@ export interface paths {
          * A checked day: the bill's totals, and each difference between it and our orders and refunds
          *     (kind, order, refund, both amounts in fen).
          */
-        get: operations["report"];
+        get: operations["admin_bill_report"];
         put?: never;
         post?: never;
         delete?: never;
@@ -97,7 +97,7 @@ export interface paths {
          * Fetches WeChat Pay's bill of the day and compares it now (again, if checked before). The daily
          *     job does the same for yesterday every morning.
          */
-        post: operations["check"];
+        post: operations["admin_check_bill"];
         delete?: never;
         options?: never;
         head?: never;
@@ -112,7 +112,7 @@ export interface paths {
             cookie?: never;
         };
         /** App clients and their WeChat bindings. */
-        get: operations["bindings"];
+        get: operations["admin_bindings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -131,7 +131,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Adjusts a user's credits: one `admin_adjust` ledger row, referenced by its audit row. */
-        post: operations["adjust_credits"];
+        post: operations["admin_adjust_credits"];
         delete?: never;
         options?: never;
         head?: never;
@@ -151,7 +151,7 @@ export interface paths {
          * Signs the operator in: a session (Redis) named by a signed HttpOnly cookie. Failures lock the
          *     address they come from, never the account.
          */
-        post: operations["login"];
+        post: operations["admin_login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -171,7 +171,7 @@ export interface paths {
          * Signs out: the session ends on the server, so every copy of its cookie stops working, and
          *     the cookie is cleared. Without a session it only clears the cookie.
          */
-        post: operations["logout"];
+        post: operations["admin_logout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -186,7 +186,7 @@ export interface paths {
             cookie?: never;
         };
         /** The signed-in operator (401 when the session is missing, expired or signed out). */
-        get: operations["me"];
+        get: operations["admin_me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -203,7 +203,7 @@ export interface paths {
             cookie?: never;
         };
         /** Payment orders, newest first. */
-        get: operations["orders"];
+        get: operations["admin_orders"];
         put?: never;
         post?: never;
         delete?: never;
@@ -226,7 +226,7 @@ export interface paths {
          *     at once (a credits order only while the user has not spent them; a membership is shortened);
          *     a refund WeChat Pay refuses gives it back. Audited.
          */
-        post: operations["refund_order"];
+        post: operations["admin_refund_order"];
         delete?: never;
         options?: never;
         head?: never;
@@ -244,7 +244,7 @@ export interface paths {
          * The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
          *     `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
          */
-        get: operations["overview"];
+        get: operations["admin_overview"];
         put?: never;
         post?: never;
         delete?: never;
@@ -264,7 +264,7 @@ export interface paths {
          * Refunds, newest first (`order_no` for one order's), with what each took back and how it
          *     stands at WeChat Pay.
          */
-        get: operations["refunds"];
+        get: operations["admin_refunds"];
         put?: never;
         post?: never;
         delete?: never;
@@ -281,7 +281,7 @@ export interface paths {
             cookie?: never;
         };
         /** Requests, errors, active clients and model calls per hour or day. */
-        get: operations["timeseries"];
+        get: operations["admin_timeseries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -298,7 +298,7 @@ export interface paths {
             cookie?: never;
         };
         /** WeChat users with their credits and membership. */
-        get: operations["users"];
+        get: operations["admin_users"];
         put?: never;
         post?: never;
         delete?: never;
@@ -414,13 +414,13 @@ export interface paths {
             cookie?: never;
         };
         /** Answers WeChat's server URL check with the echostr when the signature holds. */
-        get: operations["verify_url"];
+        get: operations["wechat_verify_url"];
         put?: never;
         /**
          * Receives a push: verifies before anything else, applies subscribe / SCAN / unsubscribe
          *     through the membership service, and answers a passive reply in the push's own mode.
          */
-        post: operations["receive_push"];
+        post: operations["wechat_push"];
         delete?: never;
         options?: never;
         head?: never;
@@ -492,7 +492,7 @@ export interface paths {
             cookie?: never;
         };
         /** The apps bound to the signed-in user now. */
-        get: operations["list"];
+        get: operations["list_devices"];
         put?: never;
         post?: never;
         delete?: never;
@@ -511,7 +511,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Signs one of the user's apps out: its token stops working and the app must scan again. */
-        post: operations["sign_out"];
+        post: operations["sign_out_device"];
         delete?: never;
         options?: never;
         head?: never;
@@ -547,7 +547,7 @@ export interface paths {
             cookie?: never;
         };
         /** Starts sign-in: a `state` bound to this browser by a signed cookie, then WeChat's page. */
-        get: operations["authorize"];
+        get: operations["member_oauth_authorize"];
         put?: never;
         post?: never;
         delete?: never;
@@ -567,7 +567,7 @@ export interface paths {
          * WeChat's redirect back: checks `state`, exchanges the code for the openid, and sets our
          *     signed session cookie.
          */
-        get: operations["callback"];
+        get: operations["member_oauth_callback"];
         put?: never;
         post?: never;
         delete?: never;
@@ -584,7 +584,7 @@ export interface paths {
             cookie?: never;
         };
         /** The signed-in user's credits, membership and the current prices. */
-        get: operations["profile"];
+        get: operations["member_profile"];
         put?: never;
         post?: never;
         delete?: never;
@@ -622,7 +622,7 @@ export interface paths {
             cookie?: never;
         };
         /** This document. */
-        get: operations["document"];
+        get: operations["openapi_document"];
         put?: never;
         post?: never;
         delete?: never;
@@ -661,7 +661,7 @@ export interface paths {
          * WeChat Pay's notify: the raw body goes to the membership service, which verifies and applies
          *     it; the reply is the XML WeChat Pay expects. Anything but SUCCESS makes it retry.
          */
-        post: operations["notify"];
+        post: operations["pay_notify"];
         delete?: never;
         options?: never;
         head?: never;
@@ -719,7 +719,7 @@ export interface paths {
          *     `Wechatpay-*` signature headers go to the membership service, which verifies, decrypts and
          *     applies it. v3 reads only the HTTP status: 204 stops it, anything else makes it retry.
          */
-        post: operations["v3_notify"];
+        post: operations["pay_notify_v3"];
         delete?: never;
         options?: never;
         head?: never;
@@ -773,7 +773,7 @@ export interface paths {
          * Submits an edit: validated, credits held (1 per output), queued. The same request again
          *     (same `Idempotency-Key`, or the same content without one) returns the same task.
          */
-        post: operations["submit"];
+        post: operations["submit_edit"];
         delete?: never;
         options?: never;
         head?: never;
@@ -793,7 +793,7 @@ export interface paths {
          *     out. The file is streamed through as the photo service reads it: a download never holds a
          *     whole result in the gateway's memory.
          */
-        get: operations["result"];
+        get: operations["get_edit_result"];
         put?: never;
         post?: never;
         delete?: never;
@@ -813,7 +813,7 @@ export interface paths {
          * An edit task of the calling WeChat user on the calling client (404 for any other task: one of
          *     another app, or of another user on this app).
          */
-        get: operations["get"];
+        get: operations["get_edit_task"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1363,7 +1363,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    account: {
+    get_account: {
         parameters: {
             query?: never;
             header?: never;
@@ -1399,7 +1399,7 @@ export interface operations {
             };
         };
     };
-    audit: {
+    admin_audit: {
         parameters: {
             query?: {
                 /** @description Users only: an openid prefix. */
@@ -1425,7 +1425,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                    "text/csv": string;
+                };
             };
             400: {
                 headers: {
@@ -1453,7 +1456,7 @@ export interface operations {
             };
         };
     };
-    bills: {
+    admin_bills: {
         parameters: {
             query?: {
                 /** @description Users only: an openid prefix. */
@@ -1479,7 +1482,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                    "text/csv": string;
+                };
             };
             400: {
                 headers: {
@@ -1507,7 +1513,7 @@ export interface operations {
             };
         };
     };
-    report: {
+    admin_bill_report: {
         parameters: {
             query?: never;
             header?: never;
@@ -1524,7 +1530,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             /** @description not a day */
             400: {
@@ -1562,7 +1570,7 @@ export interface operations {
             };
         };
     };
-    check: {
+    admin_check_bill: {
         parameters: {
             query?: never;
             header?: never;
@@ -1579,7 +1587,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             /** @description not a day, or today or later (a bill exists from the next day) */
             400: {
@@ -1626,7 +1636,7 @@ export interface operations {
             };
         };
     };
-    bindings: {
+    admin_bindings: {
         parameters: {
             query?: {
                 /** @description Users only: an openid prefix. */
@@ -1652,7 +1662,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                    "text/csv": string;
+                };
             };
             400: {
                 headers: {
@@ -1680,7 +1693,7 @@ export interface operations {
             };
         };
     };
-    adjust_credits: {
+    admin_adjust_credits: {
         parameters: {
             query?: never;
             header?: never;
@@ -1755,7 +1768,7 @@ export interface operations {
             };
         };
     };
-    login: {
+    admin_login: {
         parameters: {
             query?: never;
             header?: never;
@@ -1815,7 +1828,7 @@ export interface operations {
             };
         };
     };
-    logout: {
+    admin_logout: {
         parameters: {
             query?: never;
             header?: never;
@@ -1852,7 +1865,7 @@ export interface operations {
             };
         };
     };
-    me: {
+    admin_me: {
         parameters: {
             query?: never;
             header?: never;
@@ -1887,7 +1900,7 @@ export interface operations {
             };
         };
     };
-    orders: {
+    admin_orders: {
         parameters: {
             query?: {
                 /** @description Users only: an openid prefix. */
@@ -1913,7 +1926,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                    "text/csv": string;
+                };
             };
             400: {
                 headers: {
@@ -1941,7 +1957,7 @@ export interface operations {
             };
         };
     };
-    refund_order: {
+    admin_refund_order: {
         parameters: {
             query?: never;
             header?: never;
@@ -1962,7 +1978,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             /** @description no reason, or refund_fee outside what is left of the order */
             400: {
@@ -2028,7 +2046,7 @@ export interface operations {
             };
         };
     };
-    overview: {
+    admin_overview: {
         parameters: {
             query?: {
                 from?: string | null;
@@ -2047,7 +2065,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             400: {
                 headers: {
@@ -2075,7 +2095,7 @@ export interface operations {
             };
         };
     };
-    refunds: {
+    admin_refunds: {
         parameters: {
             query?: {
                 /** @description Users only: an openid prefix. */
@@ -2101,7 +2121,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                    "text/csv": string;
+                };
             };
             400: {
                 headers: {
@@ -2129,7 +2152,7 @@ export interface operations {
             };
         };
     };
-    timeseries: {
+    admin_timeseries: {
         parameters: {
             query?: {
                 from?: string | null;
@@ -2148,7 +2171,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             400: {
                 headers: {
@@ -2176,7 +2201,7 @@ export interface operations {
             };
         };
     };
-    users: {
+    admin_users: {
         parameters: {
             query?: {
                 /** @description Users only: an openid prefix. */
@@ -2202,7 +2227,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                    "text/csv": string;
+                };
             };
             400: {
                 headers: {
@@ -2247,7 +2275,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             401: {
                 headers: {
@@ -2464,7 +2494,7 @@ export interface operations {
             };
         };
     };
-    verify_url: {
+    wechat_verify_url: {
         parameters: {
             query: {
                 /** @description SHA-1 of the sorted token, timestamp and nonce */
@@ -2500,7 +2530,7 @@ export interface operations {
             };
         };
     };
-    receive_push: {
+    wechat_push: {
         parameters: {
             query: {
                 signature: string;
@@ -2688,7 +2718,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": unknown;
+                };
             };
             401: {
                 headers: {
@@ -2718,7 +2750,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    list_devices: {
         parameters: {
             query?: never;
             header?: never;
@@ -2745,7 +2777,7 @@ export interface operations {
             };
         };
     };
-    sign_out: {
+    sign_out_device: {
         parameters: {
             query?: never;
             header?: never;
@@ -2850,7 +2882,7 @@ export interface operations {
             };
         };
     };
-    authorize: {
+    member_oauth_authorize: {
         parameters: {
             query?: {
                 /** @description A path on this site to return to after sign-in (default: the member page). */
@@ -2871,7 +2903,7 @@ export interface operations {
             };
         };
     };
-    callback: {
+    member_oauth_callback: {
         parameters: {
             query?: {
                 code?: string;
@@ -2900,7 +2932,7 @@ export interface operations {
             };
         };
     };
-    profile: {
+    member_profile: {
         parameters: {
             query?: never;
             header?: never;
@@ -2975,7 +3007,7 @@ export interface operations {
             };
         };
     };
-    document: {
+    openapi_document: {
         parameters: {
             query?: never;
             header?: never;
@@ -3051,7 +3083,7 @@ export interface operations {
             };
         };
     };
-    notify: {
+    pay_notify: {
         parameters: {
             query?: never;
             header?: never;
@@ -3183,7 +3215,7 @@ export interface operations {
             };
         };
     };
-    v3_notify: {
+    pay_notify_v3: {
         parameters: {
             query?: never;
             header: {
@@ -3397,7 +3429,7 @@ export interface operations {
             };
         };
     };
-    submit: {
+    submit_edit: {
         parameters: {
             query?: never;
             header?: {
@@ -3493,7 +3525,7 @@ export interface operations {
             };
         };
     };
-    result: {
+    get_edit_result: {
         parameters: {
             query?: never;
             header?: never;
@@ -3533,7 +3565,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    get_edit_task: {
         parameters: {
             query?: never;
             header?: never;

@@ -33,7 +33,7 @@ pub struct AccountOut {
 
 /// The bound user's credits and membership, read from the primary database: an app that has
 /// just spent credits sees the balance after it.
-#[utoipa::path(get, path = "/api/v1/account",
+#[utoipa::path(get, path = "/api/v1/account", operation_id = "get_account",
     security(("client_token" = [])),
     responses((status = 200, body = AccountOut), (status = 401),
         (status = 403, description = "the client is not bound to WeChat")))]

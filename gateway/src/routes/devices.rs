@@ -34,7 +34,7 @@ pub struct DeviceSignedOutOut {
 }
 
 /// The apps bound to the signed-in user now.
-#[utoipa::path(get, path = "/api/v1/member/devices",
+#[utoipa::path(get, path = "/api/v1/member/devices", operation_id = "list_devices",
     responses((status = 200, body = DevicesOut), (status = 401)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -60,7 +60,7 @@ pub async fn list(
 }
 
 /// Signs one of the user's apps out: its token stops working and the app must scan again.
-#[utoipa::path(post, path = "/api/v1/member/devices/{client_id}/sign-out",
+#[utoipa::path(post, path = "/api/v1/member/devices/{client_id}/sign-out", operation_id = "sign_out_device",
     params(("client_id" = String, Path, description = "a client bound to the signed-in user")),
     responses((status = 200, body = DeviceSignedOutOut), (status = 400), (status = 401),
         (status = 404, description = "no such client is bound to this user")))]

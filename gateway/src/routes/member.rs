@@ -62,7 +62,7 @@ fn same_site_path(candidate: &str) -> Option<String> {
 }
 
 /// Starts sign-in: a `state` bound to this browser by a signed cookie, then WeChat's page.
-#[utoipa::path(get, path = "/api/v1/member/oauth/authorize", params(AuthorizeQuery),
+#[utoipa::path(get, path = "/api/v1/member/oauth/authorize", operation_id = "member_oauth_authorize", params(AuthorizeQuery),
     responses((status = 302, description = "to WeChat's OAuth page")))]
 pub async fn authorize(
     State(state): State<AppState>,
@@ -111,7 +111,7 @@ pub struct CallbackQuery {
 
 /// WeChat's redirect back: checks `state`, exchanges the code for the openid, and sets our
 /// signed session cookie.
-#[utoipa::path(get, path = "/api/v1/member/oauth/callback", params(CallbackQuery),
+#[utoipa::path(get, path = "/api/v1/member/oauth/callback", operation_id = "member_oauth_callback", params(CallbackQuery),
     responses((status = 302, description = "signed in, back to the page"), (status = 401)))]
 pub async fn callback(
     State(state): State<AppState>,
@@ -187,7 +187,7 @@ pub struct ProfileOut {
 }
 
 /// The signed-in user's credits, membership and the current prices.
-#[utoipa::path(get, path = "/api/v1/member/profile",
+#[utoipa::path(get, path = "/api/v1/member/profile", operation_id = "member_profile",
     responses((status = 200, body = ProfileOut), (status = 401)))]
 pub async fn profile(
     State(state): State<AppState>,

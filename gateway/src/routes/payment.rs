@@ -197,7 +197,7 @@ fn pay_reply(status: StatusCode, success: bool, message: &str) -> Response {
 
 /// WeChat Pay's notify: the raw body goes to the membership service, which verifies and applies
 /// it; the reply is the XML WeChat Pay expects. Anything but SUCCESS makes it retry.
-#[utoipa::path(post, path = "/api/v1/payment/notify", tag = "called by WeChat Pay",
+#[utoipa::path(post, path = "/api/v1/payment/notify", operation_id = "pay_notify", tag = "called by WeChat Pay",
     request_body(content = String, content_type = "text/xml",
         description = "WeChat Pay v2's signed result notify"),
     responses(
@@ -232,7 +232,7 @@ pub async fn refund_notify(State(state): State<AppState>, body: Body) -> Respons
 /// WeChat Pay API v3's notifications, of payments and of refunds: the raw JSON body and its
 /// `Wechatpay-*` signature headers go to the membership service, which verifies, decrypts and
 /// applies it. v3 reads only the HTTP status: 204 stops it, anything else makes it retry.
-#[utoipa::path(post, path = "/api/v1/payment/v3-notify", tag = "called by WeChat Pay",
+#[utoipa::path(post, path = "/api/v1/payment/v3-notify", operation_id = "pay_notify_v3", tag = "called by WeChat Pay",
     params(
         ("Wechatpay-Timestamp" = String, Header), ("Wechatpay-Nonce" = String, Header),
         ("Wechatpay-Signature" = String, Header), ("Wechatpay-Serial" = String, Header)),

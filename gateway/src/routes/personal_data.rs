@@ -68,7 +68,7 @@ pub fn erased_out(erased: &Erased) -> ErasedOut {
 /// Everything we hold about the signed-in user, as a JSON file: profile, apps, orders, refunds,
 /// credit ledger, official account events, image edit tasks and request log rows.
 #[utoipa::path(get, path = "/api/v1/member/data", operation_id = "export_personal_data",
-    responses((status = 200, description = "a JSON file (Content-Disposition: attachment)"),
+    responses((status = 200, description = "a JSON file (Content-Disposition: attachment)", body = serde_json::Value),
         (status = 401), (status = 404, description = "nothing is held about this user"),
         (status = 503, description = "a service holding part of the data cannot answer: no partial copy")))]
 pub async fn export(

@@ -24,7 +24,7 @@ fn plain_success() -> Response {
 }
 
 /// Answers WeChat's server URL check with the echostr when the signature holds.
-#[utoipa::path(get, path = "/api/v1/auth/wechat/verify", tag = "called by WeChat",
+#[utoipa::path(get, path = "/api/v1/auth/wechat/verify", operation_id = "wechat_verify_url", tag = "called by WeChat",
     params(
         ("signature" = String, Query, description = "SHA-1 of the sorted token, timestamp and nonce"),
         ("timestamp" = String, Query), ("nonce" = String, Query),
@@ -46,7 +46,7 @@ pub async fn verify_url(
 
 /// Receives a push: verifies before anything else, applies subscribe / SCAN / unsubscribe
 /// through the membership service, and answers a passive reply in the push's own mode.
-#[utoipa::path(post, path = "/api/v1/auth/wechat/verify", tag = "called by WeChat",
+#[utoipa::path(post, path = "/api/v1/auth/wechat/verify", operation_id = "wechat_push", tag = "called by WeChat",
     params(("signature" = String, Query), ("timestamp" = String, Query), ("nonce" = String, Query),
         ("encrypt_type" = Option<String>, Query, description = "`aes` in safe mode"),
         ("msg_signature" = Option<String>, Query, description = "safe mode's signature")),

@@ -27,10 +27,10 @@ fn report_json(report: membership::BillReport) -> Value {
 
 /// A checked day: the bill's totals, and each difference between it and our orders and refunds
 /// (kind, order, refund, both amounts in fen).
-#[utoipa::path(get, path = "/api/v1/admin/bills/{bill_date}",
+#[utoipa::path(get, path = "/api/v1/admin/bills/{bill_date}", operation_id = "admin_bill_report",
     params(("bill_date" = String, Path, description = "the bill's day, China time, YYYY-MM-DD")),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`check` and its `differences`"),
+    responses((status = 200, description = "`check` and its `differences`", body = serde_json::Value),
         (status = 400, description = "not a day"), (status = 401),
         (status = 404, description = "the day was not checked"), (status = 503)))]
 pub async fn report(
@@ -50,10 +50,10 @@ pub async fn report(
 
 /// Fetches WeChat Pay's bill of the day and compares it now (again, if checked before). The daily
 /// job does the same for yesterday every morning.
-#[utoipa::path(post, path = "/api/v1/admin/bills/{bill_date}/check",
+#[utoipa::path(post, path = "/api/v1/admin/bills/{bill_date}/check", operation_id = "admin_check_bill",
     params(("bill_date" = String, Path, description = "the bill's day, China time, YYYY-MM-DD")),
     security(("admin_session" = [])),
-    responses((status = 200, description = "the day's report: `check` and its `differences`"),
+    responses((status = 200, description = "the day's report: `check` and its `differences`", body = serde_json::Value),
         (status = 400, description = "not a day, or today or later (a bill exists from the next day)"),
         (status = 401), (status = 403, description = "origin_not_allowed: not from the admin site"),
         (status = 502, description = "wechatpay_unavailable: the bill could not be fetched or read; the day is marked failed"),

@@ -141,9 +141,10 @@ fn cell(value: &Value) -> String {
 }
 
 /// WeChat users with their credits and membership.
-#[utoipa::path(get, path = "/api/v1/admin/users", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/admin/users", operation_id = "admin_users", params(ListQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`total` and a page of `users`; with format=csv, all of them as a file"),
+    responses((status = 200, description = "`total` and a page of `users`; with format=csv, all of them as a file",
+        content((serde_json::Value = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn users(
     State(state): State<AppState>,
@@ -205,9 +206,10 @@ pub async fn users(
 }
 
 /// Payment orders, newest first.
-#[utoipa::path(get, path = "/api/v1/admin/orders", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/admin/orders", operation_id = "admin_orders", params(ListQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`total` and a page of `orders`; with format=csv, all of them as a file"),
+    responses((status = 200, description = "`total` and a page of `orders`; with format=csv, all of them as a file",
+        content((serde_json::Value = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn orders(
     State(state): State<AppState>,
@@ -269,9 +271,10 @@ pub async fn orders(
 }
 
 /// App clients and their WeChat bindings.
-#[utoipa::path(get, path = "/api/v1/admin/bindings", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/admin/bindings", operation_id = "admin_bindings", params(ListQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`total` and a page of `bindings`; with format=csv, all of them as a file"),
+    responses((status = 200, description = "`total` and a page of `bindings`; with format=csv, all of them as a file",
+        content((serde_json::Value = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn bindings(
     State(state): State<AppState>,
@@ -325,9 +328,10 @@ pub async fn bindings(
 
 /// The audit log: every credit adjustment by an operator and every grant by a service, newest
 /// first, with the ledger reference of what it changed.
-#[utoipa::path(get, path = "/api/v1/admin/audit", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "admin_audit", params(ListQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`total` and a page of `audit` entries; with format=csv, all of them as a file"),
+    responses((status = 200, description = "`total` and a page of `audit` entries; with format=csv, all of them as a file",
+        content((serde_json::Value = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn audit(
     State(state): State<AppState>,
@@ -402,9 +406,10 @@ pub fn refund_json(r: membership::Refund) -> Value {
 
 /// Refunds, newest first (`order_no` for one order's), with what each took back and how it
 /// stands at WeChat Pay.
-#[utoipa::path(get, path = "/api/v1/admin/refunds", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/admin/refunds", operation_id = "admin_refunds", params(ListQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`total` and a page of `refunds`; with format=csv, all of them as a file"),
+    responses((status = 200, description = "`total` and a page of `refunds`; with format=csv, all of them as a file",
+        content((serde_json::Value = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn refunds(
     State(state): State<AppState>,
@@ -467,9 +472,10 @@ pub fn bill_check_json(c: membership::BillCheck) -> Value {
 
 /// The daily reconciliation of WeChat Pay's bill: each checked day, newest first, with the
 /// bill's totals and how many differences it found.
-#[utoipa::path(get, path = "/api/v1/admin/bills", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/admin/bills", operation_id = "admin_bills", params(ListQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`total` and a page of `bills`; with format=csv, all of them as a file"),
+    responses((status = 200, description = "`total` and a page of `bills`; with format=csv, all of them as a file",
+        content((serde_json::Value = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn bills(
     State(state): State<AppState>,

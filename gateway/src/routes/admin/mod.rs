@@ -81,7 +81,7 @@ pub struct SignedOutOut {
 
 /// Signs the operator in: a session (Redis) named by a signed HttpOnly cookie. Failures lock the
 /// address they come from, never the account.
-#[utoipa::path(post, path = "/api/v1/admin/login", request_body = LoginIn,
+#[utoipa::path(post, path = "/api/v1/admin/login", operation_id = "admin_login", request_body = LoginIn,
     responses((status = 200, body = AdminOut, description = "signed in; the session cookie is set"),
         (status = 401, description = "invalid_credentials"),
         (status = 403, description = "origin_not_allowed: not from the admin site"),
@@ -104,7 +104,7 @@ pub async fn login(
 
 /// Signs out: the session ends on the server, so every copy of its cookie stops working, and
 /// the cookie is cleared. Without a session it only clears the cookie.
-#[utoipa::path(post, path = "/api/v1/admin/logout",
+#[utoipa::path(post, path = "/api/v1/admin/logout", operation_id = "admin_logout",
     security(("admin_session" = [])),
     responses((status = 200, body = SignedOutOut),
         (status = 403, description = "origin_not_allowed: not from the admin site"),
@@ -123,7 +123,7 @@ pub async fn logout(
 }
 
 /// The signed-in operator (401 when the session is missing, expired or signed out).
-#[utoipa::path(get, path = "/api/v1/admin/me",
+#[utoipa::path(get, path = "/api/v1/admin/me", operation_id = "admin_me",
     security(("admin_session" = [])),
     responses((status = 200, body = AdminOut), (status = 401), (status = 503)))]
 pub async fn me(session: AdminSession) -> Json<AdminOut> {
@@ -148,7 +148,7 @@ pub struct AdjustOut {
 }
 
 /// Adjusts a user's credits: one `admin_adjust` ledger row, referenced by its audit row.
-#[utoipa::path(post, path = "/api/v1/admin/credits/adjust", request_body = AdjustIn,
+#[utoipa::path(post, path = "/api/v1/admin/credits/adjust", operation_id = "admin_adjust_credits", request_body = AdjustIn,
     security(("admin_session" = [])),
     responses((status = 200, body = AdjustOut),
         (status = 400, description = "no reason, or a zero delta"),
@@ -187,10 +187,10 @@ pub struct RefundIn {
 /// Refunds part or all of a paid order through WeChat Pay. What the order bought is taken back
 /// at once (a credits order only while the user has not spent them; a membership is shortened);
 /// a refund WeChat Pay refuses gives it back. Audited.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_no}/refunds", request_body = RefundIn,
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_no}/refunds", operation_id = "admin_refund_order", request_body = RefundIn,
     params(("order_no" = String, Path, description = "the order's number")),
     security(("admin_session" = [])),
-    responses((status = 200, description = "the refund: `status` pending (WeChat Pay's answer not known yet; the reconciler asks), processing or success"),
+    responses((status = 200, description = "the refund: `status` pending (WeChat Pay's answer not known yet; the reconciler asks), processing or success", body = serde_json::Value),
         (status = 400, description = "no reason, or refund_fee outside what is left of the order"),
         (status = 401), (status = 403, description = "origin_not_allowed: not from the admin site"),
         (status = 404, description = "no such order"),

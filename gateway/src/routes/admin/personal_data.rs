@@ -18,7 +18,7 @@ use crate::routes::personal_data::{ErasedOut, download, erased_out};
 #[utoipa::path(get, path = "/api/v1/admin/users/{openid}/data", operation_id = "admin_export_personal_data",
     params(("openid" = String, Path, description = "the user's openid")),
     security(("admin_session" = [])),
-    responses((status = 200, description = "a JSON file (Content-Disposition: attachment)"),
+    responses((status = 200, description = "a JSON file (Content-Disposition: attachment)", body = serde_json::Value),
         (status = 401), (status = 404, description = "no such user, or erased"),
         (status = 503, description = "a service holding part of the data cannot answer: no partial copy")))]
 pub async fn export(

@@ -87,9 +87,9 @@ struct ModelCallsOut {
 
 /// The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
 /// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
-#[utoipa::path(get, path = "/api/v1/admin/overview", params(RangeQuery),
+#[utoipa::path(get, path = "/api/v1/admin/overview", operation_id = "admin_overview", params(RangeQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue and refunds, orders, followers, members"),
+    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue and refunds, orders, followers, members", body = serde_json::Value),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn overview(
     State(state): State<AppState>,
@@ -164,9 +164,9 @@ pub async fn overview(
 }
 
 /// Requests, errors, active clients and model calls per hour or day.
-#[utoipa::path(get, path = "/api/v1/admin/timeseries", params(RangeQuery),
+#[utoipa::path(get, path = "/api/v1/admin/timeseries", operation_id = "admin_timeseries", params(RangeQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`bucket` and `points` [{at, requests, errors, active_clients, model_calls}]"),
+    responses((status = 200, description = "`bucket` and `points` [{at, requests, errors, active_clients, model_calls}]", body = serde_json::Value),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn timeseries(
     State(state): State<AppState>,

@@ -97,7 +97,7 @@ pub struct EditTaskOut {
 
 /// Submits an edit: validated, credits held (1 per output), queued. The same request again
 /// (same `Idempotency-Key`, or the same content without one) returns the same task.
-#[utoipa::path(post, path = "/api/v1/photos/edit",
+#[utoipa::path(post, path = "/api/v1/photos/edit", operation_id = "submit_edit",
     request_body(content = EditForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried request return the first task")),
     security(("client_token" = [])),
@@ -154,7 +154,7 @@ pub async fn submit(
 
 /// An edit task of the calling WeChat user on the calling client (404 for any other task: one of
 /// another app, or of another user on this app).
-#[utoipa::path(get, path = "/api/v1/photos/edit/{task_id}",
+#[utoipa::path(get, path = "/api/v1/photos/edit/{task_id}", operation_id = "get_edit_task",
     params(("task_id" = String, Path)),
     security(("client_token" = [])),
     responses((status = 200, body = EditTaskOut), (status = 401), (status = 403), (status = 404)))]
@@ -181,7 +181,7 @@ pub async fn get(
 /// view without headers. It stops working once the app is re-bound to another user or signed
 /// out. The file is streamed through as the photo service reads it: a download never holds a
 /// whole result in the gateway's memory.
-#[utoipa::path(get, path = "/api/v1/photos/edit/results/{token}",
+#[utoipa::path(get, path = "/api/v1/photos/edit/results/{token}", operation_id = "get_edit_result",
     params(("token" = String, Path)),
     responses((status = 200, description = "the image (with its Content-Length)", content_type = "image/png"),
         (status = 404, description = "unknown, altered or expired URL, or the app is no longer bound to the task's user"),

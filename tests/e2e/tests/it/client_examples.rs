@@ -1,7 +1,7 @@
-//! The TypeScript client's example (`clients/typescript/examples/sync-folder.ts`), run with
-//! Node.js against the whole system through the generated client: it binds an app with a QR
-//! code the sandbox scans, asks lookup about a folder's photos and uploads only the misses, and
-//! reads the balance.
+//! The typed clients' examples (`clients/typescript/examples/sync-folder.ts`, run with Node.js,
+//! and `clients/rust/examples/sync_folder.rs`), run against the whole system through the
+//! generated clients: each binds an app with a QR code the sandbox scans, asks lookup about a
+//! folder's photos and uploads only the misses, and reads the balance.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,14 @@ use e2e::{Options, System};
 
 use crate::classify::support::{bind, photo};
 
-fn example() -> PathBuf {
+/// How to start one client's example: `program [args] <client-id> <folder>`.
+struct Example {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<PathBuf>,
+}
+
+fn typescript_example() -> Example {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../clients/typescript/dist/examples/sync-folder.js");
     assert!(
@@ -23,12 +30,38 @@ fn example() -> PathBuf {
         "{}: run clients/typescript/check.sh first (it compiles the client and its example)",
         path.display()
     );
-    path
+    Example {
+        name: "ts",
+        program: "node".into(),
+        args: vec![path],
+    }
+}
+
+/// The Rust example, which `cargo nextest run --workspace` builds beside the test binaries
+/// (`target/<profile>/examples/`, one level up from this test's `deps/`).
+fn rust_example() -> Example {
+    let test_binary = std::env::current_exe().unwrap();
+    let profile_dir = test_binary.parent().and_then(Path::parent).unwrap();
+    let path = profile_dir.join("examples/sync-folder");
+    assert!(
+        path.exists(),
+        "{}: build it first: cargo build -p xintu-client --examples",
+        path.display()
+    );
+    Example {
+        name: "rust",
+        program: path,
+        args: Vec::new(),
+    }
 }
 
 /// A folder with two photos and a file that is not one.
-fn photo_folder() -> PathBuf {
-    let folder = std::env::temp_dir().join(format!("xintu-ts-example-{}", std::process::id()));
+fn photo_folder(example: &Example) -> PathBuf {
+    let folder = std::env::temp_dir().join(format!(
+        "xintu-{}-example-{}",
+        example.name,
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
     for name in ["coffee.png", "astronaut.png"] {
@@ -40,7 +73,15 @@ fn photo_folder() -> PathBuf {
 
 #[tokio::test]
 async fn the_typescript_example_binds_classifies_a_folder_lookup_first_and_reads_the_balance() {
-    let example = example();
+    binds_classifies_a_folder_lookup_first_and_reads_the_balance(typescript_example()).await;
+}
+
+#[tokio::test]
+async fn the_rust_example_binds_classifies_a_folder_lookup_first_and_reads_the_balance() {
+    binds_classifies_a_folder_lookup_first_and_reads_the_balance(rust_example()).await;
+}
+
+async fn binds_classifies_a_folder_lookup_first_and_reads_the_balance(example: Example) {
     let system = System::start(Options::default()).await;
     // Another app has already classified the coffee: the example must find it by lookup.
     let other = bind(&system, "other-pc", "o_other_app").await;
@@ -59,16 +100,17 @@ async fn the_typescript_example_binds_classifies_a_folder_lookup_first_and_reads
     assert_eq!(response.status(), 200);
     let vision_calls_before = system.sandbox.stats().vision_calls;
 
-    let folder = photo_folder();
-    let mut child = tokio::process::Command::new("node")
-        .arg(&example)
-        .arg("ts-example-pc")
+    let folder = photo_folder(&example);
+    let user = format!("o_{}_example", example.name);
+    let mut child = tokio::process::Command::new(&example.program)
+        .args(&example.args)
+        .arg(format!("{}-example-pc", example.name))
         .arg(&folder)
         .env("XINTU_API_BASE_URL", system.gateway())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("node (Node.js 18 or later) runs the example");
+        .unwrap_or_else(|err| panic!("{} does not start: {err}", example.program.display()));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut events: Vec<Value> = Vec::new();
     let run = async {
@@ -80,7 +122,7 @@ async fn the_typescript_example_binds_classifies_a_folder_lookup_first_and_reads
                 let ticket = event["ticket"].as_str().expect("a ticket");
                 system
                     .sandbox
-                    .scan(&system.push_url(), ticket, "o_ts_example")
+                    .scan(&system.push_url(), ticket, &user)
                     .await
                     .expect("scan");
             }
@@ -100,7 +142,7 @@ async fn the_typescript_example_binds_classifies_a_folder_lookup_first_and_reads
         ["qrcode", "bound", "lookup", "photo", "photo", "account"],
         "{events:?}"
     );
-    assert_eq!(events[1]["openid"], "o_ts_example");
+    assert_eq!(events[1]["openid"], user.as_str());
     assert_eq!(events[2]["photos"], 2, "the text file is not a photo");
     assert_eq!(events[2]["found"], 1, "the coffee was already classified");
     let photos: HashMap<&str, &Value> = events[3..5]
@@ -120,7 +162,7 @@ async fn the_typescript_example_binds_classifies_a_folder_lookup_first_and_reads
 
     // The balance the example read is the ledger's: the welcome credits less one cloud answer.
     let account = &events[5];
-    let stored = system.snapshot("o_ts_example").await.remaining_credits;
+    let stored = system.snapshot(&user).await.remaining_credits;
     assert_eq!(account["available_credits"], 9, "{account}");
     assert_eq!(account["remaining_credits"].as_i64(), stored);
     assert_eq!(account["is_member"], false);
