@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use e2e::Options;
 use xintu_client::{Client, EditRequest, Error, Photo, types};
 
-use crate::classify::support::{bound_app, photo};
+use crate::classify::support::{App, bound_app, photo};
 use crate::edit::support::{assert_inverted_photo, photo as edit_photo};
 
 /// The stable code and HTTP status of an error answer; panics on any other outcome.
@@ -18,12 +18,18 @@ fn error_code<T: std::fmt::Debug>(outcome: Result<T, Error<types::ErrorBody>>) -
     }
 }
 
-#[tokio::test]
-async fn the_rust_client_classifies_a_batch_and_reads_error_answers() {
-    let app = bound_app(Options::default(), "o_rust_batch").await;
+/// A system with an app bound to `openid`, and the Rust client acting as that app.
+async fn bound_client(openid: &str) -> (App, Client) {
+    let app = bound_app(Options::default(), openid).await;
     let api = Client::new(app.system.gateway())
         .with_client_token(&app.token)
         .unwrap();
+    (app, api)
+}
+
+#[tokio::test]
+async fn the_rust_client_classifies_a_batch_and_reads_error_answers() {
+    let (app, api) = bound_client("o_rust_batch").await;
 
     let photos = [
         Photo::new("coffee.png", photo("coffee.png")),
@@ -82,10 +88,7 @@ async fn the_rust_client_classifies_a_batch_and_reads_error_answers() {
 
 #[tokio::test]
 async fn the_rust_client_edits_a_photo_once_per_idempotency_key_and_downloads_the_result() {
-    let app = bound_app(Options::default(), "o_rust_edit").await;
-    let api = Client::new(app.system.gateway())
-        .with_client_token(&app.token)
-        .unwrap();
+    let (app, api) = bound_client("o_rust_edit").await;
 
     let mut request = EditRequest::new("description_edit", Photo::new("photo.png", edit_photo()));
     request.prompt = Some("给小猫添加一副墨镜".to_owned());
