@@ -242,7 +242,7 @@ impl PhotoConfig {
     pub fn geodata_dir(&self) -> PathBuf {
         self.geodata_dir
             .clone()
-            .unwrap_or_else(crate::geodata::default_dir)
+            .unwrap_or_else(crate::location::geodata::default_dir)
     }
 }
 

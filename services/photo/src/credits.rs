@@ -14,7 +14,7 @@ use platform::grpc::{PropagateContext, ServiceChannel, ServiceToken};
 use proto::membership::v1 as pb;
 use proto::membership::v1::credit_service_client::CreditServiceClient;
 
-use crate::domain::classification::CloudSkip;
+use crate::classify::domain::CloudSkip;
 
 type Client = CreditServiceClient<InterceptedService<ServiceChannel, PropagateContext>>;
 

@@ -40,7 +40,7 @@ pub enum PhotoError {
     #[error("{what} not found")]
     NotFound { code: ErrorCode, what: &'static str },
     #[error("storage failed")]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] crate::edit::storage::StorageError),
     #[error("the local model failed")]
     LocalModel(#[source] photo_model::ModelError),
     #[error("internal error: {0}")]

@@ -1,28 +1,27 @@
 //! Photo service: offline location, album classification (cache, local model, Qwen-VL) and
 //! image edits (Bailian's wanx2.1-imageedit and qwen-image-edit, paid by credits). Every model
 //! call is recorded for the stats service (`model_calls`).
+//!
+//! One folder per feature: `location/`, `classify/` and `edit/`, each with its gRPC adapter
+//! (`grpc.rs`: proto in, a call, proto out; no rules), its rules free of transport and storage
+//! (`domain/`, or the folder itself for location) and its SQL (`store.rs`). `dashscope/` holds
+//! the clients of DashScope that classification and edits call.
 
 // Library code reports through tracing (structured, filtered, exported), never stdout;
 // binaries, benches and tests may print.
 #![warn(clippy::print_stdout)]
 
-pub mod cache;
-pub mod classification;
+pub mod classify;
 pub mod config;
 pub mod credits;
+pub mod dashscope;
 pub mod decode_budget;
-pub mod domain;
 pub mod edit;
 pub mod error;
-pub mod geodata;
-pub mod grpc;
-pub mod local;
+pub mod location;
 pub mod metrics;
 pub mod model_calls;
 pub mod owners;
-pub mod provider;
-pub mod storage;
-pub mod store;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,21 +41,21 @@ use proto::photo::v1::image_edit_service_server::ImageEditServiceServer;
 use proto::photo::v1::location_service_server::LocationServiceServer;
 use proto::stats::v1::stats_service_client::StatsServiceClient;
 
-use crate::cache::CacheService;
-use crate::classification::{Classifier, ClassifyLimits, CloudPath};
+use crate::classify::cache::CacheService;
+use crate::classify::local::LocalModel;
+use crate::classify::{Classifier, ClassifierGrpc, ClassifyLimits, CloudPath};
 use crate::config::PhotoConfig;
 use crate::credits::CreditGate;
+use crate::dashscope::image_edit::{EditProvider, EditProviderSettings};
+use crate::dashscope::{ModelClient, ProviderSettings};
 use crate::decode_budget::DecodeBudget;
-use crate::domain::edit::UrlSigner;
-use crate::domain::location::Locator;
-use crate::edit::{EditProvider, EditProviderSettings, EditService, EditSettings};
-use crate::grpc::{ClassifierGrpc, ImageEditGrpc, LocationGrpc};
-use crate::local::LocalModel;
+use crate::edit::domain::UrlSigner;
+use crate::edit::storage::LocalDirStore;
+use crate::edit::store::ProviderLimits;
+use crate::edit::{EditService, EditSettings, ImageEditGrpc};
+use crate::location::{LocationGrpc, Locator};
 use crate::model_calls::ModelCallRecorder;
 use crate::owners::ClientOwners;
-use crate::provider::{ModelClient, ProviderSettings};
-use crate::storage::LocalDirStore;
-use crate::store::edit_tasks::ProviderLimits;
 
 /// This service's migrations, run only by `photo-svc migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -367,7 +366,7 @@ fn spawn_cache_retention(
         let pools = pools.clone();
         async move {
             let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
-            match cache::purge_stored_before(&pools, before).await {
+            match classify::cache::purge_stored_before(&pools, before).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(
                     deleted,
@@ -409,7 +408,7 @@ pub async fn load_local_classifier(cfg: &PhotoConfig) -> anyhow::Result<Arc<Loca
     let rules_path = cfg.category_rules_path.clone();
     let started = Instant::now();
     let classifier = tokio::task::spawn_blocking(move || {
-        local::load_classifier(&model_path, rules_path.as_deref())
+        classify::local::load_classifier(&model_path, rules_path.as_deref())
     })
     .await??;
     tracing::info!(
@@ -424,7 +423,7 @@ pub async fn load_local_classifier(cfg: &PhotoConfig) -> anyhow::Result<Arc<Loca
 pub async fn load_locator(dir: &Path) -> anyhow::Result<Arc<Locator>> {
     let dir = dir.to_owned();
     let started = Instant::now();
-    let locator = tokio::task::spawn_blocking(move || geodata::load(&dir)).await??;
+    let locator = tokio::task::spawn_blocking(move || location::geodata::load(&dir)).await??;
     let (districts, countries, divisions, places) = locator.counts();
     tracing::info!(
         districts,

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use photo_model::LocalClassifier;
 use photo_svc::config::PhotoConfig;
-use photo_svc::domain::location::Locator;
+use photo_svc::location::Locator;
 use platform::testing::TestDatabase;
 use sandbox::Sandbox;
 

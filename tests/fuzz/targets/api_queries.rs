@@ -14,9 +14,9 @@ use axum::extract::Query;
 use gateway::routes::location::{BatchIn, PointIn};
 use gateway::routes::photos::LookupIn;
 use libfuzzer_sys::fuzz_target;
-use photo_svc::domain::classification::Digest;
-use photo_svc::domain::location::Locator;
-use photo_svc::domain::location::coordinate::Wgs84;
+use photo_svc::classify::domain::Digest;
+use photo_svc::location::Locator;
+use photo_svc::location::coordinate::Wgs84;
 
 // The geodata's indexes take some 200 MiB; the rest of the harness little.
 #[global_allocator]
@@ -25,9 +25,10 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 fn locator() -> &'static Locator {
     static LOCATOR: OnceLock<Locator> = OnceLock::new();
     LOCATOR.get_or_init(|| {
-        photo_svc::geodata::load(&photo_svc::geodata::default_dir()).unwrap_or_else(|err| {
-            unreachable!("the geodata loads (deploy/local/fetch-geodata.sh): {err}")
-        })
+        photo_svc::location::geodata::load(&photo_svc::location::geodata::default_dir())
+            .unwrap_or_else(|err| {
+                unreachable!("the geodata loads (deploy/local/fetch-geodata.sh): {err}")
+            })
     })
 }
 

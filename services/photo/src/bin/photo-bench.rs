@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use photo_svc::domain::location::Locator;
-use photo_svc::domain::location::coordinate::Wgs84;
+use photo_svc::location::Locator;
+use photo_svc::location::coordinate::Wgs84;
 
 #[derive(Parser)]
 #[command(about = "Location lookups per second on one thread")]
@@ -120,10 +120,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = args
         .geodata_dir
-        .unwrap_or_else(photo_svc::geodata::default_dir);
+        .unwrap_or_else(photo_svc::location::geodata::default_dir);
     let rss_before = rss_kib();
     let started = Instant::now();
-    let locator = photo_svc::geodata::load(&dir)?;
+    let locator = photo_svc::location::geodata::load(&dir)?;
     let load_time = started.elapsed();
     println!(
         "geodata: {} (loaded in {:.2} s, {} MiB resident)",

@@ -7,8 +7,8 @@
 //! more (a missing object is fine) and clears them. The other order could clear a row whose
 //! objects were never deleted, and nothing would name them any more.
 
+use crate::edit::store::{self, TaskRow};
 use crate::error::PhotoError;
-use crate::store::edit_tasks::{self, TaskRow};
 
 use super::{EditService, view};
 
@@ -33,7 +33,7 @@ impl EditService {
         }
         // The primary: what a worker has just ended must be seen as ended.
         let pool = &self.pools.primary;
-        let tasks = edit_tasks::not_erased_of_user(pool, user_id).await?;
+        let tasks = store::not_erased_of_user(pool, user_id).await?;
         let running = tasks.iter().filter(|task| !task.status.has_ended()).count();
         if running > 0 {
             return Err(PhotoError::ErasureBlocked { running });
@@ -49,7 +49,7 @@ impl EditService {
             return Err(failure.into());
         }
         let ids: Vec<&str> = tasks.iter().map(|task| task.id.as_str()).collect();
-        let erased = edit_tasks::erase(pool, user_id, &ids).await?;
+        let erased = store::erase(pool, user_id, &ids).await?;
         let forgotten = Forgotten {
             edit_tasks: u32::try_from(erased).unwrap_or(u32::MAX),
             stored_objects: deletion.deleted,
@@ -83,7 +83,7 @@ fn stored_keys(task: &TaskRow) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::edit::TaskState;
+    use crate::edit::domain::TaskState;
 
     fn task(mask_key: Option<&str>, results: Option<&str>) -> TaskRow {
         TaskRow {

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::edit::store::{self, TaskRow};
 use crate::error::PhotoError;
-use crate::store::edit_tasks::{self, TaskRow};
 
 use super::{EditService, view};
 
@@ -71,7 +71,7 @@ impl EditService {
         if user_id <= 0 {
             return Err(PhotoError::invalid("user_id", "a user id is positive"));
         }
-        let tasks = edit_tasks::not_erased_of_user(&self.pools.primary, user_id).await?;
+        let tasks = store::not_erased_of_user(&self.pools.primary, user_id).await?;
         let document = UserEdits {
             edit_tasks: tasks.into_iter().map(task_data).collect(),
         };

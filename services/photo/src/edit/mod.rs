@@ -2,10 +2,13 @@
 //! it), show a task, and read a stored result by its signed URL token. The provider work is done
 //! by the [`worker`] on every instance, from the tasks in MySQL.
 
+pub mod domain;
 mod erasure;
 mod export;
-pub mod provider;
+mod grpc;
 mod steps;
+pub mod storage;
+pub mod store;
 mod upright;
 mod view;
 pub mod worker;
@@ -22,18 +25,17 @@ use photo_model::{DecodeLimits, PhotoFormat};
 use platform::db::Pools;
 
 use crate::credits::{CreditGate, HoldError};
+use crate::dashscope::image_edit::EditProvider;
 use crate::decode_budget::{DecodeBudget, Decoding};
-use crate::domain::edit::{
-    self, EditRequest, ImageInfo, Parameters, TaskState, UrlSigner, ValidEdit,
-};
+use crate::edit::domain::{EditRequest, ImageInfo, Parameters, TaskState, UrlSigner, ValidEdit};
+use crate::edit::storage::{ObjectChunks, SharedStore, StorageError};
+use crate::edit::store::{NewTask, ProviderLimits, TaskRow};
 use crate::error::PhotoError;
 use crate::model_calls::{CallOrigin, ModelCallRecorder};
 use crate::owners::ClientOwners;
-use crate::storage::{ObjectChunks, SharedStore, StorageError};
-use crate::store::edit_tasks::{self, NewTask, ProviderLimits, TaskRow};
 
 pub use erasure::Forgotten;
-pub use provider::{EditProvider, EditProviderSettings};
+pub use grpc::ImageEditGrpc;
 pub use view::{ResultView, TaskView};
 
 /// How edits are run (config.default.toml, `edit_*`).
@@ -169,7 +171,7 @@ impl EditService {
         }
         let request_key = request_key(&input)?;
         let (image, mask) = self.inspect_images(&mut input).await?;
-        let valid = edit::validate(
+        let valid = domain::validate(
             &EditRequest {
                 function: &input.function,
                 prompt: &input.prompt,
@@ -235,15 +237,15 @@ impl EditService {
             &[Some(input_key), mask_key],
         )
         .await?;
-        if !edit_tasks::mark_queued(&self.pools.primary, &id).await? {
+        if !store::mark_queued(&self.pools.primary, &id).await? {
             // The abandoned-request sweep failed the task while its credits were being held
             // (membership answered after minutes): give the hold back too.
-            self.credits.release(&edit::credit_reference(&id)).await;
+            self.credits.release(&domain::credit_reference(&id)).await;
             return Err(PhotoError::CreditsUnavailable);
         }
         self.wake.notify_one();
         tracing::info!(task = %id, function = valid.function.as_str(), outputs = valid.outputs, "edit queued");
-        let row = edit_tasks::find(&self.pools.primary, &id)
+        let row = store::find(&self.pools.primary, &id)
             .await?
             .ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))?;
         Ok(self.view(row, true))
@@ -261,7 +263,7 @@ impl EditService {
             return Err(not_found);
         }
         // The primary: a client polls right after submitting.
-        match edit_tasks::find(&self.pools.primary, &task_id.to_ascii_lowercase()).await? {
+        match store::find(&self.pools.primary, &task_id.to_ascii_lowercase()).await? {
             Some(row) if owner.owns(&row) => Ok(self.view(row, false)),
             _ => Err(not_found),
         }
@@ -304,7 +306,7 @@ impl EditService {
                 result_not_found()
             })?;
         // The primary: a result is read right after its task succeeded.
-        let row = edit_tasks::find(&self.pools.primary, &named.task_id)
+        let row = store::find(&self.pools.primary, &named.task_id)
             .await?
             .ok_or_else(result_not_found)?;
         // An erased task has no results, and no client left to ask membership about.
@@ -328,7 +330,7 @@ impl EditService {
         owner: &Owner<'_>,
         request_key: &str,
     ) -> Result<Option<TaskRow>, PhotoError> {
-        Ok(edit_tasks::find_by_request(
+        Ok(store::find_by_request(
             &self.pools.primary,
             owner.client_id,
             owner.user_id,
@@ -351,7 +353,7 @@ impl EditService {
         mask_key: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let parameters = valid.provider_parameters.to_string();
-        edit_tasks::insert(
+        store::insert(
             &self.pools.primary,
             &NewTask {
                 id,
@@ -387,7 +389,7 @@ impl EditService {
         objects: &[Option<String>],
     ) -> Result<(), PhotoError> {
         let ttl = (self.settings.deadline + self.settings.hold_margin).as_secs();
-        let reference = edit::credit_reference(id);
+        let reference = domain::credit_reference(id);
         let held = self
             .credits
             .hold(
@@ -400,7 +402,7 @@ impl EditService {
         let (code, err) = match held {
             Ok(_) => return Ok(()),
             Err(HoldError::Insufficient) => (
-                edit::FailureCode::InsufficientCredits,
+                domain::FailureCode::InsufficientCredits,
                 PhotoError::InsufficientCredits {
                     needed: i64::from(outputs),
                 },
@@ -410,12 +412,12 @@ impl EditService {
                 // The reserve may have gone through before the failure: free it.
                 self.credits.release(&reference).await;
                 (
-                    edit::FailureCode::CreditsUnavailable,
+                    domain::FailureCode::CreditsUnavailable,
                     PhotoError::CreditsUnavailable,
                 )
             }
         };
-        edit_tasks::fail(
+        store::fail(
             &self.pools.primary,
             id,
             None,
@@ -461,9 +463,9 @@ impl EditService {
         let pool = &self.pools.primary;
         let mut purged = 0;
         for (id, results) in
-            edit_tasks::results_past_retention(pool, retention.as_secs(), PURGE_BATCH).await?
+            store::results_past_retention(pool, retention.as_secs(), PURGE_BATCH).await?
         {
-            if !edit_tasks::purge_results(pool, &id).await? {
+            if !store::purge_results(pool, &id).await? {
                 continue;
             }
             let stored: Vec<StoredResult> = serde_json::from_str(&results).unwrap_or_default();
@@ -555,7 +557,7 @@ async fn inspect(
         return Err(not_for_edits(what));
     }
     let (width, height) = probe.upright_size();
-    edit::check_max_side(what, ImageInfo { width, height }).map_err(|invalid| {
+    domain::check_max_side(what, ImageInfo { width, height }).map_err(|invalid| {
         PhotoError::Edit {
             code: invalid.code,
             message: invalid.message,

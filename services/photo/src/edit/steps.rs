@@ -10,12 +10,12 @@ use base64::Engine as _;
 use rand::Rng as _;
 
 use crate::credits::CaptureError;
-use crate::domain::edit::{self, FailureCode, TaskState};
+use crate::edit::domain::{self, FailureCode, TaskState};
+use crate::edit::store::{self, TaskRow};
 use crate::model_calls::{CallOrigin, ModelCall, ModelSource};
-use crate::store::edit_tasks::{self, TaskRow};
 
-use super::provider::{EditProviderError, TaskPoll};
 use super::{EditService, StoredResult};
+use crate::dashscope::image_edit::{EditProviderError, TaskPoll};
 
 /// Polls come at the first interval for this long, then slow down.
 const FAST_POLLING: Duration = Duration::from_secs(30);
@@ -111,9 +111,9 @@ impl EditService {
         };
         let parameters: serde_json::Value =
             serde_json::from_str(&task.parameters).unwrap_or_else(|_| serde_json::json!({}));
-        let function = edit::EditFunction::parse(&task.function_name);
+        let function = domain::EditFunction::parse(&task.function_name);
         let started = std::time::Instant::now();
-        let answer = if function.is_some_and(edit::EditFunction::is_async) {
+        let answer = if function.is_some_and(domain::EditFunction::is_async) {
             provider
                 .submit(
                     &task.function_name,
@@ -141,7 +141,7 @@ impl EditService {
             Ok(Submitted::Task(provider_task_id)) => {
                 let delay = self.settings.poll_initial.as_millis() as u64;
                 self.log_db(
-                    edit_tasks::mark_running(
+                    store::mark_running(
                         &self.pools.primary,
                         &task.id,
                         self.owner(),
@@ -157,7 +157,7 @@ impl EditService {
                 let delay = self.backoff(task.attempts);
                 tracing::info!(task = %task.id, error = %err, delay_ms = delay, "provider busy; edit queued again");
                 self.log_db(
-                    edit_tasks::requeue(&self.pools.primary, &task.id, self.owner(), delay).await,
+                    store::requeue(&self.pools.primary, &task.id, self.owner(), delay).await,
                 );
             }
             Err(err) => self.fail_for(&task, &err).await,
@@ -273,7 +273,7 @@ impl EditService {
                 self.delete_results(&stored).await;
                 if task.status == TaskState::Submitting {
                     self.log_db(
-                        edit_tasks::requeue(
+                        store::requeue(
                             &self.pools.primary,
                             &task.id,
                             self.owner(),
@@ -290,7 +290,7 @@ impl EditService {
             stored.push(result);
         }
         let json = serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into());
-        match edit_tasks::mark_settling(&self.pools.primary, &task.id, self.owner(), &json).await {
+        match store::mark_settling(&self.pools.primary, &task.id, self.owner(), &json).await {
             Ok(true) => {}
             Ok(false) => {
                 // Our lease ran out and another instance has the task now.
@@ -313,10 +313,10 @@ impl EditService {
     pub(crate) async fn settle_step(&self, task: TaskRow) {
         let results = super::view::stored_results(&task);
         let used = results.len().min(task.credits_reserved as usize) as i64;
-        let reference = edit::credit_reference(&task.id);
+        let reference = domain::credit_reference(&task.id);
         match self.credits.capture(&reference, used).await {
             Ok(_) => {
-                match edit_tasks::mark_succeeded(
+                match store::mark_succeeded(
                     &self.pools.primary,
                     &task.id,
                     self.owner(),
@@ -388,9 +388,9 @@ impl EditService {
     /// would find no hold.
     pub(crate) async fn fail_task(&self, task: &TaskRow, code: FailureCode, message: &str) {
         self.credits
-            .release(&edit::credit_reference(&task.id))
+            .release(&domain::credit_reference(&task.id))
             .await;
-        let failed = edit_tasks::fail(
+        let failed = store::fail(
             &self.pools.primary,
             &task.id,
             Some(self.owner()),
@@ -423,7 +423,7 @@ impl EditService {
     /// The step on `task` (in `status`) is done; the next is due after `delay_ms`.
     async fn later(&self, task: &TaskRow, status: TaskState, delay_ms: u64, polled: bool) {
         self.log_db(
-            edit_tasks::reschedule(
+            store::reschedule(
                 &self.pools.primary,
                 &task.id,
                 status,

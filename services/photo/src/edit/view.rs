@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::domain::edit::{PublicStatus, UrlSigner};
-use crate::store::edit_tasks::TaskRow;
+use crate::edit::domain::{PublicStatus, UrlSigner};
+use crate::edit::store::TaskRow;
 
 use super::StoredResult;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::edit::{TaskState, WANX_MODEL};
-use crate::store::edit_tasks::{self, TaskRow};
+use crate::edit::domain::{TaskState, WANX_MODEL};
+use crate::edit::store::{self, TaskRow};
 
 use super::EditService;
 
@@ -75,11 +75,11 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
     let settings = &service.settings;
     let owner = service.instance_id.as_str();
     let lease = settings.lease.as_secs().max(1);
-    let requeued = edit_tasks::requeue_lost_submits(pool).await?;
+    let requeued = store::requeue_lost_submits(pool).await?;
     if requeued > 0 {
         tracing::warn!(requeued, "edit submits of a stopped instance queued again");
     }
-    for expired in edit_tasks::claim_expired(
+    for expired in store::claim_expired(
         pool,
         owner,
         settings.abandon_after.as_secs(),
@@ -107,19 +107,19 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
         };
         let lease = lease + call.as_millis().div_ceil(1000) as u64;
         for task in
-            edit_tasks::claim_for_provider(pool, model, owner, limits, lease, CLAIM_BATCH).await?
+            store::claim_for_provider(pool, model, owner, limits, lease, CLAIM_BATCH).await?
         {
             spawn_step(steps, service, task, |service, task| async move {
                 service.submit_step(task).await
             });
         }
     }
-    for task in edit_tasks::claim_due(pool, TaskState::Running, owner, lease, CLAIM_BATCH).await? {
+    for task in store::claim_due(pool, TaskState::Running, owner, lease, CLAIM_BATCH).await? {
         spawn_step(steps, service, task, |service, task| async move {
             service.poll_step(task).await
         });
     }
-    for task in edit_tasks::claim_due(pool, TaskState::Settling, owner, lease, CLAIM_BATCH).await? {
+    for task in store::claim_due(pool, TaskState::Settling, owner, lease, CLAIM_BATCH).await? {
         spawn_step(steps, service, task, |service, task| async move {
             service.settle_step(task).await
         });

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use photo_svc::domain::location::Locator;
-use photo_svc::domain::location::coordinate::Wgs84;
+use photo_svc::location::Locator;
+use photo_svc::location::coordinate::Wgs84;
 
 fn load() -> Locator {
     let started = Instant::now();
-    let dir = photo_svc::geodata::default_dir();
-    let locator =
-        photo_svc::geodata::load(&dir).expect("geodata (run deploy/local/fetch-geodata.sh)");
+    let dir = photo_svc::location::geodata::default_dir();
+    let locator = photo_svc::location::geodata::load(&dir)
+        .expect("geodata (run deploy/local/fetch-geodata.sh)");
     eprintln!("geodata loaded in {:?}", started.elapsed());
     locator
 }

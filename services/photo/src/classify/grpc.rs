@@ -8,8 +8,8 @@ use proto::photo::v1 as pb;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use crate::classification::{Classifier, ClassifyInput};
-use crate::domain::classification::{Answer, CloudSkip, Mode, Source};
+use crate::classify::domain::{Answer, CloudSkip, Mode, Source};
+use crate::classify::{Classifier, ClassifyInput};
 use crate::error::PhotoError;
 use crate::model_calls::CallOrigin;
 

@@ -5,7 +5,7 @@
 
 use sqlx::{Acquire, FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
-use crate::domain::edit::TaskState;
+use crate::edit::domain::TaskState;
 
 /// Columns read for a task.
 const COLUMNS: &str = "id, user_id, client_id, openid, request_id, `function` AS function_name, model, prompt, \

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;
-use crate::domain::classification::TokenUsage;
-use crate::domain::classification::answer::{SYSTEM_PROMPT, USER_PROMPT};
+use crate::classify::domain::TokenUsage;
+use crate::classify::domain::answer::{SYSTEM_PROMPT, USER_PROMPT};
 
 #[derive(Serialize)]
 pub struct ChatRequest<'a> {

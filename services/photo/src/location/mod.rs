@@ -10,9 +10,13 @@
 //! (places::PlaceIndex::enclosing). At sea, far from any place: nothing.
 
 pub mod coordinate;
+pub mod geodata;
+mod grpc;
 pub mod place;
 pub mod places;
 pub mod regions;
+
+pub use grpc::LocationGrpc;
 
 use std::collections::HashMap;
 

@@ -144,7 +144,7 @@ impl EditProvider {
             input["mask_image_url"] = json!(mask);
         }
         let body = json!({
-            "model": crate::domain::edit::WANX_MODEL,
+            "model": crate::edit::domain::WANX_MODEL,
             "input": input,
             "parameters": parameters,
         });

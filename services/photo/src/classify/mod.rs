@@ -1,8 +1,13 @@
 //! ClassifierService's use cases: classify one image (cache → local model → cloud model when
 //! wanted and allowed), a batch of them, and cached results by digest.
 
+pub mod cache;
 mod claim;
 mod cloud;
+pub mod domain;
+mod grpc;
+pub mod local;
+pub mod store;
 
 use proto::ErrorCode;
 use std::sync::{Arc, Mutex};
@@ -12,15 +17,16 @@ use futures::StreamExt;
 use photo_model::DecodedImage;
 use tokio::time::Instant;
 
-use crate::cache::{CacheService, Read};
-use crate::domain::classification::{
+use crate::classify::cache::{CacheService, Read};
+use crate::classify::domain::{
     Answer, CacheKey, CachedEntry, CloudSkip, Digest, Mode, ModelResult, Source, Stored,
 };
+use crate::classify::local::LocalModel;
 use crate::error::PhotoError;
-use crate::local::LocalModel;
 use crate::model_calls::CallOrigin;
 
 pub use cloud::CloudPath;
+pub use grpc::ClassifierGrpc;
 
 /// Sizes the service accepts.
 #[derive(Clone, Debug)]

@@ -8,6 +8,7 @@ mod breaker;
 #[cfg(test)]
 mod conformance;
 mod image;
+pub mod image_edit;
 mod wire;
 
 use std::num::NonZeroU32;
@@ -22,8 +23,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::domain::classification::answer::{self, PROMPT_VERSION};
-use crate::domain::classification::{CloudSkip, ModelResult, ModelVersions, Producer, TokenUsage};
+use crate::classify::domain::answer::{self, PROMPT_VERSION};
+use crate::classify::domain::{CloudSkip, ModelResult, ModelVersions, Producer, TokenUsage};
 use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
 
 pub use breaker::Breaker;

@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use proto::photo::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::domain::edit::{Parameters, PublicStatus};
+use crate::edit::domain::{Parameters, PublicStatus};
 use crate::edit::{EditService, Owner, SubmitInput, TaskView};
 use crate::error::PhotoError;
 use crate::model_calls::CallOrigin;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::cache::CacheService;
-use crate::domain::classification::{CacheKey, CachedEntry};
+use crate::classify::cache::CacheService;
+use crate::classify::domain::{CacheKey, CachedEntry};
 
 /// The longest a claim is held.
 const MAX_CLAIM: Duration = Duration::from_secs(60);

@@ -2,7 +2,7 @@
 
 use sqlx::{FromRow, MySqlExecutor, QueryBuilder};
 
-use crate::domain::classification::{
+use crate::classify::domain::{
     AlbumCategory, CacheKey, CachedEntry, Digest, ModelResult, Producer, ScoredLabel, TokenUsage,
 };
 

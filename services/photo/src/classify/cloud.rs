@@ -16,13 +16,11 @@ use tracing::Instrument;
 
 use super::claim::{Claim, claim_or_wait};
 use super::{Classifier, MIN_CLOUD_BUDGET, skipped};
+use crate::classify::domain::{Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source};
 use crate::credits::{CreditGate, Payer};
-use crate::domain::classification::{
-    Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source,
-};
+use crate::dashscope::{ModelClient, ProviderError};
 use crate::metrics::{Model, PhotoMetrics};
 use crate::model_calls::CallOrigin;
-use crate::provider::{ModelClient, ProviderError};
 
 /// Time kept back from the caller's deadline to settle the credit and answer.
 const SETTLE_MARGIN: Duration = Duration::from_millis(300);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use proto::photo::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::domain::location::Locator;
-use crate::domain::location::coordinate::Wgs84;
-use crate::domain::location::place::{Location, Source};
 use crate::error::PhotoError;
+use crate::location::Locator;
+use crate::location::coordinate::Wgs84;
+use crate::location::place::{Location, Source};
 
 pub struct LocationGrpc {
     locator: Arc<Locator>,

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use geo::MultiPolygon;
 use serde::Deserialize;
 
-use crate::domain::location::places::{CountryCode, NamedPlace, PlaceIndex};
-use crate::domain::location::regions::RegionIndex;
-use crate::domain::location::{Country, District, Division, Locator};
+use crate::location::places::{CountryCode, NamedPlace, PlaceIndex};
+use crate::location::regions::RegionIndex;
+use crate::location::{Country, District, Division, Locator};
 
 /// The `format` in manifest.json this code reads (deploy/local/prepare_geodata.py `FORMAT`).
 pub const FORMAT: u32 = 3;

@@ -17,10 +17,10 @@ use redis::AsyncCommands;
 use platform::db::Pools;
 use platform::redis::{Keys, Redis};
 
-use crate::domain::classification::{CacheKey, CachedEntry, Digest};
+use crate::classify::domain::{CacheKey, CachedEntry, Digest};
+use crate::classify::store;
 use crate::error::PhotoError;
 use crate::metrics::{CacheLayer, PhotoMetrics};
-use crate::store;
 
 /// The Redis value that says "nothing stored" (not JSON, so older readers take it as a miss).
 const ABSENT: &str = "absent";
@@ -118,18 +118,15 @@ impl CacheService {
         let mut digests: Vec<Digest> = missing.iter().map(|&i| keys[i].digest).collect();
         digests.sort_by_key(|d| *d.as_bytes());
         digests.dedup();
-        let rows: HashMap<CacheKey, CachedEntry> = match self
-            .pools
-            .read(|pool| store::classification_cache::find(pool, &digests))
-            .await
-        {
-            Ok(rows) => rows.into_iter().map(|row| (row.key, row.entry)).collect(),
-            Err(err) => {
-                self.metrics
-                    .cache(CacheLayer::Database, "error", missing.len());
-                return Err(err.into());
-            }
-        };
+        let rows: HashMap<CacheKey, CachedEntry> =
+            match self.pools.read(|pool| store::find(pool, &digests)).await {
+                Ok(rows) => rows.into_iter().map(|row| (row.key, row.entry)).collect(),
+                Err(err) => {
+                    self.metrics
+                        .cache(CacheLayer::Database, "error", missing.len());
+                    return Err(err.into());
+                }
+            };
         let mut backfill = Vec::new();
         let mut absent = Vec::new();
         for &index in &missing {
@@ -178,7 +175,7 @@ impl CacheService {
 
     /// Stores a result durably, then as the hot copy.
     pub async fn put(&self, key: &CacheKey, entry: &CachedEntry) -> Result<(), PhotoError> {
-        store::classification_cache::insert(&self.pools.primary, key, entry).await?;
+        store::insert(&self.pools.primary, key, entry).await?;
         self.redis_put(key, entry).await;
         Ok(())
     }
@@ -294,7 +291,7 @@ pub async fn purge_stored_before(
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, PhotoError> {
     let deleted = platform::db::delete_in_batches(PURGE_BATCH, PURGE_MAX_BATCHES, |batch| {
-        store::classification_cache::delete_stored_before(&pools.primary, before, batch)
+        store::delete_stored_before(&pools.primary, before, batch)
     })
     .await?;
     Ok(deleted)

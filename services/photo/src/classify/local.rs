@@ -13,8 +13,8 @@ use photo_model::{
     CategoryRules, DecodeLimits, DecodedImage, LocalClassification, LocalClassifier,
 };
 
+use crate::classify::domain::{ModelResult, ModelVersions, Producer, ScoredLabel};
 use crate::decode_budget::{DecodeBudget, Decoding};
-use crate::domain::classification::{ModelResult, ModelVersions, Producer, ScoredLabel};
 use crate::error::PhotoError;
 use crate::metrics::{Model, PhotoMetrics};
 use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
