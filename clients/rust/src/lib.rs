@@ -38,8 +38,8 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
+// The generated module re-exports progenitor's `ByteStream`, `Error` and `ResponseValue`.
 pub use generated::*;
-pub use progenitor_client::{ByteStream, Error, ResponseValue};
 pub use upload::{EditRequest, Photo};
 
 impl Client {
@@ -49,6 +49,8 @@ impl Client {
         let mut bearer = HeaderValue::from_str(&format!("Bearer {client_token}"))
             .map_err(|_| ClientSetupError::InvalidToken)?;
         bearer.set_sensitive(true);
+        // The connect timeout of `Client::new`, but no timeout on the whole request: an app's
+        // binding long poll (`binding_status().wait(25)`) answers after up to 25 s.
         let http = reqwest::Client::builder()
             .default_headers(HeaderMap::from_iter([(AUTHORIZATION, bearer)]))
             .connect_timeout(Duration::from_secs(15))
