@@ -79,10 +79,11 @@ for name in ["gateway", "membership", "photo", "stats"]:
 # nginx takes every photo upload the gateway takes: its cap covers the largest batch and the form.
 import tomllib
 gateway_cfg = tomllib.loads((root / "gateway" / "config.default.toml").read_text())
+photo_limits = tomllib.loads((root / "proto" / "photo_limits.default.toml").read_text())["photo_limits"]
 api_conf = (root / "deploy" / "nginx" / "api.aifuture.net.cn.conf").read_text()
 photos = re.search(r"location /api/v1/photos/ \{[^}]*client_max_body_size (\d+)m;", api_conf)
 assert photos, "nginx: /api/v1/photos/ sets no client_max_body_size"
-needed = gateway_cfg["photo_batch_max_bytes"] + gateway_cfg["max_body_bytes"]
+needed = photo_limits["classify_batch_max_bytes"] + gateway_cfg["max_body_bytes"]
 assert int(photos.group(1)) * 1024 * 1024 >= needed, \
     f"nginx: /api/v1/photos/ caps bodies at {photos.group(1)} MiB, the gateway takes {needed} bytes"
 # The registry-free image (deploy/images) runs the same runtime stage: the same instructions

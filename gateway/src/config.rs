@@ -4,9 +4,14 @@ use platform::config::production::ProductionCheck;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use platform::telemetry::LogFormat;
+use platform::config::{RedisConfig, ServiceConfig};
+use proto::limits::{PHOTO_LIMITS_DEFAULTS, PhotoLimits};
 
-const DEFAULTS: &str = include_str!("../config.default.toml");
+/// The gateway's own defaults, and the photo limits it shares with the photo service.
+const DEFAULTS: [&str; 2] = [
+    include_str!("../config.default.toml"),
+    PHOTO_LIMITS_DEFAULTS,
+];
 
 /// Room for the multipart boundaries and headers around the images of an upload.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
@@ -17,11 +22,8 @@ pub struct GatewayConfig {
     pub membership_grpc_url: String,
     pub photo_grpc_url: String,
     pub stats_grpc_url: String,
-    pub service_token: platform::grpc::ServiceToken,
     pub request_logging: bool,
     pub request_log_flush_ms: u64,
-    pub redis_url: SecretString,
-    pub redis_key_prefix: String,
     pub admin_username: String,
     pub admin_password_hash: Option<SecretString>,
     pub admin_session_ttl_secs: u64,
@@ -46,14 +48,9 @@ pub struct GatewayConfig {
     pub qrcode_per_ip_per_minute: u32,
     pub orders_per_user_per_minute: u32,
     pub classify_timeout_ms: u64,
-    pub photo_max_image_bytes: usize,
-    pub photo_batch_max_images: usize,
-    pub photo_batch_max_bytes: usize,
-    pub photo_lookup_max: usize,
     pub photos_per_client_per_minute: u32,
     pub photo_lookups_per_client_per_minute: u32,
     pub locations_per_client_per_minute: u32,
-    pub location_batch_max: usize,
     pub token_cache_ttl_secs: u64,
     pub erasure_retry_secs: u64,
     pub binding_wait_max_secs: u64,
@@ -61,14 +58,26 @@ pub struct GatewayConfig {
     pub photo_upload_wait_ms: u64,
     pub edit_result_base_url: String,
     pub trust_proxy_headers: bool,
-    pub xintu_env: String,
-    pub log_format: LogFormat,
-    pub otel_exporter_otlp_endpoint: Option<String>,
+    pub service: ServiceConfig,
+    pub redis: RedisConfig,
+    /// What the photo API takes; the photo service reads the same section and enforces it, the
+    /// gateway refuses what is over before reading or forwarding it.
+    pub photo_limits: PhotoLimits,
 }
+
+/// Settings this gateway no longer reads, with the ones that replaced them: the photo limits
+/// the gateway and the photo service each declared under their own names are one section now.
+const RENAMED: &[(&str, &str)] = &[
+    ("photo_max_image_bytes", "classify_max_image_bytes"),
+    ("photo_batch_max_images", "classify_batch_max"),
+    ("photo_batch_max_bytes", "classify_batch_max_bytes"),
+    ("photo_lookup_max", "lookup_max"),
+];
 
 impl GatewayConfig {
     pub fn load() -> Result<Self, platform::config::ConfigError> {
-        let cfg: Self = platform::config::load(DEFAULTS)?;
+        platform::config::refuse_renamed(RENAMED)?;
+        let cfg: Self = platform::config::load(&DEFAULTS)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -82,10 +91,8 @@ impl GatewayConfig {
                 "ADMIN_ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port])"
             ))
         })?;
-        if !(1..=10_000).contains(&self.location_batch_max) {
-            return Err(platform::config::ConfigError::Invalid(
-                "location_batch_max must be within 1..=10000 (as the photo service's)".into(),
-            ));
+        if let Some(invalid) = self.photo_limits.invalid() {
+            return Err(platform::config::ConfigError::Invalid(invalid.into()));
         }
         let largest = self.single_upload_body().max(self.batch_upload_body());
         if self.photo_uploads_in_flight_bytes < largest.max(self.edit_upload_body()) {
@@ -95,7 +102,7 @@ impl GatewayConfig {
                 largest.max(self.edit_upload_body())
             )));
         }
-        if self.xintu_env != "production" {
+        if !self.service.is_production() {
             return Ok(());
         }
         let mut check = ProductionCheck::new();
@@ -103,7 +110,7 @@ impl GatewayConfig {
             .secret("SESSION_SECRET", self.session_secret.expose_secret(), 32)
             // WeChat's console takes a push token of 3 to 32 characters.
             .secret("WECHAT_TOKEN", self.wechat_token.expose_secret(), 3)
-            .service_token(&self.service_token)
+            .service_token(&self.service.service_token)
             .https_url("PUBLIC_BASE_URL", &self.public_base_url)
             .https_url("WECHAT_OPEN_BASE", &self.wechat_open_base)
             .require(
@@ -133,21 +140,21 @@ impl GatewayConfig {
 
     /// The largest body of `/api/v1/photos/classify`: one image and the form around it.
     pub fn single_upload_body(&self) -> usize {
-        self.photo_max_image_bytes + MULTIPART_OVERHEAD
+        self.photo_limits.classify_max_image_bytes + MULTIPART_OVERHEAD
     }
 
     /// The largest body of `/api/v1/photos/classify/batch`.
     pub fn batch_upload_body(&self) -> usize {
-        self.photo_batch_max_bytes + MULTIPART_OVERHEAD
+        self.photo_limits.classify_batch_max_bytes + MULTIPART_OVERHEAD
     }
 
     /// The largest body of `POST /api/v1/photos/edit`: an image and its mask.
     pub fn edit_upload_body(&self) -> usize {
-        2 * self.photo_max_image_bytes + MULTIPART_OVERHEAD
+        2 * self.photo_limits.edit_max_image_bytes + MULTIPART_OVERHEAD
     }
 
     /// The embedded defaults, for tests that start from them.
     pub fn defaults() -> Result<Self, Box<figment::Error>> {
-        platform::config::defaults_only(DEFAULTS)
+        platform::config::defaults_only(&DEFAULTS)
     }
 }

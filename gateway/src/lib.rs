@@ -84,7 +84,7 @@ pub struct Clients {
 impl Clients {
     pub fn connect(cfg: &GatewayConfig) -> Result<Self, tonic::transport::Error> {
         let timeout = Duration::from_millis(cfg.grpc_timeout_ms);
-        let token = &cfg.service_token;
+        let token = &cfg.service.service_token;
         let membership = platform::grpc::channel(&cfg.membership_grpc_url, timeout, token)?;
         let photo = platform::grpc::channel(&cfg.photo_grpc_url, timeout, token)?;
         let stats = platform::grpc::channel(&cfg.stats_grpc_url, timeout, token)?;
@@ -106,12 +106,10 @@ impl Clients {
             membership_channel: membership,
             location: LocationServiceClient::with_interceptor(photo.clone(), PropagateContext),
             classifier: ClassifierServiceClient::with_interceptor(classify, PropagateContext)
-                .max_encoding_message_size(
-                    cfg.photo_max_image_bytes.max(cfg.photo_batch_max_bytes) + 1024 * 1024,
-                ),
+                .max_encoding_message_size(cfg.photo_limits.classify_message_bytes()),
             // Results come back in small chunks (StreamEditResult), never whole.
             edit: ImageEditServiceClient::with_interceptor(photo.clone(), PropagateContext)
-                .max_encoding_message_size(cfg.photo_max_image_bytes * 2 + 1024 * 1024),
+                .max_encoding_message_size(cfg.photo_limits.edit_message_bytes()),
             photo_channel: photo,
             stats: StatsServiceClient::with_interceptor(stats.clone(), PropagateContext),
             stats_channel: stats,
@@ -184,13 +182,13 @@ impl AppState {
         } else {
             platform::request_log::Recorder::disabled()
         };
-        let redis = platform::redis::Redis::new(&cfg.redis_url)?;
+        let redis = platform::redis::Redis::new(&cfg.redis.redis_url)?;
         let limits = Limits::new(&cfg, &redis);
         let client_cache =
             client_cache::ClientCache::new(Duration::from_secs(cfg.token_cache_ttl_secs));
         let replay = wechat::replay::ReplayGuard::new(
             redis.clone(),
-            &cfg.redis_key_prefix,
+            &cfg.redis.redis_key_prefix,
             Duration::from_secs(cfg.push_max_age_secs),
         );
         Ok(Self(Arc::new(Shared {
@@ -337,10 +335,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let cleanup = state.limits.spawn_cleanup(shutdown.clone());
     let subscriber = binding_changes::spawn_subscriber(
-        state.cfg.redis_url.clone(),
+        state.cfg.redis.redis_url.clone(),
         format!(
             "{}:{}",
-            state.cfg.redis_key_prefix,
+            state.cfg.redis.redis_key_prefix,
             proto::membership::v1::BINDING_CHANGES_CHANNEL
         ),
         state.client_cache.clone(),

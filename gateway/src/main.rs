@@ -66,12 +66,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let cfg = platform::cli::config_or_exit(GatewayConfig::load());
-            let _telemetry = platform::telemetry::init(
-                "gateway",
-                cfg.log_format,
-                cfg.otel_exporter_otlp_endpoint.as_deref(),
-            )
-            .map_err(|err| anyhow::anyhow!(err))?;
+            let _telemetry = cfg
+                .service
+                .init_telemetry("gateway")
+                .map_err(|err| anyhow::anyhow!(err))?;
             let listener = tokio::net::TcpListener::bind(&cfg.gateway_listen_addr).await?;
             let state = gateway::AppState::new(cfg)?;
             gateway::run(state, listener, platform::shutdown::on_signal()).await

@@ -156,4 +156,27 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
         "ADMIN_ALLOWED_ORIGINS",
         "https://admin.xintuxiangce.top,admin.xintuxaingce.top",
     );
+    // The photo limits are a section the photo service reads too; a bad one is named alike.
+    assert_refused_in_one_line(BIN, &["serve"], "CLASSIFY_BATCH_MAX", "twenty");
+    assert_refused_in_one_line(BIN, &["serve"], "LOCATION_BATCH_MAX", "0");
+}
+
+/// The gateway's own names of the photo limits are gone: a deployment still setting one would
+/// run on the shared default without a word, so start-up refuses it and names the new setting.
+#[test]
+fn a_photo_limit_under_its_old_gateway_name_is_refused() {
+    for (old, new) in [
+        ("PHOTO_MAX_IMAGE_BYTES", "CLASSIFY_MAX_IMAGE_BYTES"),
+        ("PHOTO_BATCH_MAX_IMAGES", "CLASSIFY_BATCH_MAX"),
+        ("PHOTO_BATCH_MAX_BYTES", "CLASSIFY_BATCH_MAX_BYTES"),
+        ("PHOTO_LOOKUP_MAX", "LOOKUP_MAX"),
+    ] {
+        // An address nothing can bind: were the old name read, start-up would fail later, there.
+        let env = [(old, "1024"), ("GATEWAY_LISTEN_ADDR", "256.0.0.1:1")]
+            .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let (code, stderr) = run_binary(BIN, &["serve"], &env);
+        assert_eq!(code, Some(2), "{old}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(old) && stderr.contains(new), "{stderr}");
+    }
 }

@@ -6,6 +6,7 @@
 #![warn(clippy::print_stdout)]
 
 mod error_code;
+pub mod limits;
 
 pub use error_code::ErrorCode;
 

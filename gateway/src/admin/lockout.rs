@@ -33,7 +33,7 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn new(state: &AppState, ip: Option<IpAddr>, known_account: bool) -> Self {
-        let prefix = &state.cfg.redis_key_prefix;
+        let prefix = &state.cfg.redis.redis_key_prefix;
         let address = address_group(ip);
         Self {
             address_key: format!("{prefix}:gateway:admin-fail:addr:{address}"),

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 fn key(state: &AppState, session_id: &str) -> String {
     format!(
         "{}:gateway:admin-session:{session_id}",
-        state.cfg.redis_key_prefix
+        state.cfg.redis.redis_key_prefix
     )
 }
 

@@ -56,7 +56,7 @@ fn check(verdict: Verdict, message: &'static str) -> Result<(), ApiError> {
 impl Limits {
     pub fn new(cfg: &GatewayConfig, redis: &Redis) -> Self {
         let allowance = |name: &str, per_minute: u32| {
-            Allowance::new(name, per_minute, redis.clone(), &cfg.redis_key_prefix)
+            Allowance::new(name, per_minute, redis.clone(), &cfg.redis.redis_key_prefix)
         };
         Self {
             inner: Arc::new(Allowances {

@@ -99,7 +99,7 @@ pub async fn locate_batch(
     ApiJson(input): ApiJson<BatchIn>,
 ) -> Result<Json<BatchOut>, ApiError> {
     caller.bound_user()?;
-    let most = state.cfg.location_batch_max;
+    let most = state.cfg.photo_limits.location_batch_max;
     if input.points.is_empty() || input.points.len() > most {
         return Err(ApiError::new(
             ErrorCode::InvalidBatchSize,

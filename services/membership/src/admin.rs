@@ -4,14 +4,18 @@
 use chrono::{DateTime, Utc};
 use sqlx::Acquire;
 
+use platform::db::freshness::Freshness;
 use platform::db::{Pools, last_gtid};
 
 use crate::domain::order::OrderStatus;
 use crate::error::MembershipError;
-use crate::freshness::{Freshness, OPERATOR_VIEWS};
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, admin, ledger};
+
+/// The subject of everything operators change and read back in the admin lists (see
+/// [`Freshness`]): one for all operators, since each reads what the others did too.
+pub const OPERATOR_VIEWS: &str = "operator_views";
 
 #[derive(Clone)]
 pub struct Admin {

@@ -4,13 +4,13 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use sqlx::Acquire;
 
+use platform::db::freshness::Freshness;
 use platform::db::{Pools, ReadFrom, last_gtid};
 
 use crate::binding_changes::BindingChanges;
 use crate::domain::binding::{BindingState, BindingStatus, ClientId, ClientToken};
 use crate::domain::event::{EventKind, EventOutcome, OfficialAccountEvent, SceneNote};
 use crate::error::MembershipError;
-use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::orders::user_subject;
 use crate::store::{self, bindings::ClientState, ledger};

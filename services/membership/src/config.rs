@@ -3,20 +3,13 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use platform::telemetry::LogFormat;
+use platform::config::{DatabaseConfig, RedisConfig, ServiceConfig};
 
 const DEFAULTS: &str = include_str!("../config.default.toml");
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct MembershipConfig {
     pub membership_listen_addr: String,
-    pub service_token: platform::grpc::ServiceToken,
-    pub database_url: SecretString,
-    pub database_replica_url: Option<SecretString>,
-    pub database_max_connections: u32,
-    pub replica_status_interval_ms: u64,
-    pub redis_url: SecretString,
-    pub redis_key_prefix: String,
     pub wechat_appid: String,
     pub wechat_secret: SecretString,
     pub wechat_api_base: String,
@@ -68,9 +61,9 @@ pub struct MembershipConfig {
     pub event_retention_days: u32,
     pub binding_retention_days: u32,
     pub hold_retention_days: u32,
-    pub xintu_env: String,
-    pub log_format: LogFormat,
-    pub otel_exporter_otlp_endpoint: Option<String>,
+    pub service: ServiceConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
 }
 
 use platform::config::production::ProductionCheck;
@@ -79,14 +72,14 @@ pub use platform::config::{ConfigError, is_sandbox_url};
 impl MembershipConfig {
     /// Loads the defaults overlaid by the environment, then validates.
     pub fn load() -> Result<Self, ConfigError> {
-        let cfg: Self = platform::config::load(DEFAULTS)?;
+        let cfg: Self = platform::config::load(&[DEFAULTS])?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Returns the embedded defaults, for tests that start from them.
     pub fn defaults() -> Result<Self, ConfigError> {
-        Ok(platform::config::defaults_only(DEFAULTS)?)
+        Ok(platform::config::defaults_only(&[DEFAULTS])?)
     }
 
     /// Where refund notifies go: as configured, or beside the pay notify.
@@ -167,7 +160,7 @@ impl MembershipConfig {
                 "new_follower_credits must be >= 0".into(),
             ));
         }
-        if self.xintu_env == "production" {
+        if self.service.is_production() {
             let mut check = ProductionCheck::new();
             check
                 .https_url("WECHAT_API_BASE", &self.wechat_api_base)
@@ -183,7 +176,7 @@ impl MembershipConfig {
                 )
                 // An official account's AppSecret and a merchant's API key are 32 characters.
                 .secret("WECHAT_SECRET", self.wechat_secret.expose_secret(), 32)
-                .service_token(&self.service_token);
+                .service_token(&self.service.service_token);
             if !self.v2_key_optional() {
                 check.secret(
                     "WECHATPAY_API_KEY",
@@ -256,7 +249,7 @@ mod tests {
     fn production_refuses_the_sandbox() {
         let mut cfg = MembershipConfig::defaults().unwrap();
         cfg.validate().unwrap();
-        cfg.xintu_env = "production".into();
+        cfg.service.xintu_env = "production".into();
         cfg.wechat_api_base = "http://127.0.0.1:9000".into();
         assert!(cfg.validate().is_err());
         cfg.wechat_api_base = "https://api.weixin.qq.com".into();
@@ -269,7 +262,7 @@ mod tests {
             "the sandbox's credentials are refused too: {refused}"
         );
         assert!(refused.contains("SERVICE_TOKEN"), "{refused}");
-        cfg.service_token =
+        cfg.service.service_token =
             platform::grpc::ServiceToken::parse("Vn4Qe8Rt2Yu6Io0Pa3Sd7Fg1Hj5Kl9Zx2Cv6Bn").unwrap();
         cfg.wechat_secret = SecretString::from("3c5d0e8f1a2b4c6d8e0f1a3b5c7d9e0f".to_owned());
         cfg.wechatpay_api_key = SecretString::from("Q8w2E4r6T8y0U2i4O6p8A0s2D4f6G8h0".to_owned());

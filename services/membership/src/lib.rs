@@ -11,7 +11,6 @@ pub mod config;
 pub mod credits;
 pub mod domain;
 pub mod error;
-pub mod freshness;
 pub mod grpc;
 pub mod members;
 pub mod metrics;
@@ -32,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use platform::db::Pools;
+use platform::db::freshness::Freshness;
 use platform::redis::{Keys, Redis};
 use platform::shutdown::every;
 use proto::membership::v1::admin_service_server::AdminServiceServer;
@@ -46,7 +46,6 @@ use crate::binding_changes::BindingChanges;
 use crate::config::MembershipConfig;
 use crate::credits::Credits;
 use crate::domain::pricing::PriceList;
-use crate::freshness::Freshness;
 use crate::members::Members;
 use crate::orders::{OrderRules, Orders, ReconcileReport};
 use crate::reminders::{ReminderSettings, Reminders};
@@ -162,11 +161,11 @@ fn v3_settings(cfg: &MembershipConfig) -> anyhow::Result<Option<V3Settings>> {
 
 impl Membership {
     pub fn build(cfg: &MembershipConfig, deps: &Dependencies) -> anyhow::Result<Self> {
-        let keys = Keys::new(format!("{}:membership", cfg.redis_key_prefix));
+        let keys = cfg.redis.keys("membership");
         // The token is shared by every service of the deployment, so its key has no service part.
         let shared = Keys::new(format!(
             "{}:wechat:{}",
-            cfg.redis_key_prefix, cfg.wechat_appid
+            cfg.redis.redis_key_prefix, cfg.wechat_appid
         ));
         let wechat = WechatApi::new(
             WechatSettings {
@@ -197,7 +196,7 @@ impl Membership {
             },
             v3_settings(cfg)?,
         )?;
-        if cfg.xintu_env == "production" && !cfg.uses_v3() {
+        if cfg.service.is_production() && !cfg.uses_v3() {
             // v2 keeps working, but WeChat Pay gives new merchants v3 keys and develops only v3.
             tracing::warn!(
                 "orders go through WeChat Pay API v2; with v3 keys, set WECHATPAY_API_VERSION=v3"
@@ -223,7 +222,7 @@ impl Membership {
             deps.pools.clone(),
             wechat.clone(),
             freshness.clone(),
-            BindingChanges::new(deps.redis.clone(), &cfg.redis_key_prefix),
+            BindingChanges::new(deps.redis.clone(), &cfg.redis.redis_key_prefix),
             BindingRules {
                 qrcode_expire_seconds: cfg.qrcode_expire_seconds,
                 mp_base: cfg.wechat_mp_base.clone(),
@@ -407,17 +406,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let membership = Membership::build(cfg, &deps)?;
     let mut background = membership.spawn_background(cfg, &shutdown);
-    background.extend(deps.pools.spawn_replica_monitor(
-        Duration::from_millis(cfg.replica_status_interval_ms),
-        shutdown.clone(),
-    ));
+    background.extend(
+        deps.pools
+            .spawn_replica_monitor(cfg.database.replica_status_interval(), shutdown.clone()),
+    );
     tracing::info!(addr = %listener.local_addr()?, "membership service listening");
     let served = platform::grpc::serve(
         listener,
         membership.routes(),
         SERVICE_NAMES,
-        platform::grpc::Reflection::for_env(&cfg.xintu_env),
-        cfg.service_token.clone(),
+        cfg.service.reflection(),
+        cfg.service.service_token.clone(),
         shutdown,
     )
     .await;
@@ -432,15 +431,8 @@ pub async fn run(
 
 /// Connects the pools (lazily) and Redis.
 pub async fn connect(cfg: &MembershipConfig) -> anyhow::Result<Dependencies> {
-    let pools = Pools::connect_lazy(
-        &cfg.database_url,
-        cfg.database_replica_url.as_ref(),
-        &platform::db::PoolSettings {
-            max_connections: cfg.database_max_connections,
-            ..Default::default()
-        },
-    )?;
-    let redis = platform::redis::connect(&cfg.redis_url).await?;
+    let pools = cfg.database.connect_lazy()?;
+    let redis = cfg.redis.connect().await?;
     Ok(Dependencies { pools, redis })
 }
 

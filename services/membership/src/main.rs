@@ -18,12 +18,10 @@ async fn main() -> anyhow::Result<()> {
         return checked;
     }
     let cfg = platform::cli::config_or_exit(MembershipConfig::load());
-    let _telemetry = platform::telemetry::init(
-        "membership",
-        cfg.log_format,
-        cfg.otel_exporter_otlp_endpoint.as_deref(),
-    )
-    .map_err(|err| anyhow::anyhow!(err))?;
+    let _telemetry = cfg
+        .service
+        .init_telemetry("membership")
+        .map_err(|err| anyhow::anyhow!(err))?;
     let deps = membership_svc::connect(&cfg).await?;
     match command {
         Command::Migrate => {

@@ -3,10 +3,10 @@
 use chrono::Utc;
 
 use platform::db::Pools;
+use platform::db::freshness::Freshness;
 
 use crate::domain::pricing::PriceList;
 use crate::error::MembershipError;
-use crate::freshness::Freshness;
 use crate::orders::user_subject;
 use crate::store;
 use crate::store::users::UserRow;

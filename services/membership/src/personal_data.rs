@@ -8,11 +8,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Acquire;
 
+use platform::db::freshness::Freshness;
 use platform::db::{Pools, last_gtid};
 
+use crate::admin::OPERATOR_VIEWS;
 use crate::binding::Bindings;
 use crate::error::MembershipError;
-use crate::freshness::{Freshness, OPERATOR_VIEWS};
 use crate::orders::user_subject;
 use crate::retry;
 use crate::store::personal_data as held;

@@ -5,32 +5,25 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use platform::telemetry::LogFormat;
+use platform::config::{DatabaseConfig, RedisConfig, ServiceConfig};
+use proto::limits::{PHOTO_LIMITS_DEFAULTS, PhotoLimits};
 
-const DEFAULTS: &str = include_str!("../config.default.toml");
+/// This service's own defaults, and the photo limits it shares with the gateway.
+const DEFAULTS: [&str; 2] = [
+    include_str!("../config.default.toml"),
+    PHOTO_LIMITS_DEFAULTS,
+];
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct PhotoConfig {
     pub photo_listen_addr: String,
-    pub service_token: platform::grpc::ServiceToken,
-    pub database_url: SecretString,
-    pub database_replica_url: Option<SecretString>,
-    pub database_max_connections: u32,
-    pub replica_status_interval_ms: u64,
-    pub redis_url: SecretString,
-    pub redis_key_prefix: String,
     pub geodata_dir: Option<PathBuf>,
-    pub location_batch_max: usize,
     pub membership_grpc_url: String,
     pub membership_timeout_ms: u64,
     pub local_model_path: Option<PathBuf>,
     pub category_rules_path: Option<PathBuf>,
     pub local_model_concurrency: usize,
-    pub classify_max_image_bytes: usize,
     pub classify_max_image_side: u32,
-    pub classify_batch_max: usize,
-    pub lookup_max: usize,
-    pub classify_batch_max_bytes: usize,
     pub classification_cache_ttl_secs: u64,
     pub classification_cache_retention_days: u32,
     pub classification_cache_retention_interval_ms: u64,
@@ -54,7 +47,6 @@ pub struct PhotoConfig {
     pub edit_url_secret: SecretString,
     pub edit_result_url_ttl_secs: u64,
     pub edit_free_text_model: String,
-    pub edit_max_image_bytes: usize,
     pub edit_deadline_secs: u64,
     pub edit_hold_margin_secs: u64,
     pub edit_abandon_after_secs: u64,
@@ -75,9 +67,11 @@ pub struct PhotoConfig {
     pub edit_result_retention_secs: u64,
     pub edit_retention_interval_ms: u64,
     pub stats_grpc_url: Option<String>,
-    pub xintu_env: String,
-    pub log_format: LogFormat,
-    pub otel_exporter_otlp_endpoint: Option<String>,
+    pub service: ServiceConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    /// What the photo API takes; the gateway reads the same section.
+    pub photo_limits: PhotoLimits,
 }
 
 pub use platform::config::{ConfigError, is_sandbox_url};
@@ -89,21 +83,19 @@ const MIN_DECODE_BUDGET: u64 = 64 * 1024 * 1024;
 impl PhotoConfig {
     /// Loads the defaults overlaid by the environment, then validates.
     pub fn load() -> Result<Self, ConfigError> {
-        let cfg: Self = platform::config::load(DEFAULTS)?;
+        let cfg: Self = platform::config::load(&DEFAULTS)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Returns the embedded defaults, for tests that start from them.
     pub fn defaults() -> Result<Self, ConfigError> {
-        Ok(platform::config::defaults_only(DEFAULTS)?)
+        Ok(platform::config::defaults_only(&DEFAULTS)?)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1..=10_000).contains(&self.location_batch_max) {
-            return Err(ConfigError::Invalid(
-                "location_batch_max must be within 1..=10000".into(),
-            ));
+        if let Some(invalid) = self.photo_limits.invalid() {
+            return Err(ConfigError::Invalid(invalid.into()));
         }
         self.validate_classification()?;
         self.validate_edits()
@@ -112,13 +104,13 @@ impl PhotoConfig {
     fn validate_edits(&self) -> Result<(), ConfigError> {
         use secrecy::ExposeSecret;
         let secret = self.edit_url_secret.expose_secret();
-        let checks: [(bool, &str); 6] = [
+        let checks: [(bool, &str); 5] = [
             (
                 secret.len() >= 32,
                 "edit_url_secret must be at least 32 bytes",
             ),
             (
-                !(self.xintu_env == "production" && secret.starts_with("local-only-")),
+                !(self.service.is_production() && secret.starts_with("local-only-")),
                 "edit_url_secret is the local default; production needs its own",
             ),
             (
@@ -140,10 +132,6 @@ impl PhotoConfig {
                     && self.edit_poll_initial_ms >= 10,
                 "edit_lease_secs >= 1, edit_worker_tick_ms and edit_poll_initial_ms >= 10",
             ),
-            (
-                (1024..=64 * 1024 * 1024).contains(&self.edit_max_image_bytes),
-                "edit_max_image_bytes must be within 1 KiB..=64 MiB",
-            ),
         ];
         if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError::Invalid((*message).into()));
@@ -159,7 +147,7 @@ impl PhotoConfig {
     }
 
     fn validate_classification(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &str); 10] = [
+        let checks: [(bool, &str); 7] = [
             (
                 self.decode_budget_bytes >= MIN_DECODE_BUDGET
                     && self.decode_budget_wait_ms <= 60_000,
@@ -170,20 +158,8 @@ impl PhotoConfig {
                 "local_model_concurrency must be within 1..=64",
             ),
             (
-                (1024..=64 * 1024 * 1024).contains(&self.classify_max_image_bytes),
-                "classify_max_image_bytes must be within 1 KiB..=64 MiB",
-            ),
-            (
                 (16..=30_000).contains(&self.classify_max_image_side),
                 "classify_max_image_side must be within 16..=30000",
-            ),
-            (
-                (1..=100).contains(&self.classify_batch_max),
-                "classify_batch_max must be within 1..=100",
-            ),
-            (
-                (1..=10_000).contains(&self.lookup_max),
-                "lookup_max must be within 1..=10000",
             ),
             (
                 self.dashscope_max_concurrency >= 1 && self.dashscope_max_calls_per_second >= 1,
@@ -206,13 +182,13 @@ impl PhotoConfig {
         if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
             return Err(ConfigError::Invalid((*message).into()));
         }
-        if self.xintu_env == "production" {
+        if self.service.is_production() {
             use secrecy::ExposeSecret;
             let mut check = platform::config::production::ProductionCheck::new();
             check
                 .https_url("DASHSCOPE_BASE_URL", &self.dashscope_base_url)
                 .secret("EDIT_URL_SECRET", self.edit_url_secret.expose_secret(), 32)
-                .service_token(&self.service_token);
+                .service_token(&self.service.service_token);
             if let Some(key) = &self.dashscope_api_key {
                 check.secret("DASHSCOPE_API_KEY", key.expose_secret(), 20);
             }
@@ -255,7 +231,7 @@ mod tests {
         let cfg = PhotoConfig::defaults().unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.photo_listen_addr, "127.0.0.1:50052");
-        assert_eq!(cfg.location_batch_max, 100);
+        assert_eq!(cfg.photo_limits.location_batch_max, 100);
         assert!(cfg.geodata_dir().ends_with("geo"));
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("photo-local"), "{printed}");
@@ -276,7 +252,7 @@ mod tests {
         let mut cfg = PhotoConfig::defaults().unwrap();
         cfg.dashscope_base_url = "http://127.0.0.1:9900".into();
         cfg.validate().unwrap();
-        cfg.xintu_env = "production".into();
+        cfg.service.xintu_env = "production".into();
         assert!(cfg.validate().is_err());
         cfg.dashscope_base_url = "https://dashscope.aliyuncs.com".into();
         // The local default of the edit URL secret is refused in production too.
@@ -285,7 +261,7 @@ mod tests {
             SecretString::from("a-production-secret-of-forty-bytes-0123".to_owned());
         // And the local default of the service token.
         assert!(cfg.validate().is_err());
-        cfg.service_token =
+        cfg.service.service_token =
             platform::grpc::ServiceToken::parse("Vn4Qe8Rt2Yu6Io0Pa3Sd7Fg1Hj5Kl9Zx2Cv6Bn").unwrap();
         cfg.validate().unwrap();
         cfg.edit_url_secret = SecretString::from("too-short".to_owned());
@@ -299,7 +275,7 @@ mod tests {
             cfg.dashscope_api_key.is_none(),
             "the cloud is off by default"
         );
-        cfg.classify_batch_max = 0;
+        cfg.photo_limits.classify_batch_max = 0;
         assert!(cfg.validate().is_err());
         let mut cfg = PhotoConfig::defaults().unwrap();
         cfg.dashscope_deadline_ms = cfg.dashscope_attempt_timeout_ms - 1;
@@ -309,7 +285,7 @@ mod tests {
     #[test]
     fn an_empty_batch_limit_is_refused() {
         let mut cfg = PhotoConfig::defaults().unwrap();
-        cfg.location_batch_max = 0;
+        cfg.photo_limits.location_batch_max = 0;
         assert!(cfg.validate().is_err());
     }
 }

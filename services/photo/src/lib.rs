@@ -35,7 +35,7 @@ use tonic::service::Routes;
 use photo_model::{DecodeLimits, LocalClassifier};
 use platform::db::Pools;
 use platform::grpc::PropagateContext;
-use platform::redis::{Keys, Redis};
+use platform::redis::Redis;
 use platform::request_log::{Recorder, RecorderSettings};
 use proto::photo::v1::classifier_service_server::ClassifierServiceServer;
 use proto::photo::v1::image_edit_service_server::ImageEditServiceServer;
@@ -92,23 +92,19 @@ pub fn routes(
     budget: &DecodeBudget,
 ) -> anyhow::Result<Routes> {
     let classifier = build_classifier(cfg, deps, recorder, budget)?;
-    // Uploads travel in the request: the largest batch, plus room for the envelope.
-    let max_message = cfg
-        .classify_max_image_bytes
-        .max(cfg.classify_batch_max_bytes)
-        .saturating_add(1024 * 1024);
+    let limits = &cfg.photo_limits;
     Ok(Routes::new(LocationServiceServer::new(LocationGrpc::new(
         deps.locator.clone(),
-        cfg.location_batch_max,
+        limits.location_batch_max,
     )))
     .add_service(
+        // Uploads travel in the request.
         ClassifierServiceServer::new(ClassifierGrpc::new(classifier))
-            .max_decoding_message_size(max_message),
+            .max_decoding_message_size(limits.classify_message_bytes()),
     )
     .add_service(
-        // An image and its mask travel in the request.
         ImageEditServiceServer::new(ImageEditGrpc::new(edits))
-            .max_decoding_message_size(cfg.edit_max_image_bytes * 2 + 1024 * 1024)
+            .max_decoding_message_size(limits.edit_message_bytes())
             .max_encoding_message_size(cfg.edit_max_result_bytes + 1024 * 1024),
     ))
 }
@@ -143,13 +139,13 @@ pub fn build_edits(
     let credits = CreditGate::new(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
-        &cfg.service_token,
+        &cfg.service.service_token,
         cfg.cloud_credit_hold_secs,
     )?;
     let owners = ClientOwners::new(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
-        &cfg.service_token,
+        &cfg.service.service_token,
     )?;
     let window_ms = cfg.edit_submit_window_ms;
     Ok(EditService::new(
@@ -162,7 +158,7 @@ pub fn build_edits(
         UrlSigner::new(cfg.edit_url_secret.clone()),
         EditSettings {
             free_text_model: cfg.edit_free_text_model.clone(),
-            max_image_bytes: cfg.edit_max_image_bytes,
+            max_image_bytes: cfg.photo_limits.edit_max_image_bytes,
             deadline: Duration::from_secs(cfg.edit_deadline_secs),
             hold_margin: Duration::from_secs(cfg.edit_hold_margin_secs),
             abandon_after: Duration::from_secs(cfg.edit_abandon_after_secs),
@@ -210,7 +206,7 @@ pub fn build_classifier(
     recorder: &ModelCallRecorder,
     budget: &DecodeBudget,
 ) -> anyhow::Result<Arc<Classifier>> {
-    let keys = Keys::new(format!("{}:photo", cfg.redis_key_prefix));
+    let keys = cfg.redis.keys("photo");
     let cache = CacheService::new(
         deps.pools.clone(),
         deps.redis.clone(),
@@ -218,7 +214,7 @@ pub fn build_classifier(
         cfg.classification_cache_ttl_secs,
     );
     let limits = DecodeLimits {
-        max_bytes: cfg.classify_max_image_bytes,
+        max_bytes: cfg.photo_limits.classify_max_image_bytes,
         max_width: cfg.classify_max_image_side,
         max_height: cfg.classify_max_image_side,
         ..DecodeLimits::default()
@@ -253,7 +249,7 @@ pub fn build_classifier(
             let credits = CreditGate::new(
                 &cfg.membership_grpc_url,
                 Duration::from_millis(cfg.membership_timeout_ms),
-                &cfg.service_token,
+                &cfg.service.service_token,
                 cfg.cloud_credit_hold_secs,
             )?;
             Some(CloudPath::new(provider, credits))
@@ -268,9 +264,9 @@ pub fn build_classifier(
         local,
         cloud,
         ClassifyLimits {
-            max_image_bytes: cfg.classify_max_image_bytes,
-            batch_max: cfg.classify_batch_max,
-            lookup_max: cfg.lookup_max,
+            max_image_bytes: cfg.photo_limits.classify_max_image_bytes,
+            batch_max: cfg.photo_limits.classify_batch_max,
+            lookup_max: cfg.photo_limits.lookup_max,
         },
     ))
 }
@@ -285,7 +281,7 @@ pub fn start_recorder(
         tracing::info!("STATS_GRPC_URL is not set: model calls are not recorded");
         return Ok(ModelCallRecorder::disabled());
     };
-    let channel = platform::grpc::channel(url, STATS_TIMEOUT, &cfg.service_token)?;
+    let channel = platform::grpc::channel(url, STATS_TIMEOUT, &cfg.service.service_token)?;
     let client = StatsServiceClient::with_interceptor(channel, PropagateContext);
     Ok(ModelCallRecorder::new(Recorder::start(
         client,
@@ -313,17 +309,16 @@ pub async fn run(
     // the server.
     let worker = tokio::spawn(edit::worker::run(edits, shutdown.clone()));
     let cache_retention = spawn_cache_retention(cfg, &deps.pools, shutdown.clone());
-    let replica_monitor = deps.pools.spawn_replica_monitor(
-        Duration::from_millis(cfg.replica_status_interval_ms),
-        shutdown.clone(),
-    );
+    let replica_monitor = deps
+        .pools
+        .spawn_replica_monitor(cfg.database.replica_status_interval(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "photo service listening");
     let served = platform::grpc::serve(
         listener,
         routes,
         SERVICE_NAMES,
-        platform::grpc::Reflection::for_env(&cfg.xintu_env),
-        cfg.service_token.clone(),
+        cfg.service.reflection(),
+        cfg.service.service_token.clone(),
         shutdown,
     )
     .await;
@@ -384,15 +379,8 @@ fn spawn_cache_retention(
 /// Connects the pools (lazily) and Redis, and loads the location data and the local model. A
 /// service without them does not start: it would answer wrongly.
 pub async fn connect(cfg: &PhotoConfig) -> anyhow::Result<Dependencies> {
-    let pools = Pools::connect_lazy(
-        &cfg.database_url,
-        cfg.database_replica_url.as_ref(),
-        &platform::db::PoolSettings {
-            max_connections: cfg.database_max_connections,
-            ..Default::default()
-        },
-    )?;
-    let redis = platform::redis::connect(&cfg.redis_url).await?;
+    let pools = cfg.database.connect_lazy()?;
+    let redis = cfg.redis.connect().await?;
     let locator = load_locator(&cfg.geodata_dir()).await?;
     let local_classifier = load_local_classifier(cfg).await?;
     Ok(Dependencies {

@@ -18,17 +18,15 @@ async fn main() -> anyhow::Result<()> {
         return checked;
     }
     let cfg = platform::cli::config_or_exit(PhotoConfig::load());
-    let _telemetry = platform::telemetry::init(
-        "photo",
-        cfg.log_format,
-        cfg.otel_exporter_otlp_endpoint.as_deref(),
-    )
-    .map_err(|err| anyhow::anyhow!(err))?;
+    let _telemetry = cfg
+        .service
+        .init_telemetry("photo")
+        .map_err(|err| anyhow::anyhow!(err))?;
     match command {
         Command::Migrate => {
             // Migrations need only the database: no Redis, no location data.
             let pools = platform::db::Pools::connect_lazy(
-                &cfg.database_url,
+                &cfg.database.database_url,
                 None,
                 &platform::db::PoolSettings::default(),
             )?;

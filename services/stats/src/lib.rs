@@ -29,14 +29,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub const SERVICE_NAMES: &[&str] = &["stats.v1.StatsService"];
 
 pub fn connect(cfg: &StatsConfig) -> anyhow::Result<Pools> {
-    Ok(Pools::connect_lazy(
-        &cfg.database_url,
-        cfg.database_replica_url.as_ref(),
-        &platform::db::PoolSettings {
-            max_connections: cfg.database_max_connections,
-            ..Default::default()
-        },
-    )?)
+    Ok(cfg.database.connect_lazy()?)
 }
 
 /// Serves until `shutdown`; purges old logs every retention interval meanwhile.
@@ -46,10 +39,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let replica_monitor = pools.spawn_replica_monitor(
-        Duration::from_millis(cfg.replica_status_interval_ms),
-        shutdown.clone(),
-    );
+    let replica_monitor =
+        pools.spawn_replica_monitor(cfg.database.replica_status_interval(), shutdown.clone());
     let stats = Stats::new(pools, cfg.model_price_fen_per_million_tokens);
     let retention = spawn_retention(stats.clone(), cfg, shutdown.clone());
     let routes = Routes::new(StatsServiceServer::new(grpc::StatsGrpc::new(stats)));
@@ -58,8 +49,8 @@ pub async fn run(
         listener,
         routes,
         SERVICE_NAMES,
-        platform::grpc::Reflection::for_env(&cfg.xintu_env),
-        cfg.service_token.clone(),
+        cfg.service.reflection(),
+        cfg.service.service_token.clone(),
         shutdown,
     )
     .await;

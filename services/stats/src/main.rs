@@ -18,12 +18,10 @@ async fn main() -> anyhow::Result<()> {
         return checked;
     }
     let cfg = platform::cli::config_or_exit(StatsConfig::load());
-    let _telemetry = platform::telemetry::init(
-        "stats",
-        cfg.log_format,
-        cfg.otel_exporter_otlp_endpoint.as_deref(),
-    )
-    .map_err(|err| anyhow::anyhow!(err))?;
+    let _telemetry = cfg
+        .service
+        .init_telemetry("stats")
+        .map_err(|err| anyhow::anyhow!(err))?;
     let pools = stats_svc::connect(&cfg)?;
     match command {
         Command::Migrate => {

@@ -304,15 +304,15 @@ impl System {
         let mut membership_tasks = Vec::new();
         for _ in 0..options.memberships.max(1) {
             let mut cfg = MembershipConfig::defaults().expect("membership defaults");
-            cfg.service_token = service_token.clone();
-            cfg.database_url = match &primary_proxy {
+            cfg.service.service_token = service_token.clone();
+            cfg.database.database_url = match &primary_proxy {
                 Some(proxy) => with_host(&db.primary_url, proxy.addr),
                 None => db.primary_url.clone(),
             };
-            cfg.database_replica_url = Some(db.replica_url.clone());
-            cfg.database_max_connections = 10;
-            cfg.redis_url = options.redis_url();
-            cfg.redis_key_prefix = redis_prefix.clone();
+            cfg.database.database_replica_url = Some(db.replica_url.clone());
+            cfg.database.database_max_connections = 10;
+            cfg.redis.redis_url = options.redis_url();
+            cfg.redis.redis_key_prefix = redis_prefix.clone();
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_secret = SecretString::from(sandbox_cfg.secret.clone());
             cfg.wechat_api_base = provider_url.clone();
@@ -407,13 +407,13 @@ impl System {
         let mut gateway_tasks = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
             let mut cfg = GatewayConfig::defaults().expect("gateway defaults");
-            cfg.service_token = service_token.clone();
+            cfg.service.service_token = service_token.clone();
             cfg.membership_grpc_url = membership_urls[index % membership_urls.len()].clone();
             cfg.photo_grpc_url = photo_grpc_url.clone();
             cfg.photos_per_client_per_minute = options.photo.photos_per_client_per_minute;
             cfg.photo_lookups_per_client_per_minute = options.photo.lookups_per_client_per_minute;
             if let Some(most) = options.photo.location_batch_max {
-                cfg.location_batch_max = most;
+                cfg.photo_limits.location_batch_max = most;
             }
             if let Some(bytes) = options.photo.uploads_in_flight_bytes {
                 cfg.photo_uploads_in_flight_bytes = bytes;
@@ -428,8 +428,8 @@ impl System {
             cfg.stats_grpc_url = stats.url();
             cfg.request_logging = options.request_logging;
             cfg.request_log_flush_ms = options.request_log_flush_ms;
-            cfg.redis_url = options.redis_url();
-            cfg.redis_key_prefix = redis_prefix.clone();
+            cfg.redis.redis_url = options.redis_url();
+            cfg.redis.redis_key_prefix = redis_prefix.clone();
             cfg.admin_password_hash = Some(SecretString::from(admin_password_hash()));
             cfg.wechat_appid = sandbox_cfg.appid.clone();
             cfg.wechat_token = SecretString::from(sandbox_cfg.push_token.clone());

@@ -140,12 +140,12 @@ pub async fn start_instance(
         stats_url,
     } = peers;
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
-    cfg.service_token = service_token.clone();
-    cfg.database_url = db.primary_url.clone();
-    cfg.database_replica_url = Some(db.replica_url.clone());
-    cfg.database_max_connections = 5;
-    cfg.redis_url = options.redis_url();
-    cfg.redis_key_prefix = redis_prefix.to_owned();
+    cfg.service.service_token = service_token.clone();
+    cfg.database.database_url = db.primary_url.clone();
+    cfg.database.database_replica_url = Some(db.replica_url.clone());
+    cfg.database.database_max_connections = 5;
+    cfg.redis.redis_url = options.redis_url();
+    cfg.redis.redis_key_prefix = redis_prefix.to_owned();
     cfg.membership_grpc_url = membership_urls.join(",");
     cfg.stats_grpc_url = options.request_logging.then(|| stats_url.to_owned());
     let photo = &options.photo;
@@ -185,7 +185,7 @@ pub async fn start_instance(
         cfg.decode_budget_wait_ms = wait;
     }
     if let Some(most) = photo.location_batch_max {
-        cfg.location_batch_max = most;
+        cfg.photo_limits.location_batch_max = most;
     }
     cfg.validate().expect("photo test config");
     let locator = LOCATOR
@@ -206,7 +206,7 @@ pub async fn start_instance(
         .clone();
     let deps = photo_svc::Dependencies {
         pools: db.pools(),
-        redis: platform::redis::connect(&cfg.redis_url)
+        redis: platform::redis::connect(&cfg.redis.redis_url)
             .await
             .expect("photo redis url"),
         locator,

@@ -53,9 +53,9 @@ impl StatsService {
 
 fn serve(db: &TestDatabase, token: &ServiceToken, listener: TcpListener, stop: CancellationToken) {
     let mut cfg = StatsConfig::defaults().expect("stats defaults");
-    cfg.service_token = token.clone();
-    cfg.database_url = db.primary_url.clone();
-    cfg.database_replica_url = Some(db.replica_url.clone());
+    cfg.service.service_token = token.clone();
+    cfg.database.database_url = db.primary_url.clone();
+    cfg.database.database_replica_url = Some(db.replica_url.clone());
     let pools = db.pools();
     tokio::spawn(async move {
         if let Err(err) = stats_svc::run(&cfg, pools, listener, stop).await {

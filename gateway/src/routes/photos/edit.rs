@@ -119,7 +119,7 @@ pub async fn submit(
     state.limits.check_photos(&caller.client_id, 1).await?;
     let form = edit_form::read(
         super::multipart_of(multipart)?,
-        state.cfg.photo_max_image_bytes,
+        state.cfg.photo_limits.edit_max_image_bytes,
     )
     .await?;
     let request_key = headers

@@ -115,8 +115,12 @@ pub async fn classify(
 ) -> Result<Json<ClassificationOut>, ApiError> {
     let (user_id, openid) = caller.bound_user()?;
     state.limits.check_photos(&caller.client_id, 1).await?;
-    let form =
-        upload::read_form(multipart_of(multipart)?, state.cfg.photo_max_image_bytes, 1).await?;
+    let form = upload::read_form(
+        multipart_of(multipart)?,
+        state.cfg.photo_limits.classify_max_image_bytes,
+        1,
+    )
+    .await?;
     let mode = parse_mode(form.mode.as_deref())?;
     let Some(upload) = form.images.into_iter().next() else {
         return Err(ApiError::new(
@@ -159,10 +163,10 @@ pub async fn classify_batch(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<BatchOut>, ApiError> {
     let (user_id, openid) = caller.bound_user()?;
-    let max_images = state.cfg.photo_batch_max_images;
+    let max_images = state.cfg.photo_limits.classify_batch_max;
     let form = upload::read_form(
         multipart_of(multipart)?,
-        state.cfg.photo_max_image_bytes,
+        state.cfg.photo_limits.classify_max_image_bytes,
         max_images,
     )
     .await?;
@@ -273,7 +277,7 @@ pub async fn lookup(
 ) -> Result<Json<LookupOut>, ApiError> {
     caller.bound_user()?;
     state.limits.check_lookup(&caller.client_id).await?;
-    let max = state.cfg.photo_lookup_max;
+    let max = state.cfg.photo_limits.lookup_max;
     if input.sha256.is_empty() || input.sha256.len() > max {
         return Err(ApiError::new(
             ErrorCode::InvalidBatchSize,

@@ -15,9 +15,9 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sqlx::Acquire;
 
 use super::{Orders, china_time};
+use crate::admin::OPERATOR_VIEWS;
 use crate::domain::bill::{BillEntry, compare};
 use crate::error::MembershipError;
-use crate::freshness::OPERATOR_VIEWS;
 use crate::retry;
 use crate::store::bills::{self, BillCheckRow, DifferenceRow};
 

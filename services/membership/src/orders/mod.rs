@@ -8,12 +8,12 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use sqlx::Acquire;
 
+use platform::db::freshness::Freshness;
 use platform::db::{Pools, ReadFrom, last_gtid};
 
 use crate::domain::order::{OrderStatus, OrderType};
 use crate::domain::pricing::{PriceList, Product, extend_membership};
 use crate::error::MembershipError;
-use crate::freshness::Freshness;
 use crate::metrics::{CreditMetrics, CreditOperation};
 use crate::retry;
 use crate::store::{self, ledger, orders::OrderRow};

@@ -22,10 +22,10 @@ use sqlx::Acquire;
 use platform::db::last_gtid;
 
 use super::{Orders, china_time, order_subject, user_subject};
+use crate::admin::OPERATOR_VIEWS;
 use crate::domain::order::{OrderStatus, OrderType};
 use crate::domain::refund::{RefundBasis, RefundRefusal, RefundStatus};
 use crate::error::MembershipError;
-use crate::freshness::OPERATOR_VIEWS;
 use crate::retry;
 use crate::store::{self, ledger, refunds::RefundListRow};
 use crate::wechatpay::{PayError, RefundRequest};

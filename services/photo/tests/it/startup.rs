@@ -41,6 +41,8 @@ async fn migrate_runs_with_all_digit_values_for_every_string_setting() {
 fn a_bad_value_stops_start_up_with_one_line_naming_it() {
     assert_refused_in_one_line(BIN, &["migrate"], "DATABASE_MAX_CONNECTIONS", "ten");
     assert_refused_in_one_line(BIN, &["migrate"], "LOG_FORMAT", "xml");
+    // A photo limit, from the section the gateway reads too.
+    assert_refused_in_one_line(BIN, &["migrate"], "LOOKUP_MAX", "many");
 }
 
 /// The sandbox's DashScope key is refused in production even at a real https address.

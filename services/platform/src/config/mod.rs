@@ -1,16 +1,24 @@
 //! Configuration: a service's embedded, commented defaults (TOML) overlaid by the environment.
 //!
-//! Environment names are the operator contract (`DATABASE_URL`, `REDIS_URL`, ...): a config
-//! struct field `database_url` is set by `DATABASE_URL`.
+//! Environment names are the operator contract (`DATABASE_URL`, `REDIS_URL`, ...): a setting
+//! `database_url` is set by `DATABASE_URL`, wherever it sits in the defaults. A defaults document
+//! may group its settings in sections (`[database]`, `[redis]`): a section is read into a
+//! struct of its own, and its keys keep their full names, so the environment stays flat. A key
+//! is declared once in all the documents a service reads.
 //!
 //! The type of a setting comes from its default, not from the look of the value: a key whose
 //! default is a string (`wechatpay_mch_id = "1900000109"`) takes `1900009191` from the
 //! environment as the string it is. (figment's own `Env` provider guesses a type per value, so a
-//! real all-digit merchant id, token or password would fail as "found unsigned int".)
+//! real all-digit merchant id, token or password would fail as "found unsigned int".) An empty
+//! value of a number or a switch is no value: compose passes `${NAME:-}` for what an operator
+//! may set, and the default stands.
 
 use std::collections::HashMap;
 
 pub mod production;
+mod sections;
+
+pub use sections::{DatabaseConfig, RedisConfig, ServiceConfig};
 
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
@@ -32,7 +40,12 @@ fn describe(error: &figment::Error) -> String {
         .clone()
         .into_iter()
         .map(|err| {
-            let name = err.path.join(".").to_ascii_uppercase();
+            // The key alone is the environment name; the section it sits in is not.
+            let name = err
+                .path
+                .last()
+                .map(|key| key.to_ascii_uppercase())
+                .unwrap_or_default();
             let from = err
                 .metadata
                 .as_ref()
@@ -60,22 +73,80 @@ pub fn is_sandbox_url(url: &str) -> bool {
     }
 }
 
-/// Loads `T` from `defaults` (a TOML document naming every key) overlaid by the environment
-/// variables whose lowercased names are keys of `defaults`.
-pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, Box<figment::Error>> {
+/// Loads `T` from `defaults` (TOML documents that together name every key) overlaid by the
+/// environment variables whose lowercased names are keys of `defaults`.
+pub fn load<T: DeserializeOwned>(defaults: &[&str]) -> Result<T, Box<figment::Error>> {
     figment(defaults).extract().map_err(Box::new)
 }
 
 /// Loads `T` from `defaults` alone, ignoring the environment (tests start from this).
-pub fn defaults_only<T: DeserializeOwned>(defaults: &str) -> Result<T, Box<figment::Error>> {
-    Figment::from(Toml::string(defaults))
-        .extract()
-        .map_err(Box::new)
+pub fn defaults_only<T: DeserializeOwned>(defaults: &[&str]) -> Result<T, Box<figment::Error>> {
+    documents(defaults).extract().map_err(Box::new)
 }
 
 /// Returns the layered provider, for callers that add their own overrides (tests).
-pub fn figment(defaults: &str) -> Figment {
-    Figment::from(Toml::string(defaults)).merge(TypedEnv::from_defaults(defaults))
+pub fn figment(defaults: &[&str]) -> Figment {
+    documents(defaults).merge(TypedEnv::from_defaults(defaults))
+}
+
+/// The defaults documents merged, section by section.
+fn documents(defaults: &[&str]) -> Figment {
+    defaults
+        .iter()
+        .fold(Figment::new(), |figment, document| {
+            figment.merge(Toml::string(document))
+        })
+        .merge(DeclaredOnce::from_defaults(defaults))
+}
+
+/// Refuses settings whose names moved: a deployment that still sets `old` would otherwise run
+/// on the default of `new` without a word. `renamed` pairs (old key, new key).
+pub fn refuse_renamed(renamed: &[(&str, &str)]) -> Result<(), ConfigError> {
+    for (old, new) in renamed {
+        let old = old.to_ascii_uppercase();
+        if std::env::var_os(&old).is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "{old} is no longer read: set {} instead",
+                new.to_ascii_uppercase()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fails the load when a key is declared twice across the defaults (two sections, or two
+/// documents): its environment variable could only set one of them.
+struct DeclaredOnce {
+    twice: Vec<String>,
+}
+
+impl DeclaredOnce {
+    fn from_defaults(defaults: &[&str]) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let twice = defaults
+            .iter()
+            .flat_map(|document| declarations(document))
+            .filter(|declaration| !declaration.commented)
+            .filter(|declaration| !seen.insert(declaration.key))
+            .map(|declaration| declaration.key.to_owned())
+            .collect();
+        Self { twice }
+    }
+}
+
+impl Provider for DeclaredOnce {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("defaults")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        match self.twice.first() {
+            Some(key) => Err(figment::Error::from(format!(
+                "{key} is declared twice in the defaults"
+            ))),
+            None => Ok(Map::new()),
+        }
+    }
 }
 
 /// How an environment value of a key is read, from the key's default.
@@ -87,16 +158,39 @@ enum KeyType {
     Parsed,
 }
 
-/// The environment variables named by the keys of a defaults document, typed by those keys.
+/// Where a key sits in the defaults, and how its environment value is read.
+#[derive(Clone, Debug)]
+struct KeyPlace {
+    section: Option<String>,
+    key_type: KeyType,
+}
+
+/// The environment variables named by the keys of the defaults documents, typed by those keys
+/// and put in their sections.
 struct TypedEnv {
-    keys: HashMap<String, KeyType>,
+    keys: HashMap<String, KeyPlace>,
 }
 
 impl TypedEnv {
-    fn from_defaults(defaults: &str) -> Self {
-        Self {
-            keys: top_level_keys(defaults).into_iter().collect(),
-        }
+    fn from_defaults(defaults: &[&str]) -> Self {
+        let keys = defaults
+            .iter()
+            .flat_map(|document| declarations(document))
+            .map(|declaration| {
+                let key_type =
+                    if declaration.value.starts_with('"') || declaration.value.starts_with('\'') {
+                        KeyType::Text
+                    } else {
+                        KeyType::Parsed
+                    };
+                let place = KeyPlace {
+                    section: declaration.section.map(str::to_owned),
+                    key_type,
+                };
+                (declaration.key.to_owned(), place)
+            })
+            .collect();
+        Self { keys }
     }
 }
 
@@ -112,14 +206,25 @@ impl Provider for TypedEnv {
                 continue;
             };
             let key = name.to_ascii_lowercase();
-            let Some(key_type) = self.keys.get(&key) else {
+            let Some(place) = self.keys.get(&key) else {
                 continue;
             };
-            let value = match key_type {
+            let value = match place.key_type {
                 KeyType::Text => Value::from(value.to_owned()),
+                KeyType::Parsed if value.trim().is_empty() => continue,
                 KeyType::Parsed => value.parse().unwrap_or_else(|never| match never {}),
             };
-            dict.insert(key, value);
+            let section = match &place.section {
+                Some(section) => match dict
+                    .entry(section.clone())
+                    .or_insert_with(|| Value::from(Dict::new()))
+                {
+                    Value::Dict(_, section) => section,
+                    _ => continue,
+                },
+                None => &mut dict,
+            };
+            section.insert(key, value);
         }
         Ok(Profile::Default.collect(dict))
     }
@@ -128,45 +233,53 @@ impl Provider for TypedEnv {
 /// The string settings of a defaults document, each with its default or example value (for
 /// start-up tests that feed every one of them an all-digit value).
 pub fn string_settings(defaults: &str) -> Vec<(String, String)> {
-    assignments(defaults)
-        .filter_map(|(key, value)| {
+    declarations(defaults)
+        .filter_map(|declaration| {
+            let value = declaration.value;
             let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
             let inner = value.strip_prefix(quote)?.split(quote).next()?;
-            Some((key.to_owned(), inner.to_owned()))
+            Some((declaration.key.to_owned(), inner.to_owned()))
         })
         .collect()
 }
 
-/// Keys of a flat TOML document with their types, so only variables we know are read from the
-/// env.
-fn top_level_keys(defaults: &str) -> Vec<(String, KeyType)> {
-    assignments(defaults)
-        .map(|(key, value)| {
-            let key_type = if value.starts_with('"') || value.starts_with('\'') {
-                KeyType::Text
-            } else {
-                KeyType::Parsed
-            };
-            (key.to_owned(), key_type)
-        })
-        .collect()
+/// One `key = value` line of a defaults document.
+struct Declaration<'a> {
+    /// The `[section]` it sits in; None above the first section.
+    section: Option<&'a str>,
+    key: &'a str,
+    value: &'a str,
+    /// A commented assignment (`# wechat_aes_key = "..."`) names an optional key that has no
+    /// default; its example value still says its type.
+    commented: bool,
 }
 
-/// The `key = value` lines of a flat TOML document, trimmed. A commented assignment
-/// (`# wechat_aes_key = "..."`) names an optional key that has no default; its example value
-/// still says its type.
-fn assignments(defaults: &str) -> impl Iterator<Item = (&str, &str)> {
-    defaults
-        .lines()
-        .map(|line| line.trim().trim_start_matches('#').trim())
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.trim(), value.trim()))
-        .filter(|(key, _)| {
-            !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+/// The `key = value` lines of a defaults document, trimmed, with their sections.
+fn declarations(defaults: &str) -> impl Iterator<Item = Declaration<'_>> {
+    let mut section = None;
+    defaults.lines().filter_map(move |line| {
+        let line = line.trim();
+        if let Some(name) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            section = Some(name.trim());
+            return None;
+        }
+        let uncommented = line.trim_start_matches('#').trim();
+        let (key, value) = uncommented.split_once('=')?;
+        let (key, value) = (key.trim(), value.trim());
+        let is_key = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        is_key.then_some(Declaration {
+            section,
+            key,
+            value,
+            commented: uncommented.len() != line.len(),
         })
+    })
 }
 
 #[cfg(test)]
@@ -210,7 +323,7 @@ ratio = 0.5
             jail.set_env("ENABLED", "false");
             jail.set_env("RATIO", "0.25");
             jail.set_env("OPTIONAL_COUNT", "9");
-            let cfg: Sample = load(DEFAULTS).map_err(|e| *e)?;
+            let cfg: Sample = load(&[DEFAULTS]).map_err(|e| *e)?;
             assert_eq!(cfg.merchant_id, "1900009191");
             // Leading zeros survive: the value is never a number on the way.
             assert_eq!(cfg.optional_thing.as_deref(), Some("0012"));
@@ -228,7 +341,7 @@ ratio = 0.5
     fn a_bad_value_is_one_line_naming_the_variable() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("POOL_SIZE", "twenty");
-            let err = load::<Sample>(DEFAULTS).err().map(ConfigError::from);
+            let err = load::<Sample>(&[DEFAULTS]).err().map(ConfigError::from);
             let message = err.map(|err| err.to_string()).unwrap_or_default();
             assert!(message.starts_with("POOL_SIZE: invalid type"), "{message}");
             assert!(message.contains("environment variable"), "{message}");
@@ -252,13 +365,100 @@ ratio = 0.5
         figment::Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "mysql://from-env");
             jail.set_env("UNRELATED_VARIABLE", "x");
-            let cfg: Sample = load(DEFAULTS).map_err(|e| *e)?;
+            let cfg: Sample = load(&[DEFAULTS]).map_err(|e| *e)?;
             assert_eq!(cfg.listen_addr, "127.0.0.1:1");
             assert_eq!(cfg.database_url, "mysql://from-env");
             assert!(cfg.optional_thing.is_none());
             jail.set_env("OPTIONAL_THING", "set");
-            let cfg: Sample = load(DEFAULTS).map_err(|e| *e)?;
+            let cfg: Sample = load(&[DEFAULTS]).map_err(|e| *e)?;
             assert_eq!(cfg.optional_thing.as_deref(), Some("set"));
+            Ok(())
+        });
+    }
+
+    #[derive(Deserialize)]
+    struct Sectioned {
+        listen_addr: String,
+        pool: Pool,
+    }
+
+    #[derive(Deserialize)]
+    struct Pool {
+        pool_size: u32,
+        pool_name: String,
+    }
+
+    const SECTIONED: &str = r#"
+listen_addr = "127.0.0.1:1"
+
+[pool]
+# connections
+pool_size = 20
+pool_name = "main"
+"#;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn a_section_takes_its_keys_from_flat_environment_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("POOL_SIZE", "7");
+            jail.set_env("POOL_NAME", "0042");
+            let cfg: Sectioned = load(&[SECTIONED]).map_err(|e| *e)?;
+            assert_eq!(cfg.listen_addr, "127.0.0.1:1");
+            assert_eq!(cfg.pool.pool_size, 7);
+            assert_eq!(cfg.pool.pool_name, "0042");
+            // An empty number is no value: the default stands.
+            jail.set_env("POOL_SIZE", "");
+            let cfg: Sectioned = load(&[SECTIONED]).map_err(|e| *e)?;
+            assert_eq!(cfg.pool.pool_size, 20);
+            // A bad value in a section is named by its environment name alone.
+            jail.set_env("POOL_SIZE", "twenty");
+            let message = load::<Sectioned>(&[SECTIONED])
+                .err()
+                .map(|err| ConfigError::from(err).to_string())
+                .unwrap_or_default();
+            assert!(message.starts_with("POOL_SIZE: invalid type"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sections_may_come_from_several_documents_but_a_key_only_once() {
+        const MORE: &str = "[extra]\nextra_flag = true\n";
+        #[derive(Deserialize)]
+        struct Both {
+            pool: Pool,
+            extra: Extra,
+        }
+        #[derive(Deserialize)]
+        struct Extra {
+            extra_flag: bool,
+        }
+        let both: Both = defaults_only(&[SECTIONED, MORE]).unwrap();
+        assert_eq!(both.pool.pool_size, 20);
+        assert!(both.extra.extra_flag);
+        const AGAIN: &str = "[other]\npool_size = 3\n";
+        let err = defaults_only::<Sectioned>(&[SECTIONED, AGAIN])
+            .err()
+            .map(|err| ConfigError::from(err).to_string())
+            .unwrap_or_default();
+        assert!(err.contains("pool_size is declared twice"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn a_renamed_setting_still_set_is_refused_naming_its_new_name() {
+        figment::Jail::expect_with(|jail| {
+            refuse_renamed(&[("old_limit", "new_limit")]).map_err(|e| e.to_string())?;
+            jail.set_env("OLD_LIMIT", "5");
+            let message = refuse_renamed(&[("old_limit", "new_limit")])
+                .err()
+                .map(|err| err.to_string())
+                .unwrap_or_default();
+            assert_eq!(
+                message,
+                "OLD_LIMIT is no longer read: set NEW_LIMIT instead"
+            );
             Ok(())
         });
     }

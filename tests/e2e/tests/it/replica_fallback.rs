@@ -40,8 +40,8 @@ async fn stats_reads_fall_back_to_the_primary_when_the_replica_is_unreachable() 
     .unwrap();
 
     let mut cfg = StatsConfig::defaults().unwrap();
-    cfg.database_url = db.primary_url.clone();
-    let token = cfg.service_token.clone();
+    cfg.database.database_url = db.primary_url.clone();
+    let token = cfg.service.service_token.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();

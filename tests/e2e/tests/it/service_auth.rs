@@ -97,12 +97,13 @@ async fn calls_without_the_service_token_or_with_another_are_refused() {
 async fn a_gateway_with_another_token_is_not_ready_and_fails_as_internal() {
     let system = System::start(Options::default()).await;
     let mut cfg = GatewayConfig::defaults().unwrap();
-    cfg.service_token = ServiceToken::parse("not-this-systems-service-token-0123456789").unwrap();
+    cfg.service.service_token =
+        ServiceToken::parse("not-this-systems-service-token-0123456789").unwrap();
     cfg.membership_grpc_url = system.membership_urls[0].clone();
     cfg.photo_grpc_url = system.photo_url().to_owned();
     cfg.stats_grpc_url = system.stats.url();
-    cfg.redis_url = platform::testing::redis_url();
-    cfg.redis_key_prefix = platform::testing::redis_prefix();
+    cfg.redis.redis_url = platform::testing::redis_url();
+    cfg.redis.redis_key_prefix = platform::testing::redis_prefix();
     let state = gateway::AppState::new(cfg).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

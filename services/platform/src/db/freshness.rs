@@ -9,12 +9,8 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use sqlx::MySqlPool;
 
-use platform::db::{Pools, ReadFrom};
-use platform::redis::{Keys, Redis};
-
-/// The subject of everything operators change and read back in the admin lists: one for all
-/// operators, since each reads what the others did too.
-pub const OPERATOR_VIEWS: &str = "operator_views";
+use super::{Pools, ReadFrom};
+use crate::redis::{Keys, Redis};
 
 /// How long the replica may take to apply a write before the primary is read instead.
 const REPLICA_WAIT: Duration = Duration::from_millis(50);
@@ -56,7 +52,7 @@ impl Freshness {
     /// Remembers that `subject` was written by everything the primary has committed so far: for
     /// an action of several transactions, some of them made elsewhere in the code.
     pub async fn wrote_all_so_far(&self, pools: &Pools, subject: &str) {
-        let position = platform::db::binlog_position(&pools.primary).await;
+        let position = super::binlog_position(&pools.primary).await;
         self.wrote(subject, position.as_deref()).await;
     }
 

@@ -3,7 +3,9 @@
 //! Writes go to `pools.primary`. Reads that may be a moment stale go through [`Pools::read`] (or
 //! [`Pools::read_from`]), which use the replica and fall back to the primary while it is
 //! unreachable. Reads that must see a write just made either go to the primary or wait for the
-//! write's GTID on the replica ([`Pools::replica_has`]).
+//! write's GTID on the replica ([`Pools::replica_has`]); [`freshness::Freshness`] remembers
+//! those GTIDs across requests and instances, so a client's read after its own write is routed
+//! by them.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -18,6 +20,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection, Executor, MySqlConnection};
 
 use crate::skip_window::SkipWindow;
+
+pub mod freshness;
 
 /// After a read found the replica unreachable, reads meant for it go straight to the primary
 /// for this long, so each one does not wait out a connect timeout first.
