@@ -1,12 +1,16 @@
 //! Photo service configuration (defaults and documentation in `config.default.toml`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 
+use platform::config::duration::millis;
 use platform::config::{DatabaseConfig, RedisConfig, ServiceConfig};
 use proto::limits::{PHOTO_LIMITS_DEFAULTS, PhotoLimits};
+
+use crate::dashscope::ProviderSettings;
+use crate::edit::EditSettings;
 
 /// This service's own defaults, and the photo limits it shares with the gateway.
 const DEFAULTS: [&str; 2] = [
@@ -20,6 +24,22 @@ pub struct PhotoConfig {
     pub geodata_dir: Option<PathBuf>,
     pub membership_grpc_url: String,
     pub membership_timeout_ms: u64,
+    pub stats_grpc_url: Option<String>,
+    pub service: ServiceConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    /// What the photo API takes; the gateway reads the same section.
+    pub photo_limits: PhotoLimits,
+    pub classify: ClassifyConfig,
+    pub decode: DecodeConfig,
+    /// The DashScope account, and how the Qwen-VL client treats it.
+    pub dashscope: ProviderSettings,
+    pub edits: EditSettings,
+}
+
+/// `[classify]`: the local model, the result cache and the cloud path's credits.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClassifyConfig {
     pub local_model_path: Option<PathBuf>,
     pub category_rules_path: Option<PathBuf>,
     pub local_model_concurrency: usize,
@@ -27,51 +47,15 @@ pub struct PhotoConfig {
     pub classification_cache_ttl_secs: u64,
     pub classification_cache_retention_days: u32,
     pub classification_cache_retention_interval_ms: u64,
-    pub decode_budget_bytes: u64,
-    pub decode_budget_wait_ms: u64,
-    pub dashscope_api_key: Option<SecretString>,
-    pub dashscope_base_url: String,
-    pub dashscope_vision_model: String,
-    pub dashscope_attempt_timeout_ms: u64,
-    pub dashscope_deadline_ms: u64,
-    pub dashscope_max_retries: usize,
-    pub dashscope_retry_base_ms: u64,
-    pub dashscope_retry_max_ms: u64,
-    pub dashscope_max_concurrency: usize,
-    pub dashscope_max_calls_per_second: u32,
-    pub dashscope_breaker_failures: u32,
-    pub dashscope_breaker_open_secs: u64,
-    pub dashscope_image_max_side: u32,
     pub cloud_credit_hold_secs: u32,
-    pub edit_storage_dir: Option<PathBuf>,
-    pub edit_url_secret: SecretString,
-    pub edit_result_url_ttl_secs: u64,
-    pub edit_free_text_model: String,
-    pub edit_deadline_secs: u64,
-    pub edit_hold_margin_secs: u64,
-    pub edit_abandon_after_secs: u64,
-    pub edit_lease_secs: u64,
-    pub edit_call_timeout_ms: u64,
-    pub edit_sync_timeout_ms: u64,
-    pub edit_wanx_max_in_flight: u32,
-    pub edit_wanx_submits_per_window: u32,
-    pub edit_free_text_max_in_flight: u32,
-    pub edit_free_text_submits_per_window: u32,
-    pub edit_submit_window_ms: u64,
-    pub edit_poll_initial_ms: u64,
-    pub edit_poll_max_ms: u64,
-    pub edit_retry_base_ms: u64,
-    pub edit_retry_max_ms: u64,
-    pub edit_worker_tick_ms: u64,
-    pub edit_max_result_bytes: usize,
-    pub edit_result_retention_secs: u64,
-    pub edit_retention_interval_ms: u64,
-    pub stats_grpc_url: Option<String>,
-    pub service: ServiceConfig,
-    pub database: DatabaseConfig,
-    pub redis: RedisConfig,
-    /// What the photo API takes; the gateway reads the same section.
-    pub photo_limits: PhotoLimits,
+}
+
+/// `[decode]`: the memory every image decode of one instance shares.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DecodeConfig {
+    pub decode_budget_bytes: u64,
+    #[serde(rename = "decode_budget_wait_ms", deserialize_with = "millis")]
+    pub decode_budget_wait: Duration,
 }
 
 pub use platform::config::{ConfigError, is_sandbox_url};
@@ -103,7 +87,8 @@ impl PhotoConfig {
 
     fn validate_edits(&self) -> Result<(), ConfigError> {
         use secrecy::ExposeSecret;
-        let secret = self.edit_url_secret.expose_secret();
+        let edits = &self.edits;
+        let secret = edits.url_secret.expose_secret();
         let checks: [(bool, &str); 5] = [
             (
                 secret.len() >= 32,
@@ -114,22 +99,22 @@ impl PhotoConfig {
                 "edit_url_secret is the local default; production needs its own",
             ),
             (
-                self.edit_deadline_secs >= 10
-                    && self.edit_deadline_secs + self.edit_hold_margin_secs <= 86_400,
+                edits.deadline.as_secs() >= 10
+                    && (edits.deadline + edits.hold_margin).as_secs() <= 86_400,
                 "edit_deadline_secs must be >= 10 and, with edit_hold_margin_secs, at most a day",
             ),
             (
-                self.edit_wanx_max_in_flight >= 1
-                    && self.edit_wanx_submits_per_window >= 1
-                    && self.edit_free_text_max_in_flight >= 1
-                    && self.edit_free_text_submits_per_window >= 1
-                    && self.edit_submit_window_ms >= 100,
+                edits.wanx_max_in_flight >= 1
+                    && edits.wanx_submits_per_window >= 1
+                    && edits.free_text_max_in_flight >= 1
+                    && edits.free_text_submits_per_window >= 1
+                    && edits.submit_window_ms >= 100,
                 "the edit provider limits must be >= 1 (and the window >= 100 ms)",
             ),
             (
-                self.edit_lease_secs >= 1
-                    && self.edit_worker_tick_ms >= 10
-                    && self.edit_poll_initial_ms >= 10,
+                edits.lease.as_secs() >= 1
+                    && edits.tick.as_millis() >= 10
+                    && edits.poll_initial.as_millis() >= 10,
                 "edit_lease_secs >= 1, edit_worker_tick_ms and edit_poll_initial_ms >= 10",
             ),
         ];
@@ -139,43 +124,37 @@ impl PhotoConfig {
         Ok(())
     }
 
-    /// Returns the edit storage directory: the configured one, else `$XINTU_DATA_DIR/edits`.
-    pub fn edit_storage_dir(&self) -> PathBuf {
-        self.edit_storage_dir
-            .clone()
-            .unwrap_or_else(|| photo_model::data_dir::data_dir().join("edits"))
-    }
-
     fn validate_classification(&self) -> Result<(), ConfigError> {
+        let (classify, dashscope) = (&self.classify, &self.dashscope);
         let checks: [(bool, &str); 7] = [
             (
-                self.decode_budget_bytes >= MIN_DECODE_BUDGET
-                    && self.decode_budget_wait_ms <= 60_000,
+                self.decode.decode_budget_bytes >= MIN_DECODE_BUDGET
+                    && self.decode.decode_budget_wait.as_millis() <= 60_000,
                 "decode_budget_bytes must be at least 64 MiB and decode_budget_wait_ms at most 60000",
             ),
             (
-                (1..=64).contains(&self.local_model_concurrency),
+                (1..=64).contains(&classify.local_model_concurrency),
                 "local_model_concurrency must be within 1..=64",
             ),
             (
-                (16..=30_000).contains(&self.classify_max_image_side),
+                (16..=30_000).contains(&classify.classify_max_image_side),
                 "classify_max_image_side must be within 16..=30000",
             ),
             (
-                self.dashscope_max_concurrency >= 1 && self.dashscope_max_calls_per_second >= 1,
+                dashscope.max_concurrency >= 1 && dashscope.max_calls_per_second >= 1,
                 "dashscope_max_concurrency and dashscope_max_calls_per_second must be >= 1",
             ),
             (
-                self.dashscope_breaker_failures >= 1,
+                dashscope.breaker_failures >= 1,
                 "dashscope_breaker_failures must be >= 1",
             ),
             (
-                self.dashscope_attempt_timeout_ms >= 100
-                    && self.dashscope_deadline_ms >= self.dashscope_attempt_timeout_ms,
+                dashscope.attempt_timeout.as_millis() >= 100
+                    && dashscope.deadline >= dashscope.attempt_timeout,
                 "dashscope_deadline_ms must be >= dashscope_attempt_timeout_ms >= 100",
             ),
             (
-                (64..=4096).contains(&self.dashscope_image_max_side),
+                (64..=4096).contains(&dashscope.image_max_side),
                 "dashscope_image_max_side must be within 64..=4096",
             ),
         ];
@@ -186,10 +165,10 @@ impl PhotoConfig {
             use secrecy::ExposeSecret;
             let mut check = platform::config::production::ProductionCheck::new();
             check
-                .https_url("DASHSCOPE_BASE_URL", &self.dashscope_base_url)
-                .secret("EDIT_URL_SECRET", self.edit_url_secret.expose_secret(), 32)
+                .https_url("DASHSCOPE_BASE_URL", &dashscope.base_url)
+                .secret("EDIT_URL_SECRET", self.edits.url_secret.expose_secret(), 32)
                 .service_token(&self.service.service_token);
-            if let Some(key) = &self.dashscope_api_key {
+            if let Some(key) = &dashscope.api_key {
                 check.secret("DASHSCOPE_API_KEY", key.expose_secret(), 20);
             }
             check.finish()?;
@@ -200,7 +179,8 @@ impl PhotoConfig {
     /// Returns the local model's weights: the configured file, else where the fetch script
     /// writes it.
     pub fn local_model_path(&self) -> PathBuf {
-        self.local_model_path
+        self.classify
+            .local_model_path
             .clone()
             .unwrap_or_else(photo_model::data_dir::default_model_path)
     }
@@ -224,6 +204,8 @@ impl PhotoConfig {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use super::*;
 
     #[test]
@@ -250,21 +232,21 @@ mod tests {
     #[test]
     fn production_refuses_the_dashscope_sandbox() {
         let mut cfg = PhotoConfig::defaults().unwrap();
-        cfg.dashscope_base_url = "http://127.0.0.1:9900".into();
+        cfg.dashscope.base_url = "http://127.0.0.1:9900".into();
         cfg.validate().unwrap();
         cfg.service.xintu_env = "production".into();
         assert!(cfg.validate().is_err());
-        cfg.dashscope_base_url = "https://dashscope.aliyuncs.com".into();
+        cfg.dashscope.base_url = "https://dashscope.aliyuncs.com".into();
         // The local default of the edit URL secret is refused in production too.
         assert!(cfg.validate().is_err());
-        cfg.edit_url_secret =
+        cfg.edits.url_secret =
             SecretString::from("a-production-secret-of-forty-bytes-0123".to_owned());
         // And the local default of the service token.
         assert!(cfg.validate().is_err());
         cfg.service.service_token =
             platform::grpc::ServiceToken::parse("Vn4Qe8Rt2Yu6Io0Pa3Sd7Fg1Hj5Kl9Zx2Cv6Bn").unwrap();
         cfg.validate().unwrap();
-        cfg.edit_url_secret = SecretString::from("too-short".to_owned());
+        cfg.edits.url_secret = SecretString::from("too-short".to_owned());
         assert!(cfg.validate().is_err());
     }
 
@@ -272,13 +254,13 @@ mod tests {
     fn classification_limits_are_checked() {
         let mut cfg = PhotoConfig::defaults().unwrap();
         assert!(
-            cfg.dashscope_api_key.is_none(),
+            cfg.dashscope.api_key().is_none(),
             "the cloud is off by default"
         );
         cfg.photo_limits.classify_batch_max = 0;
         assert!(cfg.validate().is_err());
         let mut cfg = PhotoConfig::defaults().unwrap();
-        cfg.dashscope_deadline_ms = cfg.dashscope_attempt_timeout_ms - 1;
+        cfg.dashscope.deadline = cfg.dashscope.attempt_timeout - Duration::from_millis(1);
         assert!(cfg.validate().is_err());
     }
 

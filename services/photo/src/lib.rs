@@ -47,13 +47,12 @@ use crate::classify::local::LocalModel;
 use crate::classify::{Classifier, ClassifierGrpc, ClassifyLimits, CloudPath};
 use crate::config::PhotoConfig;
 use crate::credits::CreditGate;
+use crate::dashscope::ModelClient;
 use crate::dashscope::image_edit::{EditProvider, EditProviderSettings};
-use crate::dashscope::{ModelClient, ProviderSettings};
 use crate::decode_budget::DecodeBudget;
 use crate::edit::domain::UrlSigner;
 use crate::edit::storage::LocalDirStore;
-use crate::edit::store::ProviderLimits;
-use crate::edit::{EditService, EditSettings, ImageEditGrpc};
+use crate::edit::{EditService, ImageEditGrpc};
 use crate::location::{LocationGrpc, Locator};
 use crate::model_calls::ModelCallRecorder;
 use crate::owners::ClientOwners;
@@ -105,15 +104,15 @@ pub fn routes(
     .add_service(
         ImageEditServiceServer::new(ImageEditGrpc::new(edits))
             .max_decoding_message_size(limits.edit_message_bytes())
-            .max_encoding_message_size(cfg.edit_max_result_bytes + 1024 * 1024),
+            .max_encoding_message_size(cfg.edits.max_result_bytes + 1024 * 1024),
     ))
 }
 
-/// The memory budget every image decode of one instance shares (`decode_budget_*`).
+/// The memory budget every image decode of one instance shares (`[decode]`).
 pub fn decode_budget(cfg: &PhotoConfig) -> DecodeBudget {
     DecodeBudget::new(
-        cfg.decode_budget_bytes,
-        Duration::from_millis(cfg.decode_budget_wait_ms),
+        cfg.decode.decode_budget_bytes,
+        cfg.decode.decode_budget_wait,
     )
 }
 
@@ -125,14 +124,15 @@ pub fn build_edits(
     recorder: &ModelCallRecorder,
     budget: &DecodeBudget,
 ) -> anyhow::Result<Arc<EditService>> {
-    let storage = Arc::new(LocalDirStore::new(cfg.edit_storage_dir()));
-    let provider = match dashscope_key(cfg) {
+    let edits = &cfg.edits;
+    let storage = Arc::new(LocalDirStore::new(edits.storage_dir()));
+    let provider = match cfg.dashscope.api_key() {
         Some(api_key) => Some(Arc::new(EditProvider::new(EditProviderSettings {
-            base_url: cfg.dashscope_base_url.clone(),
+            base_url: cfg.dashscope.base_url.clone(),
             api_key,
-            call_timeout: Duration::from_millis(cfg.edit_call_timeout_ms),
-            sync_timeout: Duration::from_millis(cfg.edit_sync_timeout_ms),
-            max_result_bytes: cfg.edit_max_result_bytes,
+            call_timeout: edits.call_timeout,
+            sync_timeout: edits.sync_timeout,
+            max_result_bytes: edits.max_result_bytes,
         })?)),
         None => None,
     };
@@ -140,14 +140,13 @@ pub fn build_edits(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
         &cfg.service.service_token,
-        cfg.cloud_credit_hold_secs,
+        cfg.classify.cloud_credit_hold_secs,
     )?;
     let owners = ClientOwners::new(
         &cfg.membership_grpc_url,
         Duration::from_millis(cfg.membership_timeout_ms),
         &cfg.service.service_token,
     )?;
-    let window_ms = cfg.edit_submit_window_ms;
     Ok(EditService::new(
         deps.pools.clone(),
         storage,
@@ -155,46 +154,11 @@ pub fn build_edits(
         credits,
         owners,
         recorder.clone(),
-        UrlSigner::new(cfg.edit_url_secret.clone()),
-        EditSettings {
-            free_text_model: cfg.edit_free_text_model.clone(),
-            max_image_bytes: cfg.photo_limits.edit_max_image_bytes,
-            deadline: Duration::from_secs(cfg.edit_deadline_secs),
-            hold_margin: Duration::from_secs(cfg.edit_hold_margin_secs),
-            abandon_after: Duration::from_secs(cfg.edit_abandon_after_secs),
-            lease: Duration::from_secs(cfg.edit_lease_secs),
-            sync_timeout: Duration::from_millis(cfg.edit_sync_timeout_ms),
-            call_timeout: Duration::from_millis(cfg.edit_call_timeout_ms),
-            wanx_limits: ProviderLimits {
-                max_in_flight: cfg.edit_wanx_max_in_flight,
-                submits_per_window: cfg.edit_wanx_submits_per_window,
-                window_ms,
-            },
-            free_text_limits: ProviderLimits {
-                max_in_flight: cfg.edit_free_text_max_in_flight,
-                submits_per_window: cfg.edit_free_text_submits_per_window,
-                window_ms,
-            },
-            poll_initial: Duration::from_millis(cfg.edit_poll_initial_ms),
-            poll_max: Duration::from_millis(cfg.edit_poll_max_ms),
-            retry_base: Duration::from_millis(cfg.edit_retry_base_ms),
-            retry_max: Duration::from_millis(cfg.edit_retry_max_ms),
-            tick: Duration::from_millis(cfg.edit_worker_tick_ms),
-            result_url_ttl: Duration::from_secs(cfg.edit_result_url_ttl_secs),
-            result_retention: (cfg.edit_result_retention_secs > 0)
-                .then(|| Duration::from_secs(cfg.edit_result_retention_secs)),
-            retention_interval: Duration::from_millis(cfg.edit_retention_interval_ms.max(10)),
-            decode_budget: budget.clone(),
-        },
+        UrlSigner::new(edits.url_secret.clone()),
+        edits.clone(),
+        cfg.photo_limits.edit_max_image_bytes,
+        budget.clone(),
     ))
-}
-
-/// The DashScope key, when one is configured (an empty one, as compose passes, is none).
-fn dashscope_key(cfg: &PhotoConfig) -> Option<secrecy::SecretString> {
-    cfg.dashscope_api_key
-        .as_ref()
-        .filter(|key| !secrecy::ExposeSecret::expose_secret(*key).is_empty())
-        .cloned()
 }
 
 /// Wires the classification use cases: cache, local model, and the cloud path when a DashScope
@@ -207,50 +171,34 @@ pub fn build_classifier(
     budget: &DecodeBudget,
 ) -> anyhow::Result<Arc<Classifier>> {
     let keys = cfg.redis.keys("photo");
+    let classify = &cfg.classify;
     let cache = CacheService::new(
         deps.pools.clone(),
         deps.redis.clone(),
         keys,
-        cfg.classification_cache_ttl_secs,
+        classify.classification_cache_ttl_secs,
     );
     let limits = DecodeLimits {
         max_bytes: cfg.photo_limits.classify_max_image_bytes,
-        max_width: cfg.classify_max_image_side,
-        max_height: cfg.classify_max_image_side,
+        max_width: classify.classify_max_image_side,
+        max_height: classify.classify_max_image_side,
         ..DecodeLimits::default()
     };
     let local = LocalModel::new(
         deps.local_classifier.clone(),
-        cfg.local_model_concurrency,
+        classify.local_model_concurrency,
         limits,
         budget.clone(),
         recorder.clone(),
     );
-    let cloud = match dashscope_key(cfg) {
+    let cloud = match cfg.dashscope.api_key() {
         Some(api_key) => {
-            let provider = ModelClient::new(
-                ProviderSettings {
-                    base_url: cfg.dashscope_base_url.clone(),
-                    api_key,
-                    model: cfg.dashscope_vision_model.clone(),
-                    attempt_timeout: Duration::from_millis(cfg.dashscope_attempt_timeout_ms),
-                    deadline: Duration::from_millis(cfg.dashscope_deadline_ms),
-                    max_retries: cfg.dashscope_max_retries,
-                    retry_base: Duration::from_millis(cfg.dashscope_retry_base_ms),
-                    retry_max: Duration::from_millis(cfg.dashscope_retry_max_ms),
-                    max_concurrency: cfg.dashscope_max_concurrency,
-                    max_calls_per_second: cfg.dashscope_max_calls_per_second,
-                    breaker_failures: cfg.dashscope_breaker_failures,
-                    breaker_open: Duration::from_secs(cfg.dashscope_breaker_open_secs),
-                    image_max_side: cfg.dashscope_image_max_side,
-                },
-                recorder.clone(),
-            )?;
+            let provider = ModelClient::new(cfg.dashscope.clone(), api_key, recorder.clone())?;
             let credits = CreditGate::new(
                 &cfg.membership_grpc_url,
                 Duration::from_millis(cfg.membership_timeout_ms),
                 &cfg.service.service_token,
-                cfg.cloud_credit_hold_secs,
+                classify.cloud_credit_hold_secs,
             )?;
             Some(CloudPath::new(provider, credits))
         }
@@ -352,11 +300,15 @@ fn spawn_cache_retention(
     pools: &Pools,
     shutdown: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let days = cfg.classification_cache_retention_days;
-    if days == 0 || cfg.classification_cache_retention_interval_ms == 0 {
+    let days = cfg.classify.classification_cache_retention_days;
+    if days == 0 || cfg.classify.classification_cache_retention_interval_ms == 0 {
         return None;
     }
-    let interval = Duration::from_millis(cfg.classification_cache_retention_interval_ms.max(10));
+    let interval = Duration::from_millis(
+        cfg.classify
+            .classification_cache_retention_interval_ms
+            .max(10),
+    );
     let pools = pools.clone();
     Some(platform::shutdown::every(interval, shutdown, move || {
         let pools = pools.clone();
@@ -394,7 +346,7 @@ pub async fn connect(cfg: &PhotoConfig) -> anyhow::Result<Dependencies> {
 /// Loads the local model's weights and rules on a blocking thread.
 pub async fn load_local_classifier(cfg: &PhotoConfig) -> anyhow::Result<Arc<LocalClassifier>> {
     let model_path = cfg.local_model_path();
-    let rules_path = cfg.category_rules_path.clone();
+    let rules_path = cfg.classify.category_rules_path.clone();
     let started = Instant::now();
     let classifier = tokio::task::spawn_blocking(move || {
         classify::local::load_classifier(&model_path, rules_path.as_deref())

@@ -4,6 +4,7 @@
 //! instances'; it records its model calls to the stats service when the gateways record requests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -149,40 +150,43 @@ pub async fn start_instance(
     cfg.membership_grpc_url = membership_urls.join(",");
     cfg.stats_grpc_url = options.request_logging.then(|| stats_url.to_owned());
     let photo = &options.photo;
-    cfg.dashscope_api_key = photo
+    let dashscope = &mut cfg.dashscope;
+    dashscope.api_key = photo
         .cloud
         .then(|| SecretString::from(sandbox.config().dashscope_api_key.clone()));
-    cfg.dashscope_base_url = provider_url.to_owned();
-    cfg.dashscope_max_retries = photo.max_retries;
-    cfg.dashscope_retry_base_ms = photo.retry_base_ms;
-    cfg.dashscope_retry_max_ms = photo.retry_base_ms * 8;
-    cfg.dashscope_attempt_timeout_ms = photo.attempt_timeout_ms;
-    cfg.dashscope_deadline_ms = photo.attempt_timeout_ms * 3;
-    cfg.dashscope_breaker_failures = photo.breaker_failures;
-    cfg.dashscope_breaker_open_secs = photo.breaker_open_secs;
-    cfg.dashscope_max_calls_per_second = 1000;
+    dashscope.base_url = provider_url.to_owned();
+    dashscope.max_retries = photo.max_retries;
+    dashscope.retry_base = Duration::from_millis(photo.retry_base_ms);
+    dashscope.retry_max = Duration::from_millis(photo.retry_base_ms * 8);
+    dashscope.attempt_timeout = Duration::from_millis(photo.attempt_timeout_ms);
+    dashscope.deadline = Duration::from_millis(photo.attempt_timeout_ms * 3);
+    dashscope.breaker_failures = photo.breaker_failures;
+    dashscope.breaker_open = Duration::from_secs(photo.breaker_open_secs);
+    dashscope.max_calls_per_second = 1000;
+    let edits = &mut cfg.edits;
     // Every instance of one system shares its edit storage, as instances share a volume.
-    cfg.edit_storage_dir = Some(edit_storage_dir(db));
-    cfg.edit_deadline_secs = photo.edit_deadline_secs;
-    cfg.edit_poll_initial_ms = photo.edit_poll_ms;
-    cfg.edit_poll_max_ms = photo.edit_poll_ms * 4;
-    cfg.edit_lease_secs = photo.edit_lease_secs;
-    cfg.edit_result_retention_secs = photo.edit_result_retention_secs;
-    cfg.edit_retention_interval_ms = 100;
-    cfg.classification_cache_retention_days = photo.classification_cache_retention_days;
-    cfg.classification_cache_retention_interval_ms = 100;
-    cfg.edit_abandon_after_secs = 5;
-    cfg.edit_worker_tick_ms = 50;
-    cfg.edit_retry_base_ms = 50;
-    cfg.edit_retry_max_ms = 400;
-    cfg.edit_call_timeout_ms = 3000;
-    cfg.edit_sync_timeout_ms = 5000;
-    cfg.edit_free_text_model = photo.edit_free_text_model.clone();
+    edits.set_storage_dir(edit_storage_dir(db));
+    edits.deadline = Duration::from_secs(photo.edit_deadline_secs);
+    edits.poll_initial = Duration::from_millis(photo.edit_poll_ms);
+    edits.poll_max = Duration::from_millis(photo.edit_poll_ms * 4);
+    edits.lease = Duration::from_secs(photo.edit_lease_secs);
+    edits.result_retention = (photo.edit_result_retention_secs > 0)
+        .then(|| Duration::from_secs(photo.edit_result_retention_secs));
+    edits.retention_interval = Duration::from_millis(100);
+    edits.abandon_after = Duration::from_secs(5);
+    edits.tick = Duration::from_millis(50);
+    edits.retry_base = Duration::from_millis(50);
+    edits.retry_max = Duration::from_millis(400);
+    edits.call_timeout = Duration::from_millis(3000);
+    edits.sync_timeout = Duration::from_millis(5000);
+    edits.free_text_model = photo.edit_free_text_model.clone();
+    cfg.classify.classification_cache_retention_days = photo.classification_cache_retention_days;
+    cfg.classify.classification_cache_retention_interval_ms = 100;
     if let Some(bytes) = photo.decode_budget_bytes {
-        cfg.decode_budget_bytes = bytes;
+        cfg.decode.decode_budget_bytes = bytes;
     }
     if let Some(wait) = photo.decode_budget_wait_ms {
-        cfg.decode_budget_wait_ms = wait;
+        cfg.decode.decode_budget_wait = Duration::from_millis(wait);
     }
     if let Some(most) = photo.location_batch_max {
         cfg.photo_limits.location_batch_max = most;

@@ -19,7 +19,9 @@ use backon::{ExponentialBuilder, Retryable};
 use failsafe::futures::CircuitBreaker as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use photo_model::DecodedImage;
+use platform::config::duration::{millis, secs};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -29,22 +31,47 @@ use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
 
 pub use breaker::Breaker;
 
-/// How the client treats the provider.
-#[derive(Clone, Debug)]
+/// `[dashscope]` of the photo config: the account both clients call with, and how the Qwen-VL
+/// client treats the provider. Each field is read from the setting its `rename` names.
+#[derive(Clone, Debug, Deserialize)]
 pub struct ProviderSettings {
+    /// None or empty: the cloud is off (classification and edits alike).
+    #[serde(rename = "dashscope_api_key")]
+    pub api_key: Option<SecretString>,
+    #[serde(rename = "dashscope_base_url")]
     pub base_url: String,
-    pub api_key: SecretString,
+    #[serde(rename = "dashscope_vision_model")]
     pub model: String,
+    #[serde(rename = "dashscope_attempt_timeout_ms", deserialize_with = "millis")]
     pub attempt_timeout: Duration,
+    #[serde(rename = "dashscope_deadline_ms", deserialize_with = "millis")]
     pub deadline: Duration,
+    #[serde(rename = "dashscope_max_retries")]
     pub max_retries: usize,
+    #[serde(rename = "dashscope_retry_base_ms", deserialize_with = "millis")]
     pub retry_base: Duration,
+    #[serde(rename = "dashscope_retry_max_ms", deserialize_with = "millis")]
     pub retry_max: Duration,
+    #[serde(rename = "dashscope_max_concurrency")]
     pub max_concurrency: usize,
+    #[serde(rename = "dashscope_max_calls_per_second")]
     pub max_calls_per_second: u32,
+    #[serde(rename = "dashscope_breaker_failures")]
     pub breaker_failures: u32,
+    #[serde(rename = "dashscope_breaker_open_secs", deserialize_with = "secs")]
     pub breaker_open: Duration,
+    #[serde(rename = "dashscope_image_max_side")]
     pub image_max_side: u32,
+}
+
+impl ProviderSettings {
+    /// The key, when one is configured (an empty one, as compose passes, is none).
+    pub fn api_key(&self) -> Option<SecretString> {
+        self.api_key
+            .as_ref()
+            .filter(|key| !key.expose_secret().is_empty())
+            .cloned()
+    }
 }
 
 /// An attempt is not started with less time than this left before the deadline.
@@ -151,6 +178,7 @@ pub struct ModelClient {
     http: reqwest::Client,
     endpoint: String,
     settings: ProviderSettings,
+    api_key: SecretString,
     breaker: Breaker,
     in_flight: Semaphore,
     pace: DefaultDirectRateLimiter,
@@ -159,8 +187,10 @@ pub struct ModelClient {
 }
 
 impl ModelClient {
+    /// The client of `settings`'s model, calling with `api_key` (see [`ProviderSettings::api_key`]).
     pub fn new(
         settings: ProviderSettings,
+        api_key: SecretString,
         recorder: ModelCallRecorder,
     ) -> Result<Arc<Self>, reqwest::Error> {
         let http = reqwest::Client::builder()
@@ -183,6 +213,7 @@ impl ModelClient {
                 prompt_version: PROMPT_VERSION.to_owned(),
             },
             settings,
+            api_key,
             recorder,
         }))
     }
@@ -342,7 +373,7 @@ impl ModelClient {
         let request = self
             .http
             .post(&self.endpoint)
-            .bearer_auth(self.settings.api_key.expose_secret())
+            .bearer_auth(self.api_key.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
             .body(body);

@@ -6,6 +6,7 @@ pub mod domain;
 mod erasure;
 mod export;
 mod grpc;
+mod settings;
 mod steps;
 pub mod storage;
 pub mod store;
@@ -15,7 +16,6 @@ pub mod worker;
 
 use proto::ErrorCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -29,52 +29,15 @@ use crate::dashscope::image_edit::EditProvider;
 use crate::decode_budget::{DecodeBudget, Decoding};
 use crate::edit::domain::{EditRequest, ImageInfo, Parameters, TaskState, UrlSigner, ValidEdit};
 use crate::edit::storage::{ObjectChunks, SharedStore, StorageError};
-use crate::edit::store::{NewTask, ProviderLimits, TaskRow};
+use crate::edit::store::{NewTask, TaskRow};
 use crate::error::PhotoError;
 use crate::model_calls::{CallOrigin, ModelCallRecorder};
 use crate::owners::ClientOwners;
 
 pub use erasure::Forgotten;
 pub use grpc::ImageEditGrpc;
+pub use settings::EditSettings;
 pub use view::{ResultView, TaskView};
-
-/// How edits are run (config.default.toml, `edit_*`).
-#[derive(Clone, Debug)]
-pub struct EditSettings {
-    pub free_text_model: String,
-    pub max_image_bytes: usize,
-    /// A task not finished by then fails (and its credits are released).
-    pub deadline: Duration,
-    /// Credits are held this much longer than the deadline, so a slow commit still finds them.
-    pub hold_margin: Duration,
-    /// A task left in `new` this long belonged to an instance that stopped mid-request.
-    pub abandon_after: Duration,
-    /// Lease of one worker step (submit, poll, download and settle).
-    pub lease: Duration,
-    /// Timeout of a synchronous (free-text) edit; its step's lease is that much longer.
-    pub sync_timeout: Duration,
-    /// Timeout of a task submission (and of each poll); a submit step's lease is that much
-    /// longer.
-    pub call_timeout: Duration,
-    pub wanx_limits: ProviderLimits,
-    pub free_text_limits: ProviderLimits,
-    /// The first poll comes this long after the submit; polls slow down after 30 s.
-    pub poll_initial: Duration,
-    pub poll_max: Duration,
-    /// First pause after a busy provider (429) or a failed call; doubles per attempt.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// How often the worker looks for work when nothing wakes it.
-    pub tick: Duration,
-    /// Result URLs work this long after they are handed out.
-    pub result_url_ttl: Duration,
-    /// Stored results are deleted this long after their task succeeded (None: kept).
-    pub result_retention: Option<Duration>,
-    /// How often the worker looks for results past their retention.
-    pub retention_interval: Duration,
-    /// The memory every image decode of this instance shares (classification too).
-    pub decode_budget: DecodeBudget,
-}
 
 /// An edit as the gateway sends it.
 pub struct SubmitInput {
@@ -126,6 +89,10 @@ pub struct EditService {
     pub(crate) recorder: ModelCallRecorder,
     pub(crate) signer: UrlSigner,
     pub(crate) settings: EditSettings,
+    /// The largest image or mask taken.
+    pub(crate) max_image_bytes: usize,
+    /// The memory every image decode of this instance shares (classification too).
+    pub(crate) decode_budget: DecodeBudget,
     /// Wakes this instance's worker when a task is queued.
     pub(crate) wake: Notify,
     /// This instance's name on the leases it takes.
@@ -148,6 +115,8 @@ impl EditService {
         recorder: ModelCallRecorder,
         signer: UrlSigner,
         settings: EditSettings,
+        max_image_bytes: usize,
+        decode_budget: DecodeBudget,
     ) -> Arc<Self> {
         Arc::new(Self {
             pools,
@@ -158,6 +127,8 @@ impl EditService {
             recorder,
             signer,
             settings,
+            max_image_bytes,
+            decode_budget,
             wake: Notify::new(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
         })
@@ -435,8 +406,8 @@ impl EditService {
         &self,
         input: &mut SubmitInput,
     ) -> Result<(Inspected, Option<Inspected>), PhotoError> {
-        let max_bytes = self.settings.max_image_bytes;
-        let budget = &self.settings.decode_budget;
+        let max_bytes = self.max_image_bytes;
+        let budget = &self.decode_budget;
         // The bytes travel to the decoding thread and back: an upload is never copied.
         let (image, bytes) =
             inspect(std::mem::take(&mut input.image), max_bytes, "image", budget).await?;

@@ -29,7 +29,12 @@ pub async fn run(service: Arc<EditService>, shutdown: CancellationToken) {
             tracing::warn!(error = %err, "edit worker round failed; trying again");
         }
         if Instant::now() >= next_purge {
-            next_purge = Instant::now() + service.settings.retention_interval;
+            // At least 10 ms apart, whatever is configured: a round is a query.
+            next_purge = Instant::now()
+                + service
+                    .settings
+                    .retention_interval
+                    .max(Duration::from_millis(10));
             match service.purge_old_results().await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "edit results past their retention deleted"),
@@ -93,8 +98,11 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
         });
     }
     let models = [
-        (WANX_MODEL, settings.wanx_limits),
-        (settings.free_text_model.as_str(), settings.free_text_limits),
+        (WANX_MODEL, settings.wanx_limits()),
+        (
+            settings.free_text_model.as_str(),
+            settings.free_text_limits(),
+        ),
     ];
     for (model, limits) in models {
         // A submit holds its lease for the whole provider call: a lease that ran out while the

@@ -43,6 +43,9 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
     assert_refused_in_one_line(BIN, &["migrate"], "LOG_FORMAT", "xml");
     // A photo limit, from the section the gateway reads too.
     assert_refused_in_one_line(BIN, &["migrate"], "LOOKUP_MAX", "many");
+    // Durations are read into their sections' fields under the settings' own names.
+    assert_refused_in_one_line(BIN, &["migrate"], "EDIT_DEADLINE_SECS", "soon");
+    assert_refused_in_one_line(BIN, &["migrate"], "DASHSCOPE_ATTEMPT_TIMEOUT_MS", "-1");
 }
 
 /// The sandbox's DashScope key is refused in production even at a real https address.

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+pub mod duration;
 pub mod production;
 mod sections;
 
