@@ -18,7 +18,7 @@ use super::claim::{Claim, claim_or_wait};
 use super::{Classifier, MIN_CLOUD_BUDGET, skipped};
 use crate::classify::domain::{Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source};
 use crate::credits::{CreditGate, Payer};
-use crate::dashscope::{ModelClient, ProviderError};
+use crate::dashscope::{CallError, ModelClient, ProviderError};
 use crate::metrics::{Model, PhotoMetrics};
 use crate::model_calls::CallOrigin;
 
@@ -310,7 +310,7 @@ impl CloudPath {
             .model_call(Model::Cloud, outcome, started.elapsed());
         let entry = match called {
             Ok(result) => CachedEntry::Classified(result),
-            Err(ProviderError::ModerationRejected(message)) => {
+            Err(ProviderError::Call(CallError::ModerationRejected(message))) => {
                 tracing::warn!(sha256 = %key.digest, message, "the cloud model's moderation refused an image");
                 CachedEntry::ModerationRejected {
                     model: key.model_version.clone(),

@@ -7,7 +7,8 @@
 use serde::Deserialize;
 
 use super::ProviderError;
-use super::wire::{parse_completion, parse_error};
+use super::call::{Api, CallError, parse_error};
+use super::wire::parse_completion;
 
 const TABLE: &str = include_str!("../../tests/conformance/dashscope.toml");
 
@@ -20,6 +21,8 @@ struct Table {
 struct Message {
     name: String,
     source: String,
+    /// Which API answered: the native one reads some codes its own way.
+    endpoint: String,
     http_status: u16,
     body: String,
     expect: String,
@@ -35,18 +38,21 @@ struct Message {
 /// What the client makes of a failed call, in the table's words, after checking that the
 /// retry and breaker decisions match the kind.
 fn verdict(message: &Message, err: &ProviderError) -> String {
-    let (kind, retryable) = match err {
-        ProviderError::RateLimited { .. } => ("rate_limited", true),
-        ProviderError::Server { .. } => ("server", true),
-        ProviderError::ModerationRejected(_) => ("moderation", false),
-        ProviderError::Rejected { status, code, .. } => {
+    let ProviderError::Call(call) = err else {
+        panic!("{}: parsing cannot give {err}", message.name);
+    };
+    let (kind, retryable) = match call {
+        CallError::RateLimited { .. } => ("rate_limited", true),
+        CallError::Server { .. } => ("server", true),
+        CallError::ModerationRejected(_) => ("moderation", false),
+        CallError::Rejected { status, code, .. } => {
             assert_eq!(*status, message.http_status, "{}: status", message.name);
             if let Some(expected) = &message.code {
                 assert_eq!(code, expected, "{}: code", message.name);
             }
             ("rejected", false)
         }
-        ProviderError::InvalidAnswer(_) => ("invalid_answer", false),
+        CallError::InvalidAnswer(_) => ("invalid_answer", false),
         other => panic!("{}: parsing cannot give {other}", message.name),
     };
     assert_eq!(err.is_retryable(), retryable, "{}: retry", message.name);
@@ -89,7 +95,13 @@ fn conclude(message: &Message) -> String {
             Err(err) => verdict(message, &err),
         }
     } else {
-        verdict(message, &parse_error(message.http_status, body, None))
+        let api = if message.endpoint.contains("native") {
+            Api::Native
+        } else {
+            Api::ChatCompletions
+        };
+        let err = parse_error(api, message.http_status, body, None);
+        verdict(message, &err.into())
     }
 }
 

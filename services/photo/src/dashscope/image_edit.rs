@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::SecretString;
 use serde_json::{Value, json};
+
+use super::call::{self, Api, CallError, transport_error};
 
 /// How the client reaches the provider.
 #[derive(Clone, Debug)]
@@ -20,64 +21,6 @@ pub struct EditProviderSettings {
     pub sync_timeout: Duration,
     /// Largest result file accepted, bytes.
     pub max_result_bytes: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EditProviderError {
-    /// 429: the account's limits; try again later (not the user's fault).
-    #[error("rate limited ({code})")]
-    RateLimited { code: String },
-    #[error("provider error {status}")]
-    Server { status: u16 },
-    #[error("the call timed out")]
-    Timeout,
-    #[error("connection failed: {0}")]
-    Connect(String),
-    #[error("content moderation refused the request: {0}")]
-    ModerationRejected(String),
-    #[error("request refused ({status} {code}): {message}")]
-    Rejected {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("unexpected answer: {0}")]
-    Protocol(String),
-}
-
-impl EditProviderError {
-    /// The HTTP-like status of a call that ended with this error, for its record.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::RateLimited { .. } => 429,
-            Self::Server { status } => *status,
-            Self::Timeout => 504,
-            Self::Connect(_) | Self::Protocol(_) => 502,
-            Self::ModerationRejected(_) => 400,
-            Self::Rejected { status, .. } => *status,
-        }
-    }
-
-    /// A stable snake_case code, for the call's record.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Server { .. } => "provider_server_error",
-            Self::Timeout => "timeout",
-            Self::Connect(_) => "connect_failed",
-            Self::Protocol(_) => "invalid_answer",
-            Self::ModerationRejected(_) => "moderation_rejected",
-            Self::Rejected { .. } => "provider_rejected",
-        }
-    }
-
-    /// Worth calling again later: the provider was busy, slow or down, not refusing this edit.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Server { .. } | Self::Timeout | Self::Connect(_)
-        )
-    }
 }
 
 /// Where an asynchronous task stands at the provider.
@@ -104,21 +47,9 @@ pub struct EditProvider {
     settings: EditProviderSettings,
 }
 
-/// DashScope's native error body.
-#[derive(Deserialize, Default)]
-struct NativeError {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
 impl EditProvider {
     pub fn new(settings: EditProviderSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+        let http = call::http_client(Duration::from_secs(3))?;
         Ok(Self { http, settings })
     }
 
@@ -134,7 +65,7 @@ impl EditProvider {
         image_data_uri: &str,
         mask_data_uri: Option<&str>,
         parameters: &Value,
-    ) -> Result<String, EditProviderError> {
+    ) -> Result<String, CallError> {
         let mut input = json!({
             "function": function,
             "prompt": prompt,
@@ -159,11 +90,11 @@ impl EditProvider {
             .as_str()
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| EditProviderError::Protocol("no output.task_id".into()))
+            .ok_or_else(|| CallError::InvalidAnswer("no output.task_id".into()))
     }
 
     /// Asks where a task stands.
-    pub async fn poll(&self, provider_task_id: &str) -> Result<TaskPoll, EditProviderError> {
+    pub async fn poll(&self, provider_task_id: &str) -> Result<TaskPoll, CallError> {
         let request = self
             .http
             .get(self.url(&format!("/api/v1/tasks/{provider_task_id}")))
@@ -195,7 +126,7 @@ impl EditProvider {
                 status: status.to_owned(),
             },
             other => {
-                return Err(EditProviderError::Protocol(format!(
+                return Err(CallError::InvalidAnswer(format!(
                     "unknown task_status {other:?}"
                 )));
             }
@@ -209,7 +140,7 @@ impl EditProvider {
         prompt: &str,
         image_data_uri: &str,
         parameters: &Value,
-    ) -> Result<Vec<String>, EditProviderError> {
+    ) -> Result<Vec<String>, CallError> {
         let body = json!({
             "model": model,
             "input": { "messages": [{
@@ -234,13 +165,13 @@ impl EditProvider {
             .map(str::to_owned)
             .collect();
         if urls.is_empty() {
-            return Err(EditProviderError::Protocol("no image in the answer".into()));
+            return Err(CallError::InvalidAnswer("no image in the answer".into()));
         }
         Ok(urls)
     }
 
     /// Downloads one result from the provider's URL (valid for 24 h), within the size cap.
-    pub async fn download(&self, url: &str) -> Result<Vec<u8>, EditProviderError> {
+    pub async fn download(&self, url: &str) -> Result<Vec<u8>, CallError> {
         let mut response = self
             .http
             .get(url)
@@ -251,9 +182,9 @@ impl EditProvider {
         let status = response.status().as_u16();
         if status != 200 {
             return Err(if status >= 500 {
-                EditProviderError::Server { status }
+                CallError::Server { status }
             } else {
-                EditProviderError::Rejected {
+                CallError::Rejected {
                     status,
                     code: "result_unavailable".into(),
                     message: "the result URL did not answer the image".into(),
@@ -263,7 +194,7 @@ impl EditProvider {
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             if bytes.len() + chunk.len() > self.settings.max_result_bytes {
-                return Err(EditProviderError::Protocol(format!(
+                return Err(CallError::InvalidAnswer(format!(
                     "a result is larger than {} bytes",
                     self.settings.max_result_bytes
                 )));
@@ -273,75 +204,12 @@ impl EditProvider {
         Ok(bytes)
     }
 
-    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Value, EditProviderError> {
-        let response = request
-            .bearer_auth(self.settings.api_key.expose_secret())
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport_error)?;
-        if status == 200 {
-            return serde_json::from_slice(&body)
-                .map_err(|err| EditProviderError::Protocol(format!("not JSON: {err}")));
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Value, CallError> {
+        let answer = call::send(request, &self.settings.api_key).await?;
+        if answer.status == 200 {
+            return serde_json::from_slice(&answer.body)
+                .map_err(|err| CallError::InvalidAnswer(format!("not JSON: {err}")));
         }
-        let error: NativeError = serde_json::from_slice(&body).unwrap_or_default();
-        Err(sort_error(status, error))
-    }
-}
-
-fn sort_error(status: u16, error: NativeError) -> EditProviderError {
-    if status == 429 || error.code.starts_with("Throttling") {
-        return EditProviderError::RateLimited { code: error.code };
-    }
-    if error.code == "DataInspectionFailed" || error.code == "data_inspection_failed" {
-        return EditProviderError::ModerationRejected(error.message);
-    }
-    if status >= 500 {
-        return EditProviderError::Server { status };
-    }
-    if matches!(status, 401 | 403) {
-        tracing::error!(status, code = %error.code, "dashscope refused our credentials or call; check DASHSCOPE_API_KEY");
-    }
-    EditProviderError::Rejected {
-        status,
-        code: error.code,
-        message: error.message,
-    }
-}
-
-fn transport_error(err: reqwest::Error) -> EditProviderError {
-    if err.is_timeout() {
-        EditProviderError::Timeout
-    } else {
-        EditProviderError::Connect(err.without_url().to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn native(code: &str) -> NativeError {
-        NativeError {
-            code: code.into(),
-            message: "m".into(),
-        }
-    }
-
-    #[test]
-    fn errors_are_sorted_into_what_to_do() {
-        assert!(sort_error(429, native("Throttling.RateQuota")).is_transient());
-        assert!(sort_error(500, native("InternalError")).is_transient());
-        assert_eq!(
-            sort_error(400, native("DataInspectionFailed")),
-            EditProviderError::ModerationRejected("m".into())
-        );
-        let refused = sort_error(400, native("InvalidParameter"));
-        assert!(!refused.is_transient());
-        assert!(matches!(
-            refused,
-            EditProviderError::Rejected { status: 400, .. }
-        ));
+        Err(call::refused(Api::Native, &answer))
     }
 }

@@ -5,6 +5,7 @@
 //! in flight and per second.
 
 mod breaker;
+pub mod call;
 #[cfg(test)]
 mod conformance;
 mod image;
@@ -30,6 +31,9 @@ use crate::classify::domain::{CloudSkip, ModelResult, ModelVersions, Producer, T
 use crate::model_calls::{CallOrigin, ModelCallRecorder, ModelSource};
 
 pub use breaker::Breaker;
+pub use call::CallError;
+
+use call::Api;
 
 /// `[dashscope]` of the photo config: the account both clients call with, and how the Qwen-VL
 /// client treats the provider. Each field is read from the setting its `rename` names.
@@ -82,40 +86,19 @@ const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(500);
 pub enum ProviderError {
     #[error("the circuit breaker is open")]
     CircuitOpen,
-    #[error("rate limited ({code})")]
-    RateLimited {
-        code: String,
-        retry_after: Option<Duration>,
-    },
-    #[error("server error {status}")]
-    Server { status: u16 },
-    #[error("the attempt timed out")]
-    Timeout,
-    #[error("connection failed: {0}")]
-    Connect(String),
-    #[error("content moderation refused the image: {0}")]
-    ModerationRejected(String),
-    #[error("request refused ({status} {code}): {message}")]
-    Rejected {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("invalid answer: {0}")]
-    InvalidAnswer(String),
     #[error("the deadline leaves no time for an attempt")]
     Deadline,
     #[error("{0}")]
     Internal(String),
+    /// The call was made and failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 impl ProviderError {
     /// Worth another attempt: the provider was busy or slow, not refusing this request.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Server { .. } | Self::Timeout | Self::Connect(_)
-        )
+        matches!(self, Self::Call(err) if err.is_transient())
     }
 
     /// Counts towards opening the circuit breaker (the same set: a refusal of one request says
@@ -124,20 +107,13 @@ impl ProviderError {
         self.is_retryable()
     }
 
-    /// The HTTP-like status of a call that ended with this error, for its record: the
-    /// provider's own status where it gave one, else what stands for the failure.
+    /// The HTTP-like status of a call that ended with this error, for its record.
     pub fn status(&self) -> u16 {
         match self {
             Self::CircuitOpen => 503,
-            Self::RateLimited { .. } => 429,
-            Self::Server { status } => *status,
-            Self::Timeout | Self::Deadline => 504,
-            Self::Connect(_) => 502,
-            Self::ModerationRejected(_) => 400,
-            Self::Rejected { status, .. } if *status >= 400 => *status,
-            // A 200 whose content is unusable: the upstream answered wrongly.
-            Self::Rejected { .. } | Self::InvalidAnswer(_) => 502,
+            Self::Deadline => 504,
             Self::Internal(_) => 500,
+            Self::Call(err) => err.status(),
         }
     }
 
@@ -145,31 +121,26 @@ impl ProviderError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::CircuitOpen => "circuit_open",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Server { .. } => "provider_server_error",
-            Self::Timeout => "timeout",
-            Self::Connect(_) => "connect_failed",
-            Self::ModerationRejected(_) => "moderation_rejected",
-            Self::Rejected { .. } => "provider_rejected",
-            Self::InvalidAnswer(_) => "invalid_answer",
             Self::Deadline => "deadline",
             Self::Internal(_) => "internal",
+            Self::Call(err) => err.code(),
         }
     }
 
     /// What the caller is told.
     pub fn skip_reason(&self) -> CloudSkip {
         match self {
-            Self::CircuitOpen
-            | Self::Server { .. }
-            | Self::Timeout
-            | Self::Connect(_)
-            | Self::Internal(_) => CloudSkip::ProviderUnavailable,
-            Self::RateLimited { .. } => CloudSkip::RateLimited,
-            Self::ModerationRejected(_) => CloudSkip::ModerationRejected,
-            Self::Rejected { .. } => CloudSkip::ProviderRejected,
-            Self::InvalidAnswer(_) => CloudSkip::InvalidAnswer,
+            Self::CircuitOpen | Self::Internal(_) => CloudSkip::ProviderUnavailable,
             Self::Deadline => CloudSkip::Deadline,
+            Self::Call(err) => match err {
+                CallError::Server { .. } | CallError::Timeout | CallError::Connect(_) => {
+                    CloudSkip::ProviderUnavailable
+                }
+                CallError::RateLimited { .. } => CloudSkip::RateLimited,
+                CallError::ModerationRejected(_) => CloudSkip::ModerationRejected,
+                CallError::Rejected { .. } => CloudSkip::ProviderRejected,
+                CallError::InvalidAnswer(_) => CloudSkip::InvalidAnswer,
+            },
         }
     }
 }
@@ -193,10 +164,7 @@ impl ModelClient {
         api_key: SecretString,
         recorder: ModelCallRecorder,
     ) -> Result<Arc<Self>, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+        let http = call::http_client(Duration::from_secs(2))?;
         let endpoint = format!(
             "{}/compatible-mode/v1/chat/completions",
             settings.base_url.trim_end_matches('/')
@@ -260,7 +228,7 @@ impl ModelClient {
             Ok(parsed) => parsed,
             Err(err) => {
                 tracing::warn!(error = %err, "the cloud model's answer was refused");
-                let err = ProviderError::InvalidAnswer(err.to_string());
+                let err = ProviderError::from(CallError::InvalidAnswer(err.to_string()));
                 call.failed(err.status(), err.code(), tokens);
                 return Err(err);
             }
@@ -313,10 +281,10 @@ impl ModelClient {
             .when(ProviderError::is_retryable)
             .adjust(|err, pause| {
                 let pause = match err {
-                    ProviderError::RateLimited {
+                    ProviderError::Call(CallError::RateLimited {
                         retry_after: Some(asked),
                         ..
-                    } => pause.map(|pause| pause.max((*asked).min(retry_max))),
+                    }) => pause.map(|pause| pause.max((*asked).min(retry_max))),
                     _ => pause,
                 }?;
                 // A retry that cannot finish before the deadline is not started.
@@ -373,36 +341,15 @@ impl ModelClient {
         let request = self
             .http
             .post(&self.endpoint)
-            .bearer_auth(self.api_key.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
             .body(body);
-        let response = request.send().await.map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(transport_error)?;
-        if status == 200 {
-            wire::parse_completion(&body)
+        let answer = call::send(request, &self.api_key).await?;
+        if answer.status == 200 {
+            wire::parse_completion(&answer.body)
         } else {
-            let err = wire::parse_error(status, &body, retry_after);
-            if matches!(status, 401 | 403) {
-                tracing::error!(error = %err, "dashscope refused our credentials; check DASHSCOPE_API_KEY");
-            }
-            Err(err)
+            Err(call::refused(Api::ChatCompletions, &answer).into())
         }
-    }
-}
-
-fn transport_error(err: reqwest::Error) -> ProviderError {
-    if err.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        ProviderError::Connect(err.without_url().to_string())
     }
 }
 
@@ -414,42 +361,45 @@ mod tests {
     fn failures_are_recorded_with_a_status_and_a_stable_code() {
         let cases = [
             (
-                ProviderError::Server { status: 503 },
+                CallError::Server { status: 503 }.into(),
                 503,
                 "provider_server_error",
             ),
             (
-                ProviderError::RateLimited {
+                CallError::RateLimited {
                     code: "limit_requests".into(),
                     retry_after: None,
-                },
+                }
+                .into(),
                 429,
                 "rate_limited",
             ),
-            (ProviderError::Timeout, 504, "timeout"),
+            (CallError::Timeout.into(), 504, "timeout"),
             (ProviderError::Deadline, 504, "deadline"),
             (ProviderError::CircuitOpen, 503, "circuit_open"),
             (
-                ProviderError::ModerationRejected("x".into()),
+                CallError::ModerationRejected("x".into()).into(),
                 400,
                 "moderation_rejected",
             ),
             (
-                ProviderError::Rejected {
+                CallError::Rejected {
                     status: 401,
                     code: "invalid_api_key".into(),
                     message: String::new(),
-                },
+                }
+                .into(),
                 401,
                 "provider_rejected",
             ),
             (
-                ProviderError::InvalidAnswer("prose".into()),
+                CallError::InvalidAnswer("prose".into()).into(),
                 502,
                 "invalid_answer",
             ),
         ];
         for (err, status, code) in cases {
+            let err: ProviderError = err;
             assert_eq!((err.status(), err.code()), (status, code), "{err}");
         }
     }

@@ -1,11 +1,10 @@
-//! DashScope's OpenAI-compatible chat completions on the wire: the request for one image, the
-//! answer, and the error bodies sorted into what the client should do about them.
-
-use std::time::Duration;
+//! DashScope's OpenAI-compatible chat completions on the wire: the request for one image and the
+//! answer (failed answers are sorted by [`super::call`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;
+use super::call::{Api, CallError, ErrorBody, sort_error};
 use crate::classify::domain::TokenUsage;
 use crate::classify::domain::answer::{SYSTEM_PROMPT, USER_PROMPT};
 
@@ -87,22 +86,6 @@ struct Usage {
     completion_tokens: u32,
 }
 
-/// Both error shapes: OpenAI-style `{"error":{...}}` and native `{"code","message"}`.
-#[derive(Deserialize, Default)]
-struct ErrorEnvelope {
-    error: Option<ErrorBody>,
-    code: Option<String>,
-    message: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: Option<String>,
-    message: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-}
-
 /// The model's text and the token usage of a 200 answer.
 pub struct Completion {
     pub content: String,
@@ -113,14 +96,11 @@ pub struct Completion {
 /// that error; a missing or non-text message is an invalid answer.
 pub fn parse_completion(body: &[u8]) -> Result<Completion, ProviderError> {
     let response: ChatResponse = serde_json::from_slice(body)
-        .map_err(|err| ProviderError::InvalidAnswer(format!("not a chat completion: {err}")))?;
+        .map_err(|err| CallError::InvalidAnswer(format!("not a chat completion: {err}")))?;
     if let Some(error) = response.error {
-        return Err(classify_error(
-            200,
-            error.code.or(error.kind),
-            error.message,
-            None,
-        ));
+        let code = error.code.or(error.kind).unwrap_or_default();
+        let message = error.message.unwrap_or_default();
+        return Err(sort_error(Api::ChatCompletions, 200, code, message, None).into());
     }
     let content = response
         .choices
@@ -128,7 +108,7 @@ pub fn parse_completion(body: &[u8]) -> Result<Completion, ProviderError> {
         .next()
         .and_then(|choice| choice.message.content)
         .and_then(|content| text_of(&content))
-        .ok_or_else(|| ProviderError::InvalidAnswer("the answer has no text".into()))?;
+        .ok_or_else(|| CallError::InvalidAnswer("the answer has no text".into()))?;
     Ok(Completion {
         content,
         usage: response.usage.map(|usage| TokenUsage {
@@ -151,61 +131,6 @@ fn text_of(content: &serde_json::Value) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Sorts a non-2xx answer by status and code.
-pub fn parse_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> ProviderError {
-    let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
-    let (code, message) = match envelope.error {
-        Some(error) => (error.code.or(error.kind), error.message),
-        None => (envelope.code, envelope.message),
-    };
-    classify_error(status, code, message, retry_after)
-}
-
-fn classify_error(
-    status: u16,
-    code: Option<String>,
-    message: Option<String>,
-    retry_after: Option<Duration>,
-) -> ProviderError {
-    let code = code.unwrap_or_default();
-    let message = message.unwrap_or_default();
-    if is_moderation(&code) {
-        return ProviderError::ModerationRejected(message);
-    }
-    match status {
-        // An exhausted quota answers 429 too, but waiting does not bring it back: a person must
-        // top up or change the plan, so it is a refusal, not a rate limit to retry.
-        429 if is_quota_exhausted(&code) => ProviderError::Rejected {
-            status,
-            code,
-            message,
-        },
-        429 => ProviderError::RateLimited { code, retry_after },
-        500..=599 => ProviderError::Server { status },
-        _ => ProviderError::Rejected {
-            status,
-            code,
-            message,
-        },
-    }
-}
-
-/// `insufficient_quota` (OpenAI-compatible) or `Throttling.AllocationQuota` (native).
-fn is_quota_exhausted(code: &str) -> bool {
-    matches!(code, "insufficient_quota" | "Throttling.AllocationQuota")
-}
-
-/// `data_inspection_failed` (OpenAI-compatible) or `DataInspectionFailed` (native), but not
-/// `InvalidParameter.DataInspection`, which is about the media format.
-fn is_moderation(code: &str) -> bool {
-    let normalised: String = code
-        .chars()
-        .filter(|c| *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    normalised == "datainspectionfailed"
 }
 
 #[cfg(test)]
@@ -242,48 +167,20 @@ mod tests {
         );
         assert!(matches!(
             parse_completion(b"<html>oops</html>"),
-            Err(ProviderError::InvalidAnswer(_))
+            Err(ProviderError::Call(CallError::InvalidAnswer(_)))
         ));
         assert!(matches!(
             parse_completion(br#"{"choices":[]}"#),
-            Err(ProviderError::InvalidAnswer(_))
+            Err(ProviderError::Call(CallError::InvalidAnswer(_)))
         ));
     }
 
     #[test]
-    fn errors_are_sorted_by_what_to_do_about_them() {
-        let moderation = br#"{"error":{"code":"data_inspection_failed","param":null,"message":"Input data may contain inappropriate content.","type":"data_inspection_failed"},"id":"chatcmpl-1"}"#;
-        assert!(matches!(
-            parse_error(400, moderation, None),
-            ProviderError::ModerationRejected(_)
-        ));
-        let native = br#"{"code":"DataInspectionFailed","message":"x","request_id":"r"}"#;
-        assert!(matches!(
-            parse_error(400, native, None),
-            ProviderError::ModerationRejected(_)
-        ));
-        let format = br#"{"code":"InvalidParameter.DataInspection","message":"x"}"#;
-        assert!(matches!(
-            parse_error(400, format, None),
-            ProviderError::Rejected { status: 400, .. }
-        ));
-        let limited = br#"{"error":{"message":"You have exceeded your current request limit","type":"limit_requests","code":"limit_requests"}}"#;
-        let err = parse_error(429, limited, Some(Duration::from_secs(2)));
-        assert!(err.is_retryable());
-        assert!(matches!(
-            err,
-            ProviderError::RateLimited {
-                retry_after: Some(_),
-                ..
-            }
-        ));
-        assert!(parse_error(503, b"busy", None).is_retryable());
-        let invalid = br#"{"error":{"code":"invalid_parameter_error","message":"bad"}}"#;
-        assert!(!parse_error(400, invalid, None).is_retryable());
+    fn an_error_inside_a_completion_is_that_error() {
         let streamed = br#"{"error":{"code":"data_inspection_failed","message":"output"}}"#;
         assert!(matches!(
             parse_completion(streamed),
-            Err(ProviderError::ModerationRejected(_))
+            Err(ProviderError::Call(CallError::ModerationRejected(_)))
         ));
     }
 }

@@ -15,7 +15,8 @@ use crate::edit::store::{self, TaskRow};
 use crate::model_calls::{CallOrigin, ModelCall, ModelSource};
 
 use super::{EditService, StoredResult};
-use crate::dashscope::image_edit::{EditProviderError, TaskPoll};
+use crate::dashscope::CallError;
+use crate::dashscope::image_edit::TaskPoll;
 
 /// Polls come at the first interval for this long, then slow down.
 const FAST_POLLING: Duration = Duration::from_secs(30);
@@ -373,9 +374,9 @@ impl EditService {
         }
     }
 
-    async fn fail_for(&self, task: &TaskRow, err: &EditProviderError) {
+    async fn fail_for(&self, task: &TaskRow, err: &CallError) {
         let code = match err {
-            EditProviderError::ModerationRejected(_) => FailureCode::ModerationRejected,
+            CallError::ModerationRejected(_) => FailureCode::ModerationRejected,
             _ => FailureCode::ProviderRejected,
         };
         self.fail_task(task, code, &err.to_string()).await;
