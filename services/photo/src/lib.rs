@@ -200,7 +200,12 @@ pub fn build_classifier(
                 &cfg.service.service_token,
                 classify.cloud_credit_hold_secs,
             )?;
-            Some(CloudPath::new(provider, credits))
+            Some(CloudPath::new(
+                provider,
+                credits,
+                cache.clone(),
+                local.clone(),
+            ))
         }
         None => {
             tracing::warn!("DASHSCOPE_API_KEY is not set: cloud classification is off");

@@ -173,6 +173,13 @@ impl CacheService {
         }
     }
 
+    /// Stores a result; a failure is logged, not answered: the result itself is good.
+    pub async fn remember(&self, key: &CacheKey, entry: CachedEntry) {
+        if let Err(err) = self.put(key, &entry).await {
+            tracing::error!(error = ?err, sha256 = %key.digest, "classification result not stored");
+        }
+    }
+
     /// Stores a result durably, then as the hot copy.
     pub async fn put(&self, key: &CacheKey, entry: &CachedEntry) -> Result<(), PhotoError> {
         store::insert(&self.pools.primary, key, entry).await?;

@@ -14,8 +14,10 @@ use photo_model::DecodedImage;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::cache::CacheService;
 use super::claim::{Claim, claim_or_wait};
-use super::{Classifier, MIN_CLOUD_BUDGET, skipped};
+use super::local::LocalModel;
+use super::{MIN_CLOUD_BUDGET, skipped};
 use crate::classify::domain::{Answer, CacheKey, CachedEntry, CloudSkip, ModelVersions, Source};
 use crate::credits::{CreditGate, Payer};
 use crate::dashscope::{CallError, ModelClient, ProviderError};
@@ -30,6 +32,10 @@ const LEAD_TRIES: usize = 3;
 pub struct CloudPath {
     provider: Arc<ModelClient>,
     credits: CreditGate,
+    /// Where verdicts are stored and claimed (shared with the local path).
+    cache: CacheService,
+    /// Decodes an image the local path did not (its answer came from the cache).
+    local: LocalModel,
     /// In-flight and just-finished cloud calls; values live a minute so that late duplicates
     /// that missed the cache a moment ago find the result too.
     flights: moka::future::Cache<CacheKey, CachedEntry>,
@@ -55,16 +61,23 @@ struct Settlement {
 }
 
 impl CloudPath {
-    pub fn new(provider: Arc<ModelClient>, credits: CreditGate) -> Self {
-        Self {
+    pub fn new(
+        provider: Arc<ModelClient>,
+        credits: CreditGate,
+        cache: CacheService,
+        local: LocalModel,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             provider,
             credits,
+            cache,
+            local,
             flights: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             metrics: PhotoMetrics::new(),
-        }
+        })
     }
 
     pub fn versions(&self) -> &ModelVersions {
@@ -76,8 +89,7 @@ impl CloudPath {
     /// this request leads the flight (the request that is charged for it).
     #[allow(clippy::too_many_arguments)] // one image's whole context, passed once
     pub(super) async fn ask(
-        &self,
-        classifier: &Arc<Classifier>,
+        self: &Arc<Self>,
         local: Answer,
         image: Arc<Vec<u8>>,
         decoded: Option<Arc<DecodedImage>>,
@@ -94,18 +106,14 @@ impl CloudPath {
         }
         // Detached, so that a caller who hangs up mid-call cannot strand a credit hold; still
         // within the request's span and under its id, which the credit calls pass to membership.
-        let classifier = Arc::clone(classifier);
+        let cloud = Arc::clone(self);
         let fallback = local.clone();
         let request_id = origin.request_id.clone();
         let call = tokio::spawn(platform::request_id::scope(
             request_id,
             async move {
-                let Some(cloud) = &classifier.cloud else {
-                    return skipped(local, CloudSkip::NotConfigured, None);
-                };
                 cloud
                     .fly(
-                        &classifier,
                         local,
                         image,
                         decoded,
@@ -126,7 +134,6 @@ impl CloudPath {
     #[allow(clippy::too_many_arguments)] // one image's whole context, passed once
     async fn fly(
         &self,
-        classifier: &Arc<Classifier>,
         local: Answer,
         image: Arc<Vec<u8>>,
         decoded: Option<Arc<DecodedImage>>,
@@ -138,7 +145,6 @@ impl CloudPath {
         for _ in 0..LEAD_TRIES {
             let mine = Arc::new(Mutex::new(None::<Settlement>));
             let lead = self.lead(
-                classifier,
                 key.clone(),
                 Arc::clone(&image),
                 decoded.clone(),
@@ -202,7 +208,6 @@ impl CloudPath {
     #[allow(clippy::too_many_arguments)] // one flight's whole context, passed once
     async fn lead(
         &self,
-        classifier: &Arc<Classifier>,
         key: CacheKey,
         image: Arc<Vec<u8>>,
         decoded: Option<Arc<DecodedImage>>,
@@ -216,7 +221,7 @@ impl CloudPath {
                 *slot = Some(settlement);
             }
         };
-        let claim = match claim_or_wait(&classifier.cache, &key, deadline).await {
+        let claim = match claim_or_wait(&self.cache, &key, deadline).await {
             Claim::Stored(entry) => {
                 // Another instance's call answered: for this request a cache hit, free.
                 record(Settlement::default());
@@ -233,7 +238,7 @@ impl CloudPath {
             Ok(payer) => payer,
             Err(refusal) => {
                 if let Some(token) = &claim {
-                    classifier.cache.release_claim(&key, token).await;
+                    self.cache.release_claim(&key, token).await;
                 }
                 record(Settlement {
                     available: refusal.available,
@@ -243,12 +248,10 @@ impl CloudPath {
                 return Err(FlightError::LeaderRefused);
             }
         };
-        let verdict = self
-            .call(classifier, &key, image, decoded, deadline, origin)
-            .await;
+        let verdict = self.call(&key, image, decoded, deadline, origin).await;
         // The verdict is stored (or the call failed): waiting instances may go on.
         if let Some(token) = &claim {
-            classifier.cache.release_claim(&key, token).await;
+            self.cache.release_claim(&key, token).await;
         }
         let (charged, available) = match (&payer, &verdict) {
             (Payer::Member { available }, _) => (0, Some(*available)),
@@ -288,7 +291,6 @@ impl CloudPath {
     /// The provider call; a moderation refusal is a verdict too, stored like an answer.
     async fn call(
         &self,
-        classifier: &Arc<Classifier>,
         key: &CacheKey,
         image: Arc<Vec<u8>>,
         decoded: Option<Arc<DecodedImage>>,
@@ -297,7 +299,7 @@ impl CloudPath {
     ) -> Result<CachedEntry, ProviderError> {
         let decoded = match decoded {
             Some(decoded) => decoded,
-            None => classifier
+            None => self
                 .local
                 .decode(image, deadline)
                 .await
@@ -321,7 +323,7 @@ impl CloudPath {
                 return Err(err);
             }
         };
-        classifier.remember(key, entry.clone()).await;
+        self.cache.remember(key, entry.clone()).await;
         Ok(entry)
     }
 }

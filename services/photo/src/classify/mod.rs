@@ -54,7 +54,7 @@ pub struct Classifier {
     cache: CacheService,
     local: LocalModel,
     /// None when no provider key is configured.
-    cloud: Option<CloudPath>,
+    cloud: Option<Arc<CloudPath>>,
     limits: ClassifyLimits,
     /// Local inferences in flight and just finished: identical images arriving together run the
     /// local model once (the cloud path has its own flights).
@@ -65,7 +65,7 @@ impl Classifier {
     pub fn new(
         cache: CacheService,
         local: LocalModel,
-        cloud: Option<CloudPath>,
+        cloud: Option<Arc<CloudPath>>,
         limits: ClassifyLimits,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -132,7 +132,6 @@ impl Classifier {
         };
         Ok(cloud
             .ask(
-                self,
                 local,
                 image,
                 decoded,
@@ -236,7 +235,8 @@ impl Classifier {
                 .local
                 .decode_and_classify(image, deadline, origin)
                 .await?;
-            self.remember(&key, CachedEntry::Classified(result.clone()))
+            self.cache
+                .remember(&key, CachedEntry::Classified(result.clone()))
                 .await;
             if let Ok(mut slot) = mine.lock() {
                 *slot = Some(decoded);
@@ -259,7 +259,7 @@ impl Classifier {
 
     /// What is stored for each digest under the current local and cloud versions.
     async fn stored(&self, digests: &[Digest], read: Read) -> Result<Vec<Stored>, PhotoError> {
-        let cloud_versions = self.cloud.as_ref().map(CloudPath::versions);
+        let cloud_versions = self.cloud.as_deref().map(CloudPath::versions);
         let mut keys: Vec<CacheKey> = Vec::with_capacity(digests.len() * 2);
         for digest in digests {
             keys.push(self.local.versions().key(*digest));
@@ -279,13 +279,6 @@ impl Classifier {
                 },
             })
             .collect())
-    }
-
-    /// Stores a result; a failure is logged, not answered: the result itself is good.
-    async fn remember(&self, key: &CacheKey, entry: CachedEntry) {
-        if let Err(err) = self.cache.put(key, &entry).await {
-            tracing::error!(error = ?err, sha256 = %key.digest, "classification result not stored");
-        }
     }
 }
 
