@@ -11,7 +11,6 @@ mod bills;
 mod binding;
 mod classify;
 mod client_examples;
-mod credits;
 mod devices;
 mod edge;
 mod edit;

@@ -1,26 +1,20 @@
-//! The credits API other services use (membership gRPC): guarded, idempotent, never negative.
+//! The credits API other services use (membership gRPC), tested on the membership service alone:
+//! guarded, idempotent, never negative.
 
-use e2e::{Options, System};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test binary: failing loudly is the point
+
+mod service;
+
 use proto::ErrorCode;
 use proto::membership::v1 as pb;
 
-/// A user with `credits` credits, bought through the real flow.
-async fn user_with_credits(system: &System, openid: &str, credits: u32) -> i64 {
-    let browser = system.sign_in(openid).await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    system.sandbox.pay(&no).await.unwrap();
-    browser.wait_for_order(&no, "paid").await;
-    system.user_id(openid).await
-}
+use service::{Membership, Settings};
 
 #[tokio::test]
 async fn hundred_concurrent_charges_on_fifty_credits_spend_exactly_fifty() {
-    let system = System::start(Options::default()).await;
-    let user_id = user_with_credits(&system, "o_spender", 50).await;
-    let client = system.credit_client();
+    let membership = Membership::start(Settings::default()).await;
+    let user_id = membership.user_with_credits("o_spender", 50).await;
+    let client = membership.credit_client();
     let charges = (0..100).map(|i| {
         let mut client = client.clone();
         async move {
@@ -52,14 +46,14 @@ async fn hundred_concurrent_charges_on_fifty_credits_spend_exactly_fifty() {
         .unwrap()
         .into_inner();
     assert_eq!((balance.remaining, balance.available), (0, 0));
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn a_retried_charge_is_charged_once() {
-    let system = System::start(Options::default()).await;
-    let user_id = user_with_credits(&system, "o_retry", 10).await;
-    let mut client = system.credit_client();
+    let membership = Membership::start(Settings::default()).await;
+    let user_id = membership.user_with_credits("o_retry", 10).await;
+    let mut client = membership.credit_client();
     for _ in 0..10 {
         let balance = client
             .charge(pb::ChargeRequest {
@@ -72,14 +66,14 @@ async fn a_retried_charge_is_charged_once() {
             .into_inner();
         assert_eq!(balance.remaining, 7);
     }
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn reserve_commit_and_release_are_exact_and_idempotent() {
-    let system = System::start(Options::default()).await;
-    let user_id = user_with_credits(&system, "o_holder", 10).await;
-    let mut client = system.credit_client();
+    let membership = Membership::start(Settings::default()).await;
+    let user_id = membership.user_with_credits("o_holder", 10).await;
+    let mut client = membership.credit_client();
     let reserve = |reference: &str, amount: i64| pb::ReserveRequest {
         user_id,
         amount,
@@ -154,14 +148,14 @@ async fn reserve_commit_and_release_are_exact_and_idempotent() {
         platform::grpc::error_code(&err),
         Some(ErrorCode::HoldSettled)
     );
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn commit_and_release_racing_on_one_hold_settle_it_once() {
-    let system = System::start(Options::default()).await;
-    let user_id = user_with_credits(&system, "o_racer", 40).await;
-    let client = system.credit_client();
+    let membership = Membership::start(Settings::default()).await;
+    let user_id = membership.user_with_credits("o_racer", 40).await;
+    let client = membership.credit_client();
     for round in 0..20 {
         let reference = format!("race-{round}");
         let mut c = client.clone();
@@ -202,19 +196,18 @@ async fn commit_and_release_racing_on_one_hold_settle_it_once() {
         .into_inner();
     assert_eq!(balance.held, 0);
     assert_eq!((40 - balance.remaining) % 2, 0);
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn the_janitor_releases_expired_holds_once() {
-    let system = System::start(Options {
+    let membership = Membership::start(Settings {
         hold_janitor_interval_ms: 100,
-        memberships: 2,
-        ..Options::default()
+        instances: 2,
     })
     .await;
-    let user_id = user_with_credits(&system, "o_crashed", 5).await;
-    let mut client = system.credit_client();
+    let user_id = membership.user_with_credits("o_crashed", 5).await;
+    let mut client = membership.credit_client();
     client
         .reserve(pb::ReserveRequest {
             user_id,
@@ -252,7 +245,7 @@ async fn the_janitor_releases_expired_holds_once() {
         0,
         "a second release frees nothing"
     );
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
 
 fn grant_request(user_id: i64, amount: i64, reason: &str, reference: &str) -> pb::GrantRequest {
@@ -268,9 +261,9 @@ fn grant_request(user_id: i64, amount: i64, reason: &str, reference: &str) -> pb
 
 #[tokio::test]
 async fn grants_accept_only_known_reasons_apply_once_and_leave_an_audit_row() {
-    let system = System::start(Options::default()).await;
-    let user_id = user_with_credits(&system, "o_granted", 1).await;
-    let mut client = system.credit_client();
+    let membership = Membership::start(Settings::default()).await;
+    let user_id = membership.user_with_credits("o_granted", 1).await;
+    let mut client = membership.credit_client();
     for _ in 0..3 {
         let balance = client
             .grant(grant_request(user_id, 5, "admin_adjust", "audit-1"))
@@ -279,9 +272,10 @@ async fn grants_accept_only_known_reasons_apply_once_and_leave_an_audit_row() {
             .into_inner();
         assert_eq!(balance.remaining, 6);
     }
-    let pool = system.db.primary().await;
+    let pool = membership.db.primary().await;
     let audit: Vec<(String, String, i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT admin, action, delta, reason, reference FROM admin_audit WHERE user_id = ?",
+        "SELECT admin, action, delta, reason, reference FROM admin_audit \
+         WHERE user_id = ? AND admin = 'ops-tool'",
     )
     .bind(user_id)
     .fetch_all(&pool)
@@ -337,17 +331,17 @@ async fn grants_accept_only_known_reasons_apply_once_and_leave_an_audit_row() {
         .unwrap()
         .into_inner();
     assert_eq!(balance.remaining, 6);
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
 
 /// A charge reference is one charge: the same user and amount again is "already charged", but
 /// another user or amount under it is refused and changes nothing, even when they race.
 #[tokio::test]
 async fn a_used_charge_reference_is_refused_for_another_user_or_amount() {
-    let system = System::start(Options::default()).await;
-    let alice = user_with_credits(&system, "o_alice", 10).await;
-    let bob = user_with_credits(&system, "o_bob", 10).await;
-    let client = system.credit_client();
+    let membership = Membership::start(Settings::default()).await;
+    let alice = membership.user_with_credits("o_alice", 10).await;
+    let bob = membership.user_with_credits("o_bob", 10).await;
+    let client = membership.credit_client();
     let charge = |user_id: i64, amount: i64| {
         let mut client = client.clone();
         async move {
@@ -363,7 +357,7 @@ async fn a_used_charge_reference_is_refused_for_another_user_or_amount() {
     // Ten copies from each user at once: exactly one charge lands.
     let racing = (0..20).map(|i| charge(if i % 2 == 0 { alice } else { bob }, 2));
     let results = futures::future::join_all(racing).await;
-    let pool = system.db.primary().await;
+    let pool = membership.db.primary().await;
     let (charged_user,): (i64,) = sqlx::query_as(
         "SELECT user_id FROM credit_ledger WHERE reason = 'charge' AND reference = 'task-shared'",
     )
@@ -403,5 +397,5 @@ async fn a_used_charge_reference_is_refused_for_another_user_or_amount() {
             .into_inner();
         assert_eq!(balance.remaining, remaining);
     }
-    system.assert_ledger_invariant().await;
+    membership.assert_ledger_invariant().await;
 }
