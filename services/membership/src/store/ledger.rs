@@ -220,3 +220,14 @@ pub async fn give_back(
         .await?;
     record_change(conn, user_id, amount, reason, reference).await
 }
+
+/// How many users hold a balance other than the sum of their ledger rows: 0 unless the books
+/// are broken (the check every credit test ends with).
+pub async fn users_off_their_ledger(pool: &sqlx::MySqlPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM wechat_users u WHERE u.remaining_credits <> \
+         (SELECT COALESCE(SUM(l.delta), 0) FROM credit_ledger l WHERE l.user_id = u.id)",
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -148,13 +148,9 @@ impl Membership {
     /// Every balance is the sum of its ledger rows.
     pub async fn assert_ledger_invariant(&self) {
         let pool: MySqlPool = self.db.primary().await;
-        let broken: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM wechat_users u WHERE u.remaining_credits <> \
-             (SELECT COALESCE(SUM(l.delta), 0) FROM credit_ledger l WHERE l.user_id = u.id)",
-        )
-        .fetch_one(&pool)
-        .await
-        .expect("check the ledger invariant");
+        let broken = membership_svc::store::ledger::users_off_their_ledger(&pool)
+            .await
+            .expect("check the ledger invariant");
         pool.close().await;
         assert_eq!(broken, 0, "users whose balance differs from their ledger");
     }
