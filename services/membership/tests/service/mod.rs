@@ -136,13 +136,12 @@ impl Membership {
     /// The user id of an openid.
     pub async fn user_id(&self, openid: &str) -> i64 {
         let pool = self.db.primary().await;
-        let id = sqlx::query_scalar("SELECT id FROM wechat_users WHERE openid = ?")
-            .bind(openid)
-            .fetch_one(&pool)
+        let user = membership_svc::store::users::find_by_openid(&pool, openid)
             .await
-            .expect("user id");
+            .expect("read the user")
+            .expect("the user exists");
         pool.close().await;
-        id
+        user.id
     }
 
     /// Every balance is the sum of its ledger rows.
