@@ -208,17 +208,22 @@ impl EditService {
             &[Some(input_key), mask_key],
         )
         .await?;
-        if !store::mark_queued(&self.pools.primary, &id).await? {
+        // Queued and read back in one transaction: the answer is the task as accepted, since a
+        // worker cannot take it before the commit.
+        let mut queueing = self.pools.primary.begin().await?;
+        if !store::mark_queued(&mut *queueing, &id).await? {
+            drop(queueing);
             // The abandoned-request sweep failed the task while its credits were being held
             // (membership answered after minutes): give the hold back too.
             self.credits.release(&domain::credit_reference(&id)).await;
             return Err(PhotoError::CreditsUnavailable);
         }
-        self.wake.notify_one();
-        tracing::info!(task = %id, function = valid.function.as_str(), outputs = valid.outputs, "edit queued");
-        let row = store::find(&self.pools.primary, &id)
+        let row = store::find(&mut *queueing, &id)
             .await?
             .ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))?;
+        queueing.commit().await?;
+        self.wake.notify_one();
+        tracing::info!(task = %id, function = valid.function.as_str(), outputs = valid.outputs, "edit queued");
         Ok(self.view(row, true))
     }
 
