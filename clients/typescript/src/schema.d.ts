@@ -922,10 +922,6 @@ export interface components {
         AdminOut: {
             username: string;
         };
-        BatchIn: {
-            /** @description 1 to `location_batch_max` points (100 by default); answered in the same order. */
-            points: components["schemas"]["PointIn"][];
-        };
         BatchItemOut: {
             classification?: null | components["schemas"]["ClassificationOut"];
             error?: null | components["schemas"]["ItemErrorOut"];
@@ -1176,6 +1172,13 @@ export interface components {
         ItemErrorOut: {
             code: string;
             message: string;
+        };
+        LocationBatchIn: {
+            /** @description 1 to `location_batch_max` points (100 by default); answered in the same order. */
+            points: components["schemas"]["PointIn"][];
+        };
+        LocationBatchOut: {
+            results: components["schemas"]["LocationOut"][];
         };
         LocationOut: {
             /** @description "杭州市" in China, "台北市" in Taiwan; abroad the city the point belongs to ("东京"). */
@@ -2656,7 +2659,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["BatchIn"];
+                "application/json": components["schemas"]["LocationBatchIn"];
             };
         };
         responses: {
@@ -2665,7 +2668,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BatchOut"];
+                    "application/json": components["schemas"]["LocationBatchOut"];
                 };
             };
             400: {

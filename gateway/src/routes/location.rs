@@ -25,7 +25,7 @@ pub struct PointIn {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct BatchIn {
+pub struct LocationBatchIn {
     /// 1 to `location_batch_max` points (100 by default); answered in the same order.
     pub points: Vec<PointIn>,
 }
@@ -56,7 +56,7 @@ pub struct LocationOut {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct BatchOut {
+pub struct LocationBatchOut {
     pub results: Vec<LocationOut>,
 }
 
@@ -88,16 +88,16 @@ pub async fn locate(
 
 /// Names the places of 1 to `location_batch_max` (100 by default) WGS-84 coordinates; one
 /// invalid point fails the request.
-#[utoipa::path(post, path = "/api/v1/location/batch", request_body = BatchIn,
+#[utoipa::path(post, path = "/api/v1/location/batch", request_body = LocationBatchIn,
     security(("client_token" = [])),
-    responses((status = 200, body = BatchOut), (status = 400), (status = 401),
+    responses((status = 200, body = LocationBatchOut), (status = 400), (status = 401),
         (status = 403, description = "the client is not bound to WeChat"),
         (status = 429, description = "over the client's allowance of place names")))]
 pub async fn locate_batch(
     State(state): State<AppState>,
     caller: AuthenticatedClient,
-    ApiJson(input): ApiJson<BatchIn>,
-) -> Result<Json<BatchOut>, ApiError> {
+    ApiJson(input): ApiJson<LocationBatchIn>,
+) -> Result<Json<LocationBatchOut>, ApiError> {
     caller.bound_user()?;
     let most = state.cfg.photo_limits.location_batch_max;
     if input.points.is_empty() || input.points.len() > most {
@@ -138,7 +138,7 @@ pub async fn locate_batch(
         .zip(answer.results)
         .map(|(point, answer)| location_out(point, answer))
         .collect();
-    Ok(Json(BatchOut { results }))
+    Ok(Json(LocationBatchOut { results }))
 }
 
 fn location_out(point: &PointIn, answer: pb::LocateResponse) -> LocationOut {

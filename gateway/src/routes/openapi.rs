@@ -68,9 +68,9 @@ use super::{
         auth::BindingOut,
         auth::UnbindOut,
         location::PointIn,
-        location::BatchIn,
+        location::LocationBatchIn,
         location::LocationOut,
-        location::BatchOut,
+        location::LocationBatchOut,
         member::ProfileOut,
         member::RemindersIn,
         devices::DeviceOut,
@@ -220,6 +220,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The document names each schema by its type's name alone, and a second type of the same
+    /// name silently replaces the first: the location batch's answer was once documented as the
+    /// classification batch's (both `BatchOut`), so a typed client could not read it. Every
+    /// `ToSchema` type of the gateway must have its own name.
+    #[test]
+    fn every_schema_type_has_its_own_name() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for file in rust_files(&source) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for name in schema_type_names(&text) {
+                let here = file.display().to_string();
+                let first = seen.insert(name.clone(), here.clone());
+                assert!(
+                    first.is_none(),
+                    "two schema types are named {name}: in {first:?} and in {here}"
+                );
+            }
+        }
+        assert!(
+            seen.contains_key("LocationOut"),
+            "the scan found the schemas"
+        );
+    }
+
+    fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(rust_files(&path));
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    /// The names of the types a file derives `ToSchema` for (the next `struct` or `enum` after
+    /// the derive), or the name an `as = …` attribute gives them.
+    fn schema_type_names(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut pending = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                pending = true;
+            } else if pending && let Some(renamed) = line.split("schema(as = ").nth(1) {
+                names.push(renamed.trim_end_matches(")]").trim().to_owned());
+                pending = false;
+            } else if pending && (line.contains("struct ") || line.contains("enum ")) {
+                let name = line
+                    .split_whitespace()
+                    .skip_while(|word| *word != "struct" && *word != "enum")
+                    .nth(1)
+                    .unwrap_or_default();
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name);
+                pending = false;
+            }
+        }
+        names
     }
 
     /// The typed clients are generated from the committed copy; a gateway change that the copy

@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use axum::extract::Query;
-use gateway::routes::location::{BatchIn, PointIn};
+use gateway::routes::location::{LocationBatchIn, PointIn};
 use gateway::routes::photos::LookupIn;
 use libfuzzer_sys::fuzz_target;
 use photo_svc::classify::domain::Digest;
@@ -68,7 +68,7 @@ fuzz_target!(|input: &[u8]| {
             }
         }
     }
-    if let Ok(batch) = serde_json::from_slice::<BatchIn>(data) {
+    if let Ok(batch) = serde_json::from_slice::<LocationBatchIn>(data) {
         for point in batch.points.iter().take(100) {
             locate(point.lat, point.lng);
         }

@@ -1,16 +1,61 @@
 //! Photo location through the gateway: GPS coordinates in, Chinese place names out, offline.
+//! An app's calls go through the typed Rust client (`clients/rust`), so the answers are read as
+//! the OpenAPI document describes them; requests no typed client can send (a malformed query or
+//! body, no token) are sent raw.
 
 use serde_json::{Value, json};
+use xintu_client::{Client, Error, types};
 
 use e2e::{Options, System};
 
-/// The system and the token of a client bound to WeChat (place names are for bound clients).
-async fn start() -> (System, String) {
-    let system = System::start(Options::default()).await;
+/// The system, the token of a client bound to WeChat (place names are for bound clients), and
+/// the typed client acting as that app.
+async fn start() -> (System, String, Client) {
+    start_with(Options::default()).await
+}
+
+async fn start_with(options: Options) -> (System, String, Client) {
+    let system = System::start(options).await;
     let token = system
         .bind_client("location-client", "o_location_user")
         .await;
-    (system, token)
+    let api = Client::new(system.gateway())
+        .with_client_token(&token)
+        .unwrap();
+    (system, token, api)
+}
+
+async fn place(api: &Client, lat: f64, lng: f64) -> types::LocationOut {
+    api.locate()
+        .lat(lat)
+        .lng(lng)
+        .send()
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn points(coordinates: &[(f64, f64)]) -> types::LocationBatchIn {
+    types::LocationBatchIn {
+        points: coordinates
+            .iter()
+            .map(|&(lat, lng)| types::PointIn { lat, lng })
+            .collect(),
+    }
+}
+
+/// The stable code of an error answer, with its status and message; panics on any other outcome.
+fn refusal<T: std::fmt::Debug>(
+    outcome: Result<T, Error<types::ErrorBody>>,
+) -> (u16, String, String) {
+    match outcome {
+        Err(Error::ErrorResponse(answer)) => (
+            answer.status().as_u16(),
+            answer.error.code.clone(),
+            answer.error.message.clone(),
+        ),
+        other => panic!("not an error answer: {other:?}"),
+    }
 }
 
 async fn locate(system: &System, token: &str, query: &[(&str, &str)]) -> (u16, Value) {
@@ -24,13 +69,6 @@ async fn locate(system: &System, token: &str, query: &[(&str, &str)]) -> (u16, V
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
-}
-
-async fn locate_point(system: &System, token: &str, lat: f64, lng: f64) -> Value {
-    let (lat, lng) = (lat.to_string(), lng.to_string());
-    let (status, body) = locate(system, token, &[("lat", &lat), ("lng", &lng)]).await;
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 async fn batch(system: &System, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -48,7 +86,7 @@ async fn batch(system: &System, token: Option<&str>, body: Value) -> (u16, Value
 
 #[tokio::test]
 async fn places_in_china_get_province_city_and_district() {
-    let (system, token) = start().await;
+    let (_system, _, api) = start().await;
     // WGS-84, as a phone's GPS writes them: (lat, lng, province, city, district, display).
     let table = [
         (
@@ -101,64 +139,76 @@ async fn places_in_china_get_province_city_and_district() {
         ), // 中环
     ];
     for (lat, lng, province, city, district, display) in table {
-        let body = locate_point(&system, &token, lat, lng).await;
-        assert_eq!(body["found"], true, "{body}");
-        assert_eq!(body["source"], "china_region", "{body}");
-        assert_eq!(body["country"], "中国", "{body}");
-        assert_eq!(body["province"], province, "{body}");
-        assert_eq!(body["city"], city, "{body}");
-        assert_eq!(body["district"], district, "{body}");
-        assert_eq!(body["display"], display, "{body}");
-        assert_eq!(body["lat"], lat, "the point is echoed");
+        let found = place(&api, lat, lng).await;
+        assert!(found.found, "{found:?}");
+        assert_eq!(found.source, "china_region", "{found:?}");
+        assert_eq!(found.country.as_deref(), Some("中国"), "{found:?}");
+        assert_eq!(found.province.as_deref(), Some(province), "{found:?}");
+        assert_eq!(found.city.as_deref(), Some(city), "{found:?}");
+        assert_eq!(found.district.as_deref(), Some(district), "{found:?}");
+        assert_eq!(found.display, display, "{found:?}");
+        assert_eq!((found.lat, found.lng), (lat, lng), "the point is echoed");
     }
 }
 
 #[tokio::test]
 async fn abroad_the_country_the_city_and_at_sea_nothing() {
-    let (system, token) = start().await;
+    let (_system, _, api) = start().await;
     // Tokyo Tower: in 港区, a ward of 东京.
-    let tokyo = locate_point(&system, &token, 35.6586, 139.7454).await;
-    assert_eq!(tokyo["found"], true, "{tokyo}");
-    assert_eq!(tokyo["source"], "city");
-    assert_eq!(tokyo["country"], "日本");
-    assert_eq!(tokyo["province"], "东京");
-    assert_eq!(tokyo["city"], "东京");
-    assert_eq!(tokyo["display"], "日本 东京");
-    assert_eq!(tokyo["untranslated"], json!([]));
+    let tokyo = place(&api, 35.6586, 139.7454).await;
+    assert!(tokyo.found, "{tokyo:?}");
+    assert_eq!(tokyo.source, "city");
+    assert_eq!(tokyo.country.as_deref(), Some("日本"));
+    assert_eq!(tokyo.province.as_deref(), Some("东京"));
+    assert_eq!(tokyo.city.as_deref(), Some("东京"));
+    assert_eq!(tokyo.display, "日本 东京");
+    assert!(tokyo.untranslated.is_empty(), "{tokyo:?}");
 
     // Times Square: the city, not the neighbourhood.
-    let times_square = locate_point(&system, &token, 40.7580, -73.9855).await;
-    assert_eq!(times_square["display"], "美国 纽约", "{times_square}");
+    let times_square = place(&api, 40.7580, -73.9855).await;
+    assert_eq!(times_square.display, "美国 纽约", "{times_square:?}");
     // Central Park: in 曼哈顿, a borough well inside 纽约, which names the district.
-    let central_park = locate_point(&system, &token, 40.7829, -73.9654).await;
-    assert_eq!(central_park["city"], "纽约", "{central_park}");
-    assert_eq!(central_park["district"], "曼哈顿", "{central_park}");
-    assert_eq!(central_park["display"], "美国 纽约 曼哈顿");
+    let central_park = place(&api, 40.7829, -73.9654).await;
+    assert_eq!(
+        central_park.city.as_deref(),
+        Some("纽约"),
+        "{central_park:?}"
+    );
+    assert_eq!(
+        central_park.district.as_deref(),
+        Some("曼哈顿"),
+        "{central_park:?}"
+    );
+    assert_eq!(central_park.display, "美国 纽约 曼哈顿");
     // India Gate: the capital, 新德里, inside the much bigger 德里.
-    let india_gate = locate_point(&system, &token, 28.6129, 77.2295).await;
-    assert_eq!(india_gate["display"], "印度 新德里", "{india_gate}");
+    let india_gate = place(&api, 28.6129, 77.2295).await;
+    assert_eq!(india_gate.display, "印度 新德里", "{india_gate:?}");
 
     // Hallstatt: no source has its name in Chinese; the local name stands in, marked.
-    let hallstatt = locate_point(&system, &token, 47.5622, 13.6493).await;
-    assert_eq!(hallstatt["city"], "Hallstatt", "{hallstatt}");
-    assert_eq!(hallstatt["untranslated"], json!(["city"]));
+    let hallstatt = place(&api, 47.5622, 13.6493).await;
+    assert_eq!(
+        hallstatt.city.as_deref(),
+        Some("Hallstatt"),
+        "{hallstatt:?}"
+    );
+    assert_eq!(hallstatt.untranslated, ["city"]);
 
     // Taipei 101: to the city, with the names used on the mainland.
-    let taipei = locate_point(&system, &token, 25.0340, 121.5645).await;
-    assert_eq!(taipei["source"], "china_region", "{taipei}");
-    assert_eq!(taipei["display"], "台湾省 台北市");
+    let taipei = place(&api, 25.0340, 121.5645).await;
+    assert_eq!(taipei.source, "china_region", "{taipei:?}");
+    assert_eq!(taipei.display, "台湾省 台北市");
 
-    let pacific = locate_point(&system, &token, 30.0, -150.0).await;
-    assert_eq!(pacific["found"], false, "{pacific}");
-    assert_eq!(pacific["source"], "none");
-    assert_eq!(pacific["country"], Value::Null);
-    assert_eq!(pacific["city"], Value::Null);
-    assert_eq!(pacific["display"], "");
+    let pacific = place(&api, 30.0, -150.0).await;
+    assert!(!pacific.found, "{pacific:?}");
+    assert_eq!(pacific.source, "none");
+    assert_eq!(pacific.country, None);
+    assert_eq!(pacific.city, None);
+    assert_eq!(pacific.display, "");
 }
 
 #[tokio::test]
 async fn invalid_coordinates_are_refused_with_400() {
-    let (system, token) = start().await;
+    let (system, token, _) = start().await;
     let cases: [(&[(&str, &str)], &str); 7] = [
         (&[("lat", "91"), ("lng", "0")], "invalid_coordinate"),
         (&[("lat", "-90.5"), ("lng", "0")], "invalid_coordinate"),
@@ -222,34 +272,38 @@ async fn a_client_token_is_required() {
 
 #[tokio::test]
 async fn a_batch_is_answered_point_by_point_in_order() {
-    let (system, token) = start().await;
-    let points = json!({ "points": [
-        { "lat": 39.9087, "lng": 116.3975 },
-        { "lat": 35.6896, "lng": 139.6917 },
-        { "lat": 30.0, "lng": -150.0 },
-        { "lat": 30.2437, "lng": 120.1410 },
-    ]});
-    let (status, body) = batch(&system, Some(&token), points).await;
-    assert_eq!(status, 200, "{body}");
-    let displays: Vec<&str> = body["results"]
-        .as_array()
+    let (_system, _, api) = start().await;
+    let coordinates = [
+        (39.9087, 116.3975),
+        (35.6896, 139.6917),
+        (30.0, -150.0),
+        (30.2437, 120.1410),
+    ];
+    let answer = api
+        .locate_batch()
+        .body(points(&coordinates))
+        .send()
+        .await
         .unwrap()
+        .into_inner();
+    let displays: Vec<&str> = answer
+        .results
         .iter()
-        .map(|result| result["display"].as_str().unwrap())
+        .map(|found| found.display.as_str())
         .collect();
     assert_eq!(
         displays,
         ["北京市 东城区", "日本 东京", "", "浙江省 杭州市 西湖区"]
     );
-    assert_eq!(body["results"][2]["found"], false);
-    assert_eq!(body["results"][1]["lng"], 139.6917);
+    assert!(!answer.results[2].found);
+    assert_eq!(answer.results[1].lng, 139.6917);
 }
 
 /// One setting (LOCATION_BATCH_MAX) sizes the batch for the gateway and the photo service alike:
 /// raised, a larger batch goes through both; the gateway still refuses one over it.
 #[tokio::test]
 async fn the_batch_size_is_one_setting_for_gateway_and_photo() {
-    let system = System::start(Options {
+    let (_system, _, api) = start_with(Options {
         photo: e2e::photo::PhotoOptions {
             location_batch_max: Some(250),
             ..Default::default()
@@ -257,52 +311,40 @@ async fn the_batch_size_is_one_setting_for_gateway_and_photo() {
         ..Options::default()
     })
     .await;
-    let token = system.bind_client("batch-pc", "o_batch_user").await;
-    let points = |n: usize| -> Vec<Value> {
-        (0..n)
-            .map(|_| json!({ "lat": 39.9087, "lng": 116.3975 }))
-            .collect()
-    };
-    let (status, body) = batch(&system, Some(&token), json!({ "points": points(250) })).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["results"].as_array().unwrap().len(), 250);
-    assert_eq!(body["results"][249]["display"], "北京市 东城区");
-    let (status, body) = batch(&system, Some(&token), json!({ "points": points(251) })).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_batch_size");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("1 to 250")
-    );
+    let beijing = |n: usize| points(&vec![(39.9087, 116.3975); n]);
+    let answer = api
+        .locate_batch()
+        .body(beijing(250))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.results.len(), 250);
+    assert_eq!(answer.results[249].display, "北京市 东城区");
+    let (status, code, message) = refusal(api.locate_batch().body(beijing(251)).send().await);
+    assert_eq!((status, code.as_str()), (400, "invalid_batch_size"));
+    assert!(message.contains("1 to 250"), "{message}");
 }
 
 #[tokio::test]
 async fn a_bad_batch_is_refused_whole() {
-    let (system, token) = start().await;
-    let empty = json!({ "points": [] });
-    let (status, body) = batch(&system, Some(&token), empty).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_batch_size");
+    let (system, token, api) = start().await;
+    for size in [0, 101] {
+        let too_few_or_many = points(&vec![(1.0, 1.0); size]);
+        let (status, code, _) = refusal(api.locate_batch().body(too_few_or_many).send().await);
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_batch_size"),
+            "{size} points"
+        );
+    }
 
-    let too_many: Vec<Value> = (0..101)
-        .map(|_| json!({ "lat": 1.0, "lng": 1.0 }))
-        .collect();
-    let (status, body) = batch(&system, Some(&token), json!({ "points": too_many })).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_batch_size");
-
-    let one_bad = json!({ "points": [
-        { "lat": 39.9087, "lng": 116.3975 },
-        { "lat": 39.9087, "lng": 200.0 },
-    ]});
-    let (status, body) = batch(&system, Some(&token), one_bad).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_coordinate");
-    let message = body["error"]["message"].as_str().unwrap();
+    let one_bad = points(&[(39.9087, 116.3975), (39.9087, 200.0)]);
+    let (status, code, message) = refusal(api.locate_batch().body(one_bad).send().await);
+    assert_eq!((status, code.as_str()), (400, "invalid_coordinate"));
     assert!(message.contains("points[1]"), "{message}");
 
+    // Not the documented shape: only a raw request can send it.
     let (status, body) = batch(&system, Some(&token), json!({ "points": "everywhere" })).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_json");
