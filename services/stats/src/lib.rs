@@ -10,6 +10,8 @@ pub mod error;
 pub mod grpc;
 pub mod stats;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::Duration;
 

@@ -33,7 +33,6 @@ fn admin_password_hash() -> String {
 pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 pub mod photo;
-pub mod stats;
 
 pub mod bench;
 pub mod captured_log;
@@ -174,7 +173,7 @@ pub struct System {
     /// The photo service's own database.
     pub photo_db: TestDatabase,
     /// The stats service (its own database); tests stop and restart it.
-    pub stats: stats::StatsService,
+    pub stats: stats_svc::testing::StatsService,
     pub gateway_urls: Vec<String>,
     pub membership_urls: Vec<String>,
     /// The service token every process of this system sends and accepts (random per system).
@@ -278,7 +277,7 @@ impl System {
         let membership_shutdown = shutdown.child_token();
         let redis_prefix = platform::testing::redis_prefix();
         let service_token = platform::testing::service_token();
-        let stats = stats::start(
+        let stats = stats_svc::testing::start(
             options.stats_replica,
             &service_token,
             shutdown.child_token(),

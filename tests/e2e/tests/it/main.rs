@@ -36,6 +36,5 @@ mod scaling;
 mod service_auth;
 mod sign_out;
 mod stats;
-mod stats_erasure;
 mod telemetry;
 mod token;

@@ -1,14 +1,19 @@
-//! A stats service instance for the system under test, on its own fresh database; it can be
-//! stopped and started again on the same address (recording must survive its outage).
+//! A stats service instance for tests, on its own fresh database (migrated) on the test primary
+//! and replica, serving gRPC on port 0; it can be stopped and started again on the same address
+//! (its callers' recording must survive its outage). The service-level tests and the end-to-end
+//! system both start it this way.
+
+#![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use platform::grpc::ServiceToken;
+use crate::config::StatsConfig;
+use platform::grpc::{ServiceChannel, ServiceToken};
 use platform::testing::{Replica, TestDatabase};
-use stats_svc::config::StatsConfig;
+use proto::stats::v1::stats_service_client::StatsServiceClient;
 
 pub struct StatsService {
     pub addr: SocketAddr,
@@ -19,8 +24,34 @@ pub struct StatsService {
 }
 
 impl StatsService {
+    /// The service alone, on the shared replica, with a token of its own; it stops when dropped.
+    pub async fn start_alone() -> Self {
+        Self::start_alone_on(Replica::Shared).await
+    }
+
+    /// The same, reading from the given replica.
+    pub async fn start_alone_on(replica: Replica) -> Self {
+        start(
+            replica,
+            &platform::testing::service_token(),
+            CancellationToken::new(),
+        )
+        .await
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A client of its gRPC API, carrying the service token.
+    pub fn client(&self) -> StatsServiceClient<ServiceChannel> {
+        let channel = platform::grpc::channel(
+            &self.url(),
+            std::time::Duration::from_secs(30),
+            &self.service_token,
+        )
+        .expect("a channel to stats");
+        StatsServiceClient::new(channel)
     }
 
     /// Stops the instance (its port closes).
@@ -58,7 +89,7 @@ fn serve(db: &TestDatabase, token: &ServiceToken, listener: TcpListener, stop: C
     cfg.database.database_replica_url = Some(db.replica_url.clone());
     let pools = db.pools();
     tokio::spawn(async move {
-        if let Err(err) = stats_svc::run(&cfg, pools, listener, stop).await {
+        if let Err(err) = crate::run(&cfg, pools, listener, stop).await {
             eprintln!("stats stopped: {err:#}");
         }
     });
@@ -71,7 +102,7 @@ pub async fn start(
 ) -> StatsService {
     let db = TestDatabase::create("stats", replica).await;
     let primary = db.primary().await;
-    stats_svc::MIGRATOR
+    crate::MIGRATOR
         .run(&primary)
         .await
         .expect("migrate the stats test database");
@@ -87,5 +118,11 @@ pub async fn start(
         service_token: service_token.clone(),
         stop: std::sync::Mutex::new(stop),
         parent,
+    }
+}
+
+impl Drop for StatsService {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -3,30 +3,19 @@
 //! that arrive later are blanked for a day, a second call changes nothing, bad requests change
 //! nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::{Options, System};
 use platform::grpc::ServiceChannel;
 use proto::stats::v1 as pb;
 use proto::stats::v1::stats_service_client::StatsServiceClient;
 use sha2::{Digest as _, Sha256};
+use stats_svc::testing::StatsService;
 
 /// (openid, client id, endpoint, status, latency) of a stored row.
 type Row = (String, String, String, u16, u32);
-
-async fn quiet_system() -> System {
-    // Only the records the test sends: the gateway records nothing.
-    System::start(Options {
-        request_logging: false,
-        ..Options::default()
-    })
-    .await
-}
-
-fn stats_client(system: &System) -> StatsServiceClient<ServiceChannel> {
-    StatsServiceClient::new(system.grpc_channel(&system.stats.url()))
-}
 
 /// The start of the hour `hours_ago` hours before now, in unix milliseconds.
 fn hour_start(hours_ago: i64) -> i64 {
@@ -89,8 +78,8 @@ async fn forget(
 }
 
 /// Every stored row, in the order stored.
-async fn rows(system: &System) -> Vec<Row> {
-    let pool = system.stats.db.primary().await;
+async fn rows(stats: &StatsService) -> Vec<Row> {
+    let pool = stats.db.primary().await;
     let rows = sqlx::query_as(
         "SELECT openid, client_id, endpoint, status, latency_ms FROM request_logs ORDER BY id",
     )
@@ -102,8 +91,8 @@ async fn rows(system: &System) -> Vec<Row> {
 }
 
 /// (hour in unix seconds, client id) of `hourly_clients`.
-async fn hourly_clients(system: &System) -> BTreeSet<(i64, String)> {
-    let pool = system.stats.db.primary().await;
+async fn hourly_clients(stats: &StatsService) -> BTreeSet<(i64, String)> {
+    let pool = stats.db.primary().await;
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT CAST(UNIX_TIMESTAMP(hour) AS SIGNED), client_id FROM hourly_clients",
     )
@@ -115,8 +104,8 @@ async fn hourly_clients(system: &System) -> BTreeSet<(i64, String)> {
 }
 
 /// The tombstones, as lower-case hex.
-async fn tombstones(system: &System) -> BTreeSet<String> {
-    let pool = system.stats.db.primary().await;
+async fn tombstones(stats: &StatsService) -> BTreeSet<String> {
+    let pool = stats.db.primary().await;
     let digests: Vec<Vec<u8>> = sqlx::query_scalar("SELECT digest FROM erased_callers")
         .fetch_all(&pool)
         .await
@@ -132,11 +121,11 @@ fn sha256_hex(text: &str) -> String {
 /// Distinct clients over [from, from + 2 h) as the dashboard reads them (from the replica): the
 /// whole range, then each hour.
 async fn active_clients(
-    system: &System,
+    stats: &StatsService,
     client: &mut StatsServiceClient<ServiceChannel>,
     from_unix_ms: i64,
 ) -> (u64, Vec<u64>) {
-    system.stats.db.wait_for_replica().await;
+    stats.db.wait_for_replica().await;
     let range = pb::TimeRange {
         from_unix_ms,
         to_unix_ms: from_unix_ms + 2 * 3_600_000,
@@ -162,8 +151,8 @@ async fn active_clients(
 
 #[tokio::test]
 async fn forgetting_blanks_the_callers_rows_and_keeps_the_client_counts() {
-    let system = quiet_system().await;
-    let mut client = stats_client(&system);
+    let stats = StatsService::start_alone().await;
+    let mut client = stats.client();
     let (first_hour, second_hour) = (hour_start(3), hour_start(2));
     let first = [
         row("o_gone", "c_gone_phone", "/api/v1/photos/classify", 200, 10),
@@ -184,8 +173,8 @@ async fn forgetting_blanks_the_callers_rows_and_keeps_the_client_counts() {
         .collect();
     records.extend(second.iter().map(|r| record(second_hour + 600_000, r)));
     store(&mut client, records).await;
-    let clients_before = hourly_clients(&system).await;
-    let counts_before = active_clients(&system, &mut client, first_hour).await;
+    let clients_before = hourly_clients(&stats).await;
+    let counts_before = active_clients(&stats, &mut client, first_hour).await;
     assert_eq!(counts_before, (4, vec![3, 4]), "seeded distinct clients");
 
     let forgotten = forget(&mut client, "o_gone", &["c_gone_tablet"])
@@ -205,11 +194,11 @@ async fn forgetting_blanks_the_callers_rows_and_keeps_the_client_counts() {
             }
         })
         .collect();
-    let after = rows(&system).await;
+    let after = rows(&stats).await;
     assert_eq!(after, expected);
 
     // The client is counted under one pseudonym in both hours; nothing else changed.
-    let clients_after = hourly_clients(&system).await;
+    let clients_after = hourly_clients(&stats).await;
     let kept: BTreeSet<_> = clients_before
         .iter()
         .filter(|(_, id)| id != "c_gone_tablet")
@@ -229,12 +218,12 @@ async fn forgetting_blanks_the_callers_rows_and_keeps_the_client_counts() {
         "{pseudonym}"
     );
     assert_eq!(
-        active_clients(&system, &mut client, first_hour).await,
+        active_clients(&stats, &mut client, first_hour).await,
         counts_before,
         "distinct clients per hour and over the range"
     );
     assert_eq!(
-        tombstones(&system).await,
+        tombstones(&stats).await,
         BTreeSet::from([
             sha256_hex("openid:o_gone"),
             sha256_hex("client:c_gone_tablet")
@@ -248,14 +237,14 @@ async fn forgetting_blanks_the_callers_rows_and_keeps_the_client_counts() {
             .unwrap(),
         0
     );
-    assert_eq!(rows(&system).await, after);
-    assert_eq!(hourly_clients(&system).await, clients_after);
+    assert_eq!(rows(&stats).await, after);
+    assert_eq!(hourly_clients(&stats).await, clients_after);
 }
 
 #[tokio::test]
 async fn records_of_a_forgotten_caller_arrive_blanked_for_a_day() {
-    let system = quiet_system().await;
-    let mut client = stats_client(&system);
+    let stats = StatsService::start_alone().await;
+    let mut client = stats.client();
     // Forgotten before any of their records arrived: nothing to blank yet.
     assert_eq!(forget(&mut client, "o_late", &["c_late"]).await.unwrap(), 0);
 
@@ -267,7 +256,7 @@ async fn records_of_a_forgotten_caller_arrive_blanked_for_a_day() {
     ];
     store(&mut client, batch.iter().map(|r| record(at, r)).collect()).await;
     assert_eq!(
-        rows(&system).await,
+        rows(&stats).await,
         [
             row("", "", "/api/v1/photos/classify", 200, 20),
             row("", "", "/api/v1/location", 200, 21),
@@ -275,13 +264,13 @@ async fn records_of_a_forgotten_caller_arrive_blanked_for_a_day() {
         ]
     );
     // The rollups saw the blanked records: the requests count, the forgotten clients do not.
-    let clients: Vec<String> = hourly_clients(&system)
+    let clients: Vec<String> = hourly_clients(&stats)
         .await
         .into_iter()
         .map(|(_, id)| id)
         .collect();
     assert_eq!(clients, ["c_other"]);
-    let pool = system.stats.db.primary().await;
+    let pool = stats.db.primary().await;
     let requests: i64 =
         sqlx::query_scalar("SELECT CAST(SUM(requests) AS SIGNED) FROM hourly_endpoint_stats")
             .fetch_one(&pool)
@@ -296,13 +285,13 @@ async fn records_of_a_forgotten_caller_arrive_blanked_for_a_day() {
         .unwrap();
     let later = row("o_late", "c_late", "/api/v1/location", 200, 23);
     store(&mut client, vec![record(at, &later)]).await;
-    assert_eq!(rows(&system).await.last(), Some(&later));
-    let stats = stats_svc::stats::Stats::new(system.stats.db.pools(), 150);
+    assert_eq!(rows(&stats).await.last(), Some(&later));
+    let service = stats_svc::stats::Stats::new(stats.db.pools(), 150);
     let mut left = 2;
     // Retention runs under a server-wide named lock that other tests' services may hold.
     for _ in 0..100 {
-        stats.purge(90, 5000).await.unwrap();
-        left = tombstones(&system).await.len();
+        service.purge(90, 5000).await.unwrap();
+        left = tombstones(&stats).await.len();
         if left == 0 {
             break;
         }
@@ -314,11 +303,11 @@ async fn records_of_a_forgotten_caller_arrive_blanked_for_a_day() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_change_nothing() {
-    let system = quiet_system().await;
-    let mut client = stats_client(&system);
+    let stats = StatsService::start_alone().await;
+    let mut client = stats.client();
     let kept = row("o_kept", "c_kept", "/api/v1/location", 200, 30);
     store(&mut client, vec![record(hour_start(1), &kept)]).await;
-    let clients = hourly_clients(&system).await;
+    let clients = hourly_clients(&stats).await;
 
     let long = "x".repeat(65);
     let too_many: Vec<String> = (0..101).map(|i| format!("c_kept{i}")).collect();
@@ -341,9 +330,9 @@ async fn bad_requests_are_refused_and_change_nothing() {
             client_ids.len()
         );
     }
-    assert_eq!(rows(&system).await, [kept]);
-    assert_eq!(hourly_clients(&system).await, clients);
-    assert!(tombstones(&system).await.is_empty());
+    assert_eq!(rows(&stats).await, [kept]);
+    assert_eq!(hourly_clients(&stats).await, clients);
+    assert!(tombstones(&stats).await.is_empty());
 
     // The longest id that is accepted.
     assert_eq!(forget(&mut client, &"o".repeat(64), &[]).await.unwrap(), 0);
@@ -353,8 +342,8 @@ async fn bad_requests_are_refused_and_change_nothing() {
 /// it) or sees its tombstone; none leaves the openid behind.
 #[tokio::test]
 async fn batches_racing_the_erasure_leave_no_ids_behind() {
-    let system = quiet_system().await;
-    let client = stats_client(&system);
+    let stats = StatsService::start_alone().await;
+    let client = stats.client();
     let at = hour_start(1) + 120_000;
     let batches = (0..60u32).map(|i| {
         let mut client = client.clone();
@@ -375,7 +364,7 @@ async fn batches_racing_the_erasure_leave_no_ids_behind() {
         forget(&mut client.clone(), "o_racing", &[]).await.unwrap()
     };
     let (_, blanked) = tokio::join!(futures::future::join_all(batches), erasure);
-    let rows = rows(&system).await;
+    let rows = rows(&stats).await;
     assert_eq!(rows.len(), 120);
     let left = rows
         .iter()
