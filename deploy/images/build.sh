@@ -81,6 +81,10 @@ context_of() {
   cp "$CARGO_TARGET_DIR/release/$bin" "$dir/app"
   if [ "$bin" = photo-svc ]; then
     cp -r "$DATA/models" "$DATA/geo" "$dir/data/"
+    # The service's binary copy of the parsed location data, which tests leave beside the files:
+    # its key is the files' times, which this copy does not keep, so an image would carry it
+    # unused. The image holds the data files alone, whatever ran on this machine before.
+    rm -f "$dir/data/geo/.locator-prepared.bin" "$dir/data/geo/".locator-prepared.bin.*.tmp
   fi
   printf '%s' "$dir"
 }

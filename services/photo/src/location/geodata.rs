@@ -8,9 +8,10 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use geo::MultiPolygon;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::location::places::{CountryCode, NamedPlace, PlaceIndex};
+use crate::location::prepared;
 use crate::location::regions::RegionIndex;
 use crate::location::{Country, District, Division, Locator};
 
@@ -68,8 +69,29 @@ struct DivisionFeature {
     unit: i64,
 }
 
-/// Reads every file in `dir` and builds the lookup indexes (about a second; call it once, off
-/// the async runtime).
+/// The data files, read and parsed, before they are indexed: what the prepared copy holds.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Parsed {
+    districts: Vec<(District, MultiPolygon<f64>)>,
+    countries: Vec<(Country, MultiPolygon<f64>)>,
+    divisions: Vec<(Division, MultiPolygon<f64>)>,
+    places: Vec<NamedPlace>,
+    country_names: HashMap<CountryCode, String>,
+}
+
+/// The files `parse` reads (besides the manifest): the prepared copy is keyed by them.
+pub(super) const SOURCES: [&str; 5] = [
+    "china-districts.geojson",
+    "countries.geojson",
+    "countries.tsv",
+    "admin1.geojson",
+    "places.tsv",
+];
+
+/// Reads the data in `dir` and builds the lookup indexes; call it once, off the async runtime.
+/// Parsing the files takes about a second; a binary copy of what they parse to is kept beside
+/// them (see `prepared`), so the next start (every end-to-end test starts the service) reads
+/// that instead, while the files are unchanged.
 pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
     let manifest_path = dir.join("manifest.json");
     let manifest: Manifest = serde_json::from_reader(open(&manifest_path)?)
@@ -80,19 +102,97 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
             format!("format {}, this build reads {FORMAT}", manifest.format),
         ));
     }
+    let key = prepared::key(dir);
+    let parsed = match key.as_ref().and_then(|key| prepared::read(dir, key)) {
+        Some(parsed) => parsed,
+        None => {
+            let parsed = parse(dir)?;
+            if let Some(key) = &key {
+                prepared::write(dir, key, &parsed);
+            }
+            parsed
+        }
+    };
+    Ok(parsed.into_locator())
+}
 
+impl Parsed {
+    /// One of each kind of record, for the tests of the prepared copy's layout.
+    #[cfg(test)]
+    pub(super) fn sample() -> Self {
+        use geo::{LineString, Polygon};
+        let square = MultiPolygon::new(vec![Polygon::new(
+            LineString::from(vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]),
+            vec![],
+        )]);
+        let japan = CountryCode::parse("JPN").expect("a code");
+        Self {
+            districts: vec![(
+                District {
+                    province: "浙江省".into(),
+                    city: "杭州市".into(),
+                    district: "西湖区".into(),
+                },
+                square.clone(),
+            )],
+            countries: vec![(
+                Country {
+                    code: Some(japan),
+                    name: "日本".into(),
+                },
+                square.clone(),
+            )],
+            divisions: vec![(
+                Division {
+                    unit: Some(40),
+                    country: japan,
+                    name: "东京".into(),
+                    has_chinese_name: true,
+                },
+                square,
+            )],
+            places: vec![NamedPlace {
+                lat: 35.6895,
+                lng: 139.6917,
+                country: japan,
+                unit: 40,
+                population: 8_336_599,
+                name: "东京".into(),
+                has_chinese_name: true,
+                capital: true,
+            }],
+            country_names: HashMap::from([(japan, "日本".into())]),
+        }
+    }
+
+    fn into_locator(self) -> Locator {
+        Locator::new(
+            RegionIndex::new(self.districts),
+            RegionIndex::new(self.countries),
+            RegionIndex::new(self.divisions),
+            PlaceIndex::new(self.places),
+            self.country_names,
+        )
+    }
+}
+
+/// Reads and parses every data file in `dir`.
+pub(super) fn parse(dir: &Path) -> Result<Parsed, GeodataError> {
     let path = dir.join("china-districts.geojson");
     let districts: Vec<DistrictFeature> =
         geojson::de::deserialize_feature_collection_to_vec(open(&path)?)
             .map_err(|err| malformed(&path, err))?;
-    let china = RegionIndex::new(districts.into_iter().map(|feature| {
-        let district = District {
-            province: feature.province,
-            city: feature.city,
-            district: feature.district,
-        };
-        (district, feature.geometry)
-    }));
+    let districts = districts
+        .into_iter()
+        .map(|feature| {
+            let district = District {
+                province: feature.province,
+                city: feature.city,
+                district: feature.district,
+            };
+            (district, feature.geometry)
+        })
+        .collect();
 
     let path = dir.join("countries.geojson");
     let features: Vec<CountryFeature> =
@@ -109,7 +209,6 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
             feature.geometry,
         ));
     }
-    let countries = RegionIndex::new(countries);
 
     let path = dir.join("countries.tsv");
     let mut country_names = HashMap::new();
@@ -134,7 +233,6 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
             feature.geometry,
         ));
     }
-    let divisions = RegionIndex::new(divisions);
 
     let path = dir.join("places.tsv");
     let text = read_to_string(&path)?;
@@ -167,13 +265,13 @@ pub fn load(dir: &Path) -> Result<Locator, GeodataError> {
             capital: feature == "PPLC",
         });
     }
-    Ok(Locator::new(
-        china,
+    Ok(Parsed {
+        districts,
         countries,
         divisions,
-        PlaceIndex::new(places),
+        places,
         country_names,
-    ))
+    })
 }
 
 fn open(path: &Path) -> Result<BufReader<File>, GeodataError> {

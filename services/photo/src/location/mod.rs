@@ -14,11 +14,14 @@ pub mod geodata;
 mod grpc;
 pub mod place;
 pub mod places;
+mod prepared;
 pub mod regions;
 
 pub use grpc::LocationGrpc;
 
 use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 
 use self::coordinate::Wgs84;
 use self::place::{CHINA, Location, Place, Source};
@@ -41,7 +44,7 @@ pub const DIVISION_EDGE_TOLERANCE_DEG: f64 = 0.05;
 const TAIWAN_PROVINCE: &str = "台湾省";
 
 /// A county-level region of China and the names above it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct District {
     pub province: String,
     pub city: String,
@@ -50,7 +53,7 @@ pub struct District {
 }
 
 /// A country polygon's code and Chinese name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Country {
     /// None for the disputed zones the World Bank layer draws on their own (戈兰高地, ...):
     /// no GeoNames place carries such a code.
@@ -59,7 +62,7 @@ pub struct Country {
 }
 
 /// A country's first-level division (a state, province, prefecture, Taiwan's counties and cities).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Division {
     /// The GeoNames first-level unit it lies in (a US state, England, Île-de-France), which
     /// places carry too; None where unknown. Natural Earth's divisions are finer in places

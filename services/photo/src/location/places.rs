@@ -4,6 +4,7 @@
 
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
+use serde::{Deserialize, Serialize};
 
 use super::coordinate::Wgs84;
 
@@ -11,7 +12,7 @@ use super::coordinate::Wgs84;
 const EARTH_RADIUS_KM: f64 = 6371.0088;
 
 /// An ISO 3166 alpha-3 country code ("JPN").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CountryCode([u8; 3]);
 
 impl CountryCode {
@@ -38,7 +39,7 @@ impl CountryCode {
 }
 
 /// A populated place (GeoNames cities500, less sections of cities and historical entries).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NamedPlace {
     pub lat: f64,
     pub lng: f64,

@@ -155,3 +155,91 @@ fn quality_table_of_sights_and_city_centres() {
 
 /// Hits on the quality table with the pinned data (README, "Location quality").
 const QUALITY_HITS: usize = 222;
+
+/// A copy of the data files in a fresh directory of their own, with their modification times.
+fn copy_of_the_data() -> std::path::PathBuf {
+    let from = photo_svc::location::geodata::default_dir();
+    let to = std::env::temp_dir().join(format!(
+        "xintu-geo-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".geojson") || name.ends_with(".tsv") || name == "manifest.json" {
+            std::fs::copy(entry.path(), to.join(&*name)).unwrap();
+        }
+    }
+    to
+}
+
+/// Overwrites a file with as many bytes of nonsense, keeping its modification time: only the
+/// prepared copy, keyed by size and time, can still answer for it.
+fn spoil_keeping_size_and_time(path: &std::path::Path) {
+    let meta = std::fs::metadata(path).unwrap();
+    let modified = meta.modified().unwrap();
+    std::fs::write(path, vec![b'x'; meta.len() as usize]).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(modified).unwrap();
+}
+
+#[test]
+fn the_prepared_copy_answers_as_the_files_do_until_a_file_changes() {
+    let dir = copy_of_the_data();
+    let prepared = dir.join(".locator-prepared.bin");
+    let started = Instant::now();
+    let parsed = photo_svc::location::geodata::load(&dir).unwrap();
+    eprintln!("parsed in {:?}", started.elapsed());
+    assert!(prepared.exists(), "the first load leaves a prepared copy");
+
+    // The files no longer parse, but their names, sizes and times are those the copy was made
+    // of: the copy answers, exactly as the files did.
+    let districts = dir.join("china-districts.geojson");
+    spoil_keeping_size_and_time(&districts);
+    let started = Instant::now();
+    let read = photo_svc::location::geodata::load(&dir).unwrap();
+    eprintln!("read back in {:?}", started.elapsed());
+    assert_eq!(read.counts(), parsed.counts());
+    for sight in sights() {
+        assert_eq!(
+            display(&read, sight.lat, sight.lng),
+            display(&parsed, sight.lat, sight.lng),
+            "{}",
+            sight.what
+        );
+    }
+
+    // A file changed since (its time moved): the copy is not used, and the file is read.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&districts)
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    let refused = photo_svc::location::geodata::load(&dir);
+    assert!(
+        matches!(
+            refused,
+            Err(photo_svc::location::geodata::GeodataError::Malformed { .. })
+        ),
+        "the changed file was parsed"
+    );
+
+    // A copy that is not one (cut short) is passed over: the files answer, and a good copy
+    // replaces it.
+    std::fs::copy(
+        photo_svc::location::geodata::default_dir().join("china-districts.geojson"),
+        &districts,
+    )
+    .unwrap();
+    std::fs::write(&prepared, b"short").unwrap();
+    let again = photo_svc::location::geodata::load(&dir).unwrap();
+    assert_eq!(again.counts(), parsed.counts());
+    assert!(std::fs::metadata(&prepared).unwrap().len() > 1_000_000);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
