@@ -99,7 +99,8 @@ pub struct Options {
     pub provider_timeout_ms: Option<u64>,
     /// How long a gateway remembers a bound token (`TOKEN_CACHE_TTL_SECS`); None: the default.
     pub token_cache_ttl_secs: Option<u64>,
-    /// Membership gets the merchant certificate the sandbox issued, so refunds work.
+    /// Membership gets the merchant certificate the sandbox issued, so refunds work. Off unless
+    /// a test refunds: issuing it makes an RSA key, a large part of starting a system.
     pub merchant_certificate: bool,
     /// Orders go through WeChat Pay API v3 (`WECHATPAY_API_VERSION=v3`), with the merchant key
     /// the sandbox issued and its WeChat Pay public key.
@@ -122,6 +123,16 @@ impl Options {
         self.redis_url
             .clone()
             .unwrap_or_else(platform::testing::redis_url)
+    }
+}
+
+impl Options {
+    /// The defaults, with the merchant certificate membership needs to refund.
+    pub fn with_refunds() -> Self {
+        Self {
+            merchant_certificate: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -155,7 +166,7 @@ impl Default for Options {
             faulty_providers: false,
             provider_timeout_ms: None,
             token_cache_ttl_secs: None,
-            merchant_certificate: true,
+            merchant_certificate: false,
             wechatpay_api_v3: false,
             wechatpay_v2_api_key: true,
             bill_check_interval_ms: 0,

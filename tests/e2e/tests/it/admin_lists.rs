@@ -220,7 +220,7 @@ async fn the_audit_log_lists_each_adjustment_newest_first_with_its_ledger_refere
 async fn an_operators_own_changes_show_at_once_while_the_replica_lags() {
     let system = System::start(Options {
         replica: Replica::Lagging,
-        ..Options::default()
+        ..Options::with_refunds()
     })
     .await;
     let browser = system.sign_in("o_lag_operator").await;

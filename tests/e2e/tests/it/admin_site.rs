@@ -351,7 +351,7 @@ async fn admin_site_pages_through_a_long_list_and_exports_it() {
 
 #[tokio::test]
 async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::with_refunds()).await;
     // 10 credits for ¥5.00, paid.
     let member = system.sign_in("o_admin_site_refund").await;
     let order_no = system.paid_credits(&member, 10).await;

@@ -157,7 +157,7 @@ async fn the_bill_check_names_every_difference_and_changes_no_money() {
 
 #[tokio::test]
 async fn refunds_are_matched_by_number_on_the_day_wechat_pay_accepted_them() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::with_refunds()).await;
     let browser = system.sign_in("o_bill_refund").await;
     let admin = system.admin_sign_in().await;
     let day = yesterday();

@@ -55,7 +55,7 @@ async fn remaining(browser: &MemberBrowser) -> i64 {
 
 #[tokio::test]
 async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::with_refunds()).await;
     system.sandbox.set_notify_mode(NotifyMode::Duplicates(3));
     let browser = system.sign_in("o_refund_parts").await;
     let order_no = system.paid_credits(&browser, 100).await;
@@ -172,7 +172,7 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
 
 #[tokio::test]
 async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shortens_it() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::with_refunds()).await;
     let browser = system.sign_in("o_refund_member").await;
     let order_no = system
         .paid_order(&browser, serde_json::json!({ "order_type": "member" }))
@@ -235,7 +235,7 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
     let system = System::start(Options {
         reconcile_interval_ms: 100,
         reconcile_backoff_first_secs: 1,
-        ..Options::default()
+        ..Options::with_refunds()
     })
     .await;
     let browser = system.sign_in("o_refund_lost").await;
@@ -270,7 +270,7 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
 
 #[tokio::test]
 async fn concurrent_refunds_never_return_more_than_was_paid() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::with_refunds()).await;
     let browser = system.sign_in("o_refund_race").await;
     let order_no = system.paid_credits(&browser, 100).await;
     let admin = system.admin_sign_in().await;
@@ -299,7 +299,7 @@ async fn concurrent_refunds_never_return_more_than_was_paid() {
 
 #[tokio::test]
 async fn a_forged_or_tampered_refund_notify_changes_nothing() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::with_refunds()).await;
     system.sandbox.set_refund_mode(RefundMode::Hold);
     let browser = system.sign_in("o_refund_forged").await;
     let order_no = system.paid_credits(&browser, 10).await;
