@@ -22,3 +22,18 @@ pub fn data_dir() -> PathBuf {
 pub fn default_model_path() -> PathBuf {
     data_dir().join(MODEL_FILE)
 }
+
+/// The bytes of a sample photo (scikit-image's data, which `deploy/local/fetch-model.sh` puts in
+/// [`TESTDATA_DIR`]), for tests and benches; the error names the file and the script.
+pub fn sample_photo(name: &str) -> std::io::Result<Vec<u8>> {
+    let path = data_dir().join(TESTDATA_DIR).join(name);
+    std::fs::read(&path).map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!(
+                "{}: {err} (run deploy/local/fetch-model.sh)",
+                path.display()
+            ),
+        )
+    })
+}

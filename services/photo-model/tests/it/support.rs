@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use photo_model::data_dir::{self, TESTDATA_DIR};
+use photo_model::data_dir;
 use photo_model::{CategoryRules, DecodeLimits, DecodedImage, LocalClassifier};
 
 fn require(path: PathBuf) -> PathBuf {
@@ -17,8 +17,7 @@ fn require(path: PathBuf) -> PathBuf {
 }
 
 pub fn photo_bytes(name: &str) -> Vec<u8> {
-    let path = require(data_dir::data_dir().join(TESTDATA_DIR).join(name));
-    std::fs::read(&path).unwrap()
+    data_dir::sample_photo(name).expect("a sample photo")
 }
 
 pub fn decoded_photo(name: &str) -> DecodedImage {

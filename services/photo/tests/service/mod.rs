@@ -6,7 +6,6 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use sha2::Digest as _;
@@ -158,15 +157,7 @@ pub fn caller() -> pb::Caller {
 
 /// The sample photos `deploy/local/fetch-model.sh` prepares (scikit-image's data).
 pub fn sample(name: &str) -> Vec<u8> {
-    let path: PathBuf = photo_model::data_dir::data_dir()
-        .join(photo_model::data_dir::TESTDATA_DIR)
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|err| {
-        panic!(
-            "{}: {err} (run deploy/local/fetch-model.sh)",
-            path.display()
-        )
-    })
+    photo_model::data_dir::sample_photo(name).expect("a sample photo")
 }
 
 /// Lower-case hex SHA-256, computed here, independently of the service.

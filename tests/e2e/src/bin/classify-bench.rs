@@ -19,10 +19,7 @@ use e2e::photo::PhotoOptions;
 use e2e::{Options, System};
 
 fn photo(name: &str) -> Vec<u8> {
-    let path = photo_model::data_dir::data_dir()
-        .join(photo_model::data_dir::TESTDATA_DIR)
-        .join(name);
-    std::fs::read(&path).expect("a sample photo (run deploy/local/fetch-model.sh)")
+    photo_model::data_dir::sample_photo(name).expect("a sample photo")
 }
 
 /// A PNG of `seed`'s own colour: distinct bytes, so a guaranteed cache miss.

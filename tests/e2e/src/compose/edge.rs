@@ -11,11 +11,7 @@ use serde_json::{Value, json};
 
 /// A test photo that `deploy/local/fetch-model.sh` prepared.
 pub fn sample_photo(name: &str) -> Result<Vec<u8>> {
-    let path = photo_model::data_dir::data_dir()
-        .join(photo_model::data_dir::TESTDATA_DIR)
-        .join(name);
-    std::fs::read(&path)
-        .with_context(|| format!("{} (deploy/local/fetch-model.sh)", path.display()))
+    Ok(photo_model::data_dir::sample_photo(name)?)
 }
 
 /// Where the edge listens, from the ports compose publishes.

@@ -8,15 +8,7 @@ use e2e::{Options, System};
 
 /// The sample photos `deploy/local/fetch-model.sh` prepares (scikit-image's data).
 pub fn photo(name: &str) -> Vec<u8> {
-    let path = photo_model::data_dir::data_dir()
-        .join(photo_model::data_dir::TESTDATA_DIR)
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|err| {
-        panic!(
-            "{}: {err} (run deploy/local/fetch-model.sh)",
-            path.display()
-        )
-    })
+    photo_model::data_dir::sample_photo(name).expect("a sample photo")
 }
 
 /// Lower-case hex SHA-256, computed here, independently of the service.
