@@ -12,6 +12,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use sqlx::mysql::MySqlPool;
 
+use sqlx::migrate::Migrator;
+
 use crate::db::{PoolSettings, Pools};
 
 /// Which replica a test database is read from.
@@ -84,6 +86,20 @@ impl TestDatabase {
             admin,
             replica,
         };
+        db.wait_for_replica().await;
+        db
+    }
+
+    /// Creates the database, runs a service's migrations on it (as its owner would) and waits
+    /// until the replica has the tables: what a test of that service starts from.
+    pub async fn migrated(label: &str, replica: Replica, migrator: &Migrator) -> Self {
+        let db = Self::create(label, replica).await;
+        let primary = db.primary().await;
+        migrator
+            .run(&primary)
+            .await
+            .unwrap_or_else(|err| panic!("migrate the {label} test database: {err}"));
+        primary.close().await;
         db.wait_for_replica().await;
         db
     }

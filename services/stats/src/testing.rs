@@ -100,14 +100,7 @@ pub async fn start(
     service_token: &ServiceToken,
     parent: CancellationToken,
 ) -> StatsService {
-    let db = TestDatabase::create("stats", replica).await;
-    let primary = db.primary().await;
-    crate::MIGRATOR
-        .run(&primary)
-        .await
-        .expect("migrate the stats test database");
-    primary.close().await;
-    db.wait_for_replica().await;
+    let db = TestDatabase::migrated("stats", replica, &crate::MIGRATOR).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stop = parent.child_token();

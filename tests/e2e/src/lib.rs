@@ -251,14 +251,8 @@ impl System {
         let provider_url = providers
             .as_ref()
             .map_or_else(|| sandbox.url(), proxy::FaultyProvider::url);
-        let db = TestDatabase::create("membership", options.replica).await;
-        let primary = db.primary().await;
-        membership_svc::MIGRATOR
-            .run(&primary)
-            .await
-            .expect("migrate the test database");
-        primary.close().await;
-        db.wait_for_replica().await;
+        let db =
+            TestDatabase::migrated("membership", options.replica, &membership_svc::MIGRATOR).await;
 
         // Gateways listen first: the membership service needs their notify URL.
         let mut gateway_listeners = Vec::new();

@@ -107,14 +107,7 @@ pub struct Peers<'a> {
 
 /// Creates and migrates the photo database and starts one instance on port 0, stopped by `stop`.
 pub async fn start(options: &Options, peers: Peers<'_>, stop: CancellationToken) -> PhotoService {
-    let db = TestDatabase::create("photo", options.replica).await;
-    let primary = db.primary().await;
-    photo_svc::MIGRATOR
-        .run(&primary)
-        .await
-        .expect("migrate the photo test database");
-    primary.close().await;
-    db.wait_for_replica().await;
+    let db = TestDatabase::migrated("photo", options.replica, &photo_svc::MIGRATOR).await;
     let url = start_instance(options, peers, &db, stop, None).await;
     PhotoService { url, db }
 }

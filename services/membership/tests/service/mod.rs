@@ -40,13 +40,8 @@ pub struct Membership {
 
 impl Membership {
     pub async fn start(settings: Settings) -> Self {
-        let db = TestDatabase::create("membership", Replica::Shared).await;
-        let pool = db.primary().await;
-        membership_svc::MIGRATOR
-            .run(&pool)
-            .await
-            .expect("membership migrations");
-        pool.close().await;
+        let db =
+            TestDatabase::migrated("membership", Replica::Shared, &membership_svc::MIGRATOR).await;
         let token = platform::testing::service_token();
         let redis_prefix = platform::testing::redis_prefix();
         let stop = CancellationToken::new();

@@ -30,14 +30,7 @@ pub struct Photo {
 
 impl Photo {
     pub async fn start() -> Self {
-        let db = TestDatabase::create("photo", Replica::Shared).await;
-        let pool = db.primary().await;
-        photo_svc::MIGRATOR
-            .run(&pool)
-            .await
-            .expect("photo migrations");
-        pool.close().await;
-        db.wait_for_replica().await;
+        let db = TestDatabase::migrated("photo", Replica::Shared, &photo_svc::MIGRATOR).await;
         let token = platform::testing::service_token();
         let redis_prefix = platform::testing::redis_prefix();
         let mut cfg = PhotoConfig::defaults().expect("photo defaults");
