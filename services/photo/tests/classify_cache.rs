@@ -127,7 +127,7 @@ async fn stored_results_past_their_retention_are_deleted_and_recent_ones_stay() 
 
     // The coffee's result was computed 400 days ago; the service keeps results 365 days.
     let coffee = hex::decode(sha256_hex(&sample("coffee.png"))).unwrap();
-    let pool = photo.primary().await;
+    let pool = photo.db.primary().await;
     sqlx::query(
         "UPDATE classification_cache SET created_at = NOW(3) - INTERVAL 400 DAY WHERE sha256 = ?",
     )

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::geodata::{FORMAT, Parsed, SOURCES};
 
-pub(super) const FILE_NAME: &str = ".locator-prepared.bin";
+const FILE_NAME: &str = ".locator-prepared.bin";
 
 /// The layout of `Parsed` and of every type in it (postcard writes no field names). Raise it
 /// with any change to them: `the_layout_is_pinned` fails until the pin is updated too.

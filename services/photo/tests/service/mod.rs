@@ -3,13 +3,11 @@
 //! model, and one instance serving gRPC on port 0. No cloud model (no DashScope key), no
 //! membership (its address answers nothing) and no stats: what a test of photo's own API needs.
 
-#![allow(dead_code)] // each test binary uses its own part of the harness
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 use std::time::Duration;
 
 use sha2::Digest as _;
-use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +16,6 @@ use platform::grpc::{ServiceChannel, ServiceToken};
 use platform::testing::{Replica, TestDatabase};
 use proto::photo::v1 as pb;
 use proto::photo::v1::classifier_service_client::ClassifierServiceClient;
-use proto::photo::v1::location_service_client::LocationServiceClient;
 
 pub struct Photo {
     pub db: TestDatabase,
@@ -87,10 +84,6 @@ impl Photo {
         ClassifierServiceClient::new(self.channel())
     }
 
-    pub fn locator(&self) -> LocationServiceClient<ServiceChannel> {
-        LocationServiceClient::new(self.channel())
-    }
-
     /// Classifies a sample photo for `user_id` in `mode`.
     pub async fn classify(
         &self,
@@ -126,10 +119,6 @@ impl Photo {
             .expect("count the cached results");
         pool.close().await;
         rows
-    }
-
-    pub async fn primary(&self) -> MySqlPool {
-        self.db.primary().await
     }
 }
 
