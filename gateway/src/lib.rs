@@ -18,6 +18,7 @@ pub mod ratelimit;
 pub mod recording;
 pub mod routes;
 pub mod session;
+pub mod session_cookie;
 pub mod wechat;
 
 use proto::ErrorCode;

@@ -4,12 +4,12 @@
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 use proto::ErrorCode;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::session_cookie::SessionCookie;
 
 pub const SESSION_COOKIE: &str = "xintu_session";
 pub const OAUTH_STATE_COOKIE: &str = "xintu_oauth_state";
@@ -19,17 +19,20 @@ pub struct MemberSession {
     pub openid: String,
 }
 
-/// Encodes `openid|expires_unix`; the cookie's signature covers both.
+/// The member session: the openid, Lax so that WeChat's redirect back (a top-level navigation
+/// from another site) arrives with it.
+pub const MEMBER_SESSION: SessionCookie = SessionCookie {
+    name: SESSION_COOKIE,
+    same_site: SameSite::Lax,
+};
+
 pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
-    let expires =
-        chrono::Utc::now().timestamp() + i64::try_from(state.cfg.session_ttl_secs).unwrap_or(7200);
-    Cookie::build((SESSION_COOKIE, format!("{openid}|{expires}")))
-        .path("/")
-        .http_only(true)
-        .secure(state.cfg.session_cookie_secure)
-        .same_site(SameSite::Lax)
-        .max_age(time_seconds(state.cfg.session_ttl_secs))
-        .build()
+    MEMBER_SESSION.issue(
+        openid,
+        state.cfg.session_ttl_secs,
+        state.cfg.session_cookie_secure,
+        chrono::Utc::now().timestamp(),
+    )
 }
 
 /// A short-lived cookie binding the OAuth `state` to this browser.
@@ -39,12 +42,8 @@ pub fn oauth_state_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .http_only(true)
         .secure(state.cfg.session_cookie_secure)
         .same_site(SameSite::Lax)
-        .max_age(time_seconds(600))
+        .max_age(cookie::time::Duration::seconds(600))
         .build()
-}
-
-fn time_seconds(seconds: u64) -> cookie::time::Duration {
-    cookie::time::Duration::seconds(i64::try_from(seconds).unwrap_or(600))
 }
 
 impl FromRequestParts<AppState> for MemberSession {
@@ -70,11 +69,7 @@ impl FromRequestParts<AppState> for MemberSession {
 /// The openid of a session cookie among `headers` that `key` signed and that is current at
 /// `now` (unix seconds); None for anything else, whatever the headers hold.
 pub fn signed_in_openid(headers: &HeaderMap, key: Key, now: i64) -> Option<String> {
-    let jar = SignedCookieJar::<Key>::from_headers(headers, key);
-    let cookie = jar.get(SESSION_COOKIE)?;
-    let (openid, expires) = cookie.value().rsplit_once('|')?;
-    let expires: i64 = expires.parse().ok()?;
-    (!openid.is_empty() && expires > now).then(|| openid.to_owned())
+    MEMBER_SESSION.read(headers, key, now)
 }
 
 #[cfg(test)]

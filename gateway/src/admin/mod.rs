@@ -12,13 +12,13 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use proto::ErrorCode;
 use secrecy::ExposeSecret;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::session_cookie::SessionCookie;
 
 pub use origin::require_admin_origin;
 
@@ -85,36 +85,31 @@ pub async fn verify_login(
     ))
 }
 
-/// The session cookie: `username|expires_unix|session_id`, signed; Strict so other sites cannot
-/// use it.
+/// The admin session: `username|session_id`, Strict so that no other site can send it.
+const ADMIN_SESSION: SessionCookie = SessionCookie {
+    name: ADMIN_COOKIE,
+    same_site: SameSite::Strict,
+};
+
 pub fn session_cookie(state: &AppState, username: &str, session_id: &str) -> Cookie<'static> {
-    let ttl = i64::try_from(state.cfg.admin_session_ttl_secs).unwrap_or(28_800);
-    let expires = chrono::Utc::now().timestamp() + ttl;
-    Cookie::build((ADMIN_COOKIE, format!("{username}|{expires}|{session_id}")))
-        .path("/")
-        .http_only(true)
-        .secure(state.cfg.session_cookie_secure)
-        .same_site(SameSite::Strict)
-        .max_age(cookie::time::Duration::seconds(ttl))
-        .build()
+    ADMIN_SESSION.issue(
+        &format!("{username}|{session_id}"),
+        state.cfg.admin_session_ttl_secs,
+        state.cfg.session_cookie_secure,
+        chrono::Utc::now().timestamp(),
+    )
 }
 
 /// The session a request's cookie names, when the cookie is ours, unexpired and for the
 /// configured operator (whether the session is still live is not asked here).
 pub fn claimed_session(headers: &HeaderMap, state: &AppState) -> Option<AdminSession> {
-    let jar =
-        SignedCookieJar::from_headers(headers, state.cookie_keys.admin_session.clone().into());
-    let cookie = jar.get(ADMIN_COOKIE)?;
-    let mut fields = cookie.value().rsplitn(3, '|');
-    let (Some(session_id), Some(expires), Some(username)) =
-        (fields.next(), fields.next(), fields.next())
-    else {
-        return None;
-    };
-    let expires: i64 = expires.parse().ok()?;
-    let valid = username == state.cfg.admin_username
-        && expires > chrono::Utc::now().timestamp()
-        && !session_id.is_empty();
+    let value = ADMIN_SESSION.read(
+        headers,
+        state.cookie_keys.admin_session.clone().into(),
+        chrono::Utc::now().timestamp(),
+    )?;
+    let (username, session_id) = value.rsplit_once('|')?;
+    let valid = username == state.cfg.admin_username && !session_id.is_empty();
     valid.then(|| AdminSession {
         username: username.to_owned(),
         session_id: session_id.to_owned(),
