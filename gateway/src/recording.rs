@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use proto::stats::v1::RequestRecord;
+use proto::stats::v1::{RecordKind, RequestRecord};
 
 use crate::AppState;
 
@@ -96,6 +96,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     state.recorder.record(RequestRecord {
         at_unix_ms: chrono::Utc::now().timestamp_millis(),
+        kind: RecordKind::Http.into(),
         endpoint,
         method,
         status: u32::from(status),

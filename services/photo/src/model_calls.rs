@@ -1,6 +1,6 @@
 //! Every model call of this service is recorded for the stats service (so the admin overview counts
 //! model calls, tokens and cost apart from requests), next to the gateway's record of the request
-//! that made it. One record per call: endpoint `model:<model>`, method `MODEL`, the outcome as an
+//! that made it. One record per call: a model-call record naming the model, the outcome as an
 //! HTTP-like status, the latency the caller waited, the tokens billed, the error code, and whom it
 //! was for (the gRPC request's `Caller` and the gateway's request id). Recording never waits and
 //! never fails a call: records go through `platform::request_log::Recorder` (bounded, batched, sent
@@ -28,9 +28,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use platform::request_log::{MODEL_ENDPOINT_PREFIX, MODEL_METHOD, Recorder, RecorderStats};
+use platform::request_log::{Recorder, RecorderStats};
 use proto::photo::v1 as pb;
-use proto::stats::v1::RequestRecord;
+use proto::stats::v1::{RecordKind, RequestRecord};
 use tonic::metadata::MetadataMap;
 
 /// Which kind of model ran: the record's `source`.
@@ -102,8 +102,9 @@ impl ModelCall {
         });
         RequestRecord {
             at_unix_ms,
-            endpoint: format!("{MODEL_ENDPOINT_PREFIX}{}", self.model),
-            method: MODEL_METHOD.to_owned(),
+            kind: RecordKind::ModelCall.into(),
+            endpoint: self.model,
+            method: String::new(),
             status: u32::from(self.status),
             latency_ms: u32::try_from(self.latency.as_millis()).unwrap_or(u32::MAX),
             client_id: self.origin.client_id,
@@ -257,9 +258,8 @@ mod tests {
             },
         }
         .into_record();
-        assert_eq!(record.endpoint, "model:qwen-vl-max");
-        assert!(platform::request_log::is_model_call(&record.endpoint));
-        assert_eq!(record.method, "MODEL");
+        assert_eq!(record.kind(), RecordKind::ModelCall);
+        assert_eq!(record.endpoint, "qwen-vl-max");
         assert_eq!(record.source, "model");
         assert_eq!(
             (record.at_unix_ms, record.latency_ms, record.status),

@@ -19,20 +19,6 @@ use crate::grpc::{PropagateContext, ServiceChannel};
 
 pub type StatsClient = StatsServiceClient<InterceptedService<ServiceChannel, PropagateContext>>;
 
-/// The endpoint of a model call's record starts with this (`model:qwen-vl-max`); the gateway's
-/// route templates start with '/'. The stats service tells the two kinds apart by it.
-pub const MODEL_ENDPOINT_PREFIX: &str = "model:";
-/// The method of a model call's record.
-pub const MODEL_METHOD: &str = "MODEL";
-
-/// Tells whether a record's endpoint names a model call (ASCII case ignored, like the database's
-/// collation).
-pub fn is_model_call(endpoint: &str) -> bool {
-    endpoint
-        .get(..MODEL_ENDPOINT_PREFIX.len())
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(MODEL_ENDPOINT_PREFIX))
-}
-
 #[derive(Clone, Copy, Debug)]
 pub struct RecorderSettings {
     /// Records waiting to be sent, at most (channel plus unsent batch).

@@ -155,6 +155,7 @@ mod tests {
     fn log(openid: &str, client_id: &str) -> NewLog {
         NewLog {
             at: DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
+            kind: crate::store::Kind::Http,
             endpoint: "/api/v1/location".into(),
             method: "POST".into(),
             status: 200,

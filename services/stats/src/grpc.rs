@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::erasure::Caller;
 use crate::error::StatsError;
 use crate::stats::Stats;
-use crate::store::NewLog;
+use crate::store::{Kind, MODEL_CALL_ENDPOINT_PREFIX, MODEL_CALL_METHOD, NewLog};
 
 pub struct StatsGrpc {
     stats: Stats,
@@ -40,6 +40,38 @@ fn clip(value: String, max: usize) -> String {
     value[..end].to_owned()
 }
 
+/// The row a record becomes; None for a record without a kind or a time, which a sender that
+/// knows this API never sends.
+fn new_log(record: pb::RequestRecord) -> Option<NewLog> {
+    let (kind, endpoint, method) = match record.kind() {
+        pb::RecordKind::Http => (
+            Kind::Http,
+            clip(record.endpoint, 96),
+            clip(record.method, 8),
+        ),
+        pb::RecordKind::ModelCall => (
+            Kind::ModelCall,
+            format!("{MODEL_CALL_ENDPOINT_PREFIX}{}", clip(record.endpoint, 90)),
+            MODEL_CALL_METHOD.to_owned(),
+        ),
+        pb::RecordKind::Unspecified => return None,
+    };
+    Some(NewLog {
+        at: DateTime::from_timestamp_millis(record.at_unix_ms)?,
+        kind,
+        endpoint,
+        method,
+        status: u16::try_from(record.status).unwrap_or(u16::MAX),
+        latency_ms: record.latency_ms,
+        client_id: clip(record.client_id, 64),
+        openid: clip(record.openid, 64),
+        source: clip(record.source, 8),
+        model_tokens: record.model_tokens,
+        error_code: clip(record.error_code, 48),
+        request_id: clip(record.request_id, 64),
+    })
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -51,25 +83,14 @@ impl pb::stats_service_server::StatsService for StatsGrpc {
         request: Request<pb::RecordRequestsRequest>,
     ) -> Result<Response<pb::RecordRequestsResponse>, Status> {
         let request = request.into_inner();
-        let logs: Vec<NewLog> = request
-            .records
-            .into_iter()
-            .filter_map(|r| {
-                Some(NewLog {
-                    at: DateTime::from_timestamp_millis(r.at_unix_ms)?,
-                    endpoint: clip(r.endpoint, 96),
-                    method: clip(r.method, 8),
-                    status: u16::try_from(r.status).unwrap_or(u16::MAX),
-                    latency_ms: r.latency_ms,
-                    client_id: clip(r.client_id, 64),
-                    openid: clip(r.openid, 64),
-                    source: clip(r.source, 8),
-                    model_tokens: r.model_tokens,
-                    error_code: clip(r.error_code, 48),
-                    request_id: clip(r.request_id, 64),
-                })
-            })
-            .collect();
+        let sent = request.records.len();
+        let logs: Vec<NewLog> = request.records.into_iter().filter_map(new_log).collect();
+        if logs.len() < sent {
+            tracing::warn!(
+                refused = sent - logs.len(),
+                "request records without a kind or a time are not stored"
+            );
+        }
         let stored = self.stats.record(&request.batch_id, &logs).await?;
         Ok(Response::new(pb::RecordRequestsResponse {
             stored: u32::try_from(stored).unwrap_or(u32::MAX),

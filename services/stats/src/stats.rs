@@ -274,8 +274,8 @@ impl Stats {
                 .await?;
             let model = row
                 .endpoint
-                .get(platform::request_log::MODEL_ENDPOINT_PREFIX.len()..)
-                .unwrap_or_default()
+                .strip_prefix(store::MODEL_CALL_ENDPOINT_PREFIX)
+                .unwrap_or(&row.endpoint)
                 .to_owned();
             model_calls.push(ModelCalls {
                 model,

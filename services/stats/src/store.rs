@@ -14,10 +14,33 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySql, MySqlConnection, MySqlPool, QueryBuilder};
 
+/// What a row stands for: the rollups' `kind` column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
+    Http,
+    ModelCall,
+}
+
+impl Kind {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::ModelCall => "model",
+        }
+    }
+}
+
+/// A model call's endpoint in the tables is `model:<model>`, apart from every route template
+/// (those start with '/'), and its method is MODEL.
+pub const MODEL_CALL_ENDPOINT_PREFIX: &str = "model:";
+pub const MODEL_CALL_METHOD: &str = "MODEL";
+
 /// One row to store.
 #[derive(Clone)]
 pub struct NewLog {
     pub at: DateTime<Utc>,
+    pub kind: Kind,
     pub endpoint: String,
     pub method: String,
     pub status: u16,
@@ -59,15 +82,6 @@ pub async fn insert_batch(conn: &mut MySqlConnection, logs: &[NewLog]) -> Result
     Ok(stored)
 }
 
-/// The rollup kind of an endpoint (the `kind` column).
-fn kind_of(endpoint: &str) -> &'static str {
-    if platform::request_log::is_model_call(endpoint) {
-        "model"
-    } else {
-        "http"
-    }
-}
-
 fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     let seconds = at.timestamp() - at.timestamp().rem_euclid(3600);
     DateTime::from_timestamp(seconds, 0).unwrap_or(at)
@@ -75,6 +89,7 @@ fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
 
 #[derive(Default)]
 struct Counts {
+    kind: Kind,
     requests: i64,
     server_errors: i64,
     client_errors: i64,
@@ -102,6 +117,7 @@ impl Rollup {
                 .endpoints
                 .entry((hour, log.endpoint.clone()))
                 .or_default();
+            counts.kind = log.kind;
             counts.requests += 1;
             counts.server_errors += i64::from(log.status >= 500);
             counts.client_errors += i64::from((400..500).contains(&log.status));
@@ -129,7 +145,7 @@ async fn upsert_rollup(conn: &mut MySqlConnection, rollup: &Rollup) -> Result<()
     query.push_values(&rollup.endpoints, |mut row, ((hour, endpoint), c)| {
         row.push_bind(hour)
             .push_bind(endpoint)
-            .push_bind(kind_of(endpoint))
+            .push_bind(c.kind.column())
             .push_bind(c.requests)
             .push_bind(c.server_errors)
             .push_bind(c.client_errors)
@@ -604,9 +620,10 @@ pub async fn purge_batch(
 mod tests {
     use super::*;
 
-    fn log(endpoint: &str, source: &str, tokens: u32) -> NewLog {
+    fn log(kind: Kind, endpoint: &str, source: &str, tokens: u32) -> NewLog {
         NewLog {
             at: DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
+            kind,
             endpoint: endpoint.into(),
             method: "POST".into(),
             status: 200,
@@ -622,26 +639,24 @@ mod tests {
 
     #[test]
     fn model_calls_roll_up_apart_from_the_requests_that_made_them() {
-        assert_eq!(kind_of("/api/v1/photos/classify/batch"), "http");
-        assert_eq!(kind_of("unmatched"), "http");
-        assert_eq!(kind_of("model:qwen-vl-max"), "model");
+        use Kind::{Http, ModelCall};
         let rollup = Rollup::of(&[
-            log("/api/v1/photos/classify/batch", "model", 2400),
-            log("model:qwen-vl-max", "model", 1200),
-            log("model:qwen-vl-max", "model", 1200),
-            log("model:local-efficientnet-lite0", "local", 0),
+            log(Http, "/api/v1/photos/classify/batch", "model", 2400),
+            log(ModelCall, "model:qwen-vl-max", "model", 1200),
+            log(ModelCall, "model:qwen-vl-max", "model", 1200),
+            log(ModelCall, "model:local-efficientnet-lite0", "local", 0),
         ]);
-        let rows: Vec<(&str, i64, i64)> = rollup
+        let rows: Vec<(&str, &str, i64, i64)> = rollup
             .endpoints
             .iter()
-            .map(|((_, endpoint), c)| (endpoint.as_str(), c.requests, c.tokens))
+            .map(|((_, endpoint), c)| (endpoint.as_str(), c.kind.column(), c.requests, c.tokens))
             .collect();
         assert_eq!(
             rows,
             [
-                ("/api/v1/photos/classify/batch", 1, 2400),
-                ("model:local-efficientnet-lite0", 1, 0),
-                ("model:qwen-vl-max", 2, 2400),
+                ("/api/v1/photos/classify/batch", "http", 1, 2400),
+                ("model:local-efficientnet-lite0", "model", 1, 0),
+                ("model:qwen-vl-max", "model", 2, 2400),
             ]
         );
         assert_eq!(rollup.clients.len(), 1, "one client in one hour");

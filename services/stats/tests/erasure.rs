@@ -29,6 +29,7 @@ fn record(
 ) -> pb::RequestRecord {
     pb::RequestRecord {
         at_unix_ms,
+        kind: pb::RecordKind::Http.into(),
         endpoint: endpoint.clone(),
         method: "POST".into(),
         status: u32::from(*status),

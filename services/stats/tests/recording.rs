@@ -1,5 +1,6 @@
 //! Recording requests through the stats service's gRPC API, on the real database: a batch is
-//! stored once however often it is sent, and a malformed one is refused whole.
+//! stored once however often it is sent, a malformed one is refused whole, and each record is
+//! stored as the kind it names.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
 
@@ -15,6 +16,7 @@ async fn a_batch_sent_again_is_stored_once_even_when_the_copies_race() {
         records: (0..3)
             .map(|i| pb::RequestRecord {
                 at_unix_ms: at,
+                kind: pb::RecordKind::Http.into(),
                 endpoint: "/api/v1/location".into(),
                 method: "POST".into(),
                 status: 200,
@@ -71,4 +73,69 @@ async fn a_batch_sent_again_is_stored_once_even_when_the_copies_race() {
             .await
             .unwrap();
     assert_eq!(rows_after, 3);
+}
+
+#[tokio::test]
+async fn a_record_is_stored_as_the_kind_it_says_and_one_without_a_kind_is_not_stored() {
+    let stats = StatsService::start_alone().await;
+    let at = chrono::Utc::now().timestamp_millis() - 60_000;
+    let record = |kind: pb::RecordKind, endpoint: &str| pb::RequestRecord {
+        at_unix_ms: at,
+        kind: kind.into(),
+        endpoint: endpoint.into(),
+        method: "POST".into(),
+        status: 200,
+        latency_ms: 5,
+        client_id: "kind-client".into(),
+        ..Default::default()
+    };
+    let batch = pb::RecordRequestsRequest {
+        records: vec![
+            record(pb::RecordKind::Http, "/api/v1/location"),
+            record(pb::RecordKind::ModelCall, "qwen-vl-max"),
+            // The kind comes from the field, never from the look of the endpoint.
+            record(pb::RecordKind::Http, "model:lookalike"),
+            record(pb::RecordKind::Unspecified, "/api/v1/devices"),
+        ],
+        ..Default::default()
+    };
+    let stored = stats.client().record_requests(batch).await.unwrap();
+    assert_eq!(stored.into_inner().stored, 3);
+
+    let pool = stats.db.primary().await;
+    let logged: Vec<(String, String)> =
+        sqlx::query_as("SELECT endpoint, method FROM request_logs ORDER BY endpoint")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let logged: Vec<(&str, &str)> = logged
+        .iter()
+        .map(|(endpoint, method)| (endpoint.as_str(), method.as_str()))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("/api/v1/location", "POST"),
+            ("model:lookalike", "POST"),
+            ("model:qwen-vl-max", "MODEL"),
+        ]
+    );
+    let kinds: Vec<(String, String)> = sqlx::query_as(
+        "SELECT endpoint, CAST(kind AS CHAR) FROM hourly_endpoint_stats ORDER BY endpoint",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let kinds: Vec<(&str, &str)> = kinds
+        .iter()
+        .map(|(endpoint, kind)| (endpoint.as_str(), kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("/api/v1/location", "http"),
+            ("model:lookalike", "http"),
+            ("model:qwen-vl-max", "model"),
+        ]
+    );
 }

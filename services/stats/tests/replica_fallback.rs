@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: failing loudly is the point
 
 use platform::testing::Replica;
-use proto::stats::v1::{OverviewRequest, RecordRequestsRequest, RequestRecord, TimeRange};
+use proto::stats::v1::{
+    OverviewRequest, RecordKind, RecordRequestsRequest, RequestRecord, TimeRange,
+};
 use stats_svc::testing::StatsService;
 
 #[tokio::test]
@@ -15,6 +17,7 @@ async fn stats_reads_fall_back_to_the_primary_when_the_replica_is_unreachable() 
     let records = (0..3)
         .map(|i| RequestRecord {
             at_unix_ms: now_ms - 1000 * i,
+            kind: RecordKind::Http.into(),
             endpoint: "/api/v1/location".to_owned(),
             method: "GET".to_owned(),
             status: 200,

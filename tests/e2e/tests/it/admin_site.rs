@@ -75,8 +75,8 @@ async fn record_model_calls(system: &System) {
         .into_iter()
         .map(|(status, latency_ms, model_tokens)| pb::RequestRecord {
             at_unix_ms: at,
-            endpoint: "model:qwen-vl-max".into(),
-            method: "MODEL".into(),
+            kind: pb::RecordKind::ModelCall.into(),
+            endpoint: "qwen-vl-max".into(),
             status,
             latency_ms,
             client_id: "admin-site-app".into(),
