@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Lets the test command on a fresh clone reuse what an earlier run built from the same files.
+
+Cargo decides that a workspace crate must be rebuilt when one of its files is newer than the
+build; a fresh clone makes every file new, so each run rebuilt every workspace crate in every
+profile (about eleven of a warm run's twenty minutes). After a run this writes a record of each
+tracked file's content (its git blob) and modification time; before the next run it gives every
+file whose content is the recorded one its recorded time again, and leaves the others new.
+
+That is sound only under three conditions, which the caller (deploy/local/xintu) keeps:
+  * the target directories are used by these runs alone, one run at a time: an artefact built
+    from other content by another build would look current;
+  * the record is removed before the first build of a run and written only after a run that
+    succeeded, so a record always describes the files that the artefacts were built from; every
+    other file is given the time of the restore, newer than every earlier build, and keeps it;
+  * the checkout has no changes: the record compares committed content.
+
+    reuse-builds.py restore RECORD    before a run (removes RECORD)
+    reuse-builds.py record RECORD     after a run that succeeded
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+# Regular files only: links and submodules are not a crate's sources.
+REGULAR_MODES = {"100644", "100755"}
+
+
+def tracked_files() -> dict[str, str]:
+    """Tracked regular files of the checkout in the current directory: path -> blob id."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--stage", "-z"], capture_output=True, check=True
+    ).stdout
+    files = {}
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, path = entry.split(b"\t", 1)
+        mode, blob, _stage = meta.decode().split()
+        if mode in REGULAR_MODES:
+            files[os.fsdecode(path)] = blob
+    return files
+
+
+def has_changes() -> bool:
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return bool(status.strip())
+
+
+def read_record(path: str) -> dict[str, tuple[str, int]]:
+    record = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            blob, mtime_ns, name = line.rstrip("\n").split(" ", 2)
+            record[name] = (blob, int(mtime_ns))
+    return record
+
+
+def restore(record_path: str) -> str:
+    """Gives each file its recorded time where its content is the recorded one, and the time of
+    now to every other file: newer than any build, also one that ended after this clone was made.
+    """
+    record = {}
+    if not os.path.exists(record_path):
+        why = "no record of an earlier run"
+    elif has_changes():
+        why = "the checkout has changes"
+    else:
+        record = read_record(record_path)
+        why = ""
+    if os.path.exists(record_path):
+        # Whatever this run builds next, the record no longer describes it.
+        os.remove(record_path)
+    now = time.time_ns()
+    files = tracked_files()
+    restored = 0
+    for name, blob in files.items():
+        recorded = record.get(name)
+        if recorded is not None and recorded[0] == blob:
+            os.utime(name, ns=(recorded[1], recorded[1]))
+            restored += 1
+        else:
+            os.utime(name, ns=(now, now))
+    if why:
+        return f"{why}: every workspace crate is built"
+    return f"{restored} of {len(files)} files as an earlier run built them"
+
+
+def record(record_path: str) -> str:
+    if has_changes():
+        return "the checkout has changes: no record"
+    temporary = f"{record_path}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as out:
+        for name, blob in sorted(tracked_files().items()):
+            out.write(f"{blob} {os.stat(name).st_mtime_ns} {name}\n")
+    os.replace(temporary, record_path)
+    return f"recorded {record_path}"
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] not in ("restore", "record"):
+        sys.exit(__doc__)
+    action = restore if sys.argv[1] == "restore" else record
+    print(f"[reuse-builds] {action(sys.argv[2])}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
