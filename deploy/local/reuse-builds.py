@@ -13,7 +13,9 @@ That is sound only under three conditions, which the caller (deploy/local/xintu)
   * the record is removed before the first build of a run and written only after a run that
     succeeded, so a record always describes the files that the artefacts were built from; every
     other file is given the time of the restore, newer than every earlier build, and keeps it;
-  * the checkout has no changes: the record compares committed content.
+  * the checkout has no changes: the record compares committed content;
+  * the checkout is where the recorded one was: crates read files through the absolute path
+    that env!("CARGO_MANIFEST_DIR") compiled into them, and cargo does not rebuild for a new one.
 
     reuse-builds.py restore RECORD    before a run (removes RECORD)
     reuse-builds.py record RECORD     after a run that succeeded
@@ -53,13 +55,15 @@ def has_changes() -> bool:
     return bool(status.strip())
 
 
-def read_record(path: str) -> dict[str, tuple[str, int]]:
-    record = {}
+def read_record(path: str) -> tuple[str, dict[str, tuple[str, int]]]:
+    """The checkout's path, and each file's blob id and time."""
+    files = {}
     with open(path, encoding="utf-8") as lines:
+        root = lines.readline().rstrip("\n").removeprefix("root ")
         for line in lines:
             blob, mtime_ns, name = line.rstrip("\n").split(" ", 2)
-            record[name] = (blob, int(mtime_ns))
-    return record
+            files[name] = (blob, int(mtime_ns))
+    return root, files
 
 
 def restore(record_path: str) -> str:
@@ -72,8 +76,10 @@ def restore(record_path: str) -> str:
     elif has_changes():
         why = "the checkout has changes"
     else:
-        record = read_record(record_path)
-        why = ""
+        root, record = read_record(record_path)
+        why = "" if root == os.getcwd() else f"the last run's checkout was {root}"
+        if why:
+            record = {}
     if os.path.exists(record_path):
         # Whatever this run builds next, the record no longer describes it.
         os.remove(record_path)
@@ -97,6 +103,7 @@ def record(record_path: str) -> str:
         return "the checkout has changes: no record"
     temporary = f"{record_path}.{os.getpid()}.tmp"
     with open(temporary, "w", encoding="utf-8") as out:
+        out.write(f"root {os.getcwd()}\n")
         for name, blob in sorted(tracked_files().items()):
             out.write(f"{blob} {os.stat(name).st_mtime_ns} {name}\n")
     os.replace(temporary, record_path)
