@@ -5,10 +5,11 @@
 # target caps its own memory (the `cap` allocator), so an allocation over the cap aborts.
 #
 #   deploy/local/fuzz.sh build
-#   deploy/local/fuzz.sh smoke [scale]        every target from the committed corpus, a fixed
-#                                             number of executions (about 15 s each here, times
-#                                             `scale`, default 1) from a fixed seed: repeatable
-#                                             rather than exploring; part of `xintu test`
+#   deploy/local/fuzz.sh smoke [scale]        every target from the committed corpus, as many at
+#                                             once as there are cores, a fixed number of
+#                                             executions (about 15 s each here, times `scale`,
+#                                             default 1) from a fixed seed: repeatable rather
+#                                             than exploring; part of `xintu test`
 #   deploy/local/fuzz.sh run TARGET [runs]    one target for `runs` executions (default ten
 #                                             million) on a corpus kept under the cache
 #   deploy/local/fuzz.sh targets
@@ -52,23 +53,42 @@ fuzz_options() {
   printf '%s\n' "${options[@]}"
 }
 
+# One smoke target: a fixed number of executions from a fixed seed. New inputs go to a scratch
+# directory; the committed corpus is only read. The log is kept for a failure.
+smoke_one() {
+  local target=$1 scale=$2 scratch=$3
+  local runs=$(( ${SMOKE_RUNS[$target]} * scale ))
+  # Failed until it is seen to pass, whatever stops it on the way.
+  touch "$scratch/$target.failed"
+  mapfile -t options < <(fuzz_options "$target")
+  mkdir -p "$scratch/$target"
+  if "$BIN/$target" "${options[@]}" -seed=1 -runs="$runs" "$scratch/$target" "$CORPUS/$target" \
+    >"$scratch/$target.log" 2>&1; then
+    log "$target: $(grep -E '^Done' "$scratch/$target.log")"
+    rm "$scratch/$target.failed"
+  fi
+}
+
+# The targets side by side, as many at once as there are cores: each runs a fixed number of
+# executions single-threaded, so running them together changes what they do not at all, and
+# their time only by sharing the machine.
 smoke() {
-  local scale=${1:-1} failed=()
+  local scale=${1:-1} failed=() scratch jobs
+  scratch=$(mktemp -d)
+  jobs=$(nproc)
+  log "${#TARGETS[@]} targets, $jobs at a time"
   for target in "${TARGETS[@]}"; do
-    local scratch; scratch=$(mktemp -d)
-    local runs=$(( ${SMOKE_RUNS[$target]} * scale ))
-    log "$target: $runs executions"
-    mapfile -t options < <(fuzz_options "$target")
-    # New inputs go to the scratch directory; the committed corpus is only read.
-    if ! "$BIN/$target" "${options[@]}" -seed=1 -runs="$runs" "$scratch" "$CORPUS/$target" \
-      >"$scratch.log" 2>&1; then
-      failed+=("$target")
-      tail -40 "$scratch.log"
-    else
-      grep -E '^Done' "$scratch.log" >&2
-    fi
-    rm -rf "$scratch" "$scratch.log"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    smoke_one "$target" "$scale" "$scratch" &
   done
+  wait
+  for target in "${TARGETS[@]}"; do
+    if [ -e "$scratch/$target.failed" ]; then
+      failed+=("$target")
+      tail -40 "$scratch/$target.log"
+    fi
+  done
+  rm -rf "$scratch"
   if [ ${#failed[@]} -gt 0 ]; then
     log "findings in: ${failed[*]} (see $FUZZ_DIR/artifacts)"
     exit 1
