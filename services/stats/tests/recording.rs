@@ -103,39 +103,42 @@ async fn a_record_is_stored_as_the_kind_it_says_and_one_without_a_kind_is_not_st
     assert_eq!(stored.into_inner().stored, 3);
 
     let pool = stats.db.primary().await;
-    let logged: Vec<(String, String)> =
-        sqlx::query_as("SELECT endpoint, method FROM request_logs ORDER BY endpoint")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    let logged: Vec<(&str, &str)> = logged
-        .iter()
-        .map(|(endpoint, method)| (endpoint.as_str(), method.as_str()))
-        .collect();
+    let logged = text_pairs(
+        &pool,
+        "SELECT endpoint, method FROM request_logs ORDER BY endpoint",
+    )
+    .await;
     assert_eq!(
         logged,
-        [
+        owned(&[
             ("/api/v1/location", "POST"),
             ("model:lookalike", "POST"),
             ("model:qwen-vl-max", "MODEL"),
-        ]
+        ])
     );
-    let kinds: Vec<(String, String)> = sqlx::query_as(
+    let kinds = text_pairs(
+        &pool,
         "SELECT endpoint, CAST(kind AS CHAR) FROM hourly_endpoint_stats ORDER BY endpoint",
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let kinds: Vec<(&str, &str)> = kinds
-        .iter()
-        .map(|(endpoint, kind)| (endpoint.as_str(), kind.as_str()))
-        .collect();
+    .await;
     assert_eq!(
         kinds,
-        [
+        owned(&[
             ("/api/v1/location", "http"),
             ("model:lookalike", "http"),
             ("model:qwen-vl-max", "model"),
-        ]
+        ])
     );
+}
+
+/// The two text columns of every row `sql` selects.
+async fn text_pairs(pool: &sqlx::MySqlPool, sql: &str) -> Vec<(String, String)> {
+    sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
 }

@@ -96,36 +96,24 @@ async fn seed(system: &System, wait_for_replica: bool) {
         pb::stats_service_client::StatsServiceClient::new(system.grpc_channel(&system.stats.url()));
     let at = chrono::Utc::now().timestamp_millis() - 3_600_000;
     use pb::RecordKind::{Http, ModelCall};
+    const CLASSIFY: &str = "/api/v1/photos/classify";
+    const LOCATION: &str = "/api/v1/location";
+    const LOCAL: &str = "local-efficientnet-lite0";
+    const CLOUD: &str = "qwen-vl-max";
     let rows = [
         // kind, endpoint (a route, or a model's name), status, latency, client, source, tokens
-        (Http, "/api/v1/photos/classify", 200, 10, "c1", "cache", 0),
-        (Http, "/api/v1/photos/classify", 200, 20, "c1", "local", 0),
-        (
-            Http,
-            "/api/v1/photos/classify",
-            200,
-            30,
-            "c2",
-            "model",
-            1200,
-        ),
-        (Http, "/api/v1/photos/classify", 502, 40, "c2", "", 0),
-        (Http, "/api/v1/location", 200, 5, "c3", "", 0),
-        (Http, "/api/v1/location", 400, 7, "", "", 0),
+        (Http, CLASSIFY, 200, 10, "c1", "cache", 0),
+        (Http, CLASSIFY, 200, 20, "c1", "local", 0),
+        (Http, CLASSIFY, 200, 30, "c2", "model", 1200),
+        (Http, CLASSIFY, 502, 40, "c2", "", 0),
+        (Http, LOCATION, 200, 5, "c3", "", 0),
+        (Http, LOCATION, 400, 7, "", "", 0),
         // The photo service's model calls behind those classifications: the local inference,
         // the cloud call that answered (its tokens are on the request above too), and one
         // whose answer was refused but billed.
-        (
-            ModelCall,
-            "local-efficientnet-lite0",
-            200,
-            25,
-            "c1",
-            "local",
-            0,
-        ),
-        (ModelCall, "qwen-vl-max", 200, 800, "c2", "model", 1200),
-        (ModelCall, "qwen-vl-max", 502, 1000, "c2", "model", 300),
+        (ModelCall, LOCAL, 200, 25, "c1", "local", 0),
+        (ModelCall, CLOUD, 200, 800, "c2", "model", 1200),
+        (ModelCall, CLOUD, 502, 1000, "c2", "model", 300),
     ];
     let records = rows
         .into_iter()
