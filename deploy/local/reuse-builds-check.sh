@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks deploy/local/reuse-builds.py on a one-file crate in fresh clones sharing one target
 # directory, as the test command uses it: a clone of what was built, where it was built, builds
-# nothing; a clone elsewhere, a clone with a changed file, a clone after a run that left no
-# record, and a clone made before another run built other content all build again.
+# nothing; a clone elsewhere, a clone with a changed file or a file fewer, a clone after a run
+# that left no record, and a clone made before another run built other content all build again.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REUSE=$ROOT/deploy/local/reuse-builds.py
@@ -21,8 +21,13 @@ name = "reuse-probe"
 version = "0.1.0"
 edition = "2021"
 EOF
-mkdir src
+# A build script that watches a directory, as the services' do for their migrations: cargo then
+# reads the times of the directory and of everything in it.
+echo 'fn main() { println!("cargo:rerun-if-changed=migrations"); }' >build.rs
+mkdir src migrations
 echo 'fn main() { println!("one"); }' >src/main.rs
+echo 'CREATE TABLE one (id INT);' >migrations/1_one.sql
+echo 'CREATE TABLE two (id INT);' >migrations/2_two.sql
 git_ add -A && git_ commit -qm one
 
 # One run in a fresh clone at $work/clone (or at $work/$2, or in the clone already there when $2
@@ -59,6 +64,9 @@ echo 'fn main() { println!("one"); }' >src/main.rs && git_ commit -qam one-again
 expect "$(run failed)" built "a clone of the first content, in a run that then fails"
 echo 'fn main() { println!("two"); }' >src/main.rs && git_ commit -qam two-again
 expect "$(run ok)" built "a clone of the second content after that unrecorded build"
+git_ rm -q migrations/2_two.sql && git_ commit -qm "one migration fewer"
+expect "$(run ok)" built "a clone with a file fewer in a watched directory"
+expect "$(run ok)" reused "a clone of the same commit again"
 # A clone made before another run built other content (it waited for that run to end): its files
 # are older than that build.
 rm -rf "$work/clone" && git_ clone -q "$work/origin" "$work/clone" && mv "$work/clone" "$work/early"

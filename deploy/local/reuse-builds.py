@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Lets the test command on a fresh clone reuse what an earlier run built from the same files.
 
-Cargo decides that a workspace crate must be rebuilt when one of its files is newer than the
-build; a fresh clone makes every file new, so each run rebuilt every workspace crate in every
-profile (about eleven of a warm run's twenty minutes). After a run this writes a record of each
-tracked file's content (its git blob) and modification time; before the next run it gives every
-file whose content is the recorded one its recorded time again, and leaves the others new.
+Cargo decides that a workspace crate must be rebuilt when one of its files (or a directory its
+build script watches) is newer than the build; a fresh clone makes every file new, so each run
+rebuilt every workspace crate in every profile (about eleven of a warm run's twenty minutes). After a run this writes a record of each
+tracked file's content (its git blob) and each directory's tracked entries, with their
+modification times; before the next run it gives every file and directory whose content is the
+recorded one its recorded time again, and the time of now to the others.
 
-That is sound only under three conditions, which the caller (deploy/local/xintu) keeps:
+That is sound only under four conditions, which the caller (deploy/local/xintu) keeps:
   * the target directories are used by these runs alone, one run at a time: an artefact built
     from other content by another build would look current;
   * the record is removed before the first build of a run and written only after a run that
@@ -21,6 +22,7 @@ That is sound only under three conditions, which the caller (deploy/local/xintu)
     reuse-builds.py record RECORD     after a run that succeeded
 """
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -31,18 +33,31 @@ REGULAR_MODES = {"100644", "100755"}
 
 
 def tracked_files() -> dict[str, str]:
-    """Tracked regular files of the checkout in the current directory: path -> blob id."""
+    """Tracked regular files of the checkout in the current directory, path -> blob id, and the
+    directories that hold them, path -> a digest of the names of the tracked entries in each (a
+    build script may watch a directory, and cargo then reads the directory's own time too)."""
     listing = subprocess.run(
         ["git", "ls-files", "--stage", "-z"], capture_output=True, check=True
     ).stdout
     files = {}
+    children: dict[str, set[str]] = {}
     for entry in listing.split(b"\0"):
         if not entry:
             continue
         meta, path = entry.split(b"\t", 1)
         mode, blob, _stage = meta.decode().split()
-        if mode in REGULAR_MODES:
-            files[os.fsdecode(path)] = blob
+        if mode not in REGULAR_MODES:
+            continue
+        name = os.fsdecode(path)
+        files[name] = blob
+        child = name
+        while "/" in child:
+            parent, _, base = child.rpartition("/")
+            children.setdefault(parent, set()).add(base)
+            child = parent
+    for directory, names in children.items():
+        digest = hashlib.sha256("\0".join(sorted(names)).encode()).hexdigest()
+        files[directory] = f"dir-{digest}"
     return files
 
 
@@ -95,7 +110,7 @@ def restore(record_path: str) -> str:
             os.utime(name, ns=(now, now))
     if why:
         return f"{why}: every workspace crate is built"
-    return f"{restored} of {len(files)} files as an earlier run built them"
+    return f"{restored} of {len(files)} files and directories as an earlier run built them"
 
 
 def record(record_path: str) -> str:
