@@ -40,18 +40,27 @@ fn clip(value: String, max: usize) -> String {
     value[..end].to_owned()
 }
 
+/// `request_logs.endpoint` is a VARCHAR(96); clipping to as many bytes keeps within it.
+const ENDPOINT_MAX: usize = 96;
+
 /// The row a record becomes; None for a record without a kind or a time, which a sender that
 /// knows this API never sends.
 fn new_log(record: pb::RequestRecord) -> Option<NewLog> {
     let (kind, endpoint, method) = match record.kind() {
         pb::RecordKind::Http => (
             Kind::Http,
-            clip(record.endpoint, 96),
+            clip(record.endpoint, ENDPOINT_MAX),
             clip(record.method, 8),
         ),
         pb::RecordKind::ModelCall => (
             Kind::ModelCall,
-            format!("{MODEL_CALL_ENDPOINT_PREFIX}{}", clip(record.endpoint, 90)),
+            format!(
+                "{MODEL_CALL_ENDPOINT_PREFIX}{}",
+                clip(
+                    record.endpoint,
+                    ENDPOINT_MAX - MODEL_CALL_ENDPOINT_PREFIX.len()
+                )
+            ),
             MODEL_CALL_METHOD.to_owned(),
         ),
         pb::RecordKind::Unspecified => return None,
