@@ -192,6 +192,9 @@ async fn expired_and_unknown_scenes_bind_nothing() {
         .execute(&pool)
         .await
         .unwrap();
+    // Real expiry is the clock passing a time every copy holds; this write stands in for it, so
+    // the replica must hold it too before the status read (which may be served there).
+    system.db.wait_for_replica().await;
     let scene = qr["scene_id"].as_u64().unwrap();
     let push = system.sandbox.event_push(
         "o_late",
