@@ -32,6 +32,7 @@ fn admin_password_hash() -> String {
 /// A safe-mode EncodingAESKey for tests (43 characters).
 pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
+pub mod api;
 pub mod photo;
 
 pub mod bench;
@@ -60,7 +61,9 @@ pub struct Options {
     pub replica: Replica,
     pub memberships: usize,
     /// Photo instances; with more than one, each sits behind a [`grpc_proxy::CountingProxy`]
-    /// and the gateways get the list of them (see [`System::photo_instances`]).
+    /// and the gateways get the list of them (see [`System::photo_instances`]). With none, a
+    /// test of the other flows does not pay for the photo database, the location data and the
+    /// model, and its gateways answer photo calls as with the service down.
     pub photos: usize,
     pub gateways: usize,
     pub qrcode_expire_seconds: u32,
@@ -127,11 +130,20 @@ impl Options {
 }
 
 impl Options {
-    /// The defaults, with the merchant certificate membership needs to refund.
+    /// What the membership flows need (binding, payments, credits, the admin site): every part
+    /// but the photo service.
+    pub fn membership_flows() -> Self {
+        Self {
+            photos: 0,
+            ..Self::default()
+        }
+    }
+
+    /// The membership flows, with the merchant certificate membership needs to refund.
     pub fn with_refunds() -> Self {
         Self {
             merchant_certificate: true,
-            ..Self::default()
+            ..Self::membership_flows()
         }
     }
 }
@@ -181,8 +193,6 @@ impl Default for Options {
 pub struct System {
     pub sandbox: Sandbox,
     pub db: TestDatabase,
-    /// The photo service's own database.
-    pub photo_db: TestDatabase,
     /// The stats service (its own database); tests stop and restart it.
     pub stats: stats_svc::testing::StatsService,
     pub gateway_urls: Vec<String>,
@@ -204,11 +214,18 @@ pub struct System {
     pub photo_instances: Vec<grpc_proxy::CountingProxy>,
     /// With `Options::faulty_providers`: the way the services reach the providers.
     pub providers: Option<proxy::FaultyProvider>,
-    photo_restart: PhotoRestart,
+    /// None with `Options::photos` 0.
+    photo: Option<PhotoPart>,
 }
 
-/// What it takes to stop the first photo instance and start a new one at its address.
-struct PhotoRestart {
+/// Where the gateways of a system without a photo service send photo calls: nobody listens
+/// there, so such a call fails as it would with the service down.
+const NO_PHOTO_SERVICE: &str = "http://127.0.0.1:9";
+
+/// The photo service of a system: its database, and what it takes to stop the first instance
+/// and start a new one at its address.
+struct PhotoPart {
+    db: TestDatabase,
     options: Options,
     provider_url: String,
     redis_prefix: String,
@@ -217,6 +234,53 @@ struct PhotoRestart {
     url: String,
     stop: std::sync::Mutex<CancellationToken>,
     parent: CancellationToken,
+}
+
+/// Starts `options.photos` photo instances on one fresh database; returns the service, the
+/// gateways' photo URL (the instances, behind counting proxies when there are several) and
+/// those proxies.
+async fn start_photos(
+    options: &Options,
+    peers: photo::Peers<'_>,
+    shutdown: &CancellationToken,
+) -> (PhotoPart, String, Vec<grpc_proxy::CountingProxy>) {
+    let first_stop = shutdown.child_token();
+    let first = photo::start(options, peers, first_stop.clone()).await;
+    // (url, what stops that instance): the first one stops with the system.
+    let mut photos = vec![(first.url.clone(), first_stop.clone())];
+    for _ in 1..options.photos {
+        // Scaled instances share the first one's database, as in a deployment.
+        let stop = shutdown.child_token();
+        let url = photo::start_instance(options, peers, &first.db, stop.clone(), None).await;
+        photos.push((url, stop));
+    }
+    let mut proxies = Vec::new();
+    if photos.len() > 1 {
+        // Stopping a proxy also stops the instance behind it (the token is shared).
+        for (url, stop) in &photos {
+            proxies.push(grpc_proxy::CountingProxy::start(url, stop.clone()).await);
+        }
+    }
+    let grpc_url = match proxies.is_empty() {
+        true => first.url.clone(),
+        false => proxies
+            .iter()
+            .map(|p| p.url.clone())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let part = PhotoPart {
+        db: first.db,
+        options: options.clone(),
+        provider_url: peers.provider_url.to_owned(),
+        redis_prefix: peers.redis_prefix.to_owned(),
+        service_token: peers.service_token.clone(),
+        membership_urls: peers.membership_urls.to_vec(),
+        url: first.url,
+        stop: std::sync::Mutex::new(first_stop),
+        parent: shutdown.clone(),
+    };
+    (part, grpc_url, proxies)
 }
 
 impl Drop for System {
@@ -375,7 +439,6 @@ impl System {
                 }
             }));
         }
-        let first_photo_stop = shutdown.child_token();
         let stats_url = stats.url();
         let peers = photo::Peers {
             sandbox: &sandbox,
@@ -385,28 +448,13 @@ impl System {
             membership_urls: &membership_urls,
             stats_url: &stats_url,
         };
-        let photo = photo::start(&options, peers, first_photo_stop.clone()).await;
-        // (url, what stops that instance): the first one stops with the system.
-        let mut photos = vec![(photo.url.clone(), first_photo_stop.clone())];
-        for _ in 1..options.photos.max(1) {
-            // Scaled instances share the first one's database, as in a deployment.
-            let stop = shutdown.child_token();
-            let url = photo::start_instance(&options, peers, &photo.db, stop.clone(), None).await;
-            photos.push((url, stop));
-        }
-        let mut photo_instances = Vec::new();
-        if photos.len() > 1 {
-            // Stopping a proxy also stops the instance behind it (the token is shared).
-            for (url, stop) in &photos {
-                photo_instances.push(grpc_proxy::CountingProxy::start(url, stop.clone()).await);
+        let (photo, photo_grpc_url, photo_instances) = match options.photos {
+            0 => (None, NO_PHOTO_SERVICE.to_owned(), Vec::new()),
+            _ => {
+                let started = start_photos(&options, peers, &shutdown).await;
+                (Some(started.0), started.1, started.2)
             }
-        }
-        let photo_urls: Vec<String> = if photo_instances.is_empty() {
-            vec![photo.url.clone()]
-        } else {
-            photo_instances.iter().map(|p| p.url.clone()).collect()
         };
-        let photo_grpc_url = photo_urls.join(",");
         let mut gateway_shutdowns = Vec::new();
         let mut gateway_tasks = Vec::new();
         for (index, listener) in gateway_listeners.into_iter().enumerate() {
@@ -462,21 +510,10 @@ impl System {
                 }
             })));
         }
-        let photo_restart = PhotoRestart {
-            options: options.clone(),
-            provider_url,
-            redis_prefix: redis_prefix.clone(),
-            service_token: service_token.clone(),
-            membership_urls: membership_urls.clone(),
-            url: photo.url.clone(),
-            stop: std::sync::Mutex::new(first_photo_stop),
-            parent: shutdown.clone(),
-        };
         let system = Self {
-            photo_restart,
+            photo,
             sandbox,
             db,
-            photo_db: photo.db,
             stats,
             gateway_urls,
             membership_urls,
@@ -499,9 +536,21 @@ impl System {
         system
     }
 
+    /// The photo service; panics for a system started without one.
+    fn photo(&self) -> &PhotoPart {
+        self.photo
+            .as_ref()
+            .expect("this system was started without a photo service (Options::photos 0)")
+    }
+
+    /// The photo service's own database.
+    pub fn photo_db(&self) -> &TestDatabase {
+        &self.photo().db
+    }
+
     /// The first photo instance's gRPC URL.
     pub fn photo_url(&self) -> &str {
-        &self.photo_restart.url
+        &self.photo().url
     }
 
     /// The first gateway's base URL.
@@ -515,11 +564,17 @@ impl System {
     }
 
     async fn wait_until_ready(&self) {
+        // Without a photo service a gateway is never ready (and its readiness check waits for
+        // the photo call to time out): being up is enough, membership already listens.
+        let probe = match self.photo {
+            Some(_) => "readyz",
+            None => "healthz",
+        };
         for url in &self.gateway_urls {
             for attempt in 0.. {
                 let ready = self
                     .http
-                    .get(format!("{url}/readyz"))
+                    .get(format!("{url}/{probe}"))
                     .send()
                     .await
                     .map(|r| r.status().is_success())
@@ -567,24 +622,25 @@ impl System {
             .to_owned()
     }
 
-    /// `GET /api/v1/account` with an app's token: the status and the JSON answer.
-    pub async fn account(&self, token: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("{}/api/v1/account", self.gateway()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("account request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("account json"))
+    /// The typed client acting as an app with `token`, at the first gateway.
+    pub fn app(&self, token: &str) -> api::Client {
+        api::Client::new(self.gateway())
+            .with_client_token(token)
+            .expect("a token a header can carry")
+    }
+
+    /// `GET /api/v1/account` with an app's token.
+    pub async fn account(&self, token: &str) -> api::Answer<api::types::AccountOut> {
+        api::answer(self.app(token).get_account().send()).await
     }
 
     /// Waits until a signed-out app's token is refused. The revocation reaches every gateway's
     /// token cache through Redis within moments (at worst the cache's lifetime, 5 s).
     pub async fn wait_until_token_refused(&self, token: &str) {
         for _ in 0..200 {
-            if self.account(token).await.0 == 401 {
+            if let Err(api::Error::ErrorResponse(answer)) = self.account(token).await
+                && answer.status() == 401
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -592,18 +648,13 @@ impl System {
         panic!("a signed-out app's token still works");
     }
 
-    /// Polls the binding status once.
-    pub async fn binding(&self, client_id: &str, token: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("{}/api/v1/auth/wechat/binding", self.gateway()))
-            .query(&[("client_id", client_id)])
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("binding request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("binding json"))
+    /// Polls the binding status once (no long poll).
+    pub async fn binding(
+        &self,
+        client_id: &str,
+        token: &str,
+    ) -> api::Answer<api::types::BindingOut> {
+        api::answer(self.app(token).binding_status().client_id(client_id).send()).await
     }
 
     /// Stops the membership instances (gateways keep running).
@@ -614,16 +665,12 @@ impl System {
     /// Stops the first photo instance (its server and its edit worker), as a crash or a
     /// deploy would; [`System::start_photo_again`] brings a new one up at the same address.
     pub fn stop_photo(&self) {
-        self.photo_restart
-            .stop
-            .lock()
-            .expect("photo stop token")
-            .cancel();
+        self.photo().stop.lock().expect("photo stop token").cancel();
     }
 
     /// Starts a new first photo instance on the same database, storage and address.
     pub async fn start_photo_again(&self) {
-        let restart = &self.photo_restart;
+        let restart = self.photo();
         let stop = restart.parent.child_token();
         *restart.stop.lock().expect("photo stop token") = stop.clone();
         let addr = restart.url.trim_start_matches("http://").to_owned();
@@ -645,7 +692,7 @@ impl System {
             membership_urls: &restart.membership_urls,
             stats_url: &stats_url,
         };
-        photo::start_instance(&restart.options, peers, &self.photo_db, stop, Some(&addr)).await;
+        photo::start_instance(&restart.options, peers, &restart.db, stop, Some(&addr)).await;
     }
 
     /// Stops one gateway instance (the others keep running).
@@ -731,22 +778,18 @@ impl System {
 
     /// Buys `credits` credits as the signed-in member and pays at the sandbox; returns the order
     /// number once the order reads paid.
-    pub async fn paid_credits(&self, member: &MemberBrowser, credits: u32) -> String {
-        self.paid_order(
-            member,
-            serde_json::json!({ "order_type": "credits", "credits_amount": credits }),
-        )
-        .await
+    pub async fn paid_credits(&self, member: &MemberBrowser, credits: i32) -> String {
+        self.paid_order(member, api::credits_order(credits)).await
     }
 
-    /// Places the order `body` describes as the signed-in member and pays at the sandbox;
-    /// returns the order number once the order reads paid.
-    pub async fn paid_order(&self, member: &MemberBrowser, body: serde_json::Value) -> String {
-        let created = member.create_order(body).await;
-        let order_no = created["order"]["order_no"]
-            .as_str()
-            .expect("an order number")
-            .to_owned();
+    /// Places `order` as the signed-in member and pays at the sandbox; returns the order number
+    /// once the order reads paid.
+    pub async fn paid_order(
+        &self,
+        member: &MemberBrowser,
+        order: api::types::CreateOrderIn,
+    ) -> String {
+        let order_no = member.create_order(order).await.order.order_no;
         self.sandbox.pay(&order_no).await.expect("the sandbox pays");
         member.wait_for_order(&order_no, "paid").await;
         order_no
@@ -878,7 +921,8 @@ impl MemberBrowser {
         )
     }
 
-    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    /// A raw POST with a JSON body, for bodies and answers outside the documented shapes.
+    pub async fn post(&self, path: &str, body: impl serde::Serialize) -> (u16, serde_json::Value) {
         let response = self
             .http
             .post(format!("{}{path}", self.gateway))
@@ -893,34 +937,44 @@ impl MemberBrowser {
         )
     }
 
-    pub async fn profile(&self) -> serde_json::Value {
-        let (status, body) = self.get("/api/v1/member/profile").await;
-        assert_eq!(status, 200, "{body}");
-        body
+    /// The typed client carrying this browser's session cookie (a member's or the admin's).
+    pub fn api(&self) -> api::Client {
+        api::Client::new_with_client(&self.gateway, self.http.clone())
+    }
+
+    pub async fn profile(&self) -> api::types::ProfileOut {
+        api::answer(self.api().member_profile().send())
+            .await
+            .expect("the member profile")
     }
 
     /// Creates an order and returns the answer (order and pay parameters).
-    pub async fn create_order(&self, body: serde_json::Value) -> serde_json::Value {
-        let (status, answer) = self.post("/api/v1/payment/create-order", body).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
+    pub async fn create_order(
+        &self,
+        order: api::types::CreateOrderIn,
+    ) -> api::types::CreateOrderOut {
+        api::answer(self.api().create_order().body(order).send())
+            .await
+            .expect("a new order")
+    }
+
+    /// The member's order `order_no`.
+    pub async fn order(&self, order_no: &str) -> api::Answer<api::types::OrderOut> {
+        api::answer(self.api().get_order().order_no(order_no).send()).await
     }
 
     /// Polls the order until it is `status` (or gives up after 10 s).
-    pub async fn wait_for_order(&self, order_no: &str, status: &str) -> serde_json::Value {
-        let mut last = serde_json::Value::Null;
+    pub async fn wait_for_order(&self, order_no: &str, status: &str) -> api::types::OrderOut {
+        let mut last = None;
         for _ in 0..400 {
-            let (code, order) = self
-                .get(&format!("/api/v1/payment/orders/{order_no}"))
-                .await;
-            assert_eq!(code, 200, "{order}");
-            if order["status"] == status {
+            let order = self.order(order_no).await.expect("the order");
+            if order.status == status {
                 return order;
             }
-            last = order;
+            last = Some(order);
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("order {order_no} never became {status}: {last}");
+        panic!("order {order_no} never became {status}: {last:?}");
     }
 }
 

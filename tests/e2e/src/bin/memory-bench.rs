@@ -202,10 +202,13 @@ async fn main() {
     let photo = Command::new(binary("photo-svc"))
         .arg("serve")
         .env("PHOTO_LISTEN_ADDR", format!("127.0.0.1:{photo_port}"))
-        .env("DATABASE_URL", system.photo_db.primary_url.expose_secret())
+        .env(
+            "DATABASE_URL",
+            system.photo_db().primary_url.expose_secret(),
+        )
         .env(
             "DATABASE_REPLICA_URL",
-            system.photo_db.replica_url.expose_secret(),
+            system.photo_db().replica_url.expose_secret(),
         )
         .env("REDIS_URL", platform::testing::redis_url().expose_secret())
         .env("REDIS_KEY_PREFIX", &prefix)

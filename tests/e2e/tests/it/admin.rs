@@ -83,7 +83,7 @@ async fn me(system: &System, cookie: &str) -> u16 {
 async fn an_attacker_cannot_lock_the_operator_out() {
     let system = System::start(Options {
         trust_proxy_headers: true,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let attacker = Call {
@@ -143,7 +143,7 @@ async fn an_attacker_cannot_lock_the_operator_out() {
 async fn an_attack_from_many_addresses_gets_one_try_per_address() {
     let system = System::start(Options {
         trust_proxy_headers: true,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     for host in 1..=4 {
@@ -178,7 +178,7 @@ async fn an_attack_from_many_addresses_gets_one_try_per_address() {
 
 #[tokio::test]
 async fn admin_state_changes_only_come_from_the_admin_sites_origin() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     system.bind_client("pc-origin", "o_origin").await;
     let own = system.gateway().to_owned();
     let foreign = "https://evil.example";
@@ -285,7 +285,7 @@ async fn admin_state_changes_only_come_from_the_admin_sites_origin() {
 
 #[tokio::test]
 async fn signing_out_ends_the_session_for_every_copy_of_the_cookie() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let own = system.gateway().to_owned();
     let (status, _, cookie) = login(&system, ADMIN_PASSWORD, &Call::default()).await;
     assert_eq!(status, 200);
@@ -355,7 +355,7 @@ async fn a_failed_sign_in_is_logged_without_the_name_typed() {
         .finish();
     // The test's runtime runs on this thread, the gateway's tasks with it.
     let _logging = tracing::subscriber::set_default(subscriber);
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     for username in ["admin", "Hunter2-typed-as-the-name"] {
         let (status, body, _) = send(
             &system,

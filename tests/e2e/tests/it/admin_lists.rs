@@ -53,7 +53,7 @@ async fn export(system: &System, admin: &e2e::MemberBrowser, path: &str) -> Expo
 
 #[tokio::test]
 async fn lists_export_every_row_as_csv_across_pages() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     // More bindings than one page of the export (200): the file must hold them all.
     for n in 0..230 {
         system.create_qrcode(&format!("export-pc-{n:03}")).await;
@@ -136,7 +136,7 @@ async fn lists_export_every_row_as_csv_across_pages() {
 
 #[tokio::test]
 async fn an_export_needs_the_admin_session_and_a_known_format() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let response = system
         .http
         .get(format!(
@@ -155,7 +155,7 @@ async fn an_export_needs_the_admin_session_and_a_known_format() {
 
 #[tokio::test]
 async fn the_audit_log_lists_each_adjustment_newest_first_with_its_ledger_reference() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     system.bind_client("audit-pc", "o_audited").await;
     let admin = system.admin_sign_in().await;
     for (delta, reason) in [

@@ -109,7 +109,7 @@ async fn admin_adjust_rows(system: &System) -> Vec<(i64, String)> {
 
 #[tokio::test]
 async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     // Seed: one client bound by a new follower (10 free credits), who buys 10 credits (¥5.00).
     let qr = system.create_qrcode("admin-site-app").await;
     system
@@ -118,13 +118,11 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
         .await
         .expect("scan");
     let member = system.sign_in(OPENID).await;
-    let created = member
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = member.create_order(e2e::api::credits_order(10)).await;
+    let order_no = created.order.order_no.clone();
     system.sandbox.pay(&order_no).await.unwrap();
     member.wait_for_order(&order_no, "paid").await;
-    assert_eq!(member.profile().await["remaining_credits"], 20);
+    assert_eq!(member.profile().await.remaining_credits, 20);
     record_model_calls(&system).await;
 
     let lighttpd = Lighttpd::start(free_port(), &system.gateway_urls).await;
@@ -251,7 +249,7 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
         admin_adjust_rows(&system).await,
         vec![(15, OPENID.to_owned())]
     );
-    assert_eq!(member.profile().await["remaining_credits"], 35);
+    assert_eq!(member.profile().await.remaining_credits, 35);
 
     // The audit log shows it, with the ledger reference it made.
     browser.click(".tab[data-tab='audit']").await;
@@ -278,7 +276,7 @@ const ROWS: &str = "document.querySelectorAll('#bindings tr').length";
 
 #[tokio::test]
 async fn admin_site_pages_through_a_long_list_and_exports_it() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     for n in 0..60 {
         system.create_qrcode(&format!("page-pc-{n:02}")).await;
     }
@@ -382,7 +380,7 @@ async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
     );
     browser.screenshot("admin-10-refunded").await;
     // 4 of the 10 credits went back with ¥2.00.
-    assert_eq!(member.profile().await["remaining_credits"], 6);
+    assert_eq!(member.profile().await.remaining_credits, 6);
 
     // The refunds tab lists it, settled by WeChat Pay's notify.
     browser.click(".tab[data-tab='refunds']").await;
@@ -407,7 +405,7 @@ async fn admin_site_refunds_part_of_an_order_and_lists_the_refund() {
 
 #[tokio::test]
 async fn admin_site_exports_and_erases_a_users_personal_data() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     system
         .bind_client("admin-site-erase", "o_admin_site_erase")
         .await;
@@ -470,7 +468,7 @@ async fn admin_site_exports_and_erases_a_users_personal_data() {
 
 #[tokio::test]
 async fn admin_site_checks_a_days_bill_and_shows_the_differences() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let day =
         (chrono::Utc::now() + chrono::Duration::hours(8) - chrono::Duration::days(1)).date_naive();
     let bill_time = format!("{day} 12:00:00");

@@ -60,7 +60,7 @@ fn kinds(report: &serde_json::Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn the_bill_check_names_every_difference_and_changes_no_money() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_bill").await;
     let admin = system.admin_sign_in().await;
     let day = yesterday();
@@ -213,7 +213,7 @@ async fn the_daily_job_checks_yesterday_once_by_itself() {
     let system = System::start(Options {
         bill_check_interval_ms: 100,
         bill_check_hour: 0,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let admin = system.admin_sign_in().await;

@@ -1,6 +1,7 @@
 //! The binding flow (docs/architecture.md, "Binding rules"): QR code → scan → binding completed →
 //! credits.
 
+use e2e::api::{Error, refusal};
 use e2e::{Options, System};
 use platform::testing::Replica;
 
@@ -20,7 +21,7 @@ async fn bind(
 
 #[tokio::test]
 async fn new_follower_binds_and_gets_ten_credits() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("pc-install-1").await;
     assert!(qr["scene_id"].as_u64().unwrap() > 0);
     assert!(
@@ -32,10 +33,12 @@ async fn new_follower_binds_and_gets_ten_credits() {
     assert_eq!(qr["expire_seconds"], 600);
     let token = qr["client_token"].as_str().unwrap();
 
-    let (status, pending) = system.binding("pc-install-1", token).await;
-    assert_eq!(status, 200);
-    assert_eq!(pending["status"], "pending");
-    assert!(pending.get("openid").is_none());
+    let pending = system
+        .binding("pc-install-1", token)
+        .await
+        .expect("a binding");
+    assert_eq!(pending.status, "pending");
+    assert_eq!(pending.openid, None);
 
     let reply = system
         .sandbox
@@ -52,10 +55,12 @@ async fn new_follower_binds_and_gets_ten_credits() {
     assert_eq!(message["MsgType"], "text");
     assert!(reply.content().unwrap().contains("绑定成功"), "{reply:?}");
 
-    let (status, done) = system.binding("pc-install-1", token).await;
-    assert_eq!(status, 200);
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["openid"], "o_new_user");
+    let done = system
+        .binding("pc-install-1", token)
+        .await
+        .expect("a binding");
+    assert_eq!(done.status, "completed");
+    assert_eq!(done.openid.as_deref(), Some("o_new_user"));
 
     let snapshot = system.snapshot("o_new_user").await;
     assert_eq!(snapshot.remaining_credits, Some(10));
@@ -68,7 +73,7 @@ async fn new_follower_binds_and_gets_ten_credits() {
 async fn safe_mode_binds_with_encrypted_push_and_reply() {
     let system = System::start(Options {
         safe_mode: true,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let (qr, reply) = bind(&system, "mobile-safe-1", "o_safe_user").await;
@@ -76,10 +81,11 @@ async fn safe_mode_binds_with_encrypted_push_and_reply() {
     // The raw body is the encrypted envelope; the sandbox verified and decrypted it.
     assert!(reply.body.contains("<Encrypt>") && reply.body.contains("<MsgSignature>"));
     assert!(reply.content().unwrap().contains("绑定成功"));
-    let (_, done) = system
+    let done = system
         .binding("mobile-safe-1", qr["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(done["status"], "completed");
+        .await
+        .expect("a binding");
+    assert_eq!(done.status, "completed");
     assert_eq!(
         system.snapshot("o_safe_user").await.remaining_credits,
         Some(10)
@@ -88,7 +94,7 @@ async fn safe_mode_binds_with_encrypted_push_and_reply() {
 
 #[tokio::test]
 async fn returning_follower_rebinds_without_new_credits() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     bind(&system, "client-a", "o_returning").await;
     system
         .sandbox
@@ -112,10 +118,11 @@ async fn returning_follower_rebinds_without_new_credits() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let (qr, reply) = bind(&system, "client-b", "o_returning").await;
     assert!(reply.content().unwrap().contains("绑定成功"));
-    let (_, done) = system
+    let done = system
         .binding("client-b", qr["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(done["status"], "completed");
+        .await
+        .expect("a binding");
+    assert_eq!(done.status, "completed");
     let (subscribed, after): (i8, i64) = sqlx::query_as(
         "SELECT subscribed, CAST(UNIX_TIMESTAMP(last_active_at) * 1000 AS SIGNED) FROM wechat_users WHERE openid = 'o_returning'",
     )
@@ -136,10 +143,11 @@ async fn returning_follower_rebinds_without_new_credits() {
     // Already following: a scan of a new client's QR code sends SCAN, which binds too.
     let (qr, reply) = bind(&system, "client-c", "o_returning").await;
     assert_eq!(reply.status, 200);
-    let (_, done) = system
+    let done = system
         .binding("client-c", qr["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(done["status"], "completed");
+        .await
+        .expect("a binding");
+    assert_eq!(done.status, "completed");
     assert_eq!(
         system.snapshot("o_returning").await.remaining_credits,
         Some(10)
@@ -149,7 +157,7 @@ async fn returning_follower_rebinds_without_new_credits() {
 
 #[tokio::test]
 async fn the_same_event_delivered_three_times_at_once_binds_once() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-dup").await;
     let scene = qr["scene_id"].as_u64().unwrap();
     let push = system.sandbox.event_push(
@@ -173,16 +181,17 @@ async fn the_same_event_delivered_three_times_at_once_binds_once() {
         snapshot.events, 1,
         "one applied event row for three deliveries"
     );
-    let (_, done) = system
+    let done = system
         .binding("client-dup", qr["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(done["status"], "completed");
+        .await
+        .expect("a binding");
+    assert_eq!(done.status, "completed");
     system.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn expired_and_unknown_scenes_bind_nothing() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-late").await;
     let token = qr["client_token"].as_str().unwrap();
     let ticket = qr["ticket"].as_str().unwrap();
@@ -213,9 +222,11 @@ async fn expired_and_unknown_scenes_bind_nothing() {
         reply.content().unwrap().contains("二维码已过期"),
         "{reply:?}"
     );
-    let (status, view) = system.binding("client-late", token).await;
-    assert_eq!(status, 200);
-    assert_eq!(view["status"], "expired");
+    let view = system
+        .binding("client-late", token)
+        .await
+        .expect("a binding");
+    assert_eq!(view.status, "expired");
     // The follow itself counts: the user exists with the welcome credits, unbound.
     assert_eq!(system.snapshot("o_late").await.remaining_credits, Some(10));
 
@@ -238,15 +249,18 @@ async fn expired_and_unknown_scenes_bind_nothing() {
 
 #[tokio::test]
 async fn binding_status_needs_the_clients_own_token() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let a = system.create_qrcode("client-token-a").await;
     let b = system.create_qrcode("client-token-b").await;
-    let (status, body) = system
+    let outcome = system
         .binding("client-token-a", b["client_token"].as_str().unwrap())
         .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "invalid_client_token");
-    assert!(!body["error"]["request_id"].as_str().unwrap().is_empty());
+    let Err(Error::ErrorResponse(refused)) = outcome else {
+        panic!("another client's token was not refused: {outcome:?}");
+    };
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.error.code, "invalid_client_token");
+    assert!(!refused.error.request_id.is_empty());
     let response = system
         .http
         .get(format!(
@@ -263,19 +277,19 @@ async fn binding_status_needs_the_clients_own_token() {
         again["scene_id"], a["scene_id"],
         "the binding row is refreshed, not duplicated"
     );
-    let (status, _) = system
+    let replaced = system
         .binding("client-token-a", a["client_token"].as_str().unwrap())
         .await;
-    assert_eq!(status, 401);
-    let (status, _) = system
+    assert_eq!(refusal(replaced).status, 401);
+    system
         .binding("client-token-a", again["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(status, 200);
+        .await
+        .expect("the new token reads the binding");
 }
 
 #[tokio::test]
 async fn invalid_client_ids_are_refused() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     for body in [
         serde_json::json!({ "client_id": "" }),
         serde_json::json!({ "client_id": "has space" }),
@@ -308,7 +322,7 @@ async fn invalid_client_ids_are_refused() {
 async fn qrcode_creation_is_rate_limited_per_client() {
     let system = System::start(Options {
         qrcode_per_client_per_minute: 2,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     system.create_qrcode("client-busy").await;
@@ -331,7 +345,7 @@ async fn qrcode_creation_is_rate_limited_per_client() {
 async fn completed_shows_on_the_first_poll_while_the_replica_lags() {
     let system = System::start(Options {
         replica: Replica::Lagging,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let qr = system.create_qrcode("client-lag").await;
@@ -344,7 +358,7 @@ async fn completed_shows_on_the_first_poll_while_the_replica_lags() {
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
-    let (status, view) = system.binding("client-lag", token).await;
+    let view = system.binding("client-lag", token).await;
     // Prove the replica really is stale before checking what the API answered.
     let stale: String = {
         let replica =
@@ -362,9 +376,9 @@ async fn completed_shows_on_the_first_poll_while_the_replica_lags() {
     };
     system.db.resume_replica().await;
     assert_eq!(stale, "pending", "the replica should still be behind");
-    assert_eq!(status, 200);
-    assert_eq!(view["status"], "completed");
-    assert_eq!(view["openid"], "o_lag");
+    let view = view.expect("a binding");
+    assert_eq!(view.status, "completed");
+    assert_eq!(view.openid.as_deref(), Some("o_lag"));
 }
 
 /// The follow (and its welcome credits) written by a scan shows on the member page at once,
@@ -374,7 +388,7 @@ async fn completed_shows_on_the_first_poll_while_the_replica_lags() {
 async fn the_member_page_shows_a_new_follow_at_once_while_the_replica_lags() {
     let system = System::start(Options {
         replica: Replica::Lagging,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let qr = system.create_qrcode("client-follow-lag").await;
@@ -407,6 +421,6 @@ async fn the_member_page_shows_a_new_follow_at_once_while_the_replica_lags() {
     };
     system.db.resume_replica().await;
     assert_eq!(stale, 0, "the replica should still be behind");
-    assert_eq!(profile["following"], true, "{profile}");
-    assert_eq!(profile["remaining_credits"], 10, "{profile}");
+    assert!(profile.following, "{profile:?}");
+    assert_eq!(profile.remaining_credits, 10, "{profile:?}");
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use reqwest::cookie::CookieStore;
 
+use e2e::api::types;
 use e2e::browser::{Browser, BrowserOptions, PHONE_USER_AGENT, WECHAT_USER_AGENT};
 use e2e::edge::{
     Lighttpd, Nginx, NginxListen, ScratchDir, free_port, post_head_only, raw_http, repo_root,
@@ -93,14 +94,13 @@ async fn client_ip_of(system: &System, out_trade_no: &str) -> String {
     ip
 }
 
-fn assert_pay_sign(system: &System, params: &Value) {
+fn assert_pay_sign(system: &System, params: &types::PayParamsOut) {
     let expected = sign(
-        ["appId", "timeStamp", "nonceStr", "package", "signType"]
-            .map(|k| (k, params[k].as_str().unwrap())),
+        e2e::api::pay_sign_fields(params),
         &system.sandbox.config().pay_key,
         SignType::HmacSha256,
     );
-    assert_eq!(params["paySign"], expected, "{params}");
+    assert_eq!(params.pay_sign, expected, "{params:?}");
 }
 
 #[tokio::test]
@@ -138,11 +138,12 @@ async fn wechat_push_and_pay_notify_pass_through_lighttpd() {
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("<Encrypt>") && reply.body.contains("<MsgSignature>"));
     assert!(reply.content().unwrap().contains("绑定成功"), "{reply:?}");
-    let (_, done) = system
+    let done = system
         .binding("pc-behind-edge", qr["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["openid"], "o_edge_user");
+        .await
+        .expect("a binding");
+    assert_eq!(done.status, "completed");
+    assert_eq!(done.openid.as_deref(), Some("o_edge_user"));
 
     // A tampered push through lighttpd is still refused by the gateway's signature check.
     let forged = system
@@ -158,45 +159,45 @@ async fn wechat_push_and_pay_notify_pass_through_lighttpd() {
     // The member page's API through lighttpd: OAuth sign-in, profile, order.
     let (member, jar) = sign_in_via(&lighttpd, "o_edge_user").await;
     let profile = member.profile().await;
-    assert_eq!(profile["openid"], "o_edge_user");
-    assert_eq!(profile["following"], true);
-    assert_eq!(profile["remaining_credits"], 10);
+    assert_eq!(profile.openid, "o_edge_user");
+    assert!(profile.following);
+    assert_eq!(profile.remaining_credits, 10);
 
     // A client-sent X-Real-IP is replaced by lighttpd with the real peer address.
     system.sandbox.set_notify_mode(NotifyMode::Drop);
-    let created: Value = member
+    let created: types::CreateOrderOut = member
         .http
         .post(lighttpd.host_url(WWW, "/api/v1/payment/create-order"))
         .header("X-Real-IP", "203.0.113.9")
-        .json(&json!({ "order_type": "credits", "credits_amount": 20 }))
+        .json(&e2e::api::credits_order(20))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    assert_eq!(created["order"]["total_fee"], 1000);
-    assert_pay_sign(&system, &created["pay_params"]);
+    let order_no = created.order.order_no.clone();
+    assert_eq!(created.order.total_fee, 1000);
+    assert_pay_sign(&system, &created.pay_params);
     assert_eq!(client_ip_of(&system, &order_no).await, "127.0.0.1");
     // ...whereas straight to a gateway (which trusts the header, being behind an edge) it
     // would count: the header is what the gateway uses, so the edge must own it.
     let session = jar
         .cookies(&reqwest::Url::parse(&lighttpd.host_url(WWW, "/")).unwrap())
         .expect("the session cookie");
-    let direct: Value = system
+    let direct: types::CreateOrderOut = system
         .http
         .post(format!("{}/api/v1/payment/create-order", system.gateway()))
         .header("cookie", session)
         .header("X-Real-IP", "203.0.113.9")
-        .json(&json!({ "order_type": "credits", "credits_amount": 1 }))
+        .json(&e2e::api::credits_order(1))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let direct_no = direct["order"]["order_no"].as_str().unwrap();
+    let direct_no = direct.order.order_no.as_str();
     assert_eq!(client_ip_of(&system, direct_no).await, "203.0.113.9");
 
     // The user pays; WeChat Pay's notify reaches the gateway through lighttpd.
@@ -224,8 +225,8 @@ async fn wechat_push_and_pay_notify_pass_through_lighttpd() {
     let (ok, _, _) = system.sandbox.post_notify(&notify_url, &fields).await;
     assert!(ok, "a repeated notify is acknowledged");
     let profile = member.profile().await;
-    assert_eq!(profile["remaining_credits"], 30);
-    assert_eq!(profile["total_credits"], 30);
+    assert_eq!(profile.remaining_credits, 30);
+    assert_eq!(profile.total_credits, 30);
     system.assert_ledger_invariant().await;
 
     // lighttpd logged each proxied request with the request id it gave the gateway.
@@ -545,18 +546,18 @@ async fn nginx_spreads_requests_and_survives_a_stopped_gateway() {
     // The client address: nginx overwrites X-Real-IP. The member's cookie (host 127.0.0.1) is
     // sent to nginx's port too.
     let member = system.sign_in("o_app_user").await;
-    let created: Value = member
+    let created: types::CreateOrderOut = member
         .http
         .post(format!("{}/api/v1/payment/create-order", nginx.url))
         .header("X-Real-IP", "203.0.113.9")
-        .json(&json!({ "order_type": "member" }))
+        .json(&e2e::api::member_order())
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let order_no = created["order"]["order_no"].as_str().unwrap();
+    let order_no = created.order.order_no.as_str();
     assert_eq!(client_ip_of(&system, order_no).await, "127.0.0.1");
 
     // One gateway stops: nginx keeps answering from the other, including a POST whose first
@@ -1038,7 +1039,8 @@ async fn member_page_in_wechat_signs_in_and_buys() {
     );
     browser.execute("return window.__wxTest.announce()").await;
     let params = pay_request(&browser, 0).await;
-    assert_pay_sign(&system, &params);
+    // The page hands WeChat the parameters exactly as the API gave them.
+    assert_pay_sign(&system, &serde_json::from_value(params.clone()).unwrap());
     let cancelled = out_trade_no(&system, &params).await;
     // ...and the user cancels in WeChat Pay.
     answer(&browser, 0, "get_brand_wcpay_request:cancel").await;
@@ -1187,7 +1189,10 @@ async fn member_page_lists_the_users_apps_and_signs_one_out() {
     let laptop_button = ".device[data-client-id='laptop-home'] button";
     browser.click(laptop_button).await;
     assert_eq!(browser.text(laptop_button).await, "确认退出");
-    assert_eq!(system.account(&laptop).await.0, 200);
+    system
+        .account(&laptop)
+        .await
+        .expect("the laptop still reads its account");
     browser.screenshot("member-devices-2-confirm").await;
 
     browser.click(laptop_button).await;
@@ -1205,8 +1210,14 @@ async fn member_page_lists_the_users_apps_and_signs_one_out() {
     browser.quit().await;
 
     system.wait_until_token_refused(&laptop).await;
-    assert_eq!(system.account(&phone).await.0, 200);
-    assert_eq!(system.account(&stranger).await.0, 200);
+    system
+        .account(&phone)
+        .await
+        .expect("the phone still reads its account");
+    system
+        .account(&stranger)
+        .await
+        .expect("another user's app is untouched");
 }
 
 #[tokio::test]
@@ -1297,7 +1308,7 @@ async fn member_page_offers_the_data_download_and_closes_the_account_on_a_second
         .execute("document.getElementById('data-card').scrollIntoView(); return true;")
         .await;
     browser.screenshot("member-9-erase-confirm").await;
-    assert_eq!(system.account(&laptop).await.0, 200, "nothing erased yet");
+    system.account(&laptop).await.expect("nothing erased yet");
     browser.click("#erase").await;
     wait_state(&browser, "erased").await;
     assert!(

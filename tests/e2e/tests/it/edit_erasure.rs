@@ -70,7 +70,7 @@ struct Row {
 }
 
 async fn row(system: &System, task_id: &str) -> Row {
-    let pool = system.photo_db.primary().await;
+    let pool = system.photo_db().primary().await;
     let row = sqlx::query_as(
         "SELECT user_id, client_id, openid, request_id, request_key, `function`, model, prompt, \
          CAST(parameters AS CHAR) AS parameters, input_key, mask_key, \
@@ -113,7 +113,7 @@ async fn wait_until_inputs_gone(system: &System, task_id: &str) {
 }
 
 fn task_dir(system: &System, task_id: &str) -> PathBuf {
-    e2e::photo::edit_storage_dir(&system.photo_db)
+    e2e::photo::edit_storage_dir(system.photo_db())
         .join("edits")
         .join(task_id)
 }
@@ -207,7 +207,7 @@ async fn forgetting_a_user_deletes_their_edit_objects_and_keeps_only_the_credit_
     assert_eq!(before.prompt, "给小猫添加一副墨镜");
     assert_eq!(before.client_id, "pc-o_erase_done");
     assert!(before.request_key.is_some());
-    let input = e2e::photo::edit_storage_dir(&system.photo_db).join(&before.input_key);
+    let input = e2e::photo::edit_storage_dir(system.photo_db()).join(&before.input_key);
     std::fs::write(&input, photo()).unwrap();
 
     let forgotten = forget_user(system, user_id).await.unwrap();

@@ -311,16 +311,14 @@ async fn prepare(system: &System, number: usize) -> Case<'_> {
     let mut orders = Vec::new();
     let mut notify_fields = Vec::new();
     // One order per user: the order makes the user, and its payment is notified by the tasks.
-    for (index, credits) in (0..USERS).zip(3i64..) {
+    for (index, credits) in (0..USERS).zip(3i32..) {
         let openid = format!("o_{tag}_{index}");
         let browser = system.sign_in(&openid).await;
-        let created = browser
-            .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": credits }))
-            .await;
-        let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+        let created = browser.create_order(e2e::api::credits_order(credits)).await;
+        let no = created.order.order_no.clone();
         system.sandbox.pay(&no).await.unwrap();
         notify_fields.push(system.sandbox.notify_fields(&no).unwrap());
-        orders.push((no, credits));
+        orders.push((no, i64::from(credits)));
         let user_id = system.user_id(&openid).await;
         users.push(user_id);
         // Something to spend from the start, so that spending is not mostly refused.
@@ -544,7 +542,7 @@ fn random_interleavings_of_credit_operations_keep_the_books_exact() {
         memberships: 2,
         hold_janitor_interval_ms: 100,
         orders_per_user_per_minute: 1_000,
-        ..Options::default()
+        ..Options::membership_flows()
     }));
     // The tasks deliver the notifies themselves, so that duplicates race each other.
     system.sandbox.set_notify_mode(NotifyMode::Drop);

@@ -4,8 +4,9 @@
 //! body, no token) are sent raw.
 
 use serde_json::{Value, json};
-use xintu_client::{Client, Error, types};
+use xintu_client::{Client, types};
 
+use e2e::api::refusal;
 use e2e::{Options, System};
 
 /// The system, the token of a client bound to WeChat (place names are for bound clients), and
@@ -19,9 +20,7 @@ async fn start_with(options: Options) -> (System, String, Client) {
     let token = system
         .bind_client("location-client", "o_location_user")
         .await;
-    let api = Client::new(system.gateway())
-        .with_client_token(&token)
-        .unwrap();
+    let api = system.app(&token);
     (system, token, api)
 }
 
@@ -41,20 +40,6 @@ fn points(coordinates: &[(f64, f64)]) -> types::LocationBatchIn {
             .iter()
             .map(|&(lat, lng)| types::PointIn { lat, lng })
             .collect(),
-    }
-}
-
-/// The stable code of an error answer, with its status and message; panics on any other outcome.
-fn refusal<T: std::fmt::Debug>(
-    outcome: Result<T, Error<types::ErrorBody>>,
-) -> (u16, String, String) {
-    match outcome {
-        Err(Error::ErrorResponse(answer)) => (
-            answer.status().as_u16(),
-            answer.error.code.clone(),
-            answer.error.message.clone(),
-        ),
-        other => panic!("not an error answer: {other:?}"),
     }
 }
 
@@ -321,9 +306,9 @@ async fn the_batch_size_is_one_setting_for_gateway_and_photo() {
         .into_inner();
     assert_eq!(answer.results.len(), 250);
     assert_eq!(answer.results[249].display, "北京市 东城区");
-    let (status, code, message) = refusal(api.locate_batch().body(beijing(251)).send().await);
-    assert_eq!((status, code.as_str()), (400, "invalid_batch_size"));
-    assert!(message.contains("1 to 250"), "{message}");
+    let refused = refusal(api.locate_batch().body(beijing(251)).send().await);
+    assert_eq!(refused.status_and_code(), (400, "invalid_batch_size"));
+    assert!(refused.message.contains("1 to 250"), "{refused:?}");
 }
 
 #[tokio::test]
@@ -331,18 +316,18 @@ async fn a_bad_batch_is_refused_whole() {
     let (system, token, api) = start().await;
     for size in [0, 101] {
         let too_few_or_many = points(&vec![(1.0, 1.0); size]);
-        let (status, code, _) = refusal(api.locate_batch().body(too_few_or_many).send().await);
+        let refused = refusal(api.locate_batch().body(too_few_or_many).send().await);
         assert_eq!(
-            (status, code.as_str()),
+            refused.status_and_code(),
             (400, "invalid_batch_size"),
             "{size} points"
         );
     }
 
     let one_bad = points(&[(39.9087, 116.3975), (39.9087, 200.0)]);
-    let (status, code, message) = refusal(api.locate_batch().body(one_bad).send().await);
-    assert_eq!((status, code.as_str()), (400, "invalid_coordinate"));
-    assert!(message.contains("points[1]"), "{message}");
+    let refused = refusal(api.locate_batch().body(one_bad).send().await);
+    assert_eq!(refused.status_and_code(), (400, "invalid_coordinate"));
+    assert!(refused.message.contains("points[1]"), "{refused:?}");
 
     // Not the documented shape: only a raw request can send it.
     let (status, body) = batch(&system, Some(&token), json!({ "points": "everywhere" })).await;

@@ -126,10 +126,8 @@ async fn failing_providers_and_payments_leave_no_secret_or_openid_in_the_logs() 
 
     // Answering providers: a member pays for credits; an attacker guesses the admin account.
     let browser = system.sign_in(openid).await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(10)).await;
+    let order_no = created.order.order_no.clone();
     system.sandbox.pay(&order_no).await.unwrap();
     browser.wait_for_order(&order_no, "paid").await;
     let guessed_admin = "mallory-guessed-operator";
@@ -153,10 +151,7 @@ async fn failing_providers_and_payments_leave_no_secret_or_openid_in_the_logs() 
         let code = system.sandbox.oauth_code(openid);
         provider_calls(&app, client_id, &code, image).await;
         let (status, body) = browser
-            .post(
-                "/api/v1/payment/create-order",
-                serde_json::json!({ "order_type": "credits", "credits_amount": 10 }),
-            )
+            .post("/api/v1/payment/create-order", e2e::api::credits_order(10))
             .await;
         assert!(status >= 500, "{status} {body}");
         codes.push(code);

@@ -331,7 +331,7 @@ async fn edit_results_are_streamed_through_byte_for_byte_and_never_held_whole() 
     let url = task["results"][0]["url"].as_str().unwrap().to_owned();
     // The stored result made as large as results may be (32 MiB), of bytes that do not compress.
     let task_id = task["task_id"].as_str().unwrap();
-    let path = e2e::photo::edit_storage_dir(&app.system.photo_db)
+    let path = e2e::photo::edit_storage_dir(app.system.photo_db())
         .join(format!("edits/{task_id}/result-0.png"));
     assert!(path.exists(), "{}", path.display());
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;

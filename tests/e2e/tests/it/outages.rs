@@ -59,10 +59,8 @@ async fn with_redis_gone_classification_limits_and_payments_keep_working() {
     assert_eq!(first["source"], "local", "{first}");
     assert_eq!(cached_keys(&redis).await, 1, "the hot copy is in Redis");
     let browser = system.sign_in(&app.openid).await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(10)).await;
+    let order_no = created.order.order_no.clone();
     let admin = system.admin_sign_in().await;
 
     redis.kill();
@@ -96,8 +94,9 @@ async fn with_redis_gone_classification_limits_and_payments_keep_working() {
     // Binding: a new QR code (the access token comes straight from WeChat) and a status poll.
     let qr = quickly("a QR code", system.create_qrcode("pc-after-redis")).await;
     let token = qr["client_token"].as_str().unwrap();
-    let (status, body) = quickly("a binding poll", system.binding("pc-after-redis", token)).await;
-    assert_eq!(status, 200, "{body}");
+    quickly("a binding poll", system.binding("pc-after-redis", token))
+        .await
+        .expect("a binding");
 
     // Payments: five racing notifies and two late ones apply the purchase once.
     let before = system.snapshot(&app.openid).await;
@@ -121,9 +120,9 @@ async fn with_redis_gone_classification_limits_and_payments_keep_working() {
     system.assert_ledger_invariant().await;
     let profile = quickly("the member page", browser.profile()).await;
     assert_eq!(
-        profile["remaining_credits"].as_i64(),
+        Some(profile.remaining_credits),
         after.remaining_credits,
-        "{profile}"
+        "{profile:?}"
     );
 
     // The admin sign-in fails closed: without its failure counts there is no lockout.
@@ -175,7 +174,7 @@ async fn with_the_primary_cut_writes_fail_fast_with_503_and_reads_go_on() {
     let token = crate::classify::support::bind(&system, "pc-no-primary", openid).await;
     let browser = system.sign_in(openid).await;
     system.db.wait_for_replica().await;
-    let credits = browser.profile().await["remaining_credits"].clone();
+    let credits = browser.profile().await.remaining_credits;
     assert_eq!(credits, 10, "the follow bonus");
 
     system.primary_proxy.as_ref().unwrap().cut();
@@ -197,23 +196,18 @@ async fn with_the_primary_cut_writes_fail_fast_with_503_and_reads_go_on() {
     assert!(took < WRITE_FAILS_WITHIN, "a QR code took {took:?} to fail");
     let started = Instant::now();
     let (status, body) = browser
-        .post(
-            "/api/v1/payment/create-order",
-            serde_json::json!({ "order_type": "credits", "credits_amount": 5 }),
-        )
+        .post("/api/v1/payment/create-order", e2e::api::credits_order(5))
         .await;
     assert_eq!(status, 503, "{body}");
     assert!(started.elapsed() < WRITE_FAILS_WITHIN);
 
     // Reads: the binding poll, the app's token and the member page come from the replica.
-    let (status, body) = quickly("a binding poll", system.binding("pc-no-primary", &token)).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("completed")),
-        "{body}"
-    );
+    let view = quickly("a binding poll", system.binding("pc-no-primary", &token))
+        .await
+        .expect("a binding");
+    assert_eq!(view.status, "completed");
     let profile = quickly("the member page", browser.profile()).await;
-    assert_eq!(profile["remaining_credits"], credits);
+    assert_eq!(profile.remaining_credits, credits);
     let lookup = quickly(
         "a photo lookup",
         system

@@ -15,53 +15,44 @@ fn notify_url(system: &System) -> String {
 
 #[tokio::test]
 async fn membership_purchase_end_to_end() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_buyer").await;
     let profile = browser.profile().await;
-    assert_eq!(profile["openid"], "o_buyer");
-    assert_eq!(profile["is_member"], false);
-    assert_eq!(profile["remaining_credits"], 0);
-    assert_eq!(profile["can_buy_membership"], true);
-    assert_eq!(profile["prices"]["member_price_fen"], 1990);
+    assert_eq!(profile.openid, "o_buyer");
+    assert!(!profile.is_member);
+    assert_eq!(profile.remaining_credits, 0);
+    assert!(profile.can_buy_membership);
+    assert_eq!(profile.prices.member_price_fen, 1990);
 
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "member" }))
-        .await;
-    let order = &created["order"];
-    assert_eq!(order["total_fee"], 1990);
-    assert_eq!(order["status"], "notpay");
-    assert_eq!(order["membership_days"], 30);
+    let created = browser.create_order(e2e::api::member_order()).await;
+    let order = &created.order;
+    assert_eq!(order.total_fee, 1990);
+    assert_eq!(order.status, "notpay");
+    assert_eq!(order.membership_days, 30);
     // The page's parameters carry a paySign WeChat accepts: recompute it with the merchant key.
-    let params = &created["pay_params"];
-    assert!(
-        params["package"]
-            .as_str()
-            .unwrap()
-            .starts_with("prepay_id=wx")
-    );
-    assert_eq!(params["signType"], "HMAC-SHA256");
+    let params = &created.pay_params;
+    assert!(params.package.starts_with("prepay_id=wx"));
+    assert_eq!(params.sign_type, "HMAC-SHA256");
     let expected = sign(
-        ["appId", "timeStamp", "nonceStr", "package", "signType"]
-            .map(|k| (k, params[k].as_str().unwrap())),
+        e2e::api::pay_sign_fields(params),
         &system.sandbox.config().pay_key,
         SignType::HmacSha256,
     );
-    assert_eq!(params["paySign"], expected);
+    assert_eq!(params.pay_sign, expected);
     // WeChat Pay has the order at our price.
-    let order_no = order["order_no"].as_str().unwrap();
+    let order_no = order.order_no.as_str();
     assert_eq!(system.sandbox.pay_order(order_no).unwrap().total_fee, 1990);
 
     system.sandbox.pay(order_no).await.unwrap();
     let paid = browser.wait_for_order(order_no, "paid").await;
-    assert!(paid["paid_at"].is_string());
+    assert!(paid.paid_at.is_some());
     let profile = browser.profile().await;
-    assert_eq!(profile["is_member"], true);
-    assert_eq!(profile["remaining_credits"], 10);
-    assert_eq!(profile["total_credits"], 10);
-    assert_eq!(profile["can_buy_membership"], false);
+    assert!(profile.is_member);
+    assert_eq!(profile.remaining_credits, 10);
+    assert_eq!(profile.total_credits, 10);
+    assert!(!profile.can_buy_membership);
     let expiry =
-        chrono::DateTime::parse_from_rfc3339(profile["member_expire_at"].as_str().unwrap())
-            .unwrap();
+        chrono::DateTime::parse_from_rfc3339(profile.member_expire_at.as_deref().unwrap()).unwrap();
     let days = (expiry.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!(
         (29 * 24..=30 * 24).contains(&days),
@@ -70,10 +61,7 @@ async fn membership_purchase_end_to_end() {
 
     // More than 7 days left: a second membership is refused with a clear 409.
     let (status, body) = browser
-        .post(
-            "/api/v1/payment/create-order",
-            serde_json::json!({ "order_type": "member" }),
-        )
+        .post("/api/v1/payment/create-order", e2e::api::member_order())
         .await;
     assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "membership_active");
@@ -82,12 +70,10 @@ async fn membership_purchase_end_to_end() {
 
 #[tokio::test]
 async fn membership_bought_in_the_last_week_extends_from_the_expiry() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_renewer").await;
-    let first = browser
-        .create_order(serde_json::json!({ "order_type": "member" }))
-        .await;
-    let no = first["order"]["order_no"].as_str().unwrap().to_owned();
+    let first = browser.create_order(e2e::api::member_order()).await;
+    let no = first.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     browser.wait_for_order(&no, "paid").await;
     // Five days left.
@@ -96,10 +82,8 @@ async fn membership_bought_in_the_last_week_extends_from_the_expiry() {
         .execute(&pool)
         .await
         .unwrap();
-    let second = browser
-        .create_order(serde_json::json!({ "order_type": "member" }))
-        .await;
-    let no = second["order"]["order_no"].as_str().unwrap().to_owned();
+    let second = browser.create_order(e2e::api::member_order()).await;
+    let no = second.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     browser.wait_for_order(&no, "paid").await;
     let days_left: i64 = sqlx::query_scalar(
@@ -112,25 +96,23 @@ async fn membership_bought_in_the_last_week_extends_from_the_expiry() {
         (34 * 24..=35 * 24).contains(&days_left),
         "{days_left} hours: 5 days + 30"
     );
-    assert_eq!(browser.profile().await["remaining_credits"], 20);
+    assert_eq!(browser.profile().await.remaining_credits, 20);
     system.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn credits_purchase_end_to_end() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_credits").await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
-        .await;
-    assert_eq!(created["order"]["total_fee"], 500);
-    assert_eq!(created["order"]["credits_amount"], 10);
-    let no = created["order"]["order_no"].as_str().unwrap();
+    let created = browser.create_order(e2e::api::credits_order(10)).await;
+    assert_eq!(created.order.total_fee, 500);
+    assert_eq!(created.order.credits_amount, 10);
+    let no = created.order.order_no.as_str();
     system.sandbox.pay(no).await.unwrap();
     browser.wait_for_order(no, "paid").await;
     let profile = browser.profile().await;
-    assert_eq!(profile["remaining_credits"], 10);
-    assert_eq!(profile["is_member"], false);
+    assert_eq!(profile.remaining_credits, 10);
+    assert!(!profile.is_member);
     for bad in [
         serde_json::json!({ "order_type": "credits", "credits_amount": 0 }),
         serde_json::json!({ "order_type": "credits", "credits_amount": 1001 }),
@@ -144,18 +126,20 @@ async fn credits_purchase_end_to_end() {
         assert_eq!(status, 400, "{bad} → {body}");
     }
     // A client-sent amount is ignored: the server prices the order.
-    let created = browser
-        .create_order(
+    let (status, created) = browser
+        .post(
+            "/api/v1/payment/create-order",
             serde_json::json!({ "order_type": "credits", "credits_amount": 3, "total_fee": 1 }),
         )
         .await;
+    assert_eq!(status, 200, "{created}");
     assert_eq!(created["order"]["total_fee"], 150);
     system.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn an_openid_header_without_a_session_is_refused() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     for path in ["/api/v1/member/profile", "/api/v1/payment/orders/XT1"] {
         let response = system
             .http
@@ -171,7 +155,7 @@ async fn an_openid_header_without_a_session_is_refused() {
         .post(format!("{}/api/v1/payment/create-order", system.gateway()))
         .header("X-WeChat-OpenID", "o_victim")
         .header("Cookie", "xintu_session=o_victim|99999999999")
-        .json(&serde_json::json!({ "order_type": "member" }))
+        .json(&e2e::api::member_order())
         .send()
         .await
         .unwrap();
@@ -185,7 +169,7 @@ async fn an_openid_header_without_a_session_is_refused() {
 
 #[tokio::test]
 async fn oauth_refuses_a_wrong_state_and_a_reused_code() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let code = system.sandbox.oauth_code("o_someone");
     // No state cookie from /authorize: refused before the code is spent.
     let response = system
@@ -209,7 +193,7 @@ async fn oauth_refuses_a_wrong_state_and_a_reused_code() {
 /// it into another host's.
 #[tokio::test]
 async fn sign_in_returns_only_to_our_own_site() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let site = reqwest::Url::parse(system.gateway()).unwrap();
     for hostile in [
         "/\t/evil.example",
@@ -239,16 +223,16 @@ async fn sign_in_returns_only_to_our_own_site() {
         .sign_in_returning("o_redirected", Some("/member/?tab=credits"))
         .await;
     assert_eq!(landing, "/member/?tab=credits");
-    assert_eq!(browser.profile().await["openid"], "o_redirected");
+    assert_eq!(browser.profile().await.openid, "o_redirected");
 }
 
 /// Orders cost a WeChat Pay call and a row each: a signed-in user gets ten a minute, then 429,
 /// and the refused ones never reach WeChat Pay. Another user is not affected.
 #[tokio::test]
 async fn orders_per_user_are_limited() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_bulk").await;
-    let order = serde_json::json!({ "order_type": "credits", "credits_amount": 1 });
+    let order = e2e::api::credits_order(1);
     for _ in 0..10 {
         browser.create_order(order.clone()).await;
     }
@@ -265,13 +249,11 @@ async fn orders_per_user_are_limited() {
 
 #[tokio::test]
 async fn fifty_concurrent_notifies_credit_once() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_dup_pay").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 7 }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(7)).await;
+    let no = created.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     let fields = system.sandbox.notify_fields(&no).unwrap();
     let url = notify_url(&system);
@@ -281,7 +263,7 @@ async fn fifty_concurrent_notifies_credit_once() {
         assert!(*acknowledged, "{status} {body}");
     }
     let profile = browser.profile().await;
-    assert_eq!(profile["remaining_credits"], 7);
+    assert_eq!(profile.remaining_credits, 7);
     let pool = system.db.primary().await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credit_ledger WHERE reference = ?")
         .bind(&no)
@@ -293,7 +275,7 @@ async fn fifty_concurrent_notifies_credit_once() {
     for _ in 0..5 {
         assert!(system.sandbox.post_notify(&url, &fields).await.0);
     }
-    assert_eq!(browser.profile().await["remaining_credits"], 7);
+    assert_eq!(browser.profile().await.remaining_credits, 7);
     system.assert_ledger_invariant().await;
 }
 
@@ -305,7 +287,7 @@ async fn orders_are_paid_with_either_sign_type_and_notifies_with_or_without_sign
     for sign_type in [SignType::HmacSha256, SignType::Md5] {
         let system = System::start(Options {
             wechatpay_sign_type: sign_type,
-            ..Options::default()
+            ..Options::membership_flows()
         })
         .await;
         let browser = system.sign_in("o_sign_types").await;
@@ -315,19 +297,16 @@ async fn orders_are_paid_with_either_sign_type_and_notifies_with_or_without_sign
                 name_sign_type,
                 coupon_fee: 0,
             });
-            let created = browser
-                .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 3 }))
-                .await;
-            let params = &created["pay_params"];
-            assert_eq!(params["signType"], sign_type.as_str());
+            let created = browser.create_order(e2e::api::credits_order(3)).await;
+            let params = &created.pay_params;
+            assert_eq!(params.sign_type, sign_type.as_str());
             let expected = sign(
-                ["appId", "timeStamp", "nonceStr", "package", "signType"]
-                    .map(|k| (k, params[k].as_str().unwrap())),
+                e2e::api::pay_sign_fields(params),
                 &system.sandbox.config().pay_key,
                 sign_type,
             );
-            assert_eq!(params["paySign"], expected, "{sign_type:?}");
-            let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+            assert_eq!(params.pay_sign, expected, "{sign_type:?}");
+            let no = created.order.order_no.clone();
             system.sandbox.pay(&no).await.unwrap();
             let fields = system.sandbox.notify_fields(&no).unwrap();
             assert_eq!(
@@ -338,7 +317,7 @@ async fn orders_are_paid_with_either_sign_type_and_notifies_with_or_without_sign
             browser.wait_for_order(&no, "paid").await;
             credits += 3;
             assert_eq!(
-                browser.profile().await["remaining_credits"],
+                browser.profile().await.remaining_credits,
                 credits,
                 "{sign_type:?}, sign_type named: {name_sign_type}"
             );
@@ -352,17 +331,15 @@ async fn orders_are_paid_with_either_sign_type_and_notifies_with_or_without_sign
 /// through verification, and the order is credited by `total_fee`, not by the cash paid.
 #[tokio::test]
 async fn a_notify_with_a_coupon_and_chinese_attach_credits_the_order_amount() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_coupon").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     system.sandbox.set_notify_style(NotifyStyle {
         name_sign_type: false,
         coupon_fee: 100,
     });
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 7 }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(7)).await;
+    let no = created.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     let mut fields = system.sandbox.notify_fields(&no).unwrap();
     assert_eq!(fields["total_fee"], "350");
@@ -379,7 +356,7 @@ async fn a_notify_with_a_coupon_and_chinese_attach_credits_the_order_amount() {
         .await;
     assert!(acknowledged, "{status} {reply}");
     browser.wait_for_order(&no, "paid").await;
-    assert_eq!(browser.profile().await["remaining_credits"], 7);
+    assert_eq!(browser.profile().await.remaining_credits, 7);
     system.assert_ledger_invariant().await;
 }
 
@@ -389,13 +366,11 @@ fn resign(system: &System, fields: &mut BTreeMap<String, String>) {
 
 #[tokio::test]
 async fn forged_tampered_and_hostile_notifies_change_nothing() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_target").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 20 }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(20)).await;
+    let no = created.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     let genuine = system.sandbox.notify_fields(&no).unwrap();
     let url = notify_url(&system);
@@ -473,7 +448,7 @@ async fn forged_tampered_and_hostile_notifies_change_nothing() {
     assert_eq!(order["status"], "notpay");
     // And the genuine notify still works afterwards.
     assert!(system.sandbox.post_notify(&url, &genuine).await.0);
-    assert_eq!(browser.profile().await["remaining_credits"], 20);
+    assert_eq!(browser.profile().await.remaining_credits, 20);
     system.assert_ledger_invariant().await;
 }
 
@@ -489,15 +464,13 @@ fn xml(fields: &BTreeMap<String, String>) -> String {
 async fn primary_down_during_the_notify_then_the_retry_credits_once() {
     let system = System::start(Options {
         cuttable_primary: true,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let browser = system.sign_in("o_outage").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 5 }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(5)).await;
+    let no = created.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     let proxy = system.primary_proxy.clone().unwrap();
     proxy.cut();
@@ -527,7 +500,7 @@ async fn primary_down_during_the_notify_then_the_retry_credits_once() {
         assert!(acknowledged);
     }
     browser.wait_for_order(&no, "paid").await;
-    assert_eq!(browser.profile().await["remaining_credits"], 5);
+    assert_eq!(browser.profile().await.remaining_credits, 5);
     system.assert_ledger_invariant().await;
 }
 
@@ -537,17 +510,15 @@ async fn a_lost_notify_is_settled_by_the_reconciler_once_even_racing_a_late_noti
         reconcile_interval_ms: 100,
         reconcile_query_after_secs: 0,
         memberships: 2,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let browser = system.sign_in("o_lost").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     let mut orders = Vec::new();
     for _ in 0..5 {
-        let created = browser
-            .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 2 }))
-            .await;
-        orders.push(created["order"]["order_no"].as_str().unwrap().to_owned());
+        let created = browser.create_order(e2e::api::credits_order(2)).await;
+        orders.push(created.order.order_no.clone());
     }
     // Pay all five; the notifies are lost. Race a late notify against the reconcilers for each.
     let url = notify_url(&system);
@@ -568,7 +539,7 @@ async fn a_lost_notify_is_settled_by_the_reconciler_once_even_racing_a_late_noti
     }
     // Let the reconcilers run a few more rounds: nothing more may happen.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(browser.profile().await["remaining_credits"], 10);
+    assert_eq!(browser.profile().await.remaining_credits, 10);
     let pool = system.db.primary().await;
     let rows: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM credit_ledger WHERE reason = 'purchase'")
@@ -579,13 +550,11 @@ async fn a_lost_notify_is_settled_by_the_reconciler_once_even_racing_a_late_noti
     system.assert_ledger_invariant().await;
 
     // A lost notify with no late one: the reconciler alone pays it.
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 3 }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(3)).await;
+    let no = created.order.order_no.clone();
     system.sandbox.pay(&no).await.unwrap();
     browser.wait_for_order(&no, "paid").await;
-    assert_eq!(browser.profile().await["remaining_credits"], 13);
+    assert_eq!(browser.profile().await.remaining_credits, 13);
     assert!(system.sandbox.stats().order_queries >= 1);
     system.assert_ledger_invariant().await;
 }
@@ -595,28 +564,25 @@ async fn stale_orders_are_closed_only_after_wechat_confirms() {
     let system = System::start(Options {
         reconcile_interval_ms: 100,
         reconcile_query_after_secs: 0,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let browser = system.sign_in("o_idle").await;
     let young = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 1 }))
-        .await["order"]["order_no"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_order(e2e::api::credits_order(1))
+        .await
+        .order
+        .order_no;
     let old = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 1 }))
-        .await["order"]["order_no"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_order(e2e::api::credits_order(1))
+        .await
+        .order
+        .order_no;
     let paid_late = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 4 }))
-        .await["order"]["order_no"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_order(e2e::api::credits_order(4))
+        .await
+        .order
+        .order_no;
     // Two orders are past their lifetime and 10 minutes old, here and at WeChat.
     for no in [&old, &paid_late] {
         crate::reconciler::age(&system, no).await;
@@ -639,23 +605,20 @@ async fn stale_orders_are_closed_only_after_wechat_confirms() {
         young_order["status"], "notpay",
         "a live order is left alone"
     );
-    assert_eq!(browser.profile().await["remaining_credits"], 4);
+    assert_eq!(browser.profile().await.remaining_credits, 4);
     system.assert_ledger_invariant().await;
 }
 
 #[tokio::test]
 async fn wechat_pay_errors_are_clear_and_leave_a_retryable_order() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let browser = system.sign_in("o_unlucky").await;
     system.sandbox.set_faults(sandbox::Faults {
         pay_system_errors: 1,
         ..Default::default()
     });
     let (status, body) = browser
-        .post(
-            "/api/v1/payment/create-order",
-            serde_json::json!({ "order_type": "credits", "credits_amount": 2 }),
-        )
+        .post("/api/v1/payment/create-order", e2e::api::credits_order(2))
         .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "wechatpay_unavailable");
@@ -668,23 +631,19 @@ async fn wechat_pay_errors_are_clear_and_leave_a_retryable_order() {
             .unwrap();
     assert_eq!(open, 1);
     // The next attempt works.
-    browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 2 }))
-        .await;
+    browser.create_order(e2e::api::credits_order(2)).await;
 }
 
 #[tokio::test]
 async fn order_poll_sees_paid_while_the_replica_lags() {
     let system = System::start(Options {
         replica: Replica::Lagging,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let browser = system.sign_in("o_replica_lags").await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 4 }))
-        .await;
-    let no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(4)).await;
+    let no = created.order.order_no.clone();
     system.db.wait_for_replica().await;
     system.db.pause_replica().await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
@@ -712,5 +671,5 @@ async fn order_poll_sees_paid_while_the_replica_lags() {
     assert_eq!(stale, "notpay", "the replica should still be behind");
     assert_eq!(status, 200);
     assert_eq!(order["status"], "paid", "first poll after the notify");
-    assert_eq!(profile["remaining_credits"], 4);
+    assert_eq!(profile.remaining_credits, 4);
 }

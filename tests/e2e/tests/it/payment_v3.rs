@@ -23,7 +23,7 @@ fn v3_options() -> Options {
         wechatpay_api_v3: true,
         merchant_certificate: false,
         wechatpay_v2_api_key: false,
-        ..Options::default()
+        ..Options::membership_flows()
     }
 }
 
@@ -37,11 +37,9 @@ async fn a_v3_order_is_signed_paid_notified_and_credited_once() {
     let browser = system.sign_in("o_v3_buyer").await;
     // WeChat's servers racing each other with the same notification.
     system.sandbox.set_notify_mode(NotifyMode::Duplicates(4));
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 7 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
-    assert_eq!(created["order"]["total_fee"], 350);
+    let created = browser.create_order(e2e::api::credits_order(7)).await;
+    let order_no = created.order.order_no.clone();
+    assert_eq!(created.order.total_fee, 350);
     // The sandbox has it as a v3 order, at our price: the signed JSAPI order went through.
     let placed = system.sandbox.pay_order(&order_no).unwrap();
     assert!(placed.v3);
@@ -50,15 +48,16 @@ async fn a_v3_order_is_signed_paid_notified_and_credited_once() {
 
     // The page's parameters: signType RSA, and a paySign the merchant certificate's key
     // verifies over appId, timeStamp, nonceStr and package, each followed by a newline.
-    let params = &created["pay_params"];
-    assert_eq!(params["signType"], "RSA");
-    assert_eq!(params["package"], format!("prepay_id={}", placed.prepay_id));
-    let message = ["appId", "timeStamp", "nonceStr", "package"]
-        .map(|k| format!("{}\n", params[k].as_str().unwrap()))
-        .concat();
+    let params = &created.pay_params;
+    assert_eq!(params.sign_type, "RSA");
+    assert_eq!(params.package, format!("prepay_id={}", placed.prepay_id));
+    let message = e2e::api::pay_sign_fields(params)[..4]
+        .iter()
+        .map(|(_, value)| format!("{value}\n"))
+        .collect::<String>();
     let (_, merchant_key) =
         certificate_key(&system.sandbox.merchant_tls().unwrap().client_cert_pem).unwrap();
-    let signature = BASE64.decode(params["paySign"].as_str().unwrap()).unwrap();
+    let signature = BASE64.decode(&params.pay_sign).unwrap();
     VerifyingKey::<Sha256>::new(merchant_key)
         .verify(
             message.as_bytes(),
@@ -70,7 +69,7 @@ async fn a_v3_order_is_signed_paid_notified_and_credited_once() {
     browser.wait_for_order(&order_no, "paid").await;
     // Every copy is acknowledged; the credits arrive once.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(browser.profile().await["remaining_credits"], 7);
+    assert_eq!(browser.profile().await.remaining_credits, 7);
     assert!(system.sandbox.stats().notifies_sent >= 4);
     system.assert_ledger_invariant().await;
 }
@@ -80,10 +79,8 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
     let system = System::start(v3_options()).await;
     let browser = system.sign_in("o_v3_forged").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 4 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(4)).await;
+    let order_no = created.order.order_no.clone();
     system.sandbox.pay(&order_no).await.unwrap();
     let sandbox = &system.sandbox;
     let key = sandbox.config().api_v3_key.clone();
@@ -168,7 +165,7 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
         .get(&format!("/api/v1/payment/orders/{order_no}"))
         .await;
     assert_eq!(order["status"], "notpay");
-    assert_eq!(browser.profile().await["remaining_credits"], 0);
+    assert_eq!(browser.profile().await.remaining_credits, 0);
 
     // The genuine notification applies; the same one again changes nothing more.
     for _ in 0..2 {
@@ -179,7 +176,7 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
         assert_eq!(status, 204, "{reply}");
     }
     browser.wait_for_order(&order_no, "paid").await;
-    assert_eq!(browser.profile().await["remaining_credits"], 4);
+    assert_eq!(browser.profile().await.remaining_credits, 4);
     system.assert_ledger_invariant().await;
 }
 
@@ -194,20 +191,16 @@ async fn the_reconciler_settles_and_closes_v3_orders_by_query() {
     let browser = system.sign_in("o_v3_lost").await;
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     // A lost notification: the v3 query says SUCCESS and the reconciler applies it.
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 3 }))
-        .await;
-    let paid_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(3)).await;
+    let paid_no = created.order.order_no.clone();
     system.sandbox.pay(&paid_no).await.unwrap();
     browser.wait_for_order(&paid_no, "paid").await;
-    assert_eq!(browser.profile().await["remaining_credits"], 3);
+    assert_eq!(browser.profile().await.remaining_credits, 3);
     assert!(system.sandbox.stats().order_queries >= 1);
 
     // An abandoned order past its lifetime: asked about, closed through v3, then closed here.
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 2 }))
-        .await;
-    let stale_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(2)).await;
+    let stale_no = created.order.order_no.clone();
     crate::reconciler::age(&system, &stale_no).await;
     browser.wait_for_order(&stale_no, "closed").await;
     assert_eq!(
@@ -215,7 +208,7 @@ async fn the_reconciler_settles_and_closes_v3_orders_by_query() {
         sandbox::pay::TradeState::Closed
     );
     assert!(system.sandbox.stats().close_orders >= 1);
-    assert_eq!(browser.profile().await["remaining_credits"], 3);
+    assert_eq!(browser.profile().await.remaining_credits, 3);
     system.assert_ledger_invariant().await;
 }
 
@@ -242,7 +235,7 @@ async fn v3_refunds_are_notified_queried_and_take_back_once() {
     assert!(system.sandbox.refund(&first_no).unwrap().v3);
     wait_for_refund(&admin, &order_no, &first_no, "success").await;
     assert!(system.sandbox.stats().refund_notifies_sent >= 3);
-    assert_eq!(browser.profile().await["remaining_credits"], 10);
+    assert_eq!(browser.profile().await.remaining_credits, 10);
 
     // The rest, with the notification lost and the refund CLOSED at WeChat Pay: the
     // reconciler's v3 query finds it, and what it took comes back.
@@ -253,7 +246,7 @@ async fn v3_refunds_are_notified_queried_and_take_back_once() {
     let second_no = second["refund_no"].as_str().unwrap().to_owned();
     wait_for_refund(&admin, &order_no, &second_no, "failed").await;
     assert!(system.sandbox.stats().refund_queries >= 1);
-    assert_eq!(browser.profile().await["remaining_credits"], 10);
+    assert_eq!(browser.profile().await.remaining_credits, 10);
 
     // More than is left of the order: refused by us before WeChat Pay is asked.
     let asked = system.sandbox.stats().refunds;
@@ -291,10 +284,8 @@ async fn the_bill_check_reads_the_v3_bill_and_a_v2_notify_signed_without_a_key_i
 
     // This merchant has no v2 API key: a v2 notify "signed" with the empty key, as anyone can
     // write one, is refused and changes nothing.
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 9 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(9)).await;
+    let order_no = created.order.order_no.clone();
     let mut fields: std::collections::BTreeMap<String, String> = [
         ("return_code", "SUCCESS".to_owned()),
         ("result_code", "SUCCESS".to_owned()),
@@ -320,6 +311,6 @@ async fn the_bill_check_reads_the_v3_bill_and_a_v2_notify_signed_without_a_key_i
         .get(&format!("/api/v1/payment/orders/{order_no}"))
         .await;
     assert_eq!(order["status"], "notpay");
-    assert_eq!(browser.profile().await["remaining_credits"], 6);
+    assert_eq!(browser.profile().await.remaining_credits, 6);
     system.assert_ledger_invariant().await;
 }

@@ -38,7 +38,7 @@ async fn assert_nothing_written(system: &System) {
 
 #[tokio::test]
 async fn bad_signatures_are_refused() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-sec").await;
     let scene = qr["scene_id"].as_u64().unwrap();
     let push = system.sandbox.event_push(
@@ -75,7 +75,7 @@ async fn bad_signatures_are_refused() {
 
 #[tokio::test]
 async fn doctype_entities_and_malformed_xml_are_refused() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let signed = system.sandbox.sign_push("", "o_attacker").query;
     let cases = [
         (
@@ -106,7 +106,7 @@ async fn doctype_entities_and_malformed_xml_are_refused() {
 
 #[tokio::test]
 async fn unknown_events_and_messages_are_acknowledged_and_ignored() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let click = system
         .sandbox
         .event_push("o_attacker", "CLICK", "MENU_1", "", 5);
@@ -129,7 +129,7 @@ async fn unknown_events_and_messages_are_acknowledged_and_ignored() {
 
 #[tokio::test]
 async fn url_check_echoes_only_with_a_valid_signature() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let mut query = system.sandbox.sign_push("", "").query;
     query.retain(|(k, _)| k != "openid");
     query.push(("echostr".into(), "4375120948345356249".into()));
@@ -157,7 +157,7 @@ async fn url_check_echoes_only_with_a_valid_signature() {
 async fn safe_mode_refuses_a_tampered_ciphertext_or_a_plain_push() {
     let system = System::start(Options {
         safe_mode: true,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let push = system
@@ -206,7 +206,7 @@ fn shifted(system: &System, push: &sandbox::user::Push, seconds: i64) -> Vec<(St
 async fn stale_and_replayed_pushes_are_refused_across_instances() {
     let system = System::start(Options {
         gateways: 2,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let victim = system.create_qrcode("client-victim").await;
@@ -278,10 +278,11 @@ async fn stale_and_replayed_pushes_are_refused_across_instances() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "replayed_push");
     }
-    let (_, victim_view) = system
+    let victim_view = system
         .binding("client-victim", victim["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(victim_view["status"], "pending");
+        .await
+        .expect("a binding");
+    assert_eq!(victim_view.status, "pending");
     let attacker = system.snapshot("o_attacker").await;
     assert_eq!(
         (attacker.remaining_credits, attacker.users),
@@ -293,7 +294,7 @@ async fn stale_and_replayed_pushes_are_refused_across_instances() {
 /// WeChat puts the QR code's ticket in every scan event: a scene without one binds nothing.
 #[tokio::test]
 async fn a_scan_event_without_its_ticket_binds_nothing() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-no-ticket").await;
     let push = system.sandbox.event_push(
         "o_ticketless",
@@ -308,8 +309,9 @@ async fn a_scan_event_without_its_ticket_binds_nothing() {
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
-    let (_, view) = system
+    let view = system
         .binding("client-no-ticket", qr["client_token"].as_str().unwrap())
-        .await;
-    assert_eq!(view["status"], "pending");
+        .await
+        .expect("a binding");
+    assert_eq!(view.status, "pending");
 }

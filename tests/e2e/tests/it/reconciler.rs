@@ -10,11 +10,10 @@ use sandbox::pay::TradeState;
 
 async fn order(browser: &MemberBrowser) -> String {
     browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 2 }))
-        .await["order"]["order_no"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+        .create_order(e2e::api::credits_order(2))
+        .await
+        .order
+        .order_no
 }
 
 /// A reconciler round every 100 ms, asking about orders at once, first again after 1 s.
@@ -23,7 +22,7 @@ fn fast_reconciler() -> Options {
         reconcile_interval_ms: 100,
         reconcile_query_after_secs: 0,
         reconcile_backoff_first_secs: 1,
-        ..Options::default()
+        ..Options::membership_flows()
     }
 }
 
@@ -129,11 +128,11 @@ async fn every_trade_state_has_one_outcome() {
         settled_checks
     );
     // No credits moved for any of them.
-    assert_eq!(browser.profile().await["remaining_credits"], 0);
+    assert_eq!(browser.profile().await.remaining_credits, 0);
     // The user finishes paying the live one: the next check applies it.
     system.sandbox.pay(&young_paying).await.unwrap();
     browser.wait_for_order(&young_paying, "paid").await;
-    assert_eq!(browser.profile().await["remaining_credits"], 2);
+    assert_eq!(browser.profile().await.remaining_credits, 2);
     system.assert_ledger_invariant().await;
 }
 

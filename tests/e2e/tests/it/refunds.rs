@@ -48,9 +48,7 @@ pub(crate) async fn wait_for_refund(
 }
 
 async fn remaining(browser: &MemberBrowser) -> i64 {
-    browser.profile().await["remaining_credits"]
-        .as_i64()
-        .unwrap()
+    browser.profile().await.remaining_credits
 }
 
 #[tokio::test]
@@ -101,11 +99,10 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
     let (status, _) = refund(&admin, &order_no, 0).await;
     assert_eq!(status, 400);
     let unpaid = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 3 }))
-        .await["order"]["order_no"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_order(e2e::api::credits_order(3))
+        .await
+        .order
+        .order_no;
     let (status, body) = refund(&admin, &unpaid, 50).await;
     assert_eq!(
         (status, &body["error"]["code"]),
@@ -174,11 +171,9 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
 async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shortens_it() {
     let system = System::start(Options::with_refunds()).await;
     let browser = system.sign_in("o_refund_member").await;
-    let order_no = system
-        .paid_order(&browser, serde_json::json!({ "order_type": "member" }))
-        .await;
+    let order_no = system.paid_order(&browser, e2e::api::member_order()).await;
     let member = browser.profile().await;
-    assert_eq!(member["is_member"], true);
+    assert!(member.is_member);
     let admin = system.admin_sign_in().await;
 
     // WeChat Pay closes the refund: the membership and the bonus credits come back.
@@ -190,9 +185,9 @@ async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shorten
     let closed_no = closed["refund_no"].as_str().unwrap().to_owned();
     wait_for_refund(&admin, &order_no, &closed_no, "failed").await;
     let back = browser.profile().await;
-    assert_eq!(back["is_member"], true);
-    assert_eq!(back["remaining_credits"], 10);
-    assert_eq!(back["member_expire_at"], member["member_expire_at"]);
+    assert!(back.is_member);
+    assert_eq!(back.remaining_credits, 10);
+    assert_eq!(back.member_expire_at, member.member_expire_at);
 
     // The whole refund again, succeeding: the membership ends now, the bonus goes back.
     system
@@ -208,8 +203,8 @@ async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shorten
     )
     .await;
     let after = browser.profile().await;
-    assert_eq!(after["is_member"], false);
-    assert_eq!(after["remaining_credits"], 0);
+    assert!(!after.is_member);
+    assert_eq!(after.remaining_credits, 0);
     let pool = system.db.primary().await;
     let reasons: Vec<(String, i64)> = sqlx::query_as(
         "SELECT l.reason, l.delta FROM credit_ledger l JOIN wechat_users u ON u.id = l.user_id \
@@ -366,7 +361,7 @@ async fn a_forged_or_tampered_refund_notify_changes_nothing() {
 async fn without_the_merchant_certificate_refunds_are_refused_clearly_and_change_nothing() {
     let system = System::start(Options {
         merchant_certificate: false,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let browser = system.sign_in("o_refund_no_cert").await;

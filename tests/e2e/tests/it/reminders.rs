@@ -19,9 +19,7 @@ async fn member(system: &System, openid: &str, follow: bool) -> MemberBrowser {
             .unwrap();
     }
     let browser = system.sign_in(openid).await;
-    system
-        .paid_order(&browser, serde_json::json!({ "order_type": "member" }))
-        .await;
+    system.paid_order(&browser, e2e::api::member_order()).await;
     browser
 }
 
@@ -62,7 +60,7 @@ async fn members_who_asked_get_one_reminder_per_membership_end() {
     let system = System::start(Options {
         expiry_reminder_template_id: Some(TEMPLATE.to_owned()),
         expiry_reminder_interval_ms: 100,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let asked = member(&system, "o_remind_me", true).await;
@@ -72,7 +70,7 @@ async fn members_who_asked_get_one_reminder_per_membership_end() {
         ends_in(&system, openid, 48).await;
     }
     // Off by default; the member page turns it on.
-    assert_eq!(asked.profile().await["expiry_reminders"], false);
+    assert!(!asked.profile().await.expiry_reminders);
     let (status, profile) = asked
         .post(
             "/api/v1/member/reminders",

@@ -46,18 +46,12 @@ async fn user_and_admin_reads_fall_back_to_the_primary_when_the_replica_is_unrea
     assert_eq!(response.status().as_u16(), 200, "binding status");
 
     let member = system.sign_in("o_replica_down").await;
-    let before = member.profile().await["remaining_credits"]
-        .as_i64()
-        .expect("credits");
-    let created = member
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 5 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().expect("order_no");
+    let before = member.profile().await.remaining_credits;
+    let created = member.create_order(e2e::api::credits_order(5)).await;
+    let order_no = created.order.order_no.as_str();
     system.sandbox.pay(order_no).await.unwrap();
     member.wait_for_order(order_no, "paid").await;
-    let after = member.profile().await["remaining_credits"]
-        .as_i64()
-        .expect("credits");
+    let after = member.profile().await.remaining_credits;
     assert_eq!(after, before + 5);
 
     let admin = system.admin_sign_in().await;

@@ -5,18 +5,11 @@
 use std::time::{Duration, Instant};
 
 use e2e::Options;
-use xintu_client::{Client, EditRequest, Error, Photo, types};
+use e2e::api::refusal;
+use xintu_client::{Client, EditRequest, Photo, types};
 
 use crate::classify::support::{App, bound_app, photo};
 use crate::edit::support::{assert_inverted_photo, photo as edit_photo};
-
-/// The stable code and HTTP status of an error answer; panics on any other outcome.
-fn error_code<T: std::fmt::Debug>(outcome: Result<T, Error<types::ErrorBody>>) -> (u16, String) {
-    match outcome {
-        Err(Error::ErrorResponse(answer)) => (answer.status().as_u16(), answer.error.code.clone()),
-        other => panic!("not an error answer: {other:?}"),
-    }
-}
 
 /// A system with an app bound to `openid`, and the Rust client acting as that app.
 async fn bound_client(openid: &str) -> (App, Client) {
@@ -67,16 +60,19 @@ async fn the_rust_client_classifies_a_batch_and_reads_error_answers() {
         .body(types::LookupIn::builder().sha256(vec!["not-a-digest".to_owned()]))
         .send()
         .await;
-    assert_eq!(error_code(bad_digest), (400, "invalid_digest".to_owned()));
+    assert_eq!(
+        refusal(bad_digest).status_and_code(),
+        (400, "invalid_digest")
+    );
     let bad_mode = api.classify(&photos[0], Some("fastest")).await;
-    assert_eq!(error_code(bad_mode), (400, "invalid_mode".to_owned()));
+    assert_eq!(refusal(bad_mode).status_and_code(), (400, "invalid_mode"));
     let stranger = Client::new(app.system.gateway())
         .with_client_token("not-a-token-we-issued")
         .unwrap();
     let account = stranger.get_account().send().await;
     assert_eq!(
-        error_code(account),
-        (401, "invalid_client_token".to_owned())
+        refusal(account).status_and_code(),
+        (401, "invalid_client_token")
     );
     assert!(
         Client::new(app.system.gateway())

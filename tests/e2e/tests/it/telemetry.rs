@@ -419,16 +419,14 @@ async fn request_and_credit_metrics_reach_the_otlp_receiver() {
     for i in 0..3 {
         system.create_qrcode(&format!("metrics-client-{i}")).await;
     }
-    let (status, _) = system.binding("metrics-client-0", "ct_wrong").await;
-    assert_eq!(status, 401);
+    let refused = system.binding("metrics-client-0", "ct_wrong").await;
+    assert_eq!(e2e::api::refusal(refused).status, 401);
 
     // Credits: a purchase grants 10, one charge spends 3, its retry is a duplicate.
     let openid = "o_metrics";
     let browser = system.sign_in(openid).await;
-    let created = browser
-        .create_order(serde_json::json!({ "order_type": "credits", "credits_amount": 10 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().unwrap().to_owned();
+    let created = browser.create_order(e2e::api::credits_order(10)).await;
+    let order_no = created.order.order_no.clone();
     system.sandbox.pay(&order_no).await.unwrap();
     browser.wait_for_order(&order_no, "paid").await;
     let user_id = system.user_id(openid).await;

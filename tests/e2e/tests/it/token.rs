@@ -7,7 +7,7 @@ async fn two_gateways_and_two_memberships_share_one_token() {
     let system = System::start(Options {
         memberships: 2,
         gateways: 2,
-        ..Options::default()
+        ..Options::membership_flows()
     })
     .await;
     let calls = (0..12).map(|i| {
@@ -31,7 +31,7 @@ async fn two_gateways_and_two_memberships_share_one_token() {
 
 #[tokio::test]
 async fn a_revoked_token_is_refetched_once_and_the_call_succeeds() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     system.create_qrcode("client-rev-1").await;
     assert_eq!(system.sandbox.stats().token_fetches, 1);
     system.sandbox.set_faults(sandbox::Faults {
@@ -50,7 +50,7 @@ async fn a_revoked_token_is_refetched_once_and_the_call_succeeds() {
 
 #[tokio::test]
 async fn provider_failures_answer_502_and_transient_ones_are_retried() {
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options::membership_flows()).await;
     system.create_qrcode("client-fault-0").await;
     // One "system busy" (errcode -1) from WeChat: retried once, the user never sees it.
     system.sandbox.set_faults(sandbox::Faults {

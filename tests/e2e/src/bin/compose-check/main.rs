@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use e2e::browser::{Browser, BrowserOptions, WECHAT_USER_AGENT};
@@ -108,20 +108,18 @@ async fn up_and_flows(compose: &Compose, edge: &Edge, admin_password: &str) -> R
     step("the member page: WeChat OAuth, an order, WeChat Pay, credits");
     let member = edge.member("o_compose_user_1").await;
     let before = member.profile().await;
-    let created = member
-        .create_order(json!({ "order_type": "credits", "credits_amount": 20 }))
-        .await;
-    let order_no = created["order"]["order_no"].as_str().context("order_no")?;
+    let created = member.create_order(e2e::api::credits_order(20)).await;
+    let order_no = created.order.order_no.as_str();
     edge.pay(order_no).await?;
     member.wait_for_order(order_no, "paid").await;
     let after = member.profile().await;
     ensure!(
-        after["remaining_credits"].as_i64() == before["remaining_credits"].as_i64().map(|c| c + 20),
-        "credits before {before}, after {after}"
+        after.remaining_credits == before.remaining_credits + 20,
+        "credits before {before:?}, after {after:?}"
     );
     println!(
         "paid {order_no}: credits {} → {}",
-        before["remaining_credits"], after["remaining_credits"]
+        before.remaining_credits, after.remaining_credits
     );
 
     step("the member page in headless Chromium (WeChat's browser)");
@@ -168,9 +166,7 @@ async fn up_and_flows(compose: &Compose, edge: &Edge, admin_password: &str) -> R
 async fn payments_once(compose: &Compose, edge: &Edge) -> Result<()> {
     step("two reconcilers, lost and duplicated notifies");
     let member = edge.member("o_compose_payer").await;
-    let start = member.profile().await["remaining_credits"]
-        .as_i64()
-        .context("credits")?;
+    let start = member.profile().await.remaining_credits;
     let mut orders = Vec::new();
     let mut expected = start;
     for (mode, amounts) in [
@@ -179,13 +175,11 @@ async fn payments_once(compose: &Compose, edge: &Edge) -> Result<()> {
     ] {
         edge.notify_mode(mode).await?;
         for &amount in amounts {
-            let created = member
-                .create_order(json!({ "order_type": "credits", "credits_amount": amount }))
-                .await;
-            let order_no = created["order"]["order_no"].as_str().context("order_no")?;
-            edge.pay(order_no).await?;
-            orders.push(order_no.to_owned());
-            expected += amount;
+            let created = member.create_order(e2e::api::credits_order(amount)).await;
+            let order_no = created.order.order_no;
+            edge.pay(&order_no).await?;
+            orders.push(order_no);
+            expected += i64::from(amount);
         }
     }
     edge.notify_mode(json!("normal")).await?;
@@ -194,9 +188,7 @@ async fn payments_once(compose: &Compose, edge: &Edge) -> Result<()> {
     }
     // Both reconcilers keep running; give them rounds in which a second credit would land.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let end = member.profile().await["remaining_credits"]
-        .as_i64()
-        .context("credits")?;
+    let end = member.profile().await.remaining_credits;
     ensure!(
         end == expected,
         "credits {start} → {end}, expected {expected}"
@@ -399,11 +391,11 @@ async fn down_and_up(compose: &Compose, edge: &Edge) -> Result<()> {
     let rows: u64 = before.values().sum();
     ensure!(before == after, "rows before {before:?}\nafter {after:?}");
     let member = edge.member("o_compose_payer").await;
-    let profile: Value = member.profile().await;
+    let profile = member.profile().await;
     println!(
         "{} tables, {rows} rows, the same after down and up; the payer still has {} credits",
         before.len(),
-        profile["remaining_credits"]
+        profile.remaining_credits
     );
     Ok(())
 }

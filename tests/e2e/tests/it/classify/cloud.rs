@@ -36,7 +36,7 @@ async fn an_unsure_photo_goes_to_the_cloud_for_one_credit() {
     assert_eq!(app.vision_calls(), 1);
     assert_eq!(app.credits().await, (9, 0));
     // The answer's token usage was stored with it.
-    let pool = app.system.photo_db.primary().await;
+    let pool = app.system.photo_db().primary().await;
     let tokens: (Option<u32>, Option<u32>) = sqlx::query_as(
         "SELECT prompt_tokens, completion_tokens FROM classification_cache WHERE source = 'model'",
     )
@@ -50,10 +50,8 @@ async fn an_unsure_photo_goes_to_the_cloud_for_one_credit() {
 async fn members_use_the_cloud_for_free() {
     let app = bound_app(Options::default(), "o_cloud_member").await;
     let browser = app.system.sign_in("o_cloud_member").await;
-    let order = browser
-        .create_order(serde_json::json!({ "order_type": "member" }))
-        .await;
-    let order_no = order["order"]["order_no"].as_str().unwrap();
+    let order = browser.create_order(e2e::api::member_order()).await;
+    let order_no = order.order.order_no.as_str();
     app.system.sandbox.pay(order_no).await.unwrap();
     browser.wait_for_order(order_no, "paid").await;
     assert_eq!(app.credits().await, (20, 0), "welcome and member bonus");

@@ -175,7 +175,7 @@ impl App {
 
     /// Rows in the photo service's durable cache.
     pub async fn cached_rows(&self) -> i64 {
-        let pool = self.system.photo_db.primary().await;
+        let pool = self.system.photo_db().primary().await;
         let count = sqlx::query_scalar("SELECT COUNT(*) FROM classification_cache")
             .fetch_one(&pool)
             .await

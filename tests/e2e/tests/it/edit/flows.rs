@@ -58,7 +58,7 @@ async fn a_wanx_edit_is_charged_per_output_and_served_from_our_storage() {
         assert_eq!(status, 404);
     }
     // The input is gone once the task no longer needs it; the results stay.
-    let dir = e2e::photo::edit_storage_dir(&app.system.photo_db)
+    let dir = e2e::photo::edit_storage_dir(app.system.photo_db())
         .join("edits")
         .join(&task_id);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -141,7 +141,7 @@ async fn results_are_deleted_after_their_retention_and_the_request_can_be_made_a
     let (status, bytes, _) = app.fetch(&url).await;
     assert_eq!(status, 200);
     assert_inverted_photo(&bytes);
-    let task_dir = e2e::photo::edit_storage_dir(&app.system.photo_db)
+    let task_dir = e2e::photo::edit_storage_dir(app.system.photo_db())
         .join("edits")
         .join(&task_id);
     let files = || {

@@ -234,7 +234,7 @@ impl App {
 
     /// Rows in the photo service's edit table.
     pub async fn edit_rows(&self) -> i64 {
-        let pool = self.system.photo_db.primary().await;
+        let pool = self.system.photo_db().primary().await;
         let count = sqlx::query_scalar("SELECT COUNT(*) FROM edit_tasks")
             .fetch_one(&pool)
             .await
@@ -245,7 +245,7 @@ impl App {
 
     /// The internal state of a task in the photo service's table.
     pub async fn edit_state(&self, task_id: &str) -> String {
-        let pool = self.system.photo_db.primary().await;
+        let pool = self.system.photo_db().primary().await;
         let status = sqlx::query_scalar("SELECT CAST(status AS CHAR) FROM edit_tasks WHERE id = ?")
             .bind(task_id)
             .fetch_one(&pool)
