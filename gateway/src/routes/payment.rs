@@ -111,7 +111,9 @@ fn unknown_in_order(field: &str, value: i32) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/payment/create-order", request_body = CreateOrderIn,
     responses((status = 200, body = CreateOrderOut), (status = 400), (status = 401),
         (status = 409, description = "membership active for more than the renew window"),
-        (status = 502)))]
+        (status = 429, description = "more orders from this member in a minute than allowed"),
+        (status = 502),
+        (status = 503, description = "database_unavailable or membership_unavailable: retry later")))]
 pub async fn create_order(
     State(state): State<AppState>,
     session: MemberSession,

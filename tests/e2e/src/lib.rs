@@ -589,37 +589,28 @@ impl System {
     }
 
     /// Asks for a binding QR code for `client_id` through the gateway.
-    pub async fn create_qrcode(&self, client_id: &str) -> serde_json::Value {
+    pub async fn create_qrcode(&self, client_id: &str) -> api::types::QrCodeOut {
         self.create_qrcode_via(self.gateway(), client_id).await
     }
 
-    pub async fn create_qrcode_via(&self, gateway: &str, client_id: &str) -> serde_json::Value {
-        let response = self
-            .http
-            .post(format!("{gateway}/api/v1/auth/wechat/qrcode"))
-            .json(&serde_json::json!({ "client_id": client_id }))
-            .send()
+    pub async fn create_qrcode_via(&self, gateway: &str, client_id: &str) -> api::types::QrCodeOut {
+        let body = api::types::QrCodeIn {
+            client_id: client_id.to_owned(),
+        };
+        api::answer(api::Client::new(gateway).create_qrcode().body(body).send())
             .await
-            .expect("qrcode request");
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.expect("qrcode json");
-        assert_eq!(status, 200, "qrcode failed: {body}");
-        body
+            .expect("a QR code")
     }
 
     /// Binds app client `client_id` to the WeChat user `openid` (a QR code, then the user's
     /// scan through the sandbox) and returns the client's token.
     pub async fn bind_client(&self, client_id: &str, openid: &str) -> String {
         let qr = self.create_qrcode(client_id).await;
-        let ticket = qr["ticket"].as_str().expect("a ticket");
         self.sandbox
-            .scan(&self.push_url(), ticket, openid)
+            .scan(&self.push_url(), &qr.ticket, openid)
             .await
             .expect("scan");
-        qr["client_token"]
-            .as_str()
-            .expect("a client token")
-            .to_owned()
+        qr.client_token
     }
 
     /// The typed client acting as an app with `token`, at the first gateway.
@@ -948,14 +939,20 @@ impl MemberBrowser {
             .expect("the member profile")
     }
 
-    /// Creates an order and returns the answer (order and pay parameters).
+    /// Places an order: the order and its pay parameters, or the refusal.
+    pub async fn place_order(
+        &self,
+        order: api::types::CreateOrderIn,
+    ) -> api::Answer<api::types::CreateOrderOut> {
+        api::answer(self.api().create_order().body(order).send()).await
+    }
+
+    /// Places an order that must be accepted.
     pub async fn create_order(
         &self,
         order: api::types::CreateOrderIn,
     ) -> api::types::CreateOrderOut {
-        api::answer(self.api().create_order().body(order).send())
-            .await
-            .expect("a new order")
+        self.place_order(order).await.expect("a new order")
     }
 
     /// The member's order `order_no`.

@@ -25,14 +25,10 @@ async fn recording_cost(requests: usize, concurrency: usize) {
         let bound = system.create_qrcode("bench-poller").await;
         system
             .sandbox
-            .scan(
-                &system.push_url(),
-                bound["ticket"].as_str().unwrap(),
-                "o_bench",
-            )
+            .scan(&system.push_url(), bound.ticket.as_str(), "o_bench")
             .await
             .unwrap();
-        let token = bound["client_token"].as_str().unwrap().to_owned();
+        let token = bound.client_token.as_str().to_owned();
         systems.push((logging, system, token));
     }
     let http = reqwest::Client::new();
@@ -133,14 +129,10 @@ async fn main() {
     let bound = system.create_qrcode("bench-poller").await;
     system
         .sandbox
-        .scan(
-            &system.push_url(),
-            bound["ticket"].as_str().unwrap(),
-            "o_bench",
-        )
+        .scan(&system.push_url(), bound.ticket.as_str(), "o_bench")
         .await
         .unwrap();
-    let token = bound["client_token"].as_str().unwrap().to_owned();
+    let token = bound.client_token.as_str().to_owned();
     let mut poll = measure("binding poll (completed)", requests, concurrency, |_| {
         let http = http.clone();
         let url = format!("{gateway}/api/v1/auth/wechat/binding?client_id=bench-poller");

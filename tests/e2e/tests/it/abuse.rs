@@ -72,7 +72,7 @@ async fn place_names_need_a_bound_client_and_an_allowance() {
     })
     .await;
     let qr = system.create_qrcode("pending-pc").await;
-    let pending = qr["client_token"].as_str().unwrap();
+    let pending = qr.client_token.as_str();
     let (status, body) = locate_via(&system, system.gateway(), pending).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "client_not_bound");

@@ -19,7 +19,7 @@ async fn balance(system: &System, user_id: i64) -> pb::Balance {
 async fn a_bound_app_reads_its_credits_holds_and_membership() {
     let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("account-pc").await;
-    let token = qr["client_token"].as_str().unwrap().to_owned();
+    let token = qr.client_token.clone();
     // The token is the client's, but nobody has scanned yet: there is no account to show.
     assert_eq!(
         refusal(system.account(&token).await).status_and_code(),
@@ -28,11 +28,7 @@ async fn a_bound_app_reads_its_credits_holds_and_membership() {
 
     let reply = system
         .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_account",
-        )
+        .scan(&system.push_url(), qr.ticket.as_str(), "o_account")
         .await
         .unwrap();
     assert_eq!(reply.status, 200);

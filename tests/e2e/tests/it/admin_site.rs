@@ -114,7 +114,7 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
     let qr = system.create_qrcode("admin-site-app").await;
     system
         .sandbox
-        .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), OPENID)
+        .scan(&system.push_url(), qr.ticket.as_str(), OPENID)
         .await
         .expect("scan");
     let member = system.sign_in(OPENID).await;

@@ -9,11 +9,11 @@ async fn bind(
     system: &System,
     client_id: &str,
     openid: &str,
-) -> (serde_json::Value, sandbox::user::PushReply) {
+) -> (e2e::api::types::QrCodeOut, sandbox::user::PushReply) {
     let qr = system.create_qrcode(client_id).await;
     let reply = system
         .sandbox
-        .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), openid)
+        .scan(&system.push_url(), qr.ticket.as_str(), openid)
         .await
         .expect("scan");
     (qr, reply)
@@ -23,15 +23,14 @@ async fn bind(
 async fn new_follower_binds_and_gets_ten_credits() {
     let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("pc-install-1").await;
-    assert!(qr["scene_id"].as_u64().unwrap() > 0);
+    assert!(qr.scene_id > 0);
     assert!(
-        qr["qrcode_image_url"]
+        qr.qrcode_image_url
             .as_str()
-            .unwrap()
             .contains("/cgi-bin/showqrcode?ticket=")
     );
-    assert_eq!(qr["expire_seconds"], 600);
-    let token = qr["client_token"].as_str().unwrap();
+    assert_eq!(qr.expire_seconds, 600);
+    let token = qr.client_token.as_str();
 
     let pending = system
         .binding("pc-install-1", token)
@@ -42,11 +41,7 @@ async fn new_follower_binds_and_gets_ten_credits() {
 
     let reply = system
         .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_new_user",
-        )
+        .scan(&system.push_url(), qr.ticket.as_str(), "o_new_user")
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
@@ -82,7 +77,7 @@ async fn safe_mode_binds_with_encrypted_push_and_reply() {
     assert!(reply.body.contains("<Encrypt>") && reply.body.contains("<MsgSignature>"));
     assert!(reply.content().unwrap().contains("绑定成功"));
     let done = system
-        .binding("mobile-safe-1", qr["client_token"].as_str().unwrap())
+        .binding("mobile-safe-1", qr.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(done.status, "completed");
@@ -119,7 +114,7 @@ async fn returning_follower_rebinds_without_new_credits() {
     let (qr, reply) = bind(&system, "client-b", "o_returning").await;
     assert!(reply.content().unwrap().contains("绑定成功"));
     let done = system
-        .binding("client-b", qr["client_token"].as_str().unwrap())
+        .binding("client-b", qr.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(done.status, "completed");
@@ -144,7 +139,7 @@ async fn returning_follower_rebinds_without_new_credits() {
     let (qr, reply) = bind(&system, "client-c", "o_returning").await;
     assert_eq!(reply.status, 200);
     let done = system
-        .binding("client-c", qr["client_token"].as_str().unwrap())
+        .binding("client-c", qr.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(done.status, "completed");
@@ -159,12 +154,12 @@ async fn returning_follower_rebinds_without_new_credits() {
 async fn the_same_event_delivered_three_times_at_once_binds_once() {
     let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-dup").await;
-    let scene = qr["scene_id"].as_u64().unwrap();
+    let scene = qr.scene_id;
     let push = system.sandbox.event_push(
         "o_dup",
         "subscribe",
         &format!("qrscene_{scene}"),
-        qr["ticket"].as_str().unwrap(),
+        qr.ticket.as_str(),
         1_764_000_000,
     );
     let url = system.push_url();
@@ -182,7 +177,7 @@ async fn the_same_event_delivered_three_times_at_once_binds_once() {
         "one applied event row for three deliveries"
     );
     let done = system
-        .binding("client-dup", qr["client_token"].as_str().unwrap())
+        .binding("client-dup", qr.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(done.status, "completed");
@@ -193,8 +188,8 @@ async fn the_same_event_delivered_three_times_at_once_binds_once() {
 async fn expired_and_unknown_scenes_bind_nothing() {
     let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-late").await;
-    let token = qr["client_token"].as_str().unwrap();
-    let ticket = qr["ticket"].as_str().unwrap();
+    let token = qr.client_token.as_str();
+    let ticket = qr.ticket.as_str();
     // The binding row expires (as if ten minutes had passed); WeChat still delivers the event.
     let pool = system.db.primary().await;
     sqlx::query("UPDATE client_bindings SET expire_at = NOW(3) - INTERVAL 1 SECOND WHERE client_id = 'client-late'")
@@ -204,7 +199,7 @@ async fn expired_and_unknown_scenes_bind_nothing() {
     // Real expiry is the clock passing a time every copy holds; this write stands in for it, so
     // the replica must hold it too before the status read (which may be served there).
     system.db.wait_for_replica().await;
-    let scene = qr["scene_id"].as_u64().unwrap();
+    let scene = qr.scene_id;
     let push = system.sandbox.event_push(
         "o_late",
         "subscribe",
@@ -253,7 +248,7 @@ async fn binding_status_needs_the_clients_own_token() {
     let a = system.create_qrcode("client-token-a").await;
     let b = system.create_qrcode("client-token-b").await;
     let outcome = system
-        .binding("client-token-a", b["client_token"].as_str().unwrap())
+        .binding("client-token-a", b.client_token.as_str())
         .await;
     let Err(Error::ErrorResponse(refused)) = outcome else {
         panic!("another client's token was not refused: {outcome:?}");
@@ -274,15 +269,15 @@ async fn binding_status_needs_the_clients_own_token() {
     // A new QR code for the same client replaces its token: the old one stops working.
     let again = system.create_qrcode("client-token-a").await;
     assert_eq!(
-        again["scene_id"], a["scene_id"],
+        again.scene_id, a.scene_id,
         "the binding row is refreshed, not duplicated"
     );
     let replaced = system
-        .binding("client-token-a", a["client_token"].as_str().unwrap())
+        .binding("client-token-a", a.client_token.as_str())
         .await;
     assert_eq!(refusal(replaced).status, 401);
     system
-        .binding("client-token-a", again["client_token"].as_str().unwrap())
+        .binding("client-token-a", again.client_token.as_str())
         .await
         .expect("the new token reads the binding");
 }
@@ -349,12 +344,12 @@ async fn completed_shows_on_the_first_poll_while_the_replica_lags() {
     })
     .await;
     let qr = system.create_qrcode("client-lag").await;
-    let token = qr["client_token"].as_str().unwrap();
+    let token = qr.client_token.as_str();
     system.db.wait_for_replica().await;
     system.db.pause_replica().await;
     let reply = system
         .sandbox
-        .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), "o_lag")
+        .scan(&system.push_url(), qr.ticket.as_str(), "o_lag")
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
@@ -396,11 +391,7 @@ async fn the_member_page_shows_a_new_follow_at_once_while_the_replica_lags() {
     system.db.pause_replica().await;
     let reply = system
         .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_follow_lag",
-        )
+        .scan(&system.push_url(), qr.ticket.as_str(), "o_follow_lag")
         .await
         .unwrap();
     assert_eq!(reply.status, 200);

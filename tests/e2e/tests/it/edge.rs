@@ -132,14 +132,14 @@ async fn wechat_push_and_pay_notify_pass_through_lighttpd() {
     let qr = system.create_qrcode("pc-behind-edge").await;
     let reply = system
         .sandbox
-        .scan(&push_url, qr["ticket"].as_str().unwrap(), "o_edge_user")
+        .scan(&push_url, qr.ticket.as_str(), "o_edge_user")
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("<Encrypt>") && reply.body.contains("<MsgSignature>"));
     assert!(reply.content().unwrap().contains("绑定成功"), "{reply:?}");
     let done = system
-        .binding("pc-behind-edge", qr["client_token"].as_str().unwrap())
+        .binding("pc-behind-edge", qr.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(done.status, "completed");
@@ -209,10 +209,8 @@ async fn wechat_push_and_pay_notify_pass_through_lighttpd() {
     let (ok, status, body) = system.sandbox.post_notify(&notify_url, &tampered).await;
     assert!(!ok, "{status} {body}");
     assert!(body.contains("FAIL"), "{body}");
-    let (_, order) = member
-        .get(&format!("/api/v1/payment/orders/{order_no}"))
-        .await;
-    assert_eq!(order["status"], "notpay");
+    let order = member.order(&order_no).await.expect("the order");
+    assert_eq!(order.status, "notpay");
     // The genuine notify: signature intact, SUCCESS answered, the order paid once.
     let fields = system.sandbox.notify_fields(&order_no).unwrap();
     let (ok, status, body) = system.sandbox.post_notify(&notify_url, &fields).await;
@@ -987,7 +985,7 @@ async fn member_page_in_wechat_signs_in_and_buys() {
         .sandbox
         .scan(
             &format!("{}/api/v1/auth/wechat/verify", lighttpd.url),
-            qr["ticket"].as_str().unwrap(),
+            qr.ticket.as_str(),
             &openid,
         )
         .await

@@ -100,10 +100,7 @@ async fn a_member_downloads_their_data_then_erases_it_everywhere() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        member.get("/api/v1/member/profile").await.1["remaining_credits"],
-        30
-    );
+    assert_eq!(member.profile().await.remaining_credits, 30);
 
     let (status, erased) = erase(&member).await;
     assert_eq!(status, 200, "{erased}");
@@ -111,7 +108,8 @@ async fn a_member_downloads_their_data_then_erases_it_everywhere() {
     assert_eq!(erased["credits_forfeited"], 30);
     assert_eq!(erased["follow_ups"], "done");
     // The session ended, and the app is signed out.
-    assert_eq!(member.get("/api/v1/member/profile").await.0, 401);
+    let profile = e2e::api::answer(member.api().member_profile().send()).await;
+    assert_eq!(e2e::api::refusal(profile).status, 401);
     system.wait_until_token_refused(&token).await;
 
     // The membership database keeps the order and the ledger under a pseudonym, nothing else.
@@ -189,11 +187,7 @@ async fn a_member_downloads_their_data_then_erases_it_everywhere() {
     let qr = system.create_qrcode("erase-pc").await;
     system
         .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_erase",
-        )
+        .scan(&system.push_url(), qr.ticket.as_str(), "o_erase")
         .await
         .unwrap();
     let back = system.sign_in("o_erase").await.profile().await;

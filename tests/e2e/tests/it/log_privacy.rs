@@ -150,10 +150,9 @@ async fn failing_providers_and_payments_leave_no_secret_or_openid_in_the_logs() 
         providers.set(behaviour);
         let code = system.sandbox.oauth_code(openid);
         provider_calls(&app, client_id, &code, image).await;
-        let (status, body) = browser
-            .post("/api/v1/payment/create-order", e2e::api::credits_order(10))
-            .await;
-        assert!(status >= 500, "{status} {body}");
+        let refused = browser.place_order(e2e::api::credits_order(10)).await;
+        let refused = e2e::api::refusal(refused);
+        assert!(refused.status >= 500, "{refused:?}");
         codes.push(code);
     }
     providers.set(ProviderBehaviour::Forward);

@@ -72,8 +72,8 @@ async fn a_long_poll_answers_when_the_scan_lands_on_another_instance() {
     .await;
     let [first, second] = [&system.gateway_urls[0], &system.gateway_urls[1]];
     let qr = system.create_qrcode_via(first, "long-poll-pc").await;
-    let token = qr["client_token"].as_str().unwrap().to_owned();
-    let ticket = qr["ticket"].as_str().unwrap().to_owned();
+    let token = qr.client_token.clone();
+    let ticket = qr.ticket.clone();
 
     // Nothing happens: the wait ends with `pending`.
     let (status, body) = poll(&system, second, "long-poll-pc", &token, 1).await;

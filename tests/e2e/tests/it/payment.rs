@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use e2e::api::refusal;
 use e2e::{Options, System};
 use platform::testing::Replica;
 use sandbox::NotifyMode;
@@ -60,11 +61,11 @@ async fn membership_purchase_end_to_end() {
     );
 
     // More than 7 days left: a second membership is refused with a clear 409.
-    let (status, body) = browser
-        .post("/api/v1/payment/create-order", e2e::api::member_order())
-        .await;
-    assert_eq!(status, 409);
-    assert_eq!(body["error"]["code"], "membership_active");
+    let refused = browser.place_order(e2e::api::member_order()).await;
+    assert_eq!(
+        refusal(refused).status_and_code(),
+        (409, "membership_active")
+    );
     system.assert_ledger_invariant().await;
 }
 
@@ -236,11 +237,8 @@ async fn orders_per_user_are_limited() {
     for _ in 0..10 {
         browser.create_order(order.clone()).await;
     }
-    let (status, body) = browser
-        .post("/api/v1/payment/create-order", order.clone())
-        .await;
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "rate_limited");
+    let refused = browser.place_order(order.clone()).await;
+    assert_eq!(refusal(refused).status_and_code(), (429, "rate_limited"));
     assert_eq!(system.sandbox.stats().unified_orders, 10);
     let other = system.sign_in("o_calm").await;
     other.create_order(order).await;
@@ -444,8 +442,8 @@ async fn forged_tampered_and_hostile_notifies_change_nothing() {
     resign(&system, &mut failed);
     assert!(system.sandbox.post_notify(&url, &failed).await.0);
     assert_eq!(system.counts().await, before);
-    let (_, order) = browser.get(&format!("/api/v1/payment/orders/{no}")).await;
-    assert_eq!(order["status"], "notpay");
+    let order = browser.order(&no).await.expect("the order");
+    assert_eq!(order.status, "notpay");
     // And the genuine notify still works afterwards.
     assert!(system.sandbox.post_notify(&url, &genuine).await.0);
     assert_eq!(browser.profile().await.remaining_credits, 20);
@@ -598,13 +596,8 @@ async fn stale_orders_are_closed_only_after_wechat_confirms() {
         "closed at WeChat first"
     );
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let (_, young_order) = browser
-        .get(&format!("/api/v1/payment/orders/{young}"))
-        .await;
-    assert_eq!(
-        young_order["status"], "notpay",
-        "a live order is left alone"
-    );
+    let young_order = browser.order(&young).await.expect("the order");
+    assert_eq!(young_order.status, "notpay", "a live order is left alone");
     assert_eq!(browser.profile().await.remaining_credits, 4);
     system.assert_ledger_invariant().await;
 }
@@ -617,11 +610,11 @@ async fn wechat_pay_errors_are_clear_and_leave_a_retryable_order() {
         pay_system_errors: 1,
         ..Default::default()
     });
-    let (status, body) = browser
-        .post("/api/v1/payment/create-order", e2e::api::credits_order(2))
-        .await;
-    assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "wechatpay_unavailable");
+    let refused = browser.place_order(e2e::api::credits_order(2)).await;
+    assert_eq!(
+        refusal(refused).status_and_code(),
+        (502, "wechatpay_unavailable")
+    );
     // SYSTEMERROR: the outcome is unknown, so the order stays unpaid for the reconciler.
     let pool = system.db.primary().await;
     let open: i64 =
@@ -649,7 +642,7 @@ async fn order_poll_sees_paid_while_the_replica_lags() {
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     system.sandbox.pay(&no).await.unwrap();
     let acknowledged = system.sandbox.send_notify(&no).await;
-    let (status, order) = browser.get(&format!("/api/v1/payment/orders/{no}")).await;
+    let order = browser.order(&no).await;
     let profile = browser.profile().await;
     let stale: String = {
         let replica =
@@ -669,7 +662,7 @@ async fn order_poll_sees_paid_while_the_replica_lags() {
     system.db.resume_replica().await;
     assert!(acknowledged);
     assert_eq!(stale, "notpay", "the replica should still be behind");
-    assert_eq!(status, 200);
-    assert_eq!(order["status"], "paid", "first poll after the notify");
+    let order = order.expect("the order");
+    assert_eq!(order.status, "paid", "first poll after the notify");
     assert_eq!(profile.remaining_credits, 4);
 }

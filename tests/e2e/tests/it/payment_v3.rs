@@ -161,10 +161,8 @@ async fn forged_stale_and_tampered_v3_notifications_change_nothing() {
         let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
         assert_eq!(reply["code"], "FAIL", "{what}");
     }
-    let (_, order) = browser
-        .get(&format!("/api/v1/payment/orders/{order_no}"))
-        .await;
-    assert_eq!(order["status"], "notpay");
+    let order = browser.order(&order_no).await.expect("the order");
+    assert_eq!(order.status, "notpay");
     assert_eq!(browser.profile().await.remaining_credits, 0);
 
     // The genuine notification applies; the same one again changes nothing more.
@@ -307,10 +305,8 @@ async fn the_bill_check_reads_the_v3_bill_and_a_v2_notify_signed_without_a_key_i
     let url = format!("{}/api/v1/payment/notify", system.gateway());
     let (acknowledged, _, reply) = system.sandbox.post_notify(&url, &fields).await;
     assert!(!acknowledged, "{reply}");
-    let (_, order) = browser
-        .get(&format!("/api/v1/payment/orders/{order_no}"))
-        .await;
-    assert_eq!(order["status"], "notpay");
+    let order = browser.order(&order_no).await.expect("the order");
+    assert_eq!(order.status, "notpay");
     assert_eq!(browser.profile().await.remaining_credits, 6);
     system.assert_ledger_invariant().await;
 }

@@ -40,7 +40,7 @@ async fn assert_nothing_written(system: &System) {
 async fn bad_signatures_are_refused() {
     let system = System::start(Options::membership_flows()).await;
     let qr = system.create_qrcode("client-sec").await;
-    let scene = qr["scene_id"].as_u64().unwrap();
+    let scene = qr.scene_id;
     let push = system.sandbox.event_push(
         "o_attacker",
         "subscribe",
@@ -210,8 +210,8 @@ async fn stale_and_replayed_pushes_are_refused_across_instances() {
     })
     .await;
     let victim = system.create_qrcode("client-victim").await;
-    let scene = victim["scene_id"].as_u64().unwrap();
-    let ticket = victim["ticket"].as_str().unwrap();
+    let scene = victim.scene_id;
+    let ticket = victim.ticket.as_str();
 
     // Signed, but sent ten minutes ago (or ten minutes ahead): refused, nothing written.
     let push = system.sandbox.event_push(
@@ -238,8 +238,8 @@ async fn stale_and_replayed_pushes_are_refused_across_instances() {
     let genuine = system.sandbox.event_push(
         "o_user",
         "subscribe",
-        &format!("qrscene_{}", own["scene_id"]),
-        own["ticket"].as_str().unwrap(),
+        &format!("qrscene_{}", own.scene_id),
+        own.ticket.as_str(),
         2,
     );
     let (status, _) = post_raw(&system, &genuine.query, genuine.body.clone()).await;
@@ -279,7 +279,7 @@ async fn stale_and_replayed_pushes_are_refused_across_instances() {
         assert_eq!(body["error"]["code"], "replayed_push");
     }
     let victim_view = system
-        .binding("client-victim", victim["client_token"].as_str().unwrap())
+        .binding("client-victim", victim.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(victim_view.status, "pending");
@@ -299,7 +299,7 @@ async fn a_scan_event_without_its_ticket_binds_nothing() {
     let push = system.sandbox.event_push(
         "o_ticketless",
         "subscribe",
-        &format!("qrscene_{}", qr["scene_id"]),
+        &format!("qrscene_{}", qr.scene_id),
         "",
         3,
     );
@@ -310,7 +310,7 @@ async fn a_scan_event_without_its_ticket_binds_nothing() {
         .unwrap();
     assert_eq!(reply.status, 200);
     let view = system
-        .binding("client-no-ticket", qr["client_token"].as_str().unwrap())
+        .binding("client-no-ticket", qr.client_token.as_str())
         .await
         .expect("a binding");
     assert_eq!(view.status, "pending");

@@ -14,7 +14,7 @@ async fn member(system: &System, openid: &str, follow: bool) -> MemberBrowser {
         let qr = system.create_qrcode(&format!("pc-{openid}")).await;
         system
             .sandbox
-            .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), openid)
+            .scan(&system.push_url(), qr.ticket.as_str(), openid)
             .await
             .unwrap();
     }

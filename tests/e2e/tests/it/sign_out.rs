@@ -11,11 +11,11 @@ async fn bound(system: &System, client_id: &str, openid: &str) -> String {
     let qr = system.create_qrcode(client_id).await;
     let reply = system
         .sandbox
-        .scan(&system.push_url(), qr["ticket"].as_str().unwrap(), openid)
+        .scan(&system.push_url(), qr.ticket.as_str(), openid)
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
-    qr["client_token"].as_str().unwrap().to_owned()
+    qr.client_token.clone()
 }
 
 async fn qrcode(system: &System, client_id: &str, token: Option<&str>) -> (u16, serde_json::Value) {

@@ -322,11 +322,7 @@ async fn credit_adjustment_writes_one_audited_ledger_row() {
     let qr = system.create_qrcode("adjusted-client").await;
     system
         .sandbox
-        .scan(
-            &system.push_url(),
-            qr["ticket"].as_str().unwrap(),
-            "o_adjusted",
-        )
+        .scan(&system.push_url(), qr.ticket.as_str(), "o_adjusted")
         .await
         .unwrap();
     let admin = system.admin_sign_in().await;

@@ -39,7 +39,7 @@ async fn a_revoked_token_is_refetched_once_and_the_call_succeeds() {
         ..Default::default()
     });
     let qr = system.create_qrcode("client-rev-2").await;
-    assert!(qr["ticket"].as_str().unwrap().starts_with("gQ"));
+    assert!(qr.ticket.as_str().starts_with("gQ"));
     let stats = system.sandbox.stats();
     assert_eq!(stats.token_fetches, 2, "exactly one refetch");
     assert_eq!(stats.qrcode_creates, 2);

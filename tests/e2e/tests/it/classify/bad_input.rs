@@ -214,7 +214,7 @@ async fn callers_must_be_bound_and_within_their_rate() {
         .system
         .http
         .post(&url)
-        .bearer_auth(unbound["client_token"].as_str().unwrap())
+        .bearer_auth(unbound.client_token.as_str())
         .multipart(form())
         .send()
         .await

@@ -176,7 +176,7 @@ async fn an_edit_beyond_the_balance_is_refused_and_holds_nothing() {
 async fn edits_need_a_bound_client() {
     let app = bound_app(Options::default(), "o_edit_unbound").await;
     let qr = app.system.create_qrcode("pc-never-bound").await;
-    let unbound = qr["client_token"].as_str().unwrap();
+    let unbound = qr.client_token.as_str();
     let (status, body) = app
         .submit_edit_as(
             unbound,
