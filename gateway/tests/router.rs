@@ -160,3 +160,81 @@ async fn hostile_pushes_are_refused_at_the_gateway() {
         (StatusCode::FORBIDDEN, &"invalid_signature".into())
     );
 }
+
+/// With its services down the gateway answers each client call with an error of its own (503,
+/// the service's `*_unavailable` code), and the OpenAPI document must list that status for the
+/// operation: a client generated from the document reads an undeclared status as an unexpected
+/// response, not as an error with its code.
+#[tokio::test]
+async fn what_the_gateway_answers_with_its_services_down_is_in_the_document() {
+    let document: serde_json::Value =
+        serde_json::from_str(&gateway::routes::openapi::pretty_document().unwrap()).unwrap();
+    let declared = |operation_id: &str| -> Vec<String> {
+        let operation = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .find(|operation| operation["operationId"] == operation_id)
+            .unwrap_or_else(|| panic!("{operation_id} is not in the document"));
+        operation["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let digest = "0".repeat(64);
+    let calls = [
+        ("get_account", "GET", "/api/v1/account", None),
+        (
+            "binding_status",
+            "GET",
+            "/api/v1/auth/wechat/binding?client_id=pc-1",
+            None,
+        ),
+        (
+            "create_qrcode",
+            "POST",
+            "/api/v1/auth/wechat/qrcode",
+            Some(serde_json::json!({ "client_id": "pc-1" })),
+        ),
+        ("unbind", "POST", "/api/v1/auth/wechat/unbind", None),
+        ("locate", "GET", "/api/v1/location?lat=39.9&lng=116.4", None),
+        (
+            "locate_batch",
+            "POST",
+            "/api/v1/location/batch",
+            Some(serde_json::json!({ "points": [{ "lat": 39.9, "lng": 116.4 }] })),
+        ),
+        (
+            "lookup",
+            "POST",
+            "/api/v1/photos/lookup",
+            Some(serde_json::json!({ "sha256": [digest] })),
+        ),
+        ("get_edit_task", "GET", "/api/v1/photos/edit/task-1", None),
+    ];
+    let mut undeclared = Vec::new();
+    for (operation_id, method, uri, body) in calls {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", "Bearer ct_some_token")
+            .header("content-type", "application/json");
+        let request = match body {
+            Some(body) => request.body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        };
+        let (router, _) = gateway_alone();
+        let (status, answer) = answer(router, request.unwrap()).await;
+        assert!(
+            status.is_server_error(),
+            "{operation_id}: {status} {answer}: the call did not need the service"
+        );
+        if !declared(operation_id).contains(&status.as_str().to_owned()) {
+            undeclared.push(format!("{operation_id} answers {status} ({answer})"));
+        }
+    }
+    assert!(undeclared.is_empty(), "{undeclared:#?}");
+}

@@ -1400,6 +1400,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     admin_audit: {
@@ -2378,6 +2387,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     binding_status: {
@@ -2405,6 +2423,15 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2468,6 +2495,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     unbind: {
@@ -2488,6 +2524,15 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2648,6 +2693,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     locate_batch: {
@@ -2698,6 +2752,15 @@ export interface operations {
             };
             /** @description over the client's allowance of place names */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2778,6 +2841,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     sign_out_device: {
@@ -2818,6 +2890,15 @@ export interface operations {
             };
             /** @description no such client is bound to this user */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2876,6 +2957,15 @@ export interface operations {
             };
             /** @description erasure_blocked: an order may still be paid, a refund is open or an edit is running; nothing changed */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2960,6 +3050,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     set_reminders: {
@@ -3001,6 +3100,15 @@ export interface operations {
             };
             /** @description the user has never followed or bought: nothing to remind of */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3184,6 +3292,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3629,6 +3746,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     lookup: {
@@ -3678,6 +3804,15 @@ export interface operations {
                 };
             };
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service the call needs cannot answer now (service_unavailable and the like): retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

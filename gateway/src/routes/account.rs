@@ -36,7 +36,8 @@ pub struct AccountOut {
 #[utoipa::path(get, path = "/api/v1/account", operation_id = "get_account",
     security(("client_token" = [])),
     responses((status = 200, body = AccountOut), (status = 401),
-        (status = 403, description = "the client is not bound to WeChat")))]
+        (status = 403, description = "the client is not bound to WeChat"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn account(
     State(state): State<AppState>,
     caller: AuthenticatedClient,

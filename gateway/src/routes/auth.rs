@@ -47,7 +47,8 @@ pub struct QrCodeOut {
     security((), ("client_token" = [])),
     responses((status = 200, body = QrCodeOut), (status = 400),
         (status = 409, description = "client_bound: the client is bound; send its current token or sign it out first"),
-        (status = 429), (status = 502)))]
+        (status = 429), (status = 502),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn create_qrcode(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -107,7 +108,8 @@ pub struct BindingOut {
 /// pending binding is answered when it completes (or at the wait's end, as it then is).
 #[utoipa::path(get, path = "/api/v1/auth/wechat/binding", params(BindingQuery),
     security(("client_token" = [])),
-    responses((status = 200, body = BindingOut), (status = 401)))]
+    responses((status = 200, body = BindingOut), (status = 401),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn binding_status(
     State(state): State<AppState>,
     ClientBearer(token): ClientBearer,
@@ -191,7 +193,8 @@ pub struct UnbindOut {
 /// next QR code needs no token). The WeChat user keeps their credits and membership.
 #[utoipa::path(post, path = "/api/v1/auth/wechat/unbind",
     security(("client_token" = [])),
-    responses((status = 200, body = UnbindOut), (status = 401)))]
+    responses((status = 200, body = UnbindOut), (status = 401),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn unbind(
     State(state): State<AppState>,
     ClientBearer(token): ClientBearer,

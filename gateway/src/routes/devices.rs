@@ -35,7 +35,8 @@ pub struct DeviceSignedOutOut {
 
 /// The apps bound to the signed-in user now.
 #[utoipa::path(get, path = "/api/v1/member/devices", operation_id = "list_devices",
-    responses((status = 200, body = DevicesOut), (status = 401)))]
+    responses((status = 200, body = DevicesOut), (status = 401),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn list(
     State(state): State<AppState>,
     session: MemberSession,
@@ -63,7 +64,8 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/member/devices/{client_id}/sign-out", operation_id = "sign_out_device",
     params(("client_id" = String, Path, description = "a client bound to the signed-in user")),
     responses((status = 200, body = DeviceSignedOutOut), (status = 400), (status = 401),
-        (status = 404, description = "no such client is bound to this user")))]
+        (status = 404, description = "no such client is bound to this user"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn sign_out(
     State(state): State<AppState>,
     session: MemberSession,

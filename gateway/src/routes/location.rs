@@ -65,7 +65,8 @@ pub struct LocationBatchOut {
     security(("client_token" = [])),
     responses((status = 200, body = LocationOut), (status = 400), (status = 401),
         (status = 403, description = "the client is not bound to WeChat"),
-        (status = 429, description = "over the client's allowance of place names")))]
+        (status = 429, description = "over the client's allowance of place names"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn locate(
     State(state): State<AppState>,
     caller: AuthenticatedClient,
@@ -92,7 +93,8 @@ pub async fn locate(
     security(("client_token" = [])),
     responses((status = 200, body = LocationBatchOut), (status = 400), (status = 401),
         (status = 403, description = "the client is not bound to WeChat"),
-        (status = 429, description = "over the client's allowance of place names")))]
+        (status = 429, description = "over the client's allowance of place names"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn locate_batch(
     State(state): State<AppState>,
     caller: AuthenticatedClient,

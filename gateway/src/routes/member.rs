@@ -188,7 +188,8 @@ pub struct ProfileOut {
 
 /// The signed-in user's credits, membership and the current prices.
 #[utoipa::path(get, path = "/api/v1/member/profile", operation_id = "member_profile",
-    responses((status = 200, body = ProfileOut), (status = 401)))]
+    responses((status = 200, body = ProfileOut), (status = 401),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn profile(
     State(state): State<AppState>,
     session: MemberSession,
@@ -214,7 +215,8 @@ pub struct RemindersIn {
 /// profile.
 #[utoipa::path(post, path = "/api/v1/member/reminders", request_body = RemindersIn,
     responses((status = 200, body = ProfileOut), (status = 400), (status = 401),
-        (status = 404, description = "the user has never followed or bought: nothing to remind of")))]
+        (status = 404, description = "the user has never followed or bought: nothing to remind of"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn set_reminders(
     State(state): State<AppState>,
     session: MemberSession,

@@ -166,7 +166,8 @@ pub async fn create_order(
 /// The signed-in user's order, for the page to poll after paying.
 #[utoipa::path(get, path = "/api/v1/payment/orders/{order_no}",
     params(("order_no" = String, Path)),
-    responses((status = 200, body = OrderOut), (status = 401), (status = 404)))]
+    responses((status = 200, body = OrderOut), (status = 401), (status = 404),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn get_order(
     State(state): State<AppState>,
     session: MemberSession,

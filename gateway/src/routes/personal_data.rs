@@ -90,7 +90,8 @@ pub struct EraseIn {
 #[utoipa::path(post, path = "/api/v1/member/erasure", operation_id = "erase_personal_data", request_body = EraseIn,
     responses((status = 200, body = ErasedOut), (status = 400, description = "not confirmed"),
         (status = 401), (status = 404, description = "nothing is held about this user"),
-        (status = 409, description = "erasure_blocked: an order may still be paid, a refund is open or an edit is running; nothing changed")))]
+        (status = 409, description = "erasure_blocked: an order may still be paid, a refund is open or an edit is running; nothing changed"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn erase(
     State(state): State<AppState>,
     Extension(record): Extension<RecordFields>,

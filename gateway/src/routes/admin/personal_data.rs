@@ -51,7 +51,8 @@ pub struct EraseUserIn {
     responses((status = 200, body = ErasedOut), (status = 400, description = "no reason"),
         (status = 401), (status = 403, description = "origin_not_allowed: not from the admin site"),
         (status = 404, description = "no such user, or erased"),
-        (status = 409, description = "erasure_blocked: an order may still be paid, a refund is open or an edit is running; nothing changed")))]
+        (status = 409, description = "erasure_blocked: an order may still be paid, a refund is open or an edit is running; nothing changed"),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn erase(
     State(state): State<AppState>,
     session: AdminSession,

@@ -157,7 +157,8 @@ pub async fn submit(
 #[utoipa::path(get, path = "/api/v1/photos/edit/{task_id}", operation_id = "get_edit_task",
     params(("task_id" = String, Path)),
     security(("client_token" = [])),
-    responses((status = 200, body = EditTaskOut), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = EditTaskOut), (status = 401), (status = 403), (status = 404),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthenticatedClient,

@@ -269,7 +269,8 @@ pub async fn classify_batch(
     responses(
         (status = 200, body = LookupOut),
         (status = 400, description = "no digests, too many, or a malformed one"),
-        (status = 401), (status = 403), (status = 429)))]
+        (status = 401), (status = 403), (status = 429),
+        (status = 503, description = "a service the call needs cannot answer now (service_unavailable and the like): retry later")))]
 pub async fn lookup(
     State(state): State<AppState>,
     caller: AuthenticatedClient,
