@@ -451,8 +451,8 @@ impl System {
         let (photo, photo_grpc_url, photo_instances) = match options.photos {
             0 => (None, NO_PHOTO_SERVICE.to_owned(), Vec::new()),
             _ => {
-                let started = start_photos(&options, peers, &shutdown).await;
-                (Some(started.0), started.1, started.2)
+                let (part, grpc_url, proxies) = start_photos(&options, peers, &shutdown).await;
+                (Some(part), grpc_url, proxies)
             }
         };
         let mut gateway_shutdowns = Vec::new();
