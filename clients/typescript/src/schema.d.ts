@@ -919,8 +919,101 @@ export interface components {
             /** Format: int64 */
             remaining_credits: number;
         };
+        /** @description An app client's QR binding; `openid` once a WeChat user bound it. */
+        AdminBindingOut: {
+            client_id: string;
+            completed_at?: string | null;
+            created_at?: string | null;
+            expire_at?: string | null;
+            openid?: string | null;
+            /** Format: int32 */
+            scene_id: number;
+            status: string;
+        };
+        /** @description A payment order. Amounts in fen; times RFC 3339. */
+        AdminOrderOut: {
+            created_at?: string | null;
+            /** Format: int32 */
+            credits_amount: number;
+            openid: string;
+            order_no: string;
+            /** @description `member` or `credits`. */
+            order_type: string;
+            paid_at?: string | null;
+            /** Format: int64 */
+            refunded_fee: number;
+            /** @description `notpay`, `paid`, `closed` or `failed`. */
+            status: string;
+            /** Format: int64 */
+            total_fee: number;
+            transaction_id: string;
+        };
         AdminOut: {
             username: string;
+        };
+        /**
+         * @description A refund, what it took back, and how it stands at WeChat Pay (`status`: pending,
+         *     processing, success, failed...).
+         */
+        AdminRefundOut: {
+            admin: string;
+            created_at?: string | null;
+            /** Format: int64 */
+            credits_taken: number;
+            failure?: string | null;
+            /** Format: int32 */
+            membership_days: number;
+            openid?: string | null;
+            order_no: string;
+            reason: string;
+            /** Format: int64 */
+            refund_fee: number;
+            refund_id?: string | null;
+            refund_no: string;
+            settled_at?: string | null;
+            status: string;
+        };
+        /** @description A WeChat user with their credits and membership. Times are RFC 3339. */
+        AdminUserOut: {
+            created_at?: string | null;
+            following: boolean;
+            /** Format: int64 */
+            held_credits: number;
+            is_member: boolean;
+            last_active_at?: string | null;
+            member_expire_at?: string | null;
+            openid: string;
+            /** Format: int64 */
+            remaining_credits: number;
+            /** Format: int64 */
+            total_credits: number;
+            /** Format: int64 */
+            user_id: number;
+        };
+        /** @description A page of the audit log. */
+        AuditEntriesOut: {
+            audit: components["schemas"]["AuditEntryOut"][];
+            /**
+             * Format: int64
+             * @description How many rows the filter matches.
+             */
+            total: number;
+        };
+        /**
+         * @description A credit adjustment by an operator or a grant by a service, with the ledger reference of
+         *     what it changed.
+         */
+        AuditEntryOut: {
+            action: string;
+            actor: string;
+            created_at?: string | null;
+            /** Format: int64 */
+            delta: number;
+            /** Format: int64 */
+            id: number;
+            openid?: string | null;
+            reason: string;
+            reference: string;
         };
         BatchItemOut: {
             classification?: null | components["schemas"]["ClassificationOut"];
@@ -939,6 +1032,51 @@ export interface components {
             /** @description One per image, in upload order. */
             results: components["schemas"]["BatchItemOut"][];
         };
+        /** @description A checked bill day: the bill's totals and how many differences it found. */
+        BillCheckOut: {
+            /** @description China time, YYYY-MM-DD. */
+            bill_date: string;
+            checked_at?: string | null;
+            /** Format: int32 */
+            differences: number;
+            failure?: string | null;
+            status: string;
+            /** Format: int64 */
+            wechat_payment_fen: number;
+            /** Format: int32 */
+            wechat_payments: number;
+            /** Format: int64 */
+            wechat_refund_fen: number;
+            /** Format: int32 */
+            wechat_refunds: number;
+        };
+        /**
+         * @description One difference between WeChat Pay's bill and our orders and refunds; an amount is null
+         *     where that side has no record.
+         */
+        BillDifferenceOut: {
+            kind: string;
+            order_no?: string | null;
+            /** Format: int64 */
+            our_fee?: number | null;
+            refund_no?: string | null;
+            /** Format: int64 */
+            wechat_fee?: number | null;
+        };
+        /** @description A checked day (`check`, null if it never was) and each of its differences. */
+        BillReportOut: {
+            check?: null | components["schemas"]["BillCheckOut"];
+            differences: components["schemas"]["BillDifferenceOut"][];
+        };
+        /** @description A page of checked bill days. */
+        BillsOut: {
+            bills: components["schemas"]["BillCheckOut"][];
+            /**
+             * Format: int64
+             * @description How many rows the filter matches.
+             */
+            total: number;
+        };
         BindingOut: {
             client_id: string;
             completed_at?: string | null;
@@ -946,6 +1084,26 @@ export interface components {
             openid?: string | null;
             /** @description `pending`, `completed` or `expired`. */
             status: string;
+        };
+        /** @description A page of bindings. */
+        BindingsOut: {
+            bindings: components["schemas"]["AdminBindingOut"][];
+            /**
+             * Format: int64
+             * @description How many rows the filter matches.
+             */
+            total: number;
+        };
+        /** @description How classifications were answered: from the cache, the local model or the cloud model. */
+        ClassificationMixOut: {
+            /** Format: int64 */
+            cache: number;
+            /** Format: double */
+            cache_hit_rate: number;
+            /** Format: int64 */
+            local: number;
+            /** Format: int64 */
+            model: number;
         };
         ClassificationOut: {
             /**
@@ -1135,6 +1293,18 @@ export interface components {
             status: string;
             task_id: string;
         };
+        /** @description One endpoint's HTTP requests in the range. */
+        EndpointOut: {
+            endpoint: string;
+            /** Format: int64 */
+            errors: number;
+            /** Format: double */
+            p50_ms: number;
+            /** Format: double */
+            p95_ms: number;
+            /** Format: int64 */
+            requests: number;
+        };
         EraseIn: {
             /** @description Must be true: the user confirmed on the page that the account and its credits go. */
             confirm: boolean;
@@ -1226,6 +1396,21 @@ export interface components {
             /** @description One per digest, in request order. */
             results: components["schemas"]["LookupItemOut"][];
         };
+        /** @description One model's calls in the range (`source`: local or cloud). */
+        ModelCallsOut: {
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            errors: number;
+            model: string;
+            /** Format: double */
+            p50_ms: number;
+            /** Format: double */
+            p95_ms: number;
+            source: string;
+            /** Format: int64 */
+            tokens: number;
+        };
         OrderOut: {
             created_at: string;
             /** Format: int32 */
@@ -1244,6 +1429,55 @@ export interface components {
              * @description Integer fen.
              */
             total_fee: number;
+        };
+        /** @description A page of payment orders. */
+        OrdersOut: {
+            orders: components["schemas"]["AdminOrderOut"][];
+            /**
+             * Format: int64
+             * @description How many rows the filter matches.
+             */
+            total: number;
+        };
+        /** @description The overview of a time range: usage from the statistics, business from membership. */
+        OverviewOut: {
+            /** Format: int64 */
+            active_clients: number;
+            /** Format: int64 */
+            active_members: number;
+            classification: components["schemas"]["ClassificationMixOut"];
+            /** Format: int64 */
+            client_errors: number;
+            /** Format: int64 */
+            credit_orders: number;
+            endpoints: components["schemas"]["EndpointOut"][];
+            /** @description RFC 3339. */
+            from: string;
+            /** Format: int64 */
+            member_orders: number;
+            model_calls: components["schemas"]["ModelCallsOut"][];
+            /** Format: int64 */
+            model_cost_fen: number;
+            /** Format: int64 */
+            model_tokens: number;
+            /** Format: int64 */
+            new_followers: number;
+            /** Format: int64 */
+            paid_orders: number;
+            /** Format: int64 */
+            refunded_fen: number;
+            /** Format: int64 */
+            refunds: number;
+            /** Format: int64 */
+            requests: number;
+            /** Format: int64 */
+            revenue_fen: number;
+            /** Format: int64 */
+            server_errors: number;
+            /** @description RFC 3339. */
+            to: string;
+            /** Format: int64 */
+            total_users: number;
         };
         /** @description Exactly the object to pass to `WeixinJSBridge.invoke('getBrandWCPayRequest', ...)`. */
         PayParamsOut: {
@@ -1334,6 +1568,15 @@ export interface components {
              */
             refund_fee: number;
         };
+        /** @description A page of refunds. */
+        RefundsOut: {
+            refunds: components["schemas"]["AdminRefundOut"][];
+            /**
+             * Format: int64
+             * @description How many rows the filter matches.
+             */
+            total: number;
+        };
         RemindersIn: {
             /** @description true: remind me before my membership ends; false: do not. */
             enabled: boolean;
@@ -1346,10 +1589,37 @@ export interface components {
         SignedOutOut: {
             signed_out: boolean;
         };
+        /** @description One bucket of a time series. */
+        TimePointOut: {
+            /** Format: int64 */
+            active_clients: number;
+            /** @description The bucket's start, RFC 3339. */
+            at: string;
+            /** Format: int64 */
+            errors: number;
+            /** Format: int64 */
+            model_calls: number;
+            /** Format: int64 */
+            requests: number;
+        };
+        TimeSeriesOut: {
+            /** @description `hour` or `day`. */
+            bucket: string;
+            points: components["schemas"]["TimePointOut"][];
+        };
         UnbindOut: {
             client_id: string;
             /** @description Always `signed_out`. */
             status: string;
+        };
+        /** @description A page of users. */
+        UsersOut: {
+            /**
+             * Format: int64
+             * @description How many rows the filter matches.
+             */
+            total: number;
+            users: components["schemas"]["AdminUserOut"][];
         };
         /** @description The body of a refused v3 notification, as WeChat Pay documents it. */
         V3NotifyRefusal: {
@@ -1438,7 +1708,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["AuditEntriesOut"];
                     "text/csv": string;
                 };
             };
@@ -1495,7 +1765,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["BillsOut"];
                     "text/csv": string;
                 };
             };
@@ -1543,7 +1813,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["BillReportOut"];
                 };
             };
             /** @description not a day */
@@ -1600,7 +1870,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["BillReportOut"];
                 };
             };
             /** @description not a day, or today or later (a bill exists from the next day) */
@@ -1675,7 +1945,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["BindingsOut"];
                     "text/csv": string;
                 };
             };
@@ -1939,7 +2209,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["OrdersOut"];
                     "text/csv": string;
                 };
             };
@@ -1991,7 +2261,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["AdminRefundOut"];
                 };
             };
             /** @description no reason, or refund_fee outside what is left of the order */
@@ -2078,7 +2348,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["OverviewOut"];
                 };
             };
             400: {
@@ -2134,7 +2404,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["RefundsOut"];
                     "text/csv": string;
                 };
             };
@@ -2178,13 +2448,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `bucket` and `points` [{at, requests, errors, active_clients, model_calls}] */
+            /** @description requests, errors, active clients and model calls per bucket */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["TimeSeriesOut"];
                 };
             };
             400: {
@@ -2240,7 +2510,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["UsersOut"];
                     "text/csv": string;
                 };
             };

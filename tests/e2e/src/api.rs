@@ -62,6 +62,23 @@ pub fn credits_order(credits: i32) -> types::CreateOrderIn {
     }
 }
 
+/// The body of an operator's credit adjustment.
+pub fn adjustment(openid: &str, delta: i64, reason: &str) -> types::AdjustIn {
+    types::AdjustIn {
+        openid: openid.to_owned(),
+        delta,
+        reason: reason.to_owned(),
+    }
+}
+
+/// The body of an operator's refund of `fee` fen.
+pub fn refund(fee: i64, reason: &str) -> types::RefundIn {
+    types::RefundIn {
+        refund_fee: fee,
+        reason: reason.to_owned(),
+    }
+}
+
 /// The parameters the member page hands to WeChat's JSAPI, under the names `paySign` is
 /// computed over (everything but `paySign` itself).
 pub fn pay_sign_fields(params: &types::PayParamsOut) -> [(&'static str, &str); 5] {

@@ -6,16 +6,18 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use proto::ErrorCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use proto::membership::v1 as membership;
 
+use super::rows::{
+    AdminBindingOut, AdminOrderOut, AdminRefundOut, AdminUserOut, AuditEntryOut, BillCheckOut,
+};
 use crate::AppState;
 use crate::admin::AdminSession;
 use crate::error::ApiError;
-use crate::routes::rfc3339_if_set;
 
 #[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
@@ -39,92 +41,225 @@ const EXPORT_PAGE: u32 = 200;
 const EXPORT_MAX_ROWS: u64 = 100_000;
 
 /// One page of a list: the number of rows the filter matches, and this page's rows.
-struct Page {
+struct Page<Row> {
     total: u64,
-    rows: Vec<Value>,
+    rows: Vec<Row>,
 }
 
-/// A list: its name (the JSON key and the file name), its CSV columns (keys of each row, in
-/// order) and how to read one page of it.
-struct List<'a> {
-    name: &'static str,
-    columns: &'static [&'static str],
-    state: &'a AppState,
-    query: &'a ListQuery,
+/// A list's JSON page: `total` and the page's rows under the list's name; the list's name also
+/// names its CSV file, whose columns are the rows' fields in the order given.
+trait ListOut: Serialize + From<Page<Self::Row>> {
+    type Row: Serialize;
+    const NAME: &'static str;
+    const COLUMNS: &'static [&'static str];
 }
 
-impl List<'_> {
-    async fn answer<F>(self, read: F) -> Result<Response, ApiError>
-    where
-        F: AsyncFn(&AppState, &ListQuery, membership::Page) -> Result<Page, ApiError>,
-    {
-        match self.query.format.as_deref() {
-            None | Some("json") => {
-                let page = membership::Page {
-                    offset: self.query.offset,
-                    limit: self.query.limit.unwrap_or(50),
-                };
-                let page = read(self.state, self.query, page).await?;
-                Ok(Json(json!({ "total": page.total, self.name: page.rows })).into_response())
-            }
-            Some("csv") => self.export(read).await,
-            Some(other) => Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                format!("format must be json or csv, not {other:?}"),
-            )),
+macro_rules! list_out {
+    ($out:ident, $name:ident, $row:ty, $doc:literal, [$($column:literal),+ $(,)?]) => {
+        #[doc = $doc]
+        #[derive(Serialize, ToSchema)]
+        pub struct $out {
+            /// How many rows the filter matches.
+            pub total: u64,
+            pub $name: Vec<$row>,
         }
-    }
 
-    /// Every row the filter matches, page by page, as one CSV file (UTF-8 with a byte-order
-    /// mark, which spreadsheet programs need to read Chinese text).
-    async fn export<F>(self, read: F) -> Result<Response, ApiError>
-    where
-        F: AsyncFn(&AppState, &ListQuery, membership::Page) -> Result<Page, ApiError>,
-    {
-        let mut file = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
-        let write_failed = |err: csv::Error| {
-            tracing::error!(error = %err, "csv export failed");
-            ApiError::new(ErrorCode::Internal, "the export could not be written")
-        };
-        file.write_record(self.columns).map_err(write_failed)?;
-        let mut written: u64 = 0;
-        let mut total = 0;
-        loop {
+        impl From<Page<$row>> for $out {
+            fn from(page: Page<$row>) -> Self {
+                Self { total: page.total, $name: page.rows }
+            }
+        }
+
+        impl ListOut for $out {
+            type Row = $row;
+            const NAME: &'static str = stringify!($name);
+            const COLUMNS: &'static [&'static str] = &[$($column),+];
+        }
+    };
+}
+
+list_out!(
+    UsersOut,
+    users,
+    AdminUserOut,
+    "A page of users.",
+    [
+        "user_id",
+        "openid",
+        "following",
+        "remaining_credits",
+        "held_credits",
+        "total_credits",
+        "is_member",
+        "member_expire_at",
+        "created_at",
+        "last_active_at",
+    ]
+);
+list_out!(
+    OrdersOut,
+    orders,
+    AdminOrderOut,
+    "A page of payment orders.",
+    [
+        "order_no",
+        "openid",
+        "order_type",
+        "total_fee",
+        "status",
+        "credits_amount",
+        "created_at",
+        "paid_at",
+        "transaction_id",
+        "refunded_fee",
+    ]
+);
+list_out!(
+    BindingsOut,
+    bindings,
+    AdminBindingOut,
+    "A page of bindings.",
+    [
+        "scene_id",
+        "client_id",
+        "status",
+        "openid",
+        "created_at",
+        "completed_at",
+        "expire_at",
+    ]
+);
+list_out!(
+    AuditEntriesOut,
+    audit,
+    AuditEntryOut,
+    "A page of the audit log.",
+    [
+        "id",
+        "actor",
+        "action",
+        "openid",
+        "delta",
+        "reason",
+        "reference",
+        "created_at",
+    ]
+);
+list_out!(
+    RefundsOut,
+    refunds,
+    AdminRefundOut,
+    "A page of refunds.",
+    [
+        "refund_no",
+        "order_no",
+        "openid",
+        "refund_fee",
+        "credits_taken",
+        "membership_days",
+        "status",
+        "refund_id",
+        "reason",
+        "admin",
+        "failure",
+        "created_at",
+        "settled_at",
+    ]
+);
+list_out!(
+    BillsOut,
+    bills,
+    BillCheckOut,
+    "A page of checked bill days.",
+    [
+        "bill_date",
+        "status",
+        "wechat_payments",
+        "wechat_payment_fen",
+        "wechat_refunds",
+        "wechat_refund_fen",
+        "differences",
+        "failure",
+        "checked_at",
+    ]
+);
+
+/// A list's answer: a page as JSON, or (`format=csv`) every row the filter matches as a file.
+/// `read` reads one page from membership.
+async fn respond<L, F>(state: &AppState, query: &ListQuery, read: F) -> Result<Response, ApiError>
+where
+    L: ListOut,
+    F: AsyncFn(&AppState, &ListQuery, membership::Page) -> Result<Page<L::Row>, ApiError>,
+{
+    match query.format.as_deref() {
+        None | Some("json") => {
             let page = membership::Page {
-                offset: u32::try_from(written).unwrap_or(u32::MAX),
-                limit: EXPORT_PAGE,
+                offset: query.offset,
+                limit: query.limit.unwrap_or(50),
             };
-            let page = read(self.state, self.query, page).await?;
-            total = total.max(page.total);
-            let count = page.rows.len() as u64;
-            for row in page.rows {
-                let cells = self.columns.iter().map(|column| cell(&row[*column]));
-                file.write_record(cells).map_err(write_failed)?;
-            }
-            written += count;
-            if count < u64::from(EXPORT_PAGE) || written >= total || written >= EXPORT_MAX_ROWS {
-                break;
-            }
+            let page = read(state, query, page).await?;
+            Ok(Json(L::from(page)).into_response())
         }
-        let body = file
-            .into_inner()
-            .map_err(|err| write_failed(err.into_error().into()))?;
-        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-        let disposition = format!("attachment; filename=\"xintu-{}-{stamp}.csv\"", self.name);
-        let truncated = if written < total { "true" } else { "false" };
-        Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CONTENT_DISPOSITION, disposition),
-                (
-                    header::HeaderName::from_static("x-xintu-truncated"),
-                    truncated.to_owned(),
-                ),
-            ],
-            body,
-        )
-            .into_response())
+        Some("csv") => export::<L, F>(state, query, read).await,
+        Some(other) => Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("format must be json or csv, not {other:?}"),
+        )),
     }
+}
+
+/// Every row the filter matches, page by page, as one CSV file (UTF-8 with a byte-order mark,
+/// which spreadsheet programs need to read Chinese text).
+async fn export<L, F>(state: &AppState, query: &ListQuery, read: F) -> Result<Response, ApiError>
+where
+    L: ListOut,
+    F: AsyncFn(&AppState, &ListQuery, membership::Page) -> Result<Page<L::Row>, ApiError>,
+{
+    let mut file = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
+    let write_failed = |err: csv::Error| {
+        tracing::error!(error = %err, "csv export failed");
+        ApiError::new(ErrorCode::Internal, "the export could not be written")
+    };
+    file.write_record(L::COLUMNS).map_err(write_failed)?;
+    let mut written: u64 = 0;
+    let mut total = 0;
+    loop {
+        let page = membership::Page {
+            offset: u32::try_from(written).unwrap_or(u32::MAX),
+            limit: EXPORT_PAGE,
+        };
+        let page = read(state, query, page).await?;
+        total = total.max(page.total);
+        let count = page.rows.len() as u64;
+        for row in page.rows {
+            let row = serde_json::to_value(row)
+                .map_err(|err| write_failed(std::io::Error::from(err).into()))?;
+            let cells = L::COLUMNS.iter().map(|column| cell(&row[*column]));
+            file.write_record(cells).map_err(write_failed)?;
+        }
+        written += count;
+        if count < u64::from(EXPORT_PAGE) || written >= total || written >= EXPORT_MAX_ROWS {
+            break;
+        }
+    }
+    let body = file
+        .into_inner()
+        .map_err(|err| write_failed(err.into_error().into()))?;
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let disposition = format!("attachment; filename=\"xintu-{}-{stamp}.csv\"", L::NAME);
+    let truncated = if written < total { "true" } else { "false" };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::HeaderName::from_static("x-xintu-truncated"),
+                truncated.to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// A JSON value as a CSV cell. Text that a spreadsheet would run as a formula (starting with
@@ -144,31 +279,14 @@ fn cell(value: &Value) -> String {
 #[utoipa::path(get, path = "/api/v1/admin/users", operation_id = "admin_users", params(ListQuery),
     security(("admin_session" = [])),
     responses((status = 200, description = "`total` and a page of `users`; with format=csv, all of them as a file",
-        content((serde_json::Value = "application/json"), (String = "text/csv"))),
+        content((UsersOut = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn users(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let list = List {
-        name: "users",
-        columns: &[
-            "user_id",
-            "openid",
-            "following",
-            "remaining_credits",
-            "held_credits",
-            "total_credits",
-            "is_member",
-            "member_expire_at",
-            "created_at",
-            "last_active_at",
-        ],
-        state: &state,
-        query: &query,
-    };
-    list.answer(async |state, query, page| {
+    respond::<UsersOut, _>(&state, &query, async |state, query, page| {
         let answer = state
             .clients
             .admin
@@ -179,27 +297,9 @@ pub async fn users(
             })
             .await?
             .into_inner();
-        let rows = answer
-            .users
-            .into_iter()
-            .map(|u| {
-                json!({
-                    "user_id": u.user_id,
-                    "openid": u.openid,
-                    "following": u.following,
-                    "remaining_credits": u.remaining_credits,
-                    "held_credits": u.held_credits,
-                    "total_credits": u.total_credits,
-                    "is_member": u.is_member,
-                    "member_expire_at": rfc3339_if_set(u.member_expire_at_unix),
-                    "created_at": rfc3339_if_set(u.created_at_unix),
-                    "last_active_at": rfc3339_if_set(u.last_active_at_unix),
-                })
-            })
-            .collect();
         Ok(Page {
             total: answer.total,
-            rows,
+            rows: answer.users.into_iter().map(AdminUserOut::from).collect(),
         })
     })
     .await
@@ -209,31 +309,14 @@ pub async fn users(
 #[utoipa::path(get, path = "/api/v1/admin/orders", operation_id = "admin_orders", params(ListQuery),
     security(("admin_session" = [])),
     responses((status = 200, description = "`total` and a page of `orders`; with format=csv, all of them as a file",
-        content((serde_json::Value = "application/json"), (String = "text/csv"))),
+        content((OrdersOut = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn orders(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let list = List {
-        name: "orders",
-        columns: &[
-            "order_no",
-            "openid",
-            "order_type",
-            "total_fee",
-            "status",
-            "credits_amount",
-            "created_at",
-            "paid_at",
-            "transaction_id",
-            "refunded_fee",
-        ],
-        state: &state,
-        query: &query,
-    };
-    list.answer(async |state, query, page| {
+    respond::<OrdersOut, _>(&state, &query, async |state, query, page| {
         let answer = state
             .clients
             .admin
@@ -244,27 +327,9 @@ pub async fn orders(
             })
             .await?
             .into_inner();
-        let rows = answer
-            .orders
-            .into_iter()
-            .map(|o| {
-                json!({
-                    "order_no": o.order_no,
-                    "openid": o.openid,
-                    "order_type": o.order_type,
-                    "total_fee": o.total_fee,
-                    "status": o.status,
-                    "credits_amount": o.credits_amount,
-                    "created_at": rfc3339_if_set(o.created_at_unix),
-                    "paid_at": rfc3339_if_set(o.paid_at_unix),
-                    "transaction_id": o.transaction_id,
-                    "refunded_fee": o.refunded_fee,
-                })
-            })
-            .collect();
         Ok(Page {
             total: answer.total,
-            rows,
+            rows: answer.orders.into_iter().map(AdminOrderOut::from).collect(),
         })
     })
     .await
@@ -274,28 +339,14 @@ pub async fn orders(
 #[utoipa::path(get, path = "/api/v1/admin/bindings", operation_id = "admin_bindings", params(ListQuery),
     security(("admin_session" = [])),
     responses((status = 200, description = "`total` and a page of `bindings`; with format=csv, all of them as a file",
-        content((serde_json::Value = "application/json"), (String = "text/csv"))),
+        content((BindingsOut = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn bindings(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let list = List {
-        name: "bindings",
-        columns: &[
-            "scene_id",
-            "client_id",
-            "status",
-            "openid",
-            "created_at",
-            "completed_at",
-            "expire_at",
-        ],
-        state: &state,
-        query: &query,
-    };
-    list.answer(async |state, _query, page| {
+    respond::<BindingsOut, _>(&state, &query, async |state, _query, page| {
         let answer = state
             .clients
             .admin
@@ -303,24 +354,13 @@ pub async fn bindings(
             .list_bindings(membership::ListBindingsRequest { page: Some(page) })
             .await?
             .into_inner();
-        let rows = answer
-            .bindings
-            .into_iter()
-            .map(|b| {
-                json!({
-                    "scene_id": b.scene_id,
-                    "client_id": b.client_id,
-                    "status": b.status,
-                    "openid": Some(b.openid).filter(|o| !o.is_empty()),
-                    "created_at": rfc3339_if_set(b.created_at_unix),
-                    "completed_at": rfc3339_if_set(b.completed_at_unix),
-                    "expire_at": rfc3339_if_set(b.expire_at_unix),
-                })
-            })
-            .collect();
         Ok(Page {
             total: answer.total,
-            rows,
+            rows: answer
+                .bindings
+                .into_iter()
+                .map(AdminBindingOut::from)
+                .collect(),
         })
     })
     .await
@@ -331,29 +371,14 @@ pub async fn bindings(
 #[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "admin_audit", params(ListQuery),
     security(("admin_session" = [])),
     responses((status = 200, description = "`total` and a page of `audit` entries; with format=csv, all of them as a file",
-        content((serde_json::Value = "application/json"), (String = "text/csv"))),
+        content((AuditEntriesOut = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn audit(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let list = List {
-        name: "audit",
-        columns: &[
-            "id",
-            "actor",
-            "action",
-            "openid",
-            "delta",
-            "reason",
-            "reference",
-            "created_at",
-        ],
-        state: &state,
-        query: &query,
-    };
-    list.answer(async |state, _query, page| {
+    respond::<AuditEntriesOut, _>(&state, &query, async |state, _query, page| {
         let answer = state
             .clients
             .admin
@@ -361,47 +386,16 @@ pub async fn audit(
             .list_audit(membership::ListAuditRequest { page: Some(page) })
             .await?
             .into_inner();
-        let rows = answer
-            .entries
-            .into_iter()
-            .map(|a| {
-                json!({
-                    "id": a.id,
-                    "actor": a.actor,
-                    "action": a.action,
-                    "openid": Some(a.openid).filter(|o| !o.is_empty()),
-                    "delta": a.delta,
-                    "reason": a.reason,
-                    "reference": a.reference,
-                    "created_at": rfc3339_if_set(a.created_at_unix),
-                })
-            })
-            .collect();
         Ok(Page {
             total: answer.total,
-            rows,
+            rows: answer
+                .entries
+                .into_iter()
+                .map(AuditEntryOut::from)
+                .collect(),
         })
     })
     .await
-}
-
-/// A refund as the admin API shows it.
-pub fn refund_json(r: membership::Refund) -> Value {
-    json!({
-        "refund_no": r.refund_no,
-        "order_no": r.order_no,
-        "openid": Some(r.openid).filter(|o| !o.is_empty()),
-        "refund_fee": r.refund_fee,
-        "credits_taken": r.credits_taken,
-        "membership_days": r.membership_days,
-        "status": r.status,
-        "refund_id": Some(r.refund_id).filter(|id| !id.is_empty()),
-        "reason": r.reason,
-        "admin": r.admin,
-        "failure": Some(r.failure).filter(|f| !f.is_empty()),
-        "created_at": rfc3339_if_set(r.created_at_unix),
-        "settled_at": rfc3339_if_set(r.settled_at_unix),
-    })
 }
 
 /// Refunds, newest first (`order_no` for one order's), with what each took back and how it
@@ -409,34 +403,14 @@ pub fn refund_json(r: membership::Refund) -> Value {
 #[utoipa::path(get, path = "/api/v1/admin/refunds", operation_id = "admin_refunds", params(ListQuery),
     security(("admin_session" = [])),
     responses((status = 200, description = "`total` and a page of `refunds`; with format=csv, all of them as a file",
-        content((serde_json::Value = "application/json"), (String = "text/csv"))),
+        content((RefundsOut = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn refunds(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let list = List {
-        name: "refunds",
-        columns: &[
-            "refund_no",
-            "order_no",
-            "openid",
-            "refund_fee",
-            "credits_taken",
-            "membership_days",
-            "status",
-            "refund_id",
-            "reason",
-            "admin",
-            "failure",
-            "created_at",
-            "settled_at",
-        ],
-        state: &state,
-        query: &query,
-    };
-    list.answer(async |state, query, page| {
+    respond::<RefundsOut, _>(&state, &query, async |state, query, page| {
         let answer = state
             .clients
             .admin
@@ -449,25 +423,14 @@ pub async fn refunds(
             .into_inner();
         Ok(Page {
             total: answer.total,
-            rows: answer.refunds.into_iter().map(refund_json).collect(),
+            rows: answer
+                .refunds
+                .into_iter()
+                .map(AdminRefundOut::from)
+                .collect(),
         })
     })
     .await
-}
-
-/// A checked bill day as the admin API shows it.
-pub fn bill_check_json(c: membership::BillCheck) -> Value {
-    json!({
-        "bill_date": c.bill_date,
-        "status": c.status,
-        "wechat_payments": c.wechat_payments,
-        "wechat_payment_fen": c.wechat_payment_fen,
-        "wechat_refunds": c.wechat_refunds,
-        "wechat_refund_fen": c.wechat_refund_fen,
-        "differences": c.differences,
-        "failure": Some(c.failure).filter(|f| !f.is_empty()),
-        "checked_at": rfc3339_if_set(c.checked_at_unix),
-    })
 }
 
 /// The daily reconciliation of WeChat Pay's bill: each checked day, newest first, with the
@@ -475,30 +438,14 @@ pub fn bill_check_json(c: membership::BillCheck) -> Value {
 #[utoipa::path(get, path = "/api/v1/admin/bills", operation_id = "admin_bills", params(ListQuery),
     security(("admin_session" = [])),
     responses((status = 200, description = "`total` and a page of `bills`; with format=csv, all of them as a file",
-        content((serde_json::Value = "application/json"), (String = "text/csv"))),
+        content((BillsOut = "application/json"), (String = "text/csv"))),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn bills(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let list = List {
-        name: "bills",
-        columns: &[
-            "bill_date",
-            "status",
-            "wechat_payments",
-            "wechat_payment_fen",
-            "wechat_refunds",
-            "wechat_refund_fen",
-            "differences",
-            "failure",
-            "checked_at",
-        ],
-        state: &state,
-        query: &query,
-    };
-    list.answer(async |state, _query, page| {
+    respond::<BillsOut, _>(&state, &query, async |state, _query, page| {
         let answer = state
             .clients
             .admin
@@ -508,8 +455,47 @@ pub async fn bills(
             .into_inner();
         Ok(Page {
             total: answer.total,
-            rows: answer.checks.into_iter().map(bill_check_json).collect(),
+            rows: answer.checks.into_iter().map(BillCheckOut::from).collect(),
         })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// A CSV file has a column for each field of the list's rows, and only those.
+    fn columns_are_the_fields<L: ListOut>()
+    where
+        L::Row: Default,
+    {
+        let row = serde_json::to_value(L::Row::default()).unwrap();
+        let fields: BTreeSet<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let columns: BTreeSet<&str> = L::COLUMNS.iter().copied().collect();
+        assert_eq!(
+            columns.len(),
+            L::COLUMNS.len(),
+            "{}: a column twice",
+            L::NAME
+        );
+        assert_eq!(fields, columns, "{}", L::NAME);
+    }
+
+    #[test]
+    fn each_lists_csv_columns_are_the_fields_of_its_rows() {
+        columns_are_the_fields::<UsersOut>();
+        columns_are_the_fields::<OrdersOut>();
+        columns_are_the_fields::<BindingsOut>();
+        columns_are_the_fields::<AuditEntriesOut>();
+        columns_are_the_fields::<RefundsOut>();
+        columns_are_the_fields::<BillsOut>();
+    }
 }

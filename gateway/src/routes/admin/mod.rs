@@ -6,6 +6,7 @@ pub mod bills;
 pub mod lists;
 pub mod personal_data;
 pub mod reports;
+pub mod rows;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -19,6 +20,7 @@ use utoipa::ToSchema;
 
 use proto::membership::v1 as membership;
 
+use self::rows::AdminRefundOut;
 use crate::AppState;
 use crate::admin::{
     ADMIN_COOKIE, AdminSession, claimed_session, require_admin_origin, session_cookie, sessions,
@@ -190,7 +192,7 @@ pub struct RefundIn {
 #[utoipa::path(post, path = "/api/v1/admin/orders/{order_no}/refunds", operation_id = "admin_refund_order", request_body = RefundIn,
     params(("order_no" = String, Path, description = "the order's number")),
     security(("admin_session" = [])),
-    responses((status = 200, description = "the refund: `status` pending (WeChat Pay's answer not known yet; the reconciler asks), processing or success", body = serde_json::Value),
+    responses((status = 200, description = "the refund: `status` pending (WeChat Pay's answer not known yet; the reconciler asks), processing or success", body = AdminRefundOut),
         (status = 400, description = "no reason, or refund_fee outside what is left of the order"),
         (status = 401), (status = 403, description = "origin_not_allowed: not from the admin site"),
         (status = 404, description = "no such order"),
@@ -202,7 +204,7 @@ pub async fn refund_order(
     session: AdminSession,
     axum::extract::Path(order_no): axum::extract::Path<String>,
     ApiJson(input): ApiJson<RefundIn>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AdminRefundOut>, ApiError> {
     let mut client = state.clients.admin.clone();
     let refund = client
         .refund_order(membership::RefundOrderRequest {
@@ -213,5 +215,5 @@ pub async fn refund_order(
         })
         .await?
         .into_inner();
-    Ok(Json(lists::refund_json(refund)))
+    Ok(Json(refund.into()))
 }

@@ -5,8 +5,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use proto::membership::v1 as membership;
 use proto::stats::v1 as stats;
@@ -65,8 +64,9 @@ fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct EndpointOut {
+/// One endpoint's HTTP requests in the range.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointOut {
     endpoint: String,
     requests: u64,
     errors: u64,
@@ -74,8 +74,9 @@ struct EndpointOut {
     p95_ms: f64,
 }
 
-#[derive(Serialize)]
-struct ModelCallsOut {
+/// One model's calls in the range (`source`: local or cloud).
+#[derive(Serialize, ToSchema)]
+pub struct ModelCallsOut {
     model: String,
     source: String,
     calls: u64,
@@ -85,17 +86,71 @@ struct ModelCallsOut {
     p95_ms: f64,
 }
 
+/// How classifications were answered: from the cache, the local model or the cloud model.
+#[derive(Serialize, ToSchema)]
+pub struct ClassificationMixOut {
+    cache: u64,
+    local: u64,
+    model: u64,
+    cache_hit_rate: f64,
+}
+
+/// The overview of a time range: usage from the statistics, business from membership.
+#[derive(Serialize, ToSchema)]
+pub struct OverviewOut {
+    /// RFC 3339.
+    from: String,
+    /// RFC 3339.
+    to: String,
+    requests: u64,
+    active_clients: u64,
+    server_errors: u64,
+    client_errors: u64,
+    endpoints: Vec<EndpointOut>,
+    classification: ClassificationMixOut,
+    model_calls: Vec<ModelCallsOut>,
+    model_tokens: u64,
+    model_cost_fen: i64,
+    revenue_fen: i64,
+    refunded_fen: i64,
+    refunds: u64,
+    paid_orders: u64,
+    member_orders: u64,
+    credit_orders: u64,
+    new_followers: u64,
+    active_members: u64,
+    total_users: u64,
+}
+
+/// One bucket of a time series.
+#[derive(Serialize, ToSchema)]
+pub struct TimePointOut {
+    /// The bucket's start, RFC 3339.
+    at: String,
+    requests: u64,
+    errors: u64,
+    active_clients: u64,
+    model_calls: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimeSeriesOut {
+    /// `hour` or `day`.
+    bucket: String,
+    points: Vec<TimePointOut>,
+}
+
 /// The overview: `requests`, the errors, `endpoints` and `classification` count HTTP requests;
 /// `model_calls` (per model), `model_tokens` and `model_cost_fen` count model calls.
 #[utoipa::path(get, path = "/api/v1/admin/overview", operation_id = "admin_overview", params(RangeQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue and refunds, orders, followers, members", body = serde_json::Value),
+    responses((status = 200, description = "requests, errors, endpoints, classification mix, model calls and cost, revenue and refunds, orders, followers, members", body = OverviewOut),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn overview(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<RangeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OverviewOut>, ApiError> {
     let window = range(&query)?;
     let mut stats_client = state.clients.stats.clone();
     let mut admin_client = state.clients.admin.clone();
@@ -134,45 +189,45 @@ pub async fn overview(
             p95_ms: m.p95_ms,
         })
         .collect();
-    Ok(Json(json!({
-        "from": rfc3339_ms(window.0),
-        "to": rfc3339_ms(window.1),
-        "requests": usage.requests,
-        "active_clients": usage.active_clients,
-        "server_errors": usage.server_errors,
-        "client_errors": usage.client_errors,
-        "endpoints": endpoints,
-        "classification": {
-            "cache": usage.classified_cache,
-            "local": usage.classified_local,
-            "model": usage.classified_model,
-            "cache_hit_rate": usage.cache_hit_rate,
+    Ok(Json(OverviewOut {
+        from: rfc3339_ms(window.0),
+        to: rfc3339_ms(window.1),
+        requests: usage.requests,
+        active_clients: usage.active_clients,
+        server_errors: usage.server_errors,
+        client_errors: usage.client_errors,
+        endpoints,
+        classification: ClassificationMixOut {
+            cache: usage.classified_cache,
+            local: usage.classified_local,
+            model: usage.classified_model,
+            cache_hit_rate: usage.cache_hit_rate,
         },
-        "model_calls": model_calls,
-        "model_tokens": usage.model_tokens,
-        "model_cost_fen": usage.model_cost_fen,
-        "revenue_fen": business.revenue_fen,
-        "refunded_fen": business.refunded_fen,
-        "refunds": business.refunds,
-        "paid_orders": business.paid_orders,
-        "member_orders": business.member_orders,
-        "credit_orders": business.credit_orders,
-        "new_followers": business.new_followers,
-        "active_members": business.active_members,
-        "total_users": business.total_users,
-    })))
+        model_calls,
+        model_tokens: usage.model_tokens,
+        model_cost_fen: usage.model_cost_fen,
+        revenue_fen: business.revenue_fen,
+        refunded_fen: business.refunded_fen,
+        refunds: business.refunds,
+        paid_orders: business.paid_orders,
+        member_orders: business.member_orders,
+        credit_orders: business.credit_orders,
+        new_followers: business.new_followers,
+        active_members: business.active_members,
+        total_users: business.total_users,
+    }))
 }
 
 /// Requests, errors, active clients and model calls per hour or day.
 #[utoipa::path(get, path = "/api/v1/admin/timeseries", operation_id = "admin_timeseries", params(RangeQuery),
     security(("admin_session" = [])),
-    responses((status = 200, description = "`bucket` and `points` [{at, requests, errors, active_clients, model_calls}]", body = serde_json::Value),
+    responses((status = 200, description = "requests, errors, active clients and model calls per bucket", body = TimeSeriesOut),
         (status = 400), (status = 401), (status = 503)))]
 pub async fn timeseries(
     State(state): State<AppState>,
     _session: AdminSession,
     Query(query): Query<RangeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TimeSeriesOut>, ApiError> {
     let window = range(&query)?;
     let bucket = match query.bucket.as_deref() {
         None | Some("hour") => stats::Bucket::Hour,
@@ -192,20 +247,19 @@ pub async fn timeseries(
         })
         .await?
         .into_inner();
-    let points: Vec<Value> = series
+    let points = series
         .points
         .into_iter()
-        .map(|p| {
-            json!({
-                "at": rfc3339_ms(p.at_unix_ms),
-                "requests": p.requests,
-                "errors": p.errors,
-                "active_clients": p.active_clients,
-                "model_calls": p.model_calls,
-            })
+        .map(|p| TimePointOut {
+            at: rfc3339_ms(p.at_unix_ms),
+            requests: p.requests,
+            errors: p.errors,
+            active_clients: p.active_clients,
+            model_calls: p.model_calls,
         })
         .collect();
-    Ok(Json(
-        json!({ "bucket": query.bucket.as_deref().unwrap_or("hour"), "points": points }),
-    ))
+    Ok(Json(TimeSeriesOut {
+        bucket: query.bucket.as_deref().unwrap_or("hour").to_owned(),
+        points,
+    }))
 }

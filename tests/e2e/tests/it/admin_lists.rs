@@ -1,7 +1,7 @@
 //! The admin lists: a page at a time as JSON, or everything the filter matches as a CSV file
 //! that a spreadsheet opens safely.
 
-use e2e::{Options, System};
+use e2e::{Options, System, api};
 use platform::testing::Replica;
 use serde_json::Value;
 
@@ -85,12 +85,14 @@ async fn lists_export_every_row_as_csv_across_pages() {
             "expire_at"
         ]
     );
-    let (_, page) = admin.get("/api/v1/admin/bindings?limit=1").await;
-    let total = page["total"].as_u64().unwrap();
+    let page = api::answer(admin.api().admin_bindings().limit(1).send())
+        .await
+        .expect("a page of bindings");
+    let total = page.total;
     assert_eq!(total, 231);
     assert_eq!(
-        file.rows.len() as u64,
-        total + 1,
+        file.rows.len(),
+        usize::try_from(total).unwrap() + 1,
         "the header and every binding"
     );
     let mut clients: Vec<&str> = file.rows[1..].iter().map(|row| row[1].as_str()).collect();
@@ -99,16 +101,10 @@ async fn lists_export_every_row_as_csv_across_pages() {
     assert_eq!(clients.len(), 231, "no binding twice, none left out");
 
     // The JSON pages and the file agree.
-    let (status, tail) = admin
-        .get("/api/v1/admin/bindings?offset=200&limit=50")
-        .await;
-    assert_eq!(status, 200, "{tail}");
-    let tail_ids: Vec<&str> = tail["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["client_id"].as_str().unwrap())
-        .collect();
+    let client = admin.api();
+    let tail = client.admin_bindings().offset(200).limit(50).send();
+    let tail = api::answer(tail).await.expect("the last page of bindings");
+    let tail_ids: Vec<&str> = tail.bindings.iter().map(|b| b.client_id.as_str()).collect();
     assert_eq!(tail_ids.len(), 31);
     let file_tail: Vec<&str> = file.rows[201..].iter().map(|row| row[1].as_str()).collect();
     assert_eq!(tail_ids, file_tail);
@@ -162,36 +158,33 @@ async fn the_audit_log_lists_each_adjustment_newest_first_with_its_ledger_refere
         (15, "compensation, ticket 7"),
         (-3, "=refund of a mistaken grant"),
     ] {
-        let (status, body) = admin
-            .post(
-                "/api/v1/admin/credits/adjust",
-                serde_json::json!({ "openid": "o_audited", "delta": delta, "reason": reason }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        let adjustment = api::adjustment("o_audited", delta, reason);
+        api::answer(admin.api().admin_adjust_credits().body(adjustment).send())
+            .await
+            .expect("the adjustment");
     }
-    let (status, log) = admin.get("/api/v1/admin/audit").await;
-    assert_eq!(status, 200, "{log}");
-    assert_eq!(log["total"], 2);
-    let newest = &log["audit"][0];
-    assert_eq!(newest["actor"], "admin");
-    assert_eq!(newest["action"], "adjust_credits");
-    assert_eq!(newest["openid"], "o_audited");
-    assert_eq!(newest["delta"], -3);
-    assert_eq!(newest["reason"], "=refund of a mistaken grant");
-    assert_eq!(log["audit"][1]["delta"], 15);
+    let log = api::answer(admin.api().admin_audit().send())
+        .await
+        .expect("the audit log");
+    assert_eq!(log.total, 2);
+    let newest = &log.audit[0];
+    assert_eq!(newest.actor, "admin");
+    assert_eq!(newest.action, "adjust_credits");
+    assert_eq!(newest.openid.as_deref(), Some("o_audited"));
+    assert_eq!(newest.delta, -3);
+    assert_eq!(newest.reason, "=refund of a mistaken grant");
+    assert_eq!(log.audit[1].delta, 15);
     // Each entry names the ledger row it made.
     let pool = system.db.primary().await;
-    for entry in log["audit"].as_array().unwrap() {
-        let reference = entry["reference"].as_str().unwrap();
+    for entry in &log.audit {
         let delta: i64 = sqlx::query_scalar(
             "SELECT delta FROM credit_ledger WHERE reason = 'admin_adjust' AND reference = ?",
         )
-        .bind(reference)
+        .bind(&entry.reference)
         .fetch_one(&pool)
         .await
         .unwrap();
-        assert_eq!(serde_json::json!(delta), entry["delta"], "{reference}");
+        assert_eq!(delta, entry.delta, "{}", entry.reference);
     }
     pool.close().await;
 
@@ -229,34 +222,33 @@ async fn an_operators_own_changes_show_at_once_while_the_replica_lags() {
     system.db.wait_for_replica().await;
     system.db.pause_replica().await;
 
-    let (status, body) = admin
-        .post(
-            "/api/v1/admin/credits/adjust",
-            serde_json::json!({ "openid": "o_lag_operator", "delta": 5, "reason": "goodwill" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, refund) = admin
-        .post(
-            &format!("/api/v1/admin/orders/{order_no}/refunds"),
-            serde_json::json!({ "refund_fee": 100, "reason": "partly unhappy" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{refund}");
+    let adjustment = api::adjustment("o_lag_operator", 5, "goodwill");
+    api::answer(admin.api().admin_adjust_credits().body(adjustment).send())
+        .await
+        .expect("the adjustment");
+    let refund = api::answer(
+        admin
+            .api()
+            .admin_refund_order()
+            .order_no(&order_no)
+            .body(api::refund(100, "partly unhappy"))
+            .send(),
+    )
+    .await
+    .expect("the refund");
     let yesterday =
         (chrono::Utc::now() + chrono::Duration::hours(8) - chrono::Duration::days(1)).date_naive();
-    let (status, report) = admin
-        .post(
-            &format!("/api/v1/admin/bills/{yesterday}/check"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{report}");
+    let client = admin.api();
+    let check = client
+        .admin_check_bill()
+        .bill_date(yesterday.to_string())
+        .send();
+    api::answer(check).await.expect("the bill check");
 
-    let (_, audit) = admin.get("/api/v1/admin/audit").await;
-    let (_, refunds) = admin.get("/api/v1/admin/refunds").await;
-    let (_, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
-    let (_, bills) = admin.get("/api/v1/admin/bills").await;
+    let audit = api::answer(admin.api().admin_audit().send()).await;
+    let refunds = api::answer(admin.api().admin_refunds().send()).await;
+    let orders = api::answer(admin.api().admin_orders().status("paid").send()).await;
+    let bills = api::answer(admin.api().admin_bills().send()).await;
     // Prove the replica really is behind before judging what the lists answered.
     let stale: i64 = {
         let replica =
@@ -272,17 +264,16 @@ async fn an_operators_own_changes_show_at_once_while_the_replica_lags() {
     };
     system.db.resume_replica().await;
     assert_eq!(stale, 0, "the replica should still be behind");
-    assert_eq!(audit["total"], 2, "{audit}");
-    assert_eq!(audit["audit"][0]["action"], "refund");
-    assert_eq!(audit["audit"][1]["action"], "adjust_credits");
-    assert_eq!(refunds["total"], 1, "{refunds}");
-    assert_eq!(refunds["refunds"][0]["refund_no"], refund["refund_no"]);
-    assert_eq!(
-        orders["orders"][0]["order_no"],
-        order_no.as_str(),
-        "{orders}"
-    );
-    assert_eq!(orders["orders"][0]["refunded_fee"], 100, "{orders}");
-    assert_eq!(bills["total"], 1, "{bills}");
-    assert_eq!(bills["bills"][0]["bill_date"], yesterday.to_string());
+    let audit = audit.expect("the audit log");
+    let actions: Vec<&str> = audit.audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["refund", "adjust_credits"], "{audit:?}");
+    let refunds = refunds.expect("the refunds");
+    assert_eq!(refunds.total, 1, "{refunds:?}");
+    assert_eq!(refunds.refunds[0].refund_no, refund.refund_no);
+    let orders = orders.expect("the paid orders");
+    assert_eq!(orders.orders[0].order_no, order_no, "{orders:?}");
+    assert_eq!(orders.orders[0].refunded_fee, 100, "{orders:?}");
+    let bills = bills.expect("the checked bills");
+    assert_eq!(bills.total, 1, "{bills:?}");
+    assert_eq!(bills.bills[0].bill_date, yesterday.to_string());
 }

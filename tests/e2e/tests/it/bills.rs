@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use chrono::{FixedOffset, NaiveDate, Utc};
-use e2e::{Options, System};
+use e2e::api::{self, Answer, refusal, types};
+use e2e::{MemberBrowser, Options, System};
 use sandbox::BillRow;
 
 fn china() -> FixedOffset {
@@ -44,17 +45,27 @@ pub(crate) async fn pay_on(system: &System, order_no: &str, day: NaiveDate) {
         .unwrap();
 }
 
-fn kinds(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["differences"]
-        .as_array()
-        .unwrap()
+/// The operator has the day's bill fetched and checked now.
+pub(crate) async fn check_bill(
+    admin: &MemberBrowser,
+    day: impl std::fmt::Display,
+) -> Answer<types::BillReportOut> {
+    let client = admin.api();
+    let call = client.admin_check_bill().bill_date(day.to_string());
+    api::answer(call.send()).await
+}
+
+/// The status of a report's check.
+pub(crate) fn check_status(report: &types::BillReportOut) -> &str {
+    &report.check.as_ref().expect("a checked day").status
+}
+
+/// Each difference's kind and order.
+fn kinds(report: &types::BillReportOut) -> Vec<(String, String)> {
+    report
+        .differences
         .iter()
-        .map(|d| {
-            (
-                d["kind"].as_str().unwrap().to_owned(),
-                d["order_no"].as_str().unwrap_or("").to_owned(),
-            )
-        })
+        .map(|d| (d.kind.clone(), d.order_no.clone().unwrap_or_default()))
         .collect()
 }
 
@@ -88,12 +99,11 @@ async fn the_bill_check_names_every_difference_and_changes_no_money() {
         .unwrap();
     let before = system.snapshot("o_bill").await;
 
-    let path = format!("/api/v1/admin/bills/{day}/check");
-    let (status, report) = admin.post(&path, serde_json::json!({})).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["check"]["status"], "differences");
-    assert_eq!(report["check"]["wechat_payments"], 3);
-    assert_eq!(report["check"]["wechat_payment_fen"], 500 + 200 + 990);
+    let report = check_bill(&admin, day).await.expect("the report");
+    assert_eq!(check_status(&report), "differences");
+    let check = report.check.as_ref().unwrap();
+    assert_eq!(check.wechat_payments, 3);
+    assert_eq!(check.wechat_payment_fen, 500 + 200 + 990);
     assert_eq!(
         kinds(&report),
         [
@@ -102,11 +112,8 @@ async fn the_bill_check_names_every_difference_and_changes_no_money() {
             ("missing_from_bill".to_owned(), ours_only.clone()),
         ]
     );
-    let off = &report["differences"][1];
-    assert_eq!(
-        (off["wechat_fee"].as_i64(), off["our_fee"].as_i64()),
-        (Some(200), Some(201))
-    );
+    let off = &report.differences[1];
+    assert_eq!((off.wechat_fee, off.our_fee), (Some(200), Some(201)));
     assert_eq!(
         system.snapshot("o_bill").await,
         before,
@@ -114,44 +121,29 @@ async fn the_bill_check_names_every_difference_and_changes_no_money() {
     );
 
     // The day is listed and its report can be read again.
-    let (_, list) = admin.get("/api/v1/admin/bills").await;
-    assert_eq!(list["total"], 1);
-    assert_eq!(list["bills"][0]["bill_date"], day.to_string());
-    assert_eq!(list["bills"][0]["differences"], 3);
-    let (status, again) = admin.get(&format!("/api/v1/admin/bills/{day}")).await;
-    assert_eq!(status, 200);
+    let list = api::answer(admin.api().admin_bills().send())
+        .await
+        .expect("the checked days");
+    assert_eq!(list.total, 1);
+    assert_eq!(list.bills[0].bill_date, day.to_string());
+    assert_eq!(list.bills[0].differences, 3);
+    let client = admin.api();
+    let again = client.admin_bill_report().bill_date(day.to_string());
+    let again = api::answer(again.send()).await.expect("the report again");
     assert_eq!(kinds(&again), kinds(&report));
 
     // A day without transactions: no bill, nothing differs. Today has no bill yet.
     let quiet = day - chrono::Duration::days(5);
-    let (status, empty) = admin
-        .post(
-            &format!("/api/v1/admin/bills/{quiet}/check"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{empty}");
-    assert_eq!(empty["check"]["status"], "no_bill");
+    let empty = check_bill(&admin, quiet)
+        .await
+        .expect("the quiet day's report");
+    assert_eq!(check_status(&empty), "no_bill");
     let today = day + chrono::Duration::days(1);
-    let (status, body) = admin
-        .post(
-            &format!("/api/v1/admin/bills/{today}/check"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (400, &"invalid_argument".into())
-    );
-    let (status, _) = admin
-        .post(
-            "/api/v1/admin/bills/2026-13-01/check",
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, 400);
-    let (status, _) = admin.get(&format!("/api/v1/admin/bills/{quiet}x")).await;
-    assert_eq!(status, 400);
+    let too_early = refusal(check_bill(&admin, today).await);
+    assert_eq!(too_early.status_and_code(), (400, "invalid_argument"));
+    assert_eq!(refusal(check_bill(&admin, "2026-13-01").await).status, 400);
+    let not_a_day = client.admin_bill_report().bill_date(format!("{quiet}x"));
+    assert_eq!(refusal(api::answer(not_a_day.send()).await).status, 400);
     assert!(system.sandbox.stats().bill_downloads >= 2);
 }
 
@@ -163,18 +155,19 @@ async fn refunds_are_matched_by_number_on_the_day_wechat_pay_accepted_them() {
     let day = yesterday();
     let order_no = system.paid_credits(&browser, 10).await;
     pay_on(&system, &order_no, day).await;
-    let (status, refund) = admin
-        .post(
-            &format!("/api/v1/admin/orders/{order_no}/refunds"),
-            serde_json::json!({ "refund_fee": 200, "reason": "对账测试" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{refund}");
-    let refund_no = refund["refund_no"].as_str().unwrap().to_owned();
+    let client = admin.api();
+    let refund = client
+        .admin_refund_order()
+        .order_no(&order_no)
+        .body(api::refund(200, "对账测试"))
+        .send();
+    let refund_no = api::answer(refund).await.expect("the refund").refund_no;
     // Settled, then moved to the day on both sides.
     for _ in 0..100 {
-        let (_, list) = admin.get("/api/v1/admin/refunds").await;
-        if list["refunds"][0]["status"] == "success" {
+        let list = api::answer(admin.api().admin_refunds().send())
+            .await
+            .expect("the refunds");
+        if list.refunds[0].status == "success" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -188,12 +181,10 @@ async fn refunds_are_matched_by_number_on_the_day_wechat_pay_accepted_them() {
         .execute(&pool)
         .await
         .unwrap();
-    let path = format!("/api/v1/admin/bills/{day}/check");
-    let (status, report) = admin.post(&path, serde_json::json!({})).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["check"]["status"], "matched", "{report}");
-    assert_eq!(report["check"]["wechat_refunds"], 1);
-    assert_eq!(report["check"]["wechat_refund_fen"], 200);
+    let report = check_bill(&admin, day).await.expect("the report");
+    assert_eq!(check_status(&report), "matched", "{report:?}");
+    let check = report.check.as_ref().unwrap();
+    assert_eq!((check.wechat_refunds, check.wechat_refund_fen), (1, 200));
 
     // A refund WeChat Pay reports that we never asked for is named.
     system.sandbox.add_bill_row(BillRow::refund(
@@ -202,10 +193,13 @@ async fn refunds_are_matched_by_number_on_the_day_wechat_pay_accepted_them() {
         100,
         &bill_time,
     ));
-    let (_, report) = admin.post(&path, serde_json::json!({})).await;
-    assert_eq!(report["check"]["status"], "differences");
-    assert_eq!(report["differences"][0]["kind"], "unknown_refund");
-    assert_eq!(report["differences"][0]["refund_no"], "RF_NOT_OURS_0001");
+    let report = check_bill(&admin, day).await.expect("the report");
+    assert_eq!(check_status(&report), "differences");
+    assert_eq!(report.differences[0].kind, "unknown_refund");
+    assert_eq!(
+        report.differences[0].refund_no.as_deref(),
+        Some("RF_NOT_OURS_0001")
+    );
 }
 
 #[tokio::test]
@@ -217,17 +211,20 @@ async fn the_daily_job_checks_yesterday_once_by_itself() {
     })
     .await;
     let admin = system.admin_sign_in().await;
-    let mut listed = serde_json::Value::Null;
+    let mut listed = None;
     for _ in 0..100 {
-        let (_, list) = admin.get("/api/v1/admin/bills").await;
-        if list["total"] == 1 && list["bills"][0]["status"] != "running" {
-            listed = list;
+        let list = api::answer(admin.api().admin_bills().send())
+            .await
+            .expect("the checked days");
+        if list.total == 1 && list.bills[0].status != "running" {
+            listed = list.bills.into_iter().next();
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(listed["bills"][0]["bill_date"], yesterday().to_string());
-    assert_eq!(listed["bills"][0]["status"], "no_bill");
+    let listed = listed.expect("yesterday checked");
+    assert_eq!(listed.bill_date, yesterday().to_string());
+    assert_eq!(listed.status, "no_bill");
     // Later rounds leave the checked day alone: one download, however many rounds.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(system.sandbox.stats().bill_downloads, 1);

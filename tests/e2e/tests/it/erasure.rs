@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use e2e::api::{self, refusal};
 use e2e::{MemberBrowser, Options, System};
 use serde_json::Value;
 use sqlx::MySqlPool;
@@ -231,34 +232,29 @@ async fn an_operator_exports_and_erases_a_user_with_a_reason_in_the_audit_log() 
     assert_eq!(status, 200, "{data}");
     assert_eq!(data["user"]["openid"], "o_erase_op");
 
-    let path = "/api/v1/admin/users/o_erase_op/erasure";
-    let (status, body) = admin.post(path, serde_json::json!({ "reason": " " })).await;
-    assert_eq!(status, 400, "{body}");
-    let (status, erased) = admin
-        .post(
-            path,
-            serde_json::json!({ "reason": "用户来电申请删除（工单 42）" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{erased}");
-    assert_eq!(erased["credits_forfeited"], 10);
-    let (_, audit) = admin.get("/api/v1/admin/audit").await;
-    assert_eq!(audit["audit"][0]["action"], "erase", "{audit}");
-    assert_eq!(audit["audit"][0]["actor"], "admin");
-    assert_eq!(audit["audit"][0]["reason"], "用户来电申请删除（工单 42）");
-    assert!(
-        audit["audit"][0]["openid"]
-            .as_str()
-            .unwrap()
-            .starts_with("erased:")
-    );
+    let client = admin.api();
+    let erase = |reason: &str| {
+        let body = api::types::EraseUserIn {
+            reason: reason.to_owned(),
+        };
+        let call = client.admin_erase_personal_data().openid("o_erase_op");
+        api::answer(call.body(body).send())
+    };
+    assert_eq!(refusal(erase(" ").await).status, 400);
+    let erased = erase("用户来电申请删除（工单 42）").await.expect("erased");
+    assert_eq!(erased.credits_forfeited, 10);
+    let audit = api::answer(admin.api().admin_audit().send())
+        .await
+        .expect("the audit log");
+    let entry = &audit.audit[0];
+    assert_eq!(entry.action, "erase", "{audit:?}");
+    assert_eq!(entry.actor, "admin");
+    assert_eq!(entry.reason, "用户来电申请删除（工单 42）");
+    assert!(entry.openid.as_deref().unwrap().starts_with("erased:"));
     // Gone: neither exported nor erased again.
     let (status, _) = admin.get("/api/v1/admin/users/o_erase_op/data").await;
     assert_eq!(status, 404);
-    let (status, _) = admin
-        .post(path, serde_json::json!({ "reason": "again" }))
-        .await;
-    assert_eq!(status, 404);
+    assert_eq!(refusal(erase("again").await).status, 404);
 }
 
 #[tokio::test]

@@ -225,11 +225,10 @@ async fn v3_refunds_are_notified_queried_and_take_back_once() {
 
     // Half back: 10 credits taken, the refund accepted through v3, then its REFUND.SUCCESS
     // notification (three copies at once) settles it once.
-    let (status, first) = refund(&admin, &order_no, 500).await;
-    assert_eq!(status, 200, "{first}");
-    assert_eq!(first["credits_taken"], 10);
-    assert_eq!(first["status"], "processing", "{first}");
-    let first_no = first["refund_no"].as_str().unwrap().to_owned();
+    let first = refund(&admin, &order_no, 500).await.expect("the refund");
+    assert_eq!(first.credits_taken, 10);
+    assert_eq!(first.status, "processing", "{first:?}");
+    let first_no = first.refund_no;
     assert!(system.sandbox.refund(&first_no).unwrap().v3);
     wait_for_refund(&admin, &order_no, &first_no, "success").await;
     assert!(system.sandbox.stats().refund_notifies_sent >= 3);
@@ -239,17 +238,18 @@ async fn v3_refunds_are_notified_queried_and_take_back_once() {
     // reconciler's v3 query finds it, and what it took comes back.
     system.sandbox.set_notify_mode(NotifyMode::Drop);
     system.sandbox.set_refund_mode(RefundMode::Close);
-    let (status, second) = refund(&admin, &order_no, 500).await;
-    assert_eq!(status, 200, "{second}");
-    let second_no = second["refund_no"].as_str().unwrap().to_owned();
+    let second_no = refund(&admin, &order_no, 500)
+        .await
+        .expect("the refund")
+        .refund_no;
     wait_for_refund(&admin, &order_no, &second_no, "failed").await;
     assert!(system.sandbox.stats().refund_queries >= 1);
     assert_eq!(browser.profile().await.remaining_credits, 10);
 
     // More than is left of the order: refused by us before WeChat Pay is asked.
     let asked = system.sandbox.stats().refunds;
-    let (status, _) = refund(&admin, &order_no, 600).await;
-    assert_eq!(status, 400);
+    let refused = e2e::api::refusal(refund(&admin, &order_no, 600).await);
+    assert_eq!(refused.status, 400);
     assert_eq!(system.sandbox.stats().refunds, asked);
     system.assert_ledger_invariant().await;
 }
@@ -262,22 +262,18 @@ async fn the_bill_check_reads_the_v3_bill_and_a_v2_notify_signed_without_a_key_i
     let day = crate::bills::yesterday();
     let paid = system.paid_credits(&browser, 6).await;
     crate::bills::pay_on(&system, &paid, day).await;
-    let path = format!("/api/v1/admin/bills/{day}/check");
-    let (status, report) = admin.post(&path, serde_json::json!({})).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["check"]["status"], "matched", "{report}");
-    assert_eq!(report["check"]["wechat_payments"], 1);
-    assert_eq!(report["check"]["wechat_payment_fen"], 300);
+    let report = crate::bills::check_bill(&admin, day)
+        .await
+        .expect("the report");
+    assert_eq!(crate::bills::check_status(&report), "matched", "{report:?}");
+    let check = report.check.as_ref().unwrap();
+    assert_eq!((check.wechat_payments, check.wechat_payment_fen), (1, 300));
     // A day without transactions: no statement at WeChat Pay, nothing differs.
     let quiet = day - chrono::Duration::days(3);
-    let (status, empty) = admin
-        .post(
-            &format!("/api/v1/admin/bills/{quiet}/check"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{empty}");
-    assert_eq!(empty["check"]["status"], "no_bill");
+    let empty = crate::bills::check_bill(&admin, quiet)
+        .await
+        .expect("the report");
+    assert_eq!(crate::bills::check_status(&empty), "no_bill");
     assert!(system.sandbox.stats().bill_downloads >= 2);
 
     // This merchant has no v2 API key: a v2 notify "signed" with the empty key, as anyone can

@@ -4,22 +4,27 @@
 
 use std::time::Duration;
 
+use e2e::api::{self, Answer, refusal, types};
 use e2e::{MemberBrowser, Options, System};
 use sandbox::{NotifyMode, RefundMode};
 use wechat_protocol::xml::Value;
 
-/// Buys `credits` credits as `openid` (50 fen each) and pays; returns the order number.
+/// The operator refunds `refund_fee` fen of the order.
 pub(crate) async fn refund(
     admin: &MemberBrowser,
     order_no: &str,
     refund_fee: i64,
-) -> (u16, serde_json::Value) {
-    admin
-        .post(
-            &format!("/api/v1/admin/orders/{order_no}/refunds"),
-            serde_json::json!({ "refund_fee": refund_fee, "reason": "用户申请退款" }),
-        )
-        .await
+) -> Answer<types::AdminRefundOut> {
+    let body = api::refund(refund_fee, "用户申请退款");
+    api::answer(
+        admin
+            .api()
+            .admin_refund_order()
+            .order_no(order_no)
+            .body(body)
+            .send(),
+    )
+    .await
 }
 
 /// Waits until the refund shows `status` in the admin list.
@@ -30,16 +35,14 @@ pub(crate) async fn wait_for_refund(
     status: &str,
 ) {
     for _ in 0..200 {
-        let (_, list) = admin
-            .get(&format!("/api/v1/admin/refunds?order_no={order_no}"))
-            .await;
-        let found = list["refunds"]
-            .as_array()
-            .unwrap()
+        let list = api::answer(admin.api().admin_refunds().order_no(order_no).send())
+            .await
+            .expect("the order's refunds");
+        if list
+            .refunds
             .iter()
-            .find(|r| r["refund_no"] == refund_no)
-            .cloned();
-        if found.as_ref().is_some_and(|r| r["status"] == status) {
+            .any(|r| r.refund_no == refund_no && r.status == status)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -62,54 +65,36 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
 
     // 30 % back: 30 credits taken at once, the refund accepted by WeChat Pay, then its notify
     // (sent three times at once) settles it, once.
-    let (status, first) = refund(&admin, &order_no, 1500).await;
-    assert_eq!(status, 200, "{first}");
-    assert_eq!(first["credits_taken"], 30);
-    assert_eq!(first["status"], "processing", "{first}");
-    assert!(first["refund_id"].as_str().unwrap().starts_with("50"));
-    let first_no = first["refund_no"].as_str().unwrap();
+    let first = refund(&admin, &order_no, 1500).await.expect("the refund");
+    assert_eq!(first.credits_taken, 30);
+    assert_eq!(first.status, "processing", "{first:?}");
+    assert!(first.refund_id.as_deref().unwrap().starts_with("50"));
+    let first_no = first.refund_no.as_str();
     wait_for_refund(&admin, &order_no, first_no, "success").await;
     assert_eq!(remaining(&browser).await, 70);
 
     // The user spends 50 of the 70: only the value of 20 unspent credits can go back now.
-    let (status, _) = admin
-        .post(
-            "/api/v1/admin/credits/adjust",
-            serde_json::json!({ "openid": "o_refund_parts", "delta": -50, "reason": "spent" }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let spent = api::adjustment("o_refund_parts", -50, "spent");
+    api::answer(admin.api().admin_adjust_credits().body(spent).send())
+        .await
+        .expect("the adjustment");
     let before = system.snapshot("o_refund_parts").await;
-    let (status, refused) = refund(&admin, &order_no, 3500).await;
-    assert_eq!(status, 409, "{refused}");
-    assert_eq!(refused["error"]["code"], "credits_spent");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("at most 1000 fen"),
-        "{refused}"
-    );
+    let refused = refusal(refund(&admin, &order_no, 3500).await);
+    assert_eq!(refused.status_and_code(), (409, "credits_spent"));
+    assert!(refused.message.contains("at most 1000 fen"), "{refused:?}");
     // More than is left of the order, zero, and an unpaid order are refused too.
-    let (status, body) = refund(&admin, &order_no, 3501).await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (400, &"invalid_argument".into())
-    );
-    let (status, _) = refund(&admin, &order_no, 0).await;
-    assert_eq!(status, 400);
+    let too_much = refusal(refund(&admin, &order_no, 3501).await);
+    assert_eq!(too_much.status_and_code(), (400, "invalid_argument"));
+    assert_eq!(refusal(refund(&admin, &order_no, 0).await).status, 400);
     let unpaid = browser
         .create_order(e2e::api::credits_order(3))
         .await
         .order
         .order_no;
-    let (status, body) = refund(&admin, &unpaid, 50).await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (409, &"not_refundable".into())
-    );
-    let (status, _) = refund(&admin, "XT_no_such_order", 50).await;
-    assert_eq!(status, 404);
+    let not_paid = refusal(refund(&admin, &unpaid, 50).await);
+    assert_eq!(not_paid.status_and_code(), (409, "not_refundable"));
+    let unknown = refusal(refund(&admin, "XT_no_such_order", 50).await);
+    assert_eq!(unknown.status, 404);
     assert_eq!(
         system.snapshot("o_refund_parts").await,
         before,
@@ -117,38 +102,32 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
     );
 
     // The largest refund that fits goes through and takes exactly the unspent 20.
-    let (status, second) = refund(&admin, &order_no, 1000).await;
-    assert_eq!(status, 200, "{second}");
-    assert_eq!(second["credits_taken"], 20);
-    wait_for_refund(
-        &admin,
-        &order_no,
-        second["refund_no"].as_str().unwrap(),
-        "success",
-    )
-    .await;
+    let second = refund(&admin, &order_no, 1000).await.expect("the refund");
+    assert_eq!(second.credits_taken, 20);
+    wait_for_refund(&admin, &order_no, &second.refund_no, "success").await;
     assert_eq!(remaining(&browser).await, 0);
 
     // The admin lists show it: the order's refunded fen, and each refund in the audit log.
-    let (_, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
-    let listed = orders["orders"]
-        .as_array()
-        .unwrap()
+    let orders = api::answer(admin.api().admin_orders().status("paid").send())
+        .await
+        .expect("the paid orders");
+    let listed = orders
+        .orders
         .iter()
-        .find(|o| o["order_no"] == order_no.as_str())
-        .cloned()
+        .find(|o| o.order_no == order_no)
         .unwrap();
-    assert_eq!(listed["refunded_fee"], 2500);
-    let (_, audit) = admin.get("/api/v1/admin/audit").await;
-    let refunds: Vec<_> = audit["audit"]
-        .as_array()
-        .unwrap()
+    assert_eq!(listed.refunded_fee, 2500);
+    let audit = api::answer(admin.api().admin_audit().send())
+        .await
+        .expect("the audit log");
+    let refunds: Vec<_> = audit
+        .audit
         .iter()
-        .filter(|a| a["action"] == "refund")
+        .filter(|a| a.action == "refund")
         .collect();
     assert_eq!(refunds.len(), 2);
-    assert_eq!(refunds[1]["reference"], first_no);
-    assert_eq!(refunds[1]["delta"], -30);
+    assert_eq!(refunds[1].reference, first_no);
+    assert_eq!(refunds[1].delta, -30);
     let pool = system.db.primary().await;
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT l.reason, l.delta FROM credit_ledger l JOIN wechat_users u ON u.id = l.user_id \
@@ -160,10 +139,17 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
     assert_eq!(rows, [("refund".into(), -30), ("refund".into(), -20)]);
     assert_eq!(system.sandbox.stats().refunds, 2);
     // The overview counts the money that went back next to the revenue.
-    let (_, overview) = admin.get("/api/v1/admin/overview").await;
-    assert_eq!(overview["revenue_fen"], 5000);
-    assert_eq!(overview["refunded_fen"], 2500);
-    assert_eq!(overview["refunds"], 2);
+    let overview = api::answer(admin.api().admin_overview().send())
+        .await
+        .expect("the overview");
+    assert_eq!(
+        (
+            overview.revenue_fen,
+            overview.refunded_fen,
+            overview.refunds
+        ),
+        (5000, 2500, 2)
+    );
     system.assert_ledger_invariant().await;
 }
 
@@ -178,12 +164,9 @@ async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shorten
 
     // WeChat Pay closes the refund: the membership and the bonus credits come back.
     system.sandbox.set_refund_mode(RefundMode::Close);
-    let (status, closed) = refund(&admin, &order_no, 1990).await;
-    assert_eq!(status, 200, "{closed}");
-    assert_eq!(closed["credits_taken"], 10);
-    assert_eq!(closed["membership_days"], 30);
-    let closed_no = closed["refund_no"].as_str().unwrap().to_owned();
-    wait_for_refund(&admin, &order_no, &closed_no, "failed").await;
+    let closed = refund(&admin, &order_no, 1990).await.expect("the refund");
+    assert_eq!((closed.credits_taken, closed.membership_days), (10, 30));
+    wait_for_refund(&admin, &order_no, &closed.refund_no, "failed").await;
     let back = browser.profile().await;
     assert!(back.is_member);
     assert_eq!(back.remaining_credits, 10);
@@ -193,15 +176,8 @@ async fn a_closed_refund_gives_back_what_it_took_and_a_membership_refund_shorten
     system
         .sandbox
         .set_refund_mode(RefundMode::Succeed { after_ms: 50 });
-    let (status, done) = refund(&admin, &order_no, 1990).await;
-    assert_eq!(status, 200, "{done}");
-    wait_for_refund(
-        &admin,
-        &order_no,
-        done["refund_no"].as_str().unwrap(),
-        "success",
-    )
-    .await;
+    let done = refund(&admin, &order_no, 1990).await.expect("the refund");
+    wait_for_refund(&admin, &order_no, &done.refund_no, "success").await;
     let after = browser.profile().await;
     assert!(!after.is_member);
     assert_eq!(after.remaining_credits, 0);
@@ -241,9 +217,8 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
         pay_system_errors: 1,
         ..sandbox::Faults::default()
     });
-    let (status, pending) = refund(&admin, &order_no, 500).await;
-    assert_eq!(status, 200, "{pending}");
-    assert_eq!(pending["status"], "pending");
+    let pending = refund(&admin, &order_no, 500).await.expect("the refund");
+    assert_eq!(pending.status, "pending");
     assert_eq!(
         remaining(&browser).await,
         0,
@@ -251,13 +226,7 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
     );
     // The reconciler's refundquery finds no refund, asks again with the same number, and the
     // refund completes.
-    wait_for_refund(
-        &admin,
-        &order_no,
-        pending["refund_no"].as_str().unwrap(),
-        "success",
-    )
-    .await;
+    wait_for_refund(&admin, &order_no, &pending.refund_no, "success").await;
     assert!(system.sandbox.stats().refund_queries >= 1);
     assert_eq!(remaining(&browser).await, 0);
     system.assert_ledger_invariant().await;
@@ -271,16 +240,18 @@ async fn concurrent_refunds_never_return_more_than_was_paid() {
     let admin = system.admin_sign_in().await;
     let attempts = (0..6).map(|_| refund(&admin, &order_no, 1500));
     let answers = futures::future::join_all(attempts).await;
-    let accepted = answers.iter().filter(|(status, _)| *status == 200).count();
+    let (accepted, refused): (Vec<_>, Vec<_>) = answers.into_iter().partition(Result::is_ok);
     assert_eq!(
-        accepted, 3,
-        "3 × 1500 fits in 5000, a 4th does not: {answers:?}"
+        accepted.len(),
+        3,
+        "3 × 1500 fits in 5000, a 4th does not: {accepted:?} {refused:?}"
     );
-    assert!(
-        answers
-            .iter()
-            .all(|(status, body)| *status == 200 || body["error"]["code"] == "invalid_argument")
-    );
+    for refused in refused {
+        assert_eq!(
+            refusal(refused).status_and_code(),
+            (400, "invalid_argument")
+        );
+    }
     assert_eq!(remaining(&browser).await, 100 - 3 * 30);
     let sandbox_total: i64 = system
         .sandbox
@@ -299,8 +270,10 @@ async fn a_forged_or_tampered_refund_notify_changes_nothing() {
     let browser = system.sign_in("o_refund_forged").await;
     let order_no = system.paid_credits(&browser, 10).await;
     let admin = system.admin_sign_in().await;
-    let (_, held) = refund(&admin, &order_no, 500).await;
-    let refund_no = held["refund_no"].as_str().unwrap().to_owned();
+    let refund_no = refund(&admin, &order_no, 500)
+        .await
+        .expect("the refund")
+        .refund_no;
     let url = format!("{}/api/v1/payment/refund-notify", system.gateway());
     let cfg = system.sandbox.config().clone();
     let notify = |key: &str, refund_fee: &str, status: &str| {
@@ -368,15 +341,11 @@ async fn without_the_merchant_certificate_refunds_are_refused_clearly_and_change
     let order_no = system.paid_credits(&browser, 10).await;
     let admin = system.admin_sign_in().await;
     let before = system.snapshot("o_refund_no_cert").await;
-    let (status, body) = refund(&admin, &order_no, 500).await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "refunds_not_configured");
+    let refused = refusal(refund(&admin, &order_no, 500).await);
+    assert_eq!(refused.status_and_code(), (503, "refunds_not_configured"));
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("WECHATPAY_CERT_PATH"),
-        "{body}"
+        refused.message.contains("WECHATPAY_CERT_PATH"),
+        "{refused:?}"
     );
     assert_eq!(system.snapshot("o_refund_no_cert").await, before);
     assert_eq!(system.sandbox.stats().refunds, 0);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use e2e::{ADMIN_PASSWORD, Options, System};
+use e2e::{ADMIN_PASSWORD, Options, System, api};
 use platform::testing::Replica;
 
 async fn logged(system: &System, endpoint: &str) -> i64 {
@@ -156,75 +156,64 @@ async fn the_overview_gives_exact_numbers_for_seeded_logs() {
     .await;
     seed(&system, true).await;
     let admin = system.admin_sign_in().await;
-    let (status, overview) = admin.get("/api/v1/admin/overview").await;
-    assert_eq!(status, 200, "{overview}");
-    assert_eq!(overview["requests"], 6);
-    assert_eq!(overview["active_clients"], 3);
-    assert_eq!(overview["server_errors"], 1);
-    assert_eq!(overview["client_errors"], 1);
-    assert_eq!(overview["classification"]["cache"], 1);
-    assert_eq!(overview["classification"]["local"], 1);
-    assert_eq!(overview["classification"]["model"], 1);
-    assert!(
-        (overview["classification"]["cache_hit_rate"]
-            .as_f64()
-            .unwrap()
-            - 1.0 / 3.0)
-            .abs()
-            < 1e-9
+    let overview = api::answer(admin.api().admin_overview().send())
+        .await
+        .expect("the overview");
+    assert_eq!(overview.requests, 6);
+    assert_eq!(overview.active_clients, 3);
+    assert_eq!(overview.server_errors, 1);
+    assert_eq!(overview.client_errors, 1);
+    let classification = &overview.classification;
+    assert_eq!(
+        (
+            classification.cache,
+            classification.local,
+            classification.model
+        ),
+        (1, 1, 1)
     );
+    assert!((classification.cache_hit_rate - 1.0 / 3.0).abs() < 1e-9);
     // Tokens are the model calls' (the refused answer was billed too), not added again from the
     // request that carried the answer's tokens.
-    assert_eq!(overview["model_tokens"], 1500);
+    assert_eq!(overview.model_tokens, 1500);
     // 1500 tokens at 150 fen per million: 0.225 fen, rounded to 0.
-    assert_eq!(overview["model_cost_fen"], 0);
-    let endpoints = overview["endpoints"].as_array().unwrap();
+    assert_eq!(overview.model_cost_fen, 0);
+    let endpoints = &overview.endpoints;
     assert_eq!(endpoints.len(), 2, "HTTP endpoints only: {endpoints:?}");
-    let models = overview["model_calls"].as_array().unwrap();
+    let models = &overview.model_calls;
     assert_eq!(models.len(), 2, "{models:?}");
     let (cloud, local) = (&models[0], &models[1]);
-    assert_eq!(
-        cloud["model"], "qwen-vl-max",
-        "most calls first: {models:?}"
-    );
-    assert_eq!(cloud["source"], "model");
-    assert_eq!(cloud["calls"], 2);
-    assert_eq!(cloud["errors"], 1);
-    assert_eq!(cloud["tokens"], 1500);
+    assert_eq!(cloud.model, "qwen-vl-max", "most calls first: {models:?}");
+    assert_eq!(cloud.source, "model");
+    assert_eq!((cloud.calls, cloud.errors, cloud.tokens), (2, 1, 1500));
     // PERCENTILE_CONT over 800, 1000: p50 = 900, p95 = 990.
-    assert_eq!(cloud["p50_ms"], 900.0);
-    assert!((cloud["p95_ms"].as_f64().unwrap() - 990.0).abs() < 1e-9);
-    assert_eq!(local["model"], "local-efficientnet-lite0");
-    assert_eq!(local["source"], "local");
-    assert_eq!(local["calls"], 1);
-    assert_eq!(local["errors"], 0);
-    assert_eq!(local["tokens"], 0);
-    assert_eq!(local["p50_ms"], 25.0);
-    let classify = overview["endpoints"]
-        .as_array()
-        .unwrap()
+    assert_eq!(cloud.p50_ms, 900.0);
+    assert!((cloud.p95_ms - 990.0).abs() < 1e-9);
+    assert_eq!(local.model, "local-efficientnet-lite0");
+    assert_eq!(local.source, "local");
+    assert_eq!((local.calls, local.errors, local.tokens), (1, 0, 0));
+    assert_eq!(local.p50_ms, 25.0);
+    let classify = endpoints
         .iter()
-        .find(|e| e["endpoint"] == "/api/v1/photos/classify")
+        .find(|e| e.endpoint == "/api/v1/photos/classify")
         .unwrap();
-    assert_eq!(classify["requests"], 4);
-    assert_eq!(classify["errors"], 1);
+    assert_eq!((classify.requests, classify.errors), (4, 1));
     // PERCENTILE_CONT over 10, 20, 30, 40: p50 = 25, p95 = 30 + 0.85 × 10 = 38.5.
-    assert_eq!(classify["p50_ms"], 25.0);
-    assert!((classify["p95_ms"].as_f64().unwrap() - 38.5).abs() < 1e-9);
+    assert_eq!(classify.p50_ms, 25.0);
+    assert!((classify.p95_ms - 38.5).abs() < 1e-9);
 
-    let (status, series) = admin.get("/api/v1/admin/timeseries?bucket=hour").await;
-    assert_eq!(status, 200);
-    let points = series["points"].as_array().unwrap();
-    let total: u64 = points.iter().map(|p| p["requests"].as_u64().unwrap()).sum();
+    let series = api::answer(admin.api().admin_timeseries().bucket("hour").send())
+        .await
+        .expect("the hourly series");
+    assert_eq!(series.bucket, "hour");
+    let total: i64 = series.points.iter().map(|p| p.requests).sum();
     assert_eq!(total, 6);
-    let calls: u64 = points
-        .iter()
-        .map(|p| p["model_calls"].as_u64().unwrap())
-        .sum();
+    let calls: i64 = series.points.iter().map(|p| p.model_calls).sum();
     assert_eq!(calls, 2, "calls of the cloud model");
-    let (status, daily) = admin.get("/api/v1/admin/timeseries?bucket=day").await;
-    assert_eq!(status, 200);
-    assert!(!daily["points"].as_array().unwrap().is_empty());
+    let daily = api::answer(admin.api().admin_timeseries().bucket("day").send())
+        .await
+        .expect("the daily series");
+    assert!(!daily.points.is_empty());
 }
 
 #[tokio::test]
@@ -238,15 +227,16 @@ async fn statistics_come_from_the_replica_so_they_lag_when_the_replica_lags() {
     let admin = system.admin_sign_in().await;
     system.stats.db.pause_replica().await;
     seed(&system, false).await;
-    let (_, overview) = admin.get("/api/v1/admin/overview").await;
+    let overview = api::answer(admin.api().admin_overview().send()).await;
     system.stats.db.resume_replica().await;
     assert_eq!(
-        overview["requests"], 0,
+        overview.expect("the overview").requests,
+        0,
         "the paused replica has not seen the rows yet"
     );
     system.stats.db.wait_for_replica().await;
-    let (_, overview) = admin.get("/api/v1/admin/overview").await;
-    assert_eq!(overview["requests"], 6);
+    let overview = api::answer(admin.api().admin_overview().send()).await;
+    assert_eq!(overview.expect("the overview").requests, 6);
 }
 
 #[tokio::test]
@@ -378,12 +368,19 @@ async fn credit_adjustment_writes_one_audited_ledger_row() {
     system.assert_ledger_invariant().await;
 
     // The lists show it.
-    let (_, users) = admin.get("/api/v1/admin/users?openid=o_adj").await;
-    assert_eq!(users["total"], 1);
-    assert_eq!(users["users"][0]["remaining_credits"], 25);
-    let (_, bindings) = admin.get("/api/v1/admin/bindings").await;
-    assert_eq!(bindings["bindings"][0]["status"], "completed");
-    let (status, orders) = admin.get("/api/v1/admin/orders?status=paid").await;
-    assert_eq!((status, orders["total"].as_u64()), (200, Some(0)));
-    assert_eq!(admin.get("/api/v1/admin/orders?status=bogus").await.0, 400);
+    let users = api::answer(admin.api().admin_users().openid("o_adj").send())
+        .await
+        .expect("the users");
+    assert_eq!(users.total, 1);
+    assert_eq!(users.users[0].remaining_credits, 25);
+    let bindings = api::answer(admin.api().admin_bindings().send())
+        .await
+        .expect("the bindings");
+    assert_eq!(bindings.bindings[0].status, "completed");
+    let orders = api::answer(admin.api().admin_orders().status("paid").send())
+        .await
+        .expect("the paid orders");
+    assert_eq!(orders.total, 0);
+    let bogus = api::refusal(api::answer(admin.api().admin_orders().status("bogus").send()).await);
+    assert_eq!(bogus.status, 400, "{bogus:?}");
 }

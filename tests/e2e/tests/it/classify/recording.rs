@@ -123,40 +123,38 @@ async fn each_model_call_of_a_batch_is_recorded_under_the_gateway_request() {
     let before = http_rows(&app.system).await;
     app.system.stats.db.wait_for_replica().await;
     let admin = app.system.admin_sign_in().await;
-    let (status, overview) = admin.get("/api/v1/admin/overview").await;
-    assert_eq!(status, 200, "{overview}");
-    let requests = overview["requests"].as_u64().unwrap();
+    let overview = e2e::api::answer(admin.api().admin_overview().send())
+        .await
+        .expect("the overview");
+    let requests = u64::try_from(overview.requests).unwrap();
     // At most the admin's login besides (its row may or may not have arrived): the six
     // model-call rows are not requests.
     assert!(
         (before..=before + 1).contains(&requests),
         "{requests} requests, {before} HTTP rows"
     );
-    assert_eq!(overview["model_tokens"], tokens);
-    let models = overview["model_calls"].as_array().unwrap();
+    assert_eq!(overview.model_tokens, i64::from(tokens));
+    let models = &overview.model_calls;
     let model = |name: &str| {
         models
             .iter()
-            .find(|m| m["model"] == name)
+            .find(|m| m.model == name)
             .unwrap_or_else(|| panic!("no {name} in {models:?}"))
     };
     let qwen = model("qwen-vl-max");
-    assert_eq!(
-        (qwen["calls"].as_u64(), qwen["errors"].as_u64()),
-        (Some(3), Some(0))
-    );
-    assert_eq!(qwen["tokens"], tokens);
-    assert_eq!(qwen["source"], "model");
+    assert_eq!((qwen.calls, qwen.errors), (3, 0));
+    assert_eq!(qwen.tokens, i64::from(tokens));
+    assert_eq!(qwen.source, "model");
     let lite = model("local-efficientnet-lite0");
-    assert_eq!(lite["calls"], 3);
-    assert_eq!(lite["source"], "local");
+    assert_eq!(lite.calls, 3);
+    assert_eq!(lite.source, "local");
     assert!(
-        overview["endpoints"]
-            .as_array()
-            .unwrap()
+        overview
+            .endpoints
             .iter()
-            .all(|e| !e["endpoint"].as_str().unwrap().starts_with("model:")),
-        "{overview}"
+            .all(|e| !e.endpoint.starts_with("model:")),
+        "{:?}",
+        overview.endpoints
     );
 }
 
