@@ -1,6 +1,8 @@
 //! The whole system under a realistic mix for a while, with faults injected mid-run (a command,
 //! not a test: `deploy/local/xintu soak [SECONDS]` builds the images, starts the docker compose
-//! deployment with two membership instances and runs this against the ports it publishes).
+//! deployment with two membership instances and runs this against the ports it publishes; the
+//! test command runs it on the deployment its compose check left up, which `up` here brings to
+//! two membership instances and the soak's settings).
 //!
 //! 1. Setup: users bound through QR codes, signed in on the member page, credits bought.
 //! 2. Capacity: the mix as fast as 32 closed-loop clients can drive it.
