@@ -172,7 +172,7 @@ impl FromRequestParts<AppState> for AuthenticatedClient {
                 }
                 Self {
                     client_id: identity.client_id,
-                    openid: Some(identity.openid).filter(|openid| !openid.is_empty()),
+                    openid: crate::routes::text_if_set(identity.openid),
                     user_id: Some(identity.user_id).filter(|id| *id > 0),
                 }
             }

@@ -176,7 +176,7 @@ async fn binding_view(
     Ok(BindingOut {
         client_id: client_id.to_owned(),
         status,
-        openid: Some(view.openid).filter(|openid| !openid.is_empty()),
+        openid: super::text_if_set(view.openid),
         completed_at: super::rfc3339_if_set(view.completed_at_unix),
         expires_at: super::rfc3339(view.expires_at_unix),
     })

@@ -151,7 +151,6 @@ fn location_out(point: &PointIn, answer: pb::LocateResponse) -> LocationOut {
         Ok(pb::LocationSource::Country) => "country",
         _ => "none",
     };
-    let named = |name: String| Some(name).filter(|name| !name.is_empty());
     let untranslated = [
         ("province", answer.province_untranslated),
         ("city", answer.city_untranslated),
@@ -164,10 +163,10 @@ fn location_out(point: &PointIn, answer: pb::LocateResponse) -> LocationOut {
         lng: point.lng,
         found: source != "none",
         source,
-        country: named(answer.country),
-        province: named(answer.province),
-        city: named(answer.city),
-        district: named(answer.district),
+        country: super::text_if_set(answer.country),
+        province: super::text_if_set(answer.province),
+        city: super::text_if_set(answer.city),
+        district: super::text_if_set(answer.district),
         display: answer.display,
         untranslated,
     }

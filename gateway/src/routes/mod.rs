@@ -25,3 +25,9 @@ pub(crate) fn rfc3339(unix: i64) -> String {
 pub(crate) fn rfc3339_if_set(unix: i64) -> Option<String> {
     (unix > 0).then(|| rfc3339(unix))
 }
+
+/// A service's text, or None where it sent the empty text (proto3's "not set": no openid yet,
+/// no failure, no name at that level).
+pub(crate) fn text_if_set(text: String) -> Option<String> {
+    Some(text).filter(|text| !text.is_empty())
+}

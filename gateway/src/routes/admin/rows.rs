@@ -7,12 +7,7 @@ use utoipa::ToSchema;
 
 use proto::membership::v1 as membership;
 
-use crate::routes::rfc3339_if_set;
-
-/// An empty text from membership means "none": shown as null.
-fn set(text: String) -> Option<String> {
-    Some(text).filter(|text| !text.is_empty())
-}
+use crate::routes::{rfc3339_if_set, text_if_set};
 
 /// A WeChat user with their credits and membership. Times are RFC 3339.
 #[derive(Serialize, ToSchema, Default)]
@@ -98,7 +93,7 @@ impl From<membership::AdminBinding> for AdminBindingOut {
             scene_id: b.scene_id,
             client_id: b.client_id,
             status: b.status,
-            openid: set(b.openid),
+            openid: text_if_set(b.openid),
             created_at: rfc3339_if_set(b.created_at_unix),
             completed_at: rfc3339_if_set(b.completed_at_unix),
             expire_at: rfc3339_if_set(b.expire_at_unix),
@@ -126,7 +121,7 @@ impl From<membership::AuditEntry> for AuditEntryOut {
             id: a.id,
             actor: a.actor,
             action: a.action,
-            openid: set(a.openid),
+            openid: text_if_set(a.openid),
             delta: a.delta,
             reason: a.reason,
             reference: a.reference,
@@ -159,15 +154,15 @@ impl From<membership::Refund> for AdminRefundOut {
         Self {
             refund_no: r.refund_no,
             order_no: r.order_no,
-            openid: set(r.openid),
+            openid: text_if_set(r.openid),
             refund_fee: r.refund_fee,
             credits_taken: r.credits_taken,
             membership_days: r.membership_days,
             status: r.status,
-            refund_id: set(r.refund_id),
+            refund_id: text_if_set(r.refund_id),
             reason: r.reason,
             admin: r.admin,
-            failure: set(r.failure),
+            failure: text_if_set(r.failure),
             created_at: rfc3339_if_set(r.created_at_unix),
             settled_at: rfc3339_if_set(r.settled_at_unix),
         }
@@ -199,7 +194,7 @@ impl From<membership::BillCheck> for BillCheckOut {
             wechat_refunds: c.wechat_refunds,
             wechat_refund_fen: c.wechat_refund_fen,
             differences: c.differences,
-            failure: set(c.failure),
+            failure: text_if_set(c.failure),
             checked_at: rfc3339_if_set(c.checked_at_unix),
         }
     }
@@ -222,8 +217,8 @@ impl From<membership::BillDifference> for BillDifferenceOut {
         let fen = |fee: i64| (fee >= 0).then_some(fee);
         Self {
             kind: d.kind,
-            order_no: set(d.order_no),
-            refund_no: set(d.refund_no),
+            order_no: text_if_set(d.order_no),
+            refund_no: text_if_set(d.refund_no),
             wechat_fee: fen(d.wechat_fee),
             our_fee: fen(d.our_fee),
         }
