@@ -5,6 +5,7 @@
 #                                    and the infrastructure: xintu/mariadb, xintu/redis and
 #                                    xintu/nginx (deploy/images/*) and xintu/lighttpd
 #                                    (deploy/lighttpd), all :latest
+#   deploy/images/build.sh binaries  the release builds of those binaries alone (no Docker needed)
 #   deploy/images/build.sh base      the base alone
 #   deploy/images/build.sh infra     the base and the infrastructure images
 # The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
@@ -89,12 +90,44 @@ context_of() {
   printf '%s' "$dir"
 }
 
-build_services() {
+# The images' binaries, one per package of the same name.
+BINARIES=(gateway membership-svc photo-svc stats-svc sandbox)
+
+# Their release build selects the fuzz package too, though it builds none of its targets: cargo
+# resolves the dependencies' features for the packages selected, so with it every dependency is
+# built as the fuzz smoke's build (the fuzz package alone, deploy/local/fuzz.sh) resolves it, and
+# that build reuses them all instead of building each again.
+build_binaries() {
+  check_fuzz_features_shared
   log "release builds"
-  (cd "$ROOT" && cargo build --release --locked -p gateway -p membership-svc -p photo-svc \
-    -p stats-svc -p sandbox --bins)
+  local args=() bin
+  for bin in "${BINARIES[@]}"; do args+=(-p "$bin" --bin "$bin"); done
+  (cd "$ROOT" && cargo build --release --locked "${args[@]}" -p fuzz)
+}
+
+# That holds while the fuzz package alone gives each dependency it shares with the images the
+# features that all of them together give it: a dependency that differs (one feature enabled by
+# the sandbox, say) is built once more for the smoke, and so is everything above it.
+check_fuzz_features_shared() {
+  local tree=(cargo tree --locked --offline -e normal,build --prefix none --format '{p} {f}')
+  local packages=() bin alone together differing
+  for bin in "${BINARIES[@]}"; do packages+=(-p "$bin"); done
+  # Registry crates only (a workspace crate prints its path, and is built for the smoke anyway).
+  alone=$(cd "$ROOT" && "${tree[@]}" -p fuzz | grep -v ' (/' | sed 's/ (\*)$//' | sort -u)
+  together=$(cd "$ROOT" && "${tree[@]}" "${packages[@]}" -p fuzz | grep -v ' (/' | sed 's/ (\*)$//' | sort -u)
+  differing=$(comm -23 <(printf '%s\n' "$alone") <(printf '%s\n' "$together"))
+  if [ -n "$differing" ]; then
+    log "these dependencies of the fuzz targets have other features in the images' build:"
+    printf '%s\n' "$differing" >&2
+    log "enable the same features for both (the workspace's Cargo.toml), or the smoke rebuilds them"
+    exit 1
+  fi
+}
+
+build_services() {
+  build_binaries
   local bin
-  for bin in gateway membership-svc photo-svc stats-svc sandbox; do
+  for bin in "${BINARIES[@]}"; do
     log "xintu/$bin:latest"
     build_image -t "xintu/$bin:latest" --build-arg "BASE=$BASE" \
       -f "$ROOT/deploy/images/service.Dockerfile" "$(context_of "$bin")"
@@ -115,8 +148,9 @@ build_infra() {
 }
 
 case "${1:-all}" in
+  binaries) build_binaries ;;
   base) build_base ;;
   infra) build_base; build_infra; prune_replaced ;;
   all) build_base; build_services; build_infra; prune_replaced ;;
-  *) echo "usage: $0 [base|infra|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [binaries|base|infra|all]" >&2; exit 2 ;;
 esac

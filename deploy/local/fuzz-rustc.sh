@@ -1,0 +1,19 @@
+#!/bin/sh
+# The fuzz targets' compiler flags: LLVM's sanitizer-coverage pass, which libFuzzer reads, and the
+# checks of a debug build, since an overflow found is a finding.
+#
+#   fuzz-rustc.sh --flags        prints them (deploy/local/fuzz.sh's `build`: every crate, RUSTFLAGS)
+#   fuzz-rustc.sh RUSTC ARGS...  rustc with them (RUSTC_WORKSPACE_WRAPPER of the smoke's build:
+#                                the workspace's crates only; the dependencies stay as the images'
+#                                release build made them, and that build is reused)
+# Build scripts run on this machine, not under libFuzzer: compiled as they are.
+FLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cforce-frame-pointers=yes \
+-Cdebug-assertions=on -Coverflow-checks=on"
+case " $* " in
+  " --flags ") echo "$FLAGS"; exit 0 ;;
+  *" --crate-name build_script_"*) exec "$@" ;;
+esac
+# shellcheck disable=SC2086 # the flags are words
+exec "$@" $FLAGS
