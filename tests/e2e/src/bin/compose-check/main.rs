@@ -20,7 +20,7 @@
 mod load;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -36,8 +36,12 @@ const SCHEMAS: [&str; 3] = ["xintu_membership", "xintu_photo", "xintu_stats"];
 /// its next round, with a margin for a busy 2-core machine.
 const ROUTED_AROUND_WITHIN: Duration = Duration::from_secs(3);
 
+/// When the check began: each step says how far into it it starts, which is where a slower run
+/// shows where it lost its time.
+static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
+
 fn step(title: &str) {
-    println!("\n== {title}");
+    println!("\n== {title} (at {:.0?})", STARTED.elapsed());
 }
 
 /// Lines of a container's request log (tower-http's, at debug) that finished a request whose
@@ -402,7 +406,7 @@ async fn down_and_up(compose: &Compose, edge: &Edge) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let started = Instant::now();
+    let started = *STARTED;
     let compose = Compose::from_env()?;
     let edge = Arc::new(Edge::from_env()?);
     let admin_password =

@@ -211,7 +211,7 @@ async fn main() -> Result<()> {
         failed.push(format!("injecting the faults: {err:#}"));
     }
 
-    println!("\n== checks");
+    println!("\n== checks (at {:.0?})", started.elapsed());
     let orders = traffic.paid_orders();
     let request_ids = traffic.recorder.request_ids();
     let warm_up = load_started + length / 3;
@@ -227,6 +227,7 @@ async fn main() -> Result<()> {
     })
     .await?;
 
+    println!("checked after {:.0?}", started.elapsed());
     report::print(&report::Report {
         capacity,
         rate,
