@@ -180,7 +180,10 @@ async fn main() -> Result<()> {
     let rate = capacity * LOAD_SHARE;
     println!("{capacity:.1} operations/s; the run drives {rate:.1}/s");
 
-    println!("\n== the run: {length:.0?} at {rate:.1} operations/s, faults injected");
+    println!(
+        "\n== the run: {length:.0?} at {rate:.1} operations/s, faults injected (at {:.0?})",
+        started.elapsed()
+    );
     let load_started = traffic.recorder.elapsed();
     let stop = CancellationToken::new();
     // However this ends, the sampler and the notify cycle stop (the runtime waits for them).
