@@ -14,7 +14,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serves the WeChat API until Ctrl-C.
+    /// Serves the WeChat API until Ctrl-C or SIGTERM.
     Serve {
         #[arg(long, env = "SANDBOX_LISTEN_ADDR", default_value = "127.0.0.1:9900")]
         listen: String,
@@ -140,7 +140,14 @@ async fn main() -> anyhow::Result<()> {
                 secapi = %sandbox.secapi_url(),
                 "sandbox playing WeChat, WeChat Pay and DashScope"
             );
-            tokio::signal::ctrl_c().await?;
+            // SIGTERM too: Docker stops a container with it, and as a container's main process
+            // the sandbox would otherwise ignore it and be killed after the grace period.
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                ctrl_c = tokio::signal::ctrl_c() => ctrl_c?,
+                _ = terminate.recv() => {}
+            }
             Ok(())
         }
         Command::Scan {
