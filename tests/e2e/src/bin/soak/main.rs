@@ -24,6 +24,7 @@ mod record;
 mod report;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -66,24 +67,26 @@ fn count(counts: &mut Counts, operation: Operation, result: &Result<bool>) {
     entry.1 += u64::from(!matches!(result, Ok(true)));
 }
 
-/// The mix from `clients` closed loops for `length`: operations completed per second.
-async fn capacity(traffic: &Arc<Traffic>, clients: usize, length: Duration) -> f64 {
+/// The mix from `clients` closed loops for `length`: operations completed per second within it.
+/// Each loop then finishes the operation it is in (a poll may wait many seconds); the loops are
+/// handed back rather than awaited, so the run begins at once, and awaited after it.
+async fn capacity(traffic: &Arc<Traffic>, clients: usize, length: Duration) -> (f64, JoinSet<()>) {
     let deadline = Instant::now() + length;
+    let done = Arc::new(AtomicU64::new(0));
     let mut loops = JoinSet::new();
     for _ in 0..clients {
-        let traffic = traffic.clone();
+        let (traffic, done) = (traffic.clone(), done.clone());
         loops.spawn(async move {
-            let mut done = 0u64;
             while Instant::now() < deadline {
-                if matches!(traffic.run(pick()).await, Ok(true)) {
-                    done += 1;
+                if matches!(traffic.run(pick()).await, Ok(true)) && Instant::now() <= deadline {
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            done
         });
     }
-    let done: u64 = loops.join_all().await.into_iter().sum();
-    done as f64 / length.as_secs_f64()
+    tokio::time::sleep_until(deadline.into()).await;
+    let done = done.load(Ordering::Relaxed);
+    (done as f64 / length.as_secs_f64(), loops)
 }
 
 /// The mix at `rate` operations a second for `length`, open loop; returns the operations per
@@ -176,7 +179,7 @@ async fn main() -> Result<()> {
 
     let measure = (length / 20).clamp(Duration::from_secs(10), Duration::from_secs(30));
     println!("\n== capacity: {CAPACITY_CLIENTS} closed-loop clients for {measure:.0?}");
-    let capacity = capacity(&traffic, CAPACITY_CLIENTS, measure).await;
+    let (capacity, measuring) = capacity(&traffic, CAPACITY_CLIENTS, measure).await;
     let rate = capacity * LOAD_SHARE;
     println!("{capacity:.1} operations/s; the run drives {rate:.1}/s");
 
@@ -203,6 +206,7 @@ async fn main() -> Result<()> {
         })
     };
     let (counts, shed) = open_loop(&traffic, rate, length).await;
+    measuring.join_all().await;
     let (windows, injected) = faults.await?;
     stop.cancel();
     notify_modes.await??;
