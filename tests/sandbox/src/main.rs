@@ -141,7 +141,9 @@ async fn main() -> anyhow::Result<()> {
                 "sandbox playing WeChat, WeChat Pay and DashScope"
             );
             // SIGTERM too: Docker stops a container with it, and as a container's main process
-            // the sandbox would otherwise ignore it and be killed after the grace period.
+            // the sandbox would otherwise ignore it and be killed after the grace period. (The
+            // services wait the same way in `platform::shutdown`, a crate the sandbox does not
+            // build on: it would bring the database and Redis clients into this test server.)
             let mut terminate =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {

@@ -422,7 +422,7 @@ async fn down_and_up(compose: &Compose, edge: &Edge) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let started = *STARTED;
+    LazyLock::force(&STARTED);
     let compose = Compose::from_env()?;
     let edge = Arc::new(Edge::from_env()?);
     let admin_password =
@@ -430,6 +430,6 @@ async fn main() -> Result<()> {
     up_and_flows(&compose, &edge, &admin_password).await?;
     scaled(&compose, edge.clone()).await?;
     down_and_up(&compose, &edge).await?;
-    println!("\ncompose check passed in {:.0?}", started.elapsed());
+    println!("\ncompose check passed in {:.0?}", STARTED.elapsed());
     Ok(())
 }
