@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Images without a registry, for tests and for operators who have none:
 #   deploy/images/build.sh           the Debian base, then xintu/<bin>:latest for the four service
-#                                    binaries and the sandbox, from this machine's release builds,
+#                                    binaries and the sandbox, from this machine's release builds
+#                                    (or, with XINTU_IMAGE_BINARIES=DIR, from the binaries in DIR
+#                                    as they are: nothing is built),
 #                                    and the infrastructure: xintu/mariadb, xintu/redis and
 #                                    xintu/nginx (deploy/images/*) and xintu/lighttpd
 #                                    (deploy/lighttpd), all :latest
 #   deploy/images/build.sh binaries  the release builds of those binaries alone (no Docker needed)
 #   deploy/images/build.sh base      the base alone
+#   deploy/images/build.sh rootfs    the base's root filesystem alone (no Docker needed)
 #   deploy/images/build.sh infra     the base and the infrastructure images
+#   deploy/images/build.sh services  the base and the service images
 # The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
 # root filesystem is cached under $XINTU_IMAGE_CACHE (default ~/.cache/xintu/images), keyed by the
 # hash of its recipe below, and made again only when the recipe changes. The service images are
@@ -20,6 +24,8 @@ trap 'echo "[images] failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${XINTU_IMAGE_CACHE:-$HOME/.cache/xintu/images}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/xintu/target}
+# Where the service images' binaries come from: given, they are used as they are.
+BINARIES_DIR=${XINTU_IMAGE_BINARIES:-}
 DATA=${XINTU_DATA_DIR:-$HOME/.cache/xintu/data}
 export PATH="$PATH:/usr/sbin:/sbin"
 # The classic builder: no BuildKit plugin is installed from Debian's packages.
@@ -50,14 +56,12 @@ prune_replaced() {
   docker image prune -f --filter "label=$IMAGE_LABEL" >/dev/null
 }
 
-build_base() {
-  if docker image inspect "$BASE" >/dev/null 2>&1; then
-    docker tag "$BASE" "xintu/debian:$SUITE"
-    return
-  fi
-  mkdir -p "$CACHE"
+# The base's root filesystem as a tarball, made once per recipe: debootstrap needs no Docker
+# engine, so the test command makes it while it builds.
+base_tarball() {
   local tarball=$CACHE/debian-$SUITE-$BASE_HASH.tar
   if [ ! -s "$tarball" ]; then
+    mkdir -p "$CACHE"
     log "debootstrap $SUITE ($VARIANT; about a minute)"
     local rootfs
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
@@ -68,6 +72,16 @@ build_base() {
     mv "$tarball.partial" "$tarball"
     rm -rf "$rootfs"
   fi
+  printf '%s' "$tarball"
+}
+
+build_base() {
+  if docker image inspect "$BASE" >/dev/null 2>&1; then
+    docker tag "$BASE" "xintu/debian:$SUITE"
+    return
+  fi
+  local tarball
+  tarball=$(base_tarball)
   log "importing $BASE"
   docker import "$tarball" "$BASE" >/dev/null
   docker tag "$BASE" "xintu/debian:$SUITE"
@@ -79,7 +93,7 @@ context_of() {
   local bin=$1 dir=$CACHE/context/$1
   rm -rf "$dir"
   mkdir -p "$dir/data"
-  cp "$CARGO_TARGET_DIR/release/$bin" "$dir/app"
+  cp "${BINARIES_DIR:-$CARGO_TARGET_DIR/release}/$bin" "$dir/app"
   if [ "$bin" = photo-svc ]; then
     cp -r "$DATA/models" "$DATA/geo" "$dir/data/"
     # The service's binary copy of the parsed location data, which tests leave beside the files:
@@ -93,39 +107,19 @@ context_of() {
 # The images' binaries, one per package of the same name.
 BINARIES=(gateway membership-svc photo-svc stats-svc sandbox)
 
-# Their release build selects the fuzz package too, though it builds none of its targets: cargo
-# resolves the dependencies' features for the packages selected, so with it every dependency is
-# built as the fuzz smoke's build (the fuzz package alone, deploy/local/fuzz.sh) resolves it, and
-# that build reuses them all instead of building each again.
 build_binaries() {
-  check_fuzz_features_shared
   log "release builds"
   local args=() bin
   for bin in "${BINARIES[@]}"; do args+=(-p "$bin" --bin "$bin"); done
-  (cd "$ROOT" && cargo build --release --locked "${args[@]}" -p fuzz)
-}
-
-# That holds while the fuzz package alone gives each dependency it shares with the images the
-# features that all of them together give it: a dependency that differs (one feature enabled by
-# the sandbox, say) is built once more for the smoke, and so is everything above it.
-check_fuzz_features_shared() {
-  local tree=(cargo tree --locked --offline -e normal,build --prefix none --format '{p} {f}')
-  local packages=() bin alone together differing
-  for bin in "${BINARIES[@]}"; do packages+=(-p "$bin"); done
-  # Registry crates only (a workspace crate prints its path, and is built for the smoke anyway).
-  alone=$(cd "$ROOT" && "${tree[@]}" -p fuzz | grep -v ' (/' | sed 's/ (\*)$//' | sort -u)
-  together=$(cd "$ROOT" && "${tree[@]}" "${packages[@]}" -p fuzz | grep -v ' (/' | sed 's/ (\*)$//' | sort -u)
-  differing=$(comm -23 <(printf '%s\n' "$alone") <(printf '%s\n' "$together"))
-  if [ -n "$differing" ]; then
-    log "these dependencies of the fuzz targets have other features in the images' build:"
-    printf '%s\n' "$differing" >&2
-    log "enable the same features for both (the workspace's Cargo.toml), or the smoke rebuilds them"
-    exit 1
-  fi
+  (cd "$ROOT" && cargo build --release --locked "${args[@]}")
 }
 
 build_services() {
-  build_binaries
+  if [ -n "$BINARIES_DIR" ]; then
+    log "the binaries in $BINARIES_DIR"
+  else
+    build_binaries
+  fi
   local bin
   for bin in "${BINARIES[@]}"; do
     log "xintu/$bin:latest"
@@ -150,7 +144,9 @@ build_infra() {
 case "${1:-all}" in
   binaries) build_binaries ;;
   base) build_base ;;
+  rootfs) base_tarball >/dev/null ;;
   infra) build_base; build_infra; prune_replaced ;;
   all) build_base; build_services; build_infra; prune_replaced ;;
-  *) echo "usage: $0 [binaries|base|infra|all]" >&2; exit 2 ;;
+  services) build_base; build_services; prune_replaced ;;
+  *) echo "usage: $0 [binaries|base|rootfs|infra|services|all]" >&2; exit 2 ;;
 esac

@@ -6,7 +6,7 @@ side 256 with PIL's bilinear filter, centre crop 224, (x - 127) / 128) on the sa
 thread counts, and the same 12 MP JPEG decode + downscale to 1024 px. Given the Rust figures it
 prints them side by side with the ratios (PyTorch time / Rust time: above 1 means Rust is faster).
 
-    cargo run --release -p photo-model --bin model-bench -- --json /tmp/model-bench.json
+    cargo run --release -p photo-model --features bench --bin model-bench -- --json /tmp/model-bench.json
     python3 deploy/local/bench_torch.py --rust-json /tmp/model-bench.json
 
 Only for benchmarking, never in CI: on first use it creates a virtualenv in

@@ -7,7 +7,7 @@
 #   deploy/local/fuzz.sh build
 #   deploy/local/fuzz.sh smoke [scale]        every target from the committed corpus, as many at
 #                                             once as there are cores, a fixed number of
-#                                             executions (2 to 8 s each here, times `scale`,
+#                                             executions (3 to 12 s each here, times `scale`,
 #                                             default 1) from a fixed seed: repeatable rather
 #                                             than exploring; part of `xintu test`. Built apart
 #                                             (build_smoke below): coverage of the workspace's
@@ -25,16 +25,18 @@ FUZZ_DIR=${XINTU_FUZZ_DIR:-$HOME/.cache/xintu/fuzz}
 # `build` (every crate instrumented) apart from the main target directory: it shares no artefact
 # with it.
 TARGET_DIR=${XINTU_FUZZ_TARGET_DIR:-$HOME/.cache/xintu/fuzz-target}
-# The smoke's build lives beside the images' release build, whose dependencies it reuses.
+# The smoke's build lives beside the test build, whose dependencies it reuses.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/xintu/target}
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 BIN=$TARGET_DIR/$HOST/fuzz
 CORPUS=$ROOT/tests/fuzz/corpus
 DICTS=$ROOT/tests/fuzz/dict
 TARGETS=(wechat_xml wechat_push pay_notify photo_decode edit_form api_queries session_cookie)
-# Executions per target in the smoke: 2 to 8 s each on a 2-core machine, two at a time.
-declare -A SMOKE_RUNS=([wechat_xml]=1500000 [wechat_push]=700000 [pay_notify]=1200000
-  [photo_decode]=60000 [edit_form]=500000 [api_queries]=1200000 [session_cookie]=800000)
+# Executions per target in the smoke: 3 to 12 s each on a 2-core machine, two at a time (the dev
+# build's dependencies are unoptimised: about four times slower than a release build, which ran
+# four times these in 2 to 8 s).
+declare -A SMOKE_RUNS=([wechat_xml]=375000 [wechat_push]=175000 [pay_notify]=300000
+  [photo_decode]=60000 [edit_form]=125000 [api_queries]=300000 [session_cookie]=200000)
 
 log() { printf '\033[1m[fuzz]\033[0m %s\n' "$*" >&2; }
 
@@ -45,22 +47,44 @@ build() {
     --target "$HOST" --target-dir "$TARGET_DIR" -p fuzz --bins
 }
 
-# The smoke's build: the images' release build (deploy/images/build.sh binaries, which the compose
-# deployment needs too) makes every dependency, and only the workspace's crates are built again,
-# instrumented by deploy/local/fuzz-rustc.sh as `build` instruments every crate. On a new machine
-# that is 2 minutes of building where `build` takes 8. Coverage then guides the smoke through the
-# workspace's own code only, which is all a fixed-seed run from the committed corpus asks;
-# `run`, which explores, has every crate instrumented.
+# The smoke's build: the test build (`xintu test` runs the smoke after it; the dev profile) made
+# every dependency, and only the workspace's crates are built again, instrumented by
+# deploy/local/fuzz-rustc.sh as `build` instruments every crate. On a new machine that is about 2
+# minutes of building where `build` takes 8 (and a release build of every dependency, 8 more).
+# Coverage then guides the smoke through the workspace's own code only, which is all a
+# fixed-seed run from the committed corpus asks; `run`, which explores, has every crate
+# instrumented and optimised.
 build_smoke() {
-  bash "$ROOT/deploy/images/build.sh" binaries
+  check_features_shared
   log "building the targets for the smoke (the workspace's crates instrumented)"
   # Cargo knows a wrapper by its path, not by what it does: a copy named by the hash of its
   # content makes a change of the flags rebuild the crates they apply to.
-  local wrapper
+  local wrapper bins=() target
   wrapper=$CARGO_TARGET_DIR/fuzz-rustc-$(sha256sum "$ROOT/deploy/local/fuzz-rustc.sh" | cut -c1-12).sh
   [ -x "$wrapper" ] || install -D -m 755 "$ROOT/deploy/local/fuzz-rustc.sh" "$wrapper"
-  (cd "$ROOT" && RUSTC_WORKSPACE_WRAPPER=$wrapper cargo build --locked --release -p fuzz --bins)
-  BIN=$CARGO_TARGET_DIR/release
+  for target in "${TARGETS[@]}"; do bins+=(--bin "$target"); done
+  # The whole workspace selected, its targets built: cargo resolves the dependencies' features for
+  # the packages selected, as the test build does.
+  (cd "$ROOT" && RUSTC_WORKSPACE_WRAPPER=$wrapper cargo build --locked --workspace "${bins[@]}")
+  BIN=$CARGO_TARGET_DIR/debug
+}
+
+# The smoke reuses the test build's dependencies only where cargo gives each the same features in
+# both builds: the test build resolves them with the workspace's dev-dependencies, the smoke's
+# without. A dependency that differs is built again, and so is everything above it.
+check_features_shared() {
+  local tree=(cargo tree --locked --offline --workspace --prefix none --format '{p} {f}')
+  local smoke tests differing
+  # Registry crates only (a workspace crate prints its path, and is built for the smoke anyway).
+  smoke=$(cd "$ROOT" && "${tree[@]}" -e normal,build | grep -v ' (/' | sed 's/ (\*)$//' | sort -u)
+  tests=$(cd "$ROOT" && "${tree[@]}" -e normal,build,dev | grep -v ' (/' | sed 's/ (\*)$//' | sort -u)
+  differing=$(comm -23 <(printf '%s\n' "$smoke") <(printf '%s\n' "$tests"))
+  if [ -n "$differing" ]; then
+    log "these dependencies have fewer features in the smoke's build than in the test build:"
+    printf '%s\n' "$differing" >&2
+    log "give tests/fuzz/Cargo.toml the test build's features, or the smoke builds them again"
+    exit 1
+  fi
 }
 
 # The options every run shares: the geodata for api_queries, a hang after 10 s, 2 GiB of RSS

@@ -1,6 +1,7 @@
-//! `cargo run --release -p photo-model --bin model-bench`: local model latency per photo (p50/p95)
-//! with 1 and 2 threads, and decode + resize time of a 12-megapixel JPEG. Each thread count runs
-//! in a child process with RAYON_NUM_THREADS set, because the rayon pool is sized once per process.
+//! `cargo run --release -p photo-model --features bench --bin model-bench`: local model latency
+//! per photo (p50/p95) with 1 and 2 threads, and decode + resize time of a 12-megapixel JPEG.
+//! Each thread count runs in a child process with RAYON_NUM_THREADS set, because the rayon pool
+//! is sized once per process.
 //! `--json FILE` saves the figures for `deploy/local/bench_torch.py`, which runs the same model
 //! in PyTorch on the same photos and prints the ratios.
 
