@@ -135,19 +135,22 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::write(dir.join("pub_key.pem"), sandbox.wechatpay_public_key()?.1)?;
                 tracing::info!(dir = %dir.display(), "merchant TLS files written");
             }
+            // SIGTERM too: Docker stops a container with it, and as a container's main process
+            // the sandbox would otherwise ignore it and be killed after the grace period. (The
+            // services wait the same way in `platform::shutdown`, a crate the sandbox does not
+            // build on: it would bring the database and Redis clients into this test server.)
+            // Both handled before the start-up line says the sandbox serves: a signal sent on
+            // reading it would otherwise find no handler yet and kill the process.
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let mut terminate = signal(SignalKind::terminate())?;
             tracing::info!(
                 url = %sandbox.url(),
                 secapi = %sandbox.secapi_url(),
                 "sandbox playing WeChat, WeChat Pay and DashScope"
             );
-            // SIGTERM too: Docker stops a container with it, and as a container's main process
-            // the sandbox would otherwise ignore it and be killed after the grace period. (The
-            // services wait the same way in `platform::shutdown`, a crate the sandbox does not
-            // build on: it would bring the database and Redis clients into this test server.)
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
-                ctrl_c = tokio::signal::ctrl_c() => ctrl_c?,
+                _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
             Ok(())
