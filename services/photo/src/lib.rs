@@ -4,9 +4,9 @@
 //!
 //! One folder per feature: `location/`, `classify/` and `edit/`, each with its gRPC adapter
 //! (`grpc.rs`: proto in, a call, proto out; no rules) and its rules free of transport and
-//! storage (`domain/`; location is all rules, over data files it loads at start). Classification
-//! and edits keep their SQL in `store.rs`. `dashscope/` holds the clients of DashScope that
-//! classification and edits call.
+//! storage (`domain/`; location's rules are the `location` crate, over data files it loads at
+//! start). Classification and edits keep their SQL in `store.rs`. `dashscope/` holds the clients
+//! of DashScope that classification and edits call.
 
 // Library code reports through tracing (structured, filtered, exported), never stdout;
 // binaries, benches and tests may print.

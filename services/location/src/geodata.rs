@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use geo::MultiPolygon;
 use serde::{Deserialize, Serialize};
 
-use crate::location::places::{CountryCode, NamedPlace, PlaceIndex};
-use crate::location::prepared;
-use crate::location::regions::RegionIndex;
-use crate::location::{Country, District, Division, Locator};
+use crate::places::{CountryCode, NamedPlace, PlaceIndex};
+use crate::prepared;
+use crate::regions::RegionIndex;
+use crate::{Country, District, Division, Locator};
 
 /// The `format` in manifest.json this code reads (deploy/local/prepare_geodata.py `FORMAT`).
 pub const FORMAT: u32 = 3;
@@ -28,12 +28,6 @@ pub enum GeodataError {
     },
     #[error("{path} is malformed: {reason} (run deploy/local/fetch-geodata.sh)")]
     Malformed { path: PathBuf, reason: String },
-}
-
-/// Returns where the fetch script writes the data: `$XINTU_DATA_DIR/geo`, else
-/// `~/.cache/xintu/data/geo`.
-pub fn default_dir() -> PathBuf {
-    photo_model::data_dir::data_dir().join("geo")
 }
 
 #[derive(Deserialize)]

@@ -3,8 +3,8 @@
 use geo::{MultiPolygon, polygon};
 
 use super::*;
-use crate::location::Division;
-use crate::location::places::NamedPlace;
+use crate::Division;
+use crate::places::NamedPlace;
 
 fn rectangle(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> MultiPolygon<f64> {
     MultiPolygon(vec![polygon![
