@@ -7,11 +7,8 @@
 #                                    and the infrastructure: xintu/mariadb, xintu/redis and
 #                                    xintu/nginx (deploy/images/*) and xintu/lighttpd
 #                                    (deploy/lighttpd), all :latest
-#   deploy/images/build.sh binaries  the release builds of those binaries alone (no Docker needed)
 #   deploy/images/build.sh base      the base alone
-#   deploy/images/build.sh rootfs    the base's root filesystem alone (no Docker needed)
 #   deploy/images/build.sh infra     the base and the infrastructure images
-#   deploy/images/build.sh services  the base and the service images
 # The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
 # root filesystem is cached under $XINTU_IMAGE_CACHE (default ~/.cache/xintu/images), keyed by the
 # hash of its recipe below, and made again only when the recipe changes. The service images are
@@ -56,12 +53,14 @@ prune_replaced() {
   docker image prune -f --filter "label=$IMAGE_LABEL" >/dev/null
 }
 
-# The base's root filesystem as a tarball, made once per recipe: debootstrap needs no Docker
-# engine, so the test command makes it while it builds.
-base_tarball() {
+build_base() {
+  if docker image inspect "$BASE" >/dev/null 2>&1; then
+    docker tag "$BASE" "xintu/debian:$SUITE"
+    return
+  fi
+  mkdir -p "$CACHE"
   local tarball=$CACHE/debian-$SUITE-$BASE_HASH.tar
   if [ ! -s "$tarball" ]; then
-    mkdir -p "$CACHE"
     log "debootstrap $SUITE ($VARIANT; about a minute)"
     local rootfs
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
@@ -72,16 +71,6 @@ base_tarball() {
     mv "$tarball.partial" "$tarball"
     rm -rf "$rootfs"
   fi
-  printf '%s' "$tarball"
-}
-
-build_base() {
-  if docker image inspect "$BASE" >/dev/null 2>&1; then
-    docker tag "$BASE" "xintu/debian:$SUITE"
-    return
-  fi
-  local tarball
-  tarball=$(base_tarball)
   log "importing $BASE"
   docker import "$tarball" "$BASE" >/dev/null
   docker tag "$BASE" "xintu/debian:$SUITE"
@@ -142,11 +131,8 @@ build_infra() {
 }
 
 case "${1:-all}" in
-  binaries) build_binaries ;;
   base) build_base ;;
-  rootfs) base_tarball >/dev/null ;;
   infra) build_base; build_infra; prune_replaced ;;
   all) build_base; build_services; build_infra; prune_replaced ;;
-  services) build_base; build_services; prune_replaced ;;
-  *) echo "usage: $0 [binaries|base|rootfs|infra|services|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [base|infra|all]" >&2; exit 2 ;;
 esac
