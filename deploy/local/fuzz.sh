@@ -12,6 +12,9 @@
 #                                             than exploring; part of `xintu test`. Built apart
 #                                             (build_smoke below): coverage of the workspace's
 #                                             own crates only
+#   deploy/local/fuzz.sh smoke-build          the smoke's build alone (`xintu test` runs it beside
+#                                             the tests, then `smoke-run`)
+#   deploy/local/fuzz.sh smoke-run [scale]    the smoke on what smoke-build made
 #   deploy/local/fuzz.sh run TARGET [runs]    one target for `runs` executions (default ten
 #                                             million) on a corpus kept under the cache
 #   deploy/local/fuzz.sh targets
@@ -66,7 +69,6 @@ build_smoke() {
   # The whole workspace selected, its targets built: cargo resolves the dependencies' features for
   # the packages selected, as the test build does.
   (cd "$ROOT" && RUSTC_WORKSPACE_WRAPPER=$wrapper cargo build --locked --workspace "${bins[@]}")
-  BIN=$CARGO_TARGET_DIR/debug
 }
 
 # The smoke reuses the test build's dependencies only where cargo gives each the same features in
@@ -118,7 +120,11 @@ smoke_one() {
 # executions single-threaded, so running them together changes what they do not at all, and
 # their time only by sharing the machine.
 smoke() {
-  local scale=${1:-1} failed=() scratch jobs
+  local scale=${1:-1} failed=() scratch jobs target
+  BIN=$CARGO_TARGET_DIR/debug
+  for target in "${TARGETS[@]}"; do
+    [ -x "$BIN/$target" ] || { log "$BIN/$target is missing: run smoke-build first"; exit 1; }
+  done
   scratch=$(mktemp -d)
   jobs=$(nproc)
   log "${#TARGETS[@]} targets, $jobs at a time"
@@ -152,7 +158,9 @@ run() {
 case "${1:-}" in
   build) build ;;
   smoke) shift; build_smoke; smoke "$@" ;;
+  smoke-build) build_smoke ;;
+  smoke-run) shift; smoke "$@" ;;
   run) shift; [ $# -ge 1 ] || { echo "usage: $0 run TARGET [runs]" >&2; exit 2; }; build; run "$@" ;;
   targets) printf '%s\n' "${TARGETS[@]}" ;;
-  *) sed -n '2,20p' "$0"; exit 2 ;;
+  *) sed -n '2,23p' "$0"; exit 2 ;;
 esac
