@@ -254,6 +254,15 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// pinging each one before use (sqlx's default) is a second round trip per query, the largest
 /// single cost of a short read. One that sat idle is pinged first, so a server restart or a
 /// dropped idle connection costs a reconnect, not a failed request.
+///
+/// Every connection given back is rolled back. sqlx counts a transaction only once the server
+/// has answered its BEGIN, so a request cancelled in between (a client's deadline, typically
+/// while the database is slow) gives back a connection whose server session is inside a
+/// transaction sqlx does not know of: what the next users run on it as statements of their own
+/// would never be committed, and the rows they write would stay locked (seen in the soak, where
+/// no reconciler could claim an order for minutes after the primary froze). The ROLLBACK runs
+/// as the connection goes back to the pool, off the request's path; outside a transaction it
+/// does nothing.
 fn pool_options(settings: &PoolSettings) -> MySqlPoolOptions {
     MySqlPoolOptions::new()
         .max_connections(settings.max_connections)
@@ -264,6 +273,12 @@ fn pool_options(settings: &PoolSettings) -> MySqlPoolOptions {
                 if meta.idle_for > PING_IF_IDLE_FOR {
                     conn.ping().await?;
                 }
+                Ok(true)
+            })
+        })
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("ROLLBACK").await?;
                 Ok(true)
             })
         })
