@@ -36,13 +36,34 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
         })
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+/// The lowest port of the kernel's ephemeral range, from which it gives ports to outgoing
+/// connections and to binds of port 0.
+fn ephemeral_ports_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
+
+/// A loopback port that was free a moment ago, for a server started next to listen on. Taken
+/// below the ephemeral range: a port from it (what binding port 0 gives) may go to any outgoing
+/// connection of the machine before the server binds it, as one did to a chromedriver in CI
+/// ("Address already in use"), while below it only another test's pick, at random among
+/// thousands, can collide.
+pub fn free_port() -> u16 {
+    let end = ephemeral_ports_start().max(FREE_PORTS_START + 1);
+    for _ in 0..1000 {
+        let port = rand::random_range(FREE_PORTS_START..end);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FREE_PORTS_START} and {end}")
+}
+
+/// Where [`free_port`] starts looking: above the ports of well-known servers (and of this
+/// project's own MariaDB and Redis).
+const FREE_PORTS_START: u16 = 10_000;
 
 /// Where tests leave artifacts (screenshots): `$XINTU_ARTIFACTS_DIR`, else
 /// `$CARGO_TARGET_DIR/artifacts`, else `target/artifacts` in the repository.
