@@ -62,6 +62,8 @@ async fn lists_export_every_row_as_csv_across_pages() {
     let formula = "=HYPERLINK(\"http://evil.example\",\"x\")";
     system.bind_client("export-bound", formula).await;
     let admin = system.admin_sign_in().await;
+    // The lists read the replica; the users' writes reach it a moment later.
+    system.db.wait_for_replica().await;
 
     let file = export(&system, &admin, "/api/v1/admin/bindings?format=csv").await;
     assert_eq!(file.content_type, "text/csv; charset=utf-8");

@@ -249,6 +249,9 @@ async fn admin_site_signs_in_shows_the_overview_and_adjusts_credits() {
         admin_adjust_rows(&system).await,
         vec![(15, OPENID.to_owned())]
     );
+    // The member's profile reads the replica, which has the operator's write a moment later (a
+    // member's own writes are routed by their GTIDs; an operator's are not the member's).
+    system.db.wait_for_replica().await;
     assert_eq!(member.profile().await.remaining_credits, 35);
 
     // The audit log shows it, with the ledger reference it made.
