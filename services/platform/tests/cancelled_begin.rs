@@ -56,27 +56,25 @@ async fn holding_proxy(server: SocketAddr, held: Arc<AtomicBool>) -> SocketAddr 
     address
 }
 
-/// `url` with its host and port replaced by `address`.
-fn through(url: &SecretString, address: SocketAddr) -> SecretString {
-    let url = url.expose_secret();
-    let (scheme_and_user, rest) = url.rsplit_once('@').expect("user@host in the URL");
-    let (_, database) = rest.split_once('/').expect("a database in the URL");
-    SecretString::from(format!("{scheme_and_user}@{address}/{database}"))
+/// `url`'s parts around its server's address: (`mysql://user:password`, `host:port`, `database`).
+fn url_parts(url: &SecretString) -> (&str, &str, &str) {
+    let (scheme_and_user, rest) = url
+        .expose_secret()
+        .rsplit_once('@')
+        .expect("user@host in the URL");
+    let (address, database) = rest.split_once('/').expect("a database in the URL");
+    (scheme_and_user, address, database)
 }
 
 #[tokio::test]
 async fn a_begin_cancelled_in_flight_leaves_no_transaction_behind() {
     let db = TestDatabase::create("cancelled_begin", Replica::Shared).await;
-    let server = {
-        let url = db.primary_url.expose_secret();
-        let rest = url.rsplit_once('@').expect("user@host").1;
-        let host_port = rest.split_once('/').expect("database").0;
-        tokio::net::lookup_host(host_port)
-            .await
-            .expect("resolve")
-            .next()
-            .expect("an address")
-    };
+    let (scheme_and_user, server, database) = url_parts(&db.primary_url);
+    let server = tokio::net::lookup_host(server)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
     let held = Arc::new(AtomicBool::new(false));
     let proxy = holding_proxy(server, held.clone()).await;
     // One connection, so the next acquire gets the one the cancelled BEGIN went out on.
@@ -84,8 +82,8 @@ async fn a_begin_cancelled_in_flight_leaves_no_transaction_behind() {
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
     };
-    let pools =
-        Pools::connect_lazy(&through(&db.primary_url, proxy), None, &settings).expect("pools");
+    let through_proxy = SecretString::from(format!("{scheme_and_user}@{proxy}/{database}"));
+    let pools = Pools::connect_lazy(&through_proxy, None, &settings).expect("pools");
     pools
         .primary
         .execute("CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL)")
