@@ -165,12 +165,11 @@ pub async fn due_for_check(
     older_than_secs: u32,
     limit: u32,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT out_trade_no FROM payment_orders WHERE status = 'notpay' AND attention = '' \
+    sqlx::query_scalar(&format!(
+        "SELECT out_trade_no FROM payment_orders WHERE {DUE} \
          AND created_at <= CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND \
-         AND (next_check_at IS NULL OR next_check_at <= CURRENT_TIMESTAMP(3)) \
-         ORDER BY created_at LIMIT ?",
-    )
+         ORDER BY created_at LIMIT ?"
+    ))
     .bind(older_than_secs)
     .bind(limit)
     .fetch_all(executor)
@@ -189,25 +188,40 @@ pub struct CheckSchedule {
     pub close_min_age_secs: u32,
 }
 
+/// The condition under which an order is due for a check.
+const DUE: &str = "status = 'notpay' AND attention = '' \
+    AND (next_check_at IS NULL OR next_check_at <= CURRENT_TIMESTAMP(3))";
+
 /// Claims an order for one check by this instance and schedules the next one (backoff from its
-/// check count). Another instance that claimed it first wins. Returns whether this instance got
-/// it.
+/// check count), inside the caller's transaction, which commits the claim. Another instance that
+/// claimed it first wins. Returns whether this instance got it. An order whose row another
+/// session holds (a payment being applied, a write stalled with its primary) is passed over
+/// rather than waited for: InnoDB would wait its whole lock timeout, and the round with it.
 #[tracing::instrument(name = "orders.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
-    executor: impl MySqlExecutor<'_>,
+    conn: &mut MySqlConnection,
     out_trade_no: &str,
     schedule: CheckSchedule,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+    let free: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT out_trade_no FROM payment_orders WHERE out_trade_no = ? AND {DUE} \
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(out_trade_no)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if free.is_none() {
+        return Ok(false);
+    }
+    let result = sqlx::query(&format!(
         "UPDATE payment_orders SET checked_at = CURRENT_TIMESTAMP(3), checks = checks + 1, \
          next_check_at = CASE \
            WHEN GREATEST(expire_at, created_at + INTERVAL ? SECOND) > CURRENT_TIMESTAMP(3) \
            THEN LEAST(CURRENT_TIMESTAMP(3) + INTERVAL LEAST(?, ? * POW(2, LEAST(checks - 1, 16))) SECOND, \
                       GREATEST(expire_at, created_at + INTERVAL ? SECOND)) \
            ELSE CURRENT_TIMESTAMP(3) + INTERVAL LEAST(?, ? * POW(2, LEAST(checks - 1, 16))) SECOND END \
-         WHERE out_trade_no = ? AND status = 'notpay' AND attention = '' \
-         AND (next_check_at IS NULL OR next_check_at <= CURRENT_TIMESTAMP(3))",
-    )
+         WHERE out_trade_no = ? AND {DUE}"
+    ))
     .bind(schedule.close_min_age_secs)
     .bind(schedule.max_secs)
     .bind(schedule.first_secs)
@@ -215,7 +229,7 @@ pub async fn claim_check(
     .bind(schedule.max_secs)
     .bind(schedule.first_secs)
     .bind(out_trade_no)
-    .execute(executor)
+    .execute(&mut *conn)
     .await?;
     Ok(result.rows_affected() == 1)
 }

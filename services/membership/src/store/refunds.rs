@@ -150,35 +150,48 @@ pub async fn due_for_check(
     executor: impl MySqlExecutor<'_>,
     limit: u32,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT out_refund_no FROM payment_refunds WHERE status IN ('pending', 'processing') \
-         AND next_check_at IS NOT NULL AND next_check_at <= CURRENT_TIMESTAMP(3) \
-         ORDER BY next_check_at LIMIT ?",
-    )
+    sqlx::query_scalar(&format!(
+        "SELECT out_refund_no FROM payment_refunds WHERE {DUE} ORDER BY next_check_at LIMIT ?"
+    ))
     .bind(limit)
     .fetch_all(executor)
     .await
 }
 
-/// Claims a refund for one check and schedules the next (the pause doubles per check, capped).
-/// Another instance that claimed it first wins. Returns whether this instance got it.
+/// The condition under which a refund is due for a check.
+const DUE: &str = "status IN ('pending', 'processing') \
+    AND next_check_at IS NOT NULL AND next_check_at <= CURRENT_TIMESTAMP(3)";
+
+/// Claims a refund for one check and schedules the next (the pause doubles per check, capped),
+/// inside the caller's transaction, which commits the claim. Another instance that claimed it
+/// first wins. Returns whether this instance got it. A refund whose row another session holds
+/// is passed over rather than waited for, as an order is (`orders::claim_check`).
 #[tracing::instrument(name = "refunds.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
-    executor: impl MySqlExecutor<'_>,
+    conn: &mut MySqlConnection,
     out_refund_no: &str,
     first_secs: u32,
     max_secs: u32,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+    let free: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT out_refund_no FROM payment_refunds WHERE out_refund_no = ? AND {DUE} \
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(out_refund_no)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if free.is_none() {
+        return Ok(false);
+    }
+    let result = sqlx::query(&format!(
         "UPDATE payment_refunds SET checks = checks + 1, next_check_at = CURRENT_TIMESTAMP(3) \
          + INTERVAL LEAST(?, ? * POW(2, LEAST(checks, 16))) SECOND \
-         WHERE out_refund_no = ? AND status IN ('pending', 'processing') \
-         AND next_check_at IS NOT NULL AND next_check_at <= CURRENT_TIMESTAMP(3)",
-    )
+         WHERE out_refund_no = ? AND {DUE}"
+    ))
     .bind(max_secs)
     .bind(first_secs)
     .bind(out_refund_no)
-    .execute(executor)
+    .execute(&mut *conn)
     .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -157,3 +157,33 @@ async fn an_abandoned_order_is_asked_about_on_a_backoff() {
         "{checks} checks"
     );
 }
+
+/// An order whose row another session holds locked (a write in flight, a primary that froze
+/// mid-transaction) is passed over for the round, not waited for: InnoDB would wait its lock
+/// timeout (50 s) and every order after it in the round with it, round after round.
+#[tokio::test]
+async fn an_order_locked_elsewhere_does_not_hold_up_the_others() {
+    let system = System::start(fast_reconciler()).await;
+    system.sandbox.set_notify_mode(NotifyMode::Drop);
+    let browser = system.sign_in("o_locked").await;
+    let locked = order(&browser).await;
+    let pool = system.db.primary().await;
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT out_trade_no FROM payment_orders WHERE out_trade_no = ? FOR UPDATE")
+        .bind(&locked)
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    // Past its first pause: the rounds ask about it again, and it comes first (the oldest).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let other = order(&browser).await;
+    system.sandbox.pay(&other).await.unwrap();
+    wait_row(&system, &other, |row| row.0 == "paid").await;
+
+    // Once the lock is gone the order is asked about again like any other.
+    system.sandbox.pay(&locked).await.unwrap();
+    holder.rollback().await.unwrap();
+    wait_row(&system, &locked, |row| row.0 == "paid").await;
+    assert_eq!(browser.profile().await.remaining_credits, 4);
+    system.assert_ledger_invariant().await;
+}

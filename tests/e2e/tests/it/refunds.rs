@@ -232,6 +232,47 @@ async fn a_lost_refund_request_is_asked_again_by_the_reconciler() {
     system.assert_ledger_invariant().await;
 }
 
+/// A refund whose row another session holds locked is passed over for the round, not waited
+/// for (InnoDB's lock timeout, 50 s): the refunds after it are still asked about.
+#[tokio::test]
+async fn a_refund_locked_elsewhere_does_not_hold_up_the_others() {
+    let system = System::start(Options {
+        reconcile_interval_ms: 100,
+        reconcile_backoff_first_secs: 1,
+        ..Options::with_refunds()
+    })
+    .await;
+    let browser = system.sign_in("o_refund_locked").await;
+    // Two orders: a refund locks every refund of its order while it is made.
+    let orders = [
+        system.paid_credits(&browser, 10).await,
+        system.paid_credits(&browser, 10).await,
+    ];
+    let admin = system.admin_sign_in().await;
+    system.sandbox.set_faults(sandbox::Faults {
+        pay_system_errors: 2,
+        ..sandbox::Faults::default()
+    });
+    let locked = refund(&admin, &orders[0], 300).await.expect("a refund");
+    let pool = system.db.primary().await;
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT out_refund_no FROM payment_refunds WHERE out_refund_no = ? FOR UPDATE")
+        .bind(&locked.refund_no)
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    let other = refund(&admin, &orders[1], 200).await.expect("a refund");
+    assert_eq!(
+        (locked.status.as_str(), other.status.as_str()),
+        ("pending", "pending")
+    );
+    // The locked one is due first (the older), round after round.
+    wait_for_refund(&admin, &orders[1], &other.refund_no, "success").await;
+    holder.rollback().await.unwrap();
+    wait_for_refund(&admin, &orders[0], &locked.refund_no, "success").await;
+    system.assert_ledger_invariant().await;
+}
+
 #[tokio::test]
 async fn concurrent_refunds_never_return_more_than_was_paid() {
     let system = System::start(Options::with_refunds()).await;
