@@ -9,6 +9,7 @@
 #                                    (deploy/lighttpd), all :latest
 #   deploy/images/build.sh base      the base alone
 #   deploy/images/build.sh infra     the base and the infrastructure images
+#   deploy/images/build.sh services  the base and the service images
 # The base is Debian bookworm made by debootstrap (minbase) and imported with `docker import`; its
 # root filesystem is cached under $XINTU_IMAGE_CACHE (default ~/.cache/xintu/images), keyed by the
 # hash of its recipe below, and made again only when the recipe changes. The service images are
@@ -133,6 +134,7 @@ build_infra() {
 case "${1:-all}" in
   base) build_base ;;
   infra) build_base; build_infra; prune_replaced ;;
+  services) build_base; build_services; prune_replaced ;;
   all) build_base; build_services; build_infra; prune_replaced ;;
-  *) echo "usage: $0 [base|infra|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [base|infra|services|all]" >&2; exit 2 ;;
 esac
