@@ -358,6 +358,87 @@ async fn lighttpd_proxies_nothing_else() {
     assert_eq!(body["error"]["request_id"], id.as_str());
 }
 
+/// An app server that reads each request and then answers as `reply` says: `None` resets the
+/// connection (a gateway killed mid-request), `Some(answer)` writes the answer with the request's
+/// X-Request-Id filled in for `{id}` (written in lower case, as the gateway writes headers).
+async fn app_server(reply: Option<&'static str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = vec![0; 16 * 1024];
+            let read = stream.read(&mut request).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..read]).into_owned();
+            match reply {
+                None => {
+                    let _ = stream.set_zero_linger();
+                }
+                Some(answer) => {
+                    let id = request
+                        .lines()
+                        .find_map(|line| line.strip_prefix("X-Request-Id: "))
+                        .unwrap_or_default();
+                    let _ = stream
+                        .write_all(answer.replace("{id}", id).as_bytes())
+                        .await;
+                }
+            }
+        }
+    });
+    url
+}
+
+/// What lighttpd makes of an app server that fails (reset mid-request, or nobody listening) is
+/// the edge's JSON error with the request id, as nginx answers: a client sees an unavailable
+/// upstream to retry, never an internal error (lighttpd's own page says 500) nor HTML. The
+/// gateway's own errors pass through unchanged.
+#[tokio::test]
+async fn lighttpd_answers_a_failed_app_server_with_the_edge_json() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    for (what, server) in [
+        ("reset mid-request", app_server(None).await),
+        ("nobody listening", closed),
+    ] {
+        let lighttpd = Lighttpd::start(free_port(), &[server]).await;
+        let response = site_client(lighttpd.port, None)
+            .get(lighttpd.host_url(WWW, "/api/v1/member/profile"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502, "{what}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{what}"
+        );
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{what}: the edge's request id: {id}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "upstream_unavailable", "{what}");
+        assert_eq!(body["error"]["request_id"], id.as_str(), "{what}");
+    }
+    // The gateway's own 503 (a service down) is the gateway's to tell.
+    let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                  x-request-id: {id}\r\nContent-Length: 41\r\nConnection: close\r\n\r\n\
+                  {\"error\":{\"code\":\"service_unavailable\"}}\n";
+    let lighttpd = Lighttpd::start(free_port(), &[app_server(Some(answer)).await]).await;
+    let response = site_client(lighttpd.port, None)
+        .get(lighttpd.host_url(WWW, "/api/v1/member/profile"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "error": { "code": "service_unavailable" } }));
+}
+
 #[tokio::test]
 async fn lighttpd_serves_each_site_by_host() {
     // No app server is needed to serve the sites: they share nothing with the API.
