@@ -19,6 +19,8 @@ pub struct Failure {
     pub sent: Duration,
     pub at: Duration,
     pub what: String,
+    /// The HTTP status, where an answer came.
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -69,11 +71,13 @@ pub async fn run(
                         sent,
                         at: started.elapsed(),
                         what: format!("{what}: {status}"),
+                        status: Some(status),
                     }),
                     Err(err) => outcome.failures.push(Failure {
                         sent,
                         at: started.elapsed(),
                         what: format!("{what}: {err:#}"),
+                        status: None,
                     }),
                 }
             }

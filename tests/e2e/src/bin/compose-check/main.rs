@@ -12,7 +12,8 @@
 //!    counted in each instance's own request log; lost notifies are found by two reconcilers
 //!    and each payment credited once; duplicated notifies credit once; a photo, a membership and
 //!    a gateway instance killed under load fail no request sent after the kill (only those in
-//!    flight as it died); each schema's migrations were applied by one step, once.
+//!    flight as it died, and never as an internal error); each schema's migrations were applied
+//!    by one step, once.
 //! 4. `down` and `up` keep every row.
 
 #![allow(clippy::print_stdout, clippy::expect_used)] // a CLI report; the e2e helpers assert
@@ -348,6 +349,17 @@ async fn scaled(compose: &Compose, edge: Arc<Edge>) -> Result<()> {
             "{name}: {later} requests sent after the kill failed"
         );
     }
+    // An instance gone is an unavailable upstream to its clients (502, 503), never a 500, which
+    // says a bug (lighttpd's own answer for a gateway killed mid-request was one).
+    let internal: Vec<&load::Failure> = outcome
+        .failures
+        .iter()
+        .filter(|f| f.status == Some(500))
+        .collect();
+    ensure!(
+        internal.is_empty(),
+        "requests failed as internal errors: {internal:?}"
+    );
     let outside: Vec<&load::Failure> = outcome
         .failures
         .iter()
