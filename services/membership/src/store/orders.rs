@@ -194,23 +194,17 @@ const DUE: &str = "status = 'notpay' AND attention = '' \
 
 /// Claims an order for one check by this instance and schedules the next one (backoff from its
 /// check count), inside the caller's transaction, which commits the claim. Another instance that
-/// claimed it first wins. Returns whether this instance got it. An order whose row another
-/// session holds (a payment being applied, a write stalled with its primary) is passed over
-/// rather than waited for: InnoDB would wait its whole lock timeout, and the round with it.
+/// claimed it first wins, and an order whose row another session holds is passed over for the
+/// round. Returns whether this instance got it.
 #[tracing::instrument(name = "orders.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
     conn: &mut MySqlConnection,
     out_trade_no: &str,
     schedule: CheckSchedule,
 ) -> Result<bool, sqlx::Error> {
-    let free: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT out_trade_no FROM payment_orders WHERE out_trade_no = ? AND {DUE} \
-         FOR UPDATE SKIP LOCKED"
-    ))
-    .bind(out_trade_no)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if free.is_none() {
+    if !super::lock_if_due_and_free(conn, "payment_orders", "out_trade_no", out_trade_no, DUE)
+        .await?
+    {
         return Ok(false);
     }
     let result = sqlx::query(&format!(

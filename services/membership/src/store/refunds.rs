@@ -164,8 +164,8 @@ const DUE: &str = "status IN ('pending', 'processing') \
 
 /// Claims a refund for one check and schedules the next (the pause doubles per check, capped),
 /// inside the caller's transaction, which commits the claim. Another instance that claimed it
-/// first wins. Returns whether this instance got it. A refund whose row another session holds
-/// is passed over rather than waited for, as an order is (`orders::claim_check`).
+/// first wins, and a refund whose row another session holds is passed over for the round.
+/// Returns whether this instance got it.
 #[tracing::instrument(name = "refunds.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
     conn: &mut MySqlConnection,
@@ -173,14 +173,9 @@ pub async fn claim_check(
     first_secs: u32,
     max_secs: u32,
 ) -> Result<bool, sqlx::Error> {
-    let free: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT out_refund_no FROM payment_refunds WHERE out_refund_no = ? AND {DUE} \
-         FOR UPDATE SKIP LOCKED"
-    ))
-    .bind(out_refund_no)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if free.is_none() {
+    if !super::lock_if_due_and_free(conn, "payment_refunds", "out_refund_no", out_refund_no, DUE)
+        .await?
+    {
         return Ok(false);
     }
     let result = sqlx::query(&format!(

@@ -36,6 +36,19 @@ async fn with_lighttpd(options: Options) -> (System, Lighttpd) {
     (system, lighttpd)
 }
 
+/// The request id an edge gave the response: its own (32 hex digits), never the client's.
+fn edge_request_id(response: &reqwest::Response) -> String {
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("a request id")
+        .to_owned();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the edge's request id: {id}"
+    );
+    id
+}
+
 fn location(response: &reqwest::Response) -> &str {
     response
         .headers()
@@ -412,14 +425,7 @@ async fn lighttpd_answers_a_failed_app_server_with_the_edge_json() {
             "application/json",
             "{what}"
         );
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-            "{what}: the edge's request id: {id}"
-        );
+        let id = edge_request_id(&response);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "upstream_unavailable", "{what}");
         assert_eq!(body["error"]["request_id"], id.as_str(), "{what}");
@@ -587,14 +593,7 @@ async fn nginx_spreads_requests_and_survives_a_stopped_gateway() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-            "nginx's request id: {id}"
-        );
+        let id = edge_request_id(&response);
         assert_eq!(response.headers().get_all("x-request-id").iter().count(), 1);
         ids.push(id);
     }
