@@ -311,13 +311,16 @@ async fn the_download_holds_the_users_edits_and_request_log_and_nothing_partial(
     assert_eq!(task["status"], "succeeded", "{task}");
     let task_id = task["task_id"].as_str().unwrap();
     let member = system.sign_in("o_export").await;
-    // The app's edit submission reaches the request log (records are sent in batches).
+    // The app's edit submission and the polls after it reach the request log. Records are sent
+    // in batches, so the polls' can land a moment after the submission's.
     let client_id = "pc-o_export";
     let stats = system.stats.db.primary().await;
     let submissions = "SELECT COUNT(*) FROM request_logs WHERE client_id = ? \
         AND endpoint = '/api/v1/photos/edit' AND method = 'POST'";
     for _ in 0..200 {
-        if count(&stats, submissions, client_id).await > 0 {
+        if count(&stats, submissions, client_id).await > 0
+            && logged_as(system, "o_export", client_id).await > 1
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
