@@ -9,6 +9,7 @@
 //! a bigger city (a borough), the bigger city with the place as its district
 //! (places::PlaceIndex::enclosing). At sea, far from any place: nothing.
 
+mod banded;
 pub mod coordinate;
 pub mod geodata;
 pub mod place;

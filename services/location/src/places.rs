@@ -2,8 +2,8 @@
 //! where the straight-line (chord) distance orders places exactly as the great-circle distance
 //! does, scored by size against distance.
 
-use rstar::RTree;
 use rstar::primitives::GeomWithData;
+use rstar::{PointDistance as _, RTree};
 use serde::{Deserialize, Serialize};
 
 use super::coordinate::Wgs84;
@@ -112,15 +112,13 @@ impl Candidate {
     }
 }
 
-/// The best candidates seen so far, by rule.
+/// The best candidates seen so far, by rule: (index, score, km).
 #[derive(Default)]
 struct Best {
-    /// Among places whose area covers the point: (index, score, km).
+    /// Among places whose area covers the point.
     covering: Option<(usize, f64, f64)>,
     /// Among places within their outer reach.
     reaching: Option<(usize, f64, f64)>,
-    /// The nearest place of all.
-    nearest: Option<(usize, f64)>,
 }
 
 impl Best {
@@ -136,9 +134,6 @@ impl Best {
         if self.reaching_loses_to(&candidate) {
             self.reaching = Some((index, candidate.score, km));
         }
-        if self.nearest.is_none_or(|(_, nearest)| km < nearest) {
-            self.nearest = Some((index, km));
-        }
     }
 
     /// Whether a place of `population` at `km` or farther could still change the answer.
@@ -146,9 +141,6 @@ impl Best {
         let candidate = Candidate::new(population, km);
         self.covering_loses_to(&candidate)
             || (self.covering.is_none() && self.reaching_loses_to(&candidate))
-            || (self.covering.is_none()
-                && self.reaching.is_none()
-                && self.nearest.is_none_or(|(_, nearest)| km < nearest))
     }
 
     fn covering_loses_to(&self, candidate: &Candidate) -> bool {
@@ -163,7 +155,6 @@ impl Best {
         self.covering
             .or(self.reaching)
             .map(|(index, _, km)| (index, km))
-            .or(self.nearest)
     }
 }
 
@@ -233,21 +224,42 @@ impl PlaceIndex {
             if !best.could_improve(tier.largest, 0.0) {
                 continue;
             }
-            for (entry, distance_2) in tier.tree.nearest_neighbor_iter_with_distance_2(&query) {
-                if distance_2 > max_chord_2 {
-                    break;
-                }
-                let km = arc_km(distance_2.sqrt());
-                if !best.could_improve(tier.largest, km) {
-                    break;
-                }
+            // Only places within their outer reach can cover or reach the point: a range query
+            // as wide as the tier's largest place reaches, with no queue of nearest entries.
+            let radius_2 = chord(reach_km(tier.largest) + OUTER_REACH_KM)
+                .powi(2)
+                .min(max_chord_2);
+            for entry in tier.tree.locate_within_distance(query, radius_2) {
                 let place = &self.places[entry.data];
                 if accept(place) {
+                    let km = arc_km(entry.distance_2(&query).sqrt());
                     best.offer(entry.data, place.population, km);
                 }
             }
         }
-        best.answer().map(|(index, km)| (&self.places[index], km))
+        best.answer()
+            .or_else(|| self.nearest(&query, max_chord_2, &accept))
+            .map(|(index, km)| (&self.places[index], km))
+    }
+
+    /// The nearest place `accept` takes within the chord, of any size: where no place's area
+    /// reaches the point (a farm, a mountain, a beach), the nearest names it.
+    fn nearest(
+        &self,
+        query: &[f64; 3],
+        max_chord_2: f64,
+        accept: &impl Fn(&NamedPlace) -> bool,
+    ) -> Option<(usize, f64)> {
+        self.tiers
+            .iter()
+            .filter_map(|tier| {
+                tier.tree
+                    .nearest_neighbor_iter_with_distance_2(query)
+                    .take_while(|(_, distance_2)| *distance_2 <= max_chord_2)
+                    .find(|(entry, _)| accept(&self.places[entry.data]))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(entry, distance_2)| (entry.data, arc_km(distance_2.sqrt())))
     }
 
     /// The nearest capital, if its inner area (half its reach) holds the point: a capital is the
@@ -290,12 +302,9 @@ impl PlaceIndex {
         let query = unit_vector(place.lat, place.lng);
         let mut best: Option<&NamedPlace> = None;
         for tier in self.tiers.iter().filter(|tier| tier.largest >= floor) {
-            let max_km = reach_km(tier.largest) * ENCLOSING_REACH_SHARE;
-            for (entry, distance_2) in tier.tree.nearest_neighbor_iter_with_distance_2(&query) {
-                let km = arc_km(distance_2.sqrt());
-                if km > max_km {
-                    break;
-                }
+            let radius_2 = chord(reach_km(tier.largest) * ENCLOSING_REACH_SHARE).powi(2);
+            for entry in tier.tree.locate_within_distance(query, radius_2) {
+                let km = arc_km(entry.distance_2(&query).sqrt());
                 let candidate = &self.places[entry.data];
                 if candidate.population >= floor
                     && km <= reach_km(candidate.population) * ENCLOSING_REACH_SHARE

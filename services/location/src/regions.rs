@@ -1,17 +1,19 @@
 //! Point-in-polygon over many regions: an R-tree of polygon bounding boxes narrows the candidates,
-//! an exact test decides.
+//! an exact test on the polygon's banded edges decides.
 
-use geo::{BoundingRect, Contains, Distance, Euclidean, MultiPolygon, Point, Polygon};
+use geo::{BoundingRect, MultiPolygon};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, Envelope, RTree, RTreeObject};
 use smallvec::SmallVec;
+
+use crate::banded::BandedPolygon;
 
 /// Regions (any `T`: names, codes) with their polygons, in the polygons' own degrees.
 pub struct RegionIndex<T> {
     regions: Vec<T>,
     /// Each part of every region's multipolygon, with the index of its region. Indexing the parts
     /// rather than whole regions keeps the boxes tight for regions with far-away islands.
-    parts: Vec<(Polygon<f64>, usize)>,
+    parts: Vec<(BandedPolygon, usize)>,
     tree: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
 }
 
@@ -20,20 +22,19 @@ impl<T> RegionIndex<T> {
     pub fn new(regions: impl IntoIterator<Item = (T, MultiPolygon<f64>)>) -> Self {
         let mut names = Vec::new();
         let mut parts = Vec::new();
+        let mut boxes = Vec::new();
         for (region, shape) in regions {
             let region_index = names.len();
             names.push(region);
-            parts.extend(shape.0.into_iter().map(|polygon| (polygon, region_index)));
-        }
-        let boxes = parts
-            .iter()
-            .enumerate()
-            .filter_map(|(part_index, (polygon, _))| {
-                let rect = polygon.bounding_rect()?;
+            for polygon in &shape.0 {
+                let Some(rect) = polygon.bounding_rect() else {
+                    continue;
+                };
                 let envelope = Rectangle::from_corners(rect.min().into(), rect.max().into());
-                Some(GeomWithData::new(envelope, part_index))
-            })
-            .collect();
+                boxes.push(GeomWithData::new(envelope, parts.len()));
+                parts.push((BandedPolygon::new(polygon), region_index));
+            }
+        }
         Self {
             regions: names,
             parts,
@@ -53,7 +54,6 @@ impl<T> RegionIndex<T> {
     /// enclave such as Monaco inside France's simplified outline), the part with the smallest
     /// bounding box holds the point.
     pub fn containing(&self, x: f64, y: f64) -> Option<&T> {
-        let point = Point::new(x, y);
         let mut candidates: SmallVec<[(f64, usize); 8]> = self
             .tree
             .locate_all_at_point(&[x, y])
@@ -63,25 +63,23 @@ impl<T> RegionIndex<T> {
         candidates.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         candidates
             .into_iter()
-            .find(|(_, part)| self.parts[*part].0.contains(&point))
+            .find(|(_, part)| self.parts[*part].0.contains(x, y))
             .map(|(_, part)| &self.regions[self.parts[part].1])
     }
 
     /// Returns the region closest to (x, y) within `tolerance` degrees, for points that fall in the
     /// slivers polygon simplification opens along shared borders and coasts.
     pub fn nearest_within(&self, x: f64, y: f64, tolerance: f64) -> Option<&T> {
-        let point = Point::new(x, y);
         let search = AABB::from_corners(
             [x - tolerance, y - tolerance],
             [x + tolerance, y + tolerance],
         );
         self.tree
             .locate_in_envelope_intersecting(&search)
-            .map(|candidate| {
+            .filter_map(|candidate| {
                 let (polygon, region) = &self.parts[candidate.data];
-                (Euclidean.distance(&point, polygon), *region)
+                Some((polygon.distance_within(x, y, tolerance)?, *region))
             })
-            .filter(|(distance, _)| *distance <= tolerance)
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, region)| &self.regions[region])
     }

@@ -1,31 +1,45 @@
-//! `cargo run --release -p photo-svc --bin photo-bench`: location lookups per second on one
-//! thread over two fixed sets of points: a mix as an album's photos are (Chinese cities, points
+//! `cargo run --release -p location --bin location-bench -- DIR [POINTS] [ROUNDS]`: location
+//! lookups per second on one thread over two fixed sets of points: a mix as an album's photos are (Chinese cities, points
 //! scattered over China, the rest of the world, the sea) and travel abroad (around the quality
 //! table's sights, where the city rule does its work), on the data
-//! `deploy/local/fetch-geodata.sh` prepared; with the load time and the memory the data takes.
+//! `deploy/local/fetch-geodata.sh` prepared in DIR (`~/.cache/xintu/data/geo` by default there);
+//! with the load time and the memory the data takes. POINTS (20 000) is the size of each set,
+//! ROUNDS (5) the times each set is looked up. It allocates as the photo service does (mimalloc),
+//! since a lookup's answer is a handful of new strings.
 
 #![allow(clippy::print_stdout)] // a command-line report
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use location::Locator;
+use location::coordinate::Wgs84;
 
-use photo_svc::location::Locator;
-use photo_svc::location::coordinate::Wgs84;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
-#[command(about = "Location lookups per second on one thread")]
+const USAGE: &str = "usage: location-bench DIR [POINTS] [ROUNDS]";
+
 struct Args {
-    /// Geodata directory (default: $XINTU_DATA_DIR/geo, else ~/.cache/xintu/data/geo).
-    #[arg(long)]
-    geodata_dir: Option<PathBuf>,
-    /// Points in the mixed set.
-    #[arg(long, default_value_t = 20_000)]
+    geodata_dir: PathBuf,
     points: usize,
-    /// Times the whole set is looked up.
-    #[arg(long, default_value_t = 5)]
     rounds: usize,
+}
+
+impl Args {
+    fn parse() -> Option<Self> {
+        let mut args = std::env::args().skip(1);
+        let geodata_dir = PathBuf::from(args.next()?);
+        let mut count = |default| args.next().map_or(Some(default), |arg| arg.parse().ok());
+        let points = count(20_000)?;
+        let rounds = count(5)?;
+        Some(Self {
+            geodata_dir,
+            points,
+            rounds,
+        })
+    }
 }
 
 /// Well-known places, most of them in China, as an album's photos are.
@@ -82,7 +96,7 @@ fn mixed_points(count: usize) -> Vec<Wgs84> {
 
 /// Points within about 10 km of the quality table's sights (services/photo/tests/it).
 fn travel_points(count: usize) -> Vec<Wgs84> {
-    let sights: Vec<(f64, f64)> = include_str!("../../tests/it/location-quality.tsv")
+    let sights: Vec<(f64, f64)> = include_str!("../../../photo/tests/it/location-quality.tsv")
         .lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
@@ -116,14 +130,21 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let dir = args
-        .geodata_dir
-        .unwrap_or_else(photo_svc::location::geodata::default_dir);
+fn main() -> ExitCode {
+    let Some(args) = Args::parse() else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let dir = args.geodata_dir;
     let rss_before = rss_kib();
     let started = Instant::now();
-    let locator = photo_svc::location::geodata::load(&dir)?;
+    let locator = match location::geodata::load(&dir) {
+        Ok(locator) => locator,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let load_time = started.elapsed();
     println!(
         "geodata: {} (loaded in {:.2} s, {} MiB resident)",
@@ -151,7 +172,7 @@ fn main() -> anyhow::Result<()> {
             elapsed.as_secs_f64() * 1e6 / lookups as f64,
         );
     }
-    Ok(())
+    ExitCode::SUCCESS
 }
 
 fn run(locator: &Locator, points: &[Wgs84]) -> (usize, Duration) {
