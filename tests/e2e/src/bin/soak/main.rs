@@ -270,7 +270,7 @@ async fn main() -> Result<()> {
             }
         }
     }
-    // A minute is all warm-up (caches filling, every fault within it): memory is
+    // A minute is all warm-up (caches filling, the primary's freeze near the end): memory is
     // judged on longer runs and only shown on short ones.
     let judge_memory = length >= MEMORY_JUDGED_FROM;
     for trend in &trends {
