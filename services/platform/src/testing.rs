@@ -106,11 +106,16 @@ impl TestDatabase {
 
     /// Pools on this database, with the replica pool read-only as in production.
     pub fn pools(&self) -> Pools {
+        self.pools_with_primary(&self.primary_url)
+    }
+
+    /// The same, reaching the primary at `primary_url` (a proxy in front of it).
+    pub fn pools_with_primary(&self, primary_url: &SecretString) -> Pools {
         let settings = PoolSettings {
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
         };
-        Pools::connect_lazy(&self.primary_url, Some(&self.replica_url), &settings)
+        Pools::connect_lazy(primary_url, Some(&self.replica_url), &settings)
             .expect("test database URLs parse")
     }
 

@@ -74,6 +74,8 @@ pub struct Options {
     pub locations_per_client_per_minute: u32,
     /// Membership instances reach the primary through a proxy the test can cut.
     pub cuttable_primary: bool,
+    /// With `cuttable_primary`, the photo instances reach it through the same proxy.
+    pub photo_through_cuttable_primary: bool,
     /// The merchant's configured WeChat Pay sign type (`WECHATPAY_SIGN_TYPE`).
     pub wechatpay_sign_type: wechat_protocol::pay::SignType,
     pub reconcile_interval_ms: u64,
@@ -163,6 +165,7 @@ impl Default for Options {
             orders_per_user_per_minute: 10,
             locations_per_client_per_minute: 100_000,
             cuttable_primary: false,
+            photo_through_cuttable_primary: false,
             // Out of the way unless a test wants the background loops.
             wechatpay_sign_type: wechat_protocol::pay::SignType::HmacSha256,
             reconcile_interval_ms: 3_600_000,
@@ -201,7 +204,8 @@ pub struct System {
     pub service_token: ServiceToken,
     /// Every Redis key of this system starts with it.
     pub redis_prefix: String,
-    /// Set with `Options::cuttable_primary`: the membership instances' way to the primary.
+    /// Set with `Options::cuttable_primary`: the membership instances' way to the primary (and
+    /// the photo instances', with `Options::photo_through_cuttable_primary`).
     pub primary_proxy: Option<proxy::CuttableProxy>,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -289,7 +293,7 @@ impl Drop for System {
     }
 }
 
-fn with_host(url: &SecretString, addr: std::net::SocketAddr) -> SecretString {
+pub(crate) fn with_host(url: &SecretString, addr: std::net::SocketAddr) -> SecretString {
     use secrecy::ExposeSecret;
     let mut parsed = reqwest::Url::parse(url.expose_secret()).expect("database url");
     parsed.set_port(Some(addr.port())).expect("set port");
@@ -447,6 +451,10 @@ impl System {
             service_token: &service_token,
             membership_urls: &membership_urls,
             stats_url: &stats_url,
+            primary_proxy: primary_proxy
+                .as_ref()
+                .filter(|_| options.photo_through_cuttable_primary)
+                .map(|proxy| proxy.addr),
         };
         let (photo, photo_grpc_url, photo_instances) = match options.photos {
             0 => (None, NO_PHOTO_SERVICE.to_owned(), Vec::new()),
@@ -682,6 +690,11 @@ impl System {
             service_token: &restart.service_token,
             membership_urls: &restart.membership_urls,
             stats_url: &stats_url,
+            primary_proxy: self
+                .primary_proxy
+                .as_ref()
+                .filter(|_| restart.options.photo_through_cuttable_primary)
+                .map(|proxy| proxy.addr),
         };
         photo::start_instance(&restart.options, peers, &restart.db, stop, Some(&addr)).await;
     }

@@ -103,6 +103,8 @@ pub struct Peers<'a> {
     pub service_token: &'a platform::grpc::ServiceToken,
     pub membership_urls: &'a [String],
     pub stats_url: &'a str,
+    /// A proxy in front of the primary's server, to reach it through (a cuttable one).
+    pub primary_proxy: Option<std::net::SocketAddr>,
 }
 
 /// Creates and migrates the photo database and starts one instance on port 0, stopped by `stop`.
@@ -132,10 +134,14 @@ pub async fn start_instance(
         service_token,
         membership_urls,
         stats_url,
+        primary_proxy,
     } = peers;
     let mut cfg = PhotoConfig::defaults().expect("photo defaults");
     cfg.service.service_token = service_token.clone();
-    cfg.database.database_url = db.primary_url.clone();
+    cfg.database.database_url = match primary_proxy {
+        Some(proxy) => crate::with_host(&db.primary_url, proxy),
+        None => db.primary_url.clone(),
+    };
     cfg.database.database_replica_url = Some(db.replica_url.clone());
     cfg.database.database_max_connections = 5;
     cfg.redis.redis_url = options.redis_url();
@@ -202,7 +208,7 @@ pub async fn start_instance(
         .await
         .clone();
     let deps = photo_svc::Dependencies {
-        pools: db.pools(),
+        pools: db.pools_with_primary(&cfg.database.database_url),
         redis: platform::redis::connect(&cfg.redis.redis_url)
             .await
             .expect("photo redis url"),

@@ -117,6 +117,7 @@ mod tests {
             created_ms: 0,
             finished_ms: 0,
             since_submit_ms: 0,
+            lease_ends: None,
         }
     }
 

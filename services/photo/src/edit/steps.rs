@@ -4,7 +4,8 @@
 //! the task becomes `settling` (no deadline fails it any more) before they are taken, and a task
 //! is shown as succeeded only after they were.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rand::Rng as _;
@@ -141,25 +142,30 @@ impl EditService {
         match answer {
             Ok(Submitted::Task(provider_task_id)) => {
                 let delay = self.settings.poll_initial.as_millis() as u64;
-                self.log_db(
-                    store::mark_running(
-                        &self.pools.primary,
-                        &task.id,
-                        self.owner(),
-                        &provider_task_id,
-                        delay,
-                    )
-                    .await,
-                );
+                let recorded = self
+                    .update_task(&task, || {
+                        store::mark_running(
+                            &self.pools.primary,
+                            &task.id,
+                            self.owner(),
+                            &provider_task_id,
+                            delay,
+                        )
+                    })
+                    .await;
+                self.log_db(recorded);
                 tracing::info!(task = %task.id, provider_task = %provider_task_id, "edit submitted");
             }
             Ok(Submitted::Results(urls)) => self.finish(&task, &urls).await,
             Err(err) if err.is_transient() => {
                 let delay = self.backoff(task.attempts);
                 tracing::info!(task = %task.id, error = %err, delay_ms = delay, "provider busy; edit queued again");
-                self.log_db(
-                    store::requeue(&self.pools.primary, &task.id, self.owner(), delay).await,
-                );
+                let requeued = self
+                    .update_task(&task, || {
+                        store::requeue(&self.pools.primary, &task.id, self.owner(), delay)
+                    })
+                    .await;
+                self.log_db(requeued);
             }
             Err(err) => self.fail_for(&task, &err).await,
         }
@@ -273,15 +279,13 @@ impl EditService {
                 tracing::error!(task = %task.id, error = %err, "result not stored; trying again later");
                 self.delete_results(&stored).await;
                 if task.status == TaskState::Submitting {
-                    self.log_db(
-                        store::requeue(
-                            &self.pools.primary,
-                            &task.id,
-                            self.owner(),
-                            self.backoff(1),
-                        )
-                        .await,
-                    );
+                    let delay = self.backoff(1);
+                    let requeued = self
+                        .update_task(task, || {
+                            store::requeue(&self.pools.primary, &task.id, self.owner(), delay)
+                        })
+                        .await;
+                    self.log_db(requeued);
                 } else {
                     self.later(task, TaskState::Running, self.backoff(1), false)
                         .await;
@@ -291,7 +295,12 @@ impl EditService {
             stored.push(result);
         }
         let json = serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into());
-        match store::mark_settling(&self.pools.primary, &task.id, self.owner(), &json).await {
+        let marked = self
+            .update_task(task, || {
+                store::mark_settling(&self.pools.primary, &task.id, self.owner(), &json)
+            })
+            .await;
+        match marked {
             Ok(true) => {}
             Ok(false) => {
                 // Our lease ran out and another instance has the task now.
@@ -317,14 +326,17 @@ impl EditService {
         let reference = domain::credit_reference(&task.id);
         match self.credits.capture(&reference, used).await {
             Ok(_) => {
-                match store::mark_succeeded(
-                    &self.pools.primary,
-                    &task.id,
-                    self.owner(),
-                    used as u32,
-                )
-                .await
-                {
+                let marked = self
+                    .update_task(&task, || {
+                        store::mark_succeeded(
+                            &self.pools.primary,
+                            &task.id,
+                            self.owner(),
+                            used as u32,
+                        )
+                    })
+                    .await;
+                match marked {
                     Ok(true) => {
                         tracing::info!(task = %task.id, charged = used, "edit succeeded");
                         self.delete_inputs(&task).await;
@@ -391,14 +403,17 @@ impl EditService {
         self.credits
             .release(&domain::credit_reference(&task.id))
             .await;
-        let failed = store::fail(
-            &self.pools.primary,
-            &task.id,
-            Some(self.owner()),
-            code.as_str(),
-            message,
-        )
-        .await;
+        let failed = self
+            .update_task(task, || {
+                store::fail(
+                    &self.pools.primary,
+                    &task.id,
+                    Some(self.owner()),
+                    code.as_str(),
+                    message,
+                )
+            })
+            .await;
         match failed {
             Ok(true) => {
                 tracing::info!(task = %task.id, code = code.as_str(), message, "edit failed; credits released");
@@ -423,17 +438,33 @@ impl EditService {
 
     /// The step on `task` (in `status`) is done; the next is due after `delay_ms`.
     async fn later(&self, task: &TaskRow, status: TaskState, delay_ms: u64, polled: bool) {
-        self.log_db(
-            store::reschedule(
-                &self.pools.primary,
-                &task.id,
-                status,
-                self.owner(),
-                delay_ms,
-                polled,
-            )
-            .await,
-        );
+        let rescheduled = self
+            .update_task(task, || {
+                store::reschedule(
+                    &self.pools.primary,
+                    &task.id,
+                    status,
+                    self.owner(),
+                    delay_ms,
+                    polled,
+                )
+            })
+            .await;
+        self.log_db(rescheduled);
+    }
+
+    /// Runs a guarded update of `task` (one this step holds the lease of), again while the
+    /// primary is unreachable and the lease lasts. Given up at once, the update would leave the
+    /// task to its lease: the edit would wait that long after the primary is back, and a
+    /// submission the provider took would be taken as lost and sent (and billed) again. Past
+    /// the lease another instance may hold the task, and the guard would change nothing anyway.
+    async fn update_task<F, Fut>(&self, task: &TaskRow, update: F) -> Result<bool, sqlx::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<bool, sqlx::Error>>,
+    {
+        let until = task.lease_ends.unwrap_or_else(Instant::now);
+        platform::db::retry_while_unavailable(until, update).await
     }
 
     fn log_db(&self, outcome: Result<bool, sqlx::Error>) {

@@ -54,6 +54,10 @@ pub struct TaskRow {
     pub finished_ms: i64,
     /// Milliseconds since the provider call was claimed (or since creation).
     pub since_submit_ms: i64,
+    /// When the lease the worker took with the row ends (None where the row was only read): a
+    /// step's updates may be tried again until then.
+    #[sqlx(skip)]
+    pub lease_ends: Option<std::time::Instant>,
 }
 
 /// A task as the request makes it.

@@ -62,11 +62,17 @@ pub async fn run(service: Arc<EditService>, shutdown: CancellationToken) {
 
 /// Starts one step of `task` under the id of the request that made the task, so what the step
 /// asks of membership (capturing or releasing the credits) is logged under that request.
-fn spawn_step<F, Fut>(steps: &mut JoinSet<()>, service: &Arc<EditService>, task: TaskRow, step: F)
-where
+fn spawn_step<F, Fut>(
+    steps: &mut JoinSet<()>,
+    service: &Arc<EditService>,
+    mut task: TaskRow,
+    lease_ends: Instant,
+    step: F,
+) where
     F: FnOnce(Arc<EditService>, TaskRow) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    task.lease_ends = Some(lease_ends);
     let request_id = task.request_id.clone();
     steps.spawn(platform::request_id::scope(
         request_id,
@@ -80,6 +86,9 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
     let settings = &service.settings;
     let owner = service.instance_id.as_str();
     let lease = settings.lease.as_secs().max(1);
+    // Taken before any claim, so a step's idea of its lease never outlasts the row's.
+    let claimed_at = Instant::now();
+    let lease_ends = |secs: u64| claimed_at + Duration::from_secs(secs);
     let requeued = store::requeue_lost_submits(pool).await?;
     if requeued > 0 {
         tracing::warn!(requeued, "edit submits of a stopped instance queued again");
@@ -93,9 +102,13 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
     )
     .await?
     {
-        spawn_step(steps, service, expired, |service, task| async move {
-            service.expire(task).await
-        });
+        spawn_step(
+            steps,
+            service,
+            expired,
+            lease_ends(lease),
+            |service, task| async move { service.expire(task).await },
+        );
     }
     let models = [
         (WANX_MODEL, settings.wanx_limits()),
@@ -117,20 +130,32 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
         for task in
             store::claim_for_provider(pool, model, owner, limits, lease, CLAIM_BATCH).await?
         {
-            spawn_step(steps, service, task, |service, task| async move {
-                service.submit_step(task).await
-            });
+            spawn_step(
+                steps,
+                service,
+                task,
+                lease_ends(lease),
+                |service, task| async move { service.submit_step(task).await },
+            );
         }
     }
     for task in store::claim_due(pool, TaskState::Running, owner, lease, CLAIM_BATCH).await? {
-        spawn_step(steps, service, task, |service, task| async move {
-            service.poll_step(task).await
-        });
+        spawn_step(
+            steps,
+            service,
+            task,
+            lease_ends(lease),
+            |service, task| async move { service.poll_step(task).await },
+        );
     }
     for task in store::claim_due(pool, TaskState::Settling, owner, lease, CLAIM_BATCH).await? {
-        spawn_step(steps, service, task, |service, task| async move {
-            service.settle_step(task).await
-        });
+        spawn_step(
+            steps,
+            service,
+            task,
+            lease_ends(lease),
+            |service, task| async move { service.settle_step(task).await },
+        );
     }
     Ok(())
 }

@@ -375,6 +375,35 @@ where
     }
 }
 
+/// The first pause of [`retry_while_unavailable`]; each next one doubles, up to a second.
+const UNAVAILABLE_FIRST_PAUSE: Duration = Duration::from_millis(100);
+
+/// Runs `attempt` (one statement, or a transaction of its own) again while the database cannot
+/// be reached ([`is_unavailable`]) and a pause would still end before `until`; returns the first
+/// other outcome, or the last error. For work that holds something for a while, such as a lease
+/// on a row: giving up at the first failure would leave what it learned to be found again when
+/// the lease runs out.
+pub async fn retry_while_unavailable<T, F, Fut>(
+    until: Instant,
+    mut attempt: F,
+) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut pause = UNAVAILABLE_FIRST_PAUSE;
+    loop {
+        match attempt().await {
+            Err(err) if is_unavailable(&err) && Instant::now() + pause < until => {
+                tracing::info!(error = %err, "database unreachable; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Returns true for errors after which the whole transaction should be run again: deadlock
 /// (1213) and lock wait timeout (1205). InnoDB rolls back only the statement on 1205, so the
 /// caller must roll back before retrying (dropping the transaction does).
@@ -408,4 +437,56 @@ where
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    async fn attempts_until(
+        until: Instant,
+        fail_first: u32,
+        error: fn() -> sqlx::Error,
+    ) -> (Result<u32, sqlx::Error>, u32) {
+        let attempts = AtomicU32::new(0);
+        let outcome = retry_while_unavailable(until, || async {
+            let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+            if attempt <= fail_first {
+                Err(error())
+            } else {
+                Ok(attempt)
+            }
+        })
+        .await;
+        (outcome, attempts.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_tried_again_until_it_answers() {
+        let until = Instant::now() + Duration::from_secs(5);
+        let (outcome, attempts) = attempts_until(until, 2, || sqlx::Error::PoolTimedOut).await;
+        assert_eq!(outcome.unwrap(), 3);
+        assert_eq!(attempts, 3);
+    }
+
+    #[tokio::test]
+    async fn it_gives_up_before_the_deadline_with_the_last_error() {
+        let until = Instant::now() + Duration::from_millis(500);
+        let (outcome, attempts) =
+            attempts_until(until, u32::MAX, || sqlx::Error::PoolTimedOut).await;
+        assert!(matches!(outcome, Err(sqlx::Error::PoolTimedOut)));
+        // Pauses of 100 and 200 ms fit (the second only on time); the next (400 ms) would end
+        // past the deadline, so it is not waited for.
+        assert!((2..=3).contains(&attempts), "{attempts}");
+    }
+
+    #[tokio::test]
+    async fn an_error_of_the_statement_is_not_tried_again() {
+        let until = Instant::now() + Duration::from_secs(5);
+        let (outcome, attempts) = attempts_until(until, 1, || sqlx::Error::RowNotFound).await;
+        assert!(matches!(outcome, Err(sqlx::Error::RowNotFound)));
+        assert_eq!(attempts, 1);
+    }
 }

@@ -95,3 +95,50 @@ async fn a_submission_answered_after_the_lease_is_sent_once() {
     assert_eq!(app.edit_spending().await, (1, 1));
     app.system.assert_ledger_invariant().await;
 }
+
+/// The primary cut while the provider takes a submission: the worker records the provider's
+/// task once the primary answers again, rather than leaving the task to its lease, after which
+/// it would be taken as lost and sent (and billed) a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_recorded_across_a_primary_outage_is_sent_once() {
+    let app = bound_app(
+        Options {
+            cuttable_primary: true,
+            photo_through_cuttable_primary: true,
+            photo: PhotoOptions {
+                edit_lease_secs: 10,
+                ..PhotoOptions::default()
+            },
+            ..Options::default()
+        },
+        "o_edit_cut_submit",
+    )
+    .await;
+    app.grant(1).await;
+    app.system.sandbox.set_edit_settings(EditSettings {
+        submit_delay_ms: 1500,
+        ..EditSettings::default()
+    });
+    let id = app
+        .edit(form(
+            photo(),
+            "stylization_all",
+            &[("prompt", "金箔艺术风格")],
+        ))
+        .await;
+    let primary = app.system.primary_proxy.as_ref().unwrap();
+    // The worker takes the task within a tick (50 ms) and the provider holds the submission
+    // for 1.5 s: the primary is cut while it does, and stays cut until the update after the
+    // answer has failed (the pool gives up on a connection after 3 s), well within the
+    // submission's lease (13 s: the lease and the call's timeout).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    primary.cut();
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    primary.restore();
+    let task = app.wait_for_edit(&id, Duration::from_secs(40)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let stats = app.system.sandbox.edit_stats();
+    assert_eq!(stats.submits, 1, "{stats:?}");
+    assert_eq!(app.edit_spending().await, (1, 1));
+    app.system.assert_ledger_invariant().await;
+}
