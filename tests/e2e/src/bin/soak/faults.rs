@@ -107,6 +107,29 @@ fn wait_until_healthy(compose: &Compose, container: &Container, limit: Duration)
     }
 }
 
+/// Times `docker pause` is tried. The kernel's freezer can fail to stop every process of a busy
+/// container at once (runc then thaws it and reports "unable to freeze"); a moment later it
+/// succeeds.
+const PAUSE_ATTEMPTS: u32 = 3;
+
+fn pause(compose: &Compose, container: &Container) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        match compose.docker(&["pause", &container.id]) {
+            Ok(_) => return Ok(()),
+            Err(err) if attempt < PAUSE_ATTEMPTS => {
+                println!(
+                    "    pausing {} failed, trying again: {err:#}",
+                    container.name
+                );
+                std::thread::sleep(Duration::from_millis(500));
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 fn inject(compose: &Compose, fault: Fault, run: Duration) -> Result<String> {
     match fault {
         Fault::KillMembership => kill_membership(compose),
@@ -126,7 +149,7 @@ fn inject(compose: &Compose, fault: Fault, run: Duration) -> Result<String> {
                 .containers("mysql-primary")?
                 .pop()
                 .context("the primary")?;
-            compose.docker(&["pause", &primary.id])?;
+            pause(compose, &primary)?;
             std::thread::sleep(PRIMARY_FROZEN);
             compose.docker(&["unpause", &primary.id])?;
             Ok(format!("primary frozen for {PRIMARY_FROZEN:.0?}"))
