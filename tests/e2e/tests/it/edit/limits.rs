@@ -9,7 +9,7 @@ use sandbox::EditSettings;
 
 use e2e::photo::PhotoOptions;
 
-use super::support::{bound_app, form, photo};
+use super::support::{App, bound_app, form, photo};
 
 #[tokio::test]
 async fn a_burst_of_twenty_edits_all_finish_within_the_providers_limits() {
@@ -59,26 +59,13 @@ async fn a_burst_of_twenty_edits_all_finish_within_the_providers_limits() {
     app.system.assert_ledger_invariant().await;
 }
 
-/// A submission the provider takes but answers slowly, past the step's lease: while the call is
-/// within its timeout the task is still ours, so it is not taken as lost and sent again (the
-/// provider would run, and bill, it twice).
-#[tokio::test]
-async fn a_submission_answered_after_the_lease_is_sent_once() {
-    let app = bound_app(
-        Options {
-            photo: PhotoOptions {
-                edit_lease_secs: 1,
-                ..PhotoOptions::default()
-            },
-            ..Options::default()
-        },
-        "o_edit_slow_submit",
-    )
-    .await;
+/// A bound app with one credit whose provider holds each submission for `hold_ms`, and the
+/// id of the wanx edit it submitted.
+async fn slow_submission(options: Options, openid: &str, hold_ms: u64) -> (App, String) {
+    let app = bound_app(options, openid).await;
     app.grant(1).await;
-    // Within the call's timeout (3 s in tests), well past the lease.
     app.system.sandbox.set_edit_settings(EditSettings {
-        submit_delay_ms: 2000,
+        submit_delay_ms: hold_ms,
         ..EditSettings::default()
     });
     let id = app
@@ -88,7 +75,12 @@ async fn a_submission_answered_after_the_lease_is_sent_once() {
             &[("prompt", "金箔艺术风格")],
         ))
         .await;
-    let task = app.wait_for_edit(&id, Duration::from_secs(30)).await;
+    (app, id)
+}
+
+/// The edit succeeded, the provider was sent it once, and it was charged once.
+async fn assert_sent_and_charged_once(app: &App, id: &str, within: Duration) {
+    let task = app.wait_for_edit(id, within).await;
     assert_eq!(task["status"], "succeeded", "{task}");
     let stats = app.system.sandbox.edit_stats();
     assert_eq!(stats.submits, 1, "{stats:?}");
@@ -96,49 +88,46 @@ async fn a_submission_answered_after_the_lease_is_sent_once() {
     app.system.assert_ledger_invariant().await;
 }
 
+/// A submission the provider takes but answers slowly, past the step's lease: while the call is
+/// within its timeout the task is still ours, so it is not taken as lost and sent again (the
+/// provider would run, and bill, it twice).
+#[tokio::test]
+async fn a_submission_answered_after_the_lease_is_sent_once() {
+    let options = Options {
+        photo: PhotoOptions {
+            edit_lease_secs: 1,
+            ..PhotoOptions::default()
+        },
+        ..Options::default()
+    };
+    // Within the call's timeout (3 s in tests), well past the lease.
+    let (app, id) = slow_submission(options, "o_edit_slow_submit", 2000).await;
+    assert_sent_and_charged_once(&app, &id, Duration::from_secs(30)).await;
+}
+
 /// The primary cut while the provider takes a submission: the worker records the provider's
 /// task once the primary answers again, rather than leaving the task to its lease, after which
 /// it would be taken as lost and sent (and billed) a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_recorded_across_a_primary_outage_is_sent_once() {
-    let app = bound_app(
-        Options {
-            cuttable_primary: true,
-            photo_through_cuttable_primary: true,
-            photo: PhotoOptions {
-                edit_lease_secs: 10,
-                ..PhotoOptions::default()
-            },
-            ..Options::default()
+    let options = Options {
+        cuttable_primary: true,
+        photo_through_cuttable_primary: true,
+        photo: PhotoOptions {
+            edit_lease_secs: 10,
+            ..PhotoOptions::default()
         },
-        "o_edit_cut_submit",
-    )
-    .await;
-    app.grant(1).await;
-    app.system.sandbox.set_edit_settings(EditSettings {
-        submit_delay_ms: 1500,
-        ..EditSettings::default()
-    });
-    let id = app
-        .edit(form(
-            photo(),
-            "stylization_all",
-            &[("prompt", "金箔艺术风格")],
-        ))
-        .await;
+        ..Options::default()
+    };
+    let (app, id) = slow_submission(options, "o_edit_cut_submit", 1500).await;
     let primary = app.system.primary_proxy.as_ref().unwrap();
     // The worker takes the task within a tick (50 ms) and the provider holds the submission
-    // for 1.5 s: the primary is cut while it does, and stays cut until the update after the
-    // answer has failed (the pool gives up on a connection after 3 s), well within the
-    // submission's lease (13 s: the lease and the call's timeout).
+    // for 1.5 s: the primary is cut while it does and stays cut well past the answer, so the
+    // update after it fails, then comes back well within the submission's lease (13 s: the
+    // lease and the call's timeout).
     tokio::time::sleep(Duration::from_millis(500)).await;
     primary.cut();
     tokio::time::sleep(Duration::from_millis(6000)).await;
     primary.restore();
-    let task = app.wait_for_edit(&id, Duration::from_secs(40)).await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-    let stats = app.system.sandbox.edit_stats();
-    assert_eq!(stats.submits, 1, "{stats:?}");
-    assert_eq!(app.edit_spending().await, (1, 1));
-    app.system.assert_ledger_invariant().await;
+    assert_sent_and_charged_once(&app, &id, Duration::from_secs(40)).await;
 }
