@@ -64,10 +64,7 @@ impl Orders {
         let mut report = ReconcileReport::default();
         for out_trade_no in due {
             // Several instances may run this loop; the claim also schedules the next check.
-            let mut tx = self.pools.primary.begin().await?;
-            let claimed = store::orders::claim_check(&mut tx, &out_trade_no, schedule).await?;
-            tx.commit().await?;
-            if !claimed {
+            if !store::orders::claim_check(&self.pools.primary, &out_trade_no, schedule).await? {
                 continue;
             }
             report.checked += 1;

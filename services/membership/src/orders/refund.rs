@@ -439,18 +439,16 @@ impl Orders {
         let due = store::refunds::due_for_check(&self.pools.primary, 100).await?;
         let (mut checked, mut settled) = (0, 0);
         for out_refund_no in due {
-            let mut tx = self.pools.primary.begin().await?;
-            let claimed = store::refunds::claim_check(
-                &mut tx,
+            if !store::refunds::claim_check(
+                &self.pools.primary,
                 &out_refund_no,
                 self.rules.backoff_first_secs,
                 self.rules
                     .backoff_max_secs
                     .max(self.rules.backoff_first_secs),
             )
-            .await?;
-            tx.commit().await?;
-            if !claimed {
+            .await?
+            {
                 continue;
             }
             checked += 1;

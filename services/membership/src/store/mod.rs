@@ -15,22 +15,31 @@ pub mod reminders;
 pub mod retention;
 pub mod users;
 
-/// Locks the row of `table` whose `key` column holds `value`, if it matches `due` and no other
-/// session holds it (`FOR UPDATE SKIP LOCKED`): whether it did. A claim that found the row held
-/// (a payment being applied, a write stalled with its primary) passes it over rather than wait
-/// InnoDB's whole lock timeout. `table`, `key` and `due` are this module's own SQL, never input.
-async fn lock_if_due_and_free(
-    conn: &mut sqlx::MySqlConnection,
+/// Claims the row of `table` whose `key` column holds `value`, in a short transaction of its
+/// own: locks it if it matches `due` and no other session holds it (`FOR UPDATE SKIP LOCKED`),
+/// then runs `update` (bound to `value` last) on it; whether the update changed it. A claim that
+/// found the row held (a payment being applied, a write stalled with its primary) passes it
+/// over rather than wait InnoDB's whole lock timeout. `table`, `key`, `due` and `update` are this
+/// module's own SQL, never input.
+async fn claim_if_due_and_free<'q>(
+    pool: &sqlx::MySqlPool,
     table: &str,
     key: &str,
-    value: &str,
+    value: &'q str,
     due: &str,
+    update: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let locked: Option<String> = sqlx::query_scalar(&format!(
         "SELECT {key} FROM {table} WHERE {key} = ? AND {due} FOR UPDATE SKIP LOCKED"
     ))
     .bind(value)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(locked.is_some())
+    if locked.is_none() {
+        return Ok(false);
+    }
+    let updated = update.bind(value).execute(&mut *tx).await?.rows_affected() == 1;
+    tx.commit().await?;
+    Ok(updated)
 }

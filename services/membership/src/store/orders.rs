@@ -1,7 +1,7 @@
 //! `payment_orders`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
 use crate::domain::order::{OrderStatus, OrderType};
 
@@ -193,21 +193,15 @@ const DUE: &str = "status = 'notpay' AND attention = '' \
     AND (next_check_at IS NULL OR next_check_at <= CURRENT_TIMESTAMP(3))";
 
 /// Claims an order for one check by this instance and schedules the next one (backoff from its
-/// check count), inside the caller's transaction, which commits the claim. Another instance that
-/// claimed it first wins, and an order whose row another session holds is passed over for the
-/// round. Returns whether this instance got it.
+/// check count). Another instance that claimed it first wins, and an order whose row another
+/// session holds is passed over for the round. Returns whether this instance got it.
 #[tracing::instrument(name = "orders.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
-    conn: &mut MySqlConnection,
+    pool: &MySqlPool,
     out_trade_no: &str,
     schedule: CheckSchedule,
 ) -> Result<bool, sqlx::Error> {
-    if !super::lock_if_due_and_free(conn, "payment_orders", "out_trade_no", out_trade_no, DUE)
-        .await?
-    {
-        return Ok(false);
-    }
-    let result = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE payment_orders SET checked_at = CURRENT_TIMESTAMP(3), checks = checks + 1, \
          next_check_at = CASE \
            WHEN GREATEST(expire_at, created_at + INTERVAL ? SECOND) > CURRENT_TIMESTAMP(3) \
@@ -215,17 +209,23 @@ pub async fn claim_check(
                       GREATEST(expire_at, created_at + INTERVAL ? SECOND)) \
            ELSE CURRENT_TIMESTAMP(3) + INTERVAL LEAST(?, ? * POW(2, LEAST(checks - 1, 16))) SECOND END \
          WHERE out_trade_no = ? AND {DUE}"
-    ))
-    .bind(schedule.close_min_age_secs)
-    .bind(schedule.max_secs)
-    .bind(schedule.first_secs)
-    .bind(schedule.close_min_age_secs)
-    .bind(schedule.max_secs)
-    .bind(schedule.first_secs)
-    .bind(out_trade_no)
-    .execute(&mut *conn)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    );
+    let update = sqlx::query(&sql)
+        .bind(schedule.close_min_age_secs)
+        .bind(schedule.max_secs)
+        .bind(schedule.first_secs)
+        .bind(schedule.close_min_age_secs)
+        .bind(schedule.max_secs)
+        .bind(schedule.first_secs);
+    super::claim_if_due_and_free(
+        pool,
+        "payment_orders",
+        "out_trade_no",
+        out_trade_no,
+        DUE,
+        update,
+    )
+    .await
 }
 
 /// Takes an unpaid order off the reconciler's schedule because a person must look at it.

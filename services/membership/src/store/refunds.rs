@@ -1,7 +1,7 @@
 //! `payment_refunds`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor, MySqlPool};
 
 use crate::domain::refund::RefundStatus;
 
@@ -162,33 +162,31 @@ pub async fn due_for_check(
 const DUE: &str = "status IN ('pending', 'processing') \
     AND next_check_at IS NOT NULL AND next_check_at <= CURRENT_TIMESTAMP(3)";
 
-/// Claims a refund for one check and schedules the next (the pause doubles per check, capped),
-/// inside the caller's transaction, which commits the claim. Another instance that claimed it
-/// first wins, and a refund whose row another session holds is passed over for the round.
-/// Returns whether this instance got it.
+/// Claims a refund for one check and schedules the next (the pause doubles per check, capped).
+/// Another instance that claimed it first wins, and a refund whose row another session holds is
+/// passed over for the round. Returns whether this instance got it.
 #[tracing::instrument(name = "refunds.claim_check", skip_all, fields(otel.kind = "client", db.system.name = "mysql"))]
 pub async fn claim_check(
-    conn: &mut MySqlConnection,
+    pool: &MySqlPool,
     out_refund_no: &str,
     first_secs: u32,
     max_secs: u32,
 ) -> Result<bool, sqlx::Error> {
-    if !super::lock_if_due_and_free(conn, "payment_refunds", "out_refund_no", out_refund_no, DUE)
-        .await?
-    {
-        return Ok(false);
-    }
-    let result = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE payment_refunds SET checks = checks + 1, next_check_at = CURRENT_TIMESTAMP(3) \
          + INTERVAL LEAST(?, ? * POW(2, LEAST(checks, 16))) SECOND \
          WHERE out_refund_no = ? AND {DUE}"
-    ))
-    .bind(max_secs)
-    .bind(first_secs)
-    .bind(out_refund_no)
-    .execute(&mut *conn)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    );
+    let update = sqlx::query(&sql).bind(max_secs).bind(first_secs);
+    super::claim_if_due_and_free(
+        pool,
+        "payment_refunds",
+        "out_refund_no",
+        out_refund_no,
+        DUE,
+        update,
+    )
+    .await
 }
 
 /// A refund with its user's openid, for the admin site.
