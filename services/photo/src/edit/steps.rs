@@ -142,30 +142,23 @@ impl EditService {
         match answer {
             Ok(Submitted::Task(provider_task_id)) => {
                 let delay = self.settings.poll_initial.as_millis() as u64;
-                let recorded = self
-                    .update_task(&task, || {
-                        store::mark_running(
-                            &self.pools.primary,
-                            &task.id,
-                            self.owner(),
-                            &provider_task_id,
-                            delay,
-                        )
-                    })
-                    .await;
-                self.log_db(recorded);
+                self.update_or_warn(&task, || {
+                    store::mark_running(
+                        &self.pools.primary,
+                        &task.id,
+                        self.owner(),
+                        &provider_task_id,
+                        delay,
+                    )
+                })
+                .await;
                 tracing::info!(task = %task.id, provider_task = %provider_task_id, "edit submitted");
             }
             Ok(Submitted::Results(urls)) => self.finish(&task, &urls).await,
             Err(err) if err.is_transient() => {
                 let delay = self.backoff(task.attempts);
                 tracing::info!(task = %task.id, error = %err, delay_ms = delay, "provider busy; edit queued again");
-                let requeued = self
-                    .update_task(&task, || {
-                        store::requeue(&self.pools.primary, &task.id, self.owner(), delay)
-                    })
-                    .await;
-                self.log_db(requeued);
+                self.requeue(&task, delay).await;
             }
             Err(err) => self.fail_for(&task, &err).await,
         }
@@ -279,13 +272,7 @@ impl EditService {
                 tracing::error!(task = %task.id, error = %err, "result not stored; trying again later");
                 self.delete_results(&stored).await;
                 if task.status == TaskState::Submitting {
-                    let delay = self.backoff(1);
-                    let requeued = self
-                        .update_task(task, || {
-                            store::requeue(&self.pools.primary, &task.id, self.owner(), delay)
-                        })
-                        .await;
-                    self.log_db(requeued);
+                    self.requeue(task, self.backoff(1)).await;
                 } else {
                     self.later(task, TaskState::Running, self.backoff(1), false)
                         .await;
@@ -438,19 +425,25 @@ impl EditService {
 
     /// The step on `task` (in `status`) is done; the next is due after `delay_ms`.
     async fn later(&self, task: &TaskRow, status: TaskState, delay_ms: u64, polled: bool) {
-        let rescheduled = self
-            .update_task(task, || {
-                store::reschedule(
-                    &self.pools.primary,
-                    &task.id,
-                    status,
-                    self.owner(),
-                    delay_ms,
-                    polled,
-                )
-            })
-            .await;
-        self.log_db(rescheduled);
+        self.update_or_warn(task, || {
+            store::reschedule(
+                &self.pools.primary,
+                &task.id,
+                status,
+                self.owner(),
+                delay_ms,
+                polled,
+            )
+        })
+        .await;
+    }
+
+    /// The submission is to be made again after `delay_ms`: `task` goes back to the queue.
+    async fn requeue(&self, task: &TaskRow, delay_ms: u64) {
+        self.update_or_warn(task, || {
+            store::requeue(&self.pools.primary, &task.id, self.owner(), delay_ms)
+        })
+        .await;
     }
 
     /// Runs a guarded update of `task` (one this step holds the lease of), again while the
@@ -467,8 +460,13 @@ impl EditService {
         platform::db::retry_while_unavailable(until, update).await
     }
 
-    fn log_db(&self, outcome: Result<bool, sqlx::Error>) {
-        match outcome {
+    /// [`Self::update_task`], where an update that did not happen is only worth a warning.
+    async fn update_or_warn<F, Fut>(&self, task: &TaskRow, update: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<bool, sqlx::Error>>,
+    {
+        match self.update_task(task, update).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("an edit task moved on under another lease"),
             Err(err) => {
