@@ -89,7 +89,7 @@ impl BandedPolygon {
     /// Whether (x, y) lies inside: inside the exterior and in none of the holes. A point exactly
     /// on an edge may go either way.
     pub fn contains(&self, x: f64, y: f64) -> bool {
-        let Some(edges) = self.band_at(y) else {
+        let Some(edges) = self.edges_between(y, y) else {
             return false;
         };
         // Crossings of a ray to the left, each edge half-open in y so a vertex counts once.
@@ -111,36 +111,29 @@ impl BandedPolygon {
         if self.contains(x, y) {
             return Some(0.0);
         }
+        let point = Point::new(x, y);
+        self.edges_between(y - tolerance, y + tolerance)?
+            .iter()
+            .map(|&edge| {
+                let (a, b) = self.ends(edge);
+                Euclidean.distance(&point, &Line::new(a, b))
+            })
+            .min_by(f64::total_cmp)
+            .filter(|distance| *distance <= tolerance)
+    }
+
+    /// The edges of the bands that cover `low_y..=high_y` (an edge may be listed more than
+    /// once); None where that lies wholly beyond the polygon's height, or is not a number.
+    fn edges_between(&self, low_y: f64, high_y: f64) -> Option<&[u32]> {
         let bands = self.band_starts.len() - 1;
-        let low = (y - tolerance - self.min_y) * self.scale;
-        let high = (y + tolerance - self.min_y) * self.scale;
+        let low = (low_y - self.min_y) * self.scale;
+        let high = (high_y - self.min_y) * self.scale;
         if high.is_nan() || high < 0.0 || low > bands as f64 {
             return None;
         }
         let low = (low.max(0.0) as usize).min(bands - 1);
         let high = (high as usize).min(bands - 1);
         let range = self.band_starts[low] as usize..self.band_starts[high + 1] as usize;
-        let point = Point::new(x, y);
-        self.band_edges[range]
-            .iter()
-            .map(|&edge| {
-                let (a, b) = self.ends(edge);
-                Euclidean.distance(&point, &Line::new(a, b))
-            })
-            .fold(None, |nearest: Option<f64>, distance| {
-                Some(nearest.map_or(distance, |nearest| nearest.min(distance)))
-            })
-            .filter(|distance| *distance <= tolerance)
-    }
-
-    fn band_at(&self, y: f64) -> Option<&[u32]> {
-        let bands = self.band_starts.len() - 1;
-        let offset = (y - self.min_y) * self.scale;
-        if !(0.0..=bands as f64).contains(&offset) {
-            return None;
-        }
-        let band = (offset as usize).min(bands - 1);
-        let range = self.band_starts[band] as usize..self.band_starts[band + 1] as usize;
         Some(&self.band_edges[range])
     }
 
