@@ -147,12 +147,13 @@ mod tests {
     }
 
     /// Two instances spend one key's allowance as fast as they can: together they never grant
-    /// more than the allowance, lose at most a lease each to leftovers, and ask Redis for a
-    /// fraction of the requests.
+    /// more than the allowance (and what came back of it meanwhile), lose at most a lease each
+    /// to leftovers, and ask Redis for a fraction of the requests.
     #[tokio::test]
     async fn two_instances_share_an_allowance_through_leases() {
         let prefix = fresh_prefix();
         let per_minute = 1000;
+        let started = std::time::Instant::now();
         let instances = [
             Arc::new(shared(per_minute, &prefix)),
             Arc::new(shared(per_minute, &prefix)),
@@ -174,10 +175,16 @@ mod tests {
         for run in runs {
             allowed += run.await.unwrap();
         }
+        // The allowance comes back evenly over the minute (a unit every 60 ms here), and what
+        // came back while the two spent it may be granted too: on a loaded 2-core machine the
+        // spending took a second, and 1003 grants were right.
+        let spent_in = started.elapsed();
+        let came_back = spent_in.as_millis() * u128::from(per_minute) / 60_000;
+        let came_back = u32::try_from(came_back).unwrap_or(u32::MAX);
         let most_lost = 2 * (per_minute / 50);
         assert!(
-            allowed <= per_minute + 2,
-            "granted {allowed}: over the allowance"
+            allowed <= per_minute + came_back + 2,
+            "granted {allowed} in {spent_in:?}: over the allowance"
         );
         assert!(
             allowed >= per_minute - most_lost,
