@@ -385,23 +385,25 @@ const UNAVAILABLE_FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// the lease runs out.
 pub async fn retry_while_unavailable<T, F, Fut>(
     until: Instant,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut pause = UNAVAILABLE_FIRST_PAUSE;
-    loop {
-        match attempt().await {
-            Err(err) if is_unavailable(&err) && Instant::now() + pause < until => {
-                tracing::info!(error = %err, "database unreachable; trying again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            other => return other,
-        }
-    }
+    use backon::{ExponentialBuilder, Retryable};
+
+    let pauses = ExponentialBuilder::default()
+        .with_min_delay(UNAVAILABLE_FIRST_PAUSE)
+        .with_max_delay(Duration::from_secs(1))
+        .without_max_times();
+    attempt
+        .retry(pauses)
+        .when(is_unavailable)
+        // A pause that would end past `until` is not taken: the last error is the answer.
+        .adjust(|_, pause| pause.filter(|pause| Instant::now() + *pause < until))
+        .notify(|err, _| tracing::info!(error = %err, "database unreachable; trying again"))
+        .await
 }
 
 /// Returns true for errors after which the whole transaction should be run again: deadlock
