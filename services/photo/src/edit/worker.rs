@@ -87,8 +87,7 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
     let owner = service.instance_id.as_str();
     let lease = settings.lease.as_secs().max(1);
     // Taken before any claim, so a step's idea of its lease never outlasts the row's.
-    let claimed_at = Instant::now();
-    let lease_ends = |secs: u64| claimed_at + Duration::from_secs(secs);
+    let lease_ends = Instant::now() + Duration::from_secs(lease);
     let requeued = store::requeue_lost_submits(pool).await?;
     if requeued > 0 {
         tracing::warn!(requeued, "edit submits of a stopped instance queued again");
@@ -106,7 +105,7 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
             steps,
             service,
             expired,
-            lease_ends(lease),
+            lease_ends,
             |service, task| async move { service.expire(task).await },
         );
     }
@@ -134,7 +133,7 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
                 steps,
                 service,
                 task,
-                lease_ends(lease),
+                lease_ends,
                 |service, task| async move { service.submit_step(task).await },
             );
         }
@@ -144,7 +143,7 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
             steps,
             service,
             task,
-            lease_ends(lease),
+            lease_ends,
             |service, task| async move { service.poll_step(task).await },
         );
     }
@@ -153,7 +152,7 @@ async fn round(service: &Arc<EditService>, steps: &mut JoinSet<()>) -> Result<()
             steps,
             service,
             task,
-            lease_ends(lease),
+            lease_ends,
             |service, task| async move { service.settle_step(task).await },
         );
     }
