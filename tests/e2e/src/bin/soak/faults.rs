@@ -109,25 +109,59 @@ fn wait_until_healthy(compose: &Compose, container: &Container, limit: Duration)
 
 /// Times `docker pause` is tried. The kernel's freezer can fail to stop every process of a busy
 /// container at once (runc then thaws it and reports "unable to freeze"); a moment later it
-/// succeeds.
+/// usually succeeds.
 const PAUSE_ATTEMPTS: u32 = 3;
 
-fn pause(compose: &Compose, container: &Container) -> Result<()> {
-    let mut attempt = 1;
-    loop {
+/// How a container was frozen, so that it is thawed the same way.
+enum Frozen {
+    Paused,
+    /// Every process stopped with SIGSTOP: what the freezer does, seen from the network (the
+    /// server holds its connections and answers nothing), for when the cgroup v1 freezer keeps
+    /// refusing, as it does for a server whose threads sit in uninterruptible disk waits.
+    Stopped,
+}
+
+fn freeze(compose: &Compose, container: &Container) -> Result<Frozen> {
+    for attempt in 1..=PAUSE_ATTEMPTS {
         match compose.docker(&["pause", &container.id]) {
-            Ok(_) => return Ok(()),
-            Err(err) if attempt < PAUSE_ATTEMPTS => {
-                println!(
-                    "    pausing {} failed, trying again: {err:#}",
-                    container.name
-                );
-                std::thread::sleep(Duration::from_millis(500));
-                attempt += 1;
-            }
-            Err(err) => return Err(err),
+            Ok(_) => return Ok(Frozen::Paused),
+            Err(err) => println!(
+                "    pausing {} failed (attempt {attempt} of {PAUSE_ATTEMPTS}): {err:#}",
+                container.name
+            ),
         }
+        std::thread::sleep(Duration::from_millis(500));
     }
+    println!("    stopping every process of {} instead", container.name);
+    signal_all(compose, container, "STOP")?;
+    Ok(Frozen::Stopped)
+}
+
+fn thaw(compose: &Compose, container: &Container, frozen: Frozen) -> Result<()> {
+    match frozen {
+        Frozen::Paused => compose.docker(&["unpause", &container.id]).map(drop),
+        Frozen::Stopped => signal_all(compose, container, "CONT"),
+    }
+}
+
+/// Sends `signal` to every process of the container; without the right to signal them from
+/// here, Docker delivers it to the main process (the server: the image execs it).
+fn signal_all(compose: &Compose, container: &Container, signal: &str) -> Result<()> {
+    let pids: Vec<String> = compose
+        .processes(container)?
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    let signalled = !pids.is_empty()
+        && std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !signalled {
+        compose.docker(&["kill", "-s", signal, &container.id])?;
+    }
+    Ok(())
 }
 
 fn inject(compose: &Compose, fault: Fault, run: Duration) -> Result<String> {
@@ -149,10 +183,14 @@ fn inject(compose: &Compose, fault: Fault, run: Duration) -> Result<String> {
                 .containers("mysql-primary")?
                 .pop()
                 .context("the primary")?;
-            pause(compose, &primary)?;
+            let frozen = freeze(compose, &primary)?;
+            let how = match frozen {
+                Frozen::Paused => "paused",
+                Frozen::Stopped => "SIGSTOP",
+            };
             std::thread::sleep(PRIMARY_FROZEN);
-            compose.docker(&["unpause", &primary.id])?;
-            Ok(format!("primary frozen for {PRIMARY_FROZEN:.0?}"))
+            thaw(compose, &primary, frozen)?;
+            Ok(format!("primary frozen ({how}) for {PRIMARY_FROZEN:.0?}"))
         }
     }
 }
