@@ -180,11 +180,18 @@ impl CacheService {
         }
     }
 
-    /// Stores a result durably, then as the hot copy.
+    /// Stores a result durably (again after a deadlock: instances storing the same image's
+    /// local results insert beside it), then as the hot copy. The hot copy is written even when
+    /// the durable one failed: instances waiting on a cloud call read the result there, and
+    /// without it each would pay for the call again.
     pub async fn put(&self, key: &CacheKey, entry: &CachedEntry) -> Result<(), PhotoError> {
-        store::insert(&self.pools.primary, key, entry).await?;
+        let stored = platform::db::retry_transaction(
+            || store::insert(&self.pools.primary, key, entry),
+            |err| Some(err),
+        )
+        .await;
         self.redis_put(key, entry).await;
-        Ok(())
+        Ok(stored?)
     }
 
     /// Claims the right to call the cloud model for `key` across every instance, for `ttl` (the

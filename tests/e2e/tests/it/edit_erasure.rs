@@ -178,8 +178,11 @@ async fn forgetting_a_user_deletes_their_edit_objects_and_keeps_only_the_credit_
     let done_id = accepted["task_id"].as_str().unwrap().to_owned();
     let done = app.wait_for_edit(&done_id, WITHIN).await;
     assert_eq!(done["status"], "succeeded", "{done}");
+    // Every task the provider is given fails until this one has: a submit whose answer came
+    // late on a loaded machine is sent again and makes a second provider task, and the first
+    // would have used up a single fault.
     system.sandbox.set_edit_faults(EditFaults {
-        fail_tasks: 1,
+        fail_tasks: u32::MAX,
         ..EditFaults::default()
     });
     let failed_id = app
@@ -190,6 +193,7 @@ async fn forgetting_a_user_deletes_their_edit_objects_and_keeps_only_the_credit_
         ))
         .await;
     let failed = app.wait_for_edit(&failed_id, WITHIN).await;
+    system.sandbox.set_edit_faults(EditFaults::default());
     assert_eq!(failed["status"], "failed", "{failed}");
     assert_eq!(app.credits().await, (8, 0));
     wait_until_inputs_gone(system, &done_id).await;
