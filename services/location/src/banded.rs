@@ -171,11 +171,14 @@ mod tests {
 
     proptest! {
         /// The same answer as geo's own test, on jagged polygons with a hole, for points
-        /// anywhere around them (a point exactly on an edge has probability zero).
+        /// anywhere around them (a point exactly on an edge has probability zero). The hole
+        /// stays inside the exterior, as in a valid polygon (where it pokes out, the two tests
+        /// are entitled to differ): an exterior of 8 points or more, none nearer its centre
+        /// than 5, comes no nearer than 5·cos(22.5°) ≈ 4.62, and the hole reaches 3.5 + 0.71.
         #[test]
         fn agrees_with_geo(
-            outer in prop::collection::vec(5.0f64..10.0, 3..200),
-            inner in prop::collection::vec(1.0f64..4.0, 3..50),
+            outer in prop::collection::vec(5.0f64..10.0, 8..200),
+            inner in prop::collection::vec(1.0f64..3.5, 3..50),
             points in prop::collection::vec((-12.0f64..12.0, -12.0f64..12.0), 50),
             tolerance in 0.0f64..3.0,
         ) {
