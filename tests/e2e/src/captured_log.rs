@@ -30,6 +30,19 @@ impl<'a> MakeWriter<'a> for CapturedLog {
 }
 
 impl CapturedLog {
+    /// Captures, as plain text, what is logged at `level` and above on this thread until the
+    /// guard is dropped: a `#[tokio::test]` runtime runs on its thread, and the system under
+    /// test's tasks with it.
+    pub fn on_this_thread(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(level)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
     /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()

@@ -347,14 +347,7 @@ async fn signing_out_ends_the_session_for_every_copy_of_the_cookie() {
 /// the account's), never with the name typed: people type passwords into the name field.
 #[tokio::test]
 async fn a_failed_sign_in_is_logged_without_the_name_typed() {
-    let logs = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    // The test's runtime runs on this thread, the gateway's tasks with it.
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = CapturedLog::on_this_thread(tracing::Level::WARN);
     let system = System::start(Options::membership_flows()).await;
     for username in ["admin", "Hunter2-typed-as-the-name"] {
         let (status, body, _) = send(

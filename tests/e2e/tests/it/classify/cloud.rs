@@ -113,14 +113,7 @@ async fn fifty_identical_uploads_make_one_provider_call_and_one_charge() {
 async fn identical_uploads_spread_over_instances_still_make_one_provider_call() {
     // What the instances log, shown when the count is off: a retried attempt, a result that was
     // not stored, a claim given up or Redis skipped each explain a second call differently.
-    let logs = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The test's runtime runs on this thread, the instances' tasks with it.
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = CapturedLog::on_this_thread(tracing::Level::INFO);
     let app = bound_app(
         Options {
             photos: 3,
