@@ -66,15 +66,8 @@ fn kill_membership(compose: &Compose) -> Result<String> {
         .context("a membership instance")?;
     let pid = compose.main_pid(&victim)?;
     // SIGKILL to the process itself, as the kernel's OOM killer or `kill -9` would: Docker sees
-    // a crash and its restart policy starts the container again. Without the right to signal a
-    // root process, Docker delivers the same signal.
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !killed {
-        compose.docker(&["kill", "-s", "KILL", &victim.id])?;
-    }
+    // a crash and its restart policy starts the container again.
+    signal(compose, &victim, &[pid], "KILL")?;
     let how = if back_with_new_process(compose, &victim, pid, Duration::from_secs(10))? {
         "restarted by its restart policy"
     } else {
@@ -133,29 +126,25 @@ fn freeze(compose: &Compose, container: &Container) -> Result<Frozen> {
         std::thread::sleep(Duration::from_millis(500));
     }
     println!("    stopping every process of {} instead", container.name);
-    signal_all(compose, container, "STOP")?;
+    signal(compose, container, &compose.processes(container)?, "STOP")?;
     Ok(Frozen::Stopped)
 }
 
 fn thaw(compose: &Compose, container: &Container, frozen: Frozen) -> Result<()> {
     match frozen {
         Frozen::Paused => compose.docker(&["unpause", &container.id]).map(drop),
-        Frozen::Stopped => signal_all(compose, container, "CONT"),
+        Frozen::Stopped => signal(compose, container, &compose.processes(container)?, "CONT"),
     }
 }
 
-/// Sends `signal` to every process of the container; without the right to signal them from
-/// here, Docker delivers it to the main process (the server: the image execs it).
-fn signal_all(compose: &Compose, container: &Container, signal: &str) -> Result<()> {
-    let pids: Vec<String> = compose
-        .processes(container)?
-        .iter()
-        .map(u32::to_string)
-        .collect();
+/// Sends `signal` to the container's processes `pids` (host process ids); without the right to
+/// signal them from here (root's processes), Docker delivers it to the container's main process
+/// (the server: the images exec it).
+fn signal(compose: &Compose, container: &Container, pids: &[u32], signal: &str) -> Result<()> {
     let signalled = !pids.is_empty()
         && std::process::Command::new("kill")
             .arg(format!("-{signal}"))
-            .args(&pids)
+            .args(pids.iter().map(u32::to_string))
             .status()
             .is_ok_and(|s| s.success());
     if !signalled {

@@ -148,11 +148,10 @@ async fn identical_uploads_spread_over_instances_still_make_one_provider_call() 
     let by_model = answers.iter().filter(|a| a["source"] == "model").count();
     let credits = app.credits().await;
     if app.vision_calls() != 1 {
-        let told: Vec<String> = logs
-            .text()
+        let text = logs.text();
+        let told: Vec<&str> = text
             .lines()
             .filter(|line| !line.contains(" INFO ") || line.contains("cloud"))
-            .map(str::to_owned)
             .collect();
         panic!(
             "{} provider calls, not one; {by_model} answers by the model, credits {credits:?}; \
