@@ -342,15 +342,18 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     )
 }
 
-/// How many times [`retry_transaction`] runs a transaction at most.
-const TRANSACTION_ATTEMPTS: u32 = 3;
+/// How many times [`retry_transaction`] runs a transaction again at most (three attempts).
+const TRANSACTION_RETRIES: usize = 2;
+/// The pause before a transaction runs again, jittered up to twice as long: two transactions
+/// that deadlocked each other do not meet again at once.
+const TRANSACTION_PAUSE: Duration = Duration::from_millis(25);
 
 /// Runs a whole transaction again after a deadlock or lock wait timeout ([`is_retryable`]), up to
-/// three attempts with jittered 5–50 ms pauses, as MySQL asks of its clients. Each attempt must
+/// three attempts with jittered 25–50 ms pauses, as MySQL asks of its clients. Each attempt must
 /// begin its own transaction; `database_error` finds the database error inside the caller's
 /// error type.
 pub async fn retry_transaction<T, E, F, Fut>(
-    mut attempt: F,
+    attempt: F,
     database_error: impl Fn(&E) -> Option<&sqlx::Error>,
 ) -> Result<T, E>
 where
@@ -358,21 +361,17 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match attempt().await {
-            Err(err)
-                if tries < TRANSACTION_ATTEMPTS
-                    && database_error(&err).is_some_and(is_retryable) =>
-            {
-                let pause = rand::Rng::random_range(&mut rand::rng(), 5..=50);
-                tracing::info!(error = %err, tries, "transaction conflict; running it again");
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-            other => return other,
-        }
-    }
+    use backon::{ConstantBuilder, Retryable};
+
+    let pauses = ConstantBuilder::default()
+        .with_delay(TRANSACTION_PAUSE)
+        .with_max_times(TRANSACTION_RETRIES)
+        .with_jitter();
+    attempt
+        .retry(pauses)
+        .when(|err| database_error(err).is_some_and(is_retryable))
+        .notify(|err, _| tracing::info!(error = %err, "transaction conflict; running it again"))
+        .await
 }
 
 /// The first pause of [`retry_while_unavailable`]; each next one doubles, up to a second.
