@@ -2,8 +2,9 @@
 //! instance, and the test reads how many calls reached it. Stopping the proxy closes its listener
 //! and connections, so to the gateway the instance is gone.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
@@ -16,21 +17,33 @@ pub struct CountingProxy {
     /// What clients dial instead of the instance.
     pub url: String,
     calls: Arc<AtomicU64>,
+    /// The paths of the calls the instance has answered (the answer maybe still held).
+    answered: Arc<Mutex<Vec<String>>>,
     stop: CancellationToken,
 }
 
 impl CountingProxy {
     /// Proxies to `target` (an `http://` gRPC URL) until `stop` is cancelled or [`Self::stop`].
     pub async fn start(target: &str, stop: CancellationToken) -> Self {
+        Self::delaying(target, stop, Duration::ZERO).await
+    }
+
+    /// The same, holding each answer for `answer_delay` once the instance has given it: what
+    /// the instance did is done, and its caller does not know yet.
+    pub async fn delaying(target: &str, stop: CancellationToken, answer_delay: Duration) -> Self {
         let channel = Endpoint::from_shared(target.to_owned())
             .expect("proxy target")
             .connect_lazy();
         let calls = Arc::new(AtomicU64::new(0));
         let counter = calls.clone();
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let answers = answered.clone();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let mut channel = channel.clone();
             let counter = counter.clone();
+            let answers = answers.clone();
             async move {
+                let path = request.uri().path().to_owned();
                 // Health checks are not the calls under test.
                 if !request.uri().path().starts_with("/grpc.health") {
                     counter.fetch_add(1, Ordering::SeqCst);
@@ -42,7 +55,11 @@ impl CountingProxy {
                     Err(_) => return http::StatusCode::BAD_GATEWAY.into_response(),
                 };
                 match ready.call(request).await {
-                    Ok(response) => response.map(axum::body::Body::new),
+                    Ok(response) => {
+                        answers.lock().expect("answers").push(path);
+                        tokio::time::sleep(answer_delay).await;
+                        response.map(axum::body::Body::new)
+                    }
                     Err(_) => http::StatusCode::BAD_GATEWAY.into_response(),
                 }
             }
@@ -55,7 +72,22 @@ impl CountingProxy {
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await;
         });
-        Self { url, calls, stop }
+        Self {
+            url,
+            calls,
+            answered,
+            stop,
+        }
+    }
+
+    /// Whether the instance has answered a call of `method` (`Reserve`), held or not.
+    pub fn answered(&self, method: &str) -> bool {
+        let suffix = format!("/{method}");
+        self.answered
+            .lock()
+            .expect("answers")
+            .iter()
+            .any(|path| path.ends_with(&suffix))
     }
 
     /// Calls that reached this instance so far.

@@ -216,6 +216,9 @@ pub struct System {
     membership_tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// With `Options::photos` > 1: every photo instance, as the gateways reach it.
     pub photo_instances: Vec<grpc_proxy::CountingProxy>,
+    /// The proxies photo reaches membership through, with
+    /// [`photo::PhotoOptions::membership_answer_delay_ms`]; empty without.
+    pub photo_to_membership: Vec<grpc_proxy::CountingProxy>,
     /// With `Options::faulty_providers`: the way the services reach the providers.
     pub providers: Option<proxy::FaultyProvider>,
     /// None with `Options::photos` 0.
@@ -444,12 +447,23 @@ impl System {
             }));
         }
         let stats_url = stats.url();
+        // Photo's calls to membership, their answers held on the way back where a test asks.
+        let mut photo_membership_urls = membership_urls.clone();
+        let mut photo_to_membership = Vec::new();
+        if let Some(delay) = options.photo.membership_answer_delay_ms {
+            let delay = Duration::from_millis(delay);
+            for url in &membership_urls {
+                photo_to_membership
+                    .push(grpc_proxy::CountingProxy::delaying(url, shutdown.clone(), delay).await);
+            }
+            photo_membership_urls = photo_to_membership.iter().map(|p| p.url.clone()).collect();
+        }
         let peers = photo::Peers {
             sandbox: &sandbox,
             provider_url: &provider_url,
             redis_prefix: &redis_prefix,
             service_token: &service_token,
-            membership_urls: &membership_urls,
+            membership_urls: &photo_membership_urls,
             stats_url: &stats_url,
             primary_proxy: primary_proxy
                 .as_ref()
@@ -533,6 +547,7 @@ impl System {
             gateway_tasks: std::sync::Mutex::new(gateway_tasks),
             membership_tasks: std::sync::Mutex::new(membership_tasks),
             photo_instances,
+            photo_to_membership,
             providers,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

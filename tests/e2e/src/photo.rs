@@ -61,6 +61,9 @@ pub struct PhotoOptions {
     /// Most points in one location batch, set for the gateway and photo alike (one setting,
     /// as compose passes it); their default when None.
     pub location_batch_max: Option<usize>,
+    /// Photo's calls to membership have their answers held this long on the way back (what
+    /// membership did is done, and photo does not know it yet); None: none held.
+    pub membership_answer_delay_ms: Option<u64>,
 }
 
 impl Default for PhotoOptions {
@@ -86,6 +89,7 @@ impl Default for PhotoOptions {
             location_batch_max: None,
             upload_wait_ms: None,
             classify_timeout_ms: None,
+            membership_answer_delay_ms: None,
         }
     }
 }

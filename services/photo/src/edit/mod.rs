@@ -101,6 +101,10 @@ pub struct EditService {
 
 /// Longest idempotency key a client may send.
 const MAX_REQUEST_KEY: usize = 128;
+/// How long a submission whose credits are held waits for an unreachable primary to queue its
+/// task: a short outage (a failover, a restart) passes within it, and the gateway's deadline
+/// for the call (10 s by default) is longer.
+const QUEUEING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Tasks whose results are deleted per retention round.
 const PURGE_BATCH: u32 = 100;
 
@@ -208,20 +212,13 @@ impl EditService {
             &[Some(input_key), mask_key],
         )
         .await?;
-        // Queued and read back in one transaction: the answer is the task as accepted, since a
-        // worker cannot take it before the commit.
-        let mut queueing = self.pools.primary.begin().await?;
-        if !store::mark_queued(&mut *queueing, &id).await? {
-            drop(queueing);
+        let row = self.queue(&id).await?;
+        if row.status == TaskState::Failed {
             // The abandoned-request sweep failed the task while its credits were being held
             // (membership answered after minutes): give the hold back too.
             self.credits.release(&domain::credit_reference(&id)).await;
             return Err(PhotoError::CreditsUnavailable);
         }
-        let row = store::find(&mut *queueing, &id)
-            .await?
-            .ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))?;
-        queueing.commit().await?;
         self.wake.notify_one();
         tracing::info!(task = %id, function = valid.function.as_str(), outputs = valid.outputs, "edit queued");
         Ok(self.view(row, true))
@@ -357,6 +354,25 @@ impl EditService {
 
     /// Holds one credit per output under the task's reference. On refusal the task fails at
     /// once (nothing was held) and its stored input is removed.
+    /// Queues a task whose credits are held, and reads it back in the same transaction: the
+    /// answer is the task as accepted, since a worker cannot take it before the commit. The
+    /// credits are held already, so a primary out of reach is waited for a while
+    /// ([`QUEUEING_PATIENCE`]) rather than leaving the task and its hold to the abandoned-request
+    /// sweep. A task no longer new was queued by an attempt whose commit's answer was lost, or
+    /// failed by that sweep: the row says which.
+    async fn queue(&self, id: &str) -> Result<TaskRow, PhotoError> {
+        let until = std::time::Instant::now() + QUEUEING_PATIENCE;
+        let row = platform::db::retry_while_unavailable(until, || async {
+            let mut queueing = self.pools.primary.begin().await?;
+            store::mark_queued(&mut *queueing, id).await?;
+            let row = store::find(&mut *queueing, id).await?;
+            queueing.commit().await?;
+            Ok(row)
+        })
+        .await?;
+        row.ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))
+    }
+
     async fn hold_credits(
         &self,
         id: &str,

@@ -131,3 +131,42 @@ async fn a_submission_recorded_across_a_primary_outage_is_sent_once() {
     primary.restore();
     assert_sent_and_charged_once(&app, &id, Duration::from_secs(40)).await;
 }
+
+/// The primary cut once membership has answered photo's hold of the credits and before photo
+/// has queued the task (the answer is held a second on its way back): the submission waits for
+/// the primary and is accepted, rather than answering 503 and leaving the task and its hold to
+/// the abandoned-request sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_queues_its_task_across_a_short_primary_outage() {
+    let options = Options {
+        cuttable_primary: true,
+        photo_through_cuttable_primary: true,
+        photo: PhotoOptions {
+            membership_answer_delay_ms: Some(1000),
+            ..PhotoOptions::default()
+        },
+        ..Options::default()
+    };
+    let app = bound_app(options, "o_edit_cut_queue").await;
+    app.grant(1).await;
+    let primary = app.system.primary_proxy.as_ref().unwrap();
+    let submitting = app.submit_edit(form(
+        photo(),
+        "stylization_all",
+        &[("prompt", "金箔艺术风格")],
+    ));
+    let cutting = async {
+        let started = std::time::Instant::now();
+        while !app.system.photo_to_membership[0].answered("Reserve") {
+            assert!(started.elapsed() < Duration::from_secs(30), "no hold");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        primary.cut();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        primary.restore();
+    };
+    let ((status, body), ()) = tokio::join!(submitting, cutting);
+    assert_eq!(status, 202, "{body}");
+    let id = body["task_id"].as_str().unwrap();
+    assert_sent_and_charged_once(&app, id, Duration::from_secs(40)).await;
+}
