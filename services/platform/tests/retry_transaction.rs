@@ -69,13 +69,21 @@ async fn a_lock_wait_timeout_runs_the_transaction_again() {
     let (db, pool) = counter().await;
     let mut holder = hold_the_row(&db).await;
     let attempts = Arc::new(AtomicU32::new(0));
-    // The lock is given up while the first attempt waits for it (its wait ends after a second,
-    // with 1205): the next attempt gets the row.
+    // The lock is held through the first attempt (its wait ends after a second, with 1205) and
+    // given up once the second has begun, which then gets the row.
+    let second_begun = attempts.clone();
     let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        while second_begun.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         holder.execute("COMMIT").await.expect("commit");
     });
-    let outcome = retry_transaction(|| increment(&pool, &attempts), itself).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        retry_transaction(|| increment(&pool, &attempts), itself),
+    )
+    .await
+    .expect("the retries end");
     release.await.expect("release");
     outcome.expect("the attempt after the lock was given up commits");
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
