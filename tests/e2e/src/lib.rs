@@ -448,7 +448,6 @@ impl System {
         }
         let stats_url = stats.url();
         // Photo's calls to membership, their answers held on the way back where a test asks.
-        let mut photo_membership_urls = membership_urls.clone();
         let mut photo_to_membership = Vec::new();
         if let Some(delay) = options.photo.membership_answer_delay_ms {
             let delay = Duration::from_millis(delay);
@@ -456,8 +455,12 @@ impl System {
                 photo_to_membership
                     .push(grpc_proxy::CountingProxy::delaying(url, shutdown.clone(), delay).await);
             }
-            photo_membership_urls = photo_to_membership.iter().map(|p| p.url.clone()).collect();
         }
+        let photo_membership_urls = if photo_to_membership.is_empty() {
+            membership_urls.clone()
+        } else {
+            photo_to_membership.iter().map(|p| p.url.clone()).collect()
+        };
         let peers = photo::Peers {
             sandbox: &sandbox,
             provider_url: &provider_url,

@@ -352,8 +352,6 @@ impl EditService {
         .await
     }
 
-    /// Holds one credit per output under the task's reference. On refusal the task fails at
-    /// once (nothing was held) and its stored input is removed.
     /// Queues a task whose credits are held, and reads it back in the same transaction: the
     /// answer is the task as accepted, since a worker cannot take it before the commit. The
     /// credits are held already, so a primary out of reach is waited for a while
@@ -373,6 +371,8 @@ impl EditService {
         row.ok_or_else(|| PhotoError::Internal("an edit task vanished".into()))
     }
 
+    /// Holds one credit per output under the task's reference. On refusal the task fails at
+    /// once (nothing was held) and its stored input is removed.
     async fn hold_credits(
         &self,
         id: &str,
