@@ -89,8 +89,12 @@ check_features_shared() {
   fi
 }
 
-# The options every run shares: the geodata for api_queries, a hang after 10 s, 2 GiB of RSS
-# at most (the caps inside are lower), findings kept apart from the corpus.
+# api_queries reads the geodata where the photo service would: GEODATA_DIR, by default where
+# deploy/local/fetch-geodata.sh writes it.
+export GEODATA_DIR=${GEODATA_DIR:-${XINTU_DATA_DIR:-$HOME/.cache/xintu/data}/geo}
+
+# The options every run shares: a hang after 10 s, 2 GiB of RSS at most (the caps inside are
+# lower), findings kept apart from the corpus.
 fuzz_options() {
   local target=$1
   mkdir -p "$FUZZ_DIR/artifacts"

@@ -5,9 +5,9 @@ use std::path::Path;
 use image::RgbImage;
 
 use crate::category::AlbumCategory;
-use crate::decode::DecodedImage;
 use crate::model::{self, EfficientNetLite0, ImageNetLabels, ModelError, preprocess};
 use crate::rules::CategoryRules;
+use photo_upload::DecodedImage;
 
 /// Identifies the local model in results and cache keys.
 pub const MODEL_ID: &str = "local-efficientnet-lite0";

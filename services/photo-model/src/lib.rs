@@ -1,5 +1,6 @@
 //! Local photo classification for the photo service (docs/architecture.md, "Classification
-//! order"): [`decode`] bounded decoding of untrusted uploads, [`LocalClassifier`]
+//! order"): [`decode`] bounded decoding of untrusted uploads (the `photo-upload` crate's, which
+//! this crate passes on), [`LocalClassifier`]
 //! (EfficientNet-Lite0 on candle, CPU) and the album-category [`rules`] that map ImageNet labels to
 //! album categories.
 //!
@@ -20,15 +21,15 @@
 pub mod category;
 mod classifier;
 pub mod data_dir;
-pub mod decode;
 pub mod model;
 mod resize;
 pub mod rules;
 
 pub use category::AlbumCategory;
 pub use classifier::{LocalClassification, LocalClassifier, MODEL_ID, TopLabel, top_classes};
-pub use decode::{
+// `decode` is both the module and its function.
+pub use model::ModelError;
+pub use photo_upload::{
     DecodeError, DecodeLimits, DecodedImage, ImageMetadata, PhotoFormat, Probe, decode, probe,
 };
-pub use model::ModelError;
 pub use rules::{CategoryDecision, CategoryRules, RulesError};

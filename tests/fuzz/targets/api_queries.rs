@@ -2,7 +2,8 @@
 //!
 //! - first byte even: a `/api/v1/location` query string → the gateway's `PointIn` → the photo
 //!   service's WGS-84 check → the place found in the real offline geodata (loaded once from
-//!   `XINTU_DATA_DIR`), whose name is never empty;
+//!   `GEODATA_DIR`, as the photo service reads it; deploy/local/fuzz.sh sets it), whose name is
+//!   never empty;
 //! - first byte odd: a `/api/v1/photos/lookup` or `/api/v1/location/batch` JSON body → the
 //!   gateway's types → each digest parsed as the photo service does, and each point checked.
 
@@ -14,9 +15,9 @@ use axum::extract::Query;
 use gateway::routes::location::{LocationBatchIn, PointIn};
 use gateway::routes::photos::LookupIn;
 use libfuzzer_sys::fuzz_target;
-use photo_svc::classify::domain::Digest;
-use photo_svc::location::Locator;
-use photo_svc::location::coordinate::Wgs84;
+use location::Locator;
+use location::coordinate::Wgs84;
+use photo_upload::Digest;
 
 // The geodata's indexes take some 200 MiB; the rest of the harness little.
 #[global_allocator]
@@ -25,10 +26,12 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 fn locator() -> &'static Locator {
     static LOCATOR: OnceLock<Locator> = OnceLock::new();
     LOCATOR.get_or_init(|| {
-        photo_svc::location::geodata::load(&photo_svc::location::geodata::default_dir())
-            .unwrap_or_else(|err| {
-                unreachable!("the geodata loads (deploy/local/fetch-geodata.sh): {err}")
-            })
+        let dir = std::env::var_os("GEODATA_DIR").unwrap_or_else(|| {
+            unreachable!("GEODATA_DIR names the geodata (deploy/local/fuzz.sh)")
+        });
+        location::geodata::load(std::path::Path::new(&dir)).unwrap_or_else(|err| {
+            unreachable!("the geodata loads (deploy/local/fetch-geodata.sh): {err}")
+        })
     })
 }
 

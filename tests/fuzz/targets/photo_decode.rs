@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use photo_model::{DecodeLimits, decode, probe};
+use photo_upload::{DecodeLimits, decode, probe};
 
 /// Outside a decode (the probe included, which allocates no pixels), the harness may hold this
 /// much; it leaves room for a panic's backtrace to be symbolised.

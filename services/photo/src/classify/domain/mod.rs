@@ -2,12 +2,11 @@
 //! asked, and why it sometimes is not.
 
 pub mod answer;
-mod digest;
 
 use serde::{Deserialize, Serialize};
 
-pub use digest::{Digest, DigestError};
 pub use photo_model::AlbumCategory;
+pub use photo_upload::{Digest, DigestError};
 
 /// What the caller asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary
 
-use photo_model::{DecodeLimits, decode, probe};
+use photo_upload::{DecodeLimits, decode, probe};
 
 /// Far above what probing or decoding this small image needs, far below the claim.
 #[global_allocator]
@@ -69,7 +69,7 @@ fn a_webp_frame_larger_than_its_canvas_is_refused_before_decoding() {
     assert!(refused.is_client_error());
     assert!(matches!(
         decode(bomb, &limits),
-        Err(photo_model::DecodeError::FrameLargerThanCanvas)
+        Err(photo_upload::DecodeError::FrameLargerThanCanvas)
     ));
 }
 
@@ -82,7 +82,7 @@ fn a_gif_frame_larger_than_its_screen_is_refused_before_decoding() {
     let limits = DecodeLimits::default();
     assert!(matches!(
         decode(bomb, &limits),
-        Err(photo_model::DecodeError::FrameLargerThanCanvas)
+        Err(photo_upload::DecodeError::FrameLargerThanCanvas)
     ));
 }
 
@@ -106,10 +106,10 @@ fn a_png_palette_that_is_not_whole_entries_is_refused_not_a_panic() {
     let limits = DecodeLimits::default();
     assert!(matches!(
         probe(png, &limits),
-        Err(photo_model::DecodeError::Corrupt(_))
+        Err(photo_upload::DecodeError::Corrupt(_))
     ));
     assert!(matches!(
         decode(png, &limits),
-        Err(photo_model::DecodeError::Corrupt(_))
+        Err(photo_upload::DecodeError::Corrupt(_))
     ));
 }

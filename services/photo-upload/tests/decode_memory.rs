@@ -11,7 +11,7 @@
 )] // a test binary
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
-use photo_model::{DecodeLimits, decode, probe};
+use photo_upload::{DecodeLimits, decode, probe};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
