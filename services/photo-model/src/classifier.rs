@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use image::RgbImage;
+use photo_upload::DecodedImage;
 
 use crate::category::AlbumCategory;
 use crate::model::{self, EfficientNetLite0, ImageNetLabels, ModelError, preprocess};
 use crate::rules::CategoryRules;
-use photo_upload::DecodedImage;
 
 /// Identifies the local model in results and cache keys.
 pub const MODEL_ID: &str = "local-efficientnet-lite0";

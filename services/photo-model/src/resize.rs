@@ -1,4 +1,5 @@
-//! Fast, antialiased downscaling (fast_image_resize: SIMD convolution, like PIL's bilinear filter).
+//! The model's input crop: fast, antialiased resizing (fast_image_resize: SIMD convolution, like
+//! PIL's bilinear filter; the filter of photo-upload's downscale to the working size too).
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
