@@ -27,8 +27,8 @@ pub mod rules;
 
 pub use category::AlbumCategory;
 pub use classifier::{LocalClassification, LocalClassifier, MODEL_ID, TopLabel, top_classes};
-// `decode` is both the module and its function.
 pub use model::ModelError;
+// `decode` is both photo-upload's module and its function: both are passed on.
 pub use photo_upload::{
     DecodeError, DecodeLimits, DecodedImage, ImageMetadata, PhotoFormat, Probe, decode, probe,
 };
