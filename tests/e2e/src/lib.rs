@@ -223,6 +223,8 @@ pub struct System {
     pub providers: Option<proxy::FaultyProvider>,
     /// None with `Options::photos` 0.
     photo: Option<PhotoPart>,
+    /// The merchant's certificate and keys the membership instances read at start.
+    _merchant_files: edge::ScratchDir,
 }
 
 /// Where the gateways of a system without a photo service send photo calls: nobody listens
@@ -359,8 +361,10 @@ impl System {
             shutdown.child_token(),
         )
         .await;
-        // The merchant certificate for refunds, as files, like the merchant platform's download.
-        let tls_dir = std::env::temp_dir().join(format!("xintu-e2e-tls-{redis_prefix}"));
+        // The merchant certificate for refunds, as files, like the merchant platform's download;
+        // removed with the system (they hold private keys).
+        let merchant_files = edge::ScratchDir::new("e2e-merchant");
+        let tls_dir = merchant_files.path.clone();
         if options.merchant_certificate || options.wechatpay_api_v3 {
             sandbox
                 .merchant_tls()
@@ -552,6 +556,7 @@ impl System {
             photo_instances,
             photo_to_membership,
             providers,
+            _merchant_files: merchant_files,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
