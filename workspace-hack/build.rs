@@ -1,0 +1,2 @@
+// An empty build script: without one, cargo ignores the crate's build dependencies.
+fn main() {}
