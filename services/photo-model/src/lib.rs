@@ -22,7 +22,6 @@ pub mod category;
 mod classifier;
 pub mod data_dir;
 pub mod model;
-mod resize;
 pub mod rules;
 
 pub use category::AlbumCategory;

@@ -27,3 +27,4 @@ pub use decode::{
     DecodeError, DecodeLimits, DecodedImage, ImageMetadata, PhotoFormat, Probe, decode, probe,
 };
 pub use digest::{Digest, DigestError};
+pub use resize::resize_short_side_center_crop;

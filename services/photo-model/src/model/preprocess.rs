@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
-use crate::resize::resize_short_side_center_crop;
+use photo_upload::resize_short_side_center_crop;
 
 pub const RESIZE_SHORT_SIDE: u32 = 256;
 pub const INPUT_SIZE: u32 = 224;
