@@ -44,6 +44,9 @@ pub struct PhotoOptions {
     pub edit_deadline_secs: u64,
     pub edit_poll_ms: u64,
     pub edit_lease_secs: u64,
+    /// Timeout of a task submission and of each poll: a submission that outlasts it is taken as
+    /// not made and sent again (and the provider runs both).
+    pub edit_call_timeout_ms: u64,
     pub edit_free_text_model: String,
     /// How long stored results are kept after their task succeeded (looked at every 100 ms).
     pub edit_result_retention_secs: u64,
@@ -80,6 +83,7 @@ impl Default for PhotoOptions {
             edit_deadline_secs: 60,
             edit_poll_ms: 50,
             edit_lease_secs: 2,
+            edit_call_timeout_ms: 3000,
             edit_free_text_model: "qwen-image-edit".into(),
             edit_result_retention_secs: 30 * 24 * 3600,
             classification_cache_retention_days: 365,
@@ -180,7 +184,7 @@ pub async fn start_instance(
     edits.tick = Duration::from_millis(50);
     edits.retry_base = Duration::from_millis(50);
     edits.retry_max = Duration::from_millis(400);
-    edits.call_timeout = Duration::from_millis(3000);
+    edits.call_timeout = Duration::from_millis(photo.edit_call_timeout_ms);
     edits.sync_timeout = Duration::from_millis(5000);
     edits.free_text_model = photo.edit_free_text_model.clone();
     cfg.classify.classification_cache_retention_days = photo.classification_cache_retention_days;

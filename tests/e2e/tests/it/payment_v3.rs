@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use e2e::{Options, System};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
-use sandbox::{NotifyMode, RefundMode};
+use sandbox::{NotifyMode, RefundMode, RefundStatus};
 
 use crate::refunds::{refund, wait_for_refund};
 use sha2::Sha256;
@@ -224,12 +224,19 @@ async fn v3_refunds_are_notified_queried_and_take_back_once() {
     let admin = system.admin_sign_in().await;
 
     // Half back: 10 credits taken, the refund accepted through v3, then its REFUND.SUCCESS
-    // notification (three copies at once) settles it once.
+    // notification (three copies at once) settles it once. WeChat Pay holds it until told, so
+    // the answer cannot race the notification.
+    system.sandbox.set_refund_mode(RefundMode::Hold);
     let first = refund(&admin, &order_no, 500).await.expect("the refund");
     assert_eq!(first.credits_taken, 10);
     assert_eq!(first.status, "processing", "{first:?}");
     let first_no = first.refund_no;
     assert!(system.sandbox.refund(&first_no).unwrap().v3);
+    assert!(
+        system
+            .sandbox
+            .settle_refund(&first_no, RefundStatus::Success)
+    );
     wait_for_refund(&admin, &order_no, &first_no, "success").await;
     assert!(system.sandbox.stats().refund_notifies_sent >= 3);
     assert_eq!(browser.profile().await.remaining_credits, 10);

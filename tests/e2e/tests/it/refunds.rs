@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::api::{self, Answer, refusal, types};
 use e2e::{MemberBrowser, Options, System};
-use sandbox::{NotifyMode, RefundMode};
+use sandbox::{NotifyMode, RefundMode, RefundStatus};
 use wechat_protocol::xml::Value;
 
 /// The operator refunds `refund_fee` fen of the order.
@@ -64,13 +64,21 @@ async fn a_credits_order_is_refunded_in_parts_and_never_past_the_unspent_credits
     let admin = system.admin_sign_in().await;
 
     // 30 % back: 30 credits taken at once, the refund accepted by WeChat Pay, then its notify
-    // (sent three times at once) settles it, once.
+    // (sent three times at once) settles it, once. WeChat Pay holds it until told, so the
+    // answer cannot race the notify.
+    system.sandbox.set_refund_mode(RefundMode::Hold);
     let first = refund(&admin, &order_no, 1500).await.expect("the refund");
     assert_eq!(first.credits_taken, 30);
     assert_eq!(first.status, "processing", "{first:?}");
     assert!(first.refund_id.as_deref().unwrap().starts_with("50"));
     let first_no = first.refund_no.as_str();
+    assert!(
+        system
+            .sandbox
+            .settle_refund(first_no, RefundStatus::Success)
+    );
     wait_for_refund(&admin, &order_no, first_no, "success").await;
+    system.sandbox.set_refund_mode(RefundMode::default());
     assert_eq!(remaining(&browser).await, 70);
 
     // The user spends 50 of the 70: only the value of 20 unspent credits can go back now.
