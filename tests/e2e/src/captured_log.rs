@@ -1,5 +1,5 @@
-//! What the components of a test's process log, kept for the test to read: a writer for a
-//! tracing subscriber that appends to one shared buffer.
+//! What the components of a test's process log: kept for the test to read (a writer for a
+//! tracing subscriber that appends to one shared buffer), and their warnings in the test's output.
 
 #![allow(clippy::unwrap_used)] // test support: a poisoned buffer fails the test loudly
 
@@ -47,4 +47,21 @@ impl CapturedLog {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// Sends what every part of the system under test logs at warning level and above to the
+/// process's standard error, which the test runner shows only for a test that failed: what a
+/// service saw (a call it gave up on, a lease it took back) is then on record beside the failed
+/// assertion. `XINTU_TEST_LOG` sets another filter (`info`, `photo_svc=debug`). A test that
+/// installed its own subscriber first keeps it.
+pub fn warnings_to_test_output() {
+    let filter = std::env::var("XINTU_TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Fails only when a subscriber is already set, which is then the one to keep.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
 }

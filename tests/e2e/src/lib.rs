@@ -310,6 +310,7 @@ pub(crate) fn with_host(url: &SecretString, addr: std::net::SocketAddr) -> Secre
 
 impl System {
     pub async fn start(options: Options) -> Self {
+        captured_log::warnings_to_test_output();
         let sandbox_cfg = SandboxConfig {
             aes_key: options.safe_mode.then(|| TEST_AES_KEY.to_owned()),
             ..SandboxConfig::default()
